@@ -1,0 +1,3 @@
+from chaos_tui.cli import main
+
+raise SystemExit(main())

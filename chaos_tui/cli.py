@@ -1,0 +1,245 @@
+"""The `chaos-tui` command. No flags: the console. --headless: one scenario for CI and scripts.
+
+Every user mistake ends as one line on stderr and a non-zero exit code; nothing is started
+before the input has been checked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from chaos_tui import __version__
+from chaos_tui.exit_codes import ExitCode
+
+
+class UsageProblem(Exception):
+    """Bad input from the user: one line, exit 2."""
+
+
+def fail(code: int, message: str) -> None:
+    click.echo(f"chaos-tui: {message}", err=True)
+    raise SystemExit(int(code))
+
+
+def _settings():
+    from chaos_tui.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = "CHAOS_" + "__".join(str(p).upper() for p in err["loc"])
+        fail(ExitCode.USAGE, f"bad setting {where}: {err['msg']}")
+
+
+def parse_params(scenario_cls, assignments: tuple[str, ...]):
+    """`--set key=value` pairs, validated against the scenario's parameter model."""
+    values = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageProblem(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = value.strip()
+    try:
+        return scenario_cls.Params(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "?"
+        known = ", ".join(scenario_cls.Params.model_fields)
+        raise UsageProblem(
+            f"bad --set {field} for {scenario_cls.name}: {err['msg']} (parameters: {known})"
+        ) from None
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--headless", is_flag=True, help="Run one scenario without the console (for CI).")
+@click.option("--scenario", "scenario_name", metavar="NAME", help="Scenario to run (see `chaos-tui list`).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON result here instead of stdout.")
+@click.option("--target", "target_name", default="sandbox", show_default=True, help="Where faults land.")
+@click.option("--enable-chaos", is_flag=True, help="Allow faults on a target that is not the sandbox.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a scenario parameter (repeatable).")
+@click.option("--rate", "rate_hz", type=float, default=None, help="Probe sampling rate in Hz (default 10).")
+@click.option("--invariant-budget", type=float, default=None, help="Seconds allowed for checking invariants.")
+@click.option("--keep-sandbox", is_flag=True, help="Leave a sandbox this run started running afterwards.")
+@click.version_option(__version__, prog_name="chaos-tui")
+@click.pass_context
+def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignments, rate_hz,
+        invariant_budget, keep_sandbox):
+    """chaos-tui: break your stack on purpose, watch it recover, get a verdict with numbers.
+
+    \b
+    chaos-tui --headless --scenario postgres_restart_outbox
+    chaos-tui list
+    chaos-tui sandbox up|down|status
+    """
+    if ctx.invoked_subcommand is not None:
+        if headless or scenario_name:
+            fail(ExitCode.USAGE, "--headless/--scenario go without a subcommand")
+        return
+    from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
+
+    settings = _settings()
+    try:
+        check_not_production(settings)  # first, whatever else was asked
+    except Refusal as exc:
+        fail(exc.code, str(exc))
+    if not headless:
+        fail(
+            ExitCode.USAGE,
+            "the interactive console is not available yet; run a scenario with "
+            "--headless --scenario NAME (see chaos-tui --help)",
+        )
+    if not scenario_name:
+        fail(ExitCode.USAGE, "--headless needs --scenario NAME (see `chaos-tui list`)")
+
+    from chaos_tui.core.runner import RunOptions
+    from chaos_tui.headless import check_output_path, run_headless
+    from chaos_tui.scenarios import UnknownScenario, get_scenario
+    from chaos_tui.targets import TARGET_NAMES, make_target
+
+    try:
+        scenario_cls = get_scenario(scenario_name)
+        params = parse_params(scenario_cls, assignments)
+        if target_name not in TARGET_NAMES:
+            raise UsageProblem(f"unknown target {target_name!r} (known: {', '.join(TARGET_NAMES)})")
+        if rate_hz is not None and not 0 < rate_hz <= 100:
+            raise UsageProblem(f"--rate must be between 0 and 100 Hz, got {rate_hz:g}")
+        if invariant_budget is not None and invariant_budget <= 0:
+            raise UsageProblem(f"--invariant-budget must be positive, got {invariant_budget:g}")
+        if output is not None:
+            check_output_path(output)
+    except (UnknownScenario, UsageProblem, OSError) as exc:
+        fail(ExitCode.USAGE, str(exc))
+    target = make_target(target_name, settings)
+    try:
+        check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
+    except Refusal as exc:
+        fail(exc.code, str(exc))
+
+    options = RunOptions(
+        rate_hz=rate_hz or settings.probe_rate_hz,
+        invariant_budget_s=invariant_budget or settings.invariant_budget_s,
+    )
+    code = run_headless(
+        scenario_cls(params),
+        target,
+        options=options,
+        results_dir=Path(settings.state_dir) / "results",
+        output=output,
+        stop_sandbox_after=not keep_sandbox,
+    )
+    raise SystemExit(code)
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_scenarios(as_json):
+    """List the built-in scenarios."""
+    from chaos_tui.scenarios import SCENARIOS
+
+    rows = [
+        {
+            "name": cls.name,
+            "hypothesis": cls.hypothesis,
+            "parameters": {k: f.default for k, f in cls.Params.model_fields.items()},
+        }
+        for cls in SCENARIOS.values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']}\n    {row['hypothesis']}")
+        params = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
+        click.echo(f"    parameters: {params}")
+
+
+@cli.group()
+def sandbox():
+    """The embedded sandbox: local PostgreSQL, NATS and the reference services."""
+
+
+def _sandbox():
+    from chaos_tui.core.guard import Refusal, check_not_production
+    from chaos_tui.sandbox.stack import Sandbox
+
+    settings = _settings()
+    try:
+        check_not_production(settings)
+    except Refusal as exc:
+        fail(exc.code, str(exc))
+    return Sandbox(settings)
+
+
+def _print_status(status: dict) -> None:
+    click.echo(f"state dir: {status['state_dir']}")
+    for service, info in status["services"].items():
+        state = f"running (pid {info['pid']})" if info["running"] else "stopped"
+        click.echo(f"  {service:<9} {state}")
+    for name, url in status["urls"].items():
+        click.echo(f"  {name + ':':<14}{url}")
+
+
+@sandbox.command("up")
+def sandbox_up():
+    """Start the sandbox (or what of it is not running)."""
+    from chaos_tui.sandbox.postgres import SandboxError
+
+    sb = _sandbox()
+    try:
+        started = sb.up()
+    except SandboxError as exc:
+        fail(ExitCode.ERROR, f"sandbox: {exc}")
+    click.echo(f"started: {', '.join(started)}" if started else "already running")
+    _print_status(sb.status())
+
+
+@sandbox.command("down")
+def sandbox_down():
+    """Stop every sandbox process this tool started (data is kept)."""
+    from chaos_tui.sandbox.postgres import SandboxError
+
+    sb = _sandbox()
+    try:
+        stopped = sb.down()
+    except SandboxError as exc:
+        fail(ExitCode.ERROR, f"sandbox: {exc}")
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@sandbox.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def sandbox_status(as_json):
+    """Show the sandbox's processes, ports and URLs."""
+    status = _sandbox().status()
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+    else:
+        _print_status(status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: click's usage errors become one line instead of a usage dump."""
+    try:
+        cli.main(args=argv, prog_name="chaos-tui", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - not used
+        click.echo(exc.format_message(), err=True)
+        return int(ExitCode.USAGE)
+    except click.UsageError as exc:
+        fail_line = exc.format_message().rstrip(".")
+        click.echo(f"chaos-tui: {fail_line} (see chaos-tui --help)", err=True)
+        return int(ExitCode.USAGE)
+    except click.Abort:
+        click.echo("chaos-tui: aborted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        click.echo(f"chaos-tui: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

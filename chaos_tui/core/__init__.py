@@ -1,0 +1,1 @@
+"""The headless scenario engine. Nothing below this package may import Textual."""

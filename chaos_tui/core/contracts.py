@@ -1,0 +1,159 @@
+"""What the runner needs from probes, faults, targets and scenarios, and nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from chaos_tui.core.model import DeliveryCounts, InvariantResult, ProbeSample
+
+
+class Probe(ABC):
+    """Measures one thing. `measure` returns a value (or None) and raises when the thing fails."""
+
+    timeout_s: float = 1.0
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+
+    async def open(self) -> None:
+        """Prepare clients; failures here must not raise (the first sample reports them)."""
+
+    async def close(self) -> None:
+        """Release clients."""
+
+    @abstractmethod
+    async def measure(self) -> float | None: ...
+
+    async def sample(self) -> ProbeSample:
+        started = time.time()
+        clock = time.perf_counter()
+        try:
+            value = await asyncio.wait_for(self.measure(), self.timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failing probe is data, not an error
+            error = str(exc) or type(exc).__name__
+            if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+                error = f"timed out after {self.timeout_s:g}s"
+            error = " ".join(error.split())  # one line, however chatty the client library
+            return ProbeSample(self.name, started, False, None, None, error[:300])
+        latency_ms = (time.perf_counter() - clock) * 1000.0
+        return ProbeSample(self.name, started, True, round(latency_ms, 3), value)
+
+
+@dataclass
+class FaultLease:
+    """A live fault. Written down before the fault is applied so it can always be undone."""
+
+    fault: str
+    target: str
+    ttl_s: float
+    data: dict[str, Any] = field(default_factory=dict)
+    lease_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    injected_at: float = field(default_factory=time.time)
+
+    @property
+    def expires_at(self) -> float:
+        return self.injected_at + self.ttl_s
+
+
+class Fault(ABC):
+    """One injectable failure.
+
+    The runner takes a lease first (`lease()`), records it, and only then calls
+    `inject(lease)`: so a fault that hangs or dies half-applied is still known and healed.
+    `heal(lease)` undoes it and must be safe to call twice or on a fault that never landed.
+    """
+
+    ttl_s: float = 120.0  # the lease lifetime: nothing stays broken longer than this
+    hold_s: float = 3.0  # how long the fault stays applied before the runner heals it
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+
+    def lease(self, target: str) -> FaultLease:
+        return FaultLease(fault=self.name, target=target, ttl_s=self.ttl_s)
+
+    @abstractmethod
+    async def inject(self, lease: FaultLease) -> None: ...
+
+    @abstractmethod
+    async def heal(self, lease: FaultLease) -> None: ...
+
+    async def verify_healed(self, lease: FaultLease) -> bool:
+        return True
+
+
+class Target(ABC):
+    """Where faults land: the embedded sandbox or a real stack."""
+
+    name: ClassVar[str]
+    is_sandbox: ClassVar[bool] = False
+
+    @abstractmethod
+    async def ensure_up(self) -> None: ...
+
+    def blast_radius(self) -> list[str]:
+        return []
+
+
+class RunContext:
+    """What a scenario sees while it runs: the target, its parameters and the live samples."""
+
+    def __init__(self, run_id: str, target: Target, timeline, note) -> None:
+        self.run_id = run_id
+        self.target = target
+        self.timeline = timeline
+        self.note = note  # note(text, level="info")
+
+
+class Scenario(ABC):
+    name: ClassVar[str]
+    hypothesis: ClassVar[str]
+    invariant_budget_s: ClassVar[float] = 120.0  # the spec allows 60-180 s
+    Params: ClassVar[type[BaseModel]] = BaseModel
+
+    # Probes whose recovery timings go into the result, and the backlog one if any.
+    recovery_probe: ClassVar[str | None] = None
+    backlog_probe: ClassVar[str | None] = None
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.delivery: DeliveryCounts | None = None
+
+    @abstractmethod
+    def probes(self, target: Target) -> list[Probe]: ...
+
+    def steady_state(self) -> dict[str, float | None]:
+        """Probes that must pass before anything is injected, each with an optional ceiling
+        on its value (e.g. a backlog under 1000)."""
+        return {self.recovery_probe: None} if self.recovery_probe else {}
+
+    @abstractmethod
+    def faults(self, target: Target) -> list[Fault]: ...
+
+    async def start_workload(self, ctx: RunContext) -> None:
+        """Start load that runs before, during and after the fault."""
+
+    async def stop_workload(self, ctx: RunContext) -> None:
+        """Stop the load; must be safe to call when it never started."""
+
+    @property
+    def warmup_s(self) -> float:
+        return float(getattr(self.params, "warmup_s", 2.0))
+
+    @property
+    def recover_s(self) -> float:
+        return float(getattr(self.params, "recover_s", 3.0))
+
+    @abstractmethod
+    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]: ...

@@ -1,0 +1,53 @@
+"""Typed events the runner emits, in order, to one callback. Faces render them; none reach back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from chaos_tui.core.model import InjectionWindow, InvariantResult, ProbeSample, RunResult
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChanged:
+    phase: str  # prepare, steady_state, warmup, inject, recover, verify, heal, done
+    t: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleTaken:
+    sample: ProbeSample
+
+
+@dataclass(frozen=True, slots=True)
+class FaultInjected:
+    window: InjectionWindow
+
+
+@dataclass(frozen=True, slots=True)
+class FaultHealed:
+    window: InjectionWindow
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvariantChecked:
+    result: InvariantResult
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    text: str
+    t: float
+    level: str = "info"  # info | warning | error
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    result: RunResult
+
+
+RunEvent = Union[PhaseChanged, SampleTaken, FaultInjected, FaultHealed, InvariantChecked, Note, RunFinished]
+EmitFn = Callable[[RunEvent], None]

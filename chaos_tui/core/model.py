@@ -1,0 +1,132 @@
+"""The data a run produces: samples, windows, invariant results, metrics and the final result.
+
+Samples are plain slotted dataclasses because probes make them at 10 Hz each; the result is a
+pydantic model because it is written as JSON and read back for baselines and reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Outcome = Literal["pass", "fail", "error", "aborted", "interrupted"]
+Phase = Literal["before", "during", "after"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSample:
+    probe: str
+    t: float  # wall-clock seconds since the epoch, so windows from other processes line up
+    ok: bool
+    latency_ms: float | None
+    value: float | None = None
+    error: str | None = None
+
+
+class InjectionWindow(BaseModel):
+    fault: str
+    lease_id: str
+    description: str
+    injected_at: float
+    heal_started_at: float | None = None
+    healed_at: float | None = None
+
+    def contains(self, t: float) -> bool:
+        end = self.healed_at if self.healed_at is not None else float("inf")
+        return self.injected_at <= t <= end
+
+
+class InvariantResult(BaseModel):
+    name: str
+    description: str
+    passed: bool
+    measured: float | None  # None: could not be measured, which counts as a failure
+    limit: float | None
+    comparison: Literal["<=", ">=", "=="] = "<="
+    unit: str = ""
+    detail: str = ""
+
+
+class PhaseSummary(BaseModel):
+    samples: int = 0
+    ok: int = 0
+    error_rate: float | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    latency_ms_max: float | None = None
+    value_min: float | None = None
+    value_max: float | None = None
+    value_last: float | None = None
+    last_error: str | None = None
+
+
+class ProbeReport(BaseModel):
+    name: str
+    description: str
+    before: PhaseSummary
+    during: PhaseSummary
+    after: PhaseSummary
+    # Compact series for charts and reports: [seconds since run start, ok, latency_ms, value].
+    samples: list[tuple[float, bool, float | None, float | None]] = Field(default_factory=list)
+
+
+class RecoveryMetrics(BaseModel):
+    probe: str | None = None  # the probe the timings are read from
+    time_to_detect_s: float | None = None  # injection -> first failing sample
+    time_to_recover_s: float | None = None  # heal started -> first passing sample
+    outage_s: float | None = None  # first failing -> first passing sample
+    error_rate_during_fault: float | None = None
+    backlog_probe: str | None = None
+    backlog_peak: float | None = None
+    backlog_drain_s: float | None = None  # heal started -> backlog back to its steady level
+
+
+class DeliveryCounts(BaseModel):
+    """Jepsen-style accounting of what was written against what was read back."""
+
+    attempted: int  # ids the workload tried to write
+    acknowledged: int  # ids whose write was confirmed
+    received: int  # messages read back (duplicates included)
+    published: int  # acknowledged ids read back at least once
+    lost: int  # acknowledged ids never read back
+    duplicated: int  # ids read back more than once
+    unexpected: int  # ids read back that were never attempted
+    recovered: int  # attempted but unconfirmed ids that were read back anyway
+    lost_sample: list[str] = Field(default_factory=list)
+    duplicated_sample: list[str] = Field(default_factory=list)
+
+
+class FaultHealReport(BaseModel):
+    fault: str
+    lease_id: str
+    ok: bool
+    error: str | None = None
+
+
+class HealReport(BaseModel):
+    ok: bool = True
+    verified: bool = True  # the target was checked healthy again after heal
+    faults: list[FaultHealReport] = Field(default_factory=list)
+
+
+class RunResult(BaseModel):
+    run_id: str
+    scenario: str
+    hypothesis: str
+    target: str
+    outcome: Outcome
+    reason: str = ""
+    started_at: float
+    finished_at: float
+    duration_s: float
+    phases: dict[str, float] = Field(default_factory=dict)  # phase name -> time it began
+    parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    probe_rate_hz: float
+    injection_windows: list[InjectionWindow] = Field(default_factory=list)
+    invariants: list[InvariantResult] = Field(default_factory=list)
+    recovery: RecoveryMetrics = Field(default_factory=RecoveryMetrics)
+    delivery: DeliveryCounts | None = None
+    probes: dict[str, ProbeReport] = Field(default_factory=dict)
+    heal: HealReport = Field(default_factory=HealReport)

@@ -1,0 +1,301 @@
+"""The scenario engine: steady state -> workload -> inject -> hold -> heal -> recover -> verify.
+
+Heal always runs: after a failed invariant, an exception, a blown budget or a cancellation
+(the faces cancel the run task on SIGINT / SIGTERM). The result says what happened and whether
+the heal held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+from chaos_tui.core.contracts import Fault, FaultLease, Probe, RunContext, Scenario, Target
+from chaos_tui.core.events import (
+    EmitFn,
+    FaultHealed,
+    FaultInjected,
+    InvariantChecked,
+    Note,
+    PhaseChanged,
+    RunEvent,
+    RunFinished,
+    SampleTaken,
+)
+from chaos_tui.core.model import FaultHealReport, HealReport, InjectionWindow, RunResult
+from chaos_tui.core.timeline import Timeline
+
+INJECT_BUDGET_S = 10.0  # the spec: injecting a fault completes within 10 s
+HEAL_BUDGET_S = 60.0  # a crash-recovering database may need a while; longer is a heal failure
+STEADY_STATE_TIMEOUT_S = 15.0
+STEADY_STATE_STREAK = 3  # consecutive passing samples that count as "holds"
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+class SteadyStateNotMet(Exception):
+    pass
+
+
+@dataclass
+class RunOptions:
+    rate_hz: float = 10.0
+    invariant_budget_s: float | None = None  # None: the scenario's own budget
+    inject_budget_s: float = INJECT_BUDGET_S
+    heal_budget_s: float = HEAL_BUDGET_S
+    steady_state_timeout_s: float = STEADY_STATE_TIMEOUT_S
+
+
+@dataclass
+class _LiveFault:
+    fault: Fault
+    lease: FaultLease
+    window: InjectionWindow
+    healed: bool = False
+
+
+class Run:
+    """One execution of one scenario against one target. Use `await Run(...).execute()`."""
+
+    def __init__(
+        self, scenario: Scenario, target: Target, emit: EmitFn, options: RunOptions | None = None
+    ) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.options = options or RunOptions()
+        self.run_id = uuid.uuid4().hex[:12]
+        self.timeline = Timeline()
+        self._emit_fn = emit
+        self._phases: dict[str, float] = {}
+        self._live: list[_LiveFault] = []
+        self._probes: list[Probe] = []
+        self._samplers: list[asyncio.Task] = []
+        self.ctx = RunContext(self.run_id, target, self.timeline, self._note)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _emit(self, event: RunEvent) -> None:
+        try:
+            self._emit_fn(event)
+        except Exception:  # a broken face must never stop a heal
+            pass
+
+    def _note(self, text: str, level: str = "info") -> None:
+        self._emit(Note(text, time.time(), level))
+
+    def _phase(self, name: str, detail: str = "") -> None:
+        now = time.time()
+        self._phases.setdefault(name, now)
+        self._emit(PhaseChanged(name, now, detail))
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        started = time.time()
+        outcome, reason = "error", ""
+        invariants = []
+        try:
+            self._phase("prepare", f"target {self.target.name}")
+            await self.target.ensure_up()
+            await self._start_sampling()
+            self._phase("steady_state")
+            await self._await_steady_state()
+            await self.scenario.start_workload(self.ctx)
+            self._phase("warmup", f"{self.scenario.warmup_s:g}s of load before the fault")
+            await asyncio.sleep(self.scenario.warmup_s)
+            for fault in self.scenario.faults(self.target):
+                await self._inject(fault)
+                await asyncio.sleep(fault.hold_s)
+                await self._heal(self._live[-1])
+            self._phase("recover", f"{self.scenario.recover_s:g}s of load after the heal")
+            await asyncio.sleep(self.scenario.recover_s)
+            await self.scenario.stop_workload(self.ctx)
+            budget = self.options.invariant_budget_s or self.scenario.invariant_budget_s
+            self._phase("verify", f"invariant budget {budget:g}s")
+            try:
+                invariants = await asyncio.wait_for(self.scenario.check_invariants(self.ctx), budget)
+            except asyncio.TimeoutError:
+                raise BudgetExceeded(f"checking invariants took longer than {budget:g}s") from None
+            for result in invariants:
+                self._emit(InvariantChecked(result))
+            failed = [r.name for r in invariants if not r.passed]
+            outcome = "fail" if failed else "pass"
+            reason = f"invariant(s) broken: {', '.join(failed)}" if failed else ""
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            outcome, reason = "interrupted", "interrupted by a signal; healed before exit"
+        except SteadyStateNotMet as exc:
+            outcome, reason = "aborted", str(exc)
+        except Exception as exc:
+            outcome, reason = "error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self._note(reason, "error")
+
+        heal = await self._heal_everything()
+        if outcome == "interrupted" and not heal.ok:
+            reason = "interrupted by a signal; heal FAILED"
+        result = self._result(started, outcome, reason, invariants, heal)
+        self._phase("done", outcome)
+        self._emit(RunFinished(result))
+        return result
+
+    async def _start_sampling(self) -> None:
+        self._probes = self.scenario.probes(self.target)
+        for probe in self._probes:
+            self.timeline.register(probe.name, probe.description)
+            await probe.open()
+        interval = 1.0 / self.options.rate_hz
+        self._samplers = [
+            asyncio.create_task(self._sample_forever(p, interval), name=f"probe:{p.name}")
+            for p in self._probes
+        ]
+
+    async def _sample_forever(self, probe: Probe, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            sample = await probe.sample()
+            self.timeline.add(sample)
+            self._emit(SampleTaken(sample))
+            due += interval
+            delay = due - loop.time()
+            if delay < 0:  # a slow sample: re-arm from now rather than burst to catch up
+                due, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)
+
+    async def _await_steady_state(self) -> None:
+        checks = self.scenario.steady_state()
+        deadline = time.monotonic() + self.options.steady_state_timeout_s
+        while True:
+            problems = [p for p in (self._steady_problem(n, m) for n, m in checks.items()) if p]
+            if not problems:
+                return
+            if time.monotonic() > deadline:
+                raise SteadyStateNotMet(
+                    "steady state not met, nothing injected: " + "; ".join(problems)
+                )
+            await asyncio.sleep(0.1)
+
+    def _steady_problem(self, probe: str, ceiling: float | None) -> str | None:
+        recent = self.timeline.samples(probe)[-STEADY_STATE_STREAK:]
+        if len(recent) < STEADY_STATE_STREAK:
+            return f"{probe}: not enough samples yet"
+        failing = [s for s in recent if not s.ok]
+        if failing:
+            return f"{probe}: {failing[-1].error}"
+        if ceiling is not None and any((s.value or 0) > ceiling for s in recent):
+            return f"{probe}: value {recent[-1].value:g} above {ceiling:g}"
+        return None
+
+    async def _inject(self, fault: Fault) -> None:
+        self._phase("inject", fault.name)
+        lease = fault.lease(self.target.name)
+        window = InjectionWindow(
+            fault=fault.name,
+            lease_id=lease.lease_id,
+            description=fault.description,
+            injected_at=time.time(),
+        )
+        # Known before it is applied: whatever happens next, this lease gets healed.
+        self._live.append(_LiveFault(fault, lease, window))
+        self.timeline.windows.append(window)
+        try:
+            await asyncio.wait_for(fault.inject(lease), self.options.inject_budget_s)
+        except asyncio.TimeoutError:
+            raise BudgetExceeded(
+                f"injecting {fault.name} took longer than {self.options.inject_budget_s:g}s"
+            ) from None
+        self._emit(FaultInjected(window))
+
+    async def _heal(self, live: _LiveFault) -> FaultHealReport:
+        if live.healed:
+            return FaultHealReport(fault=live.fault.name, lease_id=live.lease.lease_id, ok=True)
+        live.window.heal_started_at = live.window.heal_started_at or time.time()
+        error = None
+        try:
+            await asyncio.wait_for(live.fault.heal(live.lease), self.options.heal_budget_s)
+            live.healed = True
+        except asyncio.TimeoutError:
+            error = f"heal took longer than {self.options.heal_budget_s:g}s"
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        live.window.healed_at = time.time()
+        self._emit(FaultHealed(live.window, live.healed, error))
+        return FaultHealReport(
+            fault=live.fault.name, lease_id=live.lease.lease_id, ok=live.healed, error=error
+        )
+
+    async def _heal_everything(self) -> HealReport:
+        """Undo every live fault, stop load and sampling. Shielded: a second signal can't stop it."""
+        task = asyncio.ensure_future(self._heal_everything_unshielded())
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                self._note("heal in progress; it finishes before the run stops", "warning")
+
+    async def _heal_everything_unshielded(self) -> HealReport:
+        self._phase("heal", f"{sum(not f.healed for f in self._live)} fault(s) still live")
+        try:
+            await self.scenario.stop_workload(self.ctx)
+        except Exception as exc:
+            self._note(f"stopping the workload failed: {exc}", "warning")
+        reports = [await self._heal(live) for live in self._live]
+        verified = True
+        for live in self._live:
+            try:
+                ok = await asyncio.wait_for(
+                    live.fault.verify_healed(live.lease), self.options.heal_budget_s
+                )
+            except Exception as exc:
+                ok = False
+                self._note(f"verifying heal of {live.fault.name} failed: {exc}", "error")
+            verified = verified and ok
+        for task in self._samplers:
+            task.cancel()
+        await asyncio.gather(*self._samplers, return_exceptions=True)
+        for probe in self._probes:
+            try:
+                await probe.close()
+            except Exception:
+                pass
+        return HealReport(ok=all(r.ok for r in reports) and verified, verified=verified, faults=reports)
+
+    def _result(self, started, outcome, reason, invariants, heal) -> RunResult:
+        finished = time.time()
+        scenario = self.scenario
+        params = scenario.params.model_dump() if scenario.params is not None else {}
+        return RunResult(
+            run_id=self.run_id,
+            scenario=scenario.name,
+            hypothesis=scenario.hypothesis,
+            target=self.target.name,
+            outcome=outcome,
+            reason=reason,
+            started_at=started,
+            finished_at=finished,
+            duration_s=round(finished - started, 3),
+            phases=self._phases,
+            parameters=params,
+            probe_rate_hz=self.options.rate_hz,
+            injection_windows=self.timeline.windows,
+            invariants=invariants,
+            recovery=self.timeline.recovery(scenario.recovery_probe, scenario.backlog_probe),
+            delivery=scenario.delivery,
+            probes={p: self.timeline.report(p, started) for p in self.timeline.probes},
+            heal=heal,
+        )
+
+
+async def run_scenario(
+    scenario: Scenario, target: Target, emit: EmitFn, options: RunOptions | None = None
+) -> RunResult:
+    return await Run(scenario, target, emit, options).execute()

@@ -1,0 +1,152 @@
+"""Every sample of a run, the injection windows, and the numbers read off them."""
+
+from __future__ import annotations
+
+from collections import deque
+from statistics import quantiles
+from typing import Iterable
+
+from chaos_tui.core.model import (
+    InjectionWindow,
+    PhaseSummary,
+    ProbeReport,
+    ProbeSample,
+    RecoveryMetrics,
+)
+
+# 10 Hz for three hours per probe; older samples fall off rather than grow without bound.
+MAX_SAMPLES_PER_PROBE = 108_000
+
+
+class Timeline:
+    def __init__(self, max_samples: int = MAX_SAMPLES_PER_PROBE) -> None:
+        self._samples: dict[str, deque[ProbeSample]] = {}
+        self._descriptions: dict[str, str] = {}
+        self._max = max_samples
+        self.windows: list[InjectionWindow] = []
+
+    def register(self, probe: str, description: str) -> None:
+        self._samples.setdefault(probe, deque(maxlen=self._max))
+        self._descriptions[probe] = description
+
+    def add(self, sample: ProbeSample) -> None:
+        self._samples.setdefault(sample.probe, deque(maxlen=self._max)).append(sample)
+
+    def samples(self, probe: str) -> list[ProbeSample]:
+        return list(self._samples.get(probe, ()))
+
+    def latest(self, probe: str) -> ProbeSample | None:
+        series = self._samples.get(probe)
+        return series[-1] if series else None
+
+    @property
+    def probes(self) -> list[str]:
+        return list(self._samples)
+
+    # -- phases -------------------------------------------------------------------------
+
+    def phase_of(self, t: float) -> str:
+        if not self.windows or t < self.windows[0].injected_at:
+            return "before"
+        if any(w.contains(t) for w in self.windows):
+            return "during"
+        last_end = max((w.healed_at or float("inf")) for w in self.windows)
+        return "after" if t > last_end else "during"
+
+    def first_heal_start(self) -> float | None:
+        starts = [w.heal_started_at or w.healed_at for w in self.windows]
+        starts = [s for s in starts if s is not None]
+        return min(starts) if starts else None
+
+    # -- reports --------------------------------------------------------------------------
+
+    def report(self, probe: str, run_started_at: float) -> ProbeReport:
+        by_phase: dict[str, list[ProbeSample]] = {"before": [], "during": [], "after": []}
+        series = self.samples(probe)
+        for s in series:
+            by_phase[self.phase_of(s.t)].append(s)
+        return ProbeReport(
+            name=probe,
+            description=self._descriptions.get(probe, ""),
+            before=summarise(by_phase["before"]),
+            during=summarise(by_phase["during"]),
+            after=summarise(by_phase["after"]),
+            samples=[
+                (round(s.t - run_started_at, 3), s.ok, s.latency_ms, s.value) for s in series
+            ],
+        )
+
+    def recovery(self, probe: str | None, backlog_probe: str | None) -> RecoveryMetrics:
+        metrics = RecoveryMetrics(probe=probe, backlog_probe=backlog_probe)
+        if not self.windows:
+            return metrics
+        injected = self.windows[0].injected_at
+        heal_start = self.first_heal_start()
+        if probe:
+            series = [s for s in self.samples(probe) if s.t >= injected]
+            first_fail = next((s for s in series if not s.ok), None)
+            if first_fail is not None:
+                metrics.time_to_detect_s = round(first_fail.t - injected, 3)
+                back = next((s for s in series if s.ok and s.t > first_fail.t), None)
+                if back is not None:
+                    metrics.outage_s = round(back.t - first_fail.t, 3)
+                    if heal_start is not None:
+                        metrics.time_to_recover_s = round(max(0.0, back.t - heal_start), 3)
+            elif heal_start is not None:
+                metrics.time_to_recover_s = 0.0  # the probe never noticed the fault
+            during = [s for s in series if self.phase_of(s.t) == "during"]
+            if during:
+                metrics.error_rate_during_fault = round(
+                    sum(not s.ok for s in during) / len(during), 4
+                )
+        if backlog_probe:
+            self._backlog_metrics(metrics, backlog_probe, injected, heal_start)
+        return metrics
+
+    def _backlog_metrics(
+        self, metrics: RecoveryMetrics, probe: str, injected: float, heal_start: float | None
+    ) -> None:
+        series = [s for s in self.samples(probe) if s.ok and s.value is not None]
+        before = [s.value for s in series if s.t < injected]
+        later = [s for s in series if s.t >= injected]
+        if not later:
+            return
+        peak = max(later, key=lambda s: s.value)
+        metrics.backlog_peak = peak.value
+        steady = max(before) if before else 0.0
+        if heal_start is None:
+            return
+        drained = next((s for s in later if s.t >= peak.t and s.value <= steady), None)
+        if drained is not None:
+            metrics.backlog_drain_s = round(max(0.0, drained.t - heal_start), 3)
+
+
+def summarise(samples: Iterable[ProbeSample]) -> PhaseSummary:
+    samples = list(samples)
+    if not samples:
+        return PhaseSummary()
+    ok = [s for s in samples if s.ok]
+    latencies = sorted(s.latency_ms for s in ok if s.latency_ms is not None)
+    values = [s.value for s in ok if s.value is not None]
+    errors = [s.error for s in samples if s.error]
+    summary = PhaseSummary(
+        samples=len(samples),
+        ok=len(ok),
+        error_rate=round(1 - len(ok) / len(samples), 4),
+        last_error=errors[-1] if errors else None,
+    )
+    if latencies:
+        summary.latency_ms_p50 = round(percentile(latencies, 50), 3)
+        summary.latency_ms_p95 = round(percentile(latencies, 95), 3)
+        summary.latency_ms_max = round(latencies[-1], 3)
+    if values:
+        summary.value_min = min(values)
+        summary.value_max = max(values)
+        summary.value_last = values[-1]
+    return summary
+
+
+def percentile(sorted_values: list[float], pct: int) -> float:
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    return quantiles(sorted_values, n=100, method="inclusive")[pct - 1]

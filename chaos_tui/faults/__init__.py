@@ -1,0 +1,1 @@
+"""Fault injectors. Each returns to health through `heal(lease)`, which is idempotent."""

@@ -1,0 +1,1 @@
+"""Probes: small async measurements the runner samples continuously."""

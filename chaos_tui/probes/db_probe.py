@@ -1,0 +1,59 @@
+"""PostgreSQL probes: can we connect and run a query, and how big is the outbox backlog."""
+
+from __future__ import annotations
+
+import psycopg
+
+from chaos_tui.core.contracts import Probe
+
+CONNECT_TIMEOUT_S = 1
+
+
+class PostgresProbe(Probe):
+    """A fresh connection and `SELECT 1` per sample: measures what a new client would see."""
+
+    def __init__(self, name: str, dsn: str) -> None:
+        super().__init__(name, "connect + SELECT 1 (latency ms)")
+        self.dsn = dsn
+
+    async def measure(self) -> float | None:
+        conn = await psycopg.AsyncConnection.connect(
+            self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+        )
+        try:
+            await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
+        return None
+
+
+class OutboxBacklogProbe(Probe):
+    """Unpublished outbox rows, over one kept connection that is replaced when it breaks."""
+
+    QUERY = "SELECT count(*) FROM outbox_events WHERE published_at IS NULL"
+
+    def __init__(self, name: str, dsn: str) -> None:
+        super().__init__(name, "unpublished outbox rows")
+        self.dsn = dsn
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def measure(self) -> float | None:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        try:
+            cur = await self._conn.execute(self.QUERY)
+            (count,) = await cur.fetchone()
+        except Exception:
+            await self.close()
+            raise
+        return float(count)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                await conn.close()
+            except Exception:
+                pass

@@ -1,0 +1,86 @@
+"""JetStream: stream state as a probe, and every message id of a subject for delivery checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from chaos_tui.core.contracts import Probe
+from chaos_tui.probes.nats_probe import connect
+
+
+class StreamProbe(Probe):
+    """Stream info; the value is the stream's last sequence, which grows as events land."""
+
+    def __init__(self, name: str, url: str, stream: str, domain: str | None = None) -> None:
+        super().__init__(name, f"{stream} last sequence")
+        self.url, self.stream, self.domain = url, stream, domain
+        self._nc: Client | None = None
+
+    async def measure(self) -> float | None:
+        if self._nc is None:
+            self._nc = await connect(self.url, f"chaos-tui-{self.name}")
+        if not self._nc.is_connected:
+            raise ConnectionError("not connected to NATS")
+        info = await self._nc.jetstream(domain=self.domain, timeout=self.timeout_s).stream_info(
+            self.stream
+        )
+        return float(info.state.last_seq)
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            nc, self._nc = self._nc, None
+            await nc.close()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    seq: int
+    msg_id: str | None  # the Nats-Msg-Id header
+    timestamp: float  # when the server stored it (epoch seconds)
+
+
+async def read_subject(
+    url: str, stream: str, subject: str, domain: str | None = None, batch: int = 500
+) -> list[StoredMessage]:
+    """Every message on `subject` in `stream`, oldest first, through an ephemeral consumer."""
+    nc = await connect(url, "chaos-tui-reader")
+    try:
+        js = nc.jetstream(domain=domain, timeout=5)
+        info = await js.stream_info(stream)
+        if info.state.messages == 0:
+            return []
+        sub = await js.pull_subscribe(
+            subject,
+            stream=stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=30.0,
+            ),
+        )
+        found: list[StoredMessage] = []
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(batch, timeout=1.0)
+                except TimeoutError:
+                    break
+                for msg in msgs:
+                    meta = msg.metadata
+                    found.append(
+                        StoredMessage(
+                            meta.sequence.stream,
+                            (msg.headers or {}).get("Nats-Msg-Id"),
+                            meta.timestamp.timestamp(),
+                        )
+                    )
+                if msgs and msgs[-1].metadata.num_pending == 0:
+                    break
+        finally:
+            await sub.unsubscribe()
+        return found
+    finally:
+        await nc.close()

@@ -1,0 +1,1 @@
+"""The embedded sandbox: a small copy of the platform run as local processes we own."""

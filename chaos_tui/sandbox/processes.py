@@ -1,0 +1,172 @@
+"""Start, find and signal only the processes we started.
+
+A process is ours when the PID we recorded still runs with the same kernel start time; a PID
+that was reused by someone else since then is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    pid: int
+    start_ticks: int  # field 22 of /proc/PID/stat: when the kernel started it
+    command: list[str]
+    log: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ProcessRecord":
+        return cls(**data)
+
+
+def start_ticks(pid: int) -> int | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
+        return None
+    return int(fields[19])
+
+
+def is_running(record: ProcessRecord) -> bool:
+    return start_ticks(record.pid) == record.start_ticks
+
+
+def spawn(
+    name: str,
+    command: list[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    user: str | None = None,
+    cwd: Path | None = None,
+) -> ProcessRecord:
+    """Start a detached process in its own session (so its whole group can be signalled)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            user=user,
+            group=_group_of(user),
+            extra_groups=[] if user else None,
+            start_new_session=True,
+        )
+    ticks = start_ticks(proc.pid)
+    if ticks is None:
+        raise RuntimeError(f"{name} exited at once; see {log}")
+    return ProcessRecord(name, proc.pid, ticks, command, str(log))
+
+
+def _group_of(user: str | None) -> int | None:
+    if user is None:
+        return None
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, start_ticks) of every process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        ticks = start_ticks(child)
+        if ticks is not None:
+            found.append((child, ticks))
+        todo.extend(children.get(child, []))
+    return found
+
+
+def signal_tree(record: ProcessRecord, sig: int) -> bool:
+    """Signal the process, its process group and every descendant.
+
+    Postgres backends each call setsid(), so a process-group kill alone would leave them
+    running; they are found through their parent instead. The list is taken before the
+    signal, because orphans are re-parented and could no longer be traced to us.
+    """
+    if not is_running(record):
+        return False
+    below = descendants(record.pid)
+    try:
+        os.killpg(record.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(record.pid, sig)
+        except ProcessLookupError:
+            return False
+    for pid, ticks in below:
+        if start_ticks(pid) == ticks:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+    return True
+
+
+def signal_only(record: ProcessRecord, sig: int) -> bool:
+    """Signal just the recorded process (a graceful stop lets it shut its children down)."""
+    if not is_running(record):
+        return False
+    try:
+        os.kill(record.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop(record: ProcessRecord, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """Ask nicely, then kill the whole tree. Returns True when the process is gone."""
+    if not signal_only(record, sig):
+        return True
+    if wait_gone(record, timeout_s):
+        return True
+    signal_tree(record, signal.SIGKILL)
+    return wait_gone(record, 5.0)
+
+
+def wait_gone(record: ProcessRecord, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _reap(record.pid)
+        if not is_running(record):
+            return True
+        time.sleep(0.05)
+    _reap(record.pid)
+    return not is_running(record)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if the process is our own child, so it leaves no zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,1 @@
+../../../infra/docker/db/migrations/001_outbox_events.sql

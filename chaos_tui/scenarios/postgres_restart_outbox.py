@@ -1,0 +1,174 @@
+"""postgres_restart_outbox: a hard Postgres restart must not lose or double an outbox event."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field
+
+from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.delivery import check_delivery
+from chaos_tui.core.model import InvariantResult
+from chaos_tui.faults.process import HardRestart
+from chaos_tui.probes.db_probe import OutboxBacklogProbe, PostgresProbe
+from chaos_tui.probes.jetstream_probe import StreamProbe, read_subject
+from chaos_tui.probes.nats_probe import NatsProbe
+from chaos_tui.sandbox.nats import EVENTS_STREAM
+from chaos_tui.scenarios.outbox_writer import OutboxWriter
+
+SUBJECT_PREFIX = "sea.event.outbox_probe"
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    write_rate: float = Field(20.0, gt=0, le=1000, description="outbox rows per second")
+    warmup_s: float = Field(3.0, ge=0, le=600, description="load before the fault")
+    down_s: float = Field(3.0, ge=0, le=60, description="how long Postgres stays dead")
+    recover_s: float = Field(5.0, ge=0, le=600, description="load after the heal")
+    resume_limit_s: float = Field(10.0, gt=0, description="relay must publish again within")
+    drain_timeout_s: float = Field(60.0, gt=0, le=170, description="wait for the backlog")
+
+
+class PostgresRestartOutbox(Scenario):
+    name = "postgres_restart_outbox"
+    hypothesis = (
+        "A hard Postgres restart loses no outbox event and doubles none: every row written "
+        "before, during and after it reaches SEA_EVENTS exactly once, and the relay resumes "
+        "within 10 s of Postgres accepting connections again."
+    )
+    invariant_budget_s = 120.0
+    Params = Params
+    recovery_probe = "postgres"
+    backlog_probe = "outbox_backlog"
+
+    def __init__(self, params: Params | None = None) -> None:
+        super().__init__(params)
+        self.writer: OutboxWriter | None = None
+        self.subject = ""
+
+    def probes(self, target) -> list[Probe]:
+        return [
+            PostgresProbe("postgres", target.postgres_url),
+            OutboxBacklogProbe("outbox_backlog", target.postgres_url),
+            NatsProbe("nats", target.nats_url),
+            StreamProbe("sea_events", target.nats_url, EVENTS_STREAM),
+        ]
+
+    def steady_state(self) -> dict[str, float | None]:
+        return {"postgres": None, "nats": None, "sea_events": None, "outbox_backlog": 1000}
+
+    def faults(self, target) -> list[Fault]:
+        return [HardRestart(target, "postgres", hold_s=self.params.down_s)]
+
+    async def start_workload(self, ctx: RunContext) -> None:
+        self.subject = f"{SUBJECT_PREFIX}.{ctx.run_id}"
+        self.writer = OutboxWriter(ctx.target.postgres_url, self.subject, self.params.write_rate)
+        self.writer.start()
+        ctx.note(f"writing {self.params.write_rate:g} outbox rows/s on {self.subject}")
+
+    async def stop_workload(self, ctx: RunContext) -> None:
+        if self.writer is not None:
+            await self.writer.stop()
+
+    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
+        p = self.params
+        writer = self.writer
+        backlog = await self._wait_for_drain(ctx.target.postgres_url, p.drain_timeout_s)
+        stored = await read_subject(ctx.target.nats_url, EVENTS_STREAM, self.subject)
+        self.delivery = check_delivery(
+            writer.attempted, writer.acknowledged, [m.msg_id or "" for m in stored]
+        )
+        d = self.delivery
+        ctx.note(
+            f"delivery: {d.acknowledged} written, {d.published} published, {d.lost} lost, "
+            f"{d.duplicated} duplicated, {d.unexpected} unexpected"
+        )
+        back_at = postgres_back_at(ctx)
+        resume = relay_resume_s(back_at, [m.timestamp for m in stored])
+        return [
+            count_invariant("no_lost_events", "every written outbox row reached SEA_EVENTS",
+                            d.lost, d.lost_sample),
+            count_invariant("no_duplicate_events", "no outbox id appears twice in SEA_EVENTS",
+                            d.duplicated, d.duplicated_sample),
+            count_invariant("no_unexpected_events",
+                            "SEA_EVENTS holds no id this run did not write", d.unexpected, []),
+            InvariantResult(
+                name="relay_resumes",
+                description="the relay publishes again soon after Postgres accepts connections",
+                passed=resume is not None and resume <= p.resume_limit_s,
+                measured=resume,
+                limit=p.resume_limit_s,
+                unit="s",
+                detail="no event published after Postgres came back" if resume is None else "",
+            ),
+            InvariantResult(
+                name="backlog_drains",
+                description="no unpublished outbox row is left once the load stops",
+                passed=backlog == 0,
+                measured=backlog,
+                limit=0,
+                unit="rows",
+                detail=f"waited up to {p.drain_timeout_s:g}s",
+            ),
+        ]
+
+    async def _wait_for_drain(self, dsn: str, timeout_s: float) -> float | None:
+        """Unpublished rows of this run, polled until zero or the timeout."""
+        deadline = time.monotonic() + timeout_s
+        left: float | None = None
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    dsn, autocommit=True, connect_timeout=2
+                ) as conn:
+                    cur = await conn.execute(
+                        "SELECT count(*) FROM outbox_events "
+                        "WHERE subject = %s AND published_at IS NULL",
+                        (self.subject,),
+                    )
+                    (count,) = await cur.fetchone()
+                    left = float(count)
+            except (psycopg.Error, OSError):
+                left = None
+            if left == 0 or time.monotonic() > deadline:
+                return left
+            await asyncio.sleep(0.2)
+
+
+def count_invariant(name: str, description: str, count: int, examples: list[str]) -> InvariantResult:
+    return InvariantResult(
+        name=name,
+        description=description,
+        passed=count == 0,
+        measured=count,
+        limit=0,
+        unit="events",
+        detail=("e.g. " + ", ".join(examples[:3])) if examples else "",
+    )
+
+
+def postgres_back_at(ctx: RunContext) -> float | None:
+    """When Postgres accepted connections again: the first passing probe after a failing one."""
+    windows = ctx.timeline.windows
+    if not windows:
+        return None
+    seen_failure = False
+    for sample in ctx.timeline.samples("postgres"):
+        if sample.t < windows[0].injected_at:
+            continue
+        if not sample.ok:
+            seen_failure = True
+        elif seen_failure:
+            return sample.t
+    return windows[0].healed_at
+
+
+def relay_resume_s(back_at: float | None, stored_at: list[float]) -> float | None:
+    """Seconds from Postgres being back to the first event the relay published after that."""
+    if back_at is None:
+        return None
+    later = [t for t in stored_at if t >= back_at]
+    return round(min(later) - back_at, 3) if later else None
