@@ -99,6 +99,8 @@ def prepare_data_dir(pg_root: Path, user: str | None) -> tuple[Path, Path]:
     data = pg_root / "data"
     if user:
         ensure_os_user(user)
+        for own in (pg_root.parent, pg_root):  # our own directories: let the user pass
+            own.chmod(own.stat().st_mode | stat.S_IXOTH)
         check_reachable(pg_root, user)
     if (data / "PG_VERSION").is_file():
         return bin_dir, data

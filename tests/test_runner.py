@@ -1,0 +1,186 @@
+"""The runner's promises, on a fault whose effect is real and easy to see: a marker file.
+
+FileFault creates a file (the "fault") and removes it (the heal); FileAbsentProbe fails while
+the file exists. Nothing here is mocked: the runner, timeline, budgets and heal run as in a
+real scenario; only the target is the file system instead of a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from chaos_tui.core.contracts import Fault, FaultLease, Probe, Scenario, Target
+from chaos_tui.core.events import FaultHealed, FaultInjected, RunFinished
+from chaos_tui.core.model import InvariantResult
+from chaos_tui.core.runner import Run, RunOptions
+
+
+class DirTarget(Target):
+    name = "tmpdir"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def ensure_up(self) -> None:
+        self.root.mkdir(exist_ok=True)
+
+
+class FileFault(Fault):
+    def __init__(self, path: Path, hold_s: float = 0.3, inject_delay_s: float = 0.0):
+        super().__init__("file_fault", f"create {path}")
+        self.path, self.hold_s, self.inject_delay_s = path, hold_s, inject_delay_s
+        self.heals = 0
+
+    async def inject(self, lease: FaultLease) -> None:
+        self.path.write_text(lease.lease_id)
+        await asyncio.sleep(self.inject_delay_s)
+
+    async def heal(self, lease: FaultLease) -> None:
+        self.heals += 1
+        self.path.unlink(missing_ok=True)
+
+    async def verify_healed(self, lease: FaultLease) -> bool:
+        return not self.path.exists()
+
+
+class FileAbsentProbe(Probe):
+    def __init__(self, path: Path):
+        super().__init__("file_absent", "marker file absent")
+        self.path = path
+
+    async def measure(self):
+        if self.path.exists():
+            raise RuntimeError("marker present")
+        return None
+
+
+class Params(BaseModel):
+    warmup_s: float = 0.2
+    recover_s: float = 0.3
+
+
+class FileScenario(Scenario):
+    name = "file_scenario"
+    hypothesis = "the marker goes away after heal"
+    Params = Params
+    recovery_probe = "file_absent"
+
+    def __init__(self, root: Path, fault: FileFault, check=None):
+        super().__init__()
+        self.root, self.fault, self.check = root, fault, check
+
+    def probes(self, target):
+        return [FileAbsentProbe(self.fault.path)]
+
+    def faults(self, target):
+        return [self.fault]
+
+    async def check_invariants(self, ctx):
+        if self.check is not None:
+            return await self.check(ctx)
+        return [InvariantResult(name="healed", description="", passed=not self.fault.path.exists(),
+                                measured=float(self.fault.path.exists()), limit=0)]
+
+
+def run(scenario, root, **opts):
+    events = []
+    result = asyncio.run(Run(scenario, DirTarget(root), events.append, RunOptions(rate_hz=50, **opts)).execute())
+    return result, events
+
+
+def test_pass_measures_the_window_and_recovery(tmp_path):
+    fault = FileFault(tmp_path / "marker")
+    result, events = run(FileScenario(tmp_path, fault), tmp_path)
+    assert result.outcome == "pass" and result.heal.ok
+    window = result.injection_windows[0]
+    assert window.healed_at - window.injected_at >= 0.3
+    assert result.recovery.time_to_detect_s is not None and result.recovery.time_to_detect_s < 0.2
+    assert result.recovery.time_to_recover_s is not None
+    assert result.probes["file_absent"].during.ok < result.probes["file_absent"].during.samples
+    assert result.probes["file_absent"].before.error_rate == 0
+    kinds = [type(e) for e in events]
+    assert kinds.index(FaultInjected) < kinds.index(FaultHealed) < kinds.index(RunFinished)
+
+
+def test_steady_state_failure_aborts_with_nothing_injected(tmp_path):
+    marker = tmp_path / "marker"
+    marker.write_text("already broken")
+    fault = FileFault(tmp_path / "other")
+    scenario = FileScenario(tmp_path, fault)
+    scenario.probes = lambda target: [FileAbsentProbe(marker)]
+    result, events = run(scenario, tmp_path, steady_state_timeout_s=0.5)
+    assert result.outcome == "aborted"
+    assert "marker present" in result.reason
+    assert result.injection_windows == []
+    assert not any(isinstance(e, FaultInjected) for e in events)
+    assert fault.heals == 0
+
+
+def test_blown_inject_budget_is_an_error_and_still_heals(tmp_path):
+    fault = FileFault(tmp_path / "marker", inject_delay_s=5)
+    result, _ = run(FileScenario(tmp_path, fault), tmp_path, inject_budget_s=0.3)
+    assert result.outcome == "error" and "longer than 0.3s" in result.reason
+    assert fault.heals == 1 and not fault.path.exists() and result.heal.ok
+
+
+def test_blown_invariant_budget_is_an_error(tmp_path):
+    async def slow(ctx):
+        await asyncio.sleep(5)
+        return []
+
+    fault = FileFault(tmp_path / "marker")
+    result, _ = run(FileScenario(tmp_path, fault, check=slow), tmp_path, invariant_budget_s=0.3)
+    assert result.outcome == "error" and "invariants" in result.reason
+    assert result.heal.ok
+
+
+def test_exception_mid_run_heals(tmp_path):
+    async def broken(ctx):
+        raise RuntimeError("checker exploded")
+
+    fault = FileFault(tmp_path / "marker")
+    result, _ = run(FileScenario(tmp_path, fault, check=broken), tmp_path)
+    assert result.outcome == "error" and "checker exploded" in result.reason
+    assert not fault.path.exists()
+
+
+def test_failed_invariant_is_fail(tmp_path):
+    async def failing(ctx):
+        return [InvariantResult(name="x", description="", passed=False, measured=3, limit=0)]
+
+    fault = FileFault(tmp_path / "marker")
+    result, _ = run(FileScenario(tmp_path, fault, check=failing), tmp_path)
+    assert result.outcome == "fail" and "x" in result.reason and result.heal.ok
+
+
+def test_cancel_during_fault_heals_and_says_interrupted(tmp_path):
+    fault = FileFault(tmp_path / "marker", hold_s=10)
+
+    async def main():
+        run_ = Run(FileScenario(tmp_path, fault), DirTarget(tmp_path), lambda e: None, RunOptions(rate_hz=50))
+        task = asyncio.ensure_future(run_.execute())
+        for _ in range(200):
+            if fault.path.exists():
+                break
+            await asyncio.sleep(0.02)
+        assert fault.path.exists(), "fault never landed"
+        task.cancel()
+        return await task
+
+    result = asyncio.run(main())
+    assert result.outcome == "interrupted" and result.heal.ok
+    assert not fault.path.exists()
+    assert result.injection_windows[0].healed_at is not None
+
+
+def test_a_broken_event_callback_does_not_stop_the_heal(tmp_path):
+    def explode(event):
+        raise RuntimeError("ui crashed")
+
+    fault = FileFault(tmp_path / "marker")
+    result = asyncio.run(Run(FileScenario(tmp_path, fault), DirTarget(tmp_path), explode).execute())
+    assert result.outcome == "pass" and not fault.path.exists()

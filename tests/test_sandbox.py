@@ -1,0 +1,66 @@
+"""The sandbox against real processes: ports reported, kill and restart, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+
+from chaos_tui.sandbox.processes import is_running
+from chaos_tui.sandbox.stack import SERVICES
+from tests.conftest import env_for, run_cli
+
+
+def test_up_status_down_leaves_nothing_running(fresh_state_dir):
+    env = env_for(fresh_state_dir)
+    up = run_cli(["sandbox", "up"], env)
+    assert up.returncode == 0, up.stderr
+    assert "started: postgres, nats, relay" in up.stdout
+
+    status = json.loads(run_cli(["sandbox", "status", "--json"], env).stdout)
+    assert all(status["services"][s]["running"] for s in SERVICES)
+    assert set(status["ports"]) == {"postgres", "nats", "nats_monitor"}
+    with psycopg.connect(status["urls"]["postgres"], connect_timeout=3) as conn:
+        assert conn.execute("SELECT to_regclass('outbox_events')::text").fetchone()[0] == "outbox_events"
+
+    again = run_cli(["sandbox", "up"], env)
+    assert "already running" in again.stdout
+
+    state = json.loads((fresh_state_dir / "sandbox.json").read_text())
+    pids = {s: state["processes"][s]["pid"] for s in SERVICES}
+    down = run_cli(["sandbox", "down"], env)
+    assert down.returncode == 0, down.stderr
+    for service, pid in pids.items():
+        assert not _alive(pid), f"{service} (pid {pid}) still runs after sandbox down"
+    status = json.loads(run_cli(["sandbox", "status", "--json"], env).stdout)
+    assert not any(status["services"][s]["running"] for s in SERVICES)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_hard_kill_takes_backends_too_and_start_brings_it_back(sandbox):
+    sb = sandbox.sandbox
+    rec = sb.record("postgres")
+    conn = psycopg.connect(sb.postgres_url, autocommit=True, connect_timeout=3)
+    backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    sb.kill("postgres")
+    assert not is_running(rec)
+    assert not _alive(backend_pid), "a backend outlived the hard kill"
+    try:
+        conn.execute("SELECT 1")
+        raise AssertionError("the old connection still works after a hard kill")
+    except psycopg.OperationalError:
+        pass
+    started = time.monotonic()
+    assert sb.start("postgres") is True
+    assert time.monotonic() - started < 30
+    with psycopg.connect(sb.postgres_url, connect_timeout=3) as again:
+        assert again.execute("SELECT 1").fetchone() == (1,)
+    assert sb.start("postgres") is False  # already running: nothing to do

@@ -1,0 +1,60 @@
+from chaos_tui.core.model import InjectionWindow, ProbeSample
+from chaos_tui.core.timeline import Timeline, summarise
+
+
+def sample(probe, t, ok, value=None, latency=1.0):
+    return ProbeSample(probe, t, ok, latency if ok else None, value, None if ok else "down")
+
+
+def build() -> Timeline:
+    tl = Timeline()
+    tl.register("db", "database")
+    tl.register("backlog", "rows")
+    # 10 Hz from t=0 to t=10; fault injected at 3.0, healed 5.0 -> 5.2; db down 3.2 .. 5.4
+    for i in range(100):
+        t = i / 10
+        tl.add(sample("db", t, not (3.2 <= t < 5.4)))
+        backlog = 2 if t < 3 else (2 + (t - 3) * 40 if t < 5.4 else max(0.0, 98 - (t - 5.4) * 100))
+        tl.add(sample("backlog", t, True, round(backlog)))
+    tl.windows.append(
+        InjectionWindow(fault="f", lease_id="l", description="", injected_at=3.0,
+                        heal_started_at=5.0, healed_at=5.2)
+    )
+    return tl
+
+
+def test_recovery_metrics_are_read_off_the_samples():
+    m = build().recovery("db", "backlog")
+    assert m.time_to_detect_s == 0.2
+    assert m.time_to_recover_s == 0.4
+    assert m.outage_s == 2.2
+    assert 0.9 < m.error_rate_during_fault <= 1.0
+    assert m.backlog_peak == 98
+    assert m.backlog_drain_s is not None and 0.9 < m.backlog_drain_s < 1.5
+
+
+def test_phases_split_samples_before_during_after():
+    tl = build()
+    report = tl.report("db", run_started_at=0.0)
+    assert report.before.samples == 30 and report.before.error_rate == 0
+    assert report.during.samples == 23 and report.during.ok < report.during.samples
+    assert report.after.samples == 47
+    assert len(report.samples) == 100
+
+
+def test_no_fault_means_no_recovery_numbers():
+    tl = Timeline()
+    tl.add(sample("db", 0.0, True))
+    assert tl.recovery("db", None).time_to_detect_s is None
+
+
+def test_summary_percentiles():
+    s = summarise([ProbeSample("p", i, True, float(i), None) for i in range(1, 101)])
+    assert s.latency_ms_p50 == 50.5 and s.latency_ms_max == 100 and s.error_rate == 0
+
+
+def test_ring_buffer_is_bounded():
+    tl = Timeline(max_samples=10)
+    for i in range(25):
+        tl.add(sample("p", i, True))
+    assert len(tl.samples("p")) == 10 and tl.samples("p")[0].t == 15
