@@ -185,30 +185,29 @@ def _print_status(status: dict) -> None:
         click.echo(f"  {name + ':':<14}{url}")
 
 
-@sandbox.command("up")
-def sandbox_up():
-    """Start the sandbox (or what of it is not running)."""
+def _sandbox_change(action: str) -> list[str]:
+    """Run Sandbox.up or Sandbox.down; a sandbox problem is one line and exit code 5."""
     from chaos_tui.sandbox.postgres import SandboxError
 
     sb = _sandbox()
     try:
-        started = sb.up()
-    except SandboxError as exc:
-        fail(ExitCode.ERROR, f"sandbox: {exc}")
+        return getattr(sb, action)()
+    except (SandboxError, OSError) as exc:
+        fail(ExitCode.ERROR, f"sandbox {action}: {exc}")
+
+
+@sandbox.command("up")
+def sandbox_up():
+    """Start the sandbox (or what of it is not running)."""
+    started = _sandbox_change("up")
     click.echo(f"started: {', '.join(started)}" if started else "already running")
-    _print_status(sb.status())
+    _print_status(_sandbox().status())
 
 
 @sandbox.command("down")
 def sandbox_down():
     """Stop every sandbox process this tool started (data is kept)."""
-    from chaos_tui.sandbox.postgres import SandboxError
-
-    sb = _sandbox()
-    try:
-        stopped = sb.down()
-    except SandboxError as exc:
-        fail(ExitCode.ERROR, f"sandbox: {exc}")
+    stopped = _sandbox_change("down")
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

@@ -179,7 +179,7 @@ def run_headless(
         if stop_sandbox_after and started:
             console.print(f"stopping the sandbox this run started ({', '.join(started)})")
             try:
-                target.sandbox.down()
+                target.sandbox.down(only=started)
             except Exception as exc:
                 console.print(f"[red]could not stop the sandbox: {exc}[/red]")
     try:

@@ -64,3 +64,17 @@ def test_hard_kill_takes_backends_too_and_start_brings_it_back(sandbox):
     with psycopg.connect(sb.postgres_url, connect_timeout=3) as again:
         assert again.execute("SELECT 1").fetchone() == (1,)
     assert sb.start("postgres") is False  # already running: nothing to do
+
+
+def test_down_only_stops_the_named_services(fresh_state_dir):
+    from chaos_tui.sandbox.stack import Sandbox
+    from chaos_tui.settings import Settings
+
+    sb = Sandbox(Settings(state_dir=fresh_state_dir))
+    started: list[str] = []
+    sb.up(started)
+    assert started == list(SERVICES)
+    assert sb.down(only=["relay"]) == ["relay"]
+    assert not sb.running("relay")
+    assert sb.running("postgres") and sb.running("nats")
+    assert sb.healthy("postgres") and sb.healthy("nats") and not sb.healthy("relay")

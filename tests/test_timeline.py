@@ -58,3 +58,19 @@ def test_ring_buffer_is_bounded():
     for i in range(25):
         tl.add(sample("p", i, True))
     assert len(tl.samples("p")) == 10 and tl.samples("p")[0].t == 15
+
+
+def test_drain_baseline_is_the_level_just_before_the_fault():
+    tl = Timeline()
+    # an old backlog of 500 drains during warm-up, then the steady level is 0
+    for i in range(40):
+        t = i / 10
+        tl.add(sample("backlog", t, True, 500 if t < 1 else 0))
+    for i in range(40, 80):  # fault at 4.0, heal at 5.0, backlog 60 falls to 0 at 6.5
+        t = i / 10
+        tl.add(sample("backlog", t, True, 60 if t < 6.5 else 0))
+    tl.windows.append(InjectionWindow(fault="f", lease_id="l", description="", injected_at=4.0,
+                                      heal_started_at=5.0, healed_at=5.1))
+    m = tl.recovery(None, "backlog")
+    assert m.backlog_peak == 60
+    assert m.backlog_drain_s == 1.5

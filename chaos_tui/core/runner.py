@@ -31,6 +31,7 @@ INJECT_BUDGET_S = 10.0  # the spec: injecting a fault completes within 10 s
 HEAL_BUDGET_S = 60.0  # a crash-recovering database may need a while; longer is a heal failure
 STEADY_STATE_TIMEOUT_S = 15.0
 STEADY_STATE_STREAK = 3  # consecutive passing samples that count as "holds"
+WORKLOAD_STOP_S = 15.0
 
 
 class BudgetExceeded(Exception):
@@ -56,6 +57,9 @@ class _LiveFault:
     lease: FaultLease
     window: InjectionWindow
     healed: bool = False
+    # The heal in flight. A cancelled await does not stop it (it may be a thread), so a
+    # second heal waits for this one instead of racing it.
+    heal_task: asyncio.Future | None = None
 
 
 class Run:
@@ -216,12 +220,20 @@ class Run:
         if live.healed:
             return FaultHealReport(fault=live.fault.name, lease_id=live.lease.lease_id, ok=True)
         live.window.heal_started_at = live.window.heal_started_at or time.time()
+        if live.heal_task is None or live.heal_task.done():
+            live.heal_task = asyncio.ensure_future(
+                asyncio.wait_for(live.fault.heal(live.lease), self.options.heal_budget_s)
+            )
         error = None
         try:
-            await asyncio.wait_for(live.fault.heal(live.lease), self.options.heal_budget_s)
+            await asyncio.shield(live.heal_task)
             live.healed = True
         except asyncio.TimeoutError:
             error = f"heal took longer than {self.options.heal_budget_s:g}s"
+        except asyncio.CancelledError:
+            if not live.heal_task.cancelled():
+                raise  # we were cancelled, the heal goes on; the final heal waits for it
+            error = "heal was cancelled"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         live.window.healed_at = time.time()
@@ -244,10 +256,7 @@ class Run:
 
     async def _heal_everything_unshielded(self) -> HealReport:
         self._phase("heal", f"{sum(not f.healed for f in self._live)} fault(s) still live")
-        try:
-            await self.scenario.stop_workload(self.ctx)
-        except Exception as exc:
-            self._note(f"stopping the workload failed: {exc}", "warning")
+        # Faults first: nothing (a workload retrying against a dead server) may delay them.
         reports = [await self._heal(live) for live in self._live]
         verified = True
         for live in self._live:
@@ -259,6 +268,10 @@ class Run:
                 ok = False
                 self._note(f"verifying heal of {live.fault.name} failed: {exc}", "error")
             verified = verified and ok
+        try:
+            await asyncio.wait_for(self.scenario.stop_workload(self.ctx), WORKLOAD_STOP_S)
+        except Exception as exc:
+            self._note(f"stopping the workload failed: {exc or type(exc).__name__}", "warning")
         for task in self._samplers:
             task.cancel()
         await asyncio.gather(*self._samplers, return_exceptions=True)

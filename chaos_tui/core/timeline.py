@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from statistics import quantiles
+from statistics import median, quantiles
 from typing import Iterable
 
 from chaos_tui.core.model import (
@@ -113,7 +113,9 @@ class Timeline:
             return
         peak = max(later, key=lambda s: s.value)
         metrics.backlog_peak = peak.value
-        steady = max(before) if before else 0.0
+        # The level just before the fault, not the highest ever seen: a backlog left over from
+        # an earlier run and drained during warm-up must not make the drain look instant.
+        steady = median(before[-10:]) if before else 0.0
         if heal_start is None:
             return
         drained = next((s for s in later if s.t >= peak.t and s.value <= steady), None)

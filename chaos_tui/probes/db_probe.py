@@ -51,9 +51,15 @@ class OutboxBacklogProbe(Probe):
         return float(count)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            try:
-                await conn.close()
-            except Exception:
-                pass
+        conn, self._conn = self._conn, None
+        await close_quietly(conn)
+
+
+async def close_quietly(conn: psycopg.AsyncConnection | None) -> None:
+    """Close a connection that may already be broken; a dead server is no error here."""
+    if conn is None:
+        return
+    try:
+        await conn.close()
+    except Exception:
+        pass

@@ -34,12 +34,17 @@ class NatsProbe(Probe):
 
     async def _client(self) -> Client:
         if self._nc is None:
-            self._nc = await connect(self.url, f"chaos-tui-{self.name}")
+            nc = await connect(self.url, f"chaos-tui-{self.name}")
 
             async def pong(msg):
                 await msg.respond(msg.data)
 
-            await self._nc.subscribe(self._subject, cb=pong)
+            try:
+                await nc.subscribe(self._subject, cb=pong)
+            except BaseException:
+                await nc.close()
+                raise
+            self._nc = nc  # only a client with its responder in place is kept
         if not self._nc.is_connected:
             raise ConnectionError("not connected to NATS")
         return self._nc

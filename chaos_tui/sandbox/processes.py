@@ -106,15 +106,16 @@ def descendants(pid: int) -> list[tuple[int, int]]:
     return found
 
 
-def signal_tree(record: ProcessRecord, sig: int) -> bool:
+def signal_tree(record: ProcessRecord, sig: int) -> list[tuple[int, int]] | None:
     """Signal the process, its process group and every descendant.
 
     Postgres backends each call setsid(), so a process-group kill alone would leave them
     running; they are found through their parent instead. The list is taken before the
-    signal, because orphans are re-parented and could no longer be traced to us.
+    signal, because orphans are re-parented and could no longer be traced to us. Returns the
+    descendants signalled (pid, start ticks), or None when the process was not running.
     """
     if not is_running(record):
-        return False
+        return None
     below = descendants(record.pid)
     try:
         os.killpg(record.pid, sig)
@@ -122,14 +123,14 @@ def signal_tree(record: ProcessRecord, sig: int) -> bool:
         try:
             os.kill(record.pid, sig)
         except ProcessLookupError:
-            return False
+            return None
     for pid, ticks in below:
         if start_ticks(pid) == ticks:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-    return True
+    return below
 
 
 def signal_only(record: ProcessRecord, sig: int) -> bool:

@@ -23,7 +23,15 @@ from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox import postgres
 from chaos_tui.sandbox.postgres import SandboxError
-from chaos_tui.sandbox.processes import ProcessRecord, is_running, signal_tree, spawn, stop, wait_gone
+from chaos_tui.sandbox.processes import (
+    ProcessRecord,
+    is_running,
+    signal_tree,
+    spawn,
+    start_ticks,
+    stop,
+    wait_gone,
+)
 from chaos_tui.settings import Settings
 
 SERVICES = ("postgres", "nats", "relay")  # start order; stop order is the reverse
@@ -86,13 +94,17 @@ class Sandbox:
         rec = self.record(service)
         return rec is not None and is_running(rec)
 
-    def up(self) -> list[str]:
-        """Start whatever is not running; return the services started."""
+    def up(self, started: list[str] | None = None) -> list[str]:
+        """Start whatever is not running; return the services started.
+
+        Pass `started` to see each service in it the moment it exists, even if a later one
+        fails: the caller can then stop exactly what it started.
+        """
+        started = [] if started is None else started
         with self._locked():
             state = self._load()
             self._assign_ports(state)
             self._save(state)
-            started = []
             for service in SERVICES:
                 rec = state["processes"].get(service)
                 if rec and is_running(ProcessRecord.from_json(rec)):
@@ -103,12 +115,14 @@ class Sandbox:
                 self._wait_ready(service, state["ports"])
             return started
 
-    def down(self) -> list[str]:
-        """Stop every process we started; return the ones that were running."""
+    def down(self, only: list[str] | None = None) -> list[str]:
+        """Stop the processes we started (all, or `only` these); return those that ran."""
         with self._locked():
             state = self._load()
             stopped = []
             for service in reversed(SERVICES):
+                if only is not None and service not in only:
+                    continue
                 data = state["processes"].get(service)
                 if not data:
                     continue
@@ -150,22 +164,38 @@ class Sandbox:
             rec = self.record(service)
             if rec is None:
                 raise SandboxError(f"{service} was never started by this sandbox")
-            killed = signal_tree(rec, signal.SIGKILL)
+            below = signal_tree(rec, signal.SIGKILL)
             if not wait_gone(rec, 5.0):
                 raise SandboxError(f"{service} (pid {rec.pid}) survived SIGKILL")
-            return killed
+            # Backends still holding shared memory would stop a restart: wait for them too.
+            deadline = time.monotonic() + 5.0
+            while below and time.monotonic() < deadline:
+                below = [(pid, t) for pid, t in below if start_ticks(pid) == t]
+                time.sleep(0.02)
+            return below is not None
 
     def start(self, service: str) -> bool:
         """Start one service again if it is down; True when it had to be started."""
         with self._locked():
             state = self._load()
             rec = state["processes"].get(service)
-            if rec and is_running(ProcessRecord.from_json(rec)):
-                return False
-            state["processes"][service] = self._start(service, state["ports"]).to_json()
-            self._save(state)
+            needed = not (rec and is_running(ProcessRecord.from_json(rec)))
+            if needed:
+                state["processes"][service] = self._start(service, state["ports"]).to_json()
+                self._save(state)
+        # Even when another caller started it a moment ago: return only once it is ready.
         self._wait_ready(service, state["ports"])
-        return True
+        return needed
+
+    def healthy(self, service: str) -> bool:
+        """Running and answering as it should (not merely a live PID)."""
+        if not self.running(service):
+            return False
+        try:
+            self._check_ready(service, self.ports)
+            return True
+        except Exception:
+            return False
 
     # -- internals ------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from collections import deque
 
 import psycopg
 
+from chaos_tui.probes.db_probe import close_quietly
+
 INSERT = (
     "INSERT INTO outbox_events (id, subject, payload) VALUES (%s, %s, %s) "
     "ON CONFLICT (id) DO NOTHING"
@@ -42,13 +44,15 @@ class OutboxWriter:
         if self._task is None:
             return
         self._stop.set()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-        deadline = time.monotonic() + flush_timeout_s
-        while self._pending and time.monotonic() < deadline:
-            if not await self._flush():
-                await asyncio.sleep(0.2)
-        await self._close()
+        try:
+            await asyncio.gather(self._task, return_exceptions=True)
+            deadline = time.monotonic() + flush_timeout_s
+            while self._pending and time.monotonic() < deadline:
+                if not await self._flush():
+                    await asyncio.sleep(0.2)
+        finally:
+            self._task = None
+            await self._close()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -89,9 +93,5 @@ class OutboxWriter:
             return False
 
     async def _close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            try:
-                await conn.close()
-            except Exception:
-                pass
+        conn, self._conn = self._conn, None
+        await close_quietly(conn)

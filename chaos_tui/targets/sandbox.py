@@ -19,7 +19,8 @@ class SandboxTarget(Target):
         self.started: list[str] = []  # services this target started (so its owner can stop them)
 
     async def ensure_up(self) -> None:
-        self.started = await asyncio.to_thread(self.sandbox.up)
+        # Filled in as each service starts, so a failed or interrupted start is still undone.
+        await asyncio.to_thread(self.sandbox.up, self.started)
 
     @property
     def postgres_url(self) -> str:
@@ -52,4 +53,4 @@ class SandboxTarget(Target):
         await asyncio.to_thread(self.sandbox.start, service)
 
     async def service_healthy(self, service: str) -> bool:
-        return await asyncio.to_thread(self.sandbox.running, service)
+        return await asyncio.to_thread(self.sandbox.healthy, service)
