@@ -226,15 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: click's usage errors become one line instead of a usage dump."""
     try:
         cli.main(args=argv, prog_name="chaos-tui", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - not used
-        click.echo(exc.format_message(), err=True)
-        return int(ExitCode.USAGE)
     except click.UsageError as exc:
         fail_line = exc.format_message().rstrip(".")
         click.echo(f"chaos-tui: {fail_line} (see chaos-tui --help)", err=True)
         return int(ExitCode.USAGE)
-    except click.Abort:
-        click.echo("chaos-tui: aborted", err=True)
+    except (click.Abort, KeyboardInterrupt):
+        # Only before a run installs its own handlers (during start-up): nothing was injected.
+        click.echo("chaos-tui: interrupted before anything was started", err=True)
         return int(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
         click.echo(f"chaos-tui: {exc.format_message()}", err=True)
