@@ -185,13 +185,13 @@ def _print_status(status: dict) -> None:
         click.echo(f"  {name + ':':<14}{url}")
 
 
-def _sandbox_change(action: str) -> list[str]:
+def _sandbox_change(action: str):
     """Run Sandbox.up or Sandbox.down; a sandbox problem is one line and exit code 5."""
     from chaos_tui.sandbox.postgres import SandboxError
 
     sb = _sandbox()
     try:
-        return getattr(sb, action)()
+        return sb, getattr(sb, action)()
     except (SandboxError, OSError) as exc:
         fail(ExitCode.ERROR, f"sandbox {action}: {exc}")
 
@@ -199,15 +199,15 @@ def _sandbox_change(action: str) -> list[str]:
 @sandbox.command("up")
 def sandbox_up():
     """Start the sandbox (or what of it is not running)."""
-    started = _sandbox_change("up")
+    sb, started = _sandbox_change("up")
     click.echo(f"started: {', '.join(started)}" if started else "already running")
-    _print_status(_sandbox().status())
+    _print_status(sb.status())
 
 
 @sandbox.command("down")
 def sandbox_down():
     """Stop every sandbox process this tool started (data is kept)."""
-    stopped = _sandbox_change("down")
+    _, stopped = _sandbox_change("down")
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

@@ -108,9 +108,6 @@ def print_summary(console: Console, result: RunResult) -> None:
             f"duplicated {d.duplicated}, unexpected {d.unexpected}",
             highlight=False,
         )
-    for inv in result.invariants:
-        if inv.name == "relay_resumes" and inv.measured is not None:
-            console.print(f"relay resumed {inv.measured:g}s after Postgres was back", highlight=False)
     heal = "ok" if result.heal.ok else "FAILED"
     console.print(f"heal: {heal} ({len(result.heal.faults)} fault(s) undone, verified={result.heal.verified})", highlight=False)
 

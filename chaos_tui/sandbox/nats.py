@@ -20,8 +20,6 @@ def server_binary() -> Path:
         Path(sysconfig.get_path("scripts")) / "nats-server",
         Path(sys.executable).parent / "nats-server",
     ]
-    user_scripts = sysconfig.get_path("scripts", f"{sysconfig.get_default_scheme()}")
-    candidates.append(Path(user_scripts) / "nats-server")
     for path in candidates:
         if path.is_file():
             return path

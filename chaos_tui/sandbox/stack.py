@@ -105,15 +105,9 @@ class Sandbox:
             state = self._load()
             self._assign_ports(state)
             self._save(state)
-            for service in SERVICES:
-                rec = state["processes"].get(service)
-                if rec and is_running(ProcessRecord.from_json(rec)):
-                    continue
-                state["processes"][service] = self._start(service, state["ports"]).to_json()
-                self._save(state)  # recorded the moment it exists, so `down` can always find it
-                started.append(service)
-                self._wait_ready(service, state["ports"])
-            return started
+        for service in SERVICES:
+            self.start(service, started)
+        return started
 
     def down(self, only: list[str] | None = None) -> list[str]:
         """Stop the processes we started (all, or `only` these); return those that ran."""
@@ -174,15 +168,18 @@ class Sandbox:
                 time.sleep(0.02)
             return below is not None
 
-    def start(self, service: str) -> bool:
-        """Start one service again if it is down; True when it had to be started."""
+    def start(self, service: str, started: list[str] | None = None) -> bool:
+        """Start one service if it is down; True when it had to be started (and then it is
+        appended to `started` at once, before waiting for it to be ready)."""
         with self._locked():
             state = self._load()
             rec = state["processes"].get(service)
             needed = not (rec and is_running(ProcessRecord.from_json(rec)))
             if needed:
                 state["processes"][service] = self._start(service, state["ports"]).to_json()
-                self._save(state)
+                self._save(state)  # recorded the moment it exists, so `down` can always find it
+                if started is not None:
+                    started.append(service)
         # Even when another caller started it a moment ago: return only once it is ready.
         self._wait_ready(service, state["ports"])
         return needed
