@@ -82,29 +82,24 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
             fail(ExitCode.USAGE, "--headless/--scenario go without a subcommand")
         return
     from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
-
-    settings = _settings()
-    try:
-        check_not_production(settings)  # first, whatever else was asked
-    except Refusal as exc:
-        fail(exc.code, str(exc))
-    if not headless:
-        fail(
-            ExitCode.USAGE,
-            "the interactive console is not available yet; run a scenario with "
-            "--headless --scenario NAME (see chaos-tui --help)",
-        )
-    if not scenario_name:
-        fail(ExitCode.USAGE, "--headless needs --scenario NAME (see `chaos-tui list`)")
-
     from chaos_tui.core.runner import RunOptions
-    from chaos_tui.headless import check_output_path, run_headless
+    from chaos_tui.headless import check_output_path
     from chaos_tui.scenarios import UnknownScenario, get_scenario
     from chaos_tui.targets import TARGET_NAMES, make_target
 
+    settings = _settings()
+    if headless:
+        try:
+            check_not_production(settings)  # first, whatever else was asked
+        except Refusal as exc:
+            fail(exc.code, str(exc))
     try:
-        scenario_cls = get_scenario(scenario_name)
-        params = parse_params(scenario_cls, assignments)
+        if headless and not scenario_name:
+            raise UsageProblem("--headless needs --scenario NAME (see `chaos-tui list`)")
+        if assignments and not scenario_name:
+            raise UsageProblem("--set needs --scenario NAME: parameters belong to a scenario")
+        scenario_cls = get_scenario(scenario_name) if scenario_name else None
+        params = parse_params(scenario_cls, assignments) if scenario_cls else None
         if target_name not in TARGET_NAMES:
             raise UsageProblem(f"unknown target {target_name!r} (known: {', '.join(TARGET_NAMES)})")
         if rate_hz is not None and not 0 < rate_hz <= 100:
@@ -112,19 +107,27 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
         if invariant_budget is not None and invariant_budget <= 0:
             raise UsageProblem(f"--invariant-budget must be positive, got {invariant_budget:g}")
         if output is not None:
+            if not headless:
+                raise UsageProblem("--output goes with --headless (the console exports from its report)")
             check_output_path(output)
     except (UnknownScenario, UsageProblem, OSError) as exc:
         fail(ExitCode.USAGE, str(exc))
+    options = RunOptions(
+        rate_hz=rate_hz or settings.probe_rate_hz,
+        invariant_budget_s=invariant_budget or settings.invariant_budget_s,
+    )
+    if not headless:
+        code = run_console(settings, target_name, scenario_name, params, options,
+                           enable_chaos, keep_sandbox)
+        raise SystemExit(code)
+
+    from chaos_tui.headless import run_headless
+
     target = make_target(target_name, settings)
     try:
         check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
     except Refusal as exc:
         fail(exc.code, str(exc))
-
-    options = RunOptions(
-        rate_hz=rate_hz or settings.probe_rate_hz,
-        invariant_budget_s=invariant_budget or settings.invariant_budget_s,
-    )
     code = run_headless(
         scenario_cls(params),
         target,
@@ -134,6 +137,44 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
         stop_sandbox_after=not keep_sandbox,
     )
     raise SystemExit(code)
+
+
+def run_console(settings, target_name, scenario_name, params, options, enable_chaos,
+                keep_sandbox) -> int:
+    """The Textual console. It opens even where chaos is refused (production, a target not
+    enabled): it then shows why, and nothing can be run from it."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        fail(ExitCode.USAGE, "the console needs a terminal; without one use "
+                             "--headless --scenario NAME")
+    import asyncio
+
+    from chaos_tui.app import ChaosApp
+
+    app = ChaosApp(
+        settings,
+        target_name=target_name,
+        params={scenario_name: params} if scenario_name and params is not None else None,
+        options=options,
+        enable_chaos=enable_chaos,
+        open_scenario=scenario_name,
+    )
+    code = ExitCode.PASS
+    try:
+        app.run()
+    finally:
+        if app.run_in_progress is not None:  # the UI died mid-run: heal before anything else
+            click.echo("chaos-tui: the console stopped during a run; healing", err=True)
+            if not asyncio.run(app.heal_after_crash()):
+                code = ExitCode.HEAL_FAILED
+        result = app.last_result
+        if result is not None and not result.heal.ok:
+            click.echo("chaos-tui: the last run's heal FAILED; check the target", err=True)
+            code = ExitCode.HEAL_FAILED
+        started = getattr(app.target, "started", [])
+        if started and not keep_sandbox:
+            click.echo(f"stopping the sandbox the console started ({', '.join(started)})", err=True)
+            app.target.sandbox.down(only=started)
+    return int(code)
 
 
 @cli.command("list")

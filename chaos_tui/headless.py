@@ -6,110 +6,42 @@ No Textual anywhere in here; CI imports only this and the core.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import signal
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from chaos_tui.core.events import (
-    FaultHealed,
-    FaultInjected,
-    InvariantChecked,
-    Note,
-    PhaseChanged,
-    RunEvent,
-    RunFinished,
-    SampleTaken,
-)
+from chaos_tui.core.events import RunEvent, RunFinished
 from chaos_tui.core.journal import result_json, save_result, write_atomic
 from chaos_tui.core.model import RunResult
+from chaos_tui.core.report import result_facts, verdict_line
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.exit_codes import OUTCOME_EXIT_CODES, ExitCode
+from chaos_tui.narration import Narrator
 
 
 class Progress:
-    """Turns run events into short lines. Samples are shown only when a probe changes state."""
+    """Prints the narration of a run on stderr, then the summary."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._probe_ok: dict[str, bool] = {}
-
-    def _line(self, t: float, text: str) -> None:
-        stamp = dt.datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3]
-        self.console.print(f"[dim]{stamp}[/dim] {text}", highlight=False)
+        self._narrate = Narrator()
 
     def __call__(self, event: RunEvent) -> None:
-        if isinstance(event, SampleTaken):
-            s = event.sample
-            before = self._probe_ok.get(s.probe)
-            self._probe_ok[s.probe] = s.ok
-            if before is None or before == s.ok:
-                return
-            if s.ok:
-                self._line(s.t, f"[green]probe {s.probe} ok again[/green]")
-            else:
-                self._line(s.t, f"[yellow]probe {s.probe} failing: {s.error}[/yellow]")
-        elif isinstance(event, PhaseChanged):
-            detail = f" ({event.detail})" if event.detail else ""
-            self._line(event.t, f"[bold]{event.phase}[/bold]{detail}")
-        elif isinstance(event, FaultInjected):
-            w = event.window
-            self._line(w.injected_at, f"[bold red]INJECTED[/bold red] {w.fault}: {w.description}")
-        elif isinstance(event, FaultHealed):
-            w = event.window
-            took = (w.healed_at or 0) - w.injected_at
-            if event.ok:
-                self._line(w.healed_at, f"[bold green]HEALED[/bold green] {w.fault} after {took:.1f}s")
-            else:
-                self._line(w.healed_at, f"[bold red]HEAL FAILED[/bold red] {w.fault}: {event.error}")
-        elif isinstance(event, InvariantChecked):
-            r = event.result
-            mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
-            measured = "unmeasured" if r.measured is None else f"{r.measured:g}{r.unit and ' ' + r.unit}"
-            limit = "" if r.limit is None else f" (limit {r.comparison} {r.limit:g})"
-            self._line(dt.datetime.now().timestamp(), f"{mark} {r.name}: {measured}{limit} {r.detail}")
-        elif isinstance(event, Note):
-            style = {"warning": "yellow", "error": "red"}.get(event.level, "cyan")
-            self._line(event.t, f"[{style}]{event.text}[/{style}]")
-        elif isinstance(event, RunFinished):
+        line = self._narrate(event)
+        if line is not None:
+            self.console.print(line, highlight=False)
+        if isinstance(event, RunFinished):
             print_summary(self.console, event.result)
 
 
 def print_summary(console: Console, result: RunResult) -> None:
     colour = {"pass": "green", "fail": "red", "interrupted": "yellow"}.get(result.outcome, "red")
-    console.print(
-        f"\n[bold {colour}]verdict: {result.outcome.upper()}[/bold {colour}] "
-        f"{result.scenario} on {result.target} in {result.duration_s:.1f}s"
-        + (f" - {result.reason}" if result.reason else ""),
-        highlight=False,
-    )
-    r = result.recovery
-    def fmt(v, unit="s"):
-        return "n/a" if v is None else f"{v:g}{unit}"
-    if result.injection_windows:
-        console.print(
-            f"recovery ({r.probe}): detected in {fmt(r.time_to_detect_s)}, recovered "
-            f"{fmt(r.time_to_recover_s)} after heal, outage {fmt(r.outage_s)}, error rate "
-            f"during fault {fmt(None if r.error_rate_during_fault is None else round(r.error_rate_during_fault * 100, 1), '%')}",
-            highlight=False,
-        )
-    if r.backlog_probe and r.backlog_peak is not None:
-        console.print(
-            f"backlog ({r.backlog_probe}): peak {r.backlog_peak:g}, drained "
-            f"{fmt(r.backlog_drain_s)} after heal",
-            highlight=False,
-        )
-    if result.delivery is not None:
-        d = result.delivery
-        console.print(
-            f"delivery: written {d.acknowledged}, published {d.published}, lost {d.lost}, "
-            f"duplicated {d.duplicated}, unexpected {d.unexpected}",
-            highlight=False,
-        )
-    heal = "ok" if result.heal.ok else "FAILED"
-    console.print(f"heal: {heal} ({len(result.heal.faults)} fault(s) undone, verified={result.heal.verified})", highlight=False)
+    verdict, _, rest = verdict_line(result).partition(" ")
+    console.print(f"\n[bold {colour}]verdict: {verdict}[/bold {colour}] {rest}", highlight=False)
+    for label, value in result_facts(result):
+        console.print(f"{label}: {value}", highlight=False, markup=False)
 
 
 def check_output_path(path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from chaos_tui.core.model import DeliveryCounts, InvariantResult, ProbeSample
+from chaos_tui.core.model import DeliveryCounts, InvariantResult, InvariantSpec, ProbeSample
 
 
 class Probe(ABC):
@@ -154,6 +154,15 @@ class Scenario(ABC):
     @property
     def recover_s(self) -> float:
         return float(getattr(self.params, "recover_s", 3.0))
+
+    def invariants(self) -> list[InvariantSpec]:
+        """What must hold, with the limits from the current parameters (the detail view shows
+        them before anything runs; `check_invariants` judges each one)."""
+        return []
+
+    def expected_duration_s(self, target: Target) -> float:
+        """Load before, faults held, load after: the part of a run the user waits through."""
+        return self.warmup_s + sum(f.hold_s for f in self.faults(target)) + self.recover_s
 
     @abstractmethod
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]: ...

@@ -49,6 +49,36 @@ class InvariantResult(BaseModel):
     detail: str = ""
 
 
+class InvariantSpec(BaseModel):
+    """An invariant as declared before a run (shown in the detail view), judged after it."""
+
+    name: str
+    description: str
+    limit: float | None
+    comparison: Literal["<=", ">=", "=="] = "<="
+    unit: str = ""
+
+    def judge(self, measured: float | None, detail: str = "") -> InvariantResult:
+        if measured is None or self.limit is None:
+            passed = False  # what could not be measured did not hold
+        elif self.comparison == "<=":
+            passed = measured <= self.limit
+        elif self.comparison == ">=":
+            passed = measured >= self.limit
+        else:
+            passed = measured == self.limit
+        return InvariantResult(
+            name=self.name,
+            description=self.description,
+            passed=passed,
+            measured=measured,
+            limit=self.limit,
+            comparison=self.comparison,
+            unit=self.unit,
+            detail=detail,
+        )
+
+
 class PhaseSummary(BaseModel):
     samples: int = 0
     ok: int = 0

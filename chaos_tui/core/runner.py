@@ -78,6 +78,9 @@ class Run:
         self._live: list[_LiveFault] = []
         self._probes: list[Probe] = []
         self._samplers: list[asyncio.Task] = []
+        self._heal_early = asyncio.Event()  # set by heal_now(): the current hold ends at once
+        self._halted = False  # set by halt(): no further fault is injected in this run
+        self._injecting: asyncio.Future | None = None  # an inject in flight, which a heal awaits
         self.ctx = RunContext(self.run_id, target, self.timeline, self._note)
 
     # -- events ---------------------------------------------------------------------------
@@ -112,8 +115,15 @@ class Run:
             self._phase("warmup", f"{self.scenario.warmup_s:g}s of load before the fault")
             await asyncio.sleep(self.scenario.warmup_s)
             for fault in self.scenario.faults(self.target):
+                if self._halted:
+                    self._note(f"halted: {fault.name} not injected", "warning")
+                    continue
+                self._heal_early.clear()
                 await self._inject(fault)
-                await asyncio.sleep(fault.hold_s)
+                try:
+                    await asyncio.wait_for(self._heal_early.wait(), fault.hold_s)
+                except asyncio.TimeoutError:
+                    pass  # the fault was held for as long as planned
                 await self._heal(self._live[-1])
             self._phase("recover", f"{self.scenario.recover_s:g}s of load after the heal")
             await asyncio.sleep(self.scenario.recover_s)
@@ -208,8 +218,11 @@ class Run:
         # Known before it is applied: whatever happens next, this lease gets healed.
         self._live.append(_LiveFault(fault, lease, window))
         self.timeline.windows.append(window)
+        self._injecting = asyncio.ensure_future(
+            asyncio.wait_for(fault.inject(lease), self.options.inject_budget_s)
+        )
         try:
-            await asyncio.wait_for(fault.inject(lease), self.options.inject_budget_s)
+            await asyncio.shield(self._injecting)
         except asyncio.TimeoutError:
             raise BudgetExceeded(
                 f"injecting {fault.name} took longer than {self.options.inject_budget_s:g}s"
@@ -219,6 +232,10 @@ class Run:
     async def _heal(self, live: _LiveFault) -> FaultHealReport:
         if live.healed:
             return FaultHealReport(fault=live.fault.name, lease_id=live.lease.lease_id, ok=True)
+        if self._injecting is not None and not self._injecting.done():
+            # Undoing a fault that is still being applied would race it: let it land first
+            # (the inject budget bounds the wait).
+            await asyncio.wait([self._injecting])
         live.window.heal_started_at = live.window.heal_started_at or time.time()
         if live.heal_task is None or live.heal_task.done():
             live.heal_task = asyncio.ensure_future(
@@ -227,6 +244,8 @@ class Run:
         error = None
         try:
             await asyncio.shield(live.heal_task)
+            if live.healed:  # heal_now() and the run loop both waited; the first one reports
+                return FaultHealReport(fault=live.fault.name, lease_id=live.lease.lease_id, ok=True)
             live.healed = True
         except asyncio.TimeoutError:
             error = f"heal took longer than {self.options.heal_budget_s:g}s"
@@ -241,6 +260,31 @@ class Run:
         return FaultHealReport(
             fault=live.fault.name, lease_id=live.lease.lease_id, ok=live.healed, error=error
         )
+
+    # -- operator controls (the console's heal / halt keys) --------------------------------
+
+    async def heal_now(self) -> list[FaultHealReport]:
+        """Heal every live fault at once; the run goes on to recover and verify."""
+        self._heal_early.set()
+        return [await self._heal(live) for live in list(self._live)]
+
+    async def halt(self) -> list[FaultHealReport]:
+        """Heal every live fault and inject nothing more in this run."""
+        self._halted = True
+        self._note("halt: healing every live fault; nothing more will be injected", "warning")
+        return await self.heal_now()
+
+    async def heal_after_crash(self) -> list[FaultHealReport]:
+        """Heal what is still live from a new event loop, after the face's loop died mid-run.
+        Tasks of the dead loop are forgotten; every heal must be safe to repeat anyway."""
+        self._injecting = None
+        for live in self._live:
+            live.heal_task = None
+        return [await self._heal(live) for live in self._live]
+
+    @property
+    def live_faults(self) -> list[InjectionWindow]:
+        return [live.window for live in self._live if not live.healed]
 
     async def _heal_everything(self) -> HealReport:
         """Undo every live fault, stop load and sampling. Shielded: a second signal can't stop it."""

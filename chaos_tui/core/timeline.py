@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from statistics import median, quantiles
 from typing import Iterable
 
@@ -34,6 +35,20 @@ class Timeline:
 
     def samples(self, probe: str) -> list[ProbeSample]:
         return list(self._samples.get(probe, ()))
+
+    def recent(self, probe: str, count: int) -> list[ProbeSample]:
+        """The last `count` samples, oldest first, without copying the whole series."""
+        series = self._samples.get(probe, ())
+        return list(islice(reversed(series), count))[::-1]
+
+    def since(self, probe: str, t: float) -> list[ProbeSample]:
+        """Samples taken at or after `t`, oldest first, reading back from the newest."""
+        picked = []
+        for s in reversed(self._samples.get(probe, ())):
+            if s.t < t:
+                break
+            picked.append(s)
+        return picked[::-1]
 
     def latest(self, probe: str) -> ProbeSample | None:
         series = self._samples.get(probe)

@@ -77,13 +77,15 @@ class Sandbox:
     def ports(self) -> dict[str, int]:
         return self._load()["ports"]
 
+    # Ports are picked when the sandbox first starts. Before that the URLs carry port 0, which
+    # nothing listens on: the console can describe a scenario's probes before anything runs.
     @property
     def postgres_url(self) -> str:
-        return postgres.url(self.ports["postgres"])
+        return postgres.url(self.ports.get("postgres", 0))
 
     @property
     def nats_url(self) -> str:
-        return nats_server.url(self.ports["nats"])
+        return nats_server.url(self.ports.get("nats", 0))
 
     # -- lifecycle ------------------------------------------------------------------------
 

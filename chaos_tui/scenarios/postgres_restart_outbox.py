@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
 from chaos_tui.core.delivery import check_delivery
-from chaos_tui.core.model import InvariantResult
+from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.faults.process import HardRestart
 from chaos_tui.probes.db_probe import OutboxBacklogProbe, PostgresProbe
 from chaos_tui.probes.jetstream_probe import StreamProbe, read_subject
@@ -88,31 +88,30 @@ class PostgresRestartOutbox(Scenario):
         )
         back_at = postgres_back_at(ctx)
         resume = relay_resume_s(back_at, [m.timestamp for m in stored])
+        spec = {i.name: i for i in self.invariants()}
         return [
-            count_invariant("no_lost_events", "every written outbox row reached SEA_EVENTS",
-                            d.lost, d.lost_sample),
-            count_invariant("no_duplicate_events", "no outbox id appears twice in SEA_EVENTS",
-                            d.duplicated, d.duplicated_sample),
-            count_invariant("no_unexpected_events",
-                            "SEA_EVENTS holds no id this run did not write", d.unexpected, []),
-            InvariantResult(
-                name="relay_resumes",
-                description="the relay publishes again soon after Postgres accepts connections",
-                passed=resume is not None and resume <= p.resume_limit_s,
-                measured=resume,
-                limit=p.resume_limit_s,
-                unit="s",
-                detail="no event published after Postgres came back" if resume is None else "",
+            spec["no_lost_events"].judge(d.lost, examples(d.lost_sample)),
+            spec["no_duplicate_events"].judge(d.duplicated, examples(d.duplicated_sample)),
+            spec["no_unexpected_events"].judge(d.unexpected),
+            spec["relay_resumes"].judge(
+                resume, "no event published after Postgres came back" if resume is None else ""
             ),
-            InvariantResult(
-                name="backlog_drains",
-                description="no unpublished outbox row is left once the load stops",
-                passed=backlog == 0,
-                measured=backlog,
-                limit=0,
-                unit="rows",
-                detail=f"waited up to {p.drain_timeout_s:g}s",
-            ),
+            spec["backlog_drains"].judge(backlog, f"waited up to {p.drain_timeout_s:g}s"),
+        ]
+
+    def invariants(self) -> list[InvariantSpec]:
+        p = self.params
+        return [
+            InvariantSpec(name="no_lost_events", description="every written outbox row reached "
+                          "SEA_EVENTS", limit=0, unit="events"),
+            InvariantSpec(name="no_duplicate_events", description="no outbox id appears twice "
+                          "in SEA_EVENTS", limit=0, unit="events"),
+            InvariantSpec(name="no_unexpected_events", description="SEA_EVENTS holds no id this "
+                          "run did not write", limit=0, unit="events"),
+            InvariantSpec(name="relay_resumes", description="the relay publishes again soon "
+                          "after Postgres accepts connections", limit=p.resume_limit_s, unit="s"),
+            InvariantSpec(name="backlog_drains", description="no unpublished outbox row is left "
+                          "once the load stops", limit=0, unit="rows"),
         ]
 
     async def _wait_for_drain(self, dsn: str, timeout_s: float) -> float | None:
@@ -138,16 +137,8 @@ class PostgresRestartOutbox(Scenario):
             await asyncio.sleep(0.2)
 
 
-def count_invariant(name: str, description: str, count: int, examples: list[str]) -> InvariantResult:
-    return InvariantResult(
-        name=name,
-        description=description,
-        passed=count == 0,
-        measured=count,
-        limit=0,
-        unit="events",
-        detail=("e.g. " + ", ".join(examples[:3])) if examples else "",
-    )
+def examples(ids: list[str]) -> str:
+    return ("e.g. " + ", ".join(ids[:3])) if ids else ""
 
 
 def postgres_back_at(ctx: RunContext) -> float | None:

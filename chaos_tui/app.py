@@ -1,0 +1,254 @@
+"""The Textual console: picker -> detail -> typed confirmation -> live run -> report.
+
+The run itself is the core's `Run`, executed in one async worker on the app's loop; its
+events arrive as RunEventMessage and only update a LiveRun, which the run screen redraws
+from a few times a second. Quitting, ctrl+c and SIGTERM during a run all heal first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from functools import partial
+from pathlib import Path
+
+from pydantic import BaseModel
+from rich.text import Text
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.worker import Worker
+
+from chaos_tui.catalog import Catalog
+from chaos_tui.core.events import RunEvent
+from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
+from chaos_tui.core.journal import save_result
+from chaos_tui.core.model import RunResult
+from chaos_tui.core.runner import Run, RunOptions
+from chaos_tui.live import LiveRun, ProbeInfo
+from chaos_tui.messages import RunEventMessage
+from chaos_tui.screens.confirm import AskScreen, ConfirmRunScreen
+from chaos_tui.screens.detail import DetailScreen
+from chaos_tui.screens.help import HelpScreen
+from chaos_tui.screens.picker import PickerScreen
+from chaos_tui.screens.report import ReportScreen
+from chaos_tui.screens.run import RunScreen
+from chaos_tui.settings import Settings
+from chaos_tui.targets import make_target
+
+
+class ChaosApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "chaos-tui"
+    BINDINGS = [
+        Binding("q", "quit_app", "Quit"),
+        Binding("ctrl+q", "quit_app", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "abort_run", "Abort", show=False, priority=True),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        target_name: str = "sandbox",
+        params: dict[str, BaseModel] | None = None,
+        options: RunOptions | None = None,
+        enable_chaos: bool = False,
+        export_dir: Path | None = None,
+        open_scenario: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.target = make_target(target_name, settings)
+        self.results_dir = Path(settings.state_dir) / "results"
+        self.catalog = Catalog(self.target, self.results_dir, params)
+        self.options = options or RunOptions(rate_hz=settings.probe_rate_hz,
+                                             invariant_budget_s=settings.invariant_budget_s)
+        self.export_dir = export_dir or Path.cwd()
+        self.open_scenario = open_scenario
+        self.lockout = self._lockout(enable_chaos or settings.enabled)
+        self.run_in_progress: Run | None = None
+        self.live: LiveRun | None = None
+        self.last_result: RunResult | None = None
+        self._run_worker: Worker | None = None
+        self._aborting = False
+        self._quit_when_done = False
+
+    # -- safety --------------------------------------------------------------------------------
+
+    def _lockout(self, enabled: bool) -> str | None:
+        try:
+            check_not_production(self.settings)
+            check_enabled(self.target.name, self.target.is_sandbox, enabled)
+        except Refusal as exc:
+            return str(exc)
+        return None
+
+    def safety_text(self) -> Text:
+        if self.lockout:
+            return Text(f" LOCKED: {self.lockout} ", style="bold white on red3")
+        kind = "the embedded sandbox" if self.target.is_sandbox else "chaos explicitly enabled"
+        return Text(f" target {self.target.name}: {kind}; every run asks for the scenario's name ",
+                    style="black on dark_sea_green4")
+
+    # -- screens -------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(PickerScreen())
+        if self.open_scenario:
+            self.open_detail(self.open_scenario)
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        except (RuntimeError, ValueError, NotImplementedError):
+            pass  # not the main thread (some test runners): the quit keys still heal
+
+    def on_unmount(self) -> None:
+        try:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        except (RuntimeError, ValueError, NotImplementedError):
+            pass
+
+    def open_detail(self, name: str) -> None:
+        self.push_screen(DetailScreen(name))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_back_to_picker(self) -> None:
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, PickerScreen):
+            self.pop_screen()
+
+    # -- running -------------------------------------------------------------------------------
+
+    def request_run(self, name: str) -> None:
+        """Ask for the typed confirmation, unless a safety rule or a live run says no."""
+        if self.lockout:
+            self.notify(self.lockout, title="refused: nothing injected", severity="error", timeout=10)
+            return
+        if self.run_in_progress is not None:
+            self.notify("a run is already in progress", severity="warning")
+            return
+        detail = self.catalog.detail(name)
+        radius = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in detail.faults]
+        self.push_screen(ConfirmRunScreen(name, self.target.name, radius),
+                         callback=partial(self._confirmed, name))
+
+    def _confirmed(self, name: str, ok: bool | None) -> None:
+        if ok:
+            self.start_run(name)
+        else:
+            self.notify("cancelled: nothing was injected")
+
+    def start_run(self, name: str) -> None:
+        scenario = self.catalog.scenario(name)
+        self.live = LiveRun(
+            name,
+            self.target.name,
+            [ProbeInfo(p.name, p.description) for p in scenario.probes(self.target)],
+            scenario.invariants(),
+            scenario.recovery_probe,
+            scenario.backlog_probe,
+        )
+        run = Run(scenario, self.target, self._emit, self.options)
+        self.run_in_progress = run
+        self._aborting = False
+        self.push_screen(RunScreen(self.live))
+        self._run_worker = self.run_worker(self._drive(run), name=f"run:{name}", group="run",
+                                           exit_on_error=False)
+
+    def _emit(self, event: RunEvent) -> None:
+        self.post_message(RunEventMessage(event))
+
+    def on_run_event_message(self, message: RunEventMessage) -> None:
+        if self.live is not None:
+            self.live.apply(message.event)
+
+    async def _drive(self, run: Run) -> None:
+        try:
+            result = await run.execute()
+        finally:
+            self.run_in_progress = None
+        self.last_result = result
+        try:
+            await asyncio.to_thread(save_result, self.results_dir, result)
+        except OSError as exc:
+            self.notify(f"could not save the result: {exc}", severity="warning")
+        if self._quit_when_done:
+            self.exit(result)
+            return
+        if self.live is not None and self.live.result is None:
+            self.live.result = result  # the RunFinished message may still be queued
+        await self.switch_screen(ReportScreen(result, self.export_dir))
+
+    def action_abort_run(self) -> None:
+        """ctrl+c: during a run, abort it (the runner heals first); otherwise quit."""
+        if self.run_in_progress is None:
+            self.exit()
+            return
+        if self._aborting:
+            self.notify("already aborting: the heal finishes first", severity="warning")
+            return
+        self._aborting = True
+        self.notify("aborting: healing every live fault first", severity="warning")
+        if self._run_worker is not None:
+            self._run_worker.cancel()
+
+    def action_quit_app(self) -> None:
+        if self.run_in_progress is None:
+            self.exit()
+            return
+        question = ("A run is in progress and a fault may be live.\n"
+                    "Abort it, heal everything, then quit?")
+        self.push_screen(AskScreen(question, yes="Heal and quit", no="Keep running"),
+                         callback=self._quit_answer)
+
+    def _quit_answer(self, yes: bool | None) -> None:
+        if yes:
+            self._quit_when_done = True
+            self.action_abort_run()
+
+    def _on_sigterm(self) -> None:
+        self._quit_when_done = True
+        if self.run_in_progress is None:
+            self.exit()
+        elif not self._aborting:
+            self.action_abort_run()
+
+    def action_halt(self) -> None:
+        self._operator(lambda run: run.halt(), "halt: healing every live fault, nothing more "
+                       "will be injected in this run")
+
+    def action_heal(self) -> None:
+        self._operator(lambda run: run.heal_now(), "healing every live fault now")
+
+    def _operator(self, act, message: str) -> None:
+        run = self.run_in_progress
+        if run is None:
+            self.notify("no run in progress: nothing is live", severity="warning")
+            return
+        if not run.live_faults:
+            self.notify("no fault is live right now")
+        else:
+            self.notify(message, severity="warning")
+        self.run_worker(act(run), group="operator", exit_on_error=False)
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        for entry in self.catalog.entries:
+            yield SystemCommand(f"Run {entry.name}", f"asks for the name, then runs it on "
+                                f"{self.target.name}", partial(self.request_run, entry.name))
+        yield SystemCommand("Heal live faults", "heal every live fault now; the run goes on",
+                            self.action_heal)
+        yield SystemCommand("Halt", "heal every live fault and inject nothing more in this run",
+                            self.action_halt)
+        yield SystemCommand("Abort run", "stop the run after healing everything",
+                            self.action_abort_run)
+
+    async def heal_after_crash(self) -> bool:
+        """For the command line after the app is gone: heal a run the UI left unfinished."""
+        run = self.run_in_progress
+        if run is None:
+            return True
+        reports = await run.heal_after_crash()
+        return all(r.ok for r in reports)

@@ -1,0 +1,106 @@
+"""A run result in words: the facts every face shows, and the Markdown report.
+
+One place decides how a metric is worded, so the headless summary, the console's report
+screen and an exported Markdown file never disagree about the same run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from chaos_tui.core.model import DeliveryCounts, InvariantResult, RecoveryMetrics, RunResult
+
+
+def seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g} s"
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{round(value * 100, 1):g}%"
+
+
+def verdict_line(result: RunResult) -> str:
+    line = f"{result.outcome.upper()} {result.scenario} on {result.target} in {result.duration_s:.1f}s"
+    return line + (f" - {result.reason}" if result.reason else "")
+
+
+def recovery_facts(
+    r: RecoveryMetrics, fault_seen: bool, delivery: DeliveryCounts | None = None
+) -> list[tuple[str, str]]:
+    """(label, value) rows for the recovery metrics and delivery counts, in reading order.
+    The console calls this while a run is live, with whatever is known so far."""
+    facts: list[tuple[str, str]] = []
+    if fault_seen:
+        where = f" ({r.probe})" if r.probe else ""
+        facts += [
+            (f"time to detect{where}", seconds(r.time_to_detect_s)),
+            (f"time to recover{where}", seconds(r.time_to_recover_s)),
+            (f"outage{where}", seconds(r.outage_s)),
+            (f"error rate during fault{where}", percent(r.error_rate_during_fault)),
+        ]
+    if r.backlog_probe and r.backlog_peak is not None:
+        facts += [
+            (f"backlog peak ({r.backlog_probe})", f"{r.backlog_peak:g}"),
+            (f"backlog drain ({r.backlog_probe})", seconds(r.backlog_drain_s)),
+        ]
+    if delivery is not None:
+        d = delivery
+        facts.append((
+            "delivery",
+            f"written {d.acknowledged}, published {d.published}, lost {d.lost}, "
+            f"duplicated {d.duplicated}, unexpected {d.unexpected}",
+        ))
+    return facts
+
+
+def result_facts(result: RunResult) -> list[tuple[str, str]]:
+    facts = recovery_facts(result.recovery, bool(result.injection_windows), result.delivery)
+    return facts + [("heal", heal_text(result))]
+
+
+def heal_text(result: RunResult) -> str:
+    state = "ok" if result.heal.ok else "FAILED"
+    verified = "verified" if result.heal.verified else "NOT verified"
+    return f"{state}, {len(result.heal.faults)} fault(s) undone, {verified}"
+
+
+def invariant_measure(r: InvariantResult) -> str:
+    measured = "unmeasured" if r.measured is None else f"{r.measured:g}{r.unit and ' ' + r.unit}"
+    limit = "" if r.limit is None else f" (limit {r.comparison} {r.limit:g})"
+    return measured + limit
+
+
+def markdown_report(result: RunResult) -> str:
+    """A report a person can paste into a game-day write-up or a ticket."""
+    when = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
+    lines = [
+        f"# chaos-tui: {result.scenario}",
+        "",
+        f"**Verdict: {result.outcome.upper()}**" + (f": {result.reason}" if result.reason else ""),
+        "",
+        f"- Target: {result.target}",
+        f"- Started: {when}, ran {result.duration_s:.1f} s (run {result.run_id})",
+        f"- Hypothesis: {result.hypothesis}",
+        "",
+        "## Recovery",
+        "",
+        "| Metric | Value |",
+        "|---|---|",
+    ]
+    lines += [f"| {label} | {value} |" for label, value in result_facts(result)]
+    lines += ["", "## Invariants", "", "| | Invariant | Measured | Detail |", "|---|---|---|---|"]
+    for inv in result.invariants:
+        mark = "pass" if inv.passed else "FAIL"
+        lines.append(f"| {mark} | {inv.name}: {inv.description} | {invariant_measure(inv)} | {inv.detail} |")
+    if not result.invariants:
+        lines.append("| | (none checked) | | |")
+    lines += ["", "## Faults", ""]
+    for w in result.injection_windows:
+        held = (w.healed_at - w.injected_at) if w.healed_at else None
+        lines.append(f"- {w.fault}: {w.description}; live {seconds(round(held, 3) if held else None)}")
+    if not result.injection_windows:
+        lines.append("- none injected")
+    if result.parameters:
+        lines += ["", "## Parameters", ""]
+        lines += [f"- {k} = {v}" for k, v in result.parameters.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""What the console shows of a run, rebuilt from the run's events alone.
+
+Textual-free: the run screen redraws from this a few times a second, whatever the probe rate,
+and the tests and snapshots feed it events directly. Every buffer is bounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from statistics import median
+
+from chaos_tui.core.events import (
+    FaultHealed,
+    FaultInjected,
+    InvariantChecked,
+    PhaseChanged,
+    RunEvent,
+    RunFinished,
+    SampleTaken,
+)
+from chaos_tui.core.model import (
+    InjectionWindow,
+    InvariantResult,
+    InvariantSpec,
+    ProbeSample,
+    RecoveryMetrics,
+    RunResult,
+)
+from chaos_tui.core.timeline import Timeline
+from chaos_tui.narration import Narrator
+
+SAMPLES_KEPT = 36_000  # an hour per probe at 10 Hz; the saved result has the full series
+LOG_LINES_KEPT = 500
+RECENT = 10  # samples that decide "degraded": any failure among them
+SLOW_FACTOR = 3.0  # latency this many times the pre-fault median counts as degraded
+
+
+@dataclass(frozen=True)
+class ProbeInfo:
+    name: str
+    description: str
+
+
+class LiveRun:
+    def __init__(
+        self,
+        scenario: str,
+        target: str,
+        probes: list[ProbeInfo],
+        invariants: list[InvariantSpec],
+        recovery_probe: str | None = None,
+        backlog_probe: str | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.probes = probes
+        self.invariant_specs = invariants
+        self.recovery_probe = recovery_probe
+        self.backlog_probe = backlog_probe
+        self.timeline = Timeline(max_samples=SAMPLES_KEPT)
+        for p in probes:
+            self.timeline.register(p.name, p.description)
+        self.phase = "prepare"
+        self.phase_detail = ""
+        self.started_at: float | None = None
+        self.now: float | None = None  # the time of the latest event: redraws never read a clock
+        self.injecting: str | None = None  # a fault being applied right now
+        self.invariant_results: dict[str, InvariantResult] = {}
+        self.result: RunResult | None = None
+        self.log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
+        self.log_total = 0  # lines ever logged, so a widget can tell which ones are new
+        self.version = 0  # bumped by every event, so a redraw can be skipped when nothing changed
+        self._narrate = Narrator()
+        self._calm: dict[str, float | None] = {}
+
+    # -- events -------------------------------------------------------------------------------
+
+    def apply(self, event: RunEvent) -> None:
+        self.version += 1
+        line = self._narrate(event)
+        if line is not None:
+            self.log.append(line)
+            self.log_total += 1
+        if isinstance(event, SampleTaken):
+            self.timeline.add(event.sample)
+            self._tick(event.sample.t)
+        elif isinstance(event, PhaseChanged):
+            self.phase, self.phase_detail = event.phase, event.detail
+            if self.started_at is None:
+                self.started_at = event.t
+            self.injecting = event.detail if event.phase == "inject" else None
+            self._tick(event.t)
+        elif isinstance(event, FaultInjected):
+            self.injecting = None
+            self._upsert(event.window)
+        elif isinstance(event, FaultHealed):
+            self._upsert(event.window)
+        elif isinstance(event, InvariantChecked):
+            self.invariant_results[event.result.name] = event.result
+        elif isinstance(event, RunFinished):
+            self.result = event.result
+            self.injecting = None
+            for inv in event.result.invariants:
+                self.invariant_results[inv.name] = inv
+
+    def _tick(self, t: float) -> None:
+        self.now = t if self.now is None else max(self.now, t)
+
+    def _upsert(self, window: InjectionWindow) -> None:
+        # A copy: the screen shows what the events said, not a live object someone else mutates.
+        copy = window.model_copy()
+        windows = self.timeline.windows
+        for i, w in enumerate(windows):
+            if w.lease_id == copy.lease_id:
+                windows[i] = copy
+                return
+        windows.append(copy)
+
+    # -- what the screen asks ---------------------------------------------------------------
+
+    @property
+    def windows(self) -> list[InjectionWindow]:
+        return self.timeline.windows
+
+    @property
+    def live_faults(self) -> list[InjectionWindow]:
+        return [w for w in self.windows if w.healed_at is None]
+
+    @property
+    def chaos_live(self) -> bool:
+        """A fault is being applied or is in place: the console shows its CHAOS MODE banner."""
+        return bool(self.injecting or self.live_faults) and self.result is None
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    def samples(self, probe: str) -> list[ProbeSample]:
+        return self.timeline.samples(probe)
+
+    def recovery(self) -> RecoveryMetrics:
+        if self.result is not None:
+            return self.result.recovery
+        return self.timeline.recovery(self.recovery_probe, self.backlog_probe)
+
+    def probe_status(self, probe: str) -> str:
+        """waiting, ok, degraded (recent failures or slow) or failing (the last sample failed)."""
+        recent = self.timeline.recent(probe, RECENT)
+        if not recent:
+            return "waiting"
+        if not recent[-1].ok:
+            return "failing"
+        if any(not s.ok for s in recent):
+            return "degraded"
+        calm = self._calm_latency(probe)
+        last = recent[-1].latency_ms
+        if calm is not None and last is not None and last > SLOW_FACTOR * max(calm, 1.0):
+            return "degraded"
+        return "ok"
+
+    def _calm_latency(self, probe: str) -> float | None:
+        """Median latency over the ten seconds before the first fault, worked out once."""
+        if probe in self._calm:
+            return self._calm[probe]
+        if not self.windows:
+            return None
+        injected = self.windows[0].injected_at
+        before = [s.latency_ms for s in self.timeline.since(probe, injected - 10.0)
+                  if s.t < injected and s.ok and s.latency_ms is not None]
+        self._calm[probe] = median(before) if len(before) >= RECENT else None
+        return self._calm[probe]

@@ -1,0 +1,99 @@
+"""The first screen: every scenario with its target, hypothesis, duration and last verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static
+
+from chaos_tui.catalog import ScenarioEntry
+from chaos_tui.widgets.title_bar import TitleBar
+
+HYPOTHESIS_CHARS = 60  # the whole text is on the detail screen
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "interrupted": "yellow"}
+
+
+def last_result_cell(entry: ScenarioEntry) -> Text:
+    last = entry.last_result
+    if last is None:
+        return Text("never run", style="dim")
+    when = dt.datetime.fromtimestamp(last.started_at).strftime("%Y-%m-%d %H:%M")
+    text = Text(f"{when} ")
+    text.append(last.outcome.upper(), style=VERDICT_STYLE.get(last.outcome, "bold red"))
+    return text
+
+
+class PickerScreen(Screen):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "open", "Details", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar()
+        yield Input(placeholder="filter scenarios by name or hypothesis", id="filter")
+        yield DataTable(id="scenarios", cursor_type="row", zebra_stripes=True)
+        yield Static(
+            "enter: details and run   /: filter   ?: help   q: quit", id="picker-hint"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("scenario", "target", "hypothesis", "duration", "last result")
+        self.query_one("#filter", Input).display = False
+        self.refill()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.app.catalog.refresh_results()
+        self.query_one(TitleBar).show()
+        self.refill()
+
+    def refill(self) -> None:
+        table = self.query_one(DataTable)
+        query = self.query_one("#filter", Input).value.strip().lower()
+        table.clear()
+        for entry in self.app.catalog.entries:
+            if query and query not in entry.name.lower() and query not in entry.hypothesis.lower():
+                continue
+            table.add_row(
+                entry.name,
+                entry.target,
+                Text(entry.hypothesis[:HYPOTHESIS_CHARS - 1] + "…"
+                     if len(entry.hypothesis) > HYPOTHESIS_CHARS else entry.hypothesis),
+                f"~{entry.duration_s:.0f}s",
+                last_result_cell(entry),
+                key=entry.name,
+            )
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_one(DataTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.refill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_open(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            self.app.open_detail(key)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.app.open_detail(event.row_key.value)

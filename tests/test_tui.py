@@ -1,0 +1,205 @@
+"""The console, driven by Textual's Pilot against the real sandbox: every flow a user takes.
+
+The fault is real (Postgres is SIGKILLed); so is the heal each test checks afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from rich.console import Console
+
+from chaos_tui.app import ChaosApp
+from chaos_tui.core.journal import latest_result
+from chaos_tui.core.report import result_facts
+from chaos_tui.scenarios.postgres_restart_outbox import Params
+from chaos_tui.screens.confirm import AskScreen, ConfirmRunScreen
+from chaos_tui.screens.detail import DetailScreen
+from chaos_tui.screens.help import HelpScreen
+from chaos_tui.screens.picker import PickerScreen
+from chaos_tui.screens.report import ReportScreen
+from chaos_tui.screens.run import RunScreen
+from chaos_tui.settings import Settings
+from textual.widgets import DataTable, Label, Static
+
+from chaos_tui.widgets.title_bar import TitleBar
+
+NAME = "postgres_restart_outbox"
+SIZE = (140, 45)
+
+
+def make_app(state_dir, tmp_path, down_s: float = 2.0, **settings) -> ChaosApp:
+    params = Params(warmup_s=1, down_s=down_s, recover_s=2)
+    return ChaosApp(Settings(state_dir=state_dir, **settings), params={NAME: params},
+                    export_dir=tmp_path)
+
+
+async def wait_until(pilot, condition, timeout: float = 90.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def open_confirmation(pilot) -> None:
+    await pilot.press("enter")  # picker -> detail
+    assert isinstance(pilot.app.screen, DetailScreen)
+    await pilot.press("r")
+    assert isinstance(pilot.app.screen, ConfirmRunScreen)
+
+
+async def start_run(pilot) -> None:
+    await open_confirmation(pilot)
+    await pilot.press(*NAME, "enter")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, RunScreen), 5, "the run screen")
+
+
+def shown(static: Static) -> str:
+    """The text a Static displays, as a terminal of the test's width would show it."""
+    console = Console(width=SIZE[0], record=True, file=io.StringIO())
+    console.print(static.content)
+    return console.export_text()
+
+
+def postgres_pid(sandbox) -> int:
+    return sandbox.sandbox.record("postgres").pid
+
+
+async def test_picker_lists_the_scenario_and_filters(sandbox, tmp_path):
+    app = make_app(sandbox.state_dir, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, PickerScreen)
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 1
+        assert table.get_row_at(0)[0] == NAME
+        await pilot.press("slash", *"no-such-thing")
+        assert table.row_count == 0
+        await pilot.press("escape")
+        assert table.row_count == 1
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, PickerScreen)
+
+
+async def test_wrong_confirmation_keeps_the_modal_and_injects_nothing(sandbox, tmp_path):
+    pid = postgres_pid(sandbox)
+    app = make_app(sandbox.state_dir, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_confirmation(pilot)
+        await pilot.press(*"postgres_restart", "enter")
+        assert isinstance(app.screen, ConfirmRunScreen), "a wrong name must keep the modal open"
+        error = shown(app.screen.query_one("#confirm-error", Label))
+        assert "nothing was injected" in error
+        await pilot.press(*(NAME + " extra"), "enter")
+        assert isinstance(app.screen, ConfirmRunScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.pause(0.5)
+        assert app.run_in_progress is None and app.live is None
+    assert postgres_pid(sandbox) == pid, "Postgres was restarted although nothing was confirmed"
+
+
+async def test_production_environment_never_opens_the_modal(tmp_path):
+    app = ChaosApp(Settings(state_dir=tmp_path / "state", environment="production"))
+    async with app.run_test(size=SIZE) as pilot:
+        assert "LOCKED" in shown(app.screen.query_one(TitleBar))
+        await pilot.press("enter", "r")
+        assert isinstance(app.screen, DetailScreen), "the confirmation must not open"
+        assert app.run_in_progress is None
+        messages = [n.message for n in app._notifications]
+        assert any("production" in m for m in messages), messages
+    assert not (tmp_path / "state" / "sandbox.json").exists(), "nothing may be started"
+
+
+@pytest.mark.slow
+async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_path):
+    pid = postgres_pid(sandbox)
+    app = make_app(sandbox.state_dir, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_run(pilot)
+        screen = app.screen
+        await wait_until(pilot, lambda: app.live.chaos_live and app.live.windows, 30, "the fault")
+        await pilot.pause(0.3)  # one redraw
+        assert screen.query_one("#banner").display, "CHAOS MODE banner hidden while a fault is live"
+        assert "CHAOS MODE" in shown(screen.query_one("#banner", Static))
+        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 120, "the report")
+        result = app.screen.result
+        assert result.outcome == "pass", result.reason
+        assert result.injection_windows and result.heal.ok and result.heal.verified
+        report = shown(app.screen.query_one("#report", Static))
+        saved = latest_result(sandbox.state_dir / "results", NAME)
+        assert saved is not None and saved.run_id == result.run_id
+        for label, value in result_facts(saved):  # the same numbers as the JSON result
+            assert label in report and value in report, (label, value)
+        await pilot.press("m", "j")
+        exported = sorted(p.suffix for p in tmp_path.iterdir())
+        assert exported == [".json", ".md"]
+    assert postgres_pid(sandbox) != pid, "the fault never reached Postgres"
+    assert sandbox.sandbox.healthy("postgres")
+
+
+@pytest.mark.slow
+async def test_ctrl_c_during_the_fault_aborts_and_heals(sandbox, tmp_path):
+    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_run(pilot)
+        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        assert not sandbox.sandbox.healthy("postgres")
+        aborted = time.monotonic()
+        await pilot.press("ctrl+c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 60, "the report")
+        took = time.monotonic() - aborted
+        result = app.screen.result
+        assert result.outcome == "interrupted"
+        assert result.heal.ok and result.heal.verified
+        assert took < 25, f"abort took {took:.1f}s: the 30 s fault was not cut short"
+    assert sandbox.sandbox.healthy("postgres")
+
+
+@pytest.mark.slow
+async def test_halt_heals_at_once_and_the_run_still_gets_a_verdict(sandbox, tmp_path):
+    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_run(pilot)
+        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 90, "the report")
+        result = app.screen.result
+        w = result.injection_windows[0]
+        assert w.healed_at - w.injected_at < 15, "halt did not cut the 30 s fault short"
+        assert result.outcome == "pass", result.reason
+    assert sandbox.sandbox.healthy("postgres")
+
+
+@pytest.mark.slow
+async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_path):
+    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_run(pilot)
+        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        await pilot.press("q")
+        assert isinstance(app.screen, AskScreen)
+        await pilot.press("n")  # keep running: nothing changes
+        assert isinstance(app.screen, RunScreen) and app.run_in_progress is not None
+        await pilot.press("q")
+        await pilot.press("y")
+        deadline = time.monotonic() + 60
+        while app.is_running and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        assert not app.is_running, "the app did not exit after healing"
+    result = app.last_result
+    assert result is not None and result.outcome == "interrupted"
+    assert result.heal.ok
+    assert sandbox.sandbox.healthy("postgres"), "quitting left Postgres down"
+
+
+async def test_command_palette_offers_run_heal_and_halt(tmp_path):
+    app = ChaosApp(Settings(state_dir=tmp_path / "state"))
+    async with app.run_test(size=SIZE):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+    for wanted in (f"Run {NAME}", "Heal live faults", "Halt", "Abort run"):
+        assert wanted in titles, titles

@@ -1,0 +1,135 @@
+"""Deterministic runs for the console's snapshot and unit tests: fixed times, fixed samples.
+
+Nothing here is a stand-in for a service: these are the events a real run emits, written
+out by hand so a screenshot of them is the same on every machine.
+"""
+
+from __future__ import annotations
+
+from chaos_tui.core.events import (
+    FaultHealed,
+    FaultInjected,
+    InvariantChecked,
+    Note,
+    PhaseChanged,
+    RunEvent,
+    SampleTaken,
+)
+from chaos_tui.core.model import (
+    DeliveryCounts,
+    FaultHealReport,
+    HealReport,
+    InjectionWindow,
+    ProbeSample,
+    RunResult,
+)
+from chaos_tui.core.timeline import Timeline
+from chaos_tui.live import LiveRun, ProbeInfo
+from chaos_tui.scenarios.postgres_restart_outbox import PostgresRestartOutbox
+
+T0 = 1_764_100_000.0  # a fixed start: 2025-11-25 19:46:40 UTC
+RATE = 10
+INJECT_AT, HEAL_AT, END_AT = 8.0, 11.0, 20.0  # seconds after T0
+PROBES = [
+    ProbeInfo("postgres", "connect + SELECT 1 (latency ms)"),
+    ProbeInfo("outbox_backlog", "unpublished outbox rows"),
+    ProbeInfo("nats", "request/reply round trip (latency ms)"),
+    ProbeInfo("sea_events", "SEA_EVENTS last sequence"),
+]
+
+
+def window(healed: bool = True) -> InjectionWindow:
+    return InjectionWindow(
+        fault="hard_restart:postgres",
+        lease_id="lease0000001",
+        description="SIGKILL sandbox postgres (pid 4242) and its children, down 3s, start again",
+        injected_at=T0 + INJECT_AT,
+        heal_started_at=T0 + HEAL_AT if healed else None,
+        healed_at=T0 + HEAL_AT + 0.4 if healed else None,
+    )
+
+
+def sample(probe: str, i: int) -> ProbeSample:
+    """Probe `probe` at tick i (10 Hz). Postgres and the backlog fail while Postgres is down."""
+    t = T0 + i / RATE
+    down = T0 + INJECT_AT + 0.1 <= t < T0 + HEAL_AT + 0.2
+    if probe in ("postgres", "outbox_backlog") and down:
+        return ProbeSample(probe, t, False, None, None, "connection refused")
+    latency = 2.0 + (i % 7) * 0.3 + (25.0 if probe == "postgres" and 112 <= i < 118 else 0.0)
+    if probe == "outbox_backlog":
+        backlog = 1.0 if t < T0 + INJECT_AT else min(80.0, max(0.0, 80.0 - (t - T0 - HEAL_AT) * 50))
+        return ProbeSample(probe, t, True, latency, backlog)
+    if probe == "sea_events":
+        published = i * 2 if t < T0 + INJECT_AT else INJECT_AT * RATE * 2 + max(0, i - 115) * 3
+        return ProbeSample(probe, t, True, latency, float(published))
+    return ProbeSample(probe, t, True, latency, None)
+
+
+def events(until_s: float = END_AT, healed: bool = True) -> list[RunEvent]:
+    """The events of a postgres_restart_outbox run from its start up to `until_s`."""
+    out: list[RunEvent] = [PhaseChanged("prepare", T0, "target sandbox"),
+                           PhaseChanged("steady_state", T0 + 0.5),
+                           PhaseChanged("warmup", T0 + 2.0, "3s of load before the fault"),
+                           Note("writing 20 outbox rows/s on sea.event.outbox_probe.fixed", T0 + 2.0)]
+    ticks = int(until_s * RATE)
+    for i in range(ticks + 1):
+        t = T0 + i / RATE
+        if abs(t - (T0 + INJECT_AT)) < 1e-9:
+            out.append(PhaseChanged("inject", t, "hard_restart:postgres"))
+            out.append(FaultInjected(window(healed=False)))
+        if healed and abs(t - (T0 + HEAL_AT + 0.4)) < 1e-9:
+            out.append(FaultHealed(window(), True))
+            out.append(PhaseChanged("recover", t, "5s of load after the heal"))
+        for p in PROBES:
+            out.append(SampleTaken(sample(p.name, i)))
+    return out
+
+
+def live_run(until_s: float = END_AT, healed: bool = True) -> LiveRun:
+    scenario = PostgresRestartOutbox()
+    live = LiveRun("postgres_restart_outbox", "sandbox", PROBES, scenario.invariants(),
+                   scenario.recovery_probe, scenario.backlog_probe)
+    for event in events(until_s, healed):
+        live.apply(event)
+    return live
+
+
+def result() -> RunResult:
+    """The RunResult such a run ends with, built by the core's own timeline and invariants."""
+    timeline = Timeline()
+    for p in PROBES:
+        timeline.register(p.name, p.description)
+    for event in events():
+        if isinstance(event, SampleTaken):
+            timeline.add(event.sample)
+    timeline.windows.append(window())
+    scenario = PostgresRestartOutbox()
+    spec = {i.name: i for i in scenario.invariants()}
+    invariants = [spec["no_lost_events"].judge(0), spec["no_duplicate_events"].judge(0),
+                  spec["no_unexpected_events"].judge(0), spec["relay_resumes"].judge(1.05),
+                  spec["backlog_drains"].judge(0, "waited up to 60s")]
+    return RunResult(
+        run_id="fixedrun0001",
+        scenario=scenario.name,
+        hypothesis=scenario.hypothesis,
+        target="sandbox",
+        outcome="pass",
+        started_at=T0,
+        finished_at=T0 + 24.5,
+        duration_s=24.5,
+        phases={"prepare": T0, "inject": T0 + INJECT_AT, "verify": T0 + END_AT},
+        parameters=scenario.params.model_dump(),
+        probe_rate_hz=RATE,
+        injection_windows=[window()],
+        invariants=invariants,
+        recovery=timeline.recovery(scenario.recovery_probe, scenario.backlog_probe),
+        delivery=DeliveryCounts(attempted=301, acknowledged=301, received=301, published=301,
+                                lost=0, duplicated=0, unexpected=0, recovered=0),
+        probes={p.name: timeline.report(p.name, T0) for p in PROBES},
+        heal=HealReport(faults=[FaultHealReport(fault="hard_restart:postgres",
+                                                lease_id="lease0000001", ok=True)]),
+    )
+
+
+def invariant_events() -> list[RunEvent]:
+    return [InvariantChecked(i) for i in result().invariants]
