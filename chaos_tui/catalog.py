@@ -46,6 +46,9 @@ class Catalog:
         cls = SCENARIOS[name]
         return cls(self.params.get(name))
 
+    def entry(self, name: str) -> ScenarioEntry | None:
+        return next((e for e in self.entries if e.name == name), None)
+
     def refresh_results(self) -> None:
         self.entries = [
             ScenarioEntry(

@@ -37,6 +37,11 @@ def one_line(stderr: str) -> str:
         (["--headless", "--scenario", SCENARIO, "--set", "nonsense=1"], ExitCode.USAGE, "nonsense"),
         (["--headless", "--scenario", SCENARIO, "--target", "mars"], ExitCode.USAGE, "unknown target"),
         (["--headless", "--scenario", SCENARIO, "--rate", "0"], ExitCode.USAGE, "--rate"),
+        # The console: run_cli has no terminal, so it must say so rather than draw into a pipe.
+        ([], ExitCode.USAGE, "needs a terminal"),
+        (["--scenario", "nope"], ExitCode.USAGE, "unknown scenario 'nope'"),
+        (["--set", "down_s=1"], ExitCode.USAGE, "--set needs --scenario"),
+        (["--scenario", SCENARIO, "--output", "r.json"], ExitCode.USAGE, "--output goes with --headless"),
     ],
 )
 def test_bad_input_is_one_clear_line(state_dir, args, code, needle):

@@ -184,3 +184,31 @@ def test_a_broken_event_callback_does_not_stop_the_heal(tmp_path):
     fault = FileFault(tmp_path / "marker")
     result = asyncio.run(Run(FileScenario(tmp_path, fault), DirTarget(tmp_path), explode).execute())
     assert result.outcome == "pass" and not fault.path.exists()
+
+
+def test_halt_heals_at_once_and_injects_nothing_more(tmp_path):
+    first = FileFault(tmp_path / "first", hold_s=30)
+    second = FileFault(tmp_path / "second", hold_s=30)
+    scenario = FileScenario(tmp_path, first)
+    scenario.faults = lambda target: [first, second]
+
+    async def main():
+        events = []
+        run = Run(scenario, DirTarget(tmp_path), events.append, RunOptions(rate_hz=50))
+        task = asyncio.ensure_future(run.execute())
+        while not first.path.exists():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert [w.fault for w in run.live_faults] == ["file_fault"]
+        reports = await run.halt()
+        assert [r.ok for r in reports] == [True] and not first.path.exists()
+        assert run.live_faults == []
+        return await asyncio.wait_for(task, 10), events
+
+    result, events = asyncio.run(main())
+    window = result.injection_windows[0]
+    assert window.healed_at - window.injected_at < 5, "halt did not cut the 30 s hold short"
+    assert len(result.injection_windows) == 1, "a fault was injected after the halt"
+    assert not second.path.exists() and first.heals == 1
+    assert result.outcome == "pass" and result.heal.ok
+    assert sum(isinstance(e, FaultHealed) for e in events) == 1, "one heal, reported once"

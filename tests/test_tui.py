@@ -57,10 +57,10 @@ async def start_run(pilot) -> None:
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, RunScreen), 5, "the run screen")
 
 
-def shown(static: Static) -> str:
-    """The text a Static displays, as a terminal of the test's width would show it."""
+def shown(widget) -> str:
+    """The text a widget displays, as a terminal of the test's width would show it."""
     console = Console(width=SIZE[0], record=True, file=io.StringIO())
-    console.print(static.content)
+    console.print(widget.content)
     return console.export_text()
 
 
@@ -125,7 +125,7 @@ async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_pat
         await wait_until(pilot, lambda: app.live.chaos_live and app.live.windows, 30, "the fault")
         await pilot.pause(0.3)  # one redraw
         assert screen.query_one("#banner").display, "CHAOS MODE banner hidden while a fault is live"
-        assert "CHAOS MODE" in shown(screen.query_one("#banner", Static))
+        assert "CHAOS MODE" in shown(screen.query_one("#banner"))
         await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 120, "the report")
         result = app.screen.result
         assert result.outcome == "pass", result.reason

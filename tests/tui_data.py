@@ -55,7 +55,7 @@ def sample(probe: str, i: int) -> ProbeSample:
     down = T0 + INJECT_AT + 0.1 <= t < T0 + HEAL_AT + 0.2
     if probe in ("postgres", "outbox_backlog") and down:
         return ProbeSample(probe, t, False, None, None, "connection refused")
-    latency = 2.0 + (i % 7) * 0.3 + (25.0 if probe == "postgres" and 112 <= i < 118 else 0.0)
+    latency = 2.0 + (i % 7) * 0.3 + (25.0 if probe == "postgres" and 140 <= i < 146 else 0.0)
     if probe == "outbox_backlog":
         backlog = 1.0 if t < T0 + INJECT_AT else min(80.0, max(0.0, 80.0 - (t - T0 - HEAL_AT) * 50))
         return ProbeSample(probe, t, True, latency, backlog)

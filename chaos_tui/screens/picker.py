@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from chaos_tui.catalog import ScenarioEntry
+from chaos_tui.core.report import result_facts
 from chaos_tui.widgets.title_bar import TitleBar
 
 HYPOTHESIS_CHARS = 60  # the whole text is on the detail screen
@@ -27,6 +30,25 @@ def last_result_cell(entry: ScenarioEntry) -> Text:
     return text
 
 
+def preview(entry: ScenarioEntry) -> Group:
+    """The highlighted scenario: its whole hypothesis and what its last run measured."""
+    parts: list = [Text(entry.name, style="bold"), Text(entry.hypothesis), Text("")]
+    last = entry.last_result
+    if last is None:
+        parts.append(Text("never run on this machine", style="dim"))
+        return Group(*parts)
+    head = Text("last run: ")
+    head.append_text(last_result_cell(entry))
+    if last.reason:
+        head.append(f"  {last.reason}", style="yellow")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim")
+    facts.add_column()
+    for label, value in result_facts(last):
+        facts.add_row(label, value)
+    return Group(*parts, head, facts)
+
+
 class PickerScreen(Screen):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
@@ -38,6 +60,7 @@ class PickerScreen(Screen):
         yield TitleBar()
         yield Input(placeholder="filter scenarios by name or hypothesis", id="filter")
         yield DataTable(id="scenarios", cursor_type="row", zebra_stripes=True)
+        yield Static(id="preview")
         yield Static(
             "enter: details and run   /: filter   ?: help   q: quit", id="picker-hint"
         )
@@ -94,6 +117,11 @@ class PickerScreen(Screen):
         if table.row_count:
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
             self.app.open_detail(key)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        entry = self.app.catalog.entry(event.row_key.value)
+        if entry is not None:
+            self.query_one("#preview", Static).update(preview(entry))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.app.open_detail(event.row_key.value)

@@ -17,12 +17,13 @@ from textual.widgets import Footer, RichLog, Static
 
 from chaos_tui.core.report import invariant_measure, recovery_facts
 from chaos_tui.live import LiveRun
+from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.probe_panel import ProbePanel
 from chaos_tui.widgets.recovery_chart import RecoveryChart
 from chaos_tui.widgets.title_bar import TitleBar
 
 REDRAW_HZ = 4
-CHART_EVERY = 2  # the chart (the costly part) is drawn on every second redraw
+CHART_EVERY = 4  # the chart (the costly part: plotext) is drawn once a second
 
 
 def banner_text(live: LiveRun) -> Text:
@@ -66,12 +67,24 @@ def invariant_table(live: LiveRun) -> Table:
     return table
 
 
+def invariant_state(live: LiveRun) -> tuple:
+    return live.phase == "verify", tuple(sorted(live.invariant_results))
+
+
+def metric_facts(live: LiveRun) -> list[tuple[str, str]]:
+    delivery = live.result.delivery if live.result else None
+    return recovery_facts(live.recovery(), bool(live.windows), delivery)
+
+
+def metric_state(live: LiveRun) -> tuple:
+    return tuple(metric_facts(live)) if live.windows else ()
+
+
 def metrics_table(live: LiveRun) -> Table:
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(style="dim", ratio=1)
     table.add_column(justify="right")
-    delivery = live.result.delivery if live.result else None
-    facts = recovery_facts(live.recovery(), bool(live.windows), delivery)
+    facts = metric_facts(live)
     for label, value in facts:
         table.add_row(label, value)
     if not facts:
@@ -91,11 +104,12 @@ class RunScreen(Screen):
         self._drawn_version = -1
         self._drawn_log = 0
         self._redraws = 0
+        self._boxes: dict[str, object] = {}  # what each auto-sized box shows now
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        yield Static(id="banner")
-        yield Static(id="run-status")
+        yield Painted(id="banner")
+        yield Painted(id="run-status")
         with Horizontal(id="run-body"):
             with Vertical(id="run-left"):
                 with Grid(id="probe-grid"):
@@ -122,22 +136,28 @@ class RunScreen(Screen):
         self._drawn_version = live.version
         self._redraws += 1
         with self.app.batch_update():
-            banner = self.query_one("#banner", Static)
+            banner = self.query_one("#banner", Painted)
             banner.display = live.chaos_live
             if live.chaos_live:
-                banner.update(banner_text(live))
-            self.query_one("#run-status", Static).update(status_text(live))
+                banner.paint(banner_text(live))
+            self.query_one("#run-status", Painted).paint(status_text(live))
             for panel in self.query(ProbePanel):
                 panel.show(live)
             if force or self._redraws % CHART_EVERY == 1 or live.finished:
                 self.query_one(RecoveryChart).show(live)
-            self.query_one("#invariants", Static).update(invariant_table(live))
-            self.query_one("#metrics", Static).update(metrics_table(live))
+            self._box("#invariants", invariant_state(live), invariant_table, live)
+            self._box("#metrics", metric_state(live), metrics_table, live)
             log = self.query_one(RichLog)
             new = min(live.log_total - self._drawn_log, len(live.log))
             for line in list(live.log)[len(live.log) - new:] if new > 0 else []:
                 log.write(Text.from_markup(line))
             self._drawn_log = live.log_total
+
+    def _box(self, selector: str, state: object, render, live: LiveRun) -> None:
+        """Auto-sized boxes are updated (a layout pass) only when what they show changed."""
+        if self._boxes.get(selector) != state:
+            self._boxes[selector] = state
+            self.query_one(selector, Static).update(render(live))
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.redraw, True)

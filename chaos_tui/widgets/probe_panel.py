@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
-from textual.widgets import Static
 
 from chaos_tui.live import LiveRun
+from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.sparkline import WINDOW_BAND, render_sparkline
 
 SPAN_S = 60.0  # the sparkline shows at most the last minute
@@ -14,7 +14,7 @@ MIN_SPAN_S = 10.0  # and at least ten seconds, so a short run fills the width
 STATUS_STYLE = {"ok": "green", "degraded": "yellow", "failing": "red", "waiting": "grey50"}
 
 
-class ProbePanel(Static):
+class ProbePanel(Painted):
     """Redrawn by the run screen from a LiveRun; it holds no data of its own."""
 
     DEFAULT_CSS = """
@@ -68,4 +68,4 @@ class ProbePanel(Static):
         legend.append(" fault  ", style="dim")
         legend.append("✕", style="bold red")
         legend.append(" failed", style="dim")
-        self.update(Group(head, spark, legend))
+        self.paint(Group(head, spark, legend))

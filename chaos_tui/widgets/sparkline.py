@@ -1,8 +1,8 @@
 """A one-line recovery sparkline in which the injection windows stand out.
 
 Each column is a slice of time. Columns inside a fault window get a dark red band behind
-them, so the fault and the recovery after it read at a glance; a column with a failed
-sample is a red cross, whatever its band.
+them and orange bars, so the fault and the recovery after it read at a glance; a column with
+a failed sample is a red cross, whatever its band.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from chaos_tui.core.model import InjectionWindow, ProbeSample
 BARS = "▁▂▃▄▅▆▇█"
 FAILED = "✕"
 WINDOW_BAND = "on #5f0000"
+WINDOW_BARS = "orange1"  # bars inside a window change colour too: a full bar hides its band
 
 
 def sample_metric(sample: ProbeSample, use_value: bool) -> float | None:
@@ -61,7 +62,7 @@ def render_sparkline(
             line.append(FAILED, style=f"bold red {band}".strip())
         elif highest[col] is not None:
             level = 0 if spread <= 0 else round((highest[col] - low) / spread * (len(BARS) - 1))
-            line.append(BARS[level], style=f"{colour} {band}".strip())
+            line.append(BARS[level], style=f"{WINDOW_BARS} {band}" if band else colour)
         else:
             line.append("·" if seen[col] else " ", style=f"dim {band}".strip())
     return line

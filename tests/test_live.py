@@ -1,0 +1,100 @@
+"""The console's view of a run, and the wording every face shares, from fixed events."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+import tui_data
+from chaos_tui.core.events import Note, SampleTaken
+from chaos_tui.core.model import ProbeSample
+from chaos_tui.core.report import markdown_report, result_facts
+from chaos_tui.live import LOG_LINES_KEPT
+from chaos_tui.narration import Narrator
+from chaos_tui.widgets.recovery_chart import ok_segments
+from chaos_tui.widgets.sparkline import FAILED, WINDOW_BAND, render_sparkline
+
+T0 = tui_data.T0
+
+
+def styles_by_column(line: Text) -> list[str]:
+    styles = [""] * len(line.plain)
+    for span in line.spans:
+        for i in range(span.start, span.end):
+            styles[i] = str(span.style)
+    return styles
+
+
+def test_sparkline_draws_the_window_and_the_failures_differently():
+    live = tui_data.live_run()
+    samples = live.samples("postgres")
+    line = render_sparkline(samples, live.windows, width=40, end=T0 + 20, span_s=20,
+                            use_value=False)
+    styles = styles_by_column(line)
+    # Column i covers [i/2, (i+1)/2) seconds: the window is 8.0 s to 11.4 s.
+    inside = [i for i, s in enumerate(styles) if WINDOW_BAND in s]
+    assert inside and min(inside) in (15, 16) and max(inside) in (22, 23), inside
+    assert all(WINDOW_BAND not in styles[i] for i in range(0, 15)), "band before the fault"
+    assert all(WINDOW_BAND not in styles[i] for i in range(24, 40)), "band after the heal"
+    assert FAILED in line.plain[16:23] and FAILED not in line.plain[:16] + line.plain[24:]
+
+
+def test_sparkline_of_an_unhealed_window_runs_to_now():
+    live = tui_data.live_run(until_s=10.0, healed=False)
+    line = render_sparkline(live.samples("nats"), live.windows, width=20, end=T0 + 10,
+                            span_s=10, use_value=False)
+    styles = styles_by_column(line)
+    assert WINDOW_BAND in styles[-1] and WINDOW_BAND not in styles[0]
+    assert FAILED not in line.plain, "nats kept passing"
+
+
+def test_live_run_follows_the_fault_and_the_probe_states():
+    during = tui_data.live_run(until_s=10.0, healed=False)
+    assert during.chaos_live and [w.fault for w in during.live_faults] == ["hard_restart:postgres"]
+    assert during.probe_status("postgres") == "failing"
+    assert during.probe_status("nats") == "ok"
+    after = tui_data.live_run(until_s=11.5)
+    assert not after.chaos_live and after.live_faults == []
+    assert after.probe_status("postgres") == "degraded", "just recovered: recent failures"
+    slow = tui_data.live_run(until_s=14.3)  # no failure among the last ten samples
+    assert slow.probe_status("postgres") == "degraded", "slow: 27 ms against a 3 ms baseline"
+    assert tui_data.live_run(until_s=20).probe_status("postgres") == "ok"
+
+
+def test_live_metrics_match_the_core_timeline():
+    live = tui_data.live_run()
+    assert live.recovery() == tui_data.result().recovery
+
+
+def test_the_event_log_is_bounded():
+    live = tui_data.live_run(until_s=1)
+    for i in range(LOG_LINES_KEPT * 3):
+        live.apply(Note(f"note {i}", T0 + 2 + i / 1000))
+    assert len(live.log) == LOG_LINES_KEPT and live.log_total >= LOG_LINES_KEPT * 3
+    assert live.log[-1].endswith(f"note {LOG_LINES_KEPT * 3 - 1}[/cyan]")
+
+
+def test_narration_escapes_markup_in_errors():
+    tell = Narrator()
+    tell(SampleTaken(ProbeSample("p", T0, True, 1.0)))
+    line = tell(SampleTaken(ProbeSample("p", T0 + 1, False, None, None, "[bold]boom[/] [x")))
+    assert "[bold]boom" in Text.from_markup(line).plain
+
+
+def test_chart_breaks_the_line_at_an_outage():
+    live = tui_data.live_run()
+    segments = ok_segments(live.samples("postgres"), T0, width=200)
+    assert len(segments) == 2
+    assert segments[0][-1][0] < tui_data.INJECT_AT + 0.2 < tui_data.HEAL_AT < segments[1][0][0]
+
+
+def test_markdown_report_carries_the_verdict_and_every_number():
+    result = tui_data.result()
+    text = markdown_report(result)
+    assert text.startswith("# chaos-tui: postgres_restart_outbox")
+    assert "**Verdict: PASS**" in text
+    for label, value in result_facts(result):
+        assert f"| {label} | {value} |" in text
+    for inv in result.invariants:
+        assert f"| pass | {inv.name}:" in text
+    failed = result.model_copy(update={"outcome": "fail", "reason": "invariant(s) broken: x"})
+    assert "**Verdict: FAIL**: invariant(s) broken: x" in markdown_report(failed)
