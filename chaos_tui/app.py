@@ -8,7 +8,6 @@ from a few times a second. Quitting, ctrl+c and SIGTERM during a run all heal fi
 from __future__ import annotations
 
 import asyncio
-import signal
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from pydantic import BaseModel
 from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.worker import Worker
 
 from chaos_tui.catalog import Catalog
 from chaos_tui.core.events import RunEvent
@@ -67,10 +65,12 @@ class ChaosApp(App):
         self.export_dir = export_dir or Path.cwd()
         self.open_scenario = open_scenario
         self.lockout = self._lockout(enable_chaos or settings.enabled)
-        self.run_in_progress: Run | None = None
         self.live: LiveRun | None = None
         self.last_result: RunResult | None = None
-        self._run_worker: Worker | None = None
+        self._run: Run | None = None
+        # The run is our own task, not a Textual worker: Textual cancels its workers on exit
+        # without waiting, and the heal must finish whatever ends the app (see settle()).
+        self._run_task: asyncio.Task | None = None
         self._aborting = False
         self._quit_when_done = False
 
@@ -91,22 +91,19 @@ class ChaosApp(App):
         return Text(f" target {self.target.name}: {kind}; every run asks for the scenario's name ",
                     style="black on dark_sea_green4")
 
+    @property
+    def run_in_progress(self) -> Run | None:
+        """The run whose task has not finished (its heal included), if any."""
+        if self._run_task is not None and not self._run_task.done():
+            return self._run
+        return None
+
     # -- screens -------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
         self.push_screen(PickerScreen())
         if self.open_scenario:
             self.open_detail(self.open_scenario)
-        try:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
-        except (RuntimeError, ValueError, NotImplementedError):
-            pass  # not the main thread (some test runners): the quit keys still heal
-
-    def on_unmount(self) -> None:
-        try:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
-        except (RuntimeError, ValueError, NotImplementedError):
-            pass
 
     def open_detail(self, name: str) -> None:
         self.push_screen(DetailScreen(name))
@@ -121,13 +118,18 @@ class ChaosApp(App):
 
     # -- running -------------------------------------------------------------------------------
 
-    def request_run(self, name: str) -> None:
-        """Ask for the typed confirmation, unless a safety rule or a live run says no."""
+    def _may_run(self) -> bool:
         if self.lockout:
             self.notify(self.lockout, title="refused: nothing injected", severity="error", timeout=10)
-            return
+            return False
         if self.run_in_progress is not None:
             self.notify("a run is already in progress", severity="warning")
+            return False
+        return True
+
+    def request_run(self, name: str) -> None:
+        """Ask for the typed confirmation, unless a safety rule or a live run says no."""
+        if isinstance(self.screen, ConfirmRunScreen) or not self._may_run():
             return
         detail = self.catalog.detail(name)
         radius = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in detail.faults]
@@ -135,7 +137,7 @@ class ChaosApp(App):
                          callback=partial(self._confirmed, name))
 
     def _confirmed(self, name: str, ok: bool | None) -> None:
-        if ok:
+        if ok and self._may_run():  # asked again: things may have changed while typing
             self.start_run(name)
         else:
             self.notify("cancelled: nothing was injected")
@@ -150,12 +152,13 @@ class ChaosApp(App):
             scenario.recovery_probe,
             scenario.backlog_probe,
         )
-        run = Run(scenario, self.target, self._emit, self.options)
-        self.run_in_progress = run
+        self._run = Run(scenario, self.target, self._emit, self.options)
         self._aborting = False
-        self.push_screen(RunScreen(self.live))
-        self._run_worker = self.run_worker(self._drive(run), name=f"run:{name}", group="run",
-                                           exit_on_error=False)
+        screen = RunScreen(self.live)
+        self.push_screen(screen)
+        self._run_task = asyncio.ensure_future(self._run.execute())
+        self.run_worker(self._drive(self._run_task, screen), name=f"run:{name}", group="run",
+                        exit_on_error=False)
 
     def _emit(self, event: RunEvent) -> None:
         self.post_message(RunEventMessage(event))
@@ -164,11 +167,10 @@ class ChaosApp(App):
         if self.live is not None:
             self.live.apply(message.event)
 
-    async def _drive(self, run: Run) -> None:
-        try:
-            result = await run.execute()
-        finally:
-            self.run_in_progress = None
+    async def _drive(self, task: asyncio.Task, screen: RunScreen) -> None:
+        """The run's one worker: waits for the run (shielded, so Textual's shutdown cannot
+        cancel it half-way), saves the result and shows the report."""
+        result = await asyncio.shield(task)
         self.last_result = result
         try:
             await asyncio.to_thread(save_result, self.results_dir, result)
@@ -179,7 +181,31 @@ class ChaosApp(App):
             return
         if self.live is not None and self.live.result is None:
             self.live.result = result  # the RunFinished message may still be queued
-        await self.switch_screen(ReportScreen(result, self.export_dir))
+        try:
+            # Close whatever sits on the run screen (a question, the help, the palette): the
+            # report replaces the run screen, not them.
+            while self.screen is not screen and screen in self.screen_stack:
+                self.pop_screen()
+            await self.switch_screen(ReportScreen(result, self.export_dir))
+        except Exception as exc:  # the result is saved; say so rather than hang on the run screen
+            self.notify(f"could not show the report ({exc}); the result is in {self.results_dir}",
+                        severity="error", timeout=15)
+
+    async def settle(self) -> None:
+        """After the app has stopped, however it stopped: a run still going is aborted and its
+        heal awaited on this loop. `chaos-tui` calls this before it returns."""
+        task = self._run_task
+        if task is None or task.done():
+            return
+        task.cancel()
+        try:
+            self.last_result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self.last_result = await task  # a second signal: the runner still heals first
+        try:
+            await asyncio.to_thread(save_result, self.results_dir, self.last_result)
+        except OSError:
+            pass
 
     def action_abort_run(self) -> None:
         """ctrl+c: during a run, abort it (the runner heals first); otherwise quit."""
@@ -191,8 +217,12 @@ class ChaosApp(App):
             return
         self._aborting = True
         self.notify("aborting: healing every live fault first", severity="warning")
-        if self._run_worker is not None:
-            self._run_worker.cancel()
+        if self._run_task is not None:
+            self._run_task.cancel()  # the runner catches it, heals, and returns "interrupted"
+
+    async def action_quit(self) -> None:
+        """Textual's own quit (the palette's Quit) goes through the same question."""
+        self.action_quit_app()
 
     def action_quit_app(self) -> None:
         if self.run_in_progress is None:
@@ -208,11 +238,13 @@ class ChaosApp(App):
             self._quit_when_done = True
             self.action_abort_run()
 
-    def _on_sigterm(self) -> None:
+    def on_signal(self, signame: str) -> None:
+        """SIGTERM, SIGINT or SIGHUP (the terminal went away): heal, then exit."""
         self._quit_when_done = True
         if self.run_in_progress is None:
             self.exit()
         elif not self._aborting:
+            self.notify(f"{signame}: healing before exit", severity="warning")
             self.action_abort_run()
 
     def action_halt(self) -> None:
@@ -244,11 +276,3 @@ class ChaosApp(App):
                             self.action_halt)
         yield SystemCommand("Abort run", "stop the run after healing everything",
                             self.action_abort_run)
-
-    async def heal_after_crash(self) -> bool:
-        """For the command line after the app is gone: heal a run the UI left unfinished."""
-        run = self.run_in_progress
-        if run is None:
-            return True
-        reports = await run.heal_after_crash()
-        return all(r.ok for r in reports)

@@ -147,6 +147,7 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         fail(ExitCode.USAGE, "the console needs a terminal; without one use "
                              "--headless --scenario NAME")
     import asyncio
+    import signal
 
     from chaos_tui.app import ChaosApp
 
@@ -158,14 +159,25 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         enable_chaos=enable_chaos,
         open_scenario=scenario_name,
     )
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    async def console() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in signals:  # kept until the heal is done, not just while the app draws
+            loop.add_signal_handler(sig, app.on_signal, sig.name)
+        try:
+            await app.run_async()
+        finally:
+            if app.run_in_progress is not None:
+                click.echo("chaos-tui: the console stopped during a run; healing first", err=True)
+            await app.settle()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
     code = ExitCode.PASS
     try:
-        app.run()
+        asyncio.run(console())
     finally:
-        if app.run_in_progress is not None:  # the UI died mid-run: heal before anything else
-            click.echo("chaos-tui: the console stopped during a run; healing", err=True)
-            if not asyncio.run(app.heal_after_crash()):
-                code = ExitCode.HEAL_FAILED
         result = app.last_result
         if result is not None and not result.heal.ok:
             click.echo("chaos-tui: the last run's heal FAILED; check the target", err=True)

@@ -89,12 +89,16 @@ class LiveRun:
             self.phase, self.phase_detail = event.phase, event.detail
             if self.started_at is None:
                 self.started_at = event.t
-            self.injecting = event.detail if event.phase == "inject" else None
+            if event.phase == "inject":
+                # Until its window arrives (or its heal, if the inject failed), the fault
+                # counts as live: it may be half applied.
+                self.injecting = event.detail
             self._tick(event.t)
         elif isinstance(event, FaultInjected):
             self.injecting = None
             self._upsert(event.window)
         elif isinstance(event, FaultHealed):
+            self.injecting = None
             self._upsert(event.window)
         elif isinstance(event, InvariantChecked):
             self.invariant_results[event.result.name] = event.result
@@ -108,14 +112,14 @@ class LiveRun:
         self.now = t if self.now is None else max(self.now, t)
 
     def _upsert(self, window: InjectionWindow) -> None:
-        # A copy: the screen shows what the events said, not a live object someone else mutates.
-        copy = window.model_copy()
+        """One window per lease, as the latest event told it. A failed heal leaves its
+        healed_at empty, so the fault stays live here too."""
         windows = self.timeline.windows
         for i, w in enumerate(windows):
-            if w.lease_id == copy.lease_id:
-                windows[i] = copy
+            if w.lease_id == window.lease_id:
+                windows[i] = window
                 return
-        windows.append(copy)
+        windows.append(window)
 
     # -- what the screen asks ---------------------------------------------------------------
 

@@ -59,10 +59,11 @@ class Narrator:
             return w.injected_at, f"[bold red]INJECTED[/bold red] {w.fault}: {escape(w.description)}"
         if isinstance(event, FaultHealed):
             w = event.window
-            took = (w.healed_at or 0) - w.injected_at
-            if event.ok:
+            if event.ok and w.healed_at is not None:
+                took = w.healed_at - w.injected_at
                 return w.healed_at, f"[bold green]HEALED[/bold green] {w.fault} after {took:.1f}s"
-            return w.healed_at, f"[bold red]HEAL FAILED[/bold red] {w.fault}: {escape(event.error or '')}"
+            when = w.heal_started_at or w.injected_at  # a failed heal leaves the window open
+            return when, f"[bold red]HEAL FAILED[/bold red] {w.fault}: {escape(event.error or '')}"
         if isinstance(event, InvariantChecked):
             r = event.result
             mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 import tui_data
-from chaos_tui.core.events import Note, SampleTaken
+from chaos_tui.core.events import FaultHealed, Note, SampleTaken
 from chaos_tui.core.model import ProbeSample
 from chaos_tui.core.report import markdown_report, result_facts
 from chaos_tui.live import LOG_LINES_KEPT
@@ -30,12 +30,12 @@ def test_sparkline_draws_the_window_and_the_failures_differently():
     line = render_sparkline(samples, live.windows, width=40, end=T0 + 20, span_s=20,
                             use_value=False)
     styles = styles_by_column(line)
-    # Column i covers [i/2, (i+1)/2) seconds: the window is 8.0 s to 11.4 s.
+    # Column i covers [i/2, (i+1)/2) seconds. The window is 8.0 s to 11.4 s: columns 16-22.
     inside = [i for i, s in enumerate(styles) if WINDOW_BAND in s]
-    assert inside and min(inside) in (15, 16) and max(inside) in (22, 23), inside
-    assert all(WINDOW_BAND not in styles[i] for i in range(0, 15)), "band before the fault"
-    assert all(WINDOW_BAND not in styles[i] for i in range(24, 40)), "band after the heal"
-    assert FAILED in line.plain[16:23] and FAILED not in line.plain[:16] + line.plain[24:]
+    assert inside == list(range(16, 23)), inside
+    # Postgres fails from 8.1 s to 11.1 s: every column of the window, and no other.
+    assert line.plain[16:23] == FAILED * 7
+    assert FAILED not in line.plain[:16] + line.plain[23:]
 
 
 def test_sparkline_of_an_unhealed_window_runs_to_now():
@@ -60,9 +60,20 @@ def test_live_run_follows_the_fault_and_the_probe_states():
     assert tui_data.live_run(until_s=20).probe_status("postgres") == "ok"
 
 
-def test_live_metrics_match_the_core_timeline():
-    live = tui_data.live_run()
-    assert live.recovery() == tui_data.result().recovery
+def test_live_metrics_read_the_fault_off_the_events():
+    r = tui_data.live_run().recovery()
+    # The data: Postgres fails from 8.1 s to 11.1 s, passes again at 11.2 s; heal began at 11.0 s.
+    assert r.time_to_detect_s == 0.1 and r.outage_s == 3.1 and r.time_to_recover_s == 0.2
+    assert r.backlog_peak == 80 and r.backlog_drain_s == 1.6
+
+
+def test_a_failed_heal_keeps_the_fault_live():
+    live = tui_data.live_run(until_s=10.0, healed=False)
+    still = tui_data.window(healed=False)
+    still.heal_started_at = T0 + 9.9
+    live.apply(FaultHealed(still, False, "start timed out"))
+    assert live.chaos_live and live.live_faults, "a failed heal hid the CHAOS MODE banner"
+    assert "HEAL FAILED" in live.log[-1]
 
 
 def test_the_event_log_is_bounded():
@@ -80,11 +91,14 @@ def test_narration_escapes_markup_in_errors():
     assert "[bold]boom" in Text.from_markup(line).plain
 
 
-def test_chart_breaks_the_line_at_an_outage():
+def test_chart_breaks_the_line_at_an_outage_even_when_thinned():
     live = tui_data.live_run()
-    segments = ok_segments(live.samples("postgres"), T0, width=200)
-    assert len(segments) == 2
-    assert segments[0][-1][0] < tui_data.INJECT_AT + 0.2 < tui_data.HEAL_AT < segments[1][0][0]
+    for width in (200, 40, 7):  # 201 samples: not thinned, thinned 5x, thinned 28x
+        segments = ok_segments(live.samples("postgres"), T0, width=width)
+        assert len(segments) == 2, width
+        assert segments[0][-1][0] <= tui_data.INJECT_AT + 0.05 < tui_data.HEAL_AT < segments[1][0][0]
+    blip = [ProbeSample("p", T0 + i / 10, i != 33, 1.0) for i in range(1000)]
+    assert len(ok_segments(blip, T0, width=20)) == 2, "one failed sample out of 1000 was drawn over"
 
 
 def test_markdown_report_carries_the_verdict_and_every_number():

@@ -212,3 +212,52 @@ def test_halt_heals_at_once_and_injects_nothing_more(tmp_path):
     assert not second.path.exists() and first.heals == 1
     assert result.outcome == "pass" and result.heal.ok
     assert sum(isinstance(e, FaultHealed) for e in events) == 1, "one heal, reported once"
+
+
+class FlakyHealFault(FileFault):
+    """Its first heal fails, as a service that will not start at once; later ones work."""
+
+    async def heal(self, lease: FaultLease) -> None:
+        self.heals += 1
+        await asyncio.sleep(0.1)
+        if self.heals == 1:
+            raise RuntimeError("would not start")
+        self.path.unlink(missing_ok=True)
+
+
+def test_a_heal_attempt_shared_by_the_operator_and_the_run_is_reported_once(tmp_path):
+    fault = FlakyHealFault(tmp_path / "marker", hold_s=30)
+
+    async def main():
+        events = []
+        run = Run(FileScenario(tmp_path, fault), DirTarget(tmp_path), events.append,
+                  RunOptions(rate_hz=50))
+        task = asyncio.ensure_future(run.execute())
+        while not fault.path.exists():
+            await asyncio.sleep(0.01)
+        reports = await run.heal_now()  # the run loop wakes and waits on the same attempt
+        assert [r.ok for r in reports] == [False] and run.live_faults, "failed: still live"
+        return await asyncio.wait_for(task, 10), events
+
+    result, events = asyncio.run(main())
+    healed = [e for e in events if isinstance(e, FaultHealed)]
+    assert [e.ok for e in healed] == [False, True], "one report per attempt"
+    assert healed[0].window.healed_at is None, "a failed heal must leave the window open"
+    assert result.heal.ok and not fault.path.exists() and fault.heals == 2
+
+
+def test_halt_before_any_fault_is_aborted_not_pass(tmp_path):
+    fault = FileFault(tmp_path / "marker")
+    scenario = FileScenario(tmp_path, fault)
+    scenario.params.warmup_s = 1.0
+
+    async def main():
+        run = Run(scenario, DirTarget(tmp_path), lambda e: None, RunOptions(rate_hz=50))
+        task = asyncio.ensure_future(run.execute())
+        await asyncio.sleep(0.5)  # steady state or warm-up: nothing injected yet
+        await run.halt()
+        return await asyncio.wait_for(task, 10)
+
+    result = asyncio.run(main())
+    assert result.outcome == "aborted" and "before any fault" in result.reason
+    assert result.injection_windows == [] and not fault.path.exists()

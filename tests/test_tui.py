@@ -185,7 +185,10 @@ async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_pat
         assert isinstance(app.screen, AskScreen)
         await pilot.press("n")  # keep running: nothing changes
         assert isinstance(app.screen, RunScreen) and app.run_in_progress is not None
-        await pilot.press("q")
+        await pilot.press("ctrl+p", *"Quit")  # the palette's own Quit asks the same question
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 5, "the question")
         await pilot.press("y")
         deadline = time.monotonic() + 60
         while app.is_running and time.monotonic() < deadline:
@@ -195,6 +198,20 @@ async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_pat
     assert result is not None and result.outcome == "interrupted"
     assert result.heal.ok
     assert sandbox.sandbox.healthy("postgres"), "quitting left Postgres down"
+
+
+@pytest.mark.slow
+async def test_an_app_that_dies_mid_run_still_heals(sandbox, tmp_path):
+    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_run(pilot)
+        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        app.exit()  # what a crash in a widget does: no question, no abort
+    assert app.run_in_progress is not None, "the run outlived the app, as it must"
+    await app.settle()  # what `chaos-tui` does after the app stops
+    result = app.last_result
+    assert result.outcome == "interrupted" and result.heal.ok and result.heal.verified
+    assert sandbox.sandbox.healthy("postgres")
 
 
 async def test_command_palette_offers_run_heal_and_halt(tmp_path):

@@ -47,6 +47,13 @@ def app():
     shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
+async def chart_drawn(pilot) -> None:
+    """The chart is drawn in a thread: wait for it, so the screenshot always has it."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
 def test_picker(snap_compare, app):
     assert snap_compare(app, terminal_size=SIZE)
 
@@ -58,7 +65,7 @@ def test_confirmation_modal_after_a_wrong_name(snap_compare, app):
 def test_run_screen_while_the_fault_is_live(snap_compare, app):
     async def show(pilot):
         await pilot.app.push_screen(RunScreen(tui_data.live_run(until_s=10.5, healed=False)))
-        await pilot.pause()
+        await chart_drawn(pilot)
 
     assert snap_compare(app, run_before=show, terminal_size=SIZE)
 
@@ -66,7 +73,7 @@ def test_run_screen_while_the_fault_is_live(snap_compare, app):
 def test_run_screen_after_the_heal(snap_compare, app):
     async def show(pilot):
         await pilot.app.push_screen(RunScreen(tui_data.live_run(until_s=20.0)))
-        await pilot.pause()
+        await chart_drawn(pilot)
 
     assert snap_compare(app, run_before=show, terminal_size=SIZE)
 

@@ -96,8 +96,8 @@ def markdown_report(result: RunResult) -> str:
         lines.append("| | (none checked) | | |")
     lines += ["", "## Faults", ""]
     for w in result.injection_windows:
-        held = (w.healed_at - w.injected_at) if w.healed_at else None
-        lines.append(f"- {w.fault}: {w.description}; live {seconds(round(held, 3) if held else None)}")
+        held = f"live {w.healed_at - w.injected_at:.3g} s" if w.healed_at else "NEVER HEALED"
+        lines.append(f"- {w.fault}: {w.description}; {held}")
     if not result.injection_windows:
         lines.append("- none injected")
     if result.parameters:

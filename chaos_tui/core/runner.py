@@ -42,6 +42,10 @@ class SteadyStateNotMet(Exception):
     pass
 
 
+class HaltedBeforeInject(Exception):
+    """The operator halted before any fault landed: there is nothing to verify."""
+
+
 @dataclass
 class RunOptions:
     rate_hz: float = 10.0
@@ -60,6 +64,8 @@ class _LiveFault:
     # The heal in flight. A cancelled await does not stop it (it may be a thread), so a
     # second heal waits for this one instead of racing it.
     heal_task: asyncio.Future | None = None
+    reported_task: asyncio.Future | None = None  # the heal attempt whose outcome was emitted
+    error: str | None = None  # why the last heal attempt failed
 
 
 class Run:
@@ -121,10 +127,13 @@ class Run:
                 self._heal_early.clear()
                 await self._inject(fault)
                 try:
-                    await asyncio.wait_for(self._heal_early.wait(), fault.hold_s)
+                    # The TTL caps the hold: while the runner lives, no lease outlives it.
+                    await asyncio.wait_for(self._heal_early.wait(), min(fault.hold_s, fault.ttl_s))
                 except asyncio.TimeoutError:
                     pass  # the fault was held for as long as planned
                 await self._heal(self._live[-1])
+            if self._halted and not self._live:
+                raise HaltedBeforeInject("halted by the operator before any fault was injected")
             self._phase("recover", f"{self.scenario.recover_s:g}s of load after the heal")
             await asyncio.sleep(self.scenario.recover_s)
             await self.scenario.stop_workload(self.ctx)
@@ -139,12 +148,14 @@ class Run:
             failed = [r.name for r in invariants if not r.passed]
             outcome = "fail" if failed else "pass"
             reason = f"invariant(s) broken: {', '.join(failed)}" if failed else ""
+            if self._halted:
+                reason = "; ".join(filter(None, [reason, "halted by the operator: faults healed early"]))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            outcome, reason = "interrupted", "interrupted by a signal; healed before exit"
-        except SteadyStateNotMet as exc:
+            outcome, reason = "interrupted", "interrupted (signal or abort); healed before exit"
+        except (SteadyStateNotMet, HaltedBeforeInject) as exc:
             outcome, reason = "aborted", str(exc)
         except Exception as exc:
             outcome, reason = "error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -152,7 +163,7 @@ class Run:
 
         heal = await self._heal_everything()
         if outcome == "interrupted" and not heal.ok:
-            reason = "interrupted by a signal; heal FAILED"
+            reason = "interrupted (signal or abort); heal FAILED"
         result = self._result(started, outcome, reason, invariants, heal)
         self._phase("done", outcome)
         self._emit(RunFinished(result))
@@ -227,7 +238,7 @@ class Run:
             raise BudgetExceeded(
                 f"injecting {fault.name} took longer than {self.options.inject_budget_s:g}s"
             ) from None
-        self._emit(FaultInjected(window))
+        self._emit(FaultInjected(window.model_copy()))  # as it is now; the run keeps changing it
 
     async def _heal(self, live: _LiveFault) -> FaultHealReport:
         if live.healed:
@@ -241,24 +252,26 @@ class Run:
             live.heal_task = asyncio.ensure_future(
                 asyncio.wait_for(live.fault.heal(live.lease), self.options.heal_budget_s)
             )
-        error = None
+        task = live.heal_task
         try:
-            await asyncio.shield(live.heal_task)
-            if live.healed:  # heal_now() and the run loop both waited; the first one reports
-                return FaultHealReport(fault=live.fault.name, lease_id=live.lease.lease_id, ok=True)
-            live.healed = True
+            await asyncio.shield(task)
+            live.healed, live.error = True, None
         except asyncio.TimeoutError:
-            error = f"heal took longer than {self.options.heal_budget_s:g}s"
+            live.error = f"heal took longer than {self.options.heal_budget_s:g}s"
         except asyncio.CancelledError:
-            if not live.heal_task.cancelled():
+            if not task.cancelled():
                 raise  # we were cancelled, the heal goes on; the final heal waits for it
-            error = "heal was cancelled"
+            live.error = "heal was cancelled"
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        live.window.healed_at = time.time()
-        self._emit(FaultHealed(live.window, live.healed, error))
+            live.error = f"{type(exc).__name__}: {exc}"
+        # heal_now() and the run loop may both wait on one attempt: it is reported once.
+        if live.reported_task is not task:
+            live.reported_task = task
+            if live.healed:
+                live.window.healed_at = time.time()  # a failed heal leaves the window open
+            self._emit(FaultHealed(live.window.model_copy(), live.healed, live.error))
         return FaultHealReport(
-            fault=live.fault.name, lease_id=live.lease.lease_id, ok=live.healed, error=error
+            fault=live.fault.name, lease_id=live.lease.lease_id, ok=live.healed, error=live.error
         )
 
     # -- operator controls (the console's heal / halt keys) --------------------------------
@@ -274,14 +287,6 @@ class Run:
         self._note("halt: healing every live fault; nothing more will be injected", "warning")
         return await self.heal_now()
 
-    async def heal_after_crash(self) -> list[FaultHealReport]:
-        """Heal what is still live from a new event loop, after the face's loop died mid-run.
-        Tasks of the dead loop are forgotten; every heal must be safe to repeat anyway."""
-        self._injecting = None
-        for live in self._live:
-            live.heal_task = None
-        return [await self._heal(live) for live in self._live]
-
     @property
     def live_faults(self) -> list[InjectionWindow]:
         return [live.window for live in self._live if not live.healed]
@@ -296,6 +301,10 @@ class Run:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
+                if task.cancelled():
+                    # The loop is shutting down and cancelled the heal itself (asyncio.run
+                    # cancels every task): start it again, it is safe to repeat.
+                    task = asyncio.ensure_future(self._heal_everything_unshielded())
                 self._note("heal in progress; it finishes before the run stops", "warning")
 
     async def _heal_everything_unshielded(self) -> HealReport:

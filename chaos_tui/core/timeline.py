@@ -98,7 +98,7 @@ class Timeline:
         injected = self.windows[0].injected_at
         heal_start = self.first_heal_start()
         if probe:
-            series = [s for s in self.samples(probe) if s.t >= injected]
+            series = self.since(probe, injected)  # a console asks often: read only the tail
             first_fail = next((s for s in series if not s.ok), None)
             if first_fail is not None:
                 metrics.time_to_detect_s = round(first_fail.t - injected, 3)
@@ -121,21 +121,31 @@ class Timeline:
     def _backlog_metrics(
         self, metrics: RecoveryMetrics, probe: str, injected: float, heal_start: float | None
     ) -> None:
-        series = [s for s in self.samples(probe) if s.ok and s.value is not None]
-        before = [s.value for s in series if s.t < injected]
-        later = [s for s in series if s.t >= injected]
+        later = [s for s in self.since(probe, injected) if s.ok and s.value is not None]
+        before = self._values_before(probe, injected, 10)
         if not later:
             return
         peak = max(later, key=lambda s: s.value)
         metrics.backlog_peak = peak.value
         # The level just before the fault, not the highest ever seen: a backlog left over from
         # an earlier run and drained during warm-up must not make the drain look instant.
-        steady = median(before[-10:]) if before else 0.0
+        steady = median(before) if before else 0.0
         if heal_start is None:
             return
         drained = next((s for s in later if s.t >= peak.t and s.value <= steady), None)
         if drained is not None:
             metrics.backlog_drain_s = round(max(0.0, drained.t - heal_start), 3)
+
+
+    def _values_before(self, probe: str, t: float, count: int) -> list[float]:
+        """The last `count` passing values taken before `t`, reading back from the newest."""
+        values: list[float] = []
+        for s in reversed(self._samples.get(probe, ())):
+            if s.t < t and s.ok and s.value is not None:
+                values.append(s.value)
+                if len(values) == count:
+                    break
+        return values[::-1]
 
 
 def summarise(samples: Iterable[ProbeSample]) -> PhaseSummary:

@@ -23,7 +23,7 @@ from chaos_tui.widgets.recovery_chart import RecoveryChart
 from chaos_tui.widgets.title_bar import TitleBar
 
 REDRAW_HZ = 4
-CHART_EVERY = 4  # the chart (the costly part: plotext) is drawn once a second
+SLOW_EVERY = 4  # the chart (plotext) and the recovery metrics are redone once a second
 
 
 def banner_text(live: LiveRun) -> Text:
@@ -71,20 +71,18 @@ def invariant_state(live: LiveRun) -> tuple:
     return live.phase == "verify", tuple(sorted(live.invariant_results))
 
 
-def metric_facts(live: LiveRun) -> list[tuple[str, str]]:
+def metric_facts(live: LiveRun) -> tuple[tuple[str, str], ...]:
+    """What is known so far; the delivery counts arrive with the result."""
+    if not live.windows:
+        return ()
     delivery = live.result.delivery if live.result else None
-    return recovery_facts(live.recovery(), bool(live.windows), delivery)
+    return tuple(recovery_facts(live.recovery(), True, delivery))
 
 
-def metric_state(live: LiveRun) -> tuple:
-    return tuple(metric_facts(live)) if live.windows else ()
-
-
-def metrics_table(live: LiveRun) -> Table:
+def metrics_table(facts: tuple[tuple[str, str], ...]) -> Table:
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(style="dim", ratio=1)
     table.add_column(justify="right")
-    facts = metric_facts(live)
     for label, value in facts:
         table.add_row(label, value)
     if not facts:
@@ -143,21 +141,22 @@ class RunScreen(Screen):
             self.query_one("#run-status", Painted).paint(status_text(live))
             for panel in self.query(ProbePanel):
                 panel.show(live)
-            if force or self._redraws % CHART_EVERY == 1 or live.finished:
+            if force or self._redraws % SLOW_EVERY == 1 or live.finished:
                 self.query_one(RecoveryChart).show(live)
-            self._box("#invariants", invariant_state(live), invariant_table, live)
-            self._box("#metrics", metric_state(live), metrics_table, live)
+                facts = metric_facts(live)
+                self._box("#metrics", facts, lambda: metrics_table(facts))
+            self._box("#invariants", invariant_state(live), lambda: invariant_table(live))
             log = self.query_one(RichLog)
             new = min(live.log_total - self._drawn_log, len(live.log))
             for line in list(live.log)[len(live.log) - new:] if new > 0 else []:
                 log.write(Text.from_markup(line))
             self._drawn_log = live.log_total
 
-    def _box(self, selector: str, state: object, render, live: LiveRun) -> None:
+    def _box(self, selector: str, state: object, render) -> None:
         """Auto-sized boxes are updated (a layout pass) only when what they show changed."""
         if self._boxes.get(selector) != state:
             self._boxes[selector] = state
-            self.query_one(selector, Static).update(render(live))
+            self.query_one(selector, Static).update(render())
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.redraw, True)

@@ -56,8 +56,8 @@ def render_sparkline(
     spread = high - low
     line = Text(no_wrap=True, overflow="crop")
     for col in range(width):
-        mid = start + (col + 0.5) * step
-        band = WINDOW_BAND if any(_covers(w, mid, step, end) for w in windows) else ""
+        col_start = start + col * step
+        band = WINDOW_BAND if any(_overlaps(w, col_start, col_start + step, end) for w in windows) else ""
         if failed[col]:
             line.append(FAILED, style=f"bold red {band}".strip())
         elif highest[col] is not None:
@@ -68,7 +68,8 @@ def render_sparkline(
     return line
 
 
-def _covers(window: InjectionWindow, mid: float, step: float, end: float) -> bool:
-    """True when the window overlaps this column; an unhealed window runs up to `end`."""
+def _overlaps(window: InjectionWindow, col_start: float, col_end: float, end: float) -> bool:
+    """True when the window covers part of [col_start, col_end); an unhealed window runs up
+    to `end`. A column that only touches the window's edge is not part of it."""
     close = window.healed_at if window.healed_at is not None else end
-    return window.injected_at - step / 2 <= mid <= close + step / 2
+    return col_start < close and col_end > window.injected_at
