@@ -57,6 +57,11 @@ async def start_run(pilot) -> None:
     await wait_until(pilot, lambda: isinstance(pilot.app.screen, RunScreen), 5, "the run screen")
 
 
+async def start_run_until_fault(pilot) -> None:
+    await start_run(pilot)
+    await wait_until(pilot, lambda: pilot.app.live.live_faults, 30, "the fault")
+
+
 def shown(widget) -> str:
     """The text a widget displays, as a terminal of the test's width would show it."""
     console = Console(width=SIZE[0], record=True, file=io.StringIO())
@@ -146,8 +151,7 @@ async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_pat
 async def test_ctrl_c_during_the_fault_aborts_and_heals(sandbox, tmp_path):
     app = make_app(sandbox.state_dir, tmp_path, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
-        await start_run(pilot)
-        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        await start_run_until_fault(pilot)
         assert not sandbox.sandbox.healthy("postgres")
         aborted = time.monotonic()
         await pilot.press("ctrl+c")
@@ -164,8 +168,7 @@ async def test_ctrl_c_during_the_fault_aborts_and_heals(sandbox, tmp_path):
 async def test_halt_heals_at_once_and_the_run_still_gets_a_verdict(sandbox, tmp_path):
     app = make_app(sandbox.state_dir, tmp_path, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
-        await start_run(pilot)
-        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        await start_run_until_fault(pilot)
         await pilot.press("h")
         await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 90, "the report")
         result = app.screen.result
@@ -179,8 +182,7 @@ async def test_halt_heals_at_once_and_the_run_still_gets_a_verdict(sandbox, tmp_
 async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_path):
     app = make_app(sandbox.state_dir, tmp_path, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
-        await start_run(pilot)
-        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        await start_run_until_fault(pilot)
         await pilot.press("q")
         assert isinstance(app.screen, AskScreen)
         await pilot.press("n")  # keep running: nothing changes
@@ -204,8 +206,7 @@ async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_pat
 async def test_an_app_that_dies_mid_run_still_heals(sandbox, tmp_path):
     app = make_app(sandbox.state_dir, tmp_path, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
-        await start_run(pilot)
-        await wait_until(pilot, lambda: app.live.live_faults, 30, "the fault")
+        await start_run_until_fault(pilot)
         app.exit()  # what a crash in a widget does: no question, no abort
     assert app.run_in_progress is not None, "the run outlived the app, as it must"
     await app.settle()  # what `chaos-tui` does after the app stops
