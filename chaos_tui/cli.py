@@ -182,10 +182,9 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         if result is not None and not result.heal.ok:
             click.echo("chaos-tui: the last run's heal FAILED; check the target", err=True)
             code = ExitCode.HEAL_FAILED
-        started = getattr(app.target, "started", [])
-        if started and not keep_sandbox:
-            click.echo(f"stopping the sandbox the console started ({', '.join(started)})", err=True)
-            app.target.sandbox.down(only=started)
+        stopped = app.target.stop_what_we_started(keep_sandbox)
+        if stopped:
+            click.echo(f"stopped what the console started: {', '.join(stopped)}", err=True)
     return int(code)
 
 
@@ -273,6 +272,141 @@ def sandbox_status(as_json):
         click.echo(json.dumps(status, indent=2))
     else:
         _print_status(status)
+
+
+# -- the fault agent ---------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: any free one, see status).")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
+@click.pass_context
+def agent(ctx, host, port, allow_remote):
+    """The fault agent: leases with TTLs, healed even if the console dies.
+
+    \b
+    chaos-tui agent           run it in the foreground (the console starts one when needed)
+    chaos-tui agent status    is one running, where, and how many leases
+    chaos-tui agent stop      stop it; it heals every lease first
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from chaos_tui.agent.server import AgentError, run_agent
+
+    settings = _settings()
+    try:
+        run_agent(settings, host or settings.agent.host,
+                  settings.agent.port if port is None else port, allow_remote,
+                  announce=lambda line: click.echo(line, err=True))
+    except AgentError as exc:
+        fail(ExitCode.USAGE if "refusing" in str(exc) else ExitCode.ERROR, str(exc))
+
+
+def _agent_call(action):
+    """Run one call against the agent, starting it if needed; errors are one line, exit 5."""
+    import asyncio
+
+    from chaos_tui.agent.client import AgentClient, AgentError, AgentUnavailable
+    from chaos_tui.core.guard import Refusal, check_not_production
+
+    settings = _settings()
+    try:
+        check_not_production(settings)
+    except Refusal as exc:
+        fail(exc.code, str(exc))
+    client = AgentClient(settings)
+
+    async def go():
+        await client.ensure()
+        return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except (AgentError, AgentUnavailable, OSError) as exc:
+        fail(ExitCode.ERROR, f"agent: {exc}")
+
+
+def _print_heals(results: list[dict]) -> int:
+    for r in results:
+        click.echo(f"lease {r['id']}: " + ("healed" if r["healed"] else f"heal FAILED: {r['error']}"))
+    if not results:
+        click.echo("no live lease")
+    return int(ExitCode.HEAL_FAILED) if any(not r["healed"] for r in results) else 0
+
+
+@agent.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def agent_status(as_json):
+    """Whether an agent serves this state directory, and its leases."""
+    import asyncio
+
+    from chaos_tui.agent.client import AgentClient
+
+    client = AgentClient(_settings())
+    if client.info() is None:
+        click.echo(json.dumps({"running": False}) if as_json else "no agent running")
+        return
+    health = asyncio.run(client.health())
+    if as_json:
+        click.echo(json.dumps({"running": True, "url": client.info()["url"], **health}, indent=2))
+        return
+    click.echo(f"agent pid {health['pid']} at {client.info()['url']}: {health['leases']} lease(s)"
+               + (", HALTED" if health["halted"] else ""))
+
+
+@agent.command("stop")
+def agent_stop():
+    """Stop the agent of this state directory; it heals every lease before it exits."""
+    from chaos_tui.agent.client import AgentClient
+    from chaos_tui.sandbox.processes import ProcessRecord, stop
+
+    client = AgentClient(_settings())
+    info = client.info()
+    if info is None:
+        click.echo("no agent running")
+        return
+    record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
+    if not stop(record, 70.0):
+        fail(ExitCode.ERROR, f"agent pid {info['pid']} did not stop")
+    click.echo(f"agent pid {info['pid']} stopped")
+
+
+@cli.command("heal")
+def heal():
+    """Heal every live lease now (starting the agent if needed: it heals leftovers first)."""
+    raise SystemExit(_print_heals(_agent_call(lambda c: c.heal_all())))
+
+
+@cli.command("halt")
+@click.option("--release", is_flag=True, help="Lift the halt: new leases are allowed again.")
+def halt(release):
+    """Heal every live lease and refuse new ones until `chaos-tui halt --release`."""
+    if release:
+        _agent_call(lambda c: c.release_halt())
+        click.echo("halt released: new leases are allowed")
+        return
+    code = _print_heals(_agent_call(lambda c: c.halt()))
+    click.echo("halted: new leases are refused until `chaos-tui halt --release`")
+    raise SystemExit(code)
+
+
+@cli.command("leases")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def leases(as_json):
+    """The live fault leases and when each expires."""
+    import time
+
+    rows = _agent_call(lambda c: c.leases())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no live lease")
+    for r in rows:
+        left = r["expires_at"] - time.time()
+        click.echo(f"{r['id']}  {r['kind']} {json.dumps(r['params'])} on {r['target']}  "
+                   f"{r['state']}  expires in {left:.0f}s  owner {r['owner'] or '-'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,13 +104,12 @@ def run_headless(
     try:
         result = asyncio.run(_run_with_signals(run))
     finally:
-        started = getattr(target, "started", [])
-        if stop_sandbox_after and started:
-            console.print(f"stopping the sandbox this run started ({', '.join(started)})")
-            try:
-                target.sandbox.down(only=started)
-            except Exception as exc:
-                console.print(f"[red]could not stop the sandbox: {exc}[/red]")
+        try:
+            stopped = target.stop_what_we_started(keep_sandbox=not stop_sandbox_after)
+            if stopped:
+                console.print(f"stopped what this run started: {', '.join(stopped)}")
+        except Exception as exc:
+            console.print(f"[red]could not stop what this run started: {exc}[/red]")
     try:
         saved = save_result(results_dir, result)
         console.print(f"result saved to {saved}", highlight=False)

@@ -32,6 +32,13 @@ class SandboxSettings(BaseModel):
     relay_test_drop_every: int = 0
 
 
+class AgentSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)  # 0: any free port, written to agent/agent.json
+    max_ttl_s: float = Field(3600.0, gt=0)  # no lease may ask for longer
+    start_timeout_s: float = 15.0
+
+
 class PlatformSettings(BaseModel):
     """Addresses of the real platform (the Docker Compose stack); the sandbox picks its own."""
 
@@ -67,6 +74,7 @@ class Settings(BaseSettings):
     # Overrides every scenario's invariant budget (seconds); tests shorten it.
     invariant_budget_s: float | None = Field(None, gt=0)
     sandbox: SandboxSettings = SandboxSettings()
+    agent: AgentSettings = AgentSettings()
     platform: PlatformSettings = PlatformSettings()
 
     # The spec's flat names for the mesh, kept so CHAOS_NATS_A_URL etc. work as documented.

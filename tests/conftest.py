@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from chaos_tui.agent.client import AgentClient
+from chaos_tui.sandbox.processes import ProcessRecord, stop
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 
@@ -57,6 +59,7 @@ def sandbox():
     try:
         yield handle
     finally:
+        leftovers(state_dir)
         handle.sandbox.down()
         shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -68,5 +71,28 @@ def fresh_state_dir():
     try:
         yield state_dir
     finally:
+        left = leftovers(state_dir)
         Sandbox(Settings(state_dir=state_dir)).down()
         shutil.rmtree(state_dir, ignore_errors=True)
+        assert not left, f"left behind: {left}"
+
+
+def leftovers(state_dir: Path) -> list[str]:
+    """An agent still running or a lease still on disk in this state dir; both are stopped
+    or healed here (by stopping the agent) so one test's mess cannot spoil the next."""
+    client = AgentClient(Settings(state_dir=state_dir))
+    found = [f"lease {p.stem}" for p in (client.folder / "leases").glob("*.json")]
+    info = client.info()
+    if info is not None:
+        found.append(f"agent pid {info['pid']}")
+        stop(ProcessRecord("agent", info["pid"], info["start_ticks"], [], ""), 70.0)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request):
+    """After every test on the shared sandbox: no agent, no lease of ours."""
+    yield
+    if "sandbox" in request.fixturenames:
+        left = leftovers(request.getfixturevalue("sandbox").state_dir)
+        assert not left, f"left behind: {left}"

@@ -30,10 +30,20 @@ NAME = "postgres_restart_outbox"
 SIZE = (140, 45)
 
 
-def make_app(state_dir, tmp_path, down_s: float = 2.0, **settings) -> ChaosApp:
-    params = Params(warmup_s=1, down_s=down_s, recover_s=2)
-    return ChaosApp(Settings(state_dir=state_dir, **settings), params={NAME: params},
-                    export_dir=tmp_path)
+@pytest.fixture
+def make_app(tmp_path):
+    """Builds consoles; afterwards stops the agent any of them started, as `chaos-tui` does."""
+    apps = []
+
+    def build(state_dir, down_s: float = 2.0) -> ChaosApp:
+        params = Params(warmup_s=1, down_s=down_s, recover_s=2)
+        apps.append(ChaosApp(Settings(state_dir=state_dir), params={NAME: params},
+                             export_dir=tmp_path))
+        return apps[-1]
+
+    yield build
+    for app in apps:
+        app.target.stop_what_we_started(keep_sandbox=True)
 
 
 async def wait_until(pilot, condition, timeout: float = 90.0, what: str = "condition") -> None:
@@ -73,8 +83,8 @@ def postgres_pid(sandbox) -> int:
     return sandbox.sandbox.record("postgres").pid
 
 
-async def test_picker_lists_the_scenario_and_filters(sandbox, tmp_path):
-    app = make_app(sandbox.state_dir, tmp_path)
+async def test_picker_lists_the_scenario_and_filters(sandbox, tmp_path, make_app):
+    app = make_app(sandbox.state_dir)
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, PickerScreen)
         table = app.screen.query_one(DataTable)
@@ -90,9 +100,9 @@ async def test_picker_lists_the_scenario_and_filters(sandbox, tmp_path):
         assert isinstance(app.screen, PickerScreen)
 
 
-async def test_wrong_confirmation_keeps_the_modal_and_injects_nothing(sandbox, tmp_path):
+async def test_wrong_confirmation_keeps_the_modal_and_injects_nothing(sandbox, tmp_path, make_app):
     pid = postgres_pid(sandbox)
-    app = make_app(sandbox.state_dir, tmp_path)
+    app = make_app(sandbox.state_dir)
     async with app.run_test(size=SIZE) as pilot:
         await open_confirmation(pilot)
         await pilot.press(*"postgres_restart", "enter")
@@ -121,9 +131,9 @@ async def test_production_environment_never_opens_the_modal(tmp_path):
 
 
 @pytest.mark.slow
-async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_path):
+async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_path, make_app):
     pid = postgres_pid(sandbox)
-    app = make_app(sandbox.state_dir, tmp_path)
+    app = make_app(sandbox.state_dir)
     async with app.run_test(size=SIZE) as pilot:
         await start_run(pilot)
         screen = app.screen
@@ -148,8 +158,8 @@ async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_pat
 
 
 @pytest.mark.slow
-async def test_ctrl_c_during_the_fault_aborts_and_heals(sandbox, tmp_path):
-    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+async def test_ctrl_c_during_the_fault_aborts_and_heals(sandbox, tmp_path, make_app):
+    app = make_app(sandbox.state_dir, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
         await start_run_until_fault(pilot)
         assert not sandbox.sandbox.healthy("postgres")
@@ -165,8 +175,8 @@ async def test_ctrl_c_during_the_fault_aborts_and_heals(sandbox, tmp_path):
 
 
 @pytest.mark.slow
-async def test_halt_heals_at_once_and_the_run_still_gets_a_verdict(sandbox, tmp_path):
-    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+async def test_halt_heals_at_once_and_the_run_still_gets_a_verdict(sandbox, tmp_path, make_app):
+    app = make_app(sandbox.state_dir, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
         await start_run_until_fault(pilot)
         await pilot.press("h")
@@ -179,8 +189,8 @@ async def test_halt_heals_at_once_and_the_run_still_gets_a_verdict(sandbox, tmp_
 
 
 @pytest.mark.slow
-async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_path):
-    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_path, make_app):
+    app = make_app(sandbox.state_dir, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
         await start_run_until_fault(pilot)
         await pilot.press("q")
@@ -203,8 +213,8 @@ async def test_quit_during_a_run_asks_then_heals_before_exiting(sandbox, tmp_pat
 
 
 @pytest.mark.slow
-async def test_an_app_that_dies_mid_run_still_heals(sandbox, tmp_path):
-    app = make_app(sandbox.state_dir, tmp_path, down_s=30)
+async def test_an_app_that_dies_mid_run_still_heals(sandbox, tmp_path, make_app):
+    app = make_app(sandbox.state_dir, down_s=30)
     async with app.run_test(size=SIZE) as pilot:
         await start_run_until_fault(pilot)
         app.exit()  # what a crash in a widget does: no question, no abort

@@ -105,6 +105,10 @@ class Target(ABC):
     def blast_radius(self) -> list[str]:
         return []
 
+    def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
+        """Stop helpers and services this target started for its runs; what was stopped."""
+        return []
+
 
 class RunContext:
     """What a scenario sees while it runs: the target, its parameters and the live samples."""

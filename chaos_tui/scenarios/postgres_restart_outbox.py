@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
 from chaos_tui.core.delivery import check_delivery
 from chaos_tui.core.model import InvariantResult, InvariantSpec
-from chaos_tui.faults.process import HardRestart
 from chaos_tui.probes.db_probe import OutboxBacklogProbe, PostgresProbe
 from chaos_tui.probes.jetstream_probe import StreamProbe, read_subject
 from chaos_tui.probes.nats_probe import NatsProbe
@@ -61,7 +60,7 @@ class PostgresRestartOutbox(Scenario):
         return {"postgres": None, "nats": None, "sea_events": None, "outbox_backlog": 1000}
 
     def faults(self, target) -> list[Fault]:
-        return [HardRestart(target, "postgres", hold_s=self.params.down_s)]
+        return [target.hard_restart("postgres", self.params.down_s)]
 
     async def start_workload(self, ctx: RunContext) -> None:
         self.subject = f"{SUBJECT_PREFIX}.{ctx.run_id}"

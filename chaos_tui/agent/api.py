@@ -1,0 +1,116 @@
+"""The agent's admin API. Every route but /health needs `Authorization: Bearer <token>`."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from fastapi import Depends, FastAPI, HTTPException, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from chaos_tui import __version__
+from chaos_tui.agent.leases import Lease, LeaseBook, LeaseRefused, LeaseRequest
+
+
+class Health(BaseModel):
+    ok: bool
+    version: str
+    pid: int
+    leases: int
+    halted: bool
+    started_at: float
+    recovered: list[dict]  # leftovers of a dead agent, healed at start-up
+
+
+class HealResults(BaseModel):
+    results: list[dict]
+
+
+class HaltState(BaseModel):
+    halted: bool
+
+
+def make_api(book: LeaseBook, token: str, pid: int) -> FastAPI:
+    started_at = time.time()
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        given = creds.credentials if creds is not None else ""
+        # Constant time: the comparison must not tell how much of a guess was right.
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "a valid bearer token is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    # The schema is served like every other route: behind the token (no open /docs either).
+    api = FastAPI(title="chaos-tui agent", version=__version__, openapi_url=None, docs_url=None,
+                  redoc_url=None,
+                  description="Fault leases with TTLs, healed by the agent whatever happens to "
+                              "whoever asked for them.")
+    guarded = [Depends(authorised)]
+
+    @api.get("/openapi.json", dependencies=guarded, include_in_schema=False)
+    async def schema() -> dict:
+        return api.openapi()
+
+    @api.get("/health", response_model=Health)
+    async def health() -> Health:
+        return Health(ok=True, version=__version__, pid=pid, leases=len(book.leases),
+                      halted=book.halted, started_at=started_at, recovered=book.recovered)
+
+    @api.get("/kinds", dependencies=guarded)
+    async def kinds() -> dict[str, str]:
+        return {name: injector.description for name, injector in book.injectors.items()}
+
+    @api.get("/leases", response_model=list[Lease], dependencies=guarded)
+    async def list_leases() -> list[Lease]:
+        return list(book.leases.values())
+
+    @api.post("/leases", response_model=Lease, status_code=201, dependencies=guarded,
+              responses={200: {"model": Lease}, 400: {}, 409: {}, 502: {}})
+    async def create_lease(request: LeaseRequest, response: Response) -> Lease:
+        try:
+            lease, new = await book.create(request)
+        except LeaseRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        if not new:
+            response.status_code = 200
+        return lease
+
+    @api.get("/leases/{lease_id}", response_model=Lease, dependencies=guarded,
+             responses={404: {}})
+    async def get_lease(lease_id: str) -> Lease:
+        lease = book.leases.get(lease_id)
+        if lease is None:
+            raise HTTPException(404, f"no live lease {lease_id!r}")
+        return lease
+
+    @api.delete("/leases/{lease_id}", status_code=204, dependencies=guarded,
+                responses={404: {}, 502: {}})
+    async def delete_lease(lease_id: str) -> Response:
+        try:
+            healed = await book.heal(lease_id)
+        except RuntimeError as exc:
+            raise HTTPException(502, f"heal failed: {exc}") from None
+        if healed is None:
+            raise HTTPException(404, f"no live lease {lease_id!r} (already healed?)")
+        return Response(status_code=204)
+
+    @api.post("/heal", response_model=HealResults, dependencies=guarded)
+    async def heal_all() -> HealResults:
+        return HealResults(results=await book.heal_all())
+
+    @api.post("/halt", response_model=HealResults, dependencies=guarded)
+    async def halt() -> HealResults:
+        return HealResults(results=await book.halt())
+
+    @api.get("/halt", response_model=HaltState, dependencies=guarded)
+    async def halt_state() -> HaltState:
+        return HaltState(halted=book.halted)
+
+    @api.delete("/halt", response_model=HaltState, dependencies=guarded)
+    async def release_halt() -> HaltState:
+        book.release_halt()
+        return HaltState(halted=False)
+
+    return api

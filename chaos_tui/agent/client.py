@@ -1,0 +1,146 @@
+"""Talking to the agent, and starting it when it is not there.
+
+The agent is spawned detached, in its own session, so it outlives whoever started it: that is
+the point, since it heals their faults at the TTL if they die.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from chaos_tui.agent.server import agent_dir
+from chaos_tui.sandbox.processes import ProcessRecord, is_running, spawn, stop
+from chaos_tui.settings import Settings
+
+REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
+
+
+class AgentUnavailable(Exception):
+    pass
+
+
+class AgentError(Exception):
+    """The agent answered, and said no."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"agent said {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class AgentClient:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.folder = agent_dir(settings)
+
+    # -- finding and starting the agent ------------------------------------------------------
+
+    def info(self) -> dict | None:
+        """agent.json of a live agent (same pid, same kernel start time), else None."""
+        try:
+            data = json.loads((self.folder / "agent.json").read_text())
+        except (OSError, ValueError):
+            return None
+        record = ProcessRecord("agent", data["pid"], data.get("start_ticks") or -1, [], "")
+        return data if is_running(record) else None
+
+    def token(self) -> str:
+        try:
+            return (self.folder / "token").read_text().strip()
+        except OSError:
+            raise AgentUnavailable(f"no agent token in {self.folder}") from None
+
+    async def ensure(self) -> bool:
+        """Make sure an agent serves this state dir; True if this call started it."""
+        if self.info() is not None and await self._healthy():
+            return False
+        command = [sys.executable, "-m", "chaos_tui", "agent"]
+        # The agent serves this client's state dir, whatever the environment says.
+        env = {**os.environ, "CHAOS_STATE_DIR": str(self.settings.state_dir)}
+        record = spawn("agent", command, self.folder / "agent.log", env=env)
+        (self.folder / "spawned.json").write_text(json.dumps(record.to_json()))
+        deadline = time.monotonic() + self.settings.agent.start_timeout_s
+        while time.monotonic() < deadline:
+            info = self.info()
+            if info is not None and info["pid"] == record.pid and await self._healthy():
+                return True
+            if not is_running(record):
+                break  # e.g. another agent won the lock: use that one if it answers
+            await asyncio.sleep(0.05)
+        if self.info() is not None and await self._healthy():
+            return False
+        raise AgentUnavailable(f"the agent did not start; see {self.folder / 'agent.log'}")
+
+    def stop_spawned(self, timeout_s: float = 70.0) -> bool:
+        """SIGTERM the agent this tool spawned (it heals every lease first). True if stopped."""
+        try:
+            record = ProcessRecord.from_json(json.loads((self.folder / "spawned.json").read_text()))
+        except (OSError, ValueError):
+            return False
+        stopped = is_running(record) and stop(record, timeout_s, signal.SIGTERM)
+        (self.folder / "spawned.json").unlink(missing_ok=True)
+        return stopped
+
+    async def _healthy(self) -> bool:
+        try:
+            return (await self.health()).get("ok", False)
+        except (AgentUnavailable, httpx.HTTPError):
+            return False
+
+    # -- the API -------------------------------------------------------------------------------
+
+    async def call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+        info = self.info()
+        if info is None:
+            raise AgentUnavailable(f"no agent runs for {self.settings.state_dir}")
+        headers = {} if path == "/health" else {"Authorization": f"Bearer {self.token()}"}
+        async with httpx.AsyncClient(base_url=info["url"], timeout=REQUEST_TIMEOUT_S) as http:
+            response = await http.request(method, path, json=body, headers=headers)
+        return response
+
+    async def _ok(self, method: str, path: str, body: dict | None = None, allow=()) -> Any:
+        response = await self.call(method, path, body)
+        if response.status_code >= 400 and response.status_code not in allow:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise AgentError(response.status_code, str(detail))
+        return response.json() if response.content else None
+
+    async def health(self) -> dict:
+        return await self._ok("GET", "/health")
+
+    async def create_lease(self, **request: Any) -> dict:
+        return await self._ok("POST", "/leases", request)
+
+    async def heal_lease(self, lease_id: str) -> bool:
+        """Heal one lease; False if it was no longer live (already healed: fine)."""
+        response = await self.call("DELETE", f"/leases/{lease_id}")
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise AgentError(response.status_code, response.json().get("detail", response.text))
+        return True
+
+    async def leases(self) -> list[dict]:
+        return await self._ok("GET", "/leases")
+
+    async def heal_all(self) -> list[dict]:
+        return (await self._ok("POST", "/heal"))["results"]
+
+    async def halt(self) -> list[dict]:
+        return (await self._ok("POST", "/halt"))["results"]
+
+    async def release_halt(self) -> None:
+        await self._ok("DELETE", "/halt")
+
+

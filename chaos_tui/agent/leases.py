@@ -1,0 +1,218 @@
+"""Leases on disk and the book that applies, heals and reaps them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from chaos_tui.agent.injectors import Injector
+from chaos_tui.core.journal import write_atomic
+
+LeaseState = Literal["applying", "applied", "healing", "failed"]
+REAP_INTERVAL_S = 0.1
+
+
+class LeaseRequest(BaseModel):
+    """What a caller asks for. A TTL is required: nothing may stay broken open-endedly."""
+
+    model_config = {"extra": "forbid"}
+
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                           description="caller-chosen id; repeating it returns the same lease")
+    kind: str = Field(..., min_length=1, max_length=64, description="fault kind, see GET /kinds")
+    target: str = Field("sandbox", min_length=1, max_length=64)
+    params: dict[str, Any] = Field(default_factory=dict)
+    ttl_s: float = Field(..., gt=0, description="seconds until the agent heals it by itself")
+    scope: str = Field("full", min_length=1, max_length=32)
+    owner: str = Field("", max_length=128, description="who asked, e.g. a run id")
+
+
+class Lease(LeaseRequest):
+    id: str
+    created_at: float
+    expires_at: float
+    state: LeaseState = "applying"
+    data: dict[str, Any] = Field(default_factory=dict)  # what the injector recorded
+    error: str | None = None
+
+
+class LeaseRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LeaseJournal:
+    """One JSON file per live lease, written atomically and fsynced before the fault lands."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+
+    def _path(self, lease_id: str) -> Path:
+        return self.root / f"{lease_id}.json"
+
+    def write(self, lease: Lease) -> None:
+        write_atomic(self._path(lease.id), lease.model_dump_json(indent=2) + "\n")
+        fd = os.open(self.root, os.O_RDONLY)  # the rename is durable only once the dir is
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def remove(self, lease_id: str) -> None:
+        self._path(lease_id).unlink(missing_ok=True)
+
+    def load_all(self) -> list[Lease]:
+        leases = []
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                leases.append(Lease.model_validate(json.loads(path.read_text())))
+            except (OSError, ValueError):
+                continue  # a half-written file: its fault was never applied (written first)
+        return leases
+
+
+class LeaseBook:
+    """The live leases of one agent. All changes happen on the agent's event loop."""
+
+    def __init__(self, journal: LeaseJournal, injectors: dict[str, Injector], max_ttl_s: float,
+                 halt_file: Path) -> None:
+        self.journal = journal
+        self.injectors = injectors
+        self.max_ttl_s = max_ttl_s
+        self.halt_file = halt_file
+        self.leases: dict[str, Lease] = {}
+        self.recovered: list[dict] = []  # leftovers healed at start-up, for GET /health
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._counter = 0
+
+    @property
+    def halted(self) -> bool:
+        return self.halt_file.exists()
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    async def heal_leftovers(self) -> list[dict]:
+        """Leases an earlier agent left behind (it died): heal each before serving anyone."""
+        for lease in self.journal.load_all():
+            error = await self._undo(lease)
+            self.recovered.append({"id": lease.id, "kind": lease.kind, "params": lease.params,
+                                   "healed": error is None, "error": error})
+            if error is None:
+                self.journal.remove(lease.id)
+            else:
+                lease.state, lease.error = "failed", error
+                self.leases[lease.id] = lease  # kept: the reaper and DELETE try again
+        return self.recovered
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def create(self, request: LeaseRequest) -> tuple[Lease, bool]:
+        """Apply a lease; (lease, True) when new, (existing, False) when the id is known."""
+        if request.id and request.id in self.leases:
+            return self.leases[request.id], False
+        if self.halted:
+            raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
+        injector = self.injectors.get(request.kind)
+        if injector is None:
+            raise LeaseRefused(400, f"unknown fault kind {request.kind!r} "
+                                    f"(known: {', '.join(sorted(self.injectors))})")
+        if request.ttl_s > self.max_ttl_s:
+            raise LeaseRefused(400, f"ttl_s {request.ttl_s:g} is above the agent's cap of "
+                                    f"{self.max_ttl_s:g}s")
+        problem = injector.check(request.target, request.params)
+        if problem:
+            raise LeaseRefused(400, problem)
+        now = time.time()
+        self._counter += 1
+        lease = Lease(**request.model_dump(exclude={"id"}),
+                      id=request.id or f"l{int(now * 1000):x}{self._counter:x}",
+                      created_at=now, expires_at=now + request.ttl_s)
+        self.leases[lease.id] = lease
+        async with self._lock(lease.id):
+            self.journal.write(lease)  # on disk before the fault exists
+            try:
+                lease.data = await injector.apply(lease.params)
+            except Exception as exc:
+                lease.error = f"apply failed: {exc}"
+                undo_error = await self._undo(lease)
+                if undo_error is None:
+                    self._forget(lease.id)
+                raise LeaseRefused(502, f"{request.kind} could not be applied: {exc}") from exc
+            lease.state = "applied"
+            self.journal.write(lease)
+        return lease, True
+
+    async def heal(self, lease_id: str) -> Lease | None:
+        """Heal one lease; None if no such lease (already healed). Raises if the heal fails."""
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            return None
+        async with self._lock(lease_id):
+            if lease_id not in self.leases:
+                return lease  # healed while we waited for the lock
+            lease.state = "healing"
+            error = await self._undo(lease)
+            if error is not None:
+                lease.state, lease.error = "failed", error
+                self.journal.write(lease)
+                raise RuntimeError(error)
+            self._forget(lease_id)
+        return lease
+
+    async def heal_all(self) -> list[dict]:
+        results = []
+        for lease_id in list(self.leases):
+            try:
+                await self.heal(lease_id)
+                results.append({"id": lease_id, "healed": True, "error": None})
+            except RuntimeError as exc:
+                results.append({"id": lease_id, "healed": False, "error": str(exc)})
+        return results
+
+    async def halt(self) -> list[dict]:
+        self.halt_file.touch()  # latched first: nothing new lands while we heal
+        return await self.heal_all()
+
+    def release_halt(self) -> None:
+        self.halt_file.unlink(missing_ok=True)
+
+    # -- the reaper ---------------------------------------------------------------------------
+
+    async def reap_forever(self) -> None:
+        while True:
+            now = time.time()
+            for lease in list(self.leases.values()):
+                if lease.expires_at <= now and lease.state in ("applied", "failed"):
+                    try:
+                        await self.heal(lease.id)
+                    except RuntimeError:
+                        lease.expires_at = now + 1.0  # try again shortly, never give up
+            await asyncio.sleep(REAP_INTERVAL_S)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _undo(self, lease: Lease) -> str | None:
+        injector = self.injectors.get(lease.kind)
+        if injector is None:
+            return f"no injector for kind {lease.kind!r}"
+        try:
+            await injector.heal(lease.params, lease.data)
+            return None
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    def _lock(self, lease_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(lease_id, asyncio.Lock())
+
+    def _forget(self, lease_id: str) -> None:
+        self.leases.pop(lease_id, None)
+        self.journal.remove(lease_id)

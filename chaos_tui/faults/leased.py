@@ -1,0 +1,38 @@
+"""Faults applied by the agent as leases: the agent journals each one before applying it and
+heals it at its TTL, so a fault outlives neither its TTL nor a crash of the console."""
+
+from __future__ import annotations
+
+import os
+
+from chaos_tui.agent.client import AgentClient
+from chaos_tui.core.contracts import Fault, FaultLease
+
+TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
+
+
+class LeasedFault(Fault):
+    def __init__(self, agent: AgentClient, kind: str, params: dict, name: str, description: str,
+                 hold_s: float, verify=None) -> None:
+        super().__init__(name, description)
+        self.agent = agent
+        self.kind = kind
+        self.params = params
+        self.hold_s = hold_s
+        self.ttl_s = hold_s + TTL_MARGIN_S
+        self._verify = verify  # async () -> bool: is the target whole again
+
+    async def inject(self, lease: FaultLease) -> None:
+        # The runner's lease id is the agent's: a heal can name the lease even if this call
+        # never returned.
+        created = await self.agent.create_lease(
+            id=lease.lease_id, kind=self.kind, target=lease.target, params=self.params,
+            ttl_s=lease.ttl_s, owner=f"chaos-tui pid {os.getpid()}",
+        )
+        lease.data.update(created.get("data", {}))
+
+    async def heal(self, lease: FaultLease) -> None:
+        await self.agent.heal_lease(lease.lease_id)  # False: already healed (e.g. by its TTL)
+
+    async def verify_healed(self, lease: FaultLease) -> bool:
+        return await self._verify() if self._verify is not None else True

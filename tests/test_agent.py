@@ -1,0 +1,174 @@
+"""The fault agent, for real: its own process, HTTP on loopback, leases on disk, the sandbox's
+real services broken and mended, and SIGKILLs of the agent and of a headless run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from chaos_tui.agent.client import AgentClient, AgentError
+from chaos_tui.exit_codes import ExitCode
+from chaos_tui.sandbox.processes import ProcessRecord, is_running
+from chaos_tui.settings import Settings
+from tests.conftest import CHAOS_TUI, env_for, run_cli
+
+
+@pytest.fixture
+async def agent(sandbox):
+    """An agent for the shared sandbox; afterwards no lease, no agent and every service up."""
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    await client.ensure()
+    try:
+        yield client
+    finally:
+        if client.info() is not None:
+            await client.release_halt()
+        client.stop_spawned()
+        assert client.info() is None, "the agent outlived its test"
+        assert list((client.folder / "leases").glob("*.json")) == [], "a lease was left behind"
+        for service in ("postgres", "nats", "relay"):
+            assert await healthy(sandbox, service), f"{service} left broken"
+
+
+async def healthy(sandbox, service: str) -> bool:
+    # The health check runs its own event loop (for NATS): keep it off the test's loop.
+    return await asyncio.to_thread(sandbox.sandbox.healthy, service)
+
+
+def lease_request(**overrides) -> dict:
+    body = {"kind": "sandbox.hard_restart", "params": {"service": "postgres"}, "ttl_s": 30}
+    body.update(overrides)
+    return body
+
+
+async def wait_healthy(sandbox, service: str, deadline: float) -> float:
+    """Seconds after the epoch when the service answered again; fails at `deadline`."""
+    while time.time() < deadline:
+        if await healthy(sandbox, service):
+            return time.time()
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{service} not healthy by the deadline")
+
+
+async def test_every_route_but_health_needs_the_token(agent):
+    info = agent.info()
+    token = agent.token()
+    async with httpx.AsyncClient(base_url=info["url"], timeout=10) as http:
+        assert (await http.get("/health")).status_code == 200
+        schema = (await http.get("/openapi.json", headers={"Authorization": f"Bearer {token}"})).json()
+        routes = [(m.upper(), path.replace("{lease_id}", "nope"))
+                  for path, ops in schema["paths"].items() for m in ops]
+        routes.append(("GET", "/openapi.json"))
+        assert len(routes) >= 9, routes
+        for method, path in routes:
+            if path == "/health":
+                continue
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+                response = await http.request(method, path, headers=headers, json={})
+                assert response.status_code == 401, (method, path, headers, response.text)
+    token_file = agent.folder / "token"
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_bad_leases_are_refused_and_nothing_is_broken(agent, sandbox):
+    pid = sandbox.sandbox.record("postgres").pid
+    for body, status in [
+        ({k: v for k, v in lease_request().items() if k != "ttl_s"}, 422),  # no TTL
+        (lease_request(ttl_s=0), 422),
+        (lease_request(ttl_s=7200), 400),  # above the 1 h cap
+        (lease_request(kind="meteor"), 400),
+        (lease_request(params={"service": "the-database"}), 400),
+        (lease_request(target="production"), 400),
+    ]:
+        response = await agent.call("POST", "/leases", body)
+        assert response.status_code == status, (body, response.text)
+    assert await agent.leases() == []
+    assert sandbox.sandbox.record("postgres").pid == pid and await healthy(sandbox, "postgres")
+
+
+@pytest.mark.slow
+async def test_the_reaper_heals_a_lease_at_its_ttl(agent, sandbox):
+    lease = await agent.create_lease(**lease_request(ttl_s=2))
+    assert not await healthy(sandbox, "postgres"), "the fault did not land"
+    assert (agent.folder / "leases" / f"{lease['id']}.json").exists(), "not journalled"
+    back = await wait_healthy(sandbox, "postgres", lease["expires_at"] + 1.0)
+    assert back >= lease["expires_at"] - 0.5, "healed long before its TTL"
+    while await agent.leases() and time.time() < back + 2:  # the heal returns just after
+        await asyncio.sleep(0.05)
+    assert await agent.leases() == []
+
+
+@pytest.mark.slow
+async def test_a_killed_agent_leaves_a_lease_the_next_one_heals_first(agent, sandbox):
+    lease = await agent.create_lease(**lease_request(params={"service": "nats"}, ttl_s=600))
+    info = agent.info()
+    os.kill(info["pid"], signal.SIGKILL)  # our own agent, by its pid
+    await asyncio.sleep(0.5)
+    assert not await healthy(sandbox, "nats"), "nothing healed it: the agent is dead"
+    assert await agent.ensure() is True, "a new agent must start"
+    health = await agent.health()
+    assert [r["id"] for r in health["recovered"]] == [lease["id"]]
+    assert health["recovered"][0]["healed"] is True
+    assert await healthy(sandbox, "nats") and await agent.leases() == []
+
+
+@pytest.mark.slow
+async def test_halt_heals_everything_and_latches(agent, sandbox):
+    await agent.create_lease(**lease_request(ttl_s=600))
+    results = await agent.halt()
+    assert [r["healed"] for r in results] == [True] and await healthy(sandbox, "postgres")
+    with pytest.raises(AgentError) as refused:
+        await agent.create_lease(**lease_request())
+    assert refused.value.status == 409
+    # The command line sees the latch too, and lifts it.
+    assert "halt" in run_cli(["halt", "--release"], sandbox.env).stdout
+    lease = await agent.create_lease(**lease_request(ttl_s=600))
+    heal = run_cli(["heal"], sandbox.env)
+    assert heal.returncode == 0 and f"lease {lease['id']}: healed" in heal.stdout
+    assert await healthy(sandbox, "postgres")
+
+
+def test_the_agent_will_not_listen_beyond_loopback_unless_told(fresh_state_dir):
+    proc = run_cli(["agent", "--host", "0.0.0.0"], env_for(fresh_state_dir), timeout=30)
+    assert proc.returncode == ExitCode.USAGE
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "--allow-remote" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_is_healed_by_the_lease_ttl(sandbox):
+    """The acceptance check: SIGKILL the run mid-fault; Postgres runs again by TTL + 1 s."""
+    args = ["--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
+            "--set", "down_s=4", "--set", "recover_s=2"]
+    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    try:
+        for line in proc.stderr:
+            if "INJECTED" in line:
+                break
+        time.sleep(0.5)
+        leases = json.loads(run_cli(["leases", "--json"], sandbox.env).stdout)
+        assert len(leases) == 1 and leases[0]["kind"] == "sandbox.hard_restart"
+        proc.send_signal(signal.SIGKILL)  # the run we started, by its pid
+        proc.wait(10)
+        assert not sandbox.sandbox.healthy("postgres")
+        deadline = leases[0]["expires_at"] + 1.0
+        while time.time() < deadline and not sandbox.sandbox.healthy("postgres"):
+            time.sleep(0.1)
+        assert sandbox.sandbox.healthy("postgres"), "the TTL did not heal the dead run's fault"
+        assert json.loads(run_cli(["leases", "--json"], sandbox.env).stdout) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        client.stop_spawned()
+        record = client.info()
+        assert record is None or not is_running(ProcessRecord("agent", record["pid"],
+                                                              record["start_ticks"], [], ""))
