@@ -147,7 +147,8 @@ class ChaosApp(App):
         self.live = LiveRun(
             name,
             self.target.name,
-            [ProbeInfo(p.name, p.description) for p in scenario.probes(self.target)],
+            [ProbeInfo(p.name, p.description)
+             for p in scenario.probes(self.target) + self.target.probes()],
             scenario.invariants(),
             scenario.recovery_probe,
             scenario.backlog_probe,

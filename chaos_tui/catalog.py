@@ -67,7 +67,7 @@ class Catalog:
         return ScenarioDetail(
             scenario=scenario,
             steady_state=scenario.steady_state(),
-            probes=scenario.probes(self.target),
+            probes=scenario.probes(self.target) + self.target.probes(),
             faults=scenario.faults(self.target),
             blast_radius=self.target.blast_radius(),
             invariants=scenario.invariants(),

@@ -105,6 +105,10 @@ class Target(ABC):
     def blast_radius(self) -> list[str]:
         return []
 
+    def probes(self) -> list[Probe]:
+        """Probes of the target's own machinery (e.g. the fault agent), watched in every run."""
+        return []
+
     def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
         """Stop helpers and services this target started for its runs; what was stopped."""
         return []

@@ -170,7 +170,7 @@ class Run:
         return result
 
     async def _start_sampling(self) -> None:
-        self._probes = self.scenario.probes(self.target)
+        self._probes = self.scenario.probes(self.target) + self.target.probes()
         for probe in self._probes:
             self.timeline.register(probe.name, probe.description)
             await probe.open()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.core.contracts import Fault, Target
+from chaos_tui.core.contracts import Fault, Probe, Target
 from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.sandbox.stack import SERVICES, Sandbox
 from chaos_tui.settings import Settings
 
@@ -26,6 +27,9 @@ class SandboxTarget(Target):
         # Filled in as each service starts, so a failed or interrupted start is still undone.
         await asyncio.to_thread(self.sandbox.up, self.started)
         self.agent_started = await self.agent.ensure() or self.agent_started
+
+    def probes(self) -> list[Probe]:
+        return [AgentProbe("agent", self.agent)]
 
     def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
         """The agent this target spawned (it heals any lease left first), then the services
