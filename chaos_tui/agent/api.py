@@ -7,10 +7,11 @@ import time
 
 from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from chaos_tui import __version__
 from chaos_tui.agent.leases import Lease, LeaseBook, LeaseRefused, LeaseRequest
+from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
 
 
 class Health(BaseModel):
@@ -31,7 +32,24 @@ class HaltState(BaseModel):
     halted: bool
 
 
-def make_api(book: LeaseBook, token: str, pid: int) -> FastAPI:
+class ProxyRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    listen: str = Field("127.0.0.1:0", max_length=80, description="HOST:PORT on loopback; port 0 picks one")
+    upstream: str = Field(..., max_length=300, description="HOST:PORT to relay to")
+
+
+class ProxyView(BaseModel):
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+    connections: int
+    toxics: list[dict]
+
+
+def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> FastAPI:
     started_at = time.time()
     bearer = HTTPBearer(auto_error=False)
 
@@ -112,5 +130,39 @@ def make_api(book: LeaseBook, token: str, pid: int) -> FastAPI:
     async def release_halt() -> HaltState:
         book.release_halt()
         return HaltState(halted=False)
+
+    @api.get("/proxies", response_model=list[ProxyView], dependencies=guarded)
+    async def list_proxies() -> list[ProxyView]:
+        return [ProxyView(**p.to_json()) for p in proxies.proxies.values()]
+
+    @api.post("/proxies", response_model=ProxyView, status_code=201, dependencies=guarded,
+              responses={400: {}})
+    async def create_proxy(request: ProxyRequest) -> ProxyView:
+        try:
+            proxy = await proxies.create(request.name, request.listen, request.upstream)
+        except ProxyProblem as exc:
+            raise HTTPException(400, str(exc)) from None
+        return ProxyView(**proxy.to_json())
+
+    @api.get("/proxies/{name}", response_model=ProxyView, dependencies=guarded,
+             responses={404: {}})
+    async def get_proxy(name: str) -> ProxyView:
+        proxy = proxies.proxies.get(name)
+        if proxy is None:
+            raise HTTPException(404, f"no proxy {name!r}")
+        return ProxyView(**proxy.to_json())
+
+    @api.delete("/proxies/{name}", status_code=204, dependencies=guarded, responses={404: {}})
+    async def delete_proxy(name: str) -> Response:
+        if name not in proxies.proxies:
+            raise HTTPException(404, f"no proxy {name!r}")
+        for lease in list(book.leases.values()):  # its toxics and downs end with it
+            if lease.kind.startswith("proxy.") and lease.params.get("proxy") == name:
+                try:
+                    await book.heal(lease.id)
+                except RuntimeError:
+                    pass
+        await proxies.delete(name)
+        return Response(status_code=204)
 
     return api

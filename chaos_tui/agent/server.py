@@ -17,6 +17,7 @@ import uvicorn
 from chaos_tui.agent.api import make_api
 from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
+from chaos_tui.agent.proxy import ProxyManager
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox.processes import start_ticks
 from chaos_tui.sandbox.stack import Sandbox
@@ -64,7 +65,8 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
         raise AgentError(f"an agent already runs for {settings.state_dir} "
                          f"(see {folder / 'agent.json'})") from None
     token = load_or_make_token(folder)
-    book = LeaseBook(LeaseJournal(folder / "leases"), injectors_for(Sandbox(settings)),
+    proxies = ProxyManager()
+    book = LeaseBook(LeaseJournal(folder / "leases"), injectors_for(Sandbox(settings), proxies),
                      settings.agent.max_ttl_s, folder / "halted")
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -73,10 +75,11 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     except OSError as exc:
         raise AgentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
-    asyncio.run(_serve(book, token, sock, folder, announce))
+    asyncio.run(_serve(book, proxies, token, sock, folder, announce))
 
 
-async def _serve(book: LeaseBook, token: str, sock: socket.socket, folder: Path, announce) -> None:
+async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socket.socket,
+                 folder: Path, announce) -> None:
     for item in await book.heal_leftovers():
         state = "healed" if item["healed"] else f"heal FAILED ({item['error']})"
         announce(f"leftover lease {item['id']} ({item['kind']} {item['params']}): {state}")
@@ -86,7 +89,7 @@ async def _serve(book: LeaseBook, token: str, sock: socket.socket, folder: Path,
     write_atomic(folder / "agent.json", json.dumps(
         {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
     announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
-    server = uvicorn.Server(uvicorn.Config(make_api(book, token, pid), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
                                            lifespan="off"))
     reaper = asyncio.create_task(book.reap_forever())
     try:
@@ -97,4 +100,5 @@ async def _serve(book: LeaseBook, token: str, sock: socket.socket, folder: Path,
         for result in await book.heal_all():
             announce(f"stopping: lease {result['id']} "
                      f"{'healed' if result['healed'] else 'heal FAILED: ' + str(result['error'])}")
+        await proxies.stop_all()
         (folder / "agent.json").unlink(missing_ok=True)

@@ -1,0 +1,214 @@
+"""The agent's TCP fault proxy with real sockets on loopback: each toxic changes what a client
+sees, a toxic's lease heals at its TTL, and removing a toxic under load returns at once."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+
+import pytest
+import pytest_asyncio
+
+from chaos_tui.agent.client import AgentClient, AgentError
+from chaos_tui.settings import Settings
+from tests.conftest import leftovers, make_state_dir
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def agent():
+    state_dir = make_state_dir("proxy")
+    client = AgentClient(Settings(state_dir=state_dir))
+    await client.ensure()
+    try:
+        yield client
+    finally:
+        left = leftovers(state_dir)  # stops the agent: it heals every lease, drops every proxy
+        shutil.rmtree(state_dir, ignore_errors=True)
+        assert all(item.startswith("agent") for item in left), left
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def echo():
+    """An echo server; `closing=True` connections are closed by the server at once."""
+    async def handle(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def proxy(agent, echo):
+    name = f"p{time.monotonic_ns()}"
+    created = await agent._ok("POST", "/proxies", {"name": name, "upstream": f"127.0.0.1:{echo}"})
+    yield name, int(created["listen"].rsplit(":", 1)[1])
+    await agent._ok("DELETE", f"/proxies/{name}")
+    assert [le for le in await agent.leases() if le["params"].get("proxy") == name] == []
+
+
+async def toxic(agent, proxy_name, type, ttl_s=60, **params) -> dict:
+    return await agent.create_lease(kind="proxy.toxic", ttl_s=ttl_s,
+                                    params={"proxy": proxy_name, "type": type, **params})
+
+
+async def round_trip(port: int, payload: bytes = b"ping", timeout: float = 5.0) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        started = time.perf_counter()
+        writer.write(payload)
+        await writer.drain()
+        got = await asyncio.wait_for(reader.readexactly(len(payload)), timeout)
+        assert got == payload
+        return time.perf_counter() - started
+    finally:
+        writer.close()
+
+
+async def test_without_toxics_bytes_pass_unchanged(agent, proxy):
+    _, port = proxy
+    assert await round_trip(port) < 0.1
+    blob = bytes(range(256)) * 4096  # 1 MiB
+    assert await round_trip(port, blob) < 5
+
+
+async def test_latency_is_added_and_removed_at_once_under_load(agent, proxy):
+    name, port = proxy
+    lease = await toxic(agent, name, "latency", attributes={"latency": 150, "jitter": 10})
+    assert await round_trip(port) >= 0.14
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    stop = asyncio.Event()
+
+    async def load():  # a steady stream through the toxic while it is removed
+        while not stop.is_set():
+            writer.write(b"x" * 4096)
+            await writer.drain()
+            await reader.read(65536)
+
+    loader = asyncio.create_task(load())
+    await asyncio.sleep(0.3)
+    started = time.perf_counter()
+    assert await agent.heal_lease(lease["id"]) is True
+    took = time.perf_counter() - started
+    stop.set()
+    await asyncio.wait_for(loader, 5)
+    writer.close()
+    assert took < 0.5, f"removing a toxic under load took {took:.3f}s"
+    assert await round_trip(port) < 0.1
+
+
+async def test_toxicity_zero_touches_no_connection(agent, proxy):
+    name, port = proxy
+    await toxic(agent, name, "latency", toxicity=0.0, attributes={"latency": 300})
+    assert await round_trip(port) < 0.1
+
+
+async def test_bandwidth_caps_the_rate(agent, proxy):
+    name, port = proxy
+    await toxic(agent, name, "bandwidth", attributes={"rate": 200})  # KB/s, downstream
+    took = await round_trip(port, b"y" * 400 * 1024, timeout=10)
+    assert 1.5 <= took <= 4, took
+
+
+async def test_timeout_is_a_black_hole_and_closes_after_its_timeout(agent, proxy):
+    name, port = proxy
+    lease = await toxic(agent, name, "timeout", attributes={"timeout": 0})
+    with pytest.raises(asyncio.TimeoutError):
+        await round_trip(port, timeout=0.5)
+    await agent.heal_lease(lease["id"])
+    assert await round_trip(port) < 0.1
+    await toxic(agent, name, "timeout", attributes={"timeout": 300})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.perf_counter()
+    assert await asyncio.wait_for(reader.read(10), 3) == b""  # closed by the toxic
+    assert time.perf_counter() - started >= 0.25
+    writer.close()
+
+
+async def test_reset_peer_resets_the_connection(agent, proxy):
+    name, port = proxy
+    await toxic(agent, name, "reset_peer", attributes={"timeout": 100})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    with pytest.raises(ConnectionResetError):
+        for _ in range(50):
+            writer.write(b"z")
+            await writer.drain()
+            if not await asyncio.wait_for(reader.read(10), 3):
+                raise AssertionError("closed with a FIN, not reset")
+            await asyncio.sleep(0.02)
+    writer.close()
+
+
+async def test_limit_data_closes_after_its_bytes(agent, proxy):
+    name, port = proxy
+    await toxic(agent, name, "limit_data", attributes={"bytes": 1000})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"a" * 600)
+    await writer.drain()
+    got = await asyncio.wait_for(reader.read(), 3)  # until EOF
+    writer.close()
+    assert 0 < len(got) <= 1000
+
+
+async def test_slicer_delivers_everything_in_pieces(agent, proxy):
+    name, port = proxy
+    await toxic(agent, name, "slicer",
+                attributes={"average_size": 100, "size_variation": 20, "delay": 2000})
+    payload = bytes(range(256)) * 20
+    took = await round_trip(port, payload)
+    assert took >= 0.05, "5 KB in ~100 byte slices 2 ms apart cannot arrive at once"
+
+
+async def test_slow_close_delays_the_close(agent, proxy):
+    name, port = proxy
+    await toxic(agent, name, "slow_close", attributes={"delay": 400})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write_eof()  # the echo server closes back; the toxic holds that close
+    started = time.perf_counter()
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    assert time.perf_counter() - started >= 0.35
+    writer.close()
+
+
+async def test_down_refuses_connections_until_healed(agent, proxy):
+    name, port = proxy
+    lease = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await asyncio.wait_for(reader.read(10), 3) == b""
+    writer.close()
+    await agent.heal_lease(lease["id"])
+    assert await round_trip(port) < 0.1
+
+
+async def test_a_toxic_ends_at_its_ttl(agent, proxy):
+    name, port = proxy
+    await toxic(agent, name, "latency", ttl_s=0.5, attributes={"latency": 200})
+    assert await round_trip(port) >= 0.19
+    await asyncio.sleep(1.0)
+    assert await round_trip(port) < 0.1
+    assert [le for le in await agent.leases() if le["params"].get("proxy") == name] == []
+
+
+@pytest.mark.parametrize("params", [
+    {"type": "earthquake"},
+    {"type": "latency", "stream": "sideways"},
+    {"type": "latency", "toxicity": 2},
+    {"type": "latency", "attributes": {"latency": -5}},
+    {"type": "latency", "attributes": {"speed": 1}},
+    {"type": "latency", "proxy": "no-such-proxy"},
+])
+async def test_bad_toxics_are_refused(agent, proxy, params):
+    with pytest.raises(AgentError) as refused:
+        await agent.create_lease(kind="proxy.toxic", ttl_s=5, params={"proxy": proxy[0], **params})
+    assert refused.value.status == 400
