@@ -7,9 +7,11 @@ the point, since it heals their faults at the TTL if they die.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
+import ssl
 import sys
 import time
 from typing import Any
@@ -21,6 +23,13 @@ from chaos_tui.sandbox.processes import ProcessRecord, is_running, spawn, stop
 from chaos_tui.settings import Settings
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Built once: loading the CA store costs ~20 ms a client, and the agent speaks plain
+    HTTP on loopback anyway."""
+    return ssl.create_default_context()
 
 
 class AgentUnavailable(Exception):
@@ -102,7 +111,8 @@ class AgentClient:
         if info is None:
             raise AgentUnavailable(f"no agent runs for {self.settings.state_dir}")
         headers = {} if path == "/health" else {"Authorization": f"Bearer {self.token()}"}
-        async with httpx.AsyncClient(base_url=info["url"], timeout=REQUEST_TIMEOUT_S) as http:
+        async with httpx.AsyncClient(base_url=info["url"], timeout=REQUEST_TIMEOUT_S,
+                                     verify=_tls_context()) as http:
             response = await http.request(method, path, json=body, headers=headers)
         return response
 

@@ -75,7 +75,17 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     except OSError as exc:
         raise AgentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
-    asyncio.run(_serve(book, proxies, token, sock, folder, announce))
+    _run(_serve(book, proxies, token, sock, folder, announce))
+
+
+def _run(main) -> None:
+    """uvloop when installed: it roughly halves what each proxied hop costs."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socket.socket,
