@@ -318,7 +318,11 @@ def _agent_call(action):
     client = AgentClient(settings)
 
     async def go():
-        await client.ensure()
+        if await client.ensure():  # a new agent healed what a dead one left: say so
+            for item in (await client.health())["recovered"]:
+                state = "healed" if item["healed"] else f"heal FAILED: {item['error']}"
+                click.echo(f"leftover lease {item['id']} ({item['kind']} "
+                           f"{json.dumps(item['params'])}) of a dead agent: {state}", err=True)
         return await action(client)
 
     try:
