@@ -317,8 +317,12 @@ def _agent_call(action):
         fail(exc.code, str(exc))
     client = AgentClient(settings)
 
+    spawned = False
+
     async def go():
-        if await client.ensure():  # a new agent healed what a dead one left: say so
+        nonlocal spawned
+        spawned = await client.ensure()
+        if spawned:  # a new agent healed what a dead one left: say so
             for item in (await client.health())["recovered"]:
                 state = "healed" if item["healed"] else f"heal FAILED: {item['error']}"
                 click.echo(f"leftover lease {item['id']} ({item['kind']} "
@@ -329,6 +333,9 @@ def _agent_call(action):
         return asyncio.run(go())
     except (AgentError, AgentUnavailable, OSError) as exc:
         fail(ExitCode.ERROR, f"agent: {exc}")
+    finally:
+        if spawned:  # started only for this command: nothing is live now, let it go
+            client.stop_spawned()
 
 
 def _print_heals(results: list[dict]) -> int:
@@ -371,7 +378,7 @@ def agent_stop():
         click.echo("no agent running")
         return
     record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
-    if not stop(record, 70.0):
+    if not stop(record, 180.0, kill_tree=False):  # it heals every lease first
         fail(ExitCode.ERROR, f"agent pid {info['pid']} did not stop")
     click.echo(f"agent pid {info['pid']} stopped")
 
@@ -401,7 +408,18 @@ def leases(as_json):
     """The live fault leases and when each expires."""
     import time
 
-    rows = _agent_call(lambda c: c.leases())
+    from chaos_tui.agent.client import AgentClient
+    from chaos_tui.agent.leases import LeaseJournal
+
+    client = AgentClient(_settings())
+    if client.info() is None:  # no agent: what is on disk is what a dead one left
+        leftover, unreadable = LeaseJournal(client.folder / "leases").load_all()
+        rows = [lease.model_dump() for lease in leftover]
+        if rows or unreadable:
+            click.echo(f"no agent running: {len(rows) + len(unreadable)} leftover lease(s) "
+                       "on disk; `chaos-tui heal` starts one to heal them", err=True)
+    else:
+        rows = _agent_call(lambda c: c.leases())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -36,7 +36,7 @@ class AgentSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)  # 0: any free port, written to agent/agent.json
     max_ttl_s: float = Field(3600.0, gt=0)  # no lease may ask for longer
-    start_timeout_s: float = 15.0
+    start_timeout_s: float = 180.0  # includes healing a dead agent's leftovers
 
 
 class PlatformSettings(BaseModel):

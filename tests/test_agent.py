@@ -135,6 +135,34 @@ async def test_halt_heals_everything_and_latches(agent, sandbox):
     assert await healthy(sandbox, "postgres")
 
 
+@pytest.mark.slow
+async def test_a_clean_stop_heals_every_lease(agent, sandbox):
+    lease = await agent.create_lease(**lease_request(params={"service": "nats"}, ttl_s=600))
+    assert not await healthy(sandbox, "nats")
+    stop = await asyncio.to_thread(run_cli, ["agent", "stop"], sandbox.env)
+    assert stop.returncode == 0, stop.stderr
+    assert agent.info() is None
+    assert not (agent.folder / "leases" / f"{lease['id']}.json").exists(), "lease left on disk"
+    assert await healthy(sandbox, "nats"), "a clean stop must heal what it holds"
+
+
+async def test_a_lease_id_is_used_once(agent, sandbox):
+    with pytest.raises(AgentError) as refused:  # not running here: refused before applying
+        await agent.create_lease(**lease_request(id="once-1", params={"service": "relay"},
+                                                 target="elsewhere"))
+    assert refused.value.status == 400
+    lease = await agent.create_lease(**lease_request(id="once-2", ttl_s=600))
+    again = await agent.call("POST", "/leases", lease_request(id="once-2", ttl_s=600))
+    assert again.status_code == 200 and again.json()["id"] == "once-2"  # idempotent
+    other = await agent.call("POST", "/leases", lease_request(id="once-2", kind="proxy.down",
+                                                              params={"proxy": "x"}))
+    assert other.status_code == 409
+    assert await agent.heal_lease(lease["id"]) is True
+    late = await agent.call("POST", "/leases", lease_request(id="once-2", ttl_s=600))
+    assert late.status_code == 409, "an ended id must not break things again"
+    assert await healthy(sandbox, "postgres")
+
+
 def test_the_agent_will_not_listen_beyond_loopback_unless_told(fresh_state_dir):
     proc = run_cli(["agent", "--host", "0.0.0.0"], env_for(fresh_state_dir), timeout=30)
     assert proc.returncode == ExitCode.USAGE

@@ -1,8 +1,9 @@
 """Schema fuzzing of the agent's API (schemathesis, generated from its own OpenAPI): whatever
 it is sent, it answers without a 500 and keeps running.
 
-The agent serves a state directory with no sandbox in it, so a well-formed lease request that
-the fuzzer happens to build is refused at apply time instead of breaking a real service.
+The agent serves a state directory with no sandbox in it: a well-formed sandbox lease is
+refused (nothing runs there to break), and proxies it makes listen on loopback and go away
+with the agent.
 """
 
 from __future__ import annotations
@@ -48,5 +49,4 @@ schema = schemathesis.pytest.from_fixture("agent_schema")
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_the_agent_fail(case):
     response = case.call(headers=AUTH, timeout=30)
-    assert response.status_code != 500, f"{case.method} {case.formatted_path}: {response.text}"
-    assert response.status_code < 500 or response.status_code == 502, response.text
+    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"

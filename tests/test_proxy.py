@@ -25,7 +25,7 @@ async def agent():
     try:
         yield client
     finally:
-        left = leftovers(state_dir)  # stops the agent: it heals every lease, drops every proxy
+        left = leftovers(state_dir)  # stops the agent, which heals every lease first
         shutil.rmtree(state_dir, ignore_errors=True)
         assert all(item.startswith("agent") for item in left), left
 
@@ -103,9 +103,23 @@ async def test_latency_is_added_and_removed_at_once_under_load(agent, proxy):
     took = time.perf_counter() - started
     stop.set()
     await asyncio.wait_for(loader, 5)
-    writer.close()
     assert took < 0.5, f"removing a toxic under load took {took:.3f}s"
+    started = time.perf_counter()  # the loaded connection itself is fast again
+    writer.write(b"q")
+    await writer.drain()
+    await asyncio.wait_for(reader.read(65536), 5)
+    assert time.perf_counter() - started < 0.1
+    writer.close()
     assert await round_trip(port) < 0.1
+
+
+async def test_data_held_by_a_toxic_goes_on_when_it_is_removed(agent, proxy):
+    name, port = proxy
+    lease = await toxic(agent, name, "latency", attributes={"latency": 3000})
+    pending = asyncio.create_task(round_trip(port))
+    await asyncio.sleep(0.3)
+    await agent.heal_lease(lease["id"])
+    assert await asyncio.wait_for(pending, 5) < 1.0, "the held data waited out the toxic"
 
 
 async def test_toxicity_zero_touches_no_connection(agent, proxy):
@@ -124,9 +138,15 @@ async def test_bandwidth_caps_the_rate(agent, proxy):
 async def test_timeout_is_a_black_hole_and_closes_after_its_timeout(agent, proxy):
     name, port = proxy
     lease = await toxic(agent, name, "timeout", attributes={"timeout": 0})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"lost")
+    await writer.drain()
     with pytest.raises(asyncio.TimeoutError):
-        await round_trip(port, timeout=0.5)
+        await asyncio.wait_for(reader.read(10), 0.5)
     await agent.heal_lease(lease["id"])
+    # The bytes it swallowed are gone: that connection is closed, not resumed half-whole.
+    assert await asyncio.wait_for(reader.read(10), 3) == b""
+    writer.close()
     assert await round_trip(port) < 0.1
     await toxic(agent, name, "timeout", attributes={"timeout": 300})
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -152,13 +172,16 @@ async def test_reset_peer_resets_the_connection(agent, proxy):
 
 async def test_limit_data_closes_after_its_bytes(agent, proxy):
     name, port = proxy
-    await toxic(agent, name, "limit_data", attributes={"bytes": 1000})
+    await toxic(agent, name, "limit_data", attributes={"bytes": 1000})  # downstream only
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"a" * 600)
     await writer.drain()
+    assert await asyncio.wait_for(reader.readexactly(600), 3) == b"a" * 600
+    writer.write(b"b" * 900)
+    await writer.drain()
     got = await asyncio.wait_for(reader.read(), 3)  # until EOF
     writer.close()
-    assert 0 < len(got) <= 1000
+    assert got == b"b" * 400, len(got)
 
 
 async def test_slicer_delivers_everything_in_pieces(agent, proxy):
@@ -183,10 +206,12 @@ async def test_slow_close_delays_the_close(agent, proxy):
 
 async def test_down_refuses_connections_until_healed(agent, proxy):
     name, port = proxy
-    lease = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    assert await asyncio.wait_for(reader.read(10), 3) == b""
+    lease = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
+    assert await asyncio.wait_for(reader.read(10), 3) == b"", "a live connection survived"
     writer.close()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.1", port)
     await agent.heal_lease(lease["id"])
     assert await round_trip(port) < 0.1
 
@@ -207,6 +232,9 @@ async def test_a_toxic_ends_at_its_ttl(agent, proxy):
     {"type": "latency", "attributes": {"latency": -5}},
     {"type": "latency", "attributes": {"speed": 1}},
     {"type": "latency", "proxy": "no-such-proxy"},
+    {"type": "latency", "attributes": ["latency", 5]},
+    {"type": "latency", "attributes": {"latency": 1e300}},
+    {"type": "latency", "toxicity": "all"},
 ])
 async def test_bad_toxics_are_refused(agent, proxy, params):
     with pytest.raises(AgentError) as refused:

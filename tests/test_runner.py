@@ -8,6 +8,7 @@ real scenario; only the target is the file system instead of a database.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 
 from chaos_tui.core.contracts import Fault, FaultLease, Probe, Scenario, Target
 from chaos_tui.core.events import FaultHealed, FaultInjected, RunFinished
-from chaos_tui.core.model import InvariantResult
+from chaos_tui.core.model import InvariantResult, ProbeSample
 from chaos_tui.core.runner import Run, RunOptions
 
 
@@ -261,3 +262,24 @@ def test_halt_before_any_fault_is_aborted_not_pass(tmp_path):
     result = asyncio.run(main())
     assert result.outcome == "aborted" and "before any fault" in result.reason
     assert result.injection_windows == [] and not fault.path.exists()
+
+
+class CancelSwallowingProbe(FileAbsentProbe):
+    """What Python 3.11's wait_for can do when a cancel lands as the inner call finishes:
+    the cancel is lost and the sample comes back normally."""
+
+    async def sample(self):
+        try:
+            await asyncio.sleep(0.2)  # most of the time is spent here, where cancels land
+            return await super().sample()
+        except asyncio.CancelledError:
+            return ProbeSample(self.name, time.time(), True, 1.0)
+
+
+def test_a_probe_that_loses_its_cancel_does_not_hang_the_run(tmp_path):
+    fault = FileFault(tmp_path / "marker")
+    scenario = FileScenario(tmp_path, fault)
+    scenario.probes = lambda target: [CancelSwallowingProbe(fault.path)]
+    started = time.monotonic()
+    result, _ = run(scenario, tmp_path)
+    assert result.outcome == "pass" and time.monotonic() - started < 10

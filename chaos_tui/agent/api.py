@@ -73,7 +73,8 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
 
     @api.get("/health", response_model=Health)
     async def health() -> Health:
-        return Health(ok=True, version=__version__, pid=pid, leases=len(book.leases),
+        return Health(ok=book.reaper_error is None, version=__version__, pid=pid,
+                      leases=len(book.leases),
                       halted=book.halted, started_at=started_at, recovered=book.recovered)
 
     @api.get("/kinds", dependencies=guarded)

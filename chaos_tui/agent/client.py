@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from chaos_tui.agent.server import agent_dir
+from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox.processes import ProcessRecord, is_running, spawn, stop
 from chaos_tui.settings import Settings
 
@@ -75,11 +76,13 @@ class AgentClient:
         # The agent serves this client's state dir, whatever the environment says.
         env = {**os.environ, "CHAOS_STATE_DIR": str(self.settings.state_dir)}
         record = spawn("agent", command, self.folder / "agent.log", env=env)
-        (self.folder / "spawned.json").write_text(json.dumps(record.to_json()))
+        # A new agent heals an old one's leftovers before it serves: that may take a while.
         deadline = time.monotonic() + self.settings.agent.start_timeout_s
         while time.monotonic() < deadline:
             info = self.info()
             if info is not None and info["pid"] == record.pid and await self._healthy():
+                # Only the spawn that won is recorded, so stop_spawned finds the live one.
+                write_atomic(self.folder / "spawned.json", json.dumps(record.to_json()))
                 return True
             if not is_running(record):
                 break  # e.g. another agent won the lock: use that one if it answers
@@ -94,7 +97,8 @@ class AgentClient:
             record = ProcessRecord.from_json(json.loads((self.folder / "spawned.json").read_text()))
         except (OSError, ValueError):
             return False
-        stopped = is_running(record) and stop(record, timeout_s, signal.SIGTERM)
+        # The agent alone: its children are services it restarted, which must keep running.
+        stopped = is_running(record) and stop(record, timeout_s, signal.SIGTERM, kill_tree=False)
         (self.folder / "spawned.json").unlink(missing_ok=True)
         return stopped
 

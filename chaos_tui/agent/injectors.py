@@ -32,6 +32,8 @@ class SandboxHardRestart:
             return f"sandbox.hard_restart works on target 'sandbox', not {target!r}"
         if params.get("service") not in SERVICES or set(params) != {"service"}:
             return f"sandbox.hard_restart needs params {{\"service\": one of {', '.join(SERVICES)}}}"
+        if not self.sandbox.running(params["service"]):
+            return f"sandbox {params['service']} is not running: there is nothing to break"
         return None
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -96,13 +98,13 @@ class ProxyDown:
         return None
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.proxies.get(params["proxy"]).set_enabled(False)
+        await self.proxies.get(params["proxy"]).set_enabled(False)
         return {}
 
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         proxy = self.proxies.proxies.get(params.get("proxy"))
         if proxy is not None:
-            proxy.set_enabled(True)
+            await proxy.set_enabled(True)
 
 
 def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector]:

@@ -16,6 +16,8 @@ from chaos_tui.core.journal import write_atomic
 
 LeaseState = Literal["applying", "applied", "healing", "failed"]
 REAP_INTERVAL_S = 0.1
+HEAL_TIMEOUT_S = 90.0  # a crash-recovering database may need a while; then we try again
+RETRY_S = 1.0
 
 
 class LeaseRequest(BaseModel):
@@ -70,14 +72,21 @@ class LeaseJournal:
     def remove(self, lease_id: str) -> None:
         self._path(lease_id).unlink(missing_ok=True)
 
-    def load_all(self) -> list[Lease]:
-        leases = []
+    def load_all(self) -> tuple[list[Lease], list[Path]]:
+        """The journalled leases, and the files that could not be read as one (kept, and
+        reported: a lease nobody can parse may still be a live fault)."""
+        leases, unreadable = [], []
         for path in sorted(self.root.glob("*.json")):
             try:
-                leases.append(Lease.model_validate(json.loads(path.read_text())))
+                lease = Lease.model_validate(json.loads(path.read_text()))
             except (OSError, ValueError):
-                continue  # a half-written file: its fault was never applied (written first)
-        return leases
+                unreadable.append(path)
+                continue
+            if path.stem != lease.id:
+                unreadable.append(path)  # not a file this journal wrote
+                continue
+            leases.append(lease)
+        return leases, unreadable
 
 
 class LeaseBook:
@@ -93,6 +102,11 @@ class LeaseBook:
         self.recovered: list[dict] = []  # leftovers healed at start-up, for GET /health
         self._locks: dict[str, asyncio.Lock] = {}
         self._counter = 0
+        self._healing: set[str] = set()  # leases the reaper is healing now
+        # Ids that ended (healed or refused) and when: the same id may not land again, since
+        # a caller whose DELETE came first took the 404 for "healed".
+        self._ended: dict[str, float] = {}
+        self.reaper_error: str | None = None  # set if the reaper died: /health is then not ok
 
     @property
     def halted(self) -> bool:
@@ -102,15 +116,21 @@ class LeaseBook:
 
     async def heal_leftovers(self) -> list[dict]:
         """Leases an earlier agent left behind (it died): heal each before serving anyone."""
-        for lease in self.journal.load_all():
+        leases, unreadable = self.journal.load_all()
+        for path in unreadable:
+            self.recovered.append({"id": path.stem, "kind": "?", "params": {}, "healed": False,
+                                   "error": f"unreadable lease file {path}: heal it by hand, "
+                                            "then delete the file"})
+        for lease in leases:
             error = await self._undo(lease)
             self.recovered.append({"id": lease.id, "kind": lease.kind, "params": lease.params,
                                    "healed": error is None, "error": error})
             if error is None:
-                self.journal.remove(lease.id)
+                self._forget(lease.id)
             else:
                 lease.state, lease.error = "failed", error
-                self.leases[lease.id] = lease  # kept: the reaper and DELETE try again
+                lease.expires_at = time.time()  # overdue: the reaper keeps trying
+                self.leases[lease.id] = lease
         return self.recovered
 
     # -- requests -----------------------------------------------------------------------------
@@ -118,7 +138,15 @@ class LeaseBook:
     async def create(self, request: LeaseRequest) -> tuple[Lease, bool]:
         """Apply a lease; (lease, True) when new, (existing, False) when the id is known."""
         if request.id and request.id in self.leases:
-            return self.leases[request.id], False
+            known = self.leases[request.id]
+            same = (known.kind, known.target, known.params) == (
+                request.kind, request.target, request.params)
+            if not same or known.state != "applied":
+                raise LeaseRefused(409, f"lease {request.id} exists ({known.kind}, "
+                                        f"{known.state}); a new fault needs a new id")
+            return known, False
+        if request.id and request.id in self._ended:
+            raise LeaseRefused(409, f"lease {request.id} has already ended; use a new id")
         if self.halted:
             raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
         injector = self.injectors.get(request.kind)
@@ -136,19 +164,24 @@ class LeaseBook:
         lease = Lease(**request.model_dump(exclude={"id"}),
                       id=request.id or f"l{int(now * 1000):x}{self._counter:x}",
                       created_at=now, expires_at=now + request.ttl_s)
-        self.leases[lease.id] = lease
         async with self._lock(lease.id):
-            self.journal.write(lease)  # on disk before the fault exists
+            # On disk before the fault exists (and before we count it: a failed write
+            # means nothing was applied and nothing is tracked).
+            await asyncio.to_thread(self.journal.write, lease)
+            self.leases[lease.id] = lease
             try:
                 lease.data = await injector.apply(lease.params)
             except Exception as exc:
-                lease.error = f"apply failed: {exc}"
                 undo_error = await self._undo(lease)
                 if undo_error is None:
                     self._forget(lease.id)
+                else:  # half applied and not undone: the reaper keeps trying
+                    lease.state, lease.error = "failed", f"apply failed: {exc}; {undo_error}"
+                    lease.expires_at = time.time()
+                    await asyncio.to_thread(self.journal.write, lease)
                 raise LeaseRefused(502, f"{request.kind} could not be applied: {exc}") from exc
             lease.state = "applied"
-            self.journal.write(lease)
+            await asyncio.to_thread(self.journal.write, lease)
         return lease, True
 
     async def heal(self, lease_id: str) -> Lease | None:
@@ -163,7 +196,7 @@ class LeaseBook:
             error = await self._undo(lease)
             if error is not None:
                 lease.state, lease.error = "failed", error
-                self.journal.write(lease)
+                await asyncio.to_thread(self.journal.write, lease)
                 raise RuntimeError(error)
             self._forget(lease_id)
         return lease
@@ -188,15 +221,31 @@ class LeaseBook:
     # -- the reaper ---------------------------------------------------------------------------
 
     async def reap_forever(self) -> None:
-        while True:
-            now = time.time()
-            for lease in list(self.leases.values()):
-                if lease.expires_at <= now and lease.state in ("applied", "failed"):
-                    try:
-                        await self.heal(lease.id)
-                    except RuntimeError:
-                        lease.expires_at = now + 1.0  # try again shortly, never give up
-            await asyncio.sleep(REAP_INTERVAL_S)
+        """Heal each lease at its TTL, each in a task of its own, so one slow heal holds up
+        no other; a failed or timed-out heal is tried again every second."""
+        try:
+            while True:
+                now = time.time()
+                for lease in list(self.leases.values()):
+                    if lease.expires_at <= now and lease.id not in self._healing:
+                        self._healing.add(lease.id)
+                        asyncio.create_task(self._reap(lease.id))
+                await asyncio.sleep(REAP_INTERVAL_S)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # never silently: /health turns not ok
+            self.reaper_error = f"{type(exc).__name__}: {exc}"
+            raise
+
+    async def _reap(self, lease_id: str) -> None:
+        try:
+            await asyncio.wait_for(self.heal(lease_id), HEAL_TIMEOUT_S)
+        except Exception:
+            lease = self.leases.get(lease_id)
+            if lease is not None:
+                lease.expires_at = time.time() + RETRY_S
+        finally:
+            self._healing.discard(lease_id)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -216,3 +265,7 @@ class LeaseBook:
     def _forget(self, lease_id: str) -> None:
         self.leases.pop(lease_id, None)
         self.journal.remove(lease_id)
+        now = time.time()
+        self._ended[lease_id] = now
+        for old in [i for i, t in self._ended.items() if t < now - self.max_ttl_s]:
+            del self._ended[old]

@@ -10,6 +10,7 @@ on the traffic it slowed.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import socket
 import struct
@@ -31,6 +32,9 @@ TOXIC_TYPES: dict[str, dict[str, float]] = {
 }
 
 
+MAX_ATTRIBUTE = 1e12  # no attribute beyond this (an hour is 3.6e6 ms; a TB is 1e12 bytes)
+
+
 class ProxyProblem(Exception):
     """A bad proxy or toxic request: one line for the API's 400."""
 
@@ -42,6 +46,15 @@ class Toxic:
     stream: str
     toxicity: float
     attributes: dict[str, float]
+    removed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, unless the toxic is removed first: data held by it goes on at once."""
+        if seconds > 0 and not self.removed.is_set():
+            try:
+                await asyncio.wait_for(self.removed.wait(), seconds)
+            except asyncio.TimeoutError:
+                pass
 
     @classmethod
     def build(cls, name: str, type: str, stream: str = "downstream", toxicity: float = 1.0,
@@ -50,14 +63,19 @@ class Toxic:
             raise ProxyProblem(f"unknown toxic type {type!r} (known: {', '.join(TOXIC_TYPES)})")
         if stream not in STREAMS:
             raise ProxyProblem(f"stream must be upstream or downstream, not {stream!r}")
-        if not 0 <= float(toxicity) <= 1:
-            raise ProxyProblem(f"toxicity must be between 0 and 1, not {toxicity!r}")
+        if (isinstance(toxicity, bool) or not isinstance(toxicity, (int, float))
+                or not 0 <= toxicity <= 1):
+            raise ProxyProblem(f"toxicity must be a number between 0 and 1, not {toxicity!r}")
+        if not isinstance(attributes or {}, dict):
+            raise ProxyProblem(f"attributes must be an object, not {attributes!r}")
         attrs = dict(TOXIC_TYPES[type])
         for key, value in (attributes or {}).items():
             if key not in attrs:
                 raise ProxyProblem(f"{type} has no attribute {key!r} (has: {', '.join(attrs)})")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ProxyProblem(f"{type}.{key} must be a number >= 0, not {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or not 0 <= value <= MAX_ATTRIBUTE):
+                raise ProxyProblem(f"{type}.{key} must be a number from 0 to {MAX_ATTRIBUTE:g}, "
+                                   f"not {value!r}")
             attrs[key] = float(value)
         return cls(name, type, stream, float(toxicity), attrs)
 
@@ -70,18 +88,24 @@ class Toxic:
 class Connection:
     client: asyncio.StreamWriter
     server: asyncio.StreamWriter
-    passed: int = 0  # bytes relayed, both ways (limit_data)
-    rolls: dict[str, bool] = field(default_factory=dict)  # toxic name -> applies here
+    task: asyncio.Task | None = None  # the handler relaying both ways
+    passed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
+    rolls: dict[int, bool] = field(default_factory=dict)  # id(toxic) -> applies here
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    lost_data: bool = False  # a timeout toxic dropped bytes: the stream is no longer whole
 
     def affected(self, toxic: Toxic) -> bool:
-        if toxic.name not in self.rolls:
-            self.rolls[toxic.name] = random.random() < toxic.toxicity
-        return self.rolls[toxic.name]
+        """Rolled once per connection and toxic (a toxic added again rolls again)."""
+        key = id(toxic)
+        if key not in self.rolls:
+            self.rolls[key] = random.random() < toxic.toxicity
+        return self.rolls[key]
 
     def close(self, reset: bool = False) -> None:
         for timer in self.timers.values():
             timer.cancel()
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()  # a relay asleep in a toxic must not outlive its connection
         for writer in (self.client, self.server):
             if reset:  # SO_LINGER 0: the peer gets a RST instead of a FIN
                 sock = writer.get_extra_info("socket")
@@ -137,18 +161,31 @@ class Proxy:
 
     def remove_toxic(self, name: str) -> bool:
         toxic = self.toxics.pop(name, None)
-        for conn in self.connections:
+        if toxic is None:
+            return False
+        toxic.removed.set()  # wakes every relay it holds
+        for conn in list(self.connections):
             timer = conn.timers.pop(name, None)
             if timer is not None:
                 timer.cancel()
-        return toxic is not None
+            if toxic.type == "timeout" and conn.lost_data:
+                self._drop(conn, False)  # bytes went missing: a whole stream must not resume
+        return True
 
-    def set_enabled(self, enabled: bool) -> None:
-        """down: a disabled proxy drops its connections and refuses new ones."""
+    async def set_enabled(self, enabled: bool) -> None:
+        """down: the listener closes (connects are refused) and connections drop; up again,
+        it listens on the same port."""
+        if enabled == self.enabled:
+            return
         self.enabled = enabled
-        if not enabled:
-            for conn in list(self.connections):
-                conn.close()
+        if enabled:
+            await self.start()
+            return
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for conn in list(self.connections):
+            self._drop(conn, False)
 
     def _arm(self, conn: Connection, toxic: Toxic) -> None:
         """Toxics that act on a clock rather than on data: reset_peer, and timeout's close."""
@@ -179,13 +216,19 @@ class Proxy:
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(client_w, server_w)
+        if not self.enabled:  # went down while we were connecting upstream
+            client_w.close()
+            server_w.close()
+            return
+        conn = Connection(client_w, server_w, task=asyncio.current_task())
         self.connections.add(conn)
         for toxic in list(self.toxics.values()):
             self._arm(conn, toxic)
         try:
             await asyncio.gather(self._relay(client_r, server_w, "upstream", conn),
                                  self._relay(server_r, client_w, "downstream", conn))
+        except asyncio.CancelledError:
+            pass  # dropped by a toxic, a down or a stop
         finally:
             self.connections.discard(conn)
             conn.close()
@@ -217,49 +260,55 @@ class Proxy:
                        conn: Connection) -> bool:
         """Pass one chunk through the toxics of this direction; False ends the connection."""
         if self._active(stream, conn, "timeout"):
+            conn.lost_data = True
             return True  # a black hole: nothing gets through while it lasts
-
         for toxic in self._active(stream, conn, "latency"):
             a = toxic.attributes
-            delay = a["latency"] + random.uniform(-a["jitter"], a["jitter"])
-            await asyncio.sleep(max(0.0, delay) / 1000)
+            await toxic.sleep(max(0.0, a["latency"] + random.uniform(-a["jitter"], a["jitter"])) / 1000)
         for toxic in self._active(stream, conn, "limit_data"):
-            room = int(toxic.attributes["bytes"]) - conn.passed
+            room = int(toxic.attributes["bytes"]) - conn.passed[stream]
             if room <= len(data):
                 writer.write(data[:max(0, room)])
                 await writer.drain()
-                conn.passed += max(0, room)
+                conn.passed[stream] += max(0, room)
                 self._drop(conn, False)
                 return False
-        slicers = self._active(stream, conn, "slicer")
-        pieces = _slices(data, slicers[0].attributes) if slicers else [data]
-        rate = min((t.attributes["rate"] for t in self._active(stream, conn, "bandwidth")
-                    if t.attributes["rate"] > 0), default=None)
-        for i, piece in enumerate(pieces):
-            if i and slicers:
-                await asyncio.sleep(slicers[0].attributes["delay"] / 1e6)
+        at = 0
+        while at < len(data):  # toxics are looked up again for every piece
+            piece, pause = self._next_piece(data, at, stream, conn)
             writer.write(piece)
             await writer.drain()
-            if rate is not None:
-                await asyncio.sleep(len(piece) / (rate * 1024))
-        conn.passed += len(data)
+            at += len(piece)
+            if pause is not None:
+                toxic, why, seconds = pause
+                if why == "rate" or at < len(data):  # a slicer waits only between pieces
+                    await toxic.sleep(seconds)
+        conn.passed[stream] += len(data)
         return True
 
+    def _next_piece(self, data: bytes, at: int, stream: str, conn: Connection):
+        """The next piece to write and what to wait after it: (toxic, why, seconds) or None.
+        slicer cuts pieces of about average_size with delay µs between them; bandwidth sends
+        a tenth of a second's worth, then waits that tenth of a second."""
+        slicers = self._active(stream, conn, "slicer")
+        rates = [t for t in self._active(stream, conn, "bandwidth") if t.attributes["rate"] > 0]
+        size, pause = len(data) - at, None
+        if slicers:
+            a = slicers[0].attributes
+            if a["average_size"] > 0:
+                spread = int(a["size_variation"])
+                size = max(1, int(a["average_size"]) + random.randint(-spread, spread))
+            pause = (slicers[0], "slice", a["delay"] / 1e6)
+        if rates:
+            slowest = min(rates, key=lambda t: t.attributes["rate"])
+            per_tenth = max(1, int(slowest.attributes["rate"] * 1024 / 10))
+            size = min(size, per_tenth)
+            pause = (slowest, "rate", size / (slowest.attributes["rate"] * 1024))
+        return data[at:at + size], pause
+
     async def _slow_close(self, stream: str, conn: Connection) -> None:
-        delays = [t.attributes["delay"] for t in self._active(stream, conn, "slow_close")]
-        if delays:
-            await asyncio.sleep(max(delays) / 1000)
-
-
-def _slices(data: bytes, attributes: dict[str, float]) -> list[bytes]:
-    size = int(attributes["average_size"]) or len(data)
-    spread = int(attributes["size_variation"])
-    pieces, at = [], 0
-    while at < len(data):
-        step = max(1, size + random.randint(-spread, spread))
-        pieces.append(data[at:at + step])
-        at += step
-    return pieces
+        for toxic in self._active(stream, conn, "slow_close"):
+            await toxic.sleep(toxic.attributes["delay"] / 1000)
 
 
 class ProxyManager:

@@ -4,11 +4,13 @@ in a 0600 file, leftovers healed before the first request, every lease healed on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
 from pathlib import Path
 
@@ -35,6 +37,10 @@ def agent_dir(settings: Settings) -> Path:
 def load_or_make_token(folder: Path) -> str:
     path = folder / "token"
     if path.exists():
+        info = path.stat()
+        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise AgentError(f"{path} must belong to you and be readable by you alone "
+                             "(chmod 600), or be deleted so a new token is made")
         return path.read_text().strip()
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -78,6 +84,15 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     _run(_serve(book, proxies, token, sock, folder, announce))
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises the signal that stopped it once it returns, which would kill the
+    agent before it heals its leases: our own handlers only ask it to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
 def _run(main) -> None:
     """uvloop when installed: it roughly halves what each proxied hop costs."""
     try:
@@ -99,8 +114,11 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
     write_atomic(folder / "agent.json", json.dumps(
         {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
     announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
-    server = uvicorn.Server(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
-                                           lifespan="off"))
+    server = _Server(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
+                                    lifespan="off"))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
     reaper = asyncio.create_task(book.reap_forever())
     try:
         await server.serve(sockets=[sock])

@@ -32,6 +32,7 @@ HEAL_BUDGET_S = 60.0  # a crash-recovering database may need a while; longer is 
 STEADY_STATE_TIMEOUT_S = 15.0
 STEADY_STATE_STREAK = 3  # consecutive passing samples that count as "holds"
 WORKLOAD_STOP_S = 15.0
+SAMPLER_STOP_S = 5.0  # a probe's own timeout is about 1 s
 
 
 class BudgetExceeded(Exception):
@@ -86,6 +87,7 @@ class Run:
         self._samplers: list[asyncio.Task] = []
         self._heal_early = asyncio.Event()  # set by heal_now(): the current hold ends at once
         self._halted = False  # set by halt(): no further fault is injected in this run
+        self._sampling_stopped = False
         self._injecting: asyncio.Future | None = None  # an inject in flight, which a heal awaits
         self.ctx = RunContext(self.run_id, target, self.timeline, self._note)
 
@@ -183,7 +185,9 @@ class Run:
     async def _sample_forever(self, probe: Probe, interval: float) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time()
-        while True:
+        # The flag as well as the cancel: on Python 3.11 a cancel that lands just as a
+        # wait_for inside a probe finishes can be swallowed, and the loop would go on.
+        while not self._sampling_stopped:
             sample = await probe.sample()
             self.timeline.add(sample)
             self._emit(SampleTaken(sample))
@@ -325,9 +329,14 @@ class Run:
             await asyncio.wait_for(self.scenario.stop_workload(self.ctx), WORKLOAD_STOP_S)
         except Exception as exc:
             self._note(f"stopping the workload failed: {exc or type(exc).__name__}", "warning")
+        self._sampling_stopped = True
         for task in self._samplers:
             task.cancel()
-        await asyncio.gather(*self._samplers, return_exceptions=True)
+        if self._samplers:
+            _, stuck = await asyncio.wait(self._samplers, timeout=SAMPLER_STOP_S)
+            for task in stuck:
+                self._note(f"probe {task.get_name()} did not stop in {SAMPLER_STOP_S:g}s; "
+                           "left behind", "warning")
         for probe in self._probes:
             try:
                 await probe.close()

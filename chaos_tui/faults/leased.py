@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 
-from chaos_tui.agent.client import AgentClient
+import httpx
+
+from chaos_tui.agent.client import AgentClient, AgentUnavailable
 from chaos_tui.core.contracts import Fault, FaultLease
 
 TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
@@ -32,7 +34,13 @@ class LeasedFault(Fault):
         lease.data.update(created.get("data", {}))
 
     async def heal(self, lease: FaultLease) -> None:
-        await self.agent.heal_lease(lease.lease_id)  # False: already healed (e.g. by its TTL)
+        try:
+            await self.agent.heal_lease(lease.lease_id)  # False: already healed (its TTL)
+        except (AgentUnavailable, httpx.TransportError):
+            # The agent died: a new one heals the journalled lease before it answers, and
+            # then this lease is simply gone (404).
+            await self.agent.ensure()
+            await self.agent.heal_lease(lease.lease_id)
 
     async def verify_healed(self, lease: FaultLease) -> bool:
         return await self._verify() if self._verify is not None else True

@@ -144,13 +144,18 @@ def signal_only(record: ProcessRecord, sig: int) -> bool:
     return True
 
 
-def stop(record: ProcessRecord, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bool:
-    """Ask nicely, then kill the whole tree. Returns True when the process is gone."""
+def stop(record: ProcessRecord, timeout_s: float = 10.0, sig: int = signal.SIGTERM,
+         kill_tree: bool = True) -> bool:
+    """Ask nicely, then kill (the whole tree, or with kill_tree=False the process alone: the
+    fault agent's children are services it restarted, which must keep running)."""
     if not signal_only(record, sig):
         return True
     if wait_gone(record, timeout_s):
         return True
-    signal_tree(record, signal.SIGKILL)
+    if kill_tree:
+        signal_tree(record, signal.SIGKILL)
+    else:
+        signal_only(record, signal.SIGKILL)
     return wait_gone(record, 5.0)
 
 
