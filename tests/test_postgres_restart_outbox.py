@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -56,6 +57,7 @@ def test_passes_with_numbers(sandbox, tmp_path):
     assert invariants["relay_resumes"]["limit"] == 10
     assert 0 <= invariants["relay_resumes"]["measured"] <= 10
     assert result["heal"]["ok"] and result["heal"]["verified"]
+    assert result["runbook"] is None, "a pass points to no runbook"
     # the run found the sandbox running and leaves it running
     assert sandbox.sandbox.is_up()
 
@@ -71,6 +73,10 @@ def test_lossy_relay_fails_with_lost_events(fresh_state_dir):
     lost = next(i for i in result["invariants"] if i["name"] == "no_lost_events")
     assert not lost["passed"] and lost["measured"] == result["delivery"]["lost"]
     assert result["heal"]["ok"]
+    # the failure points to what to do about it, and that page exists
+    assert result["runbook"] == "docs/runbooks/postgres_restart_outbox.md"
+    assert (Path(__file__).parent.parent / result["runbook"]).is_file()
+    assert f"runbook: {result['runbook']}" in proc.stderr
     # the run started this sandbox, so it stopped it again
     state = json.loads((fresh_state_dir / "sandbox.json").read_text())
     assert state["processes"] == {}

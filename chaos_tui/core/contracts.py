@@ -128,6 +128,7 @@ class Scenario(ABC):
     name: ClassVar[str]
     hypothesis: ClassVar[str]
     invariant_budget_s: ClassVar[float] = 120.0  # the spec allows 60-180 s
+    runbook: ClassVar[str | None] = None  # what to do when an invariant breaks (repo path)
     Params: ClassVar[type[BaseModel]] = BaseModel
 
     # Probes whose recovery timings go into the result, and the backlog one if any.

@@ -160,3 +160,4 @@ class RunResult(BaseModel):
     delivery: DeliveryCounts | None = None
     probes: dict[str, ProbeReport] = Field(default_factory=dict)
     heal: HealReport = Field(default_factory=HealReport)
+    runbook: str | None = None  # set when an invariant broke: what to do about it

@@ -55,7 +55,10 @@ def recovery_facts(
 
 def result_facts(result: RunResult) -> list[tuple[str, str]]:
     facts = recovery_facts(result.recovery, bool(result.injection_windows), result.delivery)
-    return facts + [("heal", heal_text(result))]
+    facts.append(("heal", heal_text(result)))
+    if result.runbook:
+        facts.append(("runbook", result.runbook))
+    return facts
 
 
 def heal_text(result: RunResult) -> str:

@@ -367,6 +367,7 @@ class Run:
             delivery=scenario.delivery,
             probes={p: self.timeline.report(p, started) for p in self.timeline.probes},
             heal=heal,
+            runbook=scenario.runbook if outcome == "fail" else None,
         )
 
 

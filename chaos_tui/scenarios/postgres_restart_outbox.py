@@ -39,6 +39,7 @@ class PostgresRestartOutbox(Scenario):
         "within 10 s of Postgres accepting connections again."
     )
     invariant_budget_s = 120.0
+    runbook = "docs/runbooks/postgres_restart_outbox.md"
     Params = Params
     recovery_probe = "postgres"
     backlog_probe = "outbox_backlog"
