@@ -323,7 +323,7 @@ def _agent_call(action):
         nonlocal spawned
         spawned = await client.ensure()
         if spawned:  # a new agent healed what a dead one left: say so
-            for item in (await client.health())["recovered"]:
+            for item in (await client.status())["recovered"]:
                 state = "healed" if item["healed"] else f"heal FAILED: {item['error']}"
                 click.echo(f"leftover lease {item['id']} ({item['kind']} "
                            f"{json.dumps(item['params'])}) of a dead agent: {state}", err=True)
@@ -358,7 +358,7 @@ def agent_status(as_json):
     if client.info() is None:
         click.echo(json.dumps({"running": False}) if as_json else "no agent running")
         return
-    health = asyncio.run(client.health())
+    health = asyncio.run(client.status())
     if as_json:
         click.echo(json.dumps({"running": True, "url": client.info()["url"], **health}, indent=2))
         return

@@ -61,7 +61,8 @@ async def test_every_route_but_health_needs_the_token(agent):
     info = agent.info()
     token = agent.token()
     async with httpx.AsyncClient(base_url=info["url"], timeout=10) as http:
-        assert (await http.get("/health")).status_code == 200
+        open_health = await http.get("/health")
+        assert open_health.status_code == 200 and set(open_health.json()) == {"ok", "version"}
         schema = (await http.get("/openapi.json", headers={"Authorization": f"Bearer {token}"})).json()
         routes = [(m.upper(), path.replace("{lease_id}", "nope"))
                   for path, ops in schema["paths"].items() for m in ops]
@@ -113,7 +114,7 @@ async def test_a_killed_agent_leaves_a_lease_the_next_one_heals_first(agent, san
     await asyncio.sleep(0.5)
     assert not await healthy(sandbox, "nats"), "nothing healed it: the agent is dead"
     assert await agent.ensure() is True, "a new agent must start"
-    health = await agent.health()
+    health = await agent.status()
     assert [r["id"] for r in health["recovered"]] == [lease["id"]]
     assert health["recovered"][0]["healed"] is True
     assert await healthy(sandbox, "nats") and await agent.leases() == []

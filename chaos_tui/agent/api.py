@@ -15,13 +15,19 @@ from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
 
 
 class Health(BaseModel):
+    """All that anyone may learn without the token."""
+
     ok: bool
     version: str
+
+
+class Status(Health):
     pid: int
     leases: int
     halted: bool
     started_at: float
     recovered: list[dict]  # leftovers of a dead agent, healed at start-up
+    reaper_error: str | None = None
 
 
 class HealResults(BaseModel):
@@ -73,9 +79,14 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
 
     @api.get("/health", response_model=Health)
     async def health() -> Health:
-        return Health(ok=book.reaper_error is None, version=__version__, pid=pid,
+        return Health(ok=book.reaper_error is None, version=__version__)
+
+    @api.get("/status", response_model=Status, dependencies=guarded)
+    async def status() -> Status:
+        return Status(ok=book.reaper_error is None, version=__version__, pid=pid,
                       leases=len(book.leases),
-                      halted=book.halted, started_at=started_at, recovered=book.recovered)
+                      halted=book.halted, started_at=started_at, recovered=book.recovered,
+                      reaper_error=book.reaper_error)
 
     @api.get("/kinds", dependencies=guarded)
     async def kinds() -> dict[str, str]:

@@ -131,7 +131,12 @@ class AgentClient:
         return response.json() if response.content else None
 
     async def health(self) -> dict:
+        """Liveness only (no token needed): {ok, version}."""
         return await self._ok("GET", "/health")
+
+    async def status(self) -> dict:
+        """pid, live leases, halt latch, start time, leftovers healed at start-up."""
+        return await self._ok("GET", "/status")
 
     async def create_lease(self, **request: Any) -> dict:
         return await self._ok("POST", "/leases", request)

@@ -12,7 +12,7 @@ class AgentProbe(Probe):
         self.agent = agent
 
     async def measure(self) -> float | None:
-        health = await self.agent.health()
+        health = await self.agent.status()
         if not health.get("ok"):
             raise RuntimeError("the agent says it is not ok")
         if health.get("halted"):
