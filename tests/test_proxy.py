@@ -216,6 +216,17 @@ async def test_down_refuses_connections_until_healed(agent, proxy):
     assert await round_trip(port) < 0.1
 
 
+async def test_two_downs_keep_it_down_until_both_are_healed(agent, proxy):
+    name, port = proxy
+    first = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
+    second = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
+    await agent.heal_lease(first["id"])
+    with pytest.raises(ConnectionRefusedError):  # the second down still holds
+        await asyncio.open_connection("127.0.0.1", port)
+    await agent.heal_lease(second["id"])
+    assert await round_trip(port) < 0.1
+
+
 async def test_a_toxic_ends_at_its_ttl(agent, proxy):
     name, port = proxy
     await toxic(agent, name, "latency", ttl_s=0.5, attributes={"latency": 200})

@@ -98,12 +98,18 @@ class ProxyDown:
         return None
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        await self.proxies.get(params["proxy"]).set_enabled(False)
-        return {}
+        proxy = self.proxies.get(params["proxy"])
+        proxy.downs += 1  # counted: the proxy comes back only when every down is healed
+        await proxy.set_enabled(False)
+        return {"down": True}
 
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         proxy = self.proxies.proxies.get(params.get("proxy"))
-        if proxy is not None:
+        if proxy is None or not data.get("down"):
+            return  # the proxy is gone, or this lease never took it down
+        data["down"] = False  # healing twice must not count twice
+        proxy.downs = max(0, proxy.downs - 1)
+        if proxy.downs == 0:
             await proxy.set_enabled(True)
 
 

@@ -125,6 +125,7 @@ class Proxy:
         self.listen = (listen_host, listen_port)
         self.upstream = (upstream_host, upstream_port)
         self.enabled = True
+        self.downs = 0  # live proxy.down leases
         self.toxics: dict[str, Toxic] = {}
         self.connections: set[Connection] = set()
         self._server: asyncio.base_events.Server | None = None
