@@ -370,17 +370,14 @@ def agent_status(as_json):
 def agent_stop():
     """Stop the agent of this state directory; it heals every lease before it exits."""
     from chaos_tui.agent.client import AgentClient
-    from chaos_tui.sandbox.processes import ProcessRecord, stop
 
-    client = AgentClient(_settings())
-    info = client.info()
-    if info is None:
+    pid, stopped = AgentClient(_settings()).stop_running()
+    if pid is None:
         click.echo("no agent running")
-        return
-    record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
-    if not stop(record, 180.0, kill_tree=False):  # it heals every lease first
-        fail(ExitCode.ERROR, f"agent pid {info['pid']} did not stop")
-    click.echo(f"agent pid {info['pid']} stopped")
+    elif not stopped:
+        fail(ExitCode.ERROR, f"agent pid {pid} did not stop")
+    else:
+        click.echo(f"agent pid {pid} stopped")
 
 
 @cli.command("heal")

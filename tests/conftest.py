@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.sandbox.processes import ProcessRecord, stop
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 
@@ -82,10 +81,9 @@ def leftovers(state_dir: Path) -> list[str]:
     or healed here (by stopping the agent) so one test's mess cannot spoil the next."""
     client = AgentClient(Settings(state_dir=state_dir))
     found = [f"lease {p.stem}" for p in (client.folder / "leases").glob("*.json")]
-    info = client.info()
-    if info is not None:
-        found.append(f"agent pid {info['pid']}")
-        stop(ProcessRecord("agent", info["pid"], info["start_ticks"], [], ""), 70.0)
+    pid, _ = client.stop_running()
+    if pid is not None:
+        found.append(f"agent pid {pid}")
     return found
 
 

@@ -11,7 +11,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 from pydantic import BaseModel
 
 from chaos_tui.core.contracts import Fault, FaultLease, Probe, Scenario, Target

@@ -24,6 +24,13 @@ from chaos_tui.sandbox.processes import ProcessRecord, is_running, spawn, stop
 from chaos_tui.settings import Settings
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
+STOP_TIMEOUT_S = 180.0  # a stopping agent heals every lease it holds first
+
+
+def _stop_alone(record: ProcessRecord, timeout_s: float) -> bool:
+    """SIGTERM (it heals, then exits), then SIGKILL of the agent alone: its children are
+    services it restarted, which must keep running."""
+    return stop(record, timeout_s, signal.SIGTERM, kill_tree=False)
 
 
 @functools.cache
@@ -91,16 +98,23 @@ class AgentClient:
             return False
         raise AgentUnavailable(f"the agent did not start; see {self.folder / 'agent.log'}")
 
-    def stop_spawned(self, timeout_s: float = 70.0) -> bool:
-        """SIGTERM the agent this tool spawned (it heals every lease first). True if stopped."""
+    def stop_spawned(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the agent this tool spawned, if it still runs. True if stopped."""
         try:
             record = ProcessRecord.from_json(json.loads((self.folder / "spawned.json").read_text()))
         except (OSError, ValueError):
             return False
-        # The agent alone: its children are services it restarted, which must keep running.
-        stopped = is_running(record) and stop(record, timeout_s, signal.SIGTERM, kill_tree=False)
+        stopped = is_running(record) and _stop_alone(record, timeout_s)
         (self.folder / "spawned.json").unlink(missing_ok=True)
         return stopped
+
+    def stop_running(self, timeout_s: float = STOP_TIMEOUT_S) -> tuple[int | None, bool]:
+        """Stop whichever agent serves this state dir: (its pid or None, whether it stopped)."""
+        info = self.info()
+        if info is None:
+            return None, True
+        record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
+        return info["pid"], _stop_alone(record, timeout_s)
 
     async def _healthy(self) -> bool:
         try:

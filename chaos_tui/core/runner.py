@@ -369,9 +369,3 @@ class Run:
             heal=heal,
             runbook=scenario.runbook if outcome == "fail" else None,
         )
-
-
-async def run_scenario(
-    scenario: Scenario, target: Target, emit: EmitFn, options: RunOptions | None = None
-) -> RunResult:
-    return await Run(scenario, target, emit, options).execute()

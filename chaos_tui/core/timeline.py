@@ -50,10 +50,6 @@ class Timeline:
             picked.append(s)
         return picked[::-1]
 
-    def latest(self, probe: str) -> ProbeSample | None:
-        series = self._samples.get(probe)
-        return series[-1] if series else None
-
     @property
     def probes(self) -> list[str]:
         return list(self._samples)
