@@ -28,6 +28,7 @@ class ScenarioDetail:
 class ScenarioEntry:
     name: str
     hypothesis: str
+    profile: str
     target: str
     duration_s: float
     last_result: RunResult | None
@@ -54,11 +55,12 @@ class Catalog:
             ScenarioEntry(
                 name=name,
                 hypothesis=cls.hypothesis,
+                profile=cls.profile,
                 target=self.target.name,
                 duration_s=self.scenario(name).expected_duration_s(self.target),
                 last_result=latest_result(self.results_dir, name),
             )
-            for name, cls in sorted(SCENARIOS.items())
+            for name, cls in SCENARIOS.items()  # the registry order: the main job first
         ]
 
     def detail(self, name: str) -> ScenarioDetail:
@@ -69,6 +71,6 @@ class Catalog:
             steady_state=scenario.steady_state(),
             probes=scenario.probes(self.target) + self.target.probes(),
             faults=scenario.faults(self.target),
-            blast_radius=self.target.blast_radius(),
+            blast_radius=self.target.blast_radius(scenario.profile),
             invariants=scenario.invariants(),
         )

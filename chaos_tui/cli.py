@@ -6,6 +6,7 @@ before the input has been checked.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -197,6 +198,7 @@ def list_scenarios(as_json):
     rows = [
         {
             "name": cls.name,
+            "profile": cls.profile,
             "hypothesis": cls.hypothesis,
             "parameters": {k: f.default for k, f in cls.Params.model_fields.items()},
         }
@@ -206,7 +208,7 @@ def list_scenarios(as_json):
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['name']}\n    {row['hypothesis']}")
+        click.echo(f"{row['name']}  (profile {row['profile']})\n    {row['hypothesis']}")
         params = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
         click.echo(f"    parameters: {params}")
 
@@ -232,34 +234,64 @@ def _print_status(status: dict) -> None:
     click.echo(f"state dir: {status['state_dir']}")
     for service, info in status["services"].items():
         state = f"running (pid {info['pid']})" if info["running"] else "stopped"
-        click.echo(f"  {service:<9} {state}")
+        click.echo(f"  {service:<10} {info['profile']:<14} {state}")
     for name, url in status["urls"].items():
-        click.echo(f"  {name + ':':<14}{url}")
+        click.echo(f"  {name + ':':<16}{url}")
 
 
-def _sandbox_change(action: str):
-    """Run Sandbox.up or Sandbox.down; a sandbox problem is one line and exit code 5."""
-    from chaos_tui.sandbox.postgres import SandboxError
-
-    sb = _sandbox()
-    try:
-        return sb, getattr(sb, action)()
-    except (SandboxError, OSError) as exc:
-        fail(ExitCode.ERROR, f"sandbox {action}: {exc}")
+PROFILE_HELP = ("Start only this profile (repeatable): chaos-outbox, chaos-opa, chaos-observe, "
+                "mesh. Default: all of them.")
 
 
 @sandbox.command("up")
-def sandbox_up():
+@click.option("--profile", "profiles", multiple=True, metavar="NAME", help=PROFILE_HELP)
+def sandbox_up(profiles):
     """Start the sandbox (or what of it is not running)."""
-    sb, started = _sandbox_change("up")
+    from chaos_tui.agent.client import AgentUnavailable
+    from chaos_tui.sandbox.postgres import SandboxError
+    from chaos_tui.sandbox.services import PROFILES
+    from chaos_tui.targets.sandbox import SandboxTarget
+
+    sb = _sandbox()
+    unknown = [p for p in profiles if p not in PROFILES]
+    if unknown:
+        fail(ExitCode.USAGE, f"unknown profile {unknown[0]!r} (known: {', '.join(PROFILES)})")
+    target = SandboxTarget(sb.settings)
+
+    async def up() -> None:
+        for profile in profiles or PROFILES:
+            if profile == "mesh":  # its link runs through the fault agent's proxies
+                await target.ensure_up(profile)
+            else:
+                await asyncio.to_thread(sb.up, target.started, [profile])
+
+    try:
+        asyncio.run(up())
+    except (SandboxError, AgentUnavailable, OSError) as exc:
+        fail(ExitCode.ERROR, f"sandbox up: {exc}")
+    started = target.started + (["agent"] if target.agent_started else [])
     click.echo(f"started: {', '.join(started)}" if started else "already running")
+    if "mesh" in (profiles or PROFILES):
+        click.echo("the mesh link runs through the fault agent's proxies "
+                   "(`chaos-tui sandbox down` stops the agent too)")
     _print_status(sb.status())
 
 
 @sandbox.command("down")
 def sandbox_down():
-    """Stop every sandbox process this tool started (data is kept)."""
-    _, stopped = _sandbox_change("down")
+    """Stop every sandbox process this tool started, and the fault agent (data is kept)."""
+    from chaos_tui.agent.client import AgentClient
+    from chaos_tui.sandbox.postgres import SandboxError
+
+    sb = _sandbox()
+    pid, agent_stopped = AgentClient(sb.settings).stop_running()  # it heals its leases first
+    if pid is not None and not agent_stopped:
+        fail(ExitCode.ERROR, f"sandbox down: the fault agent (pid {pid}) did not stop")
+    try:
+        stopped = sb.down()
+    except (SandboxError, OSError) as exc:
+        fail(ExitCode.ERROR, f"sandbox down: {exc}")
+    stopped += ["agent"] if pid is not None else []
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 

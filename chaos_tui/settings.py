@@ -30,6 +30,10 @@ class SandboxSettings(BaseModel):
     # Test-only: the relay marks every Nth row published without publishing it, to prove
     # that the delivery invariant can fail. 0 (the default) means a correct relay.
     relay_test_drop_every: int = 0
+    # Test-only breakages, each proving that a scenario's invariant can fail:
+    gateway_test_fail_open: bool = False  # the policy gateway allows when OPA is unreachable
+    collector_retries: bool = True  # False: the collector drops a batch the sink refuses
+    mesh_origin_max_msgs: int = Field(0, ge=0)  # >0: SEA_EVENTS too small to ride out a cut
 
 
 class AgentSettings(BaseModel):

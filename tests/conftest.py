@@ -54,7 +54,7 @@ def sandbox():
     """One running sandbox for the tests that only need a healthy stack to fault."""
     state_dir = make_state_dir("shared")
     handle = SandboxHandle(state_dir)
-    handle.sandbox.up()
+    handle.sandbox.up(profiles=["chaos-outbox"])
     try:
         yield handle
     finally:

@@ -201,3 +201,24 @@ def test_a_sigkilled_run_is_healed_by_the_lease_ttl(sandbox):
         record = client.info()
         assert record is None or not is_running(ProcessRecord("agent", record["pid"],
                                                               record["start_ticks"], [], ""))
+
+
+async def test_pause_freezes_a_service_until_healed_and_at_its_ttl(agent, sandbox):
+    rec = sandbox.sandbox.record("nats")
+    lease = await agent.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=2,
+                                     params={"service": "nats"})
+    assert open(f"/proc/{rec.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+    assert not await healthy(sandbox, "nats"), "a paused NATS answered"
+    # Nobody heals it: the TTL does, and it is the same process, not a restart.
+    await wait_healthy(sandbox, "nats", lease["expires_at"] + 3)
+    assert sandbox.sandbox.record("nats").pid == rec.pid and is_running(rec)
+
+
+async def test_stop_ends_the_service_and_the_heal_starts_it_again(agent, sandbox):
+    old = sandbox.sandbox.record("relay")
+    lease = await agent.create_lease(kind="sandbox.stop", target="sandbox", ttl_s=30,
+                                     params={"service": "relay"})
+    assert lease["data"]["stopped"] == ["relay"] and not is_running(old)
+    await agent.heal_lease(lease["id"])
+    assert await healthy(sandbox, "relay")
+    assert sandbox.sandbox.record("relay").pid != old.pid

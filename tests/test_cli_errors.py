@@ -81,9 +81,15 @@ def test_bad_setting_is_one_line(state_dir):
     assert "CHAOS_PROBE_RATE_HZ" in one_line(proc.stderr)
 
 
-def test_list_shows_the_scenario(state_dir):
+def test_list_shows_every_scenario_with_its_hypothesis_and_profile(state_dir):
     proc = run_cli(["list", "--json"], env_for(state_dir))
     assert proc.returncode == 0
-    rows = json.loads(proc.stdout)
-    assert [r["name"] for r in rows] == [SCENARIO]
-    assert rows[0]["parameters"]["down_s"] == 3.0
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert {n: r["profile"] for n, r in rows.items()} == {
+        SCENARIO: "chaos-outbox", "opa_restart": "chaos-opa",
+        "openobserve_stall": "chaos-observe", "nats_partition_mesh": "mesh"}
+    assert all(r["hypothesis"].endswith(".") for r in rows.values())
+    assert rows[SCENARIO]["parameters"]["down_s"] == 3.0
+    assert rows["nats_partition_mesh"]["parameters"]["scope"] == "full"
+    text = run_cli(["list"], env_for(state_dir)).stdout
+    assert "opa_restart  (profile chaos-opa)" in text

@@ -227,6 +227,43 @@ async def test_two_downs_keep_it_down_until_both_are_healed(agent, proxy):
     assert await round_trip(port) < 0.1
 
 
+async def test_one_down_lease_takes_several_proxies_down_together(agent, echo):
+    names, ports = [], []
+    for i in range(2):
+        created = await agent.ensure_proxy(f"pair{i}-{time.monotonic_ns()}", "127.0.0.1:0",
+                                           f"127.0.0.1:{echo}")
+        names.append(created["name"])
+        ports.append(int(created["listen"].rsplit(":", 1)[1]))
+    try:
+        lease = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxies": names})
+        for port in ports:
+            with pytest.raises(ConnectionRefusedError):
+                await asyncio.open_connection("127.0.0.1", port)
+        await agent.heal_lease(lease["id"])
+        for port in ports:
+            assert await round_trip(port) < 0.1
+        for bad in ({"proxies": []}, {"proxies": [names[0], names[0]]},
+                    {"proxies": names, "proxy": names[0]}, {"proxies": [names[0], "nope"]}):
+            with pytest.raises(AgentError) as refused:
+                await agent.create_lease(kind="proxy.down", ttl_s=5, params=bad)
+            assert refused.value.status == 400, bad
+    finally:
+        for name in names:
+            await agent._ok("DELETE", f"/proxies/{name}")
+
+
+async def test_ensure_proxy_keeps_a_matching_proxy_and_remakes_a_different_one(agent, echo):
+    name = f"same{time.monotonic_ns()}"
+    first = await agent.ensure_proxy(name, "127.0.0.1:0", f"127.0.0.1:{echo}")
+    try:
+        again = await agent.ensure_proxy(name, first["listen"], f"127.0.0.1:{echo}")
+        assert again["listen"] == first["listen"]
+        moved = await agent.ensure_proxy(name, first["listen"], "127.0.0.1:9")
+        assert moved["upstream"] == "127.0.0.1:9" and moved["listen"] == first["listen"]
+    finally:
+        await agent._ok("DELETE", f"/proxies/{name}")
+
+
 async def test_a_toxic_ends_at_its_ttl(agent, proxy):
     name, port = proxy
     await toxic(agent, name, "latency", ttl_s=0.5, attributes={"latency": 200})

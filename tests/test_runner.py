@@ -25,7 +25,7 @@ class DirTarget(Target):
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    async def ensure_up(self) -> None:
+    async def ensure_up(self, profile: str | None = None) -> None:
         self.root.mkdir(exist_ok=True)
 
 

@@ -8,23 +8,26 @@ import time
 import psycopg
 
 from chaos_tui.sandbox.processes import is_running
-from chaos_tui.sandbox.stack import SERVICES
+from chaos_tui.sandbox.services import PROFILES
+
+SERVICES = PROFILES["chaos-outbox"]
 from tests.conftest import env_for, run_cli
 
 
 def test_up_status_down_leaves_nothing_running(fresh_state_dir):
     env = env_for(fresh_state_dir)
-    up = run_cli(["sandbox", "up"], env)
+    up = run_cli(["sandbox", "up", "--profile", "chaos-outbox"], env)
     assert up.returncode == 0, up.stderr
     assert "started: postgres, nats, relay" in up.stdout
 
     status = json.loads(run_cli(["sandbox", "status", "--json"], env).stdout)
     assert all(status["services"][s]["running"] for s in SERVICES)
     assert set(status["ports"]) == {"postgres", "nats", "nats_monitor"}
+    assert not (fresh_state_dir / "agent" / "agent.json").exists(), "no agent without the mesh"
     with psycopg.connect(status["urls"]["postgres"], connect_timeout=3) as conn:
         assert conn.execute("SELECT to_regclass('outbox_events')::text").fetchone()[0] == "outbox_events"
 
-    again = run_cli(["sandbox", "up"], env)
+    again = run_cli(["sandbox", "up", "--profile", "chaos-outbox"], env)
     assert "already running" in again.stdout
 
     state = json.loads((fresh_state_dir / "sandbox.json").read_text())
@@ -72,7 +75,7 @@ def test_down_only_stops_the_named_services(fresh_state_dir):
 
     sb = Sandbox(Settings(state_dir=fresh_state_dir))
     started: list[str] = []
-    sb.up(started)
+    sb.up(started, ["chaos-outbox"])
     assert started == list(SERVICES)
     assert sb.down(only=["relay"]) == ["relay"]
     assert not sb.running("relay")

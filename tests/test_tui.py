@@ -14,6 +14,7 @@ from rich.console import Console
 from chaos_tui.app import ChaosApp
 from chaos_tui.core.journal import latest_result
 from chaos_tui.core.report import result_facts
+from chaos_tui.scenarios import SCENARIOS
 from chaos_tui.scenarios.postgres_restart_outbox import Params
 from chaos_tui.screens.confirm import AskScreen, ConfirmRunScreen
 from chaos_tui.screens.detail import DetailScreen
@@ -88,12 +89,14 @@ async def test_picker_lists_the_scenario_and_filters(sandbox, tmp_path, make_app
     async with app.run_test(size=SIZE) as pilot:
         assert isinstance(app.screen, PickerScreen)
         table = app.screen.query_one(DataTable)
-        assert table.row_count == 1
-        assert table.get_row_at(0)[0] == NAME
+        names = [table.get_row_at(i)[0] for i in range(table.row_count)]
+        assert names == list(SCENARIOS)  # the main job first, then the platform scenarios
         await pilot.press("slash", *"no-such-thing")
         assert table.row_count == 0
+        await pilot.press(*["backspace"] * len("no-such-thing"), *"opa")
+        assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["opa_restart"]
         await pilot.press("escape")
-        assert table.row_count == 1
+        assert table.row_count == len(SCENARIOS)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from chaos_tui import __version__
 from chaos_tui.agent.leases import Lease, LeaseBook, LeaseRefused, LeaseRequest
+from chaos_tui.agent.injectors import ProxyDown
 from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
 
 
@@ -169,7 +170,7 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
         if name not in proxies.proxies:
             raise HTTPException(404, f"no proxy {name!r}")
         for lease in list(book.leases.values()):  # its toxics and downs end with it
-            if lease.kind.startswith("proxy.") and lease.params.get("proxy") == name:
+            if lease.kind.startswith("proxy.") and name in ProxyDown.names(lease.params):
                 try:
                     await book.heal(lease.id)
                 except RuntimeError:

@@ -177,3 +177,18 @@ class AgentClient:
         await self._ok("DELETE", "/halt")
 
 
+
+    async def proxies(self) -> list[dict]:
+        return await self._ok("GET", "/proxies")
+
+    async def ensure_proxy(self, name: str, listen: str, upstream: str) -> dict:
+        """A proxy with exactly this listen address and upstream: kept if it exists as
+        asked, made again if it differs, created if missing (an agent that restarted has
+        none)."""
+        current = await self._ok("GET", f"/proxies/{name}", allow=(404,))
+        if current and "listen" in current:
+            if current["listen"] == listen and current["upstream"] == upstream:
+                return current
+            await self._ok("DELETE", f"/proxies/{name}", allow=(404,))
+        return await self._ok("POST", "/proxies",
+                              {"name": name, "listen": listen, "upstream": upstream})

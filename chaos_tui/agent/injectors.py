@@ -8,7 +8,8 @@ import uuid
 from typing import Any, Protocol
 
 from chaos_tui.agent.proxy import TOXIC_TYPES, ProxyManager, ProxyProblem, Toxic
-from chaos_tui.sandbox.stack import SERVICES, Sandbox
+from chaos_tui.sandbox.services import BY_NAME
+from chaos_tui.sandbox.stack import Sandbox
 
 
 class Injector(Protocol):
@@ -19,22 +20,29 @@ class Injector(Protocol):
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None: ...
 
 
-class SandboxHardRestart:
-    """SIGKILL a sandbox service and its children; the heal starts it again."""
+class SandboxServiceFault:
+    """A fault on one running sandbox service, named by params {"service": NAME}."""
 
-    description = "SIGKILL a sandbox service (postgres, nats, relay); heal starts it again"
+    kind = ""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
 
     def check(self, target: str, params: dict[str, Any]) -> str | None:
         if target != "sandbox":
-            return f"sandbox.hard_restart works on target 'sandbox', not {target!r}"
-        if params.get("service") not in SERVICES or set(params) != {"service"}:
-            return f"sandbox.hard_restart needs params {{\"service\": one of {', '.join(SERVICES)}}}"
+            return f"{self.kind} works on target 'sandbox', not {target!r}"
+        if params.get("service") not in BY_NAME or set(params) != {"service"}:
+            return f"{self.kind} needs params {{\"service\": one of {', '.join(BY_NAME)}}}"
         if not self.sandbox.running(params["service"]):
             return f"sandbox {params['service']} is not running: there is nothing to break"
         return None
+
+
+class SandboxHardRestart(SandboxServiceFault):
+    """SIGKILL a sandbox service and its children; the heal starts it again."""
+
+    kind = "sandbox.hard_restart"
+    description = "SIGKILL a sandbox service and its children; heal starts it again"
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
         service = params["service"]
@@ -44,6 +52,37 @@ class SandboxHardRestart:
 
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         await asyncio.to_thread(self.sandbox.start, params["service"])
+
+
+class SandboxStop(SandboxServiceFault):
+    """Stop a sandbox service the polite way (its own shutdown, like `docker stop`); the heal
+    starts it again."""
+
+    kind = "sandbox.stop"
+    description = "stop a sandbox service gracefully (SIGTERM); heal starts it again"
+
+    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
+        stopped = await asyncio.to_thread(self.sandbox.down, [params["service"]])
+        return {"stopped": stopped}
+
+    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.sandbox.start, params["service"])
+
+
+class SandboxPause(SandboxServiceFault):
+    """SIGSTOP a sandbox service: it keeps its sockets but answers nothing; the heal sends
+    SIGCONT (or starts it again if it died meanwhile)."""
+
+    kind = "sandbox.pause"
+    description = "SIGSTOP a sandbox service and its children; heal sends SIGCONT"
+
+    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.to_thread(self.sandbox.pause, params["service"])
+        return {"paused": True}
+
+    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+        if not await asyncio.to_thread(self.sandbox.resume, params["service"]):
+            await asyncio.to_thread(self.sandbox.start, params["service"])
 
 
 class ProxyToxic:
@@ -81,41 +120,60 @@ class ProxyToxic:
 
 
 class ProxyDown:
-    """The proxy stops relaying: its connections drop, new ones are refused."""
+    """Proxies stop relaying: their connections drop, new ones are refused. Several proxies
+    go down together (one lease), e.g. every path of a link at once."""
 
-    description = "take an agent proxy down: params {proxy}"
+    description = "take agent proxies down: params {proxy: NAME} or {proxies: [NAME, ...]}"
 
     def __init__(self, proxies: ProxyManager) -> None:
         self.proxies = proxies
 
+    @staticmethod
+    def names(params: dict[str, Any]) -> list[str]:
+        return [params["proxy"]] if "proxy" in params else list(params.get("proxies") or [])
+
     def check(self, target: str, params: dict[str, Any]) -> str | None:
-        if set(params) != {"proxy"}:
-            return "proxy.down needs params {\"proxy\": NAME} and nothing else"
-        try:
-            self.proxies.get(str(params["proxy"]))
-        except ProxyProblem as exc:
-            return str(exc)
+        many = params.get("proxies")
+        if not (set(params) == {"proxy"} or (
+                set(params) == {"proxies"} and isinstance(many, list) and many
+                and len(many) == len(set(map(str, many))))):
+            return ("proxy.down needs params {\"proxy\": NAME} or {\"proxies\": [NAME, ...]} "
+                    "(distinct names) and nothing else")
+        for name in self.names(params):
+            try:
+                self.proxies.get(str(name))
+            except ProxyProblem as exc:
+                return str(exc)
         return None
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        proxy = self.proxies.get(params["proxy"])
-        proxy.downs += 1  # counted: the proxy comes back only when every down is healed
-        await proxy.set_enabled(False)
-        return {"down": True}
+        down = []
+        for name in self.names(params):
+            proxy = self.proxies.get(name)
+            proxy.downs += 1  # counted: a proxy comes back only when every down is healed
+            down.append(name)
+            await proxy.set_enabled(False)
+        return {"down": down}
 
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        proxy = self.proxies.proxies.get(params.get("proxy"))
-        if proxy is None or not data.get("down"):
-            return  # the proxy is gone, or this lease never took it down
-        data["down"] = False  # healing twice must not count twice
-        proxy.downs = max(0, proxy.downs - 1)
-        if proxy.downs == 0:
-            await proxy.set_enabled(True)
+        down = data.get("down")
+        if down is True:  # a lease journalled before proxies could go down together
+            down = self.names(params)
+        data["down"] = []  # healing twice must not count twice
+        for name in down or []:
+            proxy = self.proxies.proxies.get(name)
+            if proxy is None:
+                continue  # the proxy is gone
+            proxy.downs = max(0, proxy.downs - 1)
+            if proxy.downs == 0:
+                await proxy.set_enabled(True)
 
 
 def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector]:
     return {
         "sandbox.hard_restart": SandboxHardRestart(sandbox),
+        "sandbox.stop": SandboxStop(sandbox),
+        "sandbox.pause": SandboxPause(sandbox),
         "proxy.toxic": ProxyToxic(proxies),
         "proxy.down": ProxyDown(proxies),
     }

@@ -100,10 +100,16 @@ class Target(ABC):
     is_sandbox: ClassVar[bool] = False
 
     @abstractmethod
-    async def ensure_up(self) -> None: ...
+    async def ensure_up(self, profile: str | None = None) -> None:
+        """Bring up what a scenario of this profile needs (everything when None)."""
 
-    def blast_radius(self) -> list[str]:
+    def blast_radius(self, profile: str | None = None) -> list[str]:
+        """What a scenario of this profile may touch: exact processes, containers, links."""
         return []
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the platform's parts, as the target runs them."""
+        return {}
 
     def probes(self) -> list[Probe]:
         """Probes of the target's own machinery (e.g. the fault agent), watched in every run."""
@@ -129,6 +135,7 @@ class Scenario(ABC):
     hypothesis: ClassVar[str]
     invariant_budget_s: ClassVar[float] = 120.0  # the spec allows 60-180 s
     runbook: ClassVar[str | None] = None  # what to do when an invariant breaks (repo path)
+    profile: ClassVar[str] = "chaos-outbox"  # the part of the stack it needs (compose profile)
     Params: ClassVar[type[BaseModel]] = BaseModel
 
     # Probes whose recovery timings go into the result, and the backlog one if any.
@@ -138,6 +145,8 @@ class Scenario(ABC):
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
         self.delivery: DeliveryCounts | None = None
+        # The scenario's own numbers for the result (e.g. decisions by phase, catch-up time).
+        self.measurements: dict[str, Any] = {}
 
     @abstractmethod
     def probes(self, target: Target) -> list[Probe]: ...

@@ -31,3 +31,8 @@ def check_delivery(
         lost_sample=lost[:SAMPLE_SIZE],
         duplicated_sample=duplicated[:SAMPLE_SIZE],
     )
+
+
+def examples(ids: list[str]) -> str:
+    """A few ids for a human to chase, as an invariant's detail."""
+    return ("e.g. " + ", ".join(ids[:3])) if ids else ""

@@ -141,6 +141,10 @@ class HealReport(BaseModel):
     faults: list[FaultHealReport] = Field(default_factory=list)
 
 
+Scalar = float | int | str | bool | None
+Measurement = Scalar | dict[str, Scalar]
+
+
 class RunResult(BaseModel):
     run_id: str
     scenario: str
@@ -158,6 +162,9 @@ class RunResult(BaseModel):
     invariants: list[InvariantResult] = Field(default_factory=list)
     recovery: RecoveryMetrics = Field(default_factory=RecoveryMetrics)
     delivery: DeliveryCounts | None = None
+    # The scenario's own numbers: flat values, or one level of named counts.
+    measurements: dict[str, Measurement] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)  # of the platform's parts, per target
     probes: dict[str, ProbeReport] = Field(default_factory=dict)
     heal: HealReport = Field(default_factory=HealReport)
     runbook: str | None = None  # set when an invariant broke: what to do about it

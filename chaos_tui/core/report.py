@@ -53,9 +53,22 @@ def recovery_facts(
     return facts
 
 
+def measurement_text(value) -> str:
+    """A scenario's own number as words: a float to 3 significant figures, named counts as
+    'allow 3, deny 40'."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {measurement_text(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "n/a" if value is None else str(value)
+
+
 def result_facts(result: RunResult) -> list[tuple[str, str]]:
     facts = recovery_facts(result.recovery, bool(result.injection_windows), result.delivery)
+    facts += [(label, measurement_text(v)) for label, v in result.measurements.items()]
     facts.append(("heal", heal_text(result)))
+    if result.versions:
+        facts.append(("versions", "; ".join(f"{k} {v}" for k, v in result.versions.items())))
     if result.runbook:
         facts.append(("runbook", result.runbook))
     return facts
@@ -106,4 +119,5 @@ def markdown_report(result: RunResult) -> str:
     if result.parameters:
         lines += ["", "## Parameters", ""]
         lines += [f"- {k} = {v}" for k, v in result.parameters.items()]
+
     return "\n".join(lines) + "\n"

@@ -82,6 +82,7 @@ class Run:
         self.timeline = Timeline()
         self._emit_fn = emit
         self._phases: dict[str, float] = {}
+        self._target_versions: dict[str, str] = {}
         self._live: list[_LiveFault] = []
         self._probes: list[Probe] = []
         self._samplers: list[asyncio.Task] = []
@@ -115,7 +116,8 @@ class Run:
         invariants = []
         try:
             self._phase("prepare", f"target {self.target.name}")
-            await self.target.ensure_up()
+            self._target_versions = await asyncio.to_thread(self._read_versions)
+            await self.target.ensure_up(self.scenario.profile)
             await self._start_sampling()
             self._phase("steady_state")
             await self._await_steady_state()
@@ -344,6 +346,13 @@ class Run:
                 pass
         return HealReport(ok=all(r.ok for r in reports) and verified, verified=verified, faults=reports)
 
+    def _read_versions(self) -> dict[str, str]:
+        try:
+            return self.target.versions()
+        except Exception as exc:  # worth a note, never worth failing a run
+            self._note(f"could not read the target's versions: {exc}", "warning")
+            return {}
+
     def _result(self, started, outcome, reason, invariants, heal) -> RunResult:
         finished = time.time()
         scenario = self.scenario
@@ -365,6 +374,8 @@ class Run:
             invariants=invariants,
             recovery=self.timeline.recovery(scenario.recovery_probe, scenario.backlog_probe),
             delivery=scenario.delivery,
+            measurements=scenario.measurements,
+            versions=self._target_versions,
             probes={p: self.timeline.report(p, started) for p in self.timeline.probes},
             heal=heal,
             runbook=scenario.runbook if outcome == "fail" else None,

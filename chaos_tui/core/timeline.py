@@ -95,10 +95,9 @@ class Timeline:
         heal_start = self.first_heal_start()
         if probe:
             series = self.since(probe, injected)  # a console asks often: read only the tail
-            first_fail = next((s for s in series if not s.ok), None)
+            first_fail, back = _outage(series)
             if first_fail is not None:
                 metrics.time_to_detect_s = round(first_fail.t - injected, 3)
-                back = next((s for s in series if s.ok and s.t > first_fail.t), None)
                 if back is not None:
                     metrics.outage_s = round(back.t - first_fail.t, 3)
                     if heal_start is not None:
@@ -113,6 +112,14 @@ class Timeline:
         if backlog_probe:
             self._backlog_metrics(metrics, backlog_probe, injected, heal_start)
         return metrics
+
+    def outage(self, probe: str) -> tuple[float | None, float | None]:
+        """When the probe first failed after the first injection, and when it first passed
+        again after that (None for what did not happen)."""
+        if not self.windows:
+            return None, None
+        down, back = _outage(self.since(probe, self.windows[0].injected_at))
+        return (down.t if down else None), (back.t if back else None)
 
     def _backlog_metrics(
         self, metrics: RecoveryMetrics, probe: str, injected: float, heal_start: float | None
@@ -142,6 +149,13 @@ class Timeline:
                 if len(values) == count:
                     break
         return values[::-1]
+
+
+def _outage(series: list[ProbeSample]) -> tuple[ProbeSample | None, ProbeSample | None]:
+    first_fail = next((s for s in series if not s.ok), None)
+    if first_fail is None:
+        return None, None
+    return first_fail, next((s for s in series if s.ok and s.t > first_fail.t), None)
 
 
 def summarise(samples: Iterable[ProbeSample]) -> PhaseSummary:

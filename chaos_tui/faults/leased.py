@@ -15,7 +15,7 @@ TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody
 
 class LeasedFault(Fault):
     def __init__(self, agent: AgentClient, kind: str, params: dict, name: str, description: str,
-                 hold_s: float, verify=None) -> None:
+                 hold_s: float, verify=None, resolve=None) -> None:
         super().__init__(name, description)
         self.agent = agent
         self.kind = kind
@@ -23,8 +23,12 @@ class LeasedFault(Fault):
         self.hold_s = hold_s
         self.ttl_s = hold_s + TTL_MARGIN_S
         self._verify = verify  # async () -> bool: is the target whole again
+        # async () -> dict: params known only at inject time (e.g. the path in use right now)
+        self._resolve = resolve
 
     async def inject(self, lease: FaultLease) -> None:
+        if self._resolve is not None:
+            self.params = await self._resolve()
         # The runner's lease id is the agent's: a heal can name the lease even if this call
         # never returned.
         created = await self.agent.create_lease(

@@ -7,22 +7,19 @@ through `asyncio.to_thread`.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import signal
 import socket
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-
-import httpx
 
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox import postgres
 from chaos_tui.sandbox.postgres import SandboxError
+from chaos_tui.sandbox.services import BY_NAME, PROFILES, SERVICES, Where, services_of
 from chaos_tui.sandbox.processes import (
     ProcessRecord,
     is_running,
@@ -33,10 +30,6 @@ from chaos_tui.sandbox.processes import (
     wait_gone,
 )
 from chaos_tui.settings import Settings
-
-SERVICES = ("postgres", "nats", "relay")  # start order; stop order is the reverse
-PORTS = ("postgres", "nats", "nats_monitor")
-
 
 class Sandbox:
     def __init__(self, settings: Settings) -> None:
@@ -89,27 +82,35 @@ class Sandbox:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def is_up(self) -> bool:
-        return all(self.running(s) for s in SERVICES)
+    def is_up(self, profiles: list[str] | None = None) -> bool:
+        return all(self.running(s.name) for s in services_of(profiles))
 
     def running(self, service: str) -> bool:
         rec = self.record(service)
         return rec is not None and is_running(rec)
 
-    def up(self, started: list[str] | None = None) -> list[str]:
-        """Start whatever is not running; return the services started.
+    def up(self, started: list[str] | None = None, profiles: list[str] | None = None) -> list[str]:
+        """Start whatever of these profiles (all when None) is not running; return the
+        services started.
 
         Pass `started` to see each service in it the moment it exists, even if a later one
         fails: the caller can then stop exactly what it started.
         """
         started = [] if started is None else started
+        wanted = self.reserve_ports(profiles)
+        for service in wanted:
+            self.start(service.name, started)
+        return started
+
+    def reserve_ports(self, profiles: list[str] | None = None) -> list:
+        """Pick (once) the ports of these profiles' services, before any of them starts: a
+        link proxy must be listening where sea-b will dial. Returns those services."""
+        wanted = services_of(profiles)
         with self._locked():
             state = self._load()
-            self._assign_ports(state)
+            self._assign_ports(state, wanted)
             self._save(state)
-        for service in SERVICES:
-            self.start(service, started)
-        return started
+        return wanted
 
     def down(self, only: list[str] | None = None) -> list[str]:
         """Stop the processes we started (all, or `only` these); return those that ran."""
@@ -117,20 +118,19 @@ class Sandbox:
             state = self._load()
             stopped = []
             for service in reversed(SERVICES):
-                if only is not None and service not in only:
+                if only is not None and service.name not in only:
                     continue
-                data = state["processes"].get(service)
+                data = state["processes"].get(service.name)
                 if not data:
                     continue
                 rec = ProcessRecord.from_json(data)
                 was_running = is_running(rec)
-                # postgres: SIGINT is its "fast" shutdown (abort sessions, checkpoint, exit).
-                sig = signal.SIGINT if service == "postgres" else signal.SIGTERM
-                if not stop(rec, timeout_s=15.0, sig=sig):
-                    raise SandboxError(f"{service} (pid {rec.pid}) did not stop")
+                signal_tree(rec, signal.SIGCONT)  # a paused process cannot act on SIGTERM
+                if not stop(rec, timeout_s=15.0, sig=service.stop_signal):
+                    raise SandboxError(f"{service.name} (pid {rec.pid}) did not stop")
                 if was_running:
-                    stopped.append(service)
-                del state["processes"][service]
+                    stopped.append(service.name)
+                del state["processes"][service.name]
                 self._save(state)
             return stopped
 
@@ -138,9 +138,10 @@ class Sandbox:
         state = self._load()
         services = {}
         for service in SERVICES:
-            data = state["processes"].get(service)
+            data = state["processes"].get(service.name)
             rec = ProcessRecord.from_json(data) if data else None
-            services[service] = {
+            services[service.name] = {
+                "profile": service.profile,
                 "running": bool(rec and is_running(rec)),
                 "pid": rec.pid if rec else None,
                 "log": rec.log if rec else None,
@@ -170,6 +171,20 @@ class Sandbox:
                 time.sleep(0.02)
             return below is not None
 
+    def pause(self, service: str) -> None:
+        """SIGSTOP the service and its children: alive, holding its sockets, answering
+        nothing, like a hung process."""
+        with self._locked():
+            rec = self.record(service)
+            if rec is None or signal_tree(rec, signal.SIGSTOP) is None:
+                raise SandboxError(f"sandbox {service} is not running: there is nothing to pause")
+
+    def resume(self, service: str) -> bool:
+        """SIGCONT what `pause` stopped; False when the service is not running at all."""
+        with self._locked():
+            rec = self.record(service)
+            return rec is not None and signal_tree(rec, signal.SIGCONT) is not None
+
     def start(self, service: str, started: list[str] | None = None) -> bool:
         """Start one service if it is down; True when it had to be started (and then it is
         appended to `started` at once, before waiting for it to be ready)."""
@@ -198,52 +213,47 @@ class Sandbox:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _assign_ports(self, state: dict) -> None:
+    def _assign_ports(self, state: dict, wanted) -> None:
+        """Pick free ports once and keep them, so addresses stay put across restarts. A
+        profile none of whose services runs gets fresh ports for any that was taken since."""
         ports = state.setdefault("ports", {})
-        for name in PORTS:
-            if name not in ports or (not self._any_running(state) and not _port_free(ports[name])):
-                ports[name] = _free_port()
+        for profile in {s.profile for s in wanted}:
+            members = [BY_NAME[name] for name in PROFILES[profile]]
+            idle = not any(self._running_in(state, s.name) for s in members)
+            for name in (p for s in members for p in s.ports):
+                if name not in ports or (idle and not _port_free(ports[name])):
+                    ports[name] = _free_port()
+            for name in (p for s in members for p in s.dials):
+                ports.setdefault(name, _free_port())
 
-    def _any_running(self, state: dict) -> bool:
-        return any(is_running(ProcessRecord.from_json(d)) for d in state["processes"].values())
+    def _running_in(self, state: dict, service: str) -> bool:
+        data = state["processes"].get(service)
+        return bool(data) and is_running(ProcessRecord.from_json(data))
 
     def _urls(self, ports: dict) -> dict:
-        if not ports:
-            return {}
-        return {
-            "postgres": postgres.url(ports["postgres"]),
-            "nats": nats_server.url(ports["nats"]),
-            "nats_monitor": f"http://127.0.0.1:{ports['nats_monitor']}",
-        }
+        urls = {}
+        for name, port in ports.items():
+            if name == "postgres":
+                urls[name] = postgres.url(port)
+            elif name in ("nats", "nats_a", "nats_b"):
+                urls[name] = nats_server.url(port)
+            elif name == "nats_a_leaf" or name.startswith("mesh_link"):
+                urls[name] = f"nats-leaf://127.0.0.1:{port}"
+            elif name != "otlp_grpc":
+                urls[name] = f"http://127.0.0.1:{port}"
+        return urls
+
+    def where(self, ports: dict | None = None) -> Where:
+        return Where(self.root, self.ports if ports is None else ports, self.settings)
 
     def _start(self, service: str, ports: dict) -> ProcessRecord:
-        log = self.logs / f"{service}.log"
-        if service == "postgres":
-            user = self.settings.sandbox.pg_user if postgres.running_as_root() else None
-            bin_dir, data = postgres.prepare_data_dir(self.root / "pg", user)
-            postgres.clear_stale_lock(data)
-            if user:
-                log.parent.mkdir(parents=True, exist_ok=True)
-                log.touch()
-            command = postgres.server_command(bin_dir, data, ports["postgres"])
-            return spawn(service, command, log, user=user, cwd=Path("/"))
-        if service == "nats":
-            store = self.root / "nats"
-            command = nats_server.server_command(
-                store, ports["nats"], ports["nats_monitor"], "chaos-sandbox"
-            )
-            return spawn(service, command, log)
-        if service == "relay":
-            (self.root / "relay.ready").unlink(missing_ok=True)
-            command = [
-                sys.executable, "-m", "chaos_tui.sandbox.outbox_relay",
-                "--postgres-url", postgres.url(ports["postgres"]),
-                "--nats-url", nats_server.url(ports["nats"]),
-                "--test-drop-every", str(self.settings.sandbox.relay_test_drop_every),
-                "--ready-file", str(self.root / "relay.ready"),
-            ]
-            return spawn(service, command, log)
-        raise SandboxError(f"unknown sandbox service {service!r}")
+        if service not in BY_NAME:
+            raise SandboxError(f"unknown sandbox service {service!r}")
+        where = self.where(ports)
+        where.ready_file(service).unlink(missing_ok=True)
+        launch = BY_NAME[service].launch(where)
+        return spawn(service, launch.command, self.logs / f"{service}.log", user=launch.user,
+                     cwd=launch.cwd)
 
     def _wait_ready(self, service: str, ports: dict) -> None:
         deadline = time.monotonic() + self.settings.sandbox.start_timeout_s
@@ -261,16 +271,7 @@ class Sandbox:
         raise SandboxError(f"{service} not ready after {self.settings.sandbox.start_timeout_s:g}s: {last_error}")
 
     def _check_ready(self, service: str, ports: dict) -> None:
-        if service == "postgres":
-            postgres.apply_migrations(postgres.url(ports["postgres"]))
-        elif service == "nats":
-            url = f"http://127.0.0.1:{ports['nats_monitor']}/healthz?js-enabled-only=true"
-            httpx.get(url, timeout=1.0).raise_for_status()
-            asyncio.run(nats_server.ensure_events_stream(nats_server.url(ports["nats"])))
-        elif service == "relay":
-            # The relay writes this file once it has reached both servers.
-            if not (self.root / "relay.ready").is_file():
-                raise SandboxError("relay has not connected yet")
+        BY_NAME[service].ready(self.where(ports))
 
 
 def _free_port() -> int:

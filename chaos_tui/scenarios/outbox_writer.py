@@ -16,6 +16,7 @@ from collections import deque
 import psycopg
 
 from chaos_tui.probes.db_probe import close_quietly
+from chaos_tui.scenarios.load import SteadyLoad
 
 INSERT = (
     "INSERT INTO outbox_events (id, subject, payload) VALUES (%s, %s, %s) "
@@ -23,53 +24,35 @@ INSERT = (
 )
 
 
-class OutboxWriter:
+class OutboxWriter(SteadyLoad):
     def __init__(self, dsn: str, subject: str, rate_per_s: float) -> None:
+        super().__init__(rate_per_s, "outbox-writer")
         self.dsn = dsn
         self.subject = subject
-        self.interval = 1.0 / rate_per_s
         self.attempted: list[str] = []
         self.acknowledged: set[str] = set()
         self.failures = 0
         self._pending: deque[str] = deque()
         self._conn: psycopg.AsyncConnection | None = None
-        self._task: asyncio.Task | None = None
-        self._stop = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-writer")
 
     async def stop(self, flush_timeout_s: float = 10.0) -> None:
         """Stop making new rows, then keep trying to write the ones not yet confirmed."""
-        if self._task is None:
+        if not self.running:
             return
-        self._stop.set()
         try:
-            await asyncio.gather(self._task, return_exceptions=True)
+            await super().stop()
             deadline = time.monotonic() + flush_timeout_s
             while self._pending and time.monotonic() < deadline:
                 if not await self._flush():
                     await asyncio.sleep(0.2)
         finally:
-            self._task = None
             await self._close()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        while not self._stop.is_set():
-            row_id = str(uuid.uuid4())
-            self.attempted.append(row_id)
-            self._pending.append(row_id)
-            await self._flush()
-            due += self.interval
-            delay = due - loop.time()
-            if delay < 0:
-                due, delay = loop.time(), 0.0
-            try:
-                await asyncio.wait_for(self._stop.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+    async def tick(self, n: int) -> None:
+        row_id = str(uuid.uuid4())
+        self.attempted.append(row_id)
+        self._pending.append(row_id)
+        await self._flush()
 
     async def _flush(self) -> bool:
         """Write pending rows in order; False when the database refused (they stay pending)."""

@@ -9,7 +9,7 @@ import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
 from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
-from chaos_tui.core.delivery import check_delivery
+from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.probes.db_probe import OutboxBacklogProbe, PostgresProbe
 from chaos_tui.probes.jetstream_probe import StreamProbe, read_subject
@@ -137,24 +137,13 @@ class PostgresRestartOutbox(Scenario):
             await asyncio.sleep(0.2)
 
 
-def examples(ids: list[str]) -> str:
-    return ("e.g. " + ", ".join(ids[:3])) if ids else ""
-
-
 def postgres_back_at(ctx: RunContext) -> float | None:
-    """When Postgres accepted connections again: the first passing probe after a failing one."""
-    windows = ctx.timeline.windows
-    if not windows:
-        return None
-    seen_failure = False
-    for sample in ctx.timeline.samples("postgres"):
-        if sample.t < windows[0].injected_at:
-            continue
-        if not sample.ok:
-            seen_failure = True
-        elif seen_failure:
-            return sample.t
-    return windows[0].healed_at
+    """When Postgres accepted connections again: the first passing probe after a failing one
+    (the heal time if the probe never saw it down)."""
+    _, back = ctx.timeline.outage("postgres")
+    if back is None and ctx.timeline.windows:
+        return ctx.timeline.windows[0].healed_at
+    return back
 
 
 def relay_resume_s(back_at: float | None, stored_at: list[float]) -> float | None:

@@ -41,7 +41,7 @@ def describe(detail: ScenarioDetail) -> Group:
         faults.add_row(fault.name, fault.description, f"{fault.hold_s:g}s", f"{fault.ttl_s:g}s")
     parts += [faults, Text("")]
 
-    parts.append(Text("blast radius", style="bold"))
+    parts.append(Text(f"blast radius (profile {s.profile})", style="bold"))
     parts += [Text(f"  • {line}") for line in detail.blast_radius] or [Text("  (nothing)")]
     parts.append(Text(""))
 

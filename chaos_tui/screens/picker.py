@@ -16,7 +16,7 @@ from chaos_tui.catalog import ScenarioEntry
 from chaos_tui.core.report import result_facts
 from chaos_tui.widgets.title_bar import TitleBar
 
-HYPOTHESIS_CHARS = 60  # the whole text is on the detail screen
+HYPOTHESIS_CHARS = 42  # the whole text is on the detail screen
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "interrupted": "yellow"}
 
 
@@ -68,7 +68,7 @@ class PickerScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("scenario", "target", "hypothesis", "duration", "last result")
+        table.add_columns("scenario", "target", "profile", "hypothesis", "duration", "last result")
         self.query_one("#filter", Input).display = False
         self.refill()
         table.focus()
@@ -88,6 +88,7 @@ class PickerScreen(Screen):
             table.add_row(
                 entry.name,
                 entry.target,
+                entry.profile,
                 Text(entry.hypothesis[:HYPOTHESIS_CHARS - 1] + "…"
                      if len(entry.hypothesis) > HYPOTHESIS_CHARS else entry.hypothesis),
                 f"~{entry.duration_s:.0f}s",

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import subprocess
 
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.core.contracts import Fault, Probe, Target
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
-from chaos_tui.sandbox.stack import SERVICES, Sandbox
+from chaos_tui.sandbox import collector, mesh, postgres
+from chaos_tui.sandbox import nats as nats_server
+from chaos_tui.sandbox.services import mesh_link_ports, services_of
+from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
+
+LINK_PROXY = "mesh-link-{}"  # the agent proxy carrying leafnode path N from sea-b to sea-a
 
 
 class SandboxTarget(Target):
@@ -23,9 +30,18 @@ class SandboxTarget(Target):
         self.started: list[str] = []  # services this target started (so its owner can stop them)
         self.agent_started = False  # whether this target spawned the fault agent
 
-    async def ensure_up(self) -> None:
+    async def ensure_up(self, profile: str | None = None) -> None:
+        """Start the services of this profile (all when None) and the fault agent; the mesh
+        also needs its link proxies, which live in the agent."""
+        profiles = None if profile is None else [profile]
+        if profile in (None, "mesh"):
+            # The link proxies first: a mirror whose origin is unreachable when sea-b starts
+            # backs off for a minute or more before it tries again.
+            await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"])
+            self.agent_started = await self.agent.ensure() or self.agent_started
+            await self.ensure_mesh_link()
         # Filled in as each service starts, so a failed or interrupted start is still undone.
-        await asyncio.to_thread(self.sandbox.up, self.started)
+        await asyncio.to_thread(self.sandbox.up, self.started, profiles)
         self.agent_started = await self.agent.ensure() or self.agent_started
 
     def probes(self) -> list[Probe]:
@@ -43,21 +59,100 @@ class SandboxTarget(Target):
             self.started.clear()
         return stopped
 
+    def versions(self) -> dict[str, str]:
+        return sandbox_versions()
+
+    # -- addresses --------------------------------------------------------------------------
+    # Ports are picked when a profile first starts; before that the URLs carry port 0, which
+    # nothing listens on, so the console can describe a scenario before anything runs.
+
+    def _url(self, port: str, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.sandbox.ports.get(port, 0)}"
+
     @property
     def postgres_url(self) -> str:
-        return self.sandbox.postgres_url
+        return postgres.url(self.sandbox.ports.get("postgres", 0))
 
     @property
     def nats_url(self) -> str:
-        return self.sandbox.nats_url
+        return nats_server.url(self.sandbox.ports.get("nats", 0))
 
-    def blast_radius(self) -> list[str]:
+    @property
+    def opa_url(self) -> str:
+        return self._url("opa")
+
+    @property
+    def gateway_url(self) -> str:
+        return self._url("gateway")
+
+    @property
+    def collector_url(self) -> str:
+        return self._url("otlp_http")
+
+    @property
+    def collector_port(self) -> int:
+        return self.sandbox.ports.get("otlp_http", 0)
+
+    @property
+    def sink_url(self) -> str:
+        return self._url("sink")
+
+    @property
+    def nats_a_url(self) -> str:
+        return self._url("nats_a", "nats")
+
+    @property
+    def nats_b_url(self) -> str:
+        return self._url("nats_b", "nats")
+
+    @property
+    def nats_a_monitor_url(self) -> str:
+        return self._url("nats_a_monitor")
+
+    @property
+    def domain_a(self) -> str:
+        return self.settings.platform.domain_a
+
+    def blast_radius(self, profile: str | None = None) -> list[str]:
         lines = []
-        for service in SERVICES:
-            rec = self.sandbox.record(service)
+        for service in services_of(None if profile is None else [profile]):
+            rec = self.sandbox.record(service.name)
             where = f"pid {rec.pid}" if rec else "not started yet"
-            lines.append(f"sandbox process {service} ({where}) under {self.sandbox.root}")
+            lines.append(f"sandbox process {service.name}: {service.description} ({where})")
+        if profile in (None, "mesh"):
+            lines.append(f"leafnode link sea-b -> sea-a through agent proxies "
+                         f"{', '.join(LINK_PROXY.format(i + 1) for i in range(len(mesh_link_ports())))}")
         return lines
+
+    # -- the mesh link ----------------------------------------------------------------------
+
+    async def ensure_mesh_link(self) -> list[dict]:
+        """Each leafnode path runs through an agent proxy on the port sea-b dials. Proxies
+        live in the agent, so after an agent restart they are made again here."""
+        ports = self.sandbox.ports
+        made = []
+        for i, port_name in enumerate(mesh_link_ports(), start=1):
+            made.append(await self.agent.ensure_proxy(
+                LINK_PROXY.format(i), f"127.0.0.1:{ports[port_name]}",
+                f"127.0.0.1:{ports['nats_a_leaf']}"))
+        return made
+
+    async def mesh_linked(self) -> bool:
+        """The link is whole: every proxy relays and sea-a sees sea-b's leafnode."""
+        try:
+            proxies = await self.ensure_mesh_link()
+            leafs = len(await asyncio.to_thread(mesh.leafz, self.sandbox.ports["nats_a_monitor"]))
+        except Exception:
+            return False
+        return all(p["enabled"] for p in proxies) and leafs > 0
+
+    async def active_link_path(self) -> int:
+        """The path (1-based) carrying the leafnode connection now; 1 if none does."""
+        proxies = {p["name"]: p for p in await self.agent.proxies()}
+        for i in range(1, len(mesh_link_ports()) + 1):
+            if proxies.get(LINK_PROXY.format(i), {}).get("connections"):
+                return i
+        return 1
 
     # -- faults, applied by the agent -------------------------------------------------------
 
@@ -77,5 +172,66 @@ class SandboxTarget(Target):
             verify=lambda: self.service_healthy(service),
         )
 
+    def stop(self, service: str, hold_s: float) -> Fault:
+        """Stop a service gracefully (like `docker stop`): its port refuses connections."""
+        return LeasedFault(
+            self.agent, "sandbox.stop", {"service": service},
+            name=f"stop:{service}",
+            description=f"stop {self.describe(service)} (SIGTERM) for {hold_s:g}s, start again",
+            hold_s=hold_s,
+            verify=lambda: self.service_healthy(service),
+        )
+
+    def pause(self, service: str, hold_s: float) -> Fault:
+        """SIGSTOP a service: its port stays open but nothing answers, like a hung server."""
+        return LeasedFault(
+            self.agent, "sandbox.pause", {"service": service},
+            name=f"pause:{service}",
+            description=f"SIGSTOP {self.describe(service)} for {hold_s:g}s, then SIGCONT",
+            hold_s=hold_s,
+            verify=lambda: self.service_healthy(service),
+        )
+
+    def cut_link(self, scope: str, hold_s: float) -> Fault:
+        """Cut the leafnode link between sea-b and sea-a: every path (`full`), or only the
+        path carrying it when the fault lands (`one-node`), so the link must fail over."""
+        paths = len(mesh_link_ports())
+        every = [LINK_PROXY.format(i) for i in range(1, paths + 1)]
+
+        async def active_path() -> dict:
+            return {"proxies": [LINK_PROXY.format(await self.active_link_path())]}
+
+        one = scope == "one-node"
+        return LeasedFault(
+            self.agent, "proxy.down", {"proxies": every},
+            name=f"cut_link:{scope}",
+            description=(f"cut the leafnode path in use (1 of {paths}) between sea-b and sea-a"
+                         if one else f"cut all {paths} leafnode paths between sea-b and sea-a")
+                        + f" for {hold_s:g}s",
+            hold_s=hold_s,
+            verify=self.mesh_linked,
+            resolve=active_path if one else None,
+        )
+
     async def service_healthy(self, service: str) -> bool:
         return await asyncio.to_thread(self.sandbox.healthy, service)
+
+
+@functools.lru_cache(maxsize=1)
+def sandbox_versions() -> dict[str, str]:
+    """What the sandbox runs, read from the binaries themselves (results carry it, so a
+    change of version can explain a change of behaviour)."""
+    found = {}
+    for name, command in (
+        ("nats", lambda: [str(nats_server.server_binary()), "--version"]),
+        ("postgres", lambda: [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"]),
+        ("collector", lambda: [str(collector.binary()), "--version"]),
+    ):
+        try:
+            out = subprocess.run(command(), capture_output=True, text=True, timeout=10)
+            found[name] = (out.stdout or out.stderr).strip().splitlines()[0]
+        except Exception as exc:  # a missing binary is a fact to report, not a crash
+            found[name] = f"unknown ({exc})"
+    return found
+
+

@@ -1,0 +1,320 @@
+"""The OTLP ingest sink that stands in for OpenObserve in the sandbox.
+
+It takes OTLP/HTTP on OpenObserve's paths (`POST /api/{org}/v1/logs`, `.../v1/traces`, and
+`.../v1/metrics` only because rotel insists on a metrics endpoint), counts every log record and
+span, and remembers the `chaos.marker` attribute of each, so a scenario can ask how many of the
+markers it sent reached the backend: `GET /api/{org}/markers?prefix=P`.
+
+With `--store FILE` every record is appended to FILE before the 200 goes out, and the file is
+read back at start: a 200 means the record survives a SIGKILL of the sink, as it would in a
+real backend. A client that gave up before the sink read its request (a collector timing out
+while the sink was paused) gets nothing counted: uvicorn reports the disconnect instead of the
+body, which is what a real backend would do with half a conversation.
+
+Run it as `python -m chaos_tui.sandbox.otlp_sink --port P [--store FILE] [--ready-file F]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import gzip
+import json
+import logging
+import zlib
+from collections import Counter
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import uvicorn
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+log = logging.getLogger("otlp_sink")
+
+MARKER_ATTRIBUTE = "chaos.marker"
+MAX_BODY = 16 * 1024 * 1024  # far above any batch rotel sends; refuses a runaway client
+PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
+# uvicorn closes a connection idle for 5 s by default. When the sink is paused longer than
+# that, the expired timers fire on SIGCONT and close connections on which rotel has already
+# written a request: rotel gets ECONNRESET, which it does not retry, and drops the batch
+# (measured: 1-2 batches per 5 s pause). That is the sink's doing, not the collector's, so
+# the sandbox keeps idle connections longer than any stall it makes; `--keep-alive-s 5`
+# brings the race back for whoever wants to test it.
+KEEP_ALIVE_S = 120
+
+# signal -> (request type, empty response type)
+SIGNALS = {
+    "logs": (ExportLogsServiceRequest, ExportLogsServiceResponse),
+    "traces": (ExportTraceServiceRequest, ExportTraceServiceResponse),
+    "metrics": (ExportMetricsServiceRequest, ExportMetricsServiceResponse),
+}
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- what was received --------------------------------------------------------------------
+
+class MarkerStore:
+    """Per organisation: how many records arrived and how often each marker was seen."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.records: Counter[str] = Counter()
+        self.markers: dict[str, Counter[str]] = {}
+        self._fh = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._load(path)
+            self._fh = open(path, "a", encoding="utf-8")
+
+    def _load(self, path: Path) -> None:
+        # One line per record: "org<TAB>marker", marker empty for a record without one.
+        # A torn last line (killed mid-write) has no newline and is ignored: its request
+        # never got its 200, so the collector still owns it.
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        for line in text.splitlines(keepends=True):
+            if not line.endswith("\n") or "\t" not in line:
+                continue
+            org, marker = line.rstrip("\n").split("\t", 1)
+            self._count(org, [marker] if marker else [], 1)
+
+    def _count(self, org: str, markers: list[str], records: int) -> None:
+        self.records[org] += records
+        if markers:
+            self.markers.setdefault(org, Counter()).update(markers)
+
+    def add(self, org: str, markers: list[str], records: int) -> None:
+        if self._fh is not None and records:
+            lines = [f"{org}\t{m}\n" for m in markers]
+            lines += [f"{org}\t\n"] * (records - len(markers))
+            self._fh.write("".join(lines))
+            self._fh.flush()  # in the page cache before the 200: survives a kill of the sink
+        self._count(org, markers, records)
+
+    def query(self, org: str, prefix: str) -> dict:
+        seen = self.markers.get(org, Counter())
+        return {
+            "records": self.records[org],
+            "markers": {m: n for m, n in sorted(seen.items()) if m.startswith(prefix)},
+        }
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _marker_of(attributes) -> str | None:
+    for kv in attributes:
+        if kv.key == MARKER_ATTRIBUTE and kv.value.WhichOneof("value") == "string_value":
+            return kv.value.string_value
+    return None
+
+
+def collect(signal: str, request) -> tuple[list[str], int]:
+    """(markers, record count) of one export request. Metrics carry no markers and count 0."""
+    markers: list[str] = []
+    records = 0
+    if signal == "logs":
+        for rl in request.resource_logs:
+            for sl in rl.scope_logs:
+                for rec in sl.log_records:
+                    records += 1
+                    marker = _marker_of(rec.attributes)
+                    if marker is not None:
+                        markers.append(marker)
+    elif signal == "traces":
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    records += 1
+                    marker = _marker_of(span.attributes)
+                    if marker is not None:
+                        markers.append(marker)
+    return markers, records
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+def decode(signal: str, body: bytes, content_type: str, content_encoding: str):
+    request_type = SIGNALS[signal][0]
+    encoding = content_encoding.strip().lower()
+    try:
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "deflate":
+            body = zlib.decompress(body)
+        elif encoding not in ("", "identity"):
+            raise BadRequest(415, f"unsupported Content-Encoding {content_encoding!r}")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BadRequest(400, f"cannot decompress body: {exc}") from exc
+    if content_type in PROTOBUF_TYPES:
+        request = request_type()
+        try:
+            request.ParseFromString(body)
+        except DecodeError as exc:
+            raise BadRequest(400, f"not an OTLP protobuf {request_type.__name__}: {exc}") from exc
+        return request
+    if content_type == "application/json":
+        try:
+            data = json.loads(body)
+            _hex_ids_to_base64(data)
+            return json_format.ParseDict(data, request_type(), ignore_unknown_fields=True)
+        except (ValueError, json_format.ParseError) as exc:
+            raise BadRequest(400, f"not an OTLP JSON {request_type.__name__}: {exc}") from exc
+    raise BadRequest(415, f"unsupported Content-Type {content_type!r}")
+
+
+ID_FIELDS = {"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"}
+
+
+def _hex_ids_to_base64(node) -> None:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping expects base64."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ID_FIELDS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    pass  # not hex: leave it for the parser to judge
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+# -- the ASGI app -------------------------------------------------------------------------
+
+class Sink:
+    def __init__(self, store: MarkerStore) -> None:
+        self.store = store
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return  # run with lifespan="off": nothing to set up
+        method, parts = scope["method"], scope["path"].strip("/").split("/")
+        try:
+            if parts == ["healthz"]:
+                _allow(method, "GET")
+                await _json(send, 200, {"status": "ok"})
+            elif len(parts) == 4 and parts[0] == "api" and parts[2] == "v1" and parts[3] in SIGNALS:
+                _allow(method, "POST")
+                await self._export(scope, receive, send, parts[1], parts[3])
+            elif len(parts) == 3 and parts[0] == "api" and parts[2] == "markers":
+                _allow(method, "GET")
+                query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                prefix = query.get("prefix", [""])[0]
+                await _json(send, 200, self.store.query(parts[1], prefix))
+            else:
+                raise BadRequest(404, f"no route for {scope['path']}")
+        except BadRequest as exc:
+            await _json(send, exc.status, {"error": str(exc)})
+
+    async def _export(self, scope, receive, send, org: str, signal: str) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client left before we read its request: nothing to count, no one to tell
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        request = decode(signal, body, content_type, headers.get("content-encoding", ""))
+        markers, records = collect(signal, request)
+        self.store.add(org, markers, records)
+        response = SIGNALS[signal][1]()
+        if content_type == "application/json":
+            await _send(send, 200, json_format.MessageToJson(response).encode(), "application/json")
+        else:
+            await _send(send, 200, response.SerializeToString(), "application/x-protobuf")
+
+
+def _allow(method: str, expected: str) -> None:
+    if method != expected:
+        raise BadRequest(405, f"use {expected}")
+
+
+async def _read_body(receive) -> bytes | None:
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            raise BadRequest(413, f"body larger than {MAX_BODY} bytes")
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+async def _send(send, status: int, body: bytes, content_type: str) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(send, status: int, data: dict) -> None:
+    await _send(send, status, json.dumps(data).encode(), "application/json")
+
+
+# -- running it ---------------------------------------------------------------------------
+
+async def serve(app, host: str, port: int, ready_file: str | None,
+                keep_alive_s: int = KEEP_ALIVE_S) -> None:
+    """Run uvicorn and write the ready file once the socket is listening (not before)."""
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+        timeout_keep_alive=keep_alive_s,
+    ))
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.02)
+    if server.started and ready_file:
+        Path(ready_file).write_text("ready\n")
+    await task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="OTLP/HTTP sink standing in for OpenObserve")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--store", default=None, help="append every record here; reload at start")
+    parser.add_argument("--ready-file", default=None)
+    parser.add_argument("--keep-alive-s", type=int, default=KEEP_ALIVE_S,
+                        help="close idle client connections after this long")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    store = MarkerStore(Path(args.store) if args.store else None)
+    loaded = sum(store.records.values())
+    log.info("listening on %s:%d (%d records loaded from the store)", args.host, args.port, loaded)
+    try:
+        asyncio.run(serve(Sink(store), args.host, args.port, args.ready_file, args.keep_alive_s))
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+../../../infra/docker/opa/policies/gateway.rego

@@ -1,0 +1,220 @@
+"""Every sandbox service: which profile it belongs to, the ports it needs, how it starts and
+how we know it is ready. The profiles carry the Docker Compose stack's profile names, so a
+scenario asks for the same thing on either target.
+
+A service's `launch` returns the command to run; `ready` raises until the service answers as
+it should. Both get a `Where`: the state directory, the ports picked for this sandbox and the
+settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from chaos_tui.sandbox import collector, mesh, postgres
+from chaos_tui.sandbox import nats as nats_server
+from chaos_tui.sandbox.postgres import SandboxError
+from chaos_tui.settings import Settings
+
+
+@dataclass
+class Where:
+    root: Path
+    ports: dict[str, int]
+    settings: Settings
+
+    def url(self, port: str, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.ports[port]}"
+
+    def ready_file(self, service: str) -> Path:
+        return self.root / f"{service}.ready"
+
+
+@dataclass
+class Launch:
+    command: list[str]
+    user: str | None = None  # run as this OS user (postgres refuses root)
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    profile: str
+    description: str
+    ports: tuple[str, ...]
+    launch: Callable[[Where], Launch]
+    ready: Callable[[Where], None]
+    stop_signal: int = signal.SIGTERM
+    # Ports it dials that someone else listens on (the agent's link proxies): picked with
+    # the rest, but never re-picked for being busy, since busy is what they should be.
+    dials: tuple[str, ...] = ()
+
+
+def _python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def _ready_file_written(where: Where, service: str) -> None:
+    if not where.ready_file(service).is_file():
+        raise SandboxError(f"{service} is not serving yet")
+
+
+def _http_ok(url: str) -> None:
+    httpx.get(url, timeout=1.0).raise_for_status()
+
+
+# -- chaos-outbox: Postgres, NATS and the outbox relay ------------------------------------------
+
+def _launch_postgres(w: Where) -> Launch:
+    user = w.settings.sandbox.pg_user if postgres.running_as_root() else None
+    bin_dir, data = postgres.prepare_data_dir(w.root / "pg", user)
+    postgres.clear_stale_lock(data)
+    if user:  # the log file must exist before we drop to the user that writes it
+        log = w.root / "logs" / "postgres.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+    return Launch(postgres.server_command(bin_dir, data, w.ports["postgres"]), user, Path("/"))
+
+
+def _launch_nats(w: Where) -> Launch:
+    return Launch(nats_server.server_command(
+        w.root / "nats", w.ports["nats"], w.ports["nats_monitor"], "chaos-sandbox"))
+
+
+def _ready_nats(w: Where) -> None:
+    _http_ok(w.url("nats_monitor") + "/healthz?js-enabled-only=true")
+    asyncio.run(nats_server.ensure_events_stream(w.url("nats", "nats")))
+
+
+def _launch_relay(w: Where) -> Launch:
+    return Launch(_python(
+        "chaos_tui.sandbox.outbox_relay",
+        "--postgres-url", postgres.url(w.ports["postgres"]),
+        "--nats-url", w.url("nats", "nats"),
+        "--test-drop-every", str(w.settings.sandbox.relay_test_drop_every),
+        "--ready-file", str(w.ready_file("relay")),
+    ))
+
+
+# -- chaos-opa: the decision server (real Rego) and our policy gateway ---------------------------
+
+def _launch_opa(w: Where) -> Launch:
+    return Launch(_python(
+        "chaos_tui.sandbox.decision_server", "--port", str(w.ports["opa"]),
+        "--ready-file", str(w.ready_file("opa")),
+    ))
+
+
+def _launch_gateway(w: Where) -> Launch:
+    command = _python(
+        "chaos_tui.sandbox.policy_gateway", "--port", str(w.ports["gateway"]),
+        "--opa-url", w.url("opa"), "--ready-file", str(w.ready_file("gateway")),
+    )
+    if w.settings.sandbox.gateway_test_fail_open:
+        command.append("--test-fail-open")
+    return Launch(command)
+
+
+# -- chaos-observe: the OTLP sink standing in for OpenObserve, and the rotel collector -----------
+
+def _launch_sink(w: Where) -> Launch:
+    return Launch(_python(
+        "chaos_tui.sandbox.otlp_sink", "--port", str(w.ports["sink"]),
+        "--store", str(w.root / "sink" / "markers.log"),
+        "--ready-file", str(w.ready_file("sink")),
+    ))
+
+
+def _launch_collector(w: Where) -> Launch:
+    return Launch(collector.command(
+        collector.binary(), w.ports["otlp_grpc"], w.ports["otlp_http"], w.url("sink"),
+        collector.ORG, retries=w.settings.sandbox.collector_retries, state_dir=w.root / "rotel",
+    ))
+
+
+# -- mesh: NATS domains sea-a and sea-b joined by a leafnode link through the agent's proxies ----
+
+def _launch_nats_a(w: Where) -> Launch:
+    conf = w.root / "mesh" / "nats_a.conf"
+    mesh.write_config_a(conf, w.root / "mesh" / "a", w.ports["nats_a"],
+                        w.ports["nats_a_monitor"], w.ports["nats_a_leaf"],
+                        w.settings.platform.domain_a, "chaos-sea-a")
+    return Launch(mesh.server_command(conf))
+
+
+def _launch_nats_b(w: Where) -> Launch:
+    conf = w.root / "mesh" / "nats_b.conf"
+    remotes = [f"nats-leaf://127.0.0.1:{w.ports[p]}" for p in mesh_link_ports()]
+    mesh.write_config_b(conf, w.root / "mesh" / "b", w.ports["nats_b"],
+                        w.ports["nats_b_monitor"], w.settings.platform.domain_b, remotes,
+                        "chaos-sea-b")
+    return Launch(mesh.server_command(conf))
+
+
+def _ready_nats_a(w: Where) -> None:
+    _http_ok(w.url("nats_a_monitor") + "/healthz?js-enabled-only=true")
+
+
+def _ready_nats_b(w: Where) -> None:
+    # B starts after A, so both streams can be made here (the mirror needs no live link).
+    _http_ok(w.url("nats_b_monitor") + "/healthz?js-enabled-only=true")
+    asyncio.run(mesh.ensure_mesh_streams(
+        w.url("nats_a", "nats"), w.url("nats_b", "nats"), w.settings.platform.domain_a,
+        w.settings.sandbox.mesh_origin_max_msgs))
+
+
+MESH_PATHS = 2  # two leafnode paths, so one can be cut while the other carries the mirror
+
+
+def mesh_link_ports() -> list[str]:
+    return [f"mesh_link_{i}" for i in range(1, MESH_PATHS + 1)]
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("postgres", "chaos-outbox", "PostgreSQL with the outbox table", ("postgres",),
+            _launch_postgres, lambda w: postgres.apply_migrations(postgres.url(w.ports["postgres"])),
+            stop_signal=signal.SIGINT),  # postgres's "fast" shutdown
+    Service("nats", "chaos-outbox", "NATS JetStream with SEA_EVENTS", ("nats", "nats_monitor"),
+            _launch_nats, _ready_nats),
+    Service("relay", "chaos-outbox", "outbox relay (Postgres -> JetStream)", (),
+            _launch_relay, lambda w: _ready_file_written(w, "relay")),
+    Service("opa", "chaos-opa", "OPA-compatible decision server (Rego via regopy)", ("opa",),
+            _launch_opa, lambda w: _http_ok(w.url("opa") + "/health")),
+    Service("gateway", "chaos-opa", "policy gateway (asks OPA, fails closed)", ("gateway",),
+            _launch_gateway, lambda w: _http_ok(w.url("gateway") + "/health")),
+    Service("sink", "chaos-observe", "OTLP sink standing in for OpenObserve", ("sink",),
+            _launch_sink, lambda w: _http_ok(w.url("sink") + "/healthz")),
+    Service("collector", "chaos-observe", "rotel OpenTelemetry collector",
+            ("otlp_grpc", "otlp_http"), _launch_collector,
+            lambda w: collector.ready(w.ports["otlp_http"])),  # rotel has no health endpoint
+    Service("nats_a", "mesh", "NATS domain sea-a with SEA_EVENTS, leafnode hub",
+            ("nats_a", "nats_a_monitor", "nats_a_leaf"), _launch_nats_a, _ready_nats_a),
+    Service("nats_b", "mesh", "NATS domain sea-b with SEA_EVENTS_MIRROR, leafnode remote",
+            ("nats_b", "nats_b_monitor"), _launch_nats_b, _ready_nats_b,
+            dials=tuple(mesh_link_ports())),
+)
+
+BY_NAME = {s.name: s for s in SERVICES}
+PROFILES: dict[str, tuple[str, ...]] = {}
+for _s in SERVICES:
+    PROFILES.setdefault(_s.profile, ())
+    PROFILES[_s.profile] += (_s.name,)
+
+
+def services_of(profiles: list[str] | tuple[str, ...] | None) -> list[Service]:
+    """The services of these profiles (all when None), in start order."""
+    if profiles is None:
+        return list(SERVICES)
+    unknown = [p for p in profiles if p not in PROFILES]
+    if unknown:
+        raise SandboxError(f"unknown sandbox profile {unknown[0]!r} "
+                           f"(known: {', '.join(PROFILES)})")
+    return [s for s in SERVICES if s.profile in profiles]

@@ -1,0 +1,280 @@
+"""nats_partition_mesh: cutting the link between domains sea-a and sea-b loses no event; the
+mirror in sea-b catches up after the heal, and the cut is visible while it lasts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+from nats.aio.client import Client
+from pydantic import BaseModel, ConfigDict, Field
+
+from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.delivery import check_delivery, examples
+from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.probes.jetstream_probe import read_subject
+from chaos_tui.probes.nats_probe import connect
+from chaos_tui.sandbox.mesh import MIRROR_STREAM, PROBE_SUBJECT, mirror_state, origin_last_seq
+from chaos_tui.scenarios.load import SteadyLoad
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    publish_rate: float = Field(20.0, gt=0, le=1000, description="probe messages per second")
+    warmup_s: float = Field(3.0, ge=0, le=600, description="publishing before the cut")
+    cut_s: float = Field(5.0, ge=0, le=300, description="how long the link stays cut")
+    recover_s: float = Field(3.0, ge=0, le=600, description="publishing after the heal")
+    scope: Literal["full", "one-node"] = Field("full", description="cut every path, or one")
+    catchup_limit_s: float = Field(30.0, gt=0, le=170, description="mirror must catch up within")
+    flow_limit_s: float = Field(5.0, gt=0, description="one-node: longest mirror silence")
+
+
+class MeshPublisher(SteadyLoad):
+    """Publishes to SEA_EVENTS in sea-a, one Nats-Msg-Id per message; keeps what was acked."""
+
+    def __init__(self, url: str, run_id: str, rate_per_s: float) -> None:
+        super().__init__(rate_per_s, "mesh-publisher")
+        self.url = url
+        self.run_id = run_id
+        self.attempted: list[str] = []
+        self.acknowledged: set[str] = set()
+        self.sent_at: dict[str, float] = {}
+        self.failures = 0
+        self._nc: Client | None = None
+
+    async def tick(self, n: int) -> None:
+        msg_id = f"{self.run_id}-{n:06d}"
+        self.attempted.append(msg_id)
+        self.sent_at[msg_id] = time.time()
+        try:
+            if self._nc is None:
+                self._nc = await connect(self.url, "chaos-tui-mesh-publisher")
+            js = self._nc.jetstream(timeout=2)
+            await js.publish(PROBE_SUBJECT, msg_id.encode(), headers={"Nats-Msg-Id": msg_id})
+            self.acknowledged.add(msg_id)
+        except Exception:  # an unacked publish is data: it may or may not have landed
+            self.failures += 1
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._nc is not None:
+            nc, self._nc = self._nc, None
+            await nc.close()
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorReading:
+    t: float
+    origin_seq: int
+    mirror_seq: int
+    silent_s: float | None  # mirror.active: time since sea-b last heard from the origin
+
+
+class MirrorProbe(Probe):
+    """How far SEA_EVENTS_MIRROR trails SEA_EVENTS (messages), read from both domains; every
+    reading is kept, so catch-up and the cut's visibility are read off them afterwards."""
+
+    def __init__(self, name: str, a_url: str, b_url: str) -> None:
+        super().__init__(name, "messages the mirror in sea-b trails the origin in sea-a")
+        self.a_url, self.b_url = a_url, b_url
+        self.readings: list[MirrorReading] = []
+        self._a: Client | None = None
+        self._b: Client | None = None
+
+    async def measure(self) -> float | None:
+        if self._a is None:
+            self._a = await connect(self.a_url, "chaos-tui-mirror-probe-a")
+        if self._b is None:
+            self._b = await connect(self.b_url, "chaos-tui-mirror-probe-b")
+        origin = await origin_last_seq(self._a)
+        mirror = await mirror_state(self._b)
+        self.readings.append(MirrorReading(time.time(), origin, mirror["last_seq"],
+                                           mirror["active_s"]))
+        return float(max(0, origin - mirror["last_seq"]))
+
+    async def close(self) -> None:
+        for nc in (self._a, self._b):
+            if nc is not None:
+                await nc.close()
+        self._a = self._b = None
+
+
+class MirrorSilenceProbe(Probe):
+    """Seconds since sea-b last heard from the origin (mirror.active): it grows through a
+    cut, while the mirror's lag figure goes stale."""
+
+    def __init__(self, name: str, mirror: MirrorProbe) -> None:
+        super().__init__(name, "seconds since the mirror last heard from sea-a")
+        self.mirror = mirror
+
+    async def measure(self) -> float | None:
+        readings = self.mirror.readings
+        if not readings or time.time() - readings[-1].t > 1.0:
+            raise RuntimeError("no fresh mirror reading")
+        if readings[-1].silent_s is None:
+            raise RuntimeError("the mirror has not reached the origin yet")
+        return readings[-1].silent_s
+
+
+class LinkProbe(Probe):
+    """Passes while sea-a has sea-b's leafnode connection (its /leafz monitor page)."""
+
+    def __init__(self, name: str, monitor_url: str) -> None:
+        super().__init__(name, "sea-a sees the leafnode from sea-b")
+        self.url = monitor_url + "/leafz"
+        self._http: httpx.AsyncClient | None = None
+
+    async def measure(self) -> float | None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout_s)
+        leafs = (await self._http.get(self.url)).json().get("leafs") or []
+        if not leafs:
+            raise RuntimeError("no leafnode connection")
+        return float(len(leafs))
+
+    async def close(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+
+class NatsPartitionMesh(Scenario):
+    name = "nats_partition_mesh"
+    hypothesis = (
+        "Cutting the leafnode link between domains sea-a and sea-b loses and doubles no event: "
+        "every message published to SEA_EVENTS appears exactly once in SEA_EVENTS_MIRROR "
+        "after the heal, and the mirror catches up within 30 s."
+    )
+    profile = "mesh"
+    invariant_budget_s = 120.0
+    runbook = "docs/runbooks/nats_partition_mesh.md"
+    Params = Params
+    recovery_probe = "link"
+    backlog_probe = "mirror_lag"
+
+    def __init__(self, params: Params | None = None) -> None:
+        super().__init__(params)
+        self.publisher: MeshPublisher | None = None
+        self.mirror: MirrorProbe | None = None
+
+    def probes(self, target) -> list[Probe]:
+        self.mirror = MirrorProbe("mirror_lag", target.nats_a_url, target.nats_b_url)
+        return [
+            LinkProbe("link", target.nats_a_monitor_url),
+            self.mirror,
+            MirrorSilenceProbe("mirror_silence", self.mirror),
+        ]
+
+    def steady_state(self) -> dict[str, float | None]:
+        # The mirror must be in touch with the origin before the cut, or nothing is tested.
+        return {"link": None, "mirror_lag": 1000, "mirror_silence": 5.0}
+
+    def faults(self, target) -> list[Fault]:
+        return [target.cut_link(self.params.scope, self.params.cut_s)]
+
+    async def start_workload(self, ctx: RunContext) -> None:
+        self.publisher = MeshPublisher(ctx.target.nats_a_url, ctx.run_id, self.params.publish_rate)
+        self.publisher.start()
+        ctx.note(f"publishing {self.params.publish_rate:g} msg/s to {PROBE_SUBJECT} in "
+                 f"{ctx.target.domain_a}")
+
+    async def stop_workload(self, ctx: RunContext) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
+
+    def invariants(self) -> list[InvariantSpec]:
+        p = self.params
+        specs = [
+            InvariantSpec(name="no_lost_messages", description="every acked message reached "
+                          "SEA_EVENTS_MIRROR", limit=0, unit="messages"),
+            InvariantSpec(name="no_duplicate_messages", description="no message id twice in "
+                          "SEA_EVENTS_MIRROR", limit=0, unit="messages"),
+            InvariantSpec(name="mirror_catches_up", description="from heal to the mirror "
+                          "holding everything published before it", limit=p.catchup_limit_s,
+                          unit="s"),
+        ]
+        if p.scope == "full":
+            specs.append(InvariantSpec(
+                name="partition_visible", description="the mirror went silent during the cut "
+                "(mirror.active grew)", limit=min(1.0, p.cut_s / 2), comparison=">=", unit="s"))
+        else:
+            specs.append(InvariantSpec(
+                name="mirror_keeps_flowing", description="with one path cut the mirror is "
+                "never silent for long", limit=p.flow_limit_s, unit="s"))
+        return specs
+
+    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
+        p = self.params
+        window = ctx.timeline.windows[0] if ctx.timeline.windows else None
+        healed_at = window.healed_at if window else None
+        readings = self.mirror.readings if self.mirror else []
+        catch_up = await self._catch_up_s(ctx, healed_at, readings)
+        await self._wait_settled(ctx, p.catchup_limit_s)
+
+        publisher = self.publisher
+        stored = await read_subject(ctx.target.nats_b_url, MIRROR_STREAM, PROBE_SUBJECT)
+        ours = [m.msg_id or "" for m in stored if (m.msg_id or "").startswith(ctx.run_id)]
+        self.delivery = d = check_delivery(publisher.attempted, publisher.acknowledged, ours)
+        ctx.note(f"mirror: {d.acknowledged} published, {d.published} mirrored, {d.lost} lost, "
+                 f"{d.duplicated} duplicated")
+
+        silent = [r.silent_s for r in readings if window and r.silent_s is not None
+                  and window.injected_at <= r.t <= (healed_at or float("inf"))]
+        longest_silence = round(max(silent), 3) if silent else None
+        self.measurements.update({
+            "mirror catch-up (s)": catch_up,
+            "longest mirror silence during cut (s)": longest_silence,
+            "messages published during cut": sum(
+                1 for t in publisher.sent_at.values() if window and window.contains(t)),
+            "scope": p.scope,
+        })
+        spec = {i.name: i for i in self.invariants()}
+        results = [
+            spec["no_lost_messages"].judge(d.lost, examples(d.lost_sample)),
+            spec["no_duplicate_messages"].judge(d.duplicated, examples(d.duplicated_sample)),
+            spec["mirror_catches_up"].judge(
+                catch_up, "" if catch_up is not None else f"not caught up {p.catchup_limit_s:g}s "
+                "after the heal"),
+        ]
+        if p.scope == "full":
+            results.append(spec["partition_visible"].judge(longest_silence))
+        else:
+            results.append(spec["mirror_keeps_flowing"].judge(longest_silence))
+        return results
+
+    async def _catch_up_s(self, ctx: RunContext, healed_at: float | None,
+                          readings: list[MirrorReading]) -> float | None:
+        """Seconds from the heal until the mirror held everything the origin had at the heal:
+        read off the probe's readings, or polled here if the run ended before that."""
+        if healed_at is None:
+            return None
+        after = [r for r in readings if r.t >= healed_at]
+        if not after:
+            return None
+        goal = after[0].origin_seq
+        done = next((r for r in after if r.mirror_seq >= goal), None)
+        if done is not None:
+            return round(done.t - healed_at, 3)
+        deadline = healed_at + self.params.catchup_limit_s
+        while time.time() < deadline:
+            state = await mirror_state(ctx.target.nats_b_url)
+            if state["last_seq"] >= goal:
+                return round(time.time() - healed_at, 3)
+            await asyncio.sleep(0.1)
+        return None
+
+    async def _wait_settled(self, ctx: RunContext, timeout_s: float) -> None:
+        """Before reading the mirror back: wait until it holds the origin's last message."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                goal = await origin_last_seq(ctx.target.nats_a_url)
+                if (await mirror_state(ctx.target.nats_b_url))["last_seq"] >= goal:
+                    return
+            except Exception:
+                pass
+            await asyncio.sleep(0.2)

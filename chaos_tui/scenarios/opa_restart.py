@@ -1,0 +1,242 @@
+"""opa_restart: while the decision server is down the gateway must deny, and never allow
+what the policy denies; allow must come back soon after the decision server does."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.probes.http_probe import HttpProbe
+from chaos_tui.sandbox.policy_engine import PolicyEngine, default_policy_dir
+from chaos_tui.scenarios.load import SteadyLoad
+
+POLICY_PATH = "chaos/gateway/allow"
+
+def _request(role: str, action: str, resource_tenant: str) -> dict:
+    """A caller of tenant acme with this role, acting on a resource of some tenant."""
+    return {"subject": {"role": role}, "tenant": "acme", "action": action,
+            "resource": {"tenant": resource_tenant}}
+
+
+# A spread of requests: some the policy allows, some it denies. What each should get is not
+# written here but asked of the policy itself (see `expected`), so the two cannot drift.
+REQUESTS: list[dict] = [
+    _request("admin", "delete", "globex"),
+    _request("viewer", "read", "acme"),
+    _request("viewer", "write", "acme"),
+    _request("editor", "write", "acme"),
+    _request("editor", "write", "globex"),
+    _request("guest", "read", "acme"),
+]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision_rate: float = Field(20.0, gt=0, le=500, description="gateway decisions per second")
+    warmup_s: float = Field(3.0, ge=0, le=600, description="decisions before the fault")
+    down_s: float = Field(3.0, ge=0, le=60, description="how long OPA stays dead")
+    recover_s: float = Field(5.0, ge=0, le=600, description="decisions after the heal")
+    resume_limit_s: float = Field(10.0, gt=0, description="allow must come back within")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    sent_at: float
+    answered_at: float
+    request: int  # index into REQUESTS
+    answer: str  # allow | deny | error (the gateway itself did not answer)
+    reason: str
+
+
+class DecisionStream(SteadyLoad):
+    """Asks the gateway for a decision on each request in turn and keeps every answer."""
+
+    def __init__(self, gateway_url: str, rate_per_s: float) -> None:
+        super().__init__(rate_per_s, "decisions")
+        self.url = gateway_url + "/v1/decide"
+        self.decisions: list[Decision] = []
+        self._http = httpx.AsyncClient(timeout=2.0)
+
+    async def tick(self, n: int) -> None:
+        index = n % len(REQUESTS)
+        sent = time.time()
+        try:
+            response = await self._http.post(self.url, json=REQUESTS[index])
+            body = response.json() if response.status_code == 200 else {}
+            allow = body.get("allow")
+            if allow is True or allow is False:
+                answer, reason = ("allow" if allow else "deny"), str(body.get("reason", ""))
+            else:
+                answer, reason = "error", f"HTTP {response.status_code}"
+        except (httpx.HTTPError, ValueError) as exc:
+            answer, reason = "error", str(exc) or type(exc).__name__
+        self.decisions.append(Decision(sent, time.time(), index, answer, reason))
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self._http.aclose()
+
+
+class AllowProbe(Probe):
+    """Passes while the gateway allows a request the policy allows: fails closed shows up
+    here as a failure, and the recovery timings are read from it."""
+
+    def __init__(self, name: str, gateway_url: str, request: dict) -> None:
+        super().__init__(name, "gateway allows a request the policy allows")
+        self.url = gateway_url + "/v1/decide"
+        self.request = request
+        self._http: httpx.AsyncClient | None = None
+
+    async def measure(self) -> float | None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.timeout_s)
+        response = await self._http.post(self.url, json=self.request)
+        body = response.json()
+        if body.get("allow") is not True:
+            raise RuntimeError(f"denied: {body.get('reason', response.status_code)}")
+        return 1.0
+
+    async def close(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+
+def expected() -> list[bool]:
+    """What the policy itself says about each request: the oracle for every answer."""
+    engine = PolicyEngine(default_policy_dir())
+    return [engine.evaluate(POLICY_PATH, r) == (True, True) for r in REQUESTS]
+
+
+class OpaRestart(Scenario):
+    name = "opa_restart"
+    hypothesis = (
+        "When the policy engine dies, the gateway fails closed: every decision while OPA is "
+        "down is deny, nothing the policy denies is ever allowed, and allow comes back within "
+        "10 s of OPA answering again."
+    )
+    profile = "chaos-opa"
+    invariant_budget_s = 60.0
+    runbook = "docs/runbooks/opa_restart.md"
+    Params = Params
+    recovery_probe = "allow_path"
+
+    def __init__(self, params: Params | None = None) -> None:
+        super().__init__(params)
+        self.stream: DecisionStream | None = None
+
+    def probes(self, target) -> list[Probe]:
+        allowed = REQUESTS[0]  # an admin: allowed by any sane policy, checked in steady state
+        return [
+            HttpProbe("opa", target.opa_url + "/health"),
+            HttpProbe("gateway", target.gateway_url + "/health"),
+            AllowProbe("allow_path", target.gateway_url, allowed),
+        ]
+
+    def steady_state(self) -> dict[str, float | None]:
+        return {"opa": None, "gateway": None, "allow_path": None}
+
+    def faults(self, target) -> list[Fault]:
+        return [target.hard_restart("opa", self.params.down_s)]
+
+    async def start_workload(self, ctx: RunContext) -> None:
+        self.stream = DecisionStream(ctx.target.gateway_url, self.params.decision_rate)
+        self.stream.start()
+        ctx.note(f"asking the gateway {self.params.decision_rate:g} decisions/s over "
+                 f"{len(REQUESTS)} requests, allowed and denied")
+
+    async def stop_workload(self, ctx: RunContext) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
+
+    def invariants(self) -> list[InvariantSpec]:
+        return [
+            InvariantSpec(name="fails_closed", description="no allow while OPA is down",
+                          limit=0, unit="allows"),
+            InvariantSpec(name="never_allows_denied", description="no allow, ever, for a "
+                          "request the policy denies", limit=0, unit="allows"),
+            InvariantSpec(name="allow_resumes", description="allow comes back after OPA "
+                          "answers again", limit=self.params.resume_limit_s, unit="s"),
+        ]
+
+    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
+        decisions = self.stream.decisions if self.stream else []
+        should_allow = expected()
+        down_at, last_down, back_at = opa_down_span(ctx)
+        phases = {"before fault": [], "while OPA down": [], "across an edge": [],
+                  "after OPA back": []}
+        for d in decisions:
+            phases[phase_of(d, down_at, last_down, back_at)].append(d)
+        for phase, items in phases.items():
+            self.measurements[f"decisions {phase}"] = count_answers(items)
+        self.measurements["OPA down (s)"] = (
+            round(back_at - down_at, 3) if down_at and back_at else None)
+
+        during = phases["while OPA down"]
+        allowed_while_down = [d for d in during if d.answer == "allow"]
+        wrongly_allowed = [d for d in decisions if d.answer == "allow" and not should_allow[d.request]]
+        resume = allow_resume_s(decisions, should_allow, back_at)
+        spec = {i.name: i for i in self.invariants()}
+        ctx.note(f"decisions: {len(decisions)}, {len(during)} while OPA was down, "
+                 f"{len(allowed_while_down)} of them allowed")
+        return [
+            spec["fails_closed"].judge(
+                len(allowed_while_down) if during else None,
+                f"{len(during)} decisions while OPA was down" if during else
+                "no decision was made while OPA was down: nothing to judge"),
+            spec["never_allows_denied"].judge(len(wrongly_allowed), _example(wrongly_allowed)),
+            spec["allow_resumes"].judge(
+                resume, "" if resume is not None else "no allow after OPA came back"),
+        ]
+
+
+def opa_down_span(ctx: RunContext) -> tuple[float | None, float | None, float | None]:
+    """When OPA was surely down (its first and last failed health check after the kill) and
+    when it was first seen back. Between the last failure and the first success it may
+    already have answered: decisions there are not held to deny."""
+    down_at, back_at = ctx.timeline.outage("opa")
+    if down_at is None:
+        return None, None, None
+    failed = [s.t for s in ctx.timeline.samples("opa")
+              if not s.ok and down_at <= s.t and (back_at is None or s.t < back_at)]
+    return down_at, max(failed), back_at
+
+
+def phase_of(d: Decision, down_at: float | None, last_down: float | None,
+             back_at: float | None) -> str:
+    """Only a decision asked and answered while OPA was surely down must be deny; one that
+    straddles either edge may have reached a live OPA, so it is counted apart."""
+    if down_at is None or d.answered_at < down_at:
+        return "before fault"
+    if back_at is not None and d.sent_at >= back_at:
+        return "after OPA back"
+    if d.sent_at >= down_at and d.answered_at <= last_down:
+        return "while OPA down"
+    return "across an edge"
+
+
+def count_answers(items: list[Decision]) -> dict[str, int]:
+    return {kind: sum(d.answer == kind for d in items) for kind in ("allow", "deny", "error")}
+
+
+def allow_resume_s(decisions: list[Decision], should_allow: list[bool],
+                   back_at: float | None) -> float | None:
+    """Seconds from OPA answering again to the first allow of an allowed request."""
+    if back_at is None:
+        return None
+    later = [d.answered_at for d in decisions
+             if d.answer == "allow" and should_allow[d.request] and d.sent_at >= back_at]
+    return round(max(0.0, min(later) - back_at), 3) if later else None
+
+
+def _example(items: list[Decision]) -> str:
+    if not items:
+        return ""
+    return f"e.g. {json.dumps(REQUESTS[items[0].request])} allowed ({items[0].reason})"

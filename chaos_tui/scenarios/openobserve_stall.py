@@ -1,0 +1,178 @@
+"""openobserve_stall: a stalled telemetry backend loses no telemetry. The collector keeps
+accepting, retries, and every marker sent during the stall arrives once the backend is back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.delivery import check_delivery, examples
+from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.probes.http_probe import HttpProbe
+from chaos_tui.probes.otlp_markers import MarkerSender, fetch_markers, received_ids
+from chaos_tui.probes.tcp_probe import TcpProbe
+from chaos_tui.sandbox.collector import ORG
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    marker_rate: float = Field(10.0, gt=0, le=500, description="marker logs per second")
+    warmup_s: float = Field(3.0, ge=0, le=600, description="markers before the stall")
+    stall_s: float = Field(5.0, ge=0, le=120, description="how long the backend is out")
+    # stop: the backend refuses connections, so nothing half-sent can be counted twice.
+    # pause: it hangs (SIGSTOP); exports time out, and a retried export can then arrive twice.
+    mode: Literal["stop", "pause"] = Field("stop", description="stop or freeze the backend")
+    recover_s: float = Field(3.0, ge=0, le=600, description="markers after the heal")
+    arrival_limit_s: float = Field(60.0, gt=0, le=170, description="stalled markers must "
+                                   "arrive within this long after the heal")
+
+
+class ArrivalProbe(Probe):
+    """Markers the collector accepted that the backend has not shown yet; it notes when each
+    marker was first seen, so delivery delays are measured, not guessed."""
+
+    def __init__(self, name: str, sink_url: str, scenario: "OpenObserveStall") -> None:
+        super().__init__(name, "markers accepted by the collector, not yet at the backend")
+        self.sink_url = sink_url
+        self.scenario = scenario
+        self.first_seen: dict[str, float] = {}
+
+    async def measure(self) -> float | None:
+        sender = self.scenario.sender
+        if sender is None:
+            return 0.0
+        counts = await fetch_markers(self.sink_url, ORG, sender.prefix, timeout_s=self.timeout_s)
+        now = time.time()
+        for marker in counts:
+            self.first_seen.setdefault(marker, now)
+        return float(sum(1 for m in sender.accepted if m not in counts))
+
+
+class OpenObserveStall(Scenario):
+    name = "openobserve_stall"
+    hypothesis = (
+        "When the telemetry backend stalls, no telemetry is lost: the collector keeps "
+        "accepting OTLP, and every marker sent during the stall reaches the backend once it "
+        "is back, each exactly once."
+    )
+    profile = "chaos-observe"
+    invariant_budget_s = 180.0
+    runbook = "docs/runbooks/openobserve_stall.md"
+    Params = Params
+    recovery_probe = "backend"
+    backlog_probe = "markers_pending"
+
+    def __init__(self, params: Params | None = None) -> None:
+        super().__init__(params)
+        self.sender: MarkerSender | None = None
+        self.arrivals: ArrivalProbe | None = None
+
+    def probes(self, target) -> list[Probe]:
+        self.arrivals = ArrivalProbe("markers_pending", target.sink_url, self)
+        return [
+            HttpProbe("backend", target.sink_url + "/healthz"),
+            TcpProbe("collector", "127.0.0.1", target.collector_port),
+            self.arrivals,
+        ]
+
+    def steady_state(self) -> dict[str, float | None]:
+        return {"backend": None, "collector": None}
+
+    def faults(self, target) -> list[Fault]:
+        fault = target.stop if self.params.mode == "stop" else target.pause
+        return [fault("sink", self.params.stall_s)]
+
+    async def start_workload(self, ctx: RunContext) -> None:
+        self.sender = MarkerSender(ctx.target.collector_url, ctx.run_id, self.params.marker_rate)
+        self.sender.start()
+        ctx.note(f"sending {self.params.marker_rate:g} marker logs/s to the collector")
+
+    async def stop_workload(self, ctx: RunContext) -> None:
+        if self.sender is not None:
+            await self.sender.stop()
+
+    def invariants(self) -> list[InvariantSpec]:
+        return [
+            InvariantSpec(name="collector_keeps_accepting", description="the collector "
+                          "refused no marker (no error, timeout or refusal)", limit=0,
+                          unit="markers"),
+            InvariantSpec(name="stalled_markers_arrive", description="markers sent during the "
+                          "stall that never reached the backend", limit=0, unit="markers"),
+            InvariantSpec(name="arrival_after_heal", description="from heal until the backend "
+                          "held every marker sent before it", limit=self.params.arrival_limit_s,
+                          unit="s"),
+            InvariantSpec(name="no_lost_markers", description="sent = received, by marker id",
+                          limit=0, unit="markers"),
+            InvariantSpec(name="no_duplicate_markers", description="no marker received twice",
+                          limit=0, unit="markers"),
+        ]
+
+    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
+        sender = self.sender
+        window = ctx.timeline.windows[0] if ctx.timeline.windows else None
+        healed_at = window.healed_at if window else None
+        accepted = set(sender.accepted)
+        counts = await self._wait_for_arrivals(ctx, accepted, healed_at)
+        self.delivery = d = check_delivery(sender.attempted, accepted, received_ids(counts))
+
+        stalled = [s.marker for s in sender.sends if window and window.contains(s.sent_at)
+                   and s.marker in accepted]
+        missing_stalled = [m for m in stalled if m not in counts]
+        before_heal = [s.marker for s in sender.sends if healed_at and s.sent_at < healed_at
+                       and s.marker in accepted]
+        arrival = self._arrival_s(before_heal, healed_at)
+        rejected = sender.rejected
+        self.measurements.update({
+            "markers sent": len(sender.attempted),
+            "markers accepted by the collector": len(accepted),
+            "collector pushback": rejected,
+            "markers sent during the stall": len(stalled),
+            "markers received by the backend": d.received,
+            "all markers in after heal (s)": arrival,
+        })
+        ctx.note(f"markers: {len(sender.attempted)} sent, {len(accepted)} accepted, "
+                 f"{d.published} received, {d.lost} lost, {len(stalled)} during the stall")
+        spec = {i.name: i for i in self.invariants()}
+        pushback = ", ".join(f"{n} {why}" for why, n in rejected.items())
+        return [
+            spec["collector_keeps_accepting"].judge(sum(rejected.values()), pushback),
+            spec["stalled_markers_arrive"].judge(
+                len(missing_stalled) if stalled else None,
+                examples(missing_stalled) if stalled else "no marker was sent during the stall"),
+            spec["arrival_after_heal"].judge(
+                arrival, "" if arrival is not None else "not every marker arrived"),
+            spec["no_lost_markers"].judge(d.lost, examples(d.lost_sample)),
+            spec["no_duplicate_markers"].judge(d.duplicated, examples(d.duplicated_sample)),
+        ]
+
+    async def _wait_for_arrivals(self, ctx: RunContext, accepted: set[str],
+                                 healed_at: float | None) -> dict[str, int]:
+        """Poll the backend until every accepted marker is there or the arrival limit since
+        the heal has passed; the collector's retries need that long at most."""
+        deadline = (healed_at or time.time()) + self.params.arrival_limit_s
+        counts: dict[str, int] = {}
+        while True:
+            try:
+                counts = await fetch_markers(ctx.target.sink_url, ORG, self.sender.prefix)
+            except Exception:
+                pass
+            now = time.time()
+            for marker in counts:
+                self.arrivals.first_seen.setdefault(marker, now)
+            if accepted <= counts.keys() or now > deadline:
+                return counts
+            await asyncio.sleep(0.2)
+
+    def _arrival_s(self, markers: list[str], healed_at: float | None) -> float | None:
+        """Seconds from the heal until the last of these markers was first seen."""
+        if healed_at is None or not markers:
+            return None
+        seen = self.arrivals.first_seen
+        if any(m not in seen for m in markers):
+            return None
+        return round(max(0.0, max(seen[m] for m in markers) - healed_at), 3)
