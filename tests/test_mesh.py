@@ -17,6 +17,7 @@ import nats
 
 from chaos_tui.agent.proxy import ProxyManager
 from chaos_tui.sandbox import mesh
+from chaos_tui.sandbox.postgres import SandboxError
 from chaos_tui.sandbox.processes import is_running, spawn, stop
 from tests.conftest import make_state_dir
 
@@ -40,30 +41,49 @@ class Mesh:
         self.clients = []
         self.publishers = []
 
-    async def start(self, origin_max_msgs: int = 0) -> "Mesh":
+    async def start(self, origin_max_msgs: int = 0, streams: bool = True) -> "Mesh":
+        for attempt in range(1, 4):
+            try:
+                await self._launch(self.root / f"try{attempt}")
+                break
+            except SandboxError:
+                # A free port taken by someone else before the server bound it: try others.
+                logs = "".join(Path(r.log).read_text() for r in self.records)
+                await self.proxies.stop_all()
+                self.paths.clear()
+                for record in self.records:
+                    stop(record, timeout_s=5)
+                self.records.clear()
+                if "address already in use" not in logs or attempt == 3:
+                    raise
+        ports = self.ports
+        self.a_url = f"nats://127.0.0.1:{ports['a']}"
+        self.b_url = f"nats://127.0.0.1:{ports['b']}"
+        if streams:  # at once, as the sandbox does: the link may still be coming up
+            for _ in range(2):  # and again: idempotent
+                assert await mesh.ensure_mesh_streams(self.a_url, self.b_url, mesh.DOMAIN_A,
+                                                      origin_max_msgs)
+        self.na = await self._client(self.a_url)
+        self.nb = await self._client(self.b_url)
+        return self
+
+    async def _launch(self, root: Path) -> None:
         ports = {k: _free_port() for k in ("a", "a_mon", "leaf", "b", "b_mon")}
         self.ports = ports
         for name in ("link1", "link2"):
             self.paths.append(await self.proxies.create(name, "127.0.0.1:0",
                                                         f"127.0.0.1:{ports['leaf']}"))
-        conf_a = mesh.write_config_a(self.root / "a.conf", self.root / "a", ports["a"],
+        conf_a = mesh.write_config_a(root / "a.conf", root / "a", ports["a"],
                                      ports["a_mon"], ports["leaf"], mesh.DOMAIN_A, "nats_a")
-        conf_b = mesh.write_config_b(self.root / "b.conf", self.root / "b", ports["b"],
+        conf_b = mesh.write_config_b(root / "b.conf", root / "b", ports["b"],
                                      ports["b_mon"], mesh.DOMAIN_B,
                                      [f"{p.listen[0]}:{p.listen[1]}" for p in self.paths],
                                      "nats_b")
-        self.records.append(spawn("nats_a", mesh.server_command(conf_a), self.root / "a.log"))
-        self.records.append(spawn("nats_b", mesh.server_command(conf_b), self.root / "b.log"))
-        await asyncio.to_thread(mesh.wait_ready, ports["a_mon"], 15)
-        await asyncio.to_thread(mesh.wait_ready, ports["b_mon"], 15)
-        self.a_url = f"nats://127.0.0.1:{ports['a']}"
-        self.b_url = f"nats://127.0.0.1:{ports['b']}"
-        await self.wait_link(10)
-        await mesh.ensure_mesh_streams(self.a_url, self.b_url, mesh.DOMAIN_A, origin_max_msgs)
-        await mesh.ensure_mesh_streams(self.a_url, self.b_url, mesh.DOMAIN_A, origin_max_msgs)
-        self.na = await self._client(self.a_url)
-        self.nb = await self._client(self.b_url)
-        return self
+        for name, conf, monitor in (("nats_a", conf_a, "a_mon"), ("nats_b", conf_b, "b_mon")):
+            record = spawn(name, mesh.server_command(conf), root / f"{name}.log")
+            self.records.append(record)
+            await asyncio.to_thread(mesh.wait_ready, ports[monitor], 15,
+                                    lambda: is_running(record))
 
     async def _client(self, url: str):
         nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=3)
@@ -81,13 +101,6 @@ class Mesh:
         for record in self.records:
             stop(record, timeout_s=5)
         assert not any(is_running(r) for r in self.records)
-
-    async def wait_link(self, timeout_s: float) -> float:
-        started = time.monotonic()
-        while not await asyncio.to_thread(mesh.leafz, self.ports["b_mon"]):
-            assert time.monotonic() - started < timeout_s, "leafnode link never came up"
-            await asyncio.sleep(0.02)
-        return time.monotonic() - started
 
     def carrier(self) -> list[int]:
         return [i for i, proxy in enumerate(self.paths) if proxy.connections]
@@ -116,14 +129,15 @@ class Mesh:
 
 
 @contextlib.asynccontextmanager
-async def running_mesh(tag: str, origin_max_msgs: int = 0, budget_s: float = 30):
+async def running_mesh(tag: str, origin_max_msgs: int = 0, budget_s: float = 30,
+                       streams: bool = True):
     """The mesh for one test, which gets `budget_s` in all; whatever happens, everything it
     started is stopped by recorded pid."""
     root = make_state_dir(f"mesh-{tag}")
     m = Mesh(root)
     try:
         async with asyncio.timeout(budget_s):
-            yield await m.start(origin_max_msgs)
+            yield await m.start(origin_max_msgs, streams)
     finally:
         await m.close()
         shutil.rmtree(root, ignore_errors=True)
@@ -265,3 +279,25 @@ async def test_an_origin_too_small_for_the_cut_loses_ids():
         assert len(ids) == len(set(ids))
         assert len(lost) >= RATE_HZ, len(lost)  # roughly the cut's probes minus the 20 kept
         assert state["num_deleted"] == len(lost)
+
+
+async def test_the_mirror_is_made_once_the_link_is_up():
+    """A mirror made before the link is up waits about 40 s for its first contact; the
+    streams are made as soon as B reaches sea-a, and the mirror syncs at once."""
+    async with running_mesh("late", streams=False) as m:
+        await cut(m.paths, False)
+        making = asyncio.create_task(mesh.ensure_mesh_streams(
+            m.a_url, m.b_url, mesh.DOMAIN_A, link_timeout_s=10))
+        await asyncio.sleep(0.3)  # the origin is made at once; the mirror waits for the link
+        js = m.na.jetstream(timeout=2)
+        for i in range(5):
+            await js.publish(mesh.PROBE_SUBJECT, b"x", headers={"Nats-Msg-Id": f"early-{i}"})
+        await asyncio.sleep(0.5)
+        assert not making.done()
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await m.nb.jetstream(timeout=2).stream_info(mesh.MIRROR_STREAM)
+            raise AssertionError("the mirror was made across a cut link")
+        await cut(m.paths, True)
+        assert await asyncio.wait_for(making, 5) is True
+        assert await m.wait_caught_up(3) < 3
+        assert (await mesh.mirror_state(m.nb))["last_seq"] == 5

@@ -234,3 +234,31 @@ async def test_command_palette_offers_run_heal_and_halt(tmp_path):
         titles = [c.title for c in app.get_system_commands(app.screen)]
     for wanted in (f"Run {NAME}", "Heal live faults", "Halt", "Abort run"):
         assert wanted in titles, titles
+
+
+@pytest.mark.slow
+async def test_a_platform_scenario_runs_in_the_console_with_its_own_numbers(
+        fresh_state_dir, tmp_path):
+    """The mesh: its own profile started on demand, the link cut through the agent's proxies,
+    and its measurements on the report exactly as in the saved result."""
+    from chaos_tui.scenarios.nats_partition_mesh import Params as MeshParams
+
+    name = "nats_partition_mesh"
+    app = ChaosApp(Settings(state_dir=fresh_state_dir), export_dir=tmp_path, open_scenario=name,
+                   params={name: MeshParams(warmup_s=1, cut_s=2, recover_s=1)})
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), 10, "details")
+            await pilot.press("r", *name, "enter")
+            await wait_until(pilot, lambda: app.live.chaos_live, 60, "the cut")
+            assert [w.fault for w in app.live.live_faults] == ["cut_link:full"]
+            await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 120, "the report")
+            result = app.screen.result
+            assert result.outcome == "pass", result.reason
+            assert result.measurements["messages published during cut"] > 0
+            report = shown(app.screen.query_one("#report", Static))
+            saved = latest_result(fresh_state_dir / "results", name)
+            for label, value in result_facts(saved):
+                assert label in report and value in report, (label, value)
+    finally:
+        app.target.stop_what_we_started(keep_sandbox=False)

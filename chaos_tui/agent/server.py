@@ -4,7 +4,6 @@ in a 0600 file, leftovers healed before the first request, every lease healed on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import ipaddress
 import json
@@ -21,6 +20,7 @@ from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
 from chaos_tui.agent.proxy import ProxyManager
 from chaos_tui.core.journal import write_atomic
+from chaos_tui.sandbox.asgi import QuietServer, run_loop
 from chaos_tui.sandbox.processes import start_ticks
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
@@ -81,26 +81,8 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     except OSError as exc:
         raise AgentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
-    _run(_serve(book, proxies, token, sock, folder, announce))
+    run_loop(_serve(book, proxies, token, sock, folder, announce))
 
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises the signal that stopped it once it returns, which would kill the
-    agent before it heals its leases: our own handlers only ask it to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
-
-
-def _run(main) -> None:
-    """uvloop when installed: it roughly halves what each proxied hop costs."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
 
 
 async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socket.socket,
@@ -114,7 +96,9 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
     write_atomic(folder / "agent.json", json.dumps(
         {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
     announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
-    server = _Server(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
+    # QuietServer: uvicorn would re-raise the stopping signal and kill the agent before it
+    # heals its leases; our own handlers only ask it to stop.
+    server = QuietServer(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
                                     lifespan="off"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import httpx
 
 from chaos_tui.core.contracts import Probe
@@ -9,7 +11,8 @@ from chaos_tui.core.contracts import Probe
 
 class HttpProbe(Probe):
     def __init__(self, name: str, url: str, expect_status: int | None = None) -> None:
-        super().__init__(name, f"GET {url} (latency ms; value = status)")
+        # The path only: a sandbox's port is picked when it starts, after this is shown.
+        super().__init__(name, f"GET {urlsplit(url).path or '/'} (latency ms; value = status)")
         self.url = url
         self.expect_status = expect_status
         self._client: httpx.AsyncClient | None = None

@@ -9,7 +9,7 @@ from chaos_tui.core.contracts import Probe
 
 class TcpProbe(Probe):
     def __init__(self, name: str, host: str, port: int) -> None:
-        super().__init__(name, f"TCP connect to {host}:{port} (latency ms)")
+        super().__init__(name, "accepts TCP connections (latency ms)")
         self.host, self.port = host, port
 
     async def measure(self) -> float | None:

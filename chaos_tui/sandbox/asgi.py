@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import socket
 import sys
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, NoReturn
 
 import uvicorn
+
+from chaos_tui.core.journal import write_atomic
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -75,11 +76,15 @@ async def read_json(receive: Receive, limit: int = MAX_BODY) -> Any:
 
 
 async def send_json(send: Send, status: int, payload: Any) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    await send_bytes(send, status, json.dumps(payload, separators=(",", ":")).encode(),
+                     "application/json")
+
+
+async def send_bytes(send: Send, status: int, body: bytes, content_type: str) -> None:
     await send({
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"application/json"),
+        "headers": [(b"content-type", content_type.encode()),
                     (b"content-length", str(len(body)).encode())],
     })
     await send({"type": "http.response.body", "body": body})
@@ -105,14 +110,7 @@ def fail(prog: str, message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # a reader never sees half a file
-
-
-class _Server(uvicorn.Server):
+class QuietServer(uvicorn.Server):
     """uvicorn re-raises the stopping signal after a graceful stop, so the process would die
     by SIGTERM instead of exiting 0; our own handlers only ask it to stop."""
 
@@ -122,24 +120,31 @@ class _Server(uvicorn.Server):
 
 
 def serve(app: App, sock: socket.socket, *, ready_file: str | Path | None = None,
-          on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT. `ready_file` is written once requests are accepted."""
-    _run(_serve(app, sock, ready_file, on_shutdown))
+          on_shutdown: Callable[[], Awaitable[None]] | None = None, keep_alive_s: int = 5,
+          fast_loop: bool = True) -> None:
+    """Serve until SIGTERM or SIGINT. `ready_file` is written once requests are accepted;
+    idle client connections are closed after `keep_alive_s`; `fast_loop` uses uvloop when
+    installed."""
+    run_loop(_serve(app, sock, ready_file, on_shutdown, keep_alive_s), fast_loop)
 
 
-def _run(main) -> None:
+def run_loop(main, fast: bool = True) -> None:
+    """uvloop when installed (and asked for): it roughly halves each request's cost."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(main)
-    else:
+        uvloop = None
+    if fast and uvloop is not None:
         uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
-async def _serve(app: App, sock: socket.socket, ready_file, on_shutdown) -> None:
-    server = _Server(uvicorn.Config(
+async def _serve(app: App, sock: socket.socket, ready_file, on_shutdown, keep_alive_s) -> None:
+    server = QuietServer(uvicorn.Config(
         app, lifespan="off", log_level="warning", access_log=False,
         server_header=False, date_header=False, timeout_graceful_shutdown=2,
+        timeout_keep_alive=keep_alive_s,
     ))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -149,7 +154,7 @@ async def _serve(app: App, sock: socket.socket, ready_file, on_shutdown) -> None
         while not server.started and not task.done():
             await asyncio.sleep(0.005)
         if server.started and ready_file:
-            write_atomic(ready_file, "ready\n")
+            write_atomic(Path(ready_file), "ready\n")
         await task
     finally:
         if on_shutdown is not None:

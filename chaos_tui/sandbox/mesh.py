@@ -8,17 +8,30 @@ partitions the domains (`scope: full`). A must not gossip its leafnode URLs
 
 SEA_EVENTS lives in sea-a; SEA_EVENTS_MIRROR in sea-b mirrors it through the domain's API
 prefix (`$JS.sea-a.API`). A mirror resumes from its last sequence after the link heals, so
-catch-up is judged by the mirror's last_seq reaching the origin's.
+catch-up is judged by the mirror's last_seq reaching the origin's; loss (an origin that dropped
+messages before the mirror saw them) shows only as gaps (`num_deleted`), never in last_seq.
+
+Measured with nats-server 2.15.1 (see tests/test_mesh.py):
+- a cut shorter than about 9 s: the mirror catches up 0.1-0.5 s after heal (the leafnode
+  reconnect makes B resync at once);
+- a cut of 10 s or more outlives the mirror's 10 s stall check, which then retries its source
+  consumer on its own timer; a reconnect while such a retry is pending does not cut it short.
+  Catch-up after heal then took anything from 0.3 s to 48 s (cuts of 12-60 s: 38.6, 37.3,
+  32.5, 26.7, 13.3 and 48.5 s; but 0.3 s after 15 s and 0.4 s after 90 s), so an invariant
+  window must allow about a minute after heal;
+- a mirror created while the link is down (even 0.0-0.3 s before it came up) waited about 40 s
+  for its first contact, so ensure_mesh_streams waits for the link before making the mirror.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from chaos_tui.sandbox.nats import DUPLICATE_WINDOW_S, EVENTS_STREAM, EVENTS_SUBJECTS, server_binary
 from chaos_tui.sandbox.postgres import SandboxError
@@ -43,11 +56,10 @@ def _quote(text: str) -> str:
     return json.dumps(str(text))  # a JSON string is a valid NATS config string
 
 
-def write_config_a(path: Path, store_dir: Path, client_port: int, monitor_port: int,
-                   leaf_port: int, domain: str = DOMAIN_A, server_name: str = "nats_a") -> Path:
-    """The hub: JetStream in `domain`, leafnode connections accepted on `leaf_port`, and its
-    leafnode URLs never advertised (so a remote keeps going through the proxies it was given)."""
-    text = f"""\
+def _server(server_name: str, client_port: int, monitor_port: int, store_dir: Path,
+            domain: str) -> str:
+    """What both servers share: name, loopback listeners, JetStream in their own domain."""
+    return f"""\
 server_name: {_quote(server_name)}
 listen: "127.0.0.1:{client_port}"
 http: "127.0.0.1:{monitor_port}"
@@ -55,6 +67,14 @@ jetstream {{
   store_dir: {_quote(store_dir)}
   domain: {_quote(domain)}
 }}
+"""
+
+
+def write_config_a(path: Path, store_dir: Path, client_port: int, monitor_port: int,
+                   leaf_port: int, domain: str = DOMAIN_A, server_name: str = "nats_a") -> Path:
+    """The hub: JetStream in `domain`, leafnode connections accepted on `leaf_port`, and its
+    leafnode URLs never advertised (so a remote keeps going through the proxies it was given)."""
+    text = _server(server_name, client_port, monitor_port, store_dir, domain) + f"""\
 leafnodes {{
   listen: "127.0.0.1:{leaf_port}"
   no_advertise: true
@@ -70,14 +90,7 @@ def write_config_b(path: Path, store_dir: Path, client_port: int, monitor_port: 
     if not remote_urls:
         raise SandboxError("nats_b needs at least one leafnode remote URL")
     urls = ", ".join(_quote(leaf_url(u)) for u in remote_urls)
-    text = f"""\
-server_name: {_quote(server_name)}
-listen: "127.0.0.1:{client_port}"
-http: "127.0.0.1:{monitor_port}"
-jetstream {{
-  store_dir: {_quote(store_dir)}
-  domain: {_quote(domain)}
-}}
+    text = _server(server_name, client_port, monitor_port, store_dir, domain) + f"""\
 leafnodes {{
   reconnect: {_quote(LEAF_RECONNECT)}
   remotes: [
@@ -112,13 +125,17 @@ def _get_json(url: str, timeout: float) -> dict:
         return json.loads(resp.read())
 
 
-def wait_ready(monitor_port: int, timeout_s: float = 15.0) -> float:
-    """Wait until the server answers healthy with JetStream on; returns the seconds it took."""
+def wait_ready(monitor_port: int, timeout_s: float = 15.0,
+               alive: Callable[[], bool] | None = None) -> float:
+    """Wait until the server answers healthy with JetStream on; returns the seconds it took.
+    `alive` (e.g. is_running of its record) ends the wait at once when the server has died."""
     url = f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true"
     started = time.monotonic()
     deadline = started + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise SandboxError(f"nats on monitor port {monitor_port} exited before it was ready")
         try:
             if _get_json(url, 1.0).get("status") == "ok":
                 return time.monotonic() - started
@@ -146,13 +163,19 @@ async def _connect(url: str):
 
 
 async def ensure_mesh_streams(a_url: str, b_url: str, domain_a: str = DOMAIN_A,
-                              origin_max_msgs: int = 0) -> None:
+                              origin_max_msgs: int = 0, link_timeout_s: float = 10.0) -> bool:
     """SEA_EVENTS in A and SEA_EVENTS_MIRROR in B; calling again changes nothing.
 
     `origin_max_msgs` > 0 caps the origin (discard old): for tests only, to show that an
     origin too small for the outage loses messages the mirror never saw.
+
+    A mirror made even a few milliseconds before the leafnode link is up waits about 40 s
+    for its first contact, so a new mirror is made only once B reaches sea-a's API (waiting
+    up to `link_timeout_s`; past that it is made anyway and catches up late). Returns whether
+    B reached sea-a.
     """
     from nats.js.api import DiscardPolicy, ExternalStream, StreamConfig, StreamSource
+    from nats.js.errors import NotFoundError
 
     origin = StreamConfig(
         name=EVENTS_STREAM,
@@ -173,9 +196,33 @@ async def ensure_mesh_streams(a_url: str, b_url: str, domain_a: str = DOMAIN_A,
         await nc.close()
     nc = await _connect(b_url)
     try:
-        await _ensure(nc.jetstream(timeout=5), mirror, ())
+        js = nc.jetstream(timeout=5)
+        try:
+            await js.stream_info(MIRROR_STREAM)
+            return await _reaches(nc, domain_a, 0)
+        except NotFoundError:
+            pass
+        linked = await _reaches(nc, domain_a, link_timeout_s)
+        await _ensure(js, mirror, ())
+        return linked
     finally:
         await nc.close()
+
+
+async def _reaches(nc, domain: str, timeout_s: float) -> bool:
+    """Whether SEA_EVENTS in `domain` answers through this server (i.e. the link is up)."""
+    import nats.errors
+
+    js = nc.jetstream(domain=domain, timeout=1)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await js.stream_info(EVENTS_STREAM)
+            return True
+        except (nats.errors.Error, asyncio.TimeoutError):  # no responders while the link is down
+            if time.monotonic() >= deadline:
+                return False
+        await asyncio.sleep(0.05)
 
 
 async def _ensure(js, config, updatable: tuple[str, ...]) -> None:

@@ -7,9 +7,10 @@ markers it sent reached the backend: `GET /api/{org}/markers?prefix=P`.
 
 With `--store FILE` every record is appended to FILE before the 200 goes out, and the file is
 read back at start: a 200 means the record survives a SIGKILL of the sink, as it would in a
-real backend. A client that gave up before the sink read its request (a collector timing out
-while the sink was paused) gets nothing counted: uvicorn reports the disconnect instead of the
-body, which is what a real backend would do with half a conversation.
+real backend. A request whose client hung up before the sink read it is not counted. Note
+that rotel does not hang up when its request times out: a paused sink still reads and counts,
+on SIGCONT, requests rotel has given up on (and, with retries, sent again). That is why a
+pause shows duplicates and a pause without retries loses next to nothing.
 
 Run it as `python -m chaos_tui.sandbox.otlp_sink --port P [--store FILE] [--ready-file F]`.
 """
@@ -17,7 +18,6 @@ Run it as `python -m chaos_tui.sandbox.otlp_sink --port P [--store FILE] [--read
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import gzip
 import json
@@ -27,7 +27,6 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs
 
-import uvicorn
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -43,20 +42,31 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from chaos_tui.sandbox.asgi import (
+    ServeError,
+    fail,
+    listen,
+    send_bytes,
+    send_json,
+    serve,
+    setup_logging,
+)
+
 log = logging.getLogger("otlp_sink")
 
 MARKER_ATTRIBUTE = "chaos.marker"
 MAX_BODY = 16 * 1024 * 1024  # far above any batch rotel sends; refuses a runaway client
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
-# uvicorn closes a connection idle for 5 s by default. When the sink is paused longer than
-# that, the expired timers fire on SIGCONT and close connections on which rotel has already
-# written a request: rotel gets ECONNRESET, which it does not retry, and drops the batch
-# (measured: 1-2 batches per 5 s pause). That is the sink's doing, not the collector's, so
-# the sandbox keeps idle connections longer than any stall it makes; `--keep-alive-s 5`
-# brings the race back for whoever wants to test it.
+# uvicorn closes a connection idle for 5 s by default. With that, every 5 s pause of the sink
+# ended with one ECONNRESET at rotel, which rotel does not retry: it dropped that batch (1-2
+# markers lost per pause, retries on; none with a 120 s keep-alive). The idle timers expire
+# during the pause and close connections rotel has just reused. The loss takes both a backend
+# that closes idle connections mid-stall and rotel's not retrying a reset; the scenario is about
+# the stall, so the sink keeps idle connections longer than any stall the sandbox makes.
+# `--keep-alive-s 5` brings the race back for whoever wants to study it.
 KEEP_ALIVE_S = 120
 
-# signal -> (request type, empty response type)
+# kind of telemetry -> (request type, empty response type)
 SIGNALS = {
     "logs": (ExportLogsServiceRequest, ExportLogsServiceResponse),
     "traces": (ExportTraceServiceRequest, ExportTraceServiceResponse),
@@ -132,33 +142,31 @@ def _marker_of(attributes) -> str | None:
     return None
 
 
-def collect(signal: str, request) -> tuple[list[str], int]:
+def _records(kind: str, request):
+    """Every log record or span of one export request (metrics carry no markers)."""
+    if kind == "logs":
+        return (r for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records)
+    if kind == "traces":
+        return (s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
+    return ()
+
+
+def collect(kind: str, request) -> tuple[list[str], int]:
     """(markers, record count) of one export request. Metrics carry no markers and count 0."""
     markers: list[str] = []
     records = 0
-    if signal == "logs":
-        for rl in request.resource_logs:
-            for sl in rl.scope_logs:
-                for rec in sl.log_records:
-                    records += 1
-                    marker = _marker_of(rec.attributes)
-                    if marker is not None:
-                        markers.append(marker)
-    elif signal == "traces":
-        for rs in request.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    records += 1
-                    marker = _marker_of(span.attributes)
-                    if marker is not None:
-                        markers.append(marker)
+    for record in _records(kind, request):
+        records += 1
+        marker = _marker_of(record.attributes)
+        if marker is not None:
+            markers.append(marker)
     return markers, records
 
 
 # -- decoding -----------------------------------------------------------------------------
 
-def decode(signal: str, body: bytes, content_type: str, content_encoding: str):
-    request_type = SIGNALS[signal][0]
+def decode(kind: str, body: bytes, content_type: str, content_encoding: str):
+    request_type = SIGNALS[kind][0]
     encoding = content_encoding.strip().lower()
     try:
         if encoding == "gzip":
@@ -179,9 +187,11 @@ def decode(signal: str, body: bytes, content_type: str, content_encoding: str):
     if content_type == "application/json":
         try:
             data = json.loads(body)
+            if not isinstance(data, dict):
+                raise ValueError("the body is not a JSON object")
             _hex_ids_to_base64(data)
             return json_format.ParseDict(data, request_type(), ignore_unknown_fields=True)
-        except (ValueError, json_format.ParseError) as exc:
+        except (ValueError, TypeError, json_format.ParseError) as exc:
             raise BadRequest(400, f"not an OTLP JSON {request_type.__name__}: {exc}") from exc
     raise BadRequest(415, f"unsupported Content-Type {content_type!r}")
 
@@ -218,7 +228,7 @@ class Sink:
         try:
             if parts == ["healthz"]:
                 _allow(method, "GET")
-                await _json(send, 200, {"status": "ok"})
+                await send_json(send, 200, {"status": "ok"})
             elif len(parts) == 4 and parts[0] == "api" and parts[2] == "v1" and parts[3] in SIGNALS:
                 _allow(method, "POST")
                 await self._export(scope, receive, send, parts[1], parts[3])
@@ -226,26 +236,26 @@ class Sink:
                 _allow(method, "GET")
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
                 prefix = query.get("prefix", [""])[0]
-                await _json(send, 200, self.store.query(parts[1], prefix))
+                await send_json(send, 200, self.store.query(parts[1], prefix))
             else:
                 raise BadRequest(404, f"no route for {scope['path']}")
         except BadRequest as exc:
-            await _json(send, exc.status, {"error": str(exc)})
+            await send_json(send, exc.status, {"error": str(exc)})
 
-    async def _export(self, scope, receive, send, org: str, signal: str) -> None:
+    async def _export(self, scope, receive, send, org: str, kind: str) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         body = await _read_body(receive)
         if body is None:
             return  # the client left before we read its request: nothing to count, no one to tell
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        request = decode(signal, body, content_type, headers.get("content-encoding", ""))
-        markers, records = collect(signal, request)
+        request = decode(kind, body, content_type, headers.get("content-encoding", ""))
+        markers, records = collect(kind, request)
         self.store.add(org, markers, records)
-        response = SIGNALS[signal][1]()
+        response = SIGNALS[kind][1]()
         if content_type == "application/json":
-            await _send(send, 200, json_format.MessageToJson(response).encode(), "application/json")
+            await send_bytes(send, 200, json_format.MessageToJson(response).encode(), "application/json")
         else:
-            await _send(send, 200, response.SerializeToString(), "application/x-protobuf")
+            await send_bytes(send, 200, response.SerializeToString(), "application/x-protobuf")
 
 
 def _allow(method: str, expected: str) -> None:
@@ -266,37 +276,6 @@ async def _read_body(receive) -> bytes | None:
             return bytes(body)
 
 
-async def _send(send, status: int, body: bytes, content_type: str) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", content_type.encode()),
-                    (b"content-length", str(len(body)).encode())],
-    })
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _json(send, status: int, data: dict) -> None:
-    await _send(send, status, json.dumps(data).encode(), "application/json")
-
-
-# -- running it ---------------------------------------------------------------------------
-
-async def serve(app, host: str, port: int, ready_file: str | None,
-                keep_alive_s: int = KEEP_ALIVE_S) -> None:
-    """Run uvicorn and write the ready file once the socket is listening (not before)."""
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-        timeout_keep_alive=keep_alive_s,
-    ))
-    task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
-        await asyncio.sleep(0.02)
-    if server.started and ready_file:
-        Path(ready_file).write_text("ready\n")
-    await task
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="OTLP/HTTP sink standing in for OpenObserve")
     parser.add_argument("--port", type=int, required=True)
@@ -306,12 +285,18 @@ def main() -> None:
     parser.add_argument("--keep-alive-s", type=int, default=KEEP_ALIVE_S,
                         help="close idle client connections after this long")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
+    try:
+        sock = listen(args.host, args.port)
+    except ServeError as exc:
+        fail("otlp_sink", str(exc))
     store = MarkerStore(Path(args.store) if args.store else None)
     loaded = sum(store.records.values())
     log.info("listening on %s:%d (%d records loaded from the store)", args.host, args.port, loaded)
     try:
-        asyncio.run(serve(Sink(store), args.host, args.port, args.ready_file, args.keep_alive_s))
+        # The stdlib loop, not uvloop: every number in collector.py was measured on it.
+        serve(Sink(store), sock, ready_file=args.ready_file, keep_alive_s=args.keep_alive_s,
+              fast_loop=False)
     finally:
         store.close()
 

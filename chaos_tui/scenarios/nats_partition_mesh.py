@@ -117,7 +117,7 @@ class MirrorSilenceProbe(Probe):
             raise RuntimeError("no fresh mirror reading")
         if readings[-1].silent_s is None:
             raise RuntimeError("the mirror has not reached the origin yet")
-        return readings[-1].silent_s
+        return round(readings[-1].silent_s, 3)
 
 
 class LinkProbe(Probe):

@@ -162,33 +162,29 @@ class SandboxTarget(Target):
 
     def hard_restart(self, service: str, hold_s: float) -> Fault:
         """SIGKILL a service and its children (no shutdown, like a power cut), start it again
-        at heal time; the agent holds it as a lease."""
-        return LeasedFault(
-            self.agent, "sandbox.hard_restart", {"service": service},
-            name=f"hard_restart:{service}",
-            description=f"SIGKILL {self.describe(service)} and its children, down {hold_s:g}s, "
-                        "start again",
-            hold_s=hold_s,
-            verify=lambda: self.service_healthy(service),
-        )
+        at heal time."""
+        return self._service_fault("sandbox.hard_restart", "hard_restart", service, hold_s,
+                                   f"SIGKILL {self.describe(service)} and its children, "
+                                   f"down {hold_s:g}s, start again")
 
     def stop(self, service: str, hold_s: float) -> Fault:
         """Stop a service gracefully (like `docker stop`): its port refuses connections."""
-        return LeasedFault(
-            self.agent, "sandbox.stop", {"service": service},
-            name=f"stop:{service}",
-            description=f"stop {self.describe(service)} (SIGTERM) for {hold_s:g}s, start again",
-            hold_s=hold_s,
-            verify=lambda: self.service_healthy(service),
-        )
+        return self._service_fault("sandbox.stop", "stop", service, hold_s,
+                                   f"stop {self.describe(service)} (SIGTERM) for {hold_s:g}s, "
+                                   "start again")
 
     def pause(self, service: str, hold_s: float) -> Fault:
         """SIGSTOP a service: its port stays open but nothing answers, like a hung server."""
+        return self._service_fault("sandbox.pause", "pause", service, hold_s,
+                                   f"SIGSTOP {self.describe(service)} for {hold_s:g}s, "
+                                   "then SIGCONT")
+
+    def _service_fault(self, kind: str, verb: str, service: str, hold_s: float,
+                       description: str) -> Fault:
+        """A fault on one service, held by the agent as a lease; healed when it answers."""
         return LeasedFault(
-            self.agent, "sandbox.pause", {"service": service},
-            name=f"pause:{service}",
-            description=f"SIGSTOP {self.describe(service)} for {hold_s:g}s, then SIGCONT",
-            hold_s=hold_s,
+            self.agent, kind, {"service": service}, name=f"{verb}:{service}",
+            description=description, hold_s=hold_s,
             verify=lambda: self.service_healthy(service),
         )
 
