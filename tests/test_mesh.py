@@ -83,7 +83,7 @@ class Mesh:
             record = spawn(name, mesh.server_command(conf), root / f"{name}.log")
             self.records.append(record)
             await asyncio.to_thread(mesh.wait_ready, ports[monitor], 15,
-                                    lambda: is_running(record))
+                                    lambda r=record: is_running(r))
 
     async def _client(self, url: str):
         nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=3)

@@ -59,7 +59,7 @@ def test_passes_with_numbers(sandbox, tmp_path):
     assert result["heal"]["ok"] and result["heal"]["verified"]
     assert result["runbook"] is None, "a pass points to no runbook"
     # the run found the sandbox running and leaves it running
-    assert sandbox.sandbox.is_up()
+    assert sandbox.sandbox.is_up(["chaos-outbox"])
 
 
 def test_lossy_relay_fails_with_lost_events(fresh_state_dir):

@@ -164,7 +164,9 @@ def _ready_nats_a(w: Where) -> None:
 
 
 def _ready_nats_b(w: Where) -> None:
-    # B starts after A, so both streams can be made here (the mirror needs no live link).
+    # B starts after A, so both streams can be made here. The mirror is made only once sea-b
+    # reaches sea-a's API (the target puts the link proxies up first): a mirror made before
+    # that waits about 40 s for its first message.
     _http_ok(w.url("nats_b_monitor") + "/healthz?js-enabled-only=true")
     asyncio.run(mesh.ensure_mesh_streams(
         w.url("nats_a", "nats"), w.url("nats_b", "nats"), w.settings.platform.domain_a,
