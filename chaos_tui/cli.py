@@ -247,7 +247,9 @@ PROFILE_HELP = ("Start only this profile (repeatable): chaos-outbox, chaos-opa, 
 @click.option("--profile", "profiles", multiple=True, metavar="NAME", help=PROFILE_HELP)
 def sandbox_up(profiles):
     """Start the sandbox (or what of it is not running)."""
-    from chaos_tui.agent.client import AgentUnavailable
+    import httpx
+
+    from chaos_tui.agent.client import AgentError, AgentUnavailable
     from chaos_tui.sandbox.postgres import SandboxError
     from chaos_tui.sandbox.services import PROFILES
     from chaos_tui.targets.sandbox import SandboxTarget
@@ -267,7 +269,8 @@ def sandbox_up(profiles):
 
     try:
         asyncio.run(up())
-    except (SandboxError, AgentUnavailable, OSError) as exc:
+    except (SandboxError, AgentUnavailable, AgentError, httpx.HTTPError, OSError,
+            RuntimeError) as exc:
         fail(ExitCode.ERROR, f"sandbox up: {exc}")
     started = target.started + (["agent"] if target.agent_started else [])
     click.echo(f"started: {', '.join(started)}" if started else "already running")
@@ -280,11 +283,19 @@ def sandbox_up(profiles):
 @sandbox.command("down")
 def sandbox_down():
     """Stop every sandbox process this tool started, and the fault agent (data is kept)."""
-    from chaos_tui.agent.client import AgentClient
+    from chaos_tui.agent.client import AgentClient, AgentUnavailable
     from chaos_tui.sandbox.postgres import SandboxError
 
     sb = _sandbox()
-    pid, agent_stopped = AgentClient(sb.settings).stop_running()  # it heals its leases first
+    client = AgentClient(sb.settings)
+    if client.info() is None and any((client.folder / "leases").glob("*.json")):
+        # A dead agent's leases: heal them now (a new agent does that first), or a later
+        # start would heal them by starting single services of a stack that is down.
+        try:
+            asyncio.run(client.ensure())
+        except AgentUnavailable as exc:
+            fail(ExitCode.ERROR, f"sandbox down: leftover leases could not be healed: {exc}")
+    pid, agent_stopped = client.stop_running()  # it heals its leases first
     if pid is not None and not agent_stopped:
         fail(ExitCode.ERROR, f"sandbox down: the fault agent (pid {pid}) did not stop")
     try:
@@ -293,6 +304,25 @@ def sandbox_down():
         fail(ExitCode.ERROR, f"sandbox down: {exc}")
     stopped += ["agent"] if pid is not None else []
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@sandbox.command("restart")
+@click.argument("service")
+def sandbox_restart(service):
+    """Stop one sandbox service and start it again (the others keep running)."""
+    from chaos_tui.sandbox.postgres import SandboxError
+    from chaos_tui.sandbox.services import BY_NAME
+
+    if service not in BY_NAME:
+        fail(ExitCode.USAGE, f"unknown service {service!r} (known: {', '.join(BY_NAME)})")
+    sb = _sandbox()
+    try:
+        stopped = sb.down(only=[service])
+        sb.start(service)
+    except (SandboxError, OSError, RuntimeError) as exc:
+        fail(ExitCode.ERROR, f"sandbox restart {service}: {exc}")
+    record = sb.record(service)
+    click.echo(f"{'restarted' if stopped else 'started'} {service} (pid {record.pid})")
 
 
 @sandbox.command("status")

@@ -285,3 +285,16 @@ async def test_kill_and_restart_with_retries_every_marker_arrives(sink, start_co
     got = await wait_received(sink.url, sender.prefix, set(sender.accepted), 8)
     delivery = check_delivery(sender.attempted, sender.accepted, received_ids(got))
     assert delivery.lost == 0 and delivery.unexpected == 0, delivery
+
+
+def test_a_torn_last_line_is_cut_so_the_next_record_survives_a_reload(tmp_path):
+    from chaos_tui.sandbox.otlp_sink import MarkerStore
+
+    path = tmp_path / "markers.log"
+    path.write_text("default\tm-1\ndefault\tm-2")  # killed mid-write: no newline after m-2
+    store = MarkerStore(path)
+    store.add("default", ["m-3"], 1)
+    store.close()
+    again = MarkerStore(path)
+    assert again.query("default", "m-")["markers"] == {"m-1": 1, "m-3": 1}
+    again.close()

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from chaos_tui.agent.client import AgentClient
 from chaos_tui.exit_codes import ExitCode
+from chaos_tui.sandbox import mesh
+from chaos_tui.sandbox.stack import Sandbox
+from chaos_tui.settings import Settings
 from chaos_tui.sandbox.processes import ProcessRecord, is_running
 from chaos_tui.scenarios import SCENARIOS
 from tests.conftest import env_for, run_cli
@@ -27,8 +31,8 @@ SHORT = {
 
 def run(scenario: str, env: dict, out: Path, *extra: str):
     args = ["--headless", "--scenario", scenario, "--output", str(out)]
-    for assignment in [*SHORT[scenario], *extra]:
-        args += ["--set", assignment]
+    for item in [*SHORT[scenario], *extra]:  # KEY=VALUE parameters, or --flags
+        args += [item] if item.startswith("--") else ["--set", item]
     proc = run_cli(args, env, timeout=240)
     result = json.loads(out.read_text()) if out.exists() else None
     return proc, result
@@ -110,10 +114,21 @@ def test_nats_partition_mesh_catches_an_origin_too_small_for_the_cut(fresh_state
     assert result["runbook"] == "docs/runbooks/nats_partition_mesh.md"
 
 
-def test_one_node_cut_fails_over_and_the_mirror_keeps_flowing(fresh_state_dir, tmp_path):
-    proc, result = run("nats_partition_mesh", env_for(fresh_state_dir), tmp_path / "r.json",
-                       "scope=one-node")
+def test_one_node_cut_fails_over_and_a_kept_mesh_keeps_its_link(fresh_state_dir, tmp_path):
+    env = env_for(fresh_state_dir)
+    proc, result = run("nats_partition_mesh", env, tmp_path / "r.json", "scope=one-node")
     assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
     assert result["injection_windows"][0]["fault"] == "cut_link:one-node"
+    assert result["measurements"]["paths cut"] in ("mesh-link-1", "mesh-link-2")
     assert invariant(result, "mirror_keeps_flowing")["measured"] <= 5
     assert result["delivery"]["lost"] == 0
+
+    # --keep-sandbox: the mesh stays, and so does the agent that carries its link.
+    proc, result = run("nats_partition_mesh", env, tmp_path / "k.json", "--keep-sandbox")
+    assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
+    sandbox = Sandbox(Settings(state_dir=fresh_state_dir))
+    assert sandbox.is_up(["mesh"]) and AgentClient(sandbox.settings).info() is not None
+    assert mesh.leafz(sandbox.ports["nats_a_monitor"]), "the kept mesh lost its link"
+    down = run_cli(["sandbox", "down"], env)
+    assert down.returncode == 0 and "agent" in down.stdout, down.stdout + down.stderr
+    assert not sandbox.is_up(["mesh"]) and AgentClient(sandbox.settings).info() is None

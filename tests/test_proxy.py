@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import time
 
 import pytest
@@ -250,6 +251,26 @@ async def test_one_down_lease_takes_several_proxies_down_together(agent, echo):
     finally:
         for name in names:
             await agent._ok("DELETE", f"/proxies/{name}")
+
+
+async def test_a_proxy_that_cannot_listen_again_stays_down_and_its_heal_is_retried(agent, proxy):
+    name, port = proxy
+    lease = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", port))  # someone else took the port during the cut
+    squatter.listen(1)
+    try:
+        with pytest.raises(AgentError) as failed:
+            await agent.heal_lease(lease["id"])
+        assert failed.value.status == 502
+        view = await agent._ok("GET", f"/proxies/{name}")
+        assert not view["enabled"] and not view["listening"], "it must not look healed"
+        assert [le["id"] for le in await agent.leases()] == [lease["id"]], "the lease must stay"
+    finally:
+        squatter.close()
+    await agent.heal_lease(lease["id"])  # the port is free again: the retry brings it back
+    assert await round_trip(port) < 0.1
 
 
 async def test_ensure_proxy_keeps_a_matching_proxy_and_remakes_a_different_one(agent, echo):

@@ -81,3 +81,16 @@ def test_down_only_stops_the_named_services(fresh_state_dir):
     assert not sb.running("relay")
     assert sb.running("postgres") and sb.running("nats")
     assert sb.healthy("postgres") and sb.healthy("nats") and not sb.healthy("relay")
+
+
+def test_restart_one_service_leaves_the_others_alone(sandbox):
+    before = {s: sandbox.sandbox.record(s).pid for s in SERVICES}
+    proc = run_cli(["sandbox", "restart", "relay"], sandbox.env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"restarted relay (pid {sandbox.sandbox.record('relay').pid})" in proc.stdout
+    assert sandbox.sandbox.record("relay").pid != before["relay"]
+    assert {s: sandbox.sandbox.record(s).pid for s in ("postgres", "nats")} == {
+        s: before[s] for s in ("postgres", "nats")}
+    assert sandbox.sandbox.healthy("relay")
+    bad = run_cli(["sandbox", "restart", "kafka"], sandbox.env)
+    assert bad.returncode == 2 and "unknown service 'kafka'" in bad.stderr

@@ -52,6 +52,7 @@ class ProxyView(BaseModel):
     listen: str
     upstream: str
     enabled: bool
+    listening: bool
     connections: int
     toxics: list[dict]
 

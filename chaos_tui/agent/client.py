@@ -187,8 +187,15 @@ class AgentClient:
         none)."""
         current = await self._ok("GET", f"/proxies/{name}", allow=(404,))
         if current and "listen" in current:
-            if current["listen"] == listen and current["upstream"] == upstream:
-                return current
+            wanted = current["listen"] == listen and current["upstream"] == upstream
+            if wanted and (current["listening"] or not current["enabled"]):
+                return current  # as asked (down on purpose counts: a lease holds it)
             await self._ok("DELETE", f"/proxies/{name}", allow=(404,))
-        return await self._ok("POST", "/proxies",
-                              {"name": name, "listen": listen, "upstream": upstream})
+        try:
+            return await self._ok("POST", "/proxies",
+                                  {"name": name, "listen": listen, "upstream": upstream})
+        except AgentError as exc:
+            again = await self._ok("GET", f"/proxies/{name}", allow=(404,))
+            if exc.status == 400 and again and again.get("listen") == listen:
+                return again  # another caller made it a moment ago
+            raise

@@ -147,26 +147,32 @@ class ProxyDown:
         return None
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        down = []
-        for name in self.names(params):
-            proxy = self.proxies.get(name)
-            proxy.downs += 1  # counted: a proxy comes back only when every down is healed
-            down.append(name)
-            await proxy.set_enabled(False)
+        down: list[str] = []
+        try:
+            for name in self.names(params):
+                proxy = self.proxies.get(name)
+                proxy.downs += 1  # counted: a proxy comes back only when every down is healed
+                down.append(name)
+                await proxy.set_enabled(False)
+        except BaseException:
+            await self.heal(params, {"down": down})  # all of them or none
+            raise
         return {"down": down}
 
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         down = data.get("down")
         if down is True:  # a lease journalled before proxies could go down together
             down = self.names(params)
-        data["down"] = []  # healing twice must not count twice
-        for name in down or []:
+        # Each name leaves the list only once its proxy is back (or gone): a heal that fails
+        # half-way is retried for the rest, and healing twice never counts twice.
+        for name in list(down or []):
             proxy = self.proxies.proxies.get(name)
-            if proxy is None:
-                continue  # the proxy is gone
-            proxy.downs = max(0, proxy.downs - 1)
-            if proxy.downs == 0:
-                await proxy.set_enabled(True)
+            if proxy is not None:
+                if proxy.downs <= 1:
+                    await proxy.set_enabled(True)  # may raise (port taken): retried
+                proxy.downs = max(0, proxy.downs - 1)
+            down.remove(name)
+            data["down"] = down
 
 
 def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector]:

@@ -148,6 +148,7 @@ class Proxy:
     def to_json(self) -> dict:
         return {"name": self.name, "listen": f"{self.listen[0]}:{self.listen[1]}",
                 "upstream": f"{self.upstream[0]}:{self.upstream[1]}", "enabled": self.enabled,
+                "listening": self._server is not None,
                 "connections": len(self.connections),
                 "toxics": [t.to_json() for t in self.toxics.values()]}
 
@@ -178,10 +179,11 @@ class Proxy:
         it listens on the same port."""
         if enabled == self.enabled:
             return
-        self.enabled = enabled
         if enabled:
-            await self.start()
+            await self.start()  # enabled only once it listens again: a failed start can retry
+            self.enabled = True
             return
+        self.enabled = False
         if self._server is not None:
             self._server.close()
             self._server = None

@@ -29,7 +29,8 @@ class InjectionWindow(BaseModel):
     fault: str
     lease_id: str
     description: str
-    injected_at: float
+    injected_at: float  # the lease was taken and the inject began
+    applied_at: float | None = None  # the inject returned: the fault is surely in place
     heal_started_at: float | None = None
     healed_at: float | None = None
 

@@ -244,6 +244,7 @@ class Run:
             raise BudgetExceeded(
                 f"injecting {fault.name} took longer than {self.options.inject_budget_s:g}s"
             ) from None
+        window.applied_at = time.time()
         self._emit(FaultInjected(window.model_copy()))  # as it is now; the run keeps changing it
 
     async def _heal(self, live: _LiveFault) -> FaultHealReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from nats.aio.client import Client
@@ -43,9 +44,12 @@ class StoredMessage:
 
 
 async def read_subject(
-    url: str, stream: str, subject: str, domain: str | None = None, batch: int = 500
+    url: str, stream: str, subject: str, domain: str | None = None, batch: int = 500,
+    start_seq: int | None = None, timeout_s: float = 60.0,
 ) -> list[StoredMessage]:
-    """Every message on `subject` in `stream`, oldest first, through an ephemeral consumer."""
+    """Every message on `subject` in `stream` (from `start_seq` on, if given), oldest first,
+    through an ephemeral consumer. A slow fetch does not end the read early: it ends when the
+    consumer has nothing pending, or after `timeout_s`."""
     nc = await connect(url, "chaos-tui-reader")
     try:
         js = nc.jetstream(domain=domain, timeout=5)
@@ -56,18 +60,23 @@ async def read_subject(
             subject,
             stream=stream,
             config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.ALL,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start_seq else DeliverPolicy.ALL,
+                opt_start_seq=start_seq or None,
                 ack_policy=AckPolicy.NONE,
                 inactive_threshold=30.0,
             ),
         )
         found: list[StoredMessage] = []
+        deadline = time.monotonic() + timeout_s
         try:
             while True:
                 try:
                     msgs = await sub.fetch(batch, timeout=1.0)
                 except TimeoutError:
-                    break
+                    pending = (await sub.consumer_info()).num_pending
+                    if not pending or time.monotonic() > deadline:
+                        break
+                    continue
                 for msg in msgs:
                     meta = msg.metadata
                     found.append(

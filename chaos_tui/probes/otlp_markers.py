@@ -24,6 +24,7 @@ POST_TIMEOUT_S = 2.0
 MAX_IN_FLIGHT = 64  # at 10 Hz and a 2 s timeout about 20 are ever open
 STOP_TIMEOUT_S = POST_TIMEOUT_S + 1.0
 ACCEPTED = "accepted"
+CANCELLED = "cancelled (sender stopped)"  # our own doing at stop(), not the collector's
 
 
 @dataclass
@@ -85,8 +86,10 @@ class MarkerSender:
 
     @property
     def rejected(self) -> dict[str, int]:
-        """Pushback reason -> how many markers got it (in-flight ones are not counted)."""
-        return dict(Counter(s.outcome for s in self.sends if s.outcome not in (None, ACCEPTED)))
+        """Pushback reason -> how many markers got it (in-flight ones, and ones the sender
+        itself cancelled when it stopped, are not the collector's pushback)."""
+        return dict(Counter(s.outcome for s in self.sends
+                            if s.outcome not in (None, ACCEPTED, CANCELLED)))
 
     @property
     def in_flight(self) -> int:
@@ -156,7 +159,7 @@ class MarkerSender:
         except httpx.TransportError as exc:
             send.outcome = f"transport error ({type(exc).__name__})"
         except asyncio.CancelledError:
-            send.outcome = "cancelled (sender stopped)"
+            send.outcome = CANCELLED
             raise
         finally:
             send.latency_s = time.perf_counter() - clock
@@ -164,14 +167,17 @@ class MarkerSender:
 
 
 async def fetch_markers(sink_url: str, org: str, prefix: str,
-                        timeout_s: float = POST_TIMEOUT_S) -> dict[str, int]:
-    """marker -> times the sink received it, for the markers starting with `prefix`."""
-    async with httpx.AsyncClient(timeout=timeout_s) as client:
-        response = await client.get(
-            f"{sink_url.rstrip('/')}/api/{org}/markers", params={"prefix": prefix}
-        )
-        response.raise_for_status()
-        return {str(k): int(v) for k, v in response.json()["markers"].items()}
+                        timeout_s: float = POST_TIMEOUT_S,
+                        client: httpx.AsyncClient | None = None) -> dict[str, int]:
+    """marker -> times the sink received it, for the markers starting with `prefix`. Pass a
+    client to reuse it (a probe asks ten times a second)."""
+    if client is None:
+        async with httpx.AsyncClient(timeout=timeout_s) as own:
+            return await fetch_markers(sink_url, org, prefix, timeout_s, own)
+    response = await client.get(f"{sink_url.rstrip('/')}/api/{org}/markers",
+                                params={"prefix": prefix}, timeout=timeout_s)
+    response.raise_for_status()
+    return {str(k): int(v) for k, v in response.json()["markers"].items()}
 
 
 def received_ids(counts: dict[str, int]) -> list[str]:

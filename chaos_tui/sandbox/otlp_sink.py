@@ -103,7 +103,11 @@ class MarkerStore:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return
-        for line in text.splitlines(keepends=True):
+        whole = text.rfind("\n") + 1
+        if whole < len(text):  # cut the torn tail, or the next record would be glued to it
+            with open(path, "r+b") as fh:
+                fh.truncate(len(text[:whole].encode("utf-8")))
+        for line in text[:whole].splitlines(keepends=True):
             if not line.endswith("\n") or "\t" not in line:
                 continue
             org, marker = line.rstrip("\n").split("\t", 1)

@@ -102,12 +102,16 @@ class Sandbox:
             self.start(service.name, started)
         return started
 
-    def reserve_ports(self, profiles: list[str] | None = None) -> list:
+    def reserve_ports(self, profiles: list[str] | None = None, new_dials: bool = False) -> list:
         """Pick (once) the ports of these profiles' services, before any of them starts: a
-        link proxy must be listening where sea-b will dial. Returns those services."""
+        link proxy must be listening where sea-b will dial. `new_dials` picks the dialled
+        ports again (one was taken while the mesh was down). Returns those services."""
         wanted = services_of(profiles)
         with self._locked():
             state = self._load()
+            if new_dials:
+                for name in (p for s in wanted for p in s.dials):
+                    state.setdefault("ports", {}).pop(name, None)
             self._assign_ports(state, wanted)
             self._save(state)
         return wanted
@@ -222,9 +226,10 @@ class Sandbox:
             idle = not any(self._running_in(state, s.name) for s in members)
             for name in (p for s in members for p in s.ports):
                 if name not in ports or (idle and not _port_free(ports[name])):
-                    ports[name] = _free_port()
+                    ports[name] = _free_port(set(ports.values()))
             for name in (p for s in members for p in s.dials):
-                ports.setdefault(name, _free_port())
+                if name not in ports:
+                    ports[name] = _free_port(set(ports.values()))
 
     def _running_in(self, state: dict, service: str) -> bool:
         data = state["processes"].get(service)
@@ -274,10 +279,16 @@ class Sandbox:
         BY_NAME[service].ready(self.where(ports))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_port(taken: set[int] = frozenset()) -> int:
+    """A free loopback port that is not one of `taken` (ports kept for services not running
+    now, which the kernel would happily hand out again)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken:
+            return port
+    raise SandboxError("no free loopback port found")
 
 
 def _port_free(port: int) -> bool:

@@ -3,6 +3,7 @@ what the policy denies; allow must come back soon after the decision server does
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
 from chaos_tui.core.model import InvariantResult, InvariantSpec
-from chaos_tui.probes.http_probe import HttpProbe
+from chaos_tui.probes.http_probe import HttpClientProbe, HttpProbe
 from chaos_tui.sandbox.policy_engine import PolicyEngine, default_policy_dir
 from chaos_tui.scenarios.load import SteadyLoad
 
@@ -80,11 +81,13 @@ class DecisionStream(SteadyLoad):
         self.decisions.append(Decision(sent, time.time(), index, answer, reason))
 
     async def stop(self) -> None:
-        await super().stop()
-        await self._http.aclose()
+        try:
+            await super().stop()
+        finally:
+            await self._http.aclose()
 
 
-class AllowProbe(Probe):
+class AllowProbe(HttpClientProbe):
     """Passes while the gateway allows a request the policy allows: fails closed shows up
     here as a failure, and the recovery timings are read from it."""
 
@@ -92,21 +95,13 @@ class AllowProbe(Probe):
         super().__init__(name, "gateway allows a request the policy allows")
         self.url = gateway_url + "/v1/decide"
         self.request = request
-        self._http: httpx.AsyncClient | None = None
 
     async def measure(self) -> float | None:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.timeout_s)
-        response = await self._http.post(self.url, json=self.request)
+        response = await self.http.post(self.url, json=self.request)
         body = response.json()
         if body.get("allow") is not True:
             raise RuntimeError(f"denied: {body.get('reason', response.status_code)}")
         return 1.0
-
-    async def close(self) -> None:
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.aclose()
 
 
 def expected() -> list[bool]:
@@ -158,8 +153,8 @@ class OpaRestart(Scenario):
 
     def invariants(self) -> list[InvariantSpec]:
         return [
-            InvariantSpec(name="fails_closed", description="no allow while OPA is down",
-                          limit=0, unit="allows"),
+            InvariantSpec(name="fails_closed", description="every decision while OPA is "
+                          "down is deny (not allow, not unanswered)", limit=0, unit="decisions"),
             InvariantSpec(name="never_allows_denied", description="no allow, ever, for a "
                           "request the policy denies", limit=0, unit="allows"),
             InvariantSpec(name="allow_resumes", description="allow comes back after OPA "
@@ -180,21 +175,42 @@ class OpaRestart(Scenario):
             round(back_at - down_at, 3) if down_at and back_at else None)
 
         during = phases["while OPA down"]
-        allowed_while_down = [d for d in during if d.answer == "allow"]
+        not_denied = [d for d in during if d.answer != "deny"]
+        unanswered = sum(d.answer == "error" for d in not_denied)
         wrongly_allowed = [d for d in decisions if d.answer == "allow" and not should_allow[d.request]]
-        resume = allow_resume_s(decisions, should_allow, back_at)
+        resume = await self._allow_resume_s(ctx, decisions, should_allow, back_at)
         spec = {i.name: i for i in self.invariants()}
         ctx.note(f"decisions: {len(decisions)}, {len(during)} while OPA was down, "
-                 f"{len(allowed_while_down)} of them allowed")
+                 f"{len(not_denied)} of them not deny")
         return [
             spec["fails_closed"].judge(
-                len(allowed_while_down) if during else None,
-                f"{len(during)} decisions while OPA was down" if during else
+                len(not_denied) if during else None,
+                f"{len(during)} decisions while OPA was down: {len(not_denied) - unanswered} "
+                f"allowed, {unanswered} unanswered" if during else
                 "no decision was made while OPA was down: nothing to judge"),
             spec["never_allows_denied"].judge(len(wrongly_allowed), _example(wrongly_allowed)),
             spec["allow_resumes"].judge(
-                resume, "" if resume is not None else "no allow after OPA came back"),
+                resume, "" if resume is not None else
+                f"no allow within {self.params.resume_limit_s:g}s of OPA answering again"),
         ]
+
+    async def _allow_resume_s(self, ctx: RunContext, decisions: list[Decision],
+                              should_allow: list[bool], back_at: float | None) -> float | None:
+        """Seconds from OPA answering again to the gateway's first allow of an allowed
+        request: a decision of the stream, or the allow_path probe, which goes on sampling
+        while this waits (so a run with no load after the heal is still judged)."""
+        if back_at is None:
+            return None
+        deadline = back_at + self.params.resume_limit_s
+        while True:
+            allows = [d.answered_at for d in decisions
+                      if d.answer == "allow" and should_allow[d.request] and d.sent_at >= back_at]
+            allows += [x.t for x in ctx.timeline.since("allow_path", back_at) if x.ok]
+            if allows:
+                return round(max(0.0, min(allows) - back_at), 3)
+            if time.time() > deadline:
+                return None
+            await asyncio.sleep(0.1)
 
 
 def opa_down_span(ctx: RunContext) -> tuple[float | None, float | None, float | None]:
@@ -206,7 +222,10 @@ def opa_down_span(ctx: RunContext) -> tuple[float | None, float | None, float | 
         return None, None, None
     failed = [s.t for s in ctx.timeline.samples("opa")
               if not s.ok and down_at <= s.t and (back_at is None or s.t < back_at)]
-    return down_at, max(failed), back_at
+    # A health check may have begun a moment before the kill landed: OPA is surely down
+    # only once the inject returned too.
+    applied = ctx.timeline.windows[0].applied_at
+    return max(down_at, applied or down_at), max(failed), back_at
 
 
 def phase_of(d: Decision, down_at: float | None, last_down: float | None,
@@ -224,16 +243,6 @@ def phase_of(d: Decision, down_at: float | None, last_down: float | None,
 
 def count_answers(items: list[Decision]) -> dict[str, int]:
     return {kind: sum(d.answer == kind for d in items) for kind in ("allow", "deny", "error")}
-
-
-def allow_resume_s(decisions: list[Decision], should_allow: list[bool],
-                   back_at: float | None) -> float | None:
-    """Seconds from OPA answering again to the first allow of an allowed request."""
-    if back_at is None:
-        return None
-    later = [d.answered_at for d in decisions
-             if d.answer == "allow" and should_allow[d.request] and d.sent_at >= back_at]
-    return round(max(0.0, min(later) - back_at), 3) if later else None
 
 
 def _example(items: list[Decision]) -> str:

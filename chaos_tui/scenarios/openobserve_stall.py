@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
-from chaos_tui.probes.http_probe import HttpProbe
+from chaos_tui.probes.http_probe import HttpClientProbe, HttpProbe
 from chaos_tui.probes.otlp_markers import MarkerSender, fetch_markers, received_ids
 from chaos_tui.probes.tcp_probe import TcpProbe
 from chaos_tui.sandbox.collector import ORG
@@ -32,7 +32,7 @@ class Params(BaseModel):
                                    "arrive within this long after the heal")
 
 
-class ArrivalProbe(Probe):
+class ArrivalProbe(HttpClientProbe):
     """Markers the collector accepted that the backend has not shown yet; it notes when each
     marker was first seen, so delivery delays are measured, not guessed."""
 
@@ -46,7 +46,8 @@ class ArrivalProbe(Probe):
         sender = self.scenario.sender
         if sender is None:
             return 0.0
-        counts = await fetch_markers(self.sink_url, ORG, sender.prefix, timeout_s=self.timeout_s)
+        counts = await fetch_markers(self.sink_url, ORG, sender.prefix, self.timeout_s,
+                                     self.http)
         now = time.time()
         for marker in counts:
             self.first_seen.setdefault(marker, now)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.metadata
 import subprocess
+import time
 
-from chaos_tui.agent.client import AgentClient
+from chaos_tui.agent.client import AgentClient, AgentError
 from chaos_tui.core.contracts import Fault, Probe, Target
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.sandbox import collector, mesh, postgres
 from chaos_tui.sandbox import nats as nats_server
-from chaos_tui.sandbox.services import mesh_link_ports, services_of
+from chaos_tui.sandbox.postgres import SandboxError
+from chaos_tui.sandbox.services import PROFILES, mesh_link_ports, services_of
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 
@@ -39,7 +42,14 @@ class SandboxTarget(Target):
             # backs off for a minute or more before it tries again.
             await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"])
             self.agent_started = await self.agent.ensure() or self.agent_started
-            await self.ensure_mesh_link()
+            try:
+                await self.ensure_mesh_link()
+            except AgentError as exc:
+                if self.sandbox.is_up(["mesh"]) or "cannot listen" not in exc.detail:
+                    raise
+                # A link port was taken while the mesh was down: pick new ones and retry.
+                await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"], True)
+                await self.ensure_mesh_link()
         # Filled in as each service starts, so a failed or interrupted start is still undone.
         await asyncio.to_thread(self.sandbox.up, self.started, profiles)
         self.agent_started = await self.agent.ensure() or self.agent_started
@@ -51,11 +61,14 @@ class SandboxTarget(Target):
         """The agent this target spawned (it heals any lease left first), then the services
         it started, unless the sandbox is to be kept. Returns what was stopped."""
         stopped = []
-        if self.agent_started and self.agent.stop_spawned():
+        leaving = [] if keep_sandbox else self.started
+        # A mesh that stays up needs the agent: its link runs through the agent's proxies.
+        mesh_stays = any(self.sandbox.running(s) and s not in leaving for s in PROFILES["mesh"])
+        if self.agent_started and not mesh_stays and self.agent.stop_spawned():
             stopped.append("agent")
         self.agent_started = False
-        if self.started and not keep_sandbox:
-            stopped += self.sandbox.down(only=self.started)
+        if leaving:
+            stopped += self.sandbox.down(only=leaving)
             self.started.clear()
         return stopped
 
@@ -137,22 +150,29 @@ class SandboxTarget(Target):
                 f"127.0.0.1:{ports['nats_a_leaf']}"))
         return made
 
-    async def mesh_linked(self) -> bool:
-        """The link is whole: every proxy relays and sea-a sees sea-b's leafnode."""
-        try:
-            proxies = await self.ensure_mesh_link()
-            leafs = len(await asyncio.to_thread(mesh.leafz, self.sandbox.ports["nats_a_monitor"]))
-        except Exception:
-            return False
-        return all(p["enabled"] for p in proxies) and leafs > 0
+    async def mesh_linked(self, timeout_s: float = 10.0) -> bool:
+        """The link is whole again: every proxy listens and sea-a sees sea-b's leafnode.
+        sea-b redials every 250 ms, so this waits (bounded) rather than asking once."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                proxies = await self.ensure_mesh_link()
+                leafs = await asyncio.to_thread(mesh.leafz, self.sandbox.ports["nats_a_monitor"])
+                if leafs and all(p["listening"] for p in proxies):
+                    return True
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
 
     async def active_link_path(self) -> int:
-        """The path (1-based) carrying the leafnode connection now; 1 if none does."""
+        """The path (1-based) carrying the leafnode connection now."""
         proxies = {p["name"]: p for p in await self.agent.proxies()}
         for i in range(1, len(mesh_link_ports()) + 1):
             if proxies.get(LINK_PROXY.format(i), {}).get("connections"):
                 return i
-        return 1
+        raise SandboxError("no leafnode path carries the link: there is no path in use to cut")
 
     # -- faults, applied by the agent -------------------------------------------------------
 
@@ -215,8 +235,9 @@ class SandboxTarget(Target):
 
 @functools.lru_cache(maxsize=1)
 def sandbox_versions() -> dict[str, str]:
-    """What the sandbox runs, read from the binaries themselves (results carry it, so a
-    change of version can explain a change of behaviour)."""
+    """What the sandbox runs, read from the installed binaries and packages, whichever
+    profile is up (results carry it, so a change of version can explain a change of
+    behaviour)."""
     found = {}
     for name, command in (
         ("nats", lambda: [str(nats_server.server_binary()), "--version"]),
@@ -228,6 +249,10 @@ def sandbox_versions() -> dict[str, str]:
             found[name] = (out.stdout or out.stderr).strip().splitlines()[0]
         except Exception as exc:  # a missing binary is a fact to report, not a crash
             found[name] = f"unknown ({exc})"
+    try:
+        found["policy engine"] = f"regopy {importlib.metadata.version('regopy')}"
+    except importlib.metadata.PackageNotFoundError:
+        found["policy engine"] = "unknown (regopy is not installed)"
     return found
 
 
