@@ -68,7 +68,7 @@ def result_facts(result: RunResult) -> list[tuple[str, str]]:
     facts += [(label, measurement_text(v)) for label, v in result.measurements.items()]
     facts.append(("heal", heal_text(result)))
     if result.versions:
-        facts.append(("versions", "; ".join(f"{k} {v}" for k, v in result.versions.items())))
+        facts.append(("versions", ", ".join(result.versions.values())))
     if result.runbook:
         facts.append(("runbook", result.runbook))
     return facts

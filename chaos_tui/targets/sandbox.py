@@ -239,20 +239,22 @@ def sandbox_versions() -> dict[str, str]:
     profile is up (results carry it, so a change of version can explain a change of
     behaviour)."""
     found = {}
-    for name, command in (
-        ("nats", lambda: [str(nats_server.server_binary()), "--version"]),
-        ("postgres", lambda: [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"]),
-        ("collector", lambda: [str(collector.binary()), "--version"]),
+    for name, product, command in (
+        ("nats", "nats-server", lambda: [str(nats_server.server_binary()), "--version"]),
+        ("postgres", "PostgreSQL",
+         lambda: [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"]),
+        ("collector", "rotel", lambda: [str(collector.binary()), "--version"]),
     ):
         try:
             out = subprocess.run(command(), capture_output=True, text=True, timeout=10)
-            found[name] = (out.stdout or out.stderr).strip().splitlines()[0]
+            # Each prints its own name and then the version: keep the version, name it alike.
+            found[name] = f"{product} {(out.stdout or out.stderr).split()[-1]}"
         except Exception as exc:  # a missing binary is a fact to report, not a crash
-            found[name] = f"unknown ({exc})"
+            found[name] = f"{product} unknown ({exc})"
     try:
         found["policy engine"] = f"regopy {importlib.metadata.version('regopy')}"
     except importlib.metadata.PackageNotFoundError:
-        found["policy engine"] = "unknown (regopy is not installed)"
+        found["policy engine"] = "regopy unknown (not installed)"
     return found
 
 
