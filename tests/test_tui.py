@@ -250,8 +250,9 @@ async def test_a_platform_scenario_runs_in_the_console_with_its_own_numbers(
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), 10, "details")
             await pilot.press("r", *name, "enter")
-            await wait_until(pilot, lambda: app.live.chaos_live, 60, "the cut")
+            await wait_until(pilot, lambda: app.live.live_faults, 60, "the cut")
             assert [w.fault for w in app.live.live_faults] == ["cut_link:full"]
+            assert app.live.chaos_live
             await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 120, "the report")
             result = app.screen.result
             assert result.outcome == "pass", result.reason

@@ -176,7 +176,10 @@ class ProxyDown:
 
 
 def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector]:
+    from chaos_tui.agent.docker_faults import docker_injectors
+
     return {
+        **docker_injectors(),
         "sandbox.hard_restart": SandboxHardRestart(sandbox),
         "sandbox.stop": SandboxStop(sandbox),
         "sandbox.pause": SandboxPause(sandbox),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 import json
 import os
 import time
@@ -13,6 +14,10 @@ from pydantic import BaseModel, Field
 
 from chaos_tui.agent.injectors import Injector
 from chaos_tui.core.journal import write_atomic
+
+# The lease an injector is applying or healing, for what it leaves a mark on (e.g. the label
+# of a Docker sidecar); asyncio.to_thread carries it into the worker thread.
+CURRENT_LEASE: ContextVar[str | None] = ContextVar("chaos_tui_current_lease", default=None)
 
 LeaseState = Literal["applying", "applied", "healing", "failed"]
 REAP_INTERVAL_S = 0.1
@@ -172,6 +177,7 @@ class LeaseBook:
             self.journal.write(lease)
             self.leases[lease.id] = lease
             try:
+                CURRENT_LEASE.set(lease.id)  # this task's own context: seen by the injector
                 lease.data = await injector.apply(lease.params)
             except Exception as exc:
                 undo_error = await self._undo(lease)
@@ -256,6 +262,7 @@ class LeaseBook:
         if injector is None:
             return f"no injector for kind {lease.kind!r}"
         try:
+            CURRENT_LEASE.set(lease.id)
             await injector.heal(lease.params, lease.data)
             return None
         except Exception as exc:

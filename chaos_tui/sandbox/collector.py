@@ -80,6 +80,7 @@ def command(
     log_file: Path | str | None = None,
     *,
     state_dir: Path | str | None = None,
+    host: str = "127.0.0.1",
     request_timeout: str = REQUEST_TIMEOUT,
     retry_initial_backoff: str = RETRY_INITIAL_BACKOFF,
     retry_max_backoff: str = RETRY_MAX_BACKOFF,
@@ -96,8 +97,8 @@ def command(
         str(binary), "start",  # no --daemon: we own the process and its pid
         "--pid-file", str(state / "rotel-agent.pid"),
         "--log-file", str(log),
-        "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
-        "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+        "--otlp-grpc-endpoint", f"{host}:{grpc_port}",
+        "--otlp-http-endpoint", f"{host}:{http_port}",
         "--otlp-receiver-metrics-disabled",
         "--exporter", "otlp",
         "--otlp-exporter-protocol", "http",

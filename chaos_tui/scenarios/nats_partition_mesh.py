@@ -127,10 +127,10 @@ class MirrorSilenceProbe(Probe):
 
 
 class LinkProbe(HttpClientProbe):
-    """Passes while sea-a has sea-b's leafnode connection (its /leafz monitor page)."""
+    """Passes while sea-b has its leafnode connection to sea-a (its /leafz monitor page)."""
 
     def __init__(self, name: str, monitor_url: str) -> None:
-        super().__init__(name, "sea-a sees the leafnode from sea-b")
+        super().__init__(name, "sea-b has its leafnode to sea-a")
         self.url = monitor_url + "/leafz"
 
     async def measure(self) -> float | None:
@@ -138,6 +138,13 @@ class LinkProbe(HttpClientProbe):
         if not leafs:
             raise RuntimeError("no leafnode connection")
         return float(len(leafs))
+
+
+def cut_paths(fault: Fault | None) -> list[str]:
+    """What the cut took down, as the target named it when it landed: link proxies on the
+    sandbox, sea-a nodes on Docker."""
+    params = getattr(fault, "params", {})
+    return list(params.get("proxies") or params.get("services") or [])
 
 
 class NatsPartitionMesh(Scenario):
@@ -164,7 +171,7 @@ class NatsPartitionMesh(Scenario):
     def probes(self, target) -> list[Probe]:
         self.mirror = MirrorProbe("mirror_lag", target.nats_a_url, target.nats_b_url)
         return [
-            LinkProbe("link", target.nats_a_monitor_url),
+            LinkProbe("link", target.link_monitor_url),
             self.mirror,
             MirrorSilenceProbe("mirror_silence", self.mirror),
         ]
@@ -237,7 +244,7 @@ class NatsPartitionMesh(Scenario):
             "messages published during cut": sum(
                 1 for t in publisher.sent_at.values() if window and window.contains(t)),
             "scope": p.scope,
-            "paths cut": ", ".join(getattr(self.cut, "params", {}).get("proxies", [])) or None,
+            "paths cut": ", ".join(cut_paths(self.cut)) or None,
         })
         spec = {i.name: i for i in self.invariants()}
         results = [

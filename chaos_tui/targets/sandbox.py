@@ -119,8 +119,9 @@ class SandboxTarget(Target):
         return self._url("nats_b", "nats")
 
     @property
-    def nats_a_monitor_url(self) -> str:
-        return self._url("nats_a_monitor")
+    def link_monitor_url(self) -> str:
+        """sea-b's monitor: it has the one leafnode while the link is up."""
+        return self._url("nats_b_monitor")
 
     @property
     def domain_a(self) -> str:

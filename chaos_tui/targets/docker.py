@@ -1,0 +1,243 @@
+"""The Docker Compose stack as a target: containers found by their compose labels, faults
+applied by the agent through the Docker Engine API, addresses from the platform settings
+(the ports the compose files publish on 127.0.0.1).
+
+The stack is brought up by the user (`just chaos-up`); a run only checks that what its
+scenario needs is running, and says how to start it when it is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from chaos_tui.agent.client import AgentClient
+from chaos_tui.agent.docker_faults import DockerUnavailable, find_container
+from chaos_tui.core.contracts import Fault, Probe, Target
+from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.probes.agent_probe import AgentProbe
+from chaos_tui.sandbox import mesh, postgres
+from chaos_tui.sandbox import nats as nats_server
+from chaos_tui.sandbox.postgres import SandboxError
+from chaos_tui.settings import Settings
+
+# The scenarios' service names -> the compose files' service names.
+COMPOSE_SERVICE = {
+    "postgres": "postgres", "nats": "nats", "relay": "sea-mq-worker", "opa": "opa",
+    "gateway": "policy-gateway", "sink": "openobserve", "collector": "otel-collector",
+}
+MESH_SERVICES = [f"sea-nats-{c}-{i}" for c in "ab" for i in (1, 2, 3)]
+PROFILE_SERVICES = {
+    "chaos-outbox": ["postgres", "nats", "sea-mq-worker"],
+    "chaos-opa": ["opa", "policy-gateway"],
+    "chaos-observe": ["openobserve", "otel-collector"],
+    "mesh": MESH_SERVICES,
+}
+
+
+class DockerTarget(Target):
+    name = "docker"
+    is_sandbox = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.platform = settings.platform
+        self.agent = AgentClient(settings)
+        self.agent_started = False
+
+    def project_of(self, profile: str) -> str:
+        d = self.settings.docker
+        return d.mesh_project if profile == "mesh" else d.project
+
+    async def ensure_up(self, profile: str | None = None) -> None:
+        for name in [profile] if profile else list(PROFILE_SERVICES):
+            missing = await asyncio.to_thread(self._not_running, name)
+            if missing:
+                raise SandboxError(
+                    f"docker: {', '.join(missing)} of compose project {self.project_of(name)!r} "
+                    f"not running; start them with `just chaos-up {name}`")
+        self.agent_started = await self.agent.ensure() or self.agent_started
+        # What chaos-tui itself keeps in the stack: the outbox table and the streams.
+        if profile in (None, "chaos-outbox"):
+            await when_ready("postgres", lambda: asyncio.to_thread(
+                postgres.apply_migrations, self.postgres_url))
+            await when_ready("nats", lambda: nats_server.ensure_events_stream(self.nats_url))
+        if profile in (None, "mesh"):
+            await when_ready("the mesh", lambda: mesh.ensure_mesh_streams(
+                self.nats_a_url, self.nats_b_url, self.domain_a))
+
+    def _not_running(self, profile: str) -> list[str]:
+        try:
+            found = {s: find_container(self.project_of(profile), s)
+                     for s in PROFILE_SERVICES[profile]}
+        except DockerUnavailable as exc:
+            raise SandboxError(str(exc)) from None
+        return [s for s, c in found.items() if c is None or c.status != "running"]
+
+    def probes(self) -> list[Probe]:
+        return [AgentProbe("agent", self.agent)]
+
+    def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
+        """Only the agent: the stack is the user's, brought up and down with `just`."""
+        stopped = ["agent"] if self.agent_started and self.agent.stop_spawned() else []
+        self.agent_started = False
+        return stopped
+
+    def versions(self) -> dict[str, str]:
+        """The image each running service of the stack was made from."""
+        found = {}
+        for profile, services in PROFILE_SERVICES.items():
+            for service in services:
+                try:
+                    container = find_container(self.project_of(profile), service)
+                except DockerUnavailable:
+                    return found
+                if container is not None:
+                    found[service] = f"{service} {', '.join(container.image.tags) or container.image.short_id}"
+        return found
+
+    def blast_radius(self, profile: str | None = None) -> list[str]:
+        lines = []
+        for name in [profile] if profile else list(PROFILE_SERVICES):
+            project = self.project_of(name)
+            lines += [f"docker container of {project}/{s} (compose project {project})"
+                      for s in PROFILE_SERVICES[name]]
+        return lines
+
+    # -- addresses: what the compose files publish ----------------------------------------
+
+    @property
+    def postgres_url(self) -> str:
+        return (f"postgresql://postgres:chaos@127.0.0.1:{self.platform.postgres_port}/postgres")
+
+    @property
+    def nats_url(self) -> str:
+        return self.platform.nats_url
+
+    @property
+    def opa_url(self) -> str:
+        return f"http://127.0.0.1:{self.platform.opa_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.platform.policy_gateway_port}"
+
+    @property
+    def collector_port(self) -> int:
+        return self.platform.otlp_http_port
+
+    @property
+    def collector_url(self) -> str:
+        return f"http://127.0.0.1:{self.platform.otlp_http_port}"
+
+    @property
+    def sink_url(self) -> str:
+        return f"http://127.0.0.1:{self.platform.openobserve_port}"
+
+    @property
+    def nats_a_url(self) -> str:
+        return self.platform.nats_a_url
+
+    @property
+    def nats_b_url(self) -> str:
+        return self.platform.nats_b_url
+
+    @property
+    def domain_a(self) -> str:
+        return self.platform.domain_a
+
+    # -- faults, applied by the agent through the Docker Engine ----------------------------
+
+    def _container_fault(self, kind: str, verb: str, service: str, hold_s: float,
+                         what: str) -> Fault:
+        compose = COMPOSE_SERVICE[service]
+        project = self.settings.docker.project
+        return LeasedFault(
+            self.agent, kind, {"project": project, "service": compose},
+            name=f"{verb}:{compose}", hold_s=hold_s,
+            description=f"{what} the container of {project}/{compose} for {hold_s:g}s",
+            verify=lambda: self.container_running(project, compose),
+        )
+
+    def hard_restart(self, service: str, hold_s: float) -> Fault:
+        return self._container_fault("docker.kill", "kill", service, hold_s,
+                                     "SIGKILL (docker kill), then start again,")
+
+    def stop(self, service: str, hold_s: float) -> Fault:
+        return self._container_fault("docker.stop", "stop", service, hold_s,
+                                     "stop (docker stop), then start again,")
+
+    def pause(self, service: str, hold_s: float) -> Fault:
+        return self._container_fault("docker.pause", "pause", service, hold_s,
+                                     "freeze (docker pause)")
+
+    def cut_link(self, scope: str, hold_s: float) -> Fault:
+        """Cut the leafnode link port on cluster A's nodes: all of them (`full`), or the one
+        sea-nats-b-1 is linked to when the fault lands (`one-node`), so that B must fail over
+        to another A node."""
+        every = [s for s in MESH_SERVICES if s.startswith("sea-nats-a-")]
+        port = self.platform.nats_leafnode_port
+        params = {"project": self.settings.docker.mesh_project, "services": every, "port": port,
+                  "image": self.settings.docker.sidecar_image}
+
+        async def linked_node() -> dict:
+            return {**params, "services": [await asyncio.to_thread(self._a_node_of_b1)]}
+
+        one = scope == "one-node"
+        return LeasedFault(
+            self.agent, "docker.netcut", params, name=f"cut_link:{scope}", hold_s=hold_s,
+            description=(f"reset TCP port {port} (the leafnode link) on "
+                         + ("the sea-a node sea-nats-b-1 is linked to" if one else
+                            ", ".join(every)) + f" for {hold_s:g}s"),
+            verify=self.mesh_linked, resolve=linked_node if one else None,
+        )
+
+    @property
+    def link_monitor_url(self) -> str:
+        """sea-nats-b-1's monitor: it has exactly one leafnode while the link is up."""
+        return f"http://127.0.0.1:{self.platform.nats_b_monitor_port}"
+
+    def _a_node_of_b1(self) -> str:
+        leafs = mesh.leafz(self.platform.nats_b_monitor_port)
+        if not leafs:
+            raise SandboxError("sea-nats-b-1 has no leafnode link: there is no path to cut")
+        ip = leafs[0]["ip"]
+        project = self.settings.docker.mesh_project
+        for service in (s for s in MESH_SERVICES if s.startswith("sea-nats-a-")):
+            container = find_container(project, service)
+            networks = container.attrs["NetworkSettings"]["Networks"] if container else {}
+            if any(n.get("IPAddress") == ip for n in networks.values()):
+                return service
+        raise SandboxError(f"no sea-a node has address {ip}")
+
+    async def mesh_linked(self, timeout_s: float = 15.0) -> bool:
+        """sea-nats-b-1 has its leafnode to cluster A again (it redials every 250 ms)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                if await asyncio.to_thread(mesh.leafz, self.platform.nats_b_monitor_port):
+                    return True
+            except Exception:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+
+    async def container_running(self, project: str, service: str) -> bool:
+        def check() -> bool:
+            container = find_container(project, service)
+            return container is not None and container.status == "running"
+
+        return await asyncio.to_thread(check)
+
+
+async def when_ready(what: str, action, timeout_s: float = 60.0) -> None:
+    """Run `action` (async) until it succeeds: a container that was just started takes a
+    moment to serve. Fails with its last error after `timeout_s`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await action()
+        except Exception as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise SandboxError(f"docker: {what} not ready after {timeout_s:g}s: {exc}") from None
+        await asyncio.sleep(0.5)

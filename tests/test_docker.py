@@ -1,0 +1,206 @@
+"""The Docker Compose stack, for real: the compose files' profiles, the offline test bed
+(built here with no registry), every scenario against containers through `just`, a SIGKILLed
+run whose container the agent's TTL restores, and `just chaos-down` leaving nothing of ours.
+
+Skipped, with the reason, where no Docker Engine answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaos_tui.exit_codes import ExitCode
+from chaos_tui.scenarios import SCENARIOS
+from tests.conftest import CHAOS_TUI, env_for, leftovers, make_state_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "infra" / "docker"
+JUST = shutil.which("just") or str(Path(sys.executable).parent / "just")
+PROFILES = {
+    "chaos-outbox": {"postgres", "nats", "sea-mq-worker"},
+    "chaos-opa": {"opa", "policy-gateway"},
+    "chaos-observe": {"openobserve", "otel-collector"},
+}
+OURS = ("chaos", "chaos-mesh")  # compose projects the justfile uses
+
+
+def _docker_problem() -> str | None:
+    if shutil.which("docker") is None or shutil.which("docker-compose") is None:
+        return "docker or docker-compose is not installed"
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    return None if info.returncode == 0 else f"no Docker Engine answers: {info.stderr.strip()[:200]}"
+
+
+PROBLEM = _docker_problem()
+pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"docker tests skipped: {PROBLEM}")
+
+
+def compose_config(*files: str, profile: str | None = None) -> dict:
+    args = ["docker-compose"] + [a for f in files for a in ("-f", str(DOCKER / f))]
+    args += ["--profile", profile] if profile else []
+    out = subprocess.run(args + ["config"], capture_output=True, text=True,
+                         env={**os.environ, "CHAOS_TESTBED_IMAGE": "chaos-tui-testbed:check"})
+    assert out.returncode == 0, out.stderr
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_each_profile_holds_exactly_its_services(profile):
+    config = compose_config("docker-compose.chaos.yml", profile=profile)
+    # Compose v1's `config` prints every service with its profiles; v2 prints only the
+    # active ones. Either way, the services of this profile are exactly these.
+    chosen = {name for name, s in config["services"].items() if profile in s.get("profiles", [profile])}
+    assert chosen == PROFILES[profile]
+    assert all(s["networks"] == {"chaos-net": None} or "chaos-net" in s["networks"]
+               for s in config["services"].values())
+    for service in config["services"].values():
+        for port in service.get("ports", []):  # v1 keeps the short form, v2 the long one
+            host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == "127.0.0.1", port
+
+
+def test_the_mesh_file_has_two_clusters_linked_on_7522():
+    config = compose_config("docker-compose.mesh.yml")
+    assert set(config["services"]) == {f"sea-nats-{c}-{i}" for c in "ab" for i in (1, 2, 3)}
+    for i in (1, 2, 3):
+        a = (DOCKER / "nats" / f"sea-nats-a-{i}.conf").read_text()
+        b = (DOCKER / "nats" / f"sea-nats-b-{i}.conf").read_text()
+        assert 'listen: "0.0.0.0:7522"' in a and "no_advertise: true" in a and '"sea-a"' in a
+        assert "sea-nats-a-1:7522" in b and '"sea-b"' in b and "4422" in a and "5422" in b
+    testbed = compose_config("docker-compose.mesh.yml", "docker-compose.mesh-testbed.yml")
+    assert {s["image"] for s in testbed["services"].values()} == {"chaos-tui-testbed:check"}
+
+
+# -- the stack itself, from the offline test bed ------------------------------------------------
+
+
+def _ours_exist() -> list[str]:
+    """Containers, networks, volumes and sidecars of our compose projects, by label."""
+    found = []
+    for kind in ("container", "network", "volume"):
+        for project in OURS:
+            flags = ["-a"] if kind == "container" else []
+            out = subprocess.run(["docker", kind, "ls", *flags, "-q", "--filter",
+                                  f"label=com.docker.compose.project={project}"],
+                                 capture_output=True, text=True).stdout.split()
+            found += [f"{kind} {x}" for x in out]
+    sidecars = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=chaos-tui.sidecar"],
+                              capture_output=True, text=True).stdout.split()
+    return found + [f"sidecar {x}" for x in sidecars]
+
+
+def just(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([JUST, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """Every profile and the mesh up from the test bed; afterwards `just chaos-down`."""
+    if _ours_exist():
+        pytest.skip("a chaos stack of compose projects chaos/chaos-mesh already runs here; "
+                    "these tests will not touch it")
+    state_dir = make_state_dir("docker")
+    env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable)
+    started = time.monotonic()
+    built = subprocess.run([sys.executable, str(DOCKER / "testbed" / "build_testbed.py")],
+                           capture_output=True, text=True, timeout=1200)
+    assert built.returncode == 0, built.stderr[-3000:]
+    image = built.stdout.strip().split("=", 1)[1]
+    print(f"test bed {image} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    env.update(CHAOS_TESTBED_IMAGE=image, CHAOS_DOCKER__SIDECAR_IMAGE=image)
+    try:
+        for profile in (*PROFILES, "mesh"):
+            up = just("chaos-up", profile, env=env)
+            assert up.returncode == 0, up.stdout + up.stderr
+        yield env
+    finally:
+        left = leftovers(state_dir)
+        down = just("chaos-down", env=env)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not _ours_exist(), f"chaos-down left: {_ours_exist()}"
+        assert not left, f"left behind: {left}"
+
+
+def _iptables_rules(env: dict, service: str) -> str:
+    container = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=chaos-mesh",
+         "--filter", f"label=com.docker.compose.service={service}"],
+        capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", f"container:{container}", "--cap-add",
+         "NET_ADMIN", "--user", "root", env["CHAOS_TESTBED_IMAGE"], "iptables", "-S"],
+        capture_output=True, text=True).stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_scenario_passes_against_the_containers(stack, scenario, tmp_path):
+    short = {"postgres_restart_outbox": "down_s=2", "opa_restart": "down_s=2",
+             "openobserve_stall": "stall_s=3", "nats_partition_mesh": "cut_s=3"}[scenario]
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [*CHAOS_TUI, "--headless", "--scenario", scenario, "--target", "docker",
+         "--enable-chaos", "--set", "warmup_s=1", "--set", short, "--set", "recover_s=2",
+         "--output", str(out)],
+        env=stack, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["target"] == "docker" and result["heal"]["ok"] and result["heal"]["verified"]
+    assert any("chaos-tui-testbed" in v for v in result["versions"].values())
+    if scenario == "nats_partition_mesh":
+        assert result["measurements"]["paths cut"] == "sea-nats-a-1, sea-nats-a-2, sea-nats-a-3"
+        assert result["measurements"]["longest mirror silence during cut (s)"] >= 1.5
+        for node in ("sea-nats-a-1", "sea-nats-a-2", "sea-nats-a-3"):
+            assert "7522" not in _iptables_rules(stack, node), f"a rule outlived the heal on {node}"
+    if scenario != "nats_partition_mesh":
+        assert result["delivery"] is None or result["delivery"]["lost"] == 0
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
+    """The console dies mid-fault; the agent starts the killed container at the TTL."""
+    proc = subprocess.Popen(
+        [*CHAOS_TUI, "--headless", "--scenario", "opa_restart", "--target", "docker",
+         "--enable-chaos", "--set", "warmup_s=1", "--set", "down_s=5"],
+        env=stack, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL)
+    try:
+        line = ""
+        for line in proc.stderr:  # the run narrates on stderr; it ends if the run does
+            if "INJECTED" in line:
+                break
+        assert "INJECTED" in line, "the fault never landed"
+        assert _state("opa") == "exited"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        # TTL = hold (5 s) + 10 s margin: the agent restores it by itself.
+        deadline = time.monotonic() + 40
+        while _state("opa") != "running" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _state("opa") == "running", "the TTL did not restore the container"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        # The killed run could not stop the agent it spawned: that is this test's to do.
+        leftovers(Path(stack["CHAOS_STATE_DIR"]))
+
+
+def _state(service: str) -> str:
+    out = subprocess.run(
+        ["docker", "ps", "-a", "--format", "{{.State}}", "--filter",
+         "label=com.docker.compose.project=chaos",
+         "--filter", f"label=com.docker.compose.service={service}"],
+        capture_output=True, text=True).stdout.split()
+    return out[0] if out else "missing"
