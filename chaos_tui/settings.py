@@ -68,6 +68,9 @@ class PlatformSettings(BaseModel):
     opa_port: int = 8181
     policy_gateway_port: int = 8080
     openobserve_port: int = 5080
+    # OpenObserve's root user, as docker-compose.chaos.yml sets it (basic auth on its API).
+    openobserve_user: str = "root@example.com"
+    openobserve_password: str = "chaos-tui-only"
     otlp_grpc_port: int = 4317
     otlp_http_port: int = 4318
     collector_metrics_port: int = 8888

@@ -298,3 +298,20 @@ def test_a_torn_last_line_is_cut_so_the_next_record_survives_a_reload(tmp_path):
     again = MarkerStore(path)
     assert again.query("default", "m-")["markers"] == {"m-1": 1, "m-3": 1}
     again.close()
+
+
+def test_the_sink_answers_openobserves_search_api_for_the_marker_count(sink):
+    from chaos_tui.probes.otlp_markers import marker_count_sql
+
+    protobuf = {"Content-Type": "application/x-protobuf"}
+    logs = f"{sink.url}/api/{ORG}/v1/logs"
+    for marker in ("s1-000001", "s1-000002", "s1-000002", "other-1"):
+        httpx.post(logs, content=export_request(marker, "x", time.time_ns()), headers=protobuf)
+    got = asyncio.run(fetch_markers(sink.url, ORG, "s1-", auth=("someone", "secret")))
+    assert got == {"s1-000001": 1, "s1-000002": 2}
+    search = f"{sink.url}/api/{ORG}/_search"
+    other_sql = httpx.post(search, json={"query": {"sql": 'SELECT * FROM "default"'}})
+    assert other_sql.status_code == 400 and "marker count query" in other_sql.json()["error"]
+    assert httpx.post(search, content=b"nope").status_code == 400
+    with pytest.raises(ValueError):
+        marker_count_sql("x' OR 1=1 --")

@@ -6,12 +6,14 @@ attribute `chaos.marker` is `{run_id}-{n:06d}`, and writes down per marker when 
 and what the collector said: accepted (2xx) or how it pushed back (status, connection error,
 timeout). Sends keep their schedule while the collector is slow: a stalled POST does not hold
 up the next one (up to MAX_IN_FLIGHT at once), so a stall shows up as pushback, not as fewer
-markers. `fetch_markers` asks the sink's count query how often each marker arrived.
+markers. `fetch_markers` asks the backend (OpenObserve, or the sink standing in for it) how
+often each marker arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -166,18 +168,32 @@ class MarkerSender:
             self._slots.release()
 
 
+def marker_count_sql(prefix: str, stream: str = "default") -> str:
+    """How often each marker with this prefix arrived, in OpenObserve's SQL (it flattens the
+    attribute `chaos.marker` to the column `chaos_marker`)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", prefix):
+        raise ValueError(f"marker prefix {prefix!r} must be letters, digits, - or _")
+    return (f'SELECT chaos_marker, count(*) AS n FROM "{stream}" '
+            f"WHERE chaos_marker LIKE '{prefix}%' GROUP BY chaos_marker")
+
+
 async def fetch_markers(sink_url: str, org: str, prefix: str,
                         timeout_s: float = POST_TIMEOUT_S,
-                        client: httpx.AsyncClient | None = None) -> dict[str, int]:
-    """marker -> times the sink received it, for the markers starting with `prefix`. Pass a
-    client to reuse it (a probe asks ten times a second)."""
+                        client: httpx.AsyncClient | None = None,
+                        auth: tuple[str, str] | None = None) -> dict[str, int]:
+    """marker -> times the backend received it, for the markers starting with `prefix`,
+    through OpenObserve's search API (our sink answers the same query). Pass a client to
+    reuse it (a probe asks ten times a second)."""
     if client is None:
         async with httpx.AsyncClient(timeout=timeout_s) as own:
-            return await fetch_markers(sink_url, org, prefix, timeout_s, own)
-    response = await client.get(f"{sink_url.rstrip('/')}/api/{org}/markers",
-                                params={"prefix": prefix}, timeout=timeout_s)
+            return await fetch_markers(sink_url, org, prefix, timeout_s, own, auth)
+    now_us = int(time.time() * 1e6)
+    body = {"query": {"sql": marker_count_sql(prefix), "start_time": now_us - 86_400_000_000,
+                      "end_time": now_us + 60_000_000, "from": 0, "size": 100_000}}
+    response = await client.post(f"{sink_url.rstrip('/')}/api/{org}/_search", json=body,
+                                 timeout=timeout_s, auth=auth)
     response.raise_for_status()
-    return {str(k): int(v) for k, v in response.json()["markers"].items()}
+    return {str(h["chaos_marker"]): int(h["n"]) for h in response.json()["hits"]}
 
 
 def received_ids(counts: dict[str, int]) -> list[str]:

@@ -3,7 +3,10 @@
 It takes OTLP/HTTP on OpenObserve's paths (`POST /api/{org}/v1/logs`, `.../v1/traces`, and
 `.../v1/metrics` only because rotel insists on a metrics endpoint), counts every log record and
 span, and remembers the `chaos.marker` attribute of each, so a scenario can ask how many of the
-markers it sent reached the backend: `GET /api/{org}/markers?prefix=P`.
+markers it sent reached the backend. It answers the one query the scenario sends through
+OpenObserve's own search API (`POST /api/{org}/_search`; OpenObserve flattens `chaos.marker`
+to the column `chaos_marker`), so the same client works against a real OpenObserve; and, for a
+person with curl, `GET /api/{org}/markers?prefix=P`.
 
 With `--store FILE` every record is appended to FILE before the 200 goes out, and the file is
 read back at start: a 200 means the record survives a SIGKILL of the sink, as it would in a
@@ -21,6 +24,7 @@ import argparse
 import base64
 import gzip
 import json
+import re
 import logging
 import zlib
 from collections import Counter
@@ -81,6 +85,12 @@ class BadRequest(Exception):
 
 
 # -- what was received --------------------------------------------------------------------
+
+# The query openobserve_stall sends (chaos_tui.probes.otlp_markers.marker_count_sql).
+MARKER_COUNT_SQL = re.compile(
+    r"SELECT chaos_marker, count\(\*\) AS n FROM \"(?P<stream>[A-Za-z0-9_-]+)\" "
+    r"WHERE chaos_marker LIKE '(?P<prefix>[A-Za-z0-9_-]*)%' GROUP BY chaos_marker")
+
 
 class MarkerStore:
     """Per organisation: how many records arrived and how often each marker was seen."""
@@ -236,6 +246,9 @@ class Sink:
             elif len(parts) == 4 and parts[0] == "api" and parts[2] == "v1" and parts[3] in SIGNALS:
                 _allow(method, "POST")
                 await self._export(scope, receive, send, parts[1], parts[3])
+            elif len(parts) == 3 and parts[0] == "api" and parts[2] == "_search":
+                _allow(method, "POST")
+                await self._search(receive, send, parts[1])
             elif len(parts) == 3 and parts[0] == "api" and parts[2] == "markers":
                 _allow(method, "GET")
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
@@ -245,6 +258,21 @@ class Sink:
                 raise BadRequest(404, f"no route for {scope['path']}")
         except BadRequest as exc:
             await send_json(send, exc.status, {"error": str(exc)})
+
+    async def _search(self, receive, send, org: str) -> None:
+        """OpenObserve's search API, for the marker count query only."""
+        try:
+            sql = json.loads(await _read_body(receive) or b"{}")["query"]["sql"]
+        except (ValueError, KeyError, TypeError):
+            raise BadRequest(400, "expected {\"query\": {\"sql\": ...}}") from None
+        match = MARKER_COUNT_SQL.fullmatch(sql.strip())
+        if match is None:
+            raise BadRequest(400, "this sink answers only the marker count query: "
+                                  + MARKER_COUNT_SQL.pattern)
+        counts = self.store.query(org, match["prefix"])["markers"]
+        hits = [{"chaos_marker": m, "n": n} for m, n in counts.items()]
+        await send_json(send, 200, {"took": 0, "hits": hits, "total": len(hits), "from": 0,
+                                    "size": len(hits), "scan_size": 0})
 
     async def _export(self, scope, receive, send, org: str, kind: str) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

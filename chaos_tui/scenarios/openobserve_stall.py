@@ -36,9 +36,11 @@ class ArrivalProbe(HttpClientProbe):
     """Markers the collector accepted that the backend has not shown yet; it notes when each
     marker was first seen, so delivery delays are measured, not guessed."""
 
-    def __init__(self, name: str, sink_url: str, scenario: "OpenObserveStall") -> None:
+    def __init__(self, name: str, sink_url: str, scenario: "OpenObserveStall",
+                 auth: tuple[str, str] | None = None) -> None:
         super().__init__(name, "markers accepted by the collector, not yet at the backend")
         self.sink_url = sink_url
+        self.auth = auth
         self.scenario = scenario
         self.first_seen: dict[str, float] = {}
 
@@ -47,7 +49,7 @@ class ArrivalProbe(HttpClientProbe):
         if sender is None:
             return 0.0
         counts = await fetch_markers(self.sink_url, ORG, sender.prefix, self.timeout_s,
-                                     self.http)
+                                     self.http, self.auth)
         now = time.time()
         for marker in counts:
             self.first_seen.setdefault(marker, now)
@@ -74,7 +76,7 @@ class OpenObserveStall(Scenario):
         self.arrivals: ArrivalProbe | None = None
 
     def probes(self, target) -> list[Probe]:
-        self.arrivals = ArrivalProbe("markers_pending", target.sink_url, self)
+        self.arrivals = ArrivalProbe("markers_pending", target.sink_url, self, target.sink_auth)
         return [
             HttpProbe("backend", target.sink_url + "/healthz"),
             TcpProbe("collector", "127.0.0.1", target.collector_port),
@@ -159,7 +161,8 @@ class OpenObserveStall(Scenario):
         counts: dict[str, int] = {}
         while True:
             try:
-                counts = await fetch_markers(ctx.target.sink_url, ORG, self.sender.prefix)
+                counts = await fetch_markers(ctx.target.sink_url, ORG, self.sender.prefix,
+                                             auth=ctx.target.sink_auth)
             except Exception:
                 pass
             now = time.time()

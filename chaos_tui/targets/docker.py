@@ -134,6 +134,10 @@ class DockerTarget(Target):
         return f"http://127.0.0.1:{self.platform.openobserve_port}"
 
     @property
+    def sink_auth(self) -> tuple[str, str]:
+        return (self.platform.openobserve_user, self.platform.openobserve_password)
+
+    @property
     def nats_a_url(self) -> str:
         return self.platform.nats_a_url
 
@@ -154,21 +158,21 @@ class DockerTarget(Target):
         return LeasedFault(
             self.agent, kind, {"project": project, "service": compose},
             name=f"{verb}:{compose}", hold_s=hold_s,
-            description=f"{what} the container of {project}/{compose} for {hold_s:g}s",
+            description=what.format(f"{project}/{compose}", f"{hold_s:g}s"),
             verify=lambda: self.container_running(project, compose),
         )
 
     def hard_restart(self, service: str, hold_s: float) -> Fault:
         return self._container_fault("docker.kill", "kill", service, hold_s,
-                                     "SIGKILL (docker kill), then start again,")
+                                     "docker kill {} (SIGKILL), start it again after {}")
 
     def stop(self, service: str, hold_s: float) -> Fault:
         return self._container_fault("docker.stop", "stop", service, hold_s,
-                                     "stop (docker stop), then start again,")
+                                     "docker stop {}, start it again after {}")
 
     def pause(self, service: str, hold_s: float) -> Fault:
         return self._container_fault("docker.pause", "pause", service, hold_s,
-                                     "freeze (docker pause)")
+                                     "docker pause {} for {}, then unpause")
 
     def cut_link(self, scope: str, hold_s: float) -> Fault:
         """Cut the leafnode link port on cluster A's nodes: all of them (`full`), or the one

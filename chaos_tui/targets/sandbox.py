@@ -106,6 +106,8 @@ class SandboxTarget(Target):
     def collector_port(self) -> int:
         return self.sandbox.ports.get("otlp_http", 0)
 
+    sink_auth = None  # the sandbox's sink asks for no credentials
+
     @property
     def sink_url(self) -> str:
         return self._url("sink")
