@@ -109,6 +109,11 @@ def stack():
     if _ours_exist():
         pytest.skip("a chaos stack of compose projects chaos/chaos-mesh already runs here; "
                     "these tests will not touch it")
+    has_base = subprocess.run(["docker", "image", "ls", "-q", "chaos-tui-testbed-base"],
+                              capture_output=True, text=True).stdout.strip()
+    if not has_base and (shutil.which("debootstrap") is None or os.geteuid() != 0):
+        pytest.skip("the offline test bed needs debootstrap, run as root, for its first build "
+                    "(apt-get install debootstrap; .ci/run installs it)")
     state_dir = make_state_dir("docker")
     env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable)
     started = time.monotonic()
