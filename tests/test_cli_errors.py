@@ -1,6 +1,7 @@
 """Bad input: one line on stderr, a distinct exit code, and nothing started."""
 
 import json
+import shutil
 
 import pytest
 
@@ -13,8 +14,11 @@ SCENARIO = "postgres_restart_outbox"
 @pytest.fixture
 def state_dir():
     path = make_state_dir("cli")
-    yield path
-    assert not (path / "sandbox.json").exists(), "a refused command must not start the sandbox"
+    try:
+        yield path
+        assert not (path / "sandbox.json").exists(), "a refused command must not start the sandbox"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def one_line(stderr: str) -> str:
