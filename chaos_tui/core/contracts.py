@@ -184,3 +184,10 @@ class Scenario(ABC):
 
     @abstractmethod
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]: ...
+
+    def judge(self, name: str, measured: float | None, detail: str = "") -> InvariantResult:
+        """Judge one of `invariants()` by name against a measured value."""
+        spec = next((i for i in self.invariants() if i.name == name), None)
+        if spec is None:
+            raise KeyError(f"{self.name} declares no invariant {name!r}")
+        return spec.judge(measured, detail)

@@ -93,10 +93,6 @@ class MarkerSender:
         return dict(Counter(s.outcome for s in self.sends
                             if s.outcome not in (None, ACCEPTED, CANCELLED)))
 
-    @property
-    def in_flight(self) -> int:
-        return sum(1 for s in self.sends if s.outcome is None)
-
     def sent_between(self, start: float, end: float) -> list[MarkerSend]:
         """The sends whose POST started in [start, end) (wall clock seconds)."""
         return [s for s in self.sends if start <= s.sent_at < end]

@@ -71,10 +71,6 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest("body is nested too deeply") from None
 
 
-async def read_json(receive: Receive, limit: int = MAX_BODY) -> Any:
-    return parse_json(await read_body(receive, limit))
-
-
 async def send_json(send: Send, status: int, payload: Any) -> None:
     await send_bytes(send, status, json.dumps(payload, separators=(",", ":")).encode(),
                      "application/json")

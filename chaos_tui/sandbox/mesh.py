@@ -45,12 +45,6 @@ DOMAIN_B = "sea-b"
 # accepts it only at the `leafnodes` level, not inside a remote block.
 LEAF_RECONNECT = "250ms"
 
-__all__ = [
-    "DOMAIN_A", "DOMAIN_B", "EVENTS_STREAM", "MIRROR_STREAM", "PROBE_SUBJECT",
-    "write_config_a", "write_config_b", "server_command", "leaf_url", "wait_ready",
-    "leafz", "ensure_mesh_streams", "mirror_state", "origin_last_seq",
-]
-
 
 def _quote(text: str) -> str:
     return json.dumps(str(text))  # a JSON string is a valid NATS config string

@@ -246,18 +246,17 @@ class NatsPartitionMesh(Scenario):
             "scope": p.scope,
             "paths cut": ", ".join(cut_paths(self.cut)) or None,
         })
-        spec = {i.name: i for i in self.invariants()}
         results = [
-            spec["no_lost_messages"].judge(d.lost, examples(d.lost_sample)),
-            spec["no_duplicate_messages"].judge(d.duplicated, examples(d.duplicated_sample)),
-            spec["mirror_catches_up"].judge(
+            self.judge("no_lost_messages", d.lost, examples(d.lost_sample)),
+            self.judge("no_duplicate_messages", d.duplicated, examples(d.duplicated_sample)),
+            self.judge("mirror_catches_up",
                 catch_up, "" if catch_up is not None else f"not caught up {p.catchup_limit_s:g}s "
                 "after the heal"),
         ]
         if p.scope == "full":
-            results.append(spec["partition_visible"].judge(longest_silence))
+            results.append(self.judge("partition_visible", longest_silence))
         else:
-            results.append(spec["mirror_keeps_flowing"].judge(longest_silence))
+            results.append(self.judge("mirror_keeps_flowing", longest_silence))
         return results
 
     async def _catch_up_s(self, healed_at: float | None, deadline: float) -> float | None:

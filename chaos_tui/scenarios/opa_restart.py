@@ -179,17 +179,16 @@ class OpaRestart(Scenario):
         unanswered = sum(d.answer == "error" for d in not_denied)
         wrongly_allowed = [d for d in decisions if d.answer == "allow" and not should_allow[d.request]]
         resume = await self._allow_resume_s(ctx, decisions, should_allow, back_at)
-        spec = {i.name: i for i in self.invariants()}
         ctx.note(f"decisions: {len(decisions)}, {len(during)} while OPA was down, "
                  f"{len(not_denied)} of them not deny")
         return [
-            spec["fails_closed"].judge(
+            self.judge("fails_closed",
                 len(not_denied) if during else None,
                 f"{len(during)} decisions while OPA was down: {len(not_denied) - unanswered} "
                 f"allowed, {unanswered} unanswered" if during else
                 "no decision was made while OPA was down: nothing to judge"),
-            spec["never_allows_denied"].judge(len(wrongly_allowed), _example(wrongly_allowed)),
-            spec["allow_resumes"].judge(
+            self.judge("never_allows_denied", len(wrongly_allowed), _example(wrongly_allowed)),
+            self.judge("allow_resumes",
                 resume, "" if resume is not None else
                 f"no allow within {self.params.resume_limit_s:g}s of OPA answering again"),
         ]

@@ -140,17 +140,16 @@ class OpenObserveStall(Scenario):
         })
         ctx.note(f"markers: {len(sender.attempted)} sent, {len(accepted)} accepted, "
                  f"{d.published} received, {d.lost} lost, {len(stalled)} during the stall")
-        spec = {i.name: i for i in self.invariants()}
         pushback = ", ".join(f"{n} {why}" for why, n in rejected.items())
         return [
-            spec["collector_keeps_accepting"].judge(sum(rejected.values()), pushback),
-            spec["stalled_markers_arrive"].judge(
+            self.judge("collector_keeps_accepting", sum(rejected.values()), pushback),
+            self.judge("stalled_markers_arrive",
                 len(missing_stalled) if stalled else None,
                 examples(missing_stalled) if stalled else "no marker was sent during the stall"),
-            spec["arrival_after_heal"].judge(
+            self.judge("arrival_after_heal",
                 arrival, "" if arrival is not None else "not every marker arrived"),
-            spec["no_lost_markers"].judge(d.lost, examples(d.lost_sample)),
-            spec["no_duplicate_markers"].judge(d.duplicated, examples(d.duplicated_sample)),
+            self.judge("no_lost_markers", d.lost, examples(d.lost_sample)),
+            self.judge("no_duplicate_markers", d.duplicated, examples(d.duplicated_sample)),
         ]
 
     async def _wait_for_arrivals(self, ctx: RunContext, accepted: set[str],

@@ -88,15 +88,14 @@ class PostgresRestartOutbox(Scenario):
         )
         back_at = postgres_back_at(ctx)
         resume = relay_resume_s(back_at, [m.timestamp for m in stored])
-        spec = {i.name: i for i in self.invariants()}
         return [
-            spec["no_lost_events"].judge(d.lost, examples(d.lost_sample)),
-            spec["no_duplicate_events"].judge(d.duplicated, examples(d.duplicated_sample)),
-            spec["no_unexpected_events"].judge(d.unexpected),
-            spec["relay_resumes"].judge(
+            self.judge("no_lost_events", d.lost, examples(d.lost_sample)),
+            self.judge("no_duplicate_events", d.duplicated, examples(d.duplicated_sample)),
+            self.judge("no_unexpected_events", d.unexpected),
+            self.judge("relay_resumes",
                 resume, "no event published after Postgres came back" if resume is None else ""
             ),
-            spec["backlog_drains"].judge(backlog, f"waited up to {p.drain_timeout_s:g}s"),
+            self.judge("backlog_drains", backlog, f"waited up to {p.drain_timeout_s:g}s"),
         ]
 
     def invariants(self) -> list[InvariantSpec]:

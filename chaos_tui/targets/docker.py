@@ -13,6 +13,7 @@ import asyncio
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.agent.docker_faults import DockerUnavailable, find_container
 from chaos_tui.core.contracts import Fault, Probe, Target
+from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.sandbox import mesh, postgres
@@ -215,16 +216,11 @@ class DockerTarget(Target):
 
     async def mesh_linked(self, timeout_s: float = 15.0) -> bool:
         """sea-nats-b-1 has its leafnode to cluster A again (it redials every 250 ms)."""
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            try:
-                if await asyncio.to_thread(mesh.leafz, self.platform.nats_b_monitor_port):
-                    return True
-            except Exception:
-                pass
-            if asyncio.get_running_loop().time() > deadline:
-                return False
-            await asyncio.sleep(0.2)
+
+        async def linked() -> bool:
+            return bool(await asyncio.to_thread(mesh.leafz, self.platform.nats_b_monitor_port))
+
+        return await eventually(linked, timeout_s, 0.2)
 
     async def container_running(self, project: str, service: str) -> bool:
         def check() -> bool:

@@ -6,10 +6,10 @@ import asyncio
 import functools
 import importlib.metadata
 import subprocess
-import time
 
 from chaos_tui.agent.client import AgentClient, AgentError
 from chaos_tui.core.contracts import Fault, Probe, Target
+from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.sandbox import collector, mesh, postgres
@@ -156,18 +156,13 @@ class SandboxTarget(Target):
     async def mesh_linked(self, timeout_s: float = 10.0) -> bool:
         """The link is whole again: every proxy listens and sea-a sees sea-b's leafnode.
         sea-b redials every 250 ms, so this waits (bounded) rather than asking once."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                proxies = await self.ensure_mesh_link()
-                leafs = await asyncio.to_thread(mesh.leafz, self.sandbox.ports["nats_a_monitor"])
-                if leafs and all(p["listening"] for p in proxies):
-                    return True
-            except Exception:
-                pass
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.1)
+
+        async def whole() -> bool:
+            proxies = await self.ensure_mesh_link()
+            leafs = await asyncio.to_thread(mesh.leafz, self.sandbox.ports["nats_a_monitor"])
+            return bool(leafs) and all(p["listening"] for p in proxies)
+
+        return await eventually(whole, timeout_s)
 
     async def active_link_path(self) -> int:
         """The path (1-based) carrying the leafnode connection now."""
