@@ -6,11 +6,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 python := env_var_or_default("PYTHON", ".venv/bin/python")
 chaos_files := "-f infra/docker/docker-compose.chaos.yml"
 mesh_files := "-f infra/docker/docker-compose.mesh.yml"
-# CHAOS_TESTBED=1: run the stack from the offline test-bed image instead of the official ones.
+# CHAOS_TESTBED=1: run the stack from the offline test-bed image instead of the official ones
+# (and the network-cut sidecar from it too, unless CHAOS_DOCKER__SIDECAR_IMAGE says otherwise).
 testbed := env_var_or_default("CHAOS_TESTBED", "")
+testbed_sidecar := if testbed == "" { "" } else { "CHAOS_DOCKER__SIDECAR_IMAGE=${CHAOS_DOCKER__SIDECAR_IMAGE:-$(" + python + " infra/docker/testbed/build_testbed.py | cut -d= -f2)}" }
 
-# Compose v2 (`docker compose`) when present, else v1 (`docker-compose`).
-compose := `docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose"`
+# COMPOSE picks the Compose command; else v2 (`docker compose`) when present, else `docker-compose`
+# (v1, or v2+ where that is how it is installed).
+compose := env_var_or_default("COMPOSE", `docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose"`)
 
 default:
     @just --list
@@ -57,11 +60,11 @@ chaos-down:
 
 # The console against the Docker stack.
 chaos:
-    {{python}} -m chaos_tui --target docker --enable-chaos
+    {{testbed_sidecar}} {{python}} -m chaos_tui --target docker --enable-chaos
 
 # One scenario, headless, against the Docker stack.
 run-chaos scenario:
-    {{python}} -m chaos_tui --headless --scenario {{scenario}} --target docker --enable-chaos
+    {{testbed_sidecar}} {{python}} -m chaos_tui --headless --scenario {{scenario}} --target docker --enable-chaos
 
 # The embedded sandbox (no Docker needed).
 sandbox-up:

@@ -487,7 +487,8 @@ def leases(as_json):
     for r in rows:
         left = r["expires_at"] - time.time()
         click.echo(f"{r['id']}  {r['kind']} {json.dumps(r['params'])} on {r['target']}  "
-                   f"{r['state']}  expires in {left:.0f}s  owner {r['owner'] or '-'}")
+                   f"{r['state']}  expires in {left:.0f}s  owner {r['owner'] or '-'}"
+                   + (f"  run {r['run_id']}" if r.get("run_id") else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,10 +65,12 @@ class PlatformSettings(BaseModel):
     domain_a: str = "sea-a"
     domain_b: str = "sea-b"
     postgres_port: int = 5432
+    postgres_password: str = "chaos"  # docker-compose.chaos.yml reads the same variable
     opa_port: int = 8181
     policy_gateway_port: int = 8080
     openobserve_port: int = 5080
-    # OpenObserve's root user, as docker-compose.chaos.yml sets it (basic auth on its API).
+    # OpenObserve's root user (basic auth on its API); docker-compose.chaos.yml reads the same
+    # variables (CHAOS_PLATFORM__OPENOBSERVE_USER / _PASSWORD).
     openobserve_user: str = "root@example.com"
     openobserve_password: str = "chaos-tui-only"
     otlp_grpc_port: int = 4317

@@ -20,6 +20,7 @@ import yaml
 
 from chaos_tui.exit_codes import ExitCode
 from chaos_tui.scenarios import SCENARIOS
+from chaos_tui.settings import Settings
 from tests.conftest import CHAOS_TUI, env_for, leftovers, make_state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +34,31 @@ PROFILES = {
 OURS = ("chaos", "chaos-mesh")  # compose projects the justfile uses
 
 
+def _compose_tools() -> dict[str, str]:
+    """One Compose command per generation found here ("v1", "v2+"): the `docker compose` plugin
+    and every distinct `docker-compose` on PATH or beside this Python (the test extra brings a
+    v2+ one there). Each is the COMPOSE value the justfile takes."""
+    candidates = ["docker compose"] if shutil.which("docker") else []
+    dirs = os.environ.get("PATH", "").split(os.pathsep) + [str(Path(sys.executable).parent)]
+    candidates += [str(Path(d) / "docker-compose") for d in dirs if (Path(d) / "docker-compose").is_file()]
+    tools: dict[str, str] = {}
+    for command in candidates:
+        try:
+            out = subprocess.run([*command.split(), "version", "--short"], capture_output=True,
+                                 text=True, timeout=30)
+        except OSError:
+            continue
+        if out.returncode == 0 and out.stdout.strip():
+            tools.setdefault("v1" if out.stdout.strip().lstrip("v").startswith("1.") else "v2+", command)
+    return tools
+
+
+COMPOSE = _compose_tools()
+
+
 def _docker_problem() -> str | None:
-    if shutil.which("docker") is None or shutil.which("docker-compose") is None:
-        return "docker or docker-compose is not installed"
+    if shutil.which("docker") is None or not COMPOSE:
+        return "docker or Compose (docker-compose, docker compose) is not installed"
     info = subprocess.run(["docker", "info"], capture_output=True, text=True)
     return None if info.returncode == 0 else f"no Docker Engine answers: {info.stderr.strip()[:200]}"
 
@@ -44,8 +67,8 @@ PROBLEM = _docker_problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"docker tests skipped: {PROBLEM}")
 
 
-def compose_config(*files: str, profile: str | None = None) -> dict:
-    args = ["docker-compose"] + [a for f in files for a in ("-f", str(DOCKER / f))]
+def compose_config(compose: str, *files: str, profile: str | None = None) -> dict:
+    args = compose.split() + [a for f in files for a in ("-f", str(DOCKER / f))]
     args += ["--profile", profile] if profile else []
     out = subprocess.run(args + ["config"], capture_output=True, text=True,
                          env={**os.environ, "CHAOS_TESTBED_IMAGE": "chaos-tui-testbed:check"})
@@ -53,12 +76,15 @@ def compose_config(*files: str, profile: str | None = None) -> dict:
     return yaml.safe_load(out.stdout)
 
 
+@pytest.mark.parametrize("generation", sorted(COMPOSE))
 @pytest.mark.parametrize("profile", PROFILES)
-def test_each_profile_holds_exactly_its_services(profile):
-    config = compose_config("docker-compose.chaos.yml", profile=profile)
-    # Compose v1's `config` prints every service with its profiles; v2 prints only the
-    # active ones. Either way, the services of this profile are exactly these.
-    chosen = {name for name, s in config["services"].items() if profile in s.get("profiles", [profile])}
+def test_each_profile_holds_exactly_its_services(generation, profile):
+    config = compose_config(COMPOSE[generation], "docker-compose.chaos.yml", profile=profile)
+    if generation == "v1":
+        # Compose v1's `config` ignores --profile and prints every service with its profiles.
+        chosen = {name for name, s in config["services"].items() if profile in s["profiles"]}
+    else:
+        chosen = set(config["services"])
     assert chosen == PROFILES[profile]
     assert all(s["networks"] == {"chaos-net": None} or "chaos-net" in s["networks"]
                for s in config["services"].values())
@@ -68,15 +94,48 @@ def test_each_profile_holds_exactly_its_services(profile):
             assert host_ip == "127.0.0.1", port
 
 
-def test_the_mesh_file_has_two_clusters_linked_on_7522():
-    config = compose_config("docker-compose.mesh.yml")
+def test_the_stack_and_the_tool_agree_on_credentials_and_ports(monkeypatch):
+    """One set of CHAOS_PLATFORM__* variables configures both: the compose defaults are the
+    settings' defaults, and a value set for one is seen by the other."""
+    for name in [k for k in os.environ if k.startswith("CHAOS_")]:
+        monkeypatch.delenv(name)
+    compose = next(iter(COMPOSE.values()))
+    for overrides in ({}, {"CHAOS_PLATFORM__POSTGRES_PASSWORD": "p@ss word",
+                           "CHAOS_PLATFORM__OPENOBSERVE_USER": "ops@example.org",
+                           "CHAOS_PLATFORM__OPENOBSERVE_PASSWORD": "s3cret"}):
+        for name, value in overrides.items():
+            monkeypatch.setenv(name, value)
+        platform = Settings().platform
+        services = {}
+        for profile in PROFILES:
+            services.update(compose_config(compose, "docker-compose.chaos.yml", profile=profile)["services"])
+        env = {name: dict(s.get("environment") or {}) for name, s in services.items()}
+        assert env["postgres"]["POSTGRES_PASSWORD"] == platform.postgres_password
+        assert f"postgres:{platform.postgres_password}@postgres" in " ".join(services["sea-mq-worker"]["command"])
+        assert env["openobserve"]["ZO_ROOT_USER_EMAIL"] == platform.openobserve_user
+        assert env["openobserve"]["ZO_ROOT_USER_PASSWORD"] == platform.openobserve_password
+        assert env["otel-collector"]["OPENOBSERVE_USER"] == platform.openobserve_user
+        assert env["otel-collector"]["OPENOBSERVE_PASSWORD"] == platform.openobserve_password
+        published = {str(port.get("published") if isinstance(port, dict) else port.split(":")[1])
+                     for s in services.values() for port in s.get("ports", [])}
+        assert {str(p) for p in (platform.postgres_port, platform.opa_port,
+                                 platform.policy_gateway_port, platform.openobserve_port,
+                                 platform.otlp_http_port, platform.otlp_grpc_port)} <= published
+    collector = yaml.safe_load((DOCKER / "otel" / "config.yaml").read_text())
+    assert collector["exporters"]["otlphttp/openobserve"]["auth"]["authenticator"] in collector["extensions"]
+
+
+@pytest.mark.parametrize("generation", sorted(COMPOSE))
+def test_the_mesh_file_has_two_clusters_linked_on_7522(generation):
+    config = compose_config(COMPOSE[generation], "docker-compose.mesh.yml")
     assert set(config["services"]) == {f"sea-nats-{c}-{i}" for c in "ab" for i in (1, 2, 3)}
     for i in (1, 2, 3):
         a = (DOCKER / "nats" / f"sea-nats-a-{i}.conf").read_text()
         b = (DOCKER / "nats" / f"sea-nats-b-{i}.conf").read_text()
         assert 'listen: "0.0.0.0:7522"' in a and "no_advertise: true" in a and '"sea-a"' in a
         assert "sea-nats-a-1:7522" in b and '"sea-b"' in b and "4422" in a and "5422" in b
-    testbed = compose_config("docker-compose.mesh.yml", "docker-compose.mesh-testbed.yml")
+    testbed = compose_config(COMPOSE[generation], "docker-compose.mesh.yml",
+                             "docker-compose.mesh-testbed.yml")
     assert {s["image"] for s in testbed["services"].values()} == {"chaos-tui-testbed:check"}
 
 
@@ -93,9 +152,13 @@ def _ours_exist() -> list[str]:
                                   f"label=com.docker.compose.project={project}"],
                                  capture_output=True, text=True).stdout.split()
             found += [f"{kind} {x}" for x in out]
+    return found + _sidecars()
+
+
+def _sidecars() -> list[str]:
     sidecars = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=chaos-tui.sidecar"],
                               capture_output=True, text=True).stdout.split()
-    return found + [f"sidecar {x}" for x in sidecars]
+    return [f"sidecar {x}" for x in sidecars]
 
 
 def just(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -103,9 +166,10 @@ def just(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedPro
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="module")
-def stack():
-    """Every profile and the mesh up from the test bed; afterwards `just chaos-down`."""
+@pytest.fixture(scope="module", params=sorted(COMPOSE))
+def stack(request):
+    """Every profile and the mesh up from the test bed with one Compose generation (each in
+    turn); afterwards `just chaos-down`."""
     if _ours_exist():
         pytest.skip("a chaos stack of compose projects chaos/chaos-mesh already runs here; "
                     "these tests will not touch it")
@@ -115,7 +179,7 @@ def stack():
         pytest.skip("the offline test bed needs debootstrap, run as root, for its first build "
                     "(apt-get install debootstrap; .ci/run installs it)")
     state_dir = make_state_dir("docker")
-    env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable)
+    env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable, COMPOSE=COMPOSE[request.param])
     started = time.monotonic()
     built = subprocess.run([sys.executable, str(DOCKER / "testbed" / "build_testbed.py")],
                            capture_output=True, text=True, timeout=1200)
@@ -154,6 +218,7 @@ def test_every_scenario_passes_against_the_containers(stack, scenario, tmp_path)
     short = {"postgres_restart_outbox": "down_s=2", "opa_restart": "down_s=2",
              "openobserve_stall": "stall_s=3", "nats_partition_mesh": "cut_s=3"}[scenario]
     out = tmp_path / "r.json"
+    started = time.time()
     proc = subprocess.run(
         [*CHAOS_TUI, "--headless", "--scenario", scenario, "--target", "docker",
          "--enable-chaos", "--set", "warmup_s=1", "--set", short, "--set", "recover_s=2",
@@ -168,6 +233,10 @@ def test_every_scenario_passes_against_the_containers(stack, scenario, tmp_path)
         assert result["measurements"]["longest mirror silence during cut (s)"] >= 1.5
         for node in ("sea-nats-a-1", "sea-nats-a-2", "sea-nats-a-3"):
             assert "7522" not in _iptables_rules(stack, node), f"a rule outlived the heal on {node}"
+        # One sidecar to cut and one to heal per node, each labelled with the run, all gone.
+        sidecars = _sidecars_created_since(started)
+        assert len(sidecars) == 6 and {s["chaos-tui.run"] for s in sidecars} == {result["run_id"]}
+        assert not _sidecars()
     if scenario != "nats_partition_mesh":
         assert result["delivery"] is None or result["delivery"]["lost"] == 0
 
@@ -187,6 +256,9 @@ def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
                 break
         assert "INJECTED" in line, "the fault never landed"
         assert _state("opa") == "exited"
+        live = json.loads(subprocess.run([*CHAOS_TUI, "leases", "--json"], env=stack,
+                                         capture_output=True, text=True, timeout=30).stdout)
+        assert [(lease["kind"], len(lease["run_id"])) for lease in live] == [("docker.kill", 12)]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         # TTL = hold (5 s) + 10 s margin: the agent restores it by itself.
@@ -209,3 +281,13 @@ def _state(service: str) -> str:
          "--filter", f"label=com.docker.compose.service={service}"],
         capture_output=True, text=True).stdout.split()
     return out[0] if out else "missing"
+
+
+def _sidecars_created_since(since: float) -> list[dict]:
+    """The labels of every sidecar created since then, from the Engine's event log."""
+    out = subprocess.run(
+        ["docker", "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}",
+         "--filter", "type=container", "--filter", "event=create",
+         "--filter", "label=chaos-tui.sidecar", "--format", "{{json .Actor.Attributes}}"],
+        capture_output=True, text=True, timeout=30)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]

@@ -6,14 +6,14 @@ def sample(probe, t, ok, value=None, latency=1.0):
     return ProbeSample(probe, t, ok, latency if ok else None, value, None if ok else "down")
 
 
-def build() -> Timeline:
+def build(db_up=lambda t: not (3.2 <= t < 5.4)) -> Timeline:
     tl = Timeline()
     tl.register("db", "database")
     tl.register("backlog", "rows")
     # 10 Hz from t=0 to t=10; fault injected at 3.0, healed 5.0 -> 5.2; db down 3.2 .. 5.4
     for i in range(100):
         t = i / 10
-        tl.add(sample("db", t, not (3.2 <= t < 5.4)))
+        tl.add(sample("db", t, db_up(t)))
         backlog = 2 if t < 3 else (2 + (t - 3) * 40 if t < 5.4 else max(0.0, 98 - (t - 5.4) * 100))
         tl.add(sample("backlog", t, True, round(backlog)))
     tl.windows.append(
@@ -31,6 +31,17 @@ def test_recovery_metrics_are_read_off_the_samples():
     assert 0.9 < m.error_rate_during_fault <= 1.0
     assert m.backlog_peak == 98
     assert m.backlog_drain_s is not None and 0.9 < m.backlog_drain_s < 1.5
+
+
+def test_a_moments_pass_in_mid_fault_is_no_recovery():
+    # The probe passes at 4.0 .. 4.2, then fails again until 5.4.
+    tl = build(lambda t: not (3.2 <= t < 5.4) or 4.0 <= t < 4.25)
+    m = tl.recovery("db", None)
+    assert (m.time_to_detect_s, m.time_to_recover_s, m.outage_s) == (0.2, 0.4, 2.2)
+    assert tl.outage("db")[1] == 4.0  # the scenarios' own edge: the first pass after the fall
+    # Failing again at the end of the run: not back at all.
+    m = build(lambda t: not (3.2 <= t < 5.4) and t < 9.7).recovery("db", None)
+    assert m.time_to_recover_s is None and m.outage_s is None
 
 
 def test_phases_split_samples_before_during_after():

@@ -51,6 +51,19 @@ def find_container(project: str, service: str):
     return sorted(found, key=lambda c: c.name)[0] if found else None
 
 
+def sidecar_image_problem(image: str) -> str | None:
+    """Why the network-cut sidecar cannot run from this image, or None."""
+    try:
+        docker_client().images.get(image)
+        return None
+    except DockerUnavailable as exc:
+        return str(exc)
+    except Exception:
+        return (f"sidecar image {image!r} is not present (it is never pulled): build it with "
+                "`docker-compose -f infra/docker/docker-compose.chaos.yml build`, or set "
+                "CHAOS_DOCKER__SIDECAR_IMAGE to a local image that has iptables")
+
+
 class DockerFault:
     kind = ""
     needs_state = "running"  # the container must be in this state to be broken
@@ -162,51 +175,48 @@ class DockerNetCut:
                 container = find_container(params["project"], service)
                 if container is None or container.status != "running":
                     return f"{params['project']}/{service} is not running: nothing to cut"
-            docker_client().images.get(params["image"])
         except DockerUnavailable as exc:
             return str(exc)
-        except Exception:
-            return f"sidecar image {params['image']!r} is not present (it is never pulled)"
-        return None
+        return sidecar_image_problem(params["image"])
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        return await asyncio.to_thread(self._apply, params)
-
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._heal, params)
-
-    def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
         # Inbound first (no new link can form), then `ss -K` ends the connections already
         # open while their resets can still leave, so both ends notice now and not at their
-        # next ping (where the kernel allows it: `|| true`); then outbound.
+        # next ping (where the kernel allows it: `|| true`); then outbound. Every service at
+        # once: one by one, a link would fail over to a node not yet cut.
         inbound, outbound = self.rules(params["port"])
         script = (f"iptables -I {inbound} && (ss -K state established "
                   f"'( sport = :{params['port']} )' || true) && iptables -I {outbound}")
-        cut = []
-        for service in params["services"]:
-            self._sidecar(params, service, script)
-            cut.append(service)
-        return {"cut": cut}
+        await asyncio.gather(*(asyncio.to_thread(self._sidecar, params, service, script)
+                               for service in params["services"]))
+        return {"cut": list(params["services"])}
 
-    def _heal(self, params: dict[str, Any]) -> None:
+    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
         # Delete every copy, on every service named: safe to repeat, and safe where the
-        # apply never got that far.
+        # apply never got that far. Each service is tried even when another one fails.
         script = "; ".join(f"while iptables -D {rule} 2>/dev/null; do :; done"
                            for rule in self.rules(params["port"])) + "; true"
-        for service in params["services"]:
-            container = find_container(params["project"], service)
-            if container is not None and container.status == "running":
-                self._sidecar(params, service, script)
+        outcomes = await asyncio.gather(
+            *(asyncio.to_thread(self._sidecar, params, service, script, only_if_running=True)
+              for service in params["services"]), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise errors[0]
 
-    def _sidecar(self, params: dict[str, Any], service: str, script: str) -> None:
+    def _sidecar(self, params: dict[str, Any], service: str, script: str,
+                 only_if_running: bool = False) -> None:
         container = find_container(params["project"], service)
+        if only_if_running and (container is None or container.status != "running"):
+            return  # no namespace left to hold a rule (a restart starts with none)
         if container is None:
             raise RuntimeError(f"the container of {params['project']}/{service} is gone")
+        lease = CURRENT_LEASE.get()
         docker_client().containers.run(
             params["image"], ["sh", "-c", script], remove=True, user="root",
             network_mode=f"container:{container.id}", cap_add=["NET_ADMIN"],
             labels={SIDECAR_LABEL: "netcut", "chaos-tui.target": container.name,
-                    "chaos-tui.lease": CURRENT_LEASE.get() or ""},
+                    "chaos-tui.lease": lease.id if lease else "",
+                    "chaos-tui.run": lease.run_id if lease else ""},
         )
 
 

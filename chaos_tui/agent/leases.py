@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 from chaos_tui.agent.injectors import Injector
 from chaos_tui.core.journal import write_atomic
 
-# The lease an injector is applying or healing, for what it leaves a mark on (e.g. the label
+# The lease an injector is applying or healing, for what it leaves a mark on (e.g. the labels
 # of a Docker sidecar); asyncio.to_thread carries it into the worker thread.
-CURRENT_LEASE: ContextVar[str | None] = ContextVar("chaos_tui_current_lease", default=None)
+CURRENT_LEASE: ContextVar["Lease | None"] = ContextVar("chaos_tui_current_lease", default=None)
 
 LeaseState = Literal["applying", "applied", "healing", "failed"]
 REAP_INTERVAL_S = 0.1
@@ -37,7 +37,8 @@ class LeaseRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     ttl_s: float = Field(..., gt=0, description="seconds until the agent heals it by itself")
     scope: str = Field("full", min_length=1, max_length=32)
-    owner: str = Field("", max_length=128, description="who asked, e.g. a run id")
+    owner: str = Field("", max_length=128, description="who asked, e.g. a console's pid")
+    run_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$", description="the run that asked, if any")
 
 
 class Lease(LeaseRequest):
@@ -177,7 +178,7 @@ class LeaseBook:
             self.journal.write(lease)
             self.leases[lease.id] = lease
             try:
-                CURRENT_LEASE.set(lease.id)  # this task's own context: seen by the injector
+                CURRENT_LEASE.set(lease)  # this task's own context: seen by the injector
                 lease.data = await injector.apply(lease.params)
             except Exception as exc:
                 undo_error = await self._undo(lease)
@@ -262,7 +263,7 @@ class LeaseBook:
         if injector is None:
             return f"no injector for kind {lease.kind!r}"
         try:
-            CURRENT_LEASE.set(lease.id)
+            CURRENT_LEASE.set(lease)
             await injector.heal(lease.params, lease.data)
             return None
         except Exception as exc:

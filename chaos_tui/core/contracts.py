@@ -59,6 +59,7 @@ class FaultLease:
     data: dict[str, Any] = field(default_factory=dict)
     lease_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     injected_at: float = field(default_factory=time.time)
+    run_id: str = ""  # the run that took it (the runner fills it in), for the agent's records
 
     @property
     def expires_at(self) -> float:

@@ -106,8 +106,10 @@ class ProbeReport(BaseModel):
 class RecoveryMetrics(BaseModel):
     probe: str | None = None  # the probe the timings are read from
     time_to_detect_s: float | None = None  # injection -> first failing sample
-    time_to_recover_s: float | None = None  # heal started -> first passing sample
-    outage_s: float | None = None  # first failing -> first passing sample
+    # "Back" is back for good: the first passing sample after the last failing one, so a
+    # moment's pass in mid-fault (a link failing over to a node not yet cut) is no recovery.
+    time_to_recover_s: float | None = None  # heal started -> back
+    outage_s: float | None = None  # first failing sample -> back
     error_rate_during_fault: float | None = None
     backlog_probe: str | None = None
     backlog_peak: float | None = None

@@ -226,6 +226,7 @@ class Run:
     async def _inject(self, fault: Fault) -> None:
         self._phase("inject", fault.name)
         lease = fault.lease(self.target.name)
+        lease.run_id = self.run_id
         window = InjectionWindow(
             fault=fault.name,
             lease_id=lease.lease_id,

@@ -95,7 +95,7 @@ class Timeline:
         heal_start = self.first_heal_start()
         if probe:
             series = self.since(probe, injected)  # a console asks often: read only the tail
-            first_fail, back = _outage(series)
+            first_fail, back = _outage(series, for_good=True)
             if first_fail is not None:
                 metrics.time_to_detect_s = round(first_fail.t - injected, 3)
                 if back is not None:
@@ -151,10 +151,16 @@ class Timeline:
         return values[::-1]
 
 
-def _outage(series: list[ProbeSample]) -> tuple[ProbeSample | None, ProbeSample | None]:
+def _outage(series: list[ProbeSample], for_good: bool = False
+            ) -> tuple[ProbeSample | None, ProbeSample | None]:
+    """The first failing sample, and the first passing one after it; `for_good`: the first
+    passing one after the last failure (None while the probe still fails)."""
     first_fail = next((s for s in series if not s.ok), None)
     if first_fail is None:
         return None, None
+    if for_good:
+        last_fail = max(i for i, s in enumerate(series) if not s.ok)
+        return first_fail, series[last_fail + 1] if last_fail + 1 < len(series) else None
     return first_fail, next((s for s in series if s.ok and s.t > first_fail.t), None)
 
 

@@ -34,6 +34,7 @@ class LeasedFault(Fault):
         created = await self.agent.create_lease(
             id=lease.lease_id, kind=self.kind, target=lease.target, params=self.params,
             ttl_s=lease.ttl_s, owner=f"chaos-tui pid {os.getpid()}",
+            run_id=lease.run_id,
         )
         lease.data.update(created.get("data", {}))
 

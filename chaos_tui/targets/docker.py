@@ -9,9 +9,10 @@ scenario needs is running, and says how to start it when it is not.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import quote
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.agent.docker_faults import DockerUnavailable, find_container
+from chaos_tui.agent.docker_faults import DockerUnavailable, find_container, sidecar_image_problem
 from chaos_tui.core.contracts import Fault, Probe, Target
 from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
@@ -56,6 +57,10 @@ class DockerTarget(Target):
                 raise SandboxError(
                     f"docker: {', '.join(missing)} of compose project {self.project_of(name)!r} "
                     f"not running; start them with `just chaos-up {name}`")
+        if profile in (None, "mesh"):  # the link cut runs a sidecar: know now, not mid-run
+            problem = await asyncio.to_thread(sidecar_image_problem, self.settings.docker.sidecar_image)
+            if problem:
+                raise SandboxError(f"docker: {problem}")
         self.agent_started = await self.agent.ensure() or self.agent_started
         # What chaos-tui itself keeps in the stack: the outbox table and the streams.
         if profile in (None, "chaos-outbox"):
@@ -108,7 +113,8 @@ class DockerTarget(Target):
 
     @property
     def postgres_url(self) -> str:
-        return (f"postgresql://postgres:chaos@127.0.0.1:{self.platform.postgres_port}/postgres")
+        password = quote(self.platform.postgres_password, safe="")
+        return f"postgresql://postgres:{password}@127.0.0.1:{self.platform.postgres_port}/postgres"
 
     @property
     def nats_url(self) -> str:
