@@ -6,14 +6,16 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 python := env_var_or_default("PYTHON", ".venv/bin/python")
 chaos_files := "-f infra/docker/docker-compose.chaos.yml"
 mesh_files := "-f infra/docker/docker-compose.mesh.yml"
-# CHAOS_TESTBED=1: run the stack from the offline test-bed image instead of the official ones
-# (and the network-cut sidecar from it too, unless CHAOS_DOCKER__SIDECAR_IMAGE says otherwise).
-testbed := env_var_or_default("CHAOS_TESTBED", "")
-testbed_sidecar := if testbed == "" { "" } else { "CHAOS_DOCKER__SIDECAR_IMAGE=${CHAOS_DOCKER__SIDECAR_IMAGE:-$(" + python + " infra/docker/testbed/build_testbed.py | cut -d= -f2)}" }
 
 # COMPOSE picks the Compose command; else v2 (`docker compose`) when present, else `docker-compose`
 # (v1, or v2+ where that is how it is installed).
 compose := env_var_or_default("COMPOSE", `docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose"`)
+
+# CHAOS_TESTBED=1: run the stack from the offline test-bed image instead of the official ones,
+# and the network-cut sidecar from it too unless CHAOS_DOCKER__SIDECAR_IMAGE says otherwise.
+# The line below builds it (cached: a second time takes a blink) and exports its tag.
+testbed := if env_var_or_default("CHAOS_TESTBED", "") =~ '^(|0|false|no)$' { "" } else { "1" }
+testbed_env := if testbed == "" { "" } else { "exports=$(" + python + " infra/docker/testbed/build_testbed.py --exports); eval \"$exports\"" }
 
 default:
     @just --list
@@ -32,18 +34,22 @@ ci: test
 testbed:
     {{python}} infra/docker/testbed/build_testbed.py
 
+# Build our own image, chaos-tui:local: the relay, the policy gateway, the network-cut sidecar.
+chaos-build:
+    {{compose}} {{chaos_files}} --profile chaos-outbox build sea-mq-worker
+
 # Bring up the chaos stack: a profile (chaos-outbox, chaos-opa, chaos-observe) or mesh.
 chaos-up profile="chaos-outbox":
     #!/usr/bin/env bash
     set -euo pipefail
-    extra=""
+    {{testbed_env}}
+    extra=""; meshextra=""
     if [ -n "{{testbed}}" ]; then
-      export $({{python}} infra/docker/testbed/build_testbed.py)
       extra="-f infra/docker/docker-compose.testbed.yml"
       meshextra="-f infra/docker/docker-compose.mesh-testbed.yml"
     fi
     if [ "{{profile}}" = "mesh" ]; then
-      {{compose}} -p chaos-mesh {{mesh_files}} ${meshextra:-} up -d
+      {{compose}} -p chaos-mesh {{mesh_files}} $meshextra up -d
     else
       {{compose}} -p chaos {{chaos_files}} $extra --profile {{profile}} up -d
     fi
@@ -60,11 +66,17 @@ chaos-down:
 
 # The console against the Docker stack.
 chaos:
-    {{testbed_sidecar}} {{python}} -m chaos_tui --target docker --enable-chaos
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{testbed_env}}
+    exec {{python}} -m chaos_tui --target docker --enable-chaos
 
 # One scenario, headless, against the Docker stack.
 run-chaos scenario:
-    {{testbed_sidecar}} {{python}} -m chaos_tui --headless --scenario {{scenario}} --target docker --enable-chaos
+    #!/usr/bin/env bash
+    set -euo pipefail
+    {{testbed_env}}
+    exec {{python}} -m chaos_tui --headless --scenario {{scenario}} --target docker --enable-chaos
 
 # The embedded sandbox (no Docker needed).
 sandbox-up:

@@ -49,7 +49,7 @@ class DockerSettings(BaseModel):
     project: str = "chaos"  # docker-compose.chaos.yml
     mesh_project: str = "chaos-mesh"  # docker-compose.mesh.yml
     # The network-cut sidecar's image: anything with iptables and sh. Never pulled: build it
-    # with `docker-compose -f infra/docker/docker-compose.chaos.yml build` (or the test bed).
+    # with `just chaos-build` (or use the test bed's).
     sidecar_image: str = "chaos-tui:local"
 
 

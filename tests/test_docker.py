@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaos_tui.agent.client import AgentClient, AgentError
 from chaos_tui.exit_codes import ExitCode
 from chaos_tui.scenarios import SCENARIOS
 from chaos_tui.settings import Settings
@@ -102,7 +103,9 @@ def test_the_stack_and_the_tool_agree_on_credentials_and_ports(monkeypatch):
     compose = next(iter(COMPOSE.values()))
     for overrides in ({}, {"CHAOS_PLATFORM__POSTGRES_PASSWORD": "p@ss word",
                            "CHAOS_PLATFORM__OPENOBSERVE_USER": "ops@example.org",
-                           "CHAOS_PLATFORM__OPENOBSERVE_PASSWORD": "s3cret"}):
+                           "CHAOS_PLATFORM__OPENOBSERVE_PASSWORD": "s3cret",
+                           "CHAOS_PLATFORM__POSTGRES_PORT": "15432",
+                           "CHAOS_PLATFORM__OTLP_HTTP_PORT": "14318"}):
         for name, value in overrides.items():
             monkeypatch.setenv(name, value)
         platform = Settings().platform
@@ -111,7 +114,7 @@ def test_the_stack_and_the_tool_agree_on_credentials_and_ports(monkeypatch):
             services.update(compose_config(compose, "docker-compose.chaos.yml", profile=profile)["services"])
         env = {name: dict(s.get("environment") or {}) for name, s in services.items()}
         assert env["postgres"]["POSTGRES_PASSWORD"] == platform.postgres_password
-        assert f"postgres:{platform.postgres_password}@postgres" in " ".join(services["sea-mq-worker"]["command"])
+        assert env["sea-mq-worker"]["PGPASSWORD"] == platform.postgres_password
         assert env["openobserve"]["ZO_ROOT_USER_EMAIL"] == platform.openobserve_user
         assert env["openobserve"]["ZO_ROOT_USER_PASSWORD"] == platform.openobserve_password
         assert env["otel-collector"]["OPENOBSERVE_USER"] == platform.openobserve_user
@@ -120,7 +123,9 @@ def test_the_stack_and_the_tool_agree_on_credentials_and_ports(monkeypatch):
                      for s in services.values() for port in s.get("ports", [])}
         assert {str(p) for p in (platform.postgres_port, platform.opa_port,
                                  platform.policy_gateway_port, platform.openobserve_port,
-                                 platform.otlp_http_port, platform.otlp_grpc_port)} <= published
+                                 platform.otlp_http_port, platform.otlp_grpc_port,
+                                 platform.collector_metrics_port,
+                                 platform.collector_health_port)} <= published
     collector = yaml.safe_load((DOCKER / "otel" / "config.yaml").read_text())
     assert collector["exporters"]["otlphttp/openobserve"]["auth"]["authenticator"] in collector["extensions"]
 
@@ -206,10 +211,13 @@ def _iptables_rules(env: dict, service: str) -> str:
         ["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=chaos-mesh",
          "--filter", f"label=com.docker.compose.service={service}"],
         capture_output=True, text=True).stdout.strip()
-    return subprocess.run(
+    assert container, f"{service} is not running"
+    listed = subprocess.run(
         ["docker", "run", "--rm", "--network", f"container:{container}", "--cap-add",
          "NET_ADMIN", "--user", "root", env["CHAOS_TESTBED_IMAGE"], "iptables", "-S"],
-        capture_output=True, text=True).stdout
+        capture_output=True, text=True)
+    assert listed.returncode == 0 and "-P INPUT" in listed.stdout, listed.stderr
+    return listed.stdout
 
 
 @pytest.mark.slow
@@ -272,6 +280,49 @@ def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
             proc.wait(10)
         # The killed run could not stop the agent it spawned: that is this test's to do.
         leftovers(Path(stack["CHAOS_STATE_DIR"]))
+
+
+@pytest.mark.slow
+async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(stack):
+    agent = AgentClient(Settings(state_dir=Path(stack["CHAOS_STATE_DIR"])))
+    await agent.ensure()
+    before = _started_at("policy-gateway")
+    try:
+        # Refused, and nothing touched: a service that is not there, a project not ours.
+        for params, said in (({"project": "chaos", "service": "no-such-service"}, "no-such-service"),
+                             ({"project": "someone-elses", "service": "policy-gateway"},
+                              "not one chaos-tui may break")):
+            with pytest.raises(AgentError) as refused:
+                await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
+                                         params=params)
+            assert refused.value.status == 400 and said in str(refused.value)
+        assert _started_at("policy-gateway") == before
+        lease = await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
+                                         params={"project": "chaos", "service": "policy-gateway"})
+        assert lease["data"]["container"] and _state("policy-gateway") == "running"
+        assert _started_at("policy-gateway") != before  # started again
+        assert await agent.heal_lease(lease["id"]) and _state("policy-gateway") == "running"
+        # A stopped container removed under a live lease (say, by `just chaos-down`): the
+        # heal has nothing left to undo, and says so by succeeding.
+        lease = await agent.create_lease(kind="docker.stop", target="docker", ttl_s=30,
+                                         params={"project": "chaos", "service": "policy-gateway"})
+        assert _state("policy-gateway") == "exited"
+        subprocess.run(["docker", "rm", "-f", lease["data"]["container"]], check=True,
+                       capture_output=True)
+        assert await agent.heal_lease(lease["id"]) and await agent.leases() == []
+    finally:
+        agent.stop_spawned()
+        up = just("chaos-up", "chaos-opa", env=stack)  # the stack whole again, as it was
+        assert up.returncode == 0 and _state("policy-gateway") == "running", up.stderr
+
+
+def _started_at(service: str) -> str:
+    container = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=chaos",
+         "--filter", f"label=com.docker.compose.service={service}"],
+        capture_output=True, text=True).stdout.split()[0]
+    return subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", container],
+                          capture_output=True, text=True).stdout.strip()
 
 
 def _state(service: str) -> str:

@@ -1,7 +1,10 @@
 """Fault kinds on Docker containers, found by their compose project and service labels (the
 same for Compose v1 and v2, whatever the container is named). Every Docker Engine call
-blocks, so each one runs in a thread. Params: {"project": NAME, "service": NAME}.
+blocks, so each one runs in a thread. Only the compose projects chaos-tui is configured for
+(settings.docker) may be broken. Params: {"project": NAME, "service": NAME}.
 
+    docker.restart restart the container now (`docker restart`: SIGTERM, SIGKILL after 10 s,
+                   start); heal makes sure it runs
     docker.kill    SIGKILL the container; heal starts it again
     docker.stop    stop it (SIGTERM, then SIGKILL after 10 s); heal starts it again
     docker.pause   freeze it (cgroup freezer); heal unpauses it
@@ -9,17 +12,25 @@ blocks, so each one runs in a thread. Params: {"project": NAME, "service": NAME}
                    (iptables in a one-shot sidecar sharing each one's network namespace);
                    heal removes the rules the same way. Params: {"project", "services": [...],
                    "port", "image" (with iptables)}
+
+A heal of a container that is gone (say, `just chaos-down` while a lease was live) is done:
+nothing of the fault is left to undo.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from chaos_tui.agent.leases import CURRENT_LEASE
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+SIDECAR_LABEL = "chaos-tui.sidecar"
+SIDECAR_TIMEOUT_S = 30.0  # one iptables script; far longer means the sidecar is stuck
+BUILD_SIDECAR_HINT = ("build it with `just chaos-build`, or set CHAOS_DOCKER__SIDECAR_IMAGE to a "
+                      "local image that has iptables")
 
 
 class DockerUnavailable(Exception):
@@ -53,20 +64,36 @@ def find_container(project: str, service: str):
 
 def sidecar_image_problem(image: str) -> str | None:
     """Why the network-cut sidecar cannot run from this image, or None."""
+    import docker
+
     try:
         docker_client().images.get(image)
         return None
     except DockerUnavailable as exc:
         return str(exc)
-    except Exception:
-        return (f"sidecar image {image!r} is not present (it is never pulled): build it with "
-                "`docker-compose -f infra/docker/docker-compose.chaos.yml build`, or set "
-                "CHAOS_DOCKER__SIDECAR_IMAGE to a local image that has iptables")
+    except docker.errors.ImageNotFound:
+        return f"sidecar image {image!r} is not present (it is never pulled): {BUILD_SIDECAR_HINT}"
+
+
+def project_problem(projects: tuple[str, ...], project: str) -> str | None:
+    if project in projects:
+        return None
+    return (f"compose project {project!r} is not one chaos-tui may break ({', '.join(projects)}; "
+            "set CHAOS_DOCKER__PROJECT / CHAOS_DOCKER__MESH_PROJECT for the agent)")
+
+
+def raise_first(outcomes: list[Any]) -> None:
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        raise errors[0]
 
 
 class DockerFault:
     kind = ""
     needs_state = "running"  # the container must be in this state to be broken
+
+    def __init__(self, projects: Iterable[str]) -> None:
+        self.projects = tuple(projects)
 
     def check(self, target: str, params: dict[str, Any]) -> str | None:
         if target != "docker":
@@ -74,6 +101,8 @@ class DockerFault:
         if set(params) != {"project", "service"} or not all(
                 isinstance(params[k], str) and params[k] for k in ("project", "service")):
             return f"{self.kind} needs params {{\"project\": NAME, \"service\": NAME}}"
+        if problem := project_problem(self.projects, params["project"]):
+            return problem
         try:
             container = find_container(params["project"], params["service"])
         except DockerUnavailable as exc:
@@ -98,11 +127,19 @@ class DockerFault:
         return container
 
     def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
+        container = self._container(params)
+        self.act(container)
+        return {"container": container.name}
+
+    def act(self, container) -> None:
+        """Break it: one Docker Engine call (or two) on the container."""
         raise NotImplementedError
 
     def _heal(self, params: dict[str, Any]) -> None:
         """Whatever the fault did, the container ends up running (and not paused)."""
-        container = self._container(params)
+        container = find_container(params["project"], params["service"])
+        if container is None:
+            return  # gone: nothing of the fault is left to undo
         container.reload()
         if container.status == "paused":
             container.unpause()
@@ -110,49 +147,52 @@ class DockerFault:
             container.start()
 
 
+class DockerRestart(DockerFault):
+    kind = "docker.restart"
+    description = "restart a compose service's container at once (docker restart)"
+
+    def act(self, container) -> None:
+        container.restart(timeout=10)
+
+
 class DockerKill(DockerFault):
     kind = "docker.kill"
     description = "SIGKILL a compose service's container; heal starts it again"
 
-    def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        container = self._container(params)
+    def act(self, container) -> None:
         container.kill()
         container.wait(timeout=10)
-        return {"container": container.name}
 
 
 class DockerStop(DockerFault):
     kind = "docker.stop"
     description = "stop a compose service's container (SIGTERM, 10 s grace); heal starts it"
 
-    def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        container = self._container(params)
+    def act(self, container) -> None:
         container.stop(timeout=10)
-        return {"container": container.name}
 
 
 class DockerPause(DockerFault):
     kind = "docker.pause"
     description = "freeze a compose service's container (docker pause); heal unpauses it"
 
-    def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        container = self._container(params)
+    def act(self, container) -> None:
         container.pause()
-        return {"container": container.name}
-
-
-SIDECAR_LABEL = "chaos-tui.sidecar"
 
 
 class DockerNetCut:
     """A network cut: REJECT with a TCP reset, both ways, on one port, inside the target's
     network namespace. Resets (not drops) so both ends see the cut at once instead of
     waiting out a ping timeout. Each sidecar runs one command and is removed: nothing of
-    ours runs while the cut holds, and a heal's sidecar deletes every copy of the rules."""
+    ours runs while the cut holds, and a heal's sidecar deletes every copy of the rules and
+    fails unless they are gone."""
 
     kind = "docker.netcut"
     description = ("reset TCP on a port of compose services' containers (iptables in their "
                    "network namespace); heal removes the rules")
+
+    def __init__(self, projects: Iterable[str]) -> None:
+        self.projects = tuple(projects)
 
     @staticmethod
     def rules(port: int) -> list[str]:
@@ -164,12 +204,15 @@ class DockerNetCut:
             return f"{self.kind} works on target 'docker', not {target!r}"
         services, port = params.get("services"), params.get("port")
         if (set(params) != {"project", "services", "port", "image"}
+                or not isinstance(params.get("project"), str)
                 or not isinstance(services, list) or not services
                 or not all(isinstance(x, str) and x for x in services)
                 or isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
                 or not isinstance(params.get("image"), str)):
             return (f"{self.kind} needs params {{\"project\": NAME, \"services\": [NAME, ...], "
                     f"\"port\": 1-65535, \"image\": IMAGE with iptables}}")
+        if problem := project_problem(self.projects, params["project"]):
+            return problem
         try:
             for service in services:
                 container = find_container(params["project"], service)
@@ -183,45 +226,89 @@ class DockerNetCut:
         # Inbound first (no new link can form), then `ss -K` ends the connections already
         # open while their resets can still leave, so both ends notice now and not at their
         # next ping (where the kernel allows it: `|| true`); then outbound. Every service at
-        # once: one by one, a link would fail over to a node not yet cut.
+        # once: one by one, a link would fail over to a node not yet cut. All of them are
+        # waited for, even when one fails, so the undo that follows comes after every insert.
         inbound, outbound = self.rules(params["port"])
         script = (f"iptables -I {inbound} && (ss -K state established "
                   f"'( sport = :{params['port']} )' || true) && iptables -I {outbound}")
-        await asyncio.gather(*(asyncio.to_thread(self._sidecar, params, service, script)
-                               for service in params["services"]))
+        raise_first(await asyncio.gather(
+            *(asyncio.to_thread(self._sidecar, params, service, script)
+              for service in params["services"]), return_exceptions=True))
         return {"cut": list(params["services"])}
 
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        # Delete every copy, on every service named: safe to repeat, and safe where the
-        # apply never got that far. Each service is tried even when another one fails.
-        script = "; ".join(f"while iptables -D {rule} 2>/dev/null; do :; done"
-                           for rule in self.rules(params["port"])) + "; true"
-        outcomes = await asyncio.gather(
-            *(asyncio.to_thread(self._sidecar, params, service, script, only_if_running=True)
-              for service in params["services"]), return_exceptions=True)
-        errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if errors:
-            raise errors[0]
+        # A sidecar of this lease still at work (a dead agent's apply) would insert after
+        # this heal: let it finish first.
+        lease = CURRENT_LEASE.get()
+        if lease is not None:
+            await asyncio.to_thread(self._finish_sidecars_of, lease.id)
+        # Delete every copy, then fail unless none is left (`iptables -C` says 1 for "no such
+        # rule"; anything else is an error). Safe to repeat, and where the apply never got
+        # that far. Every service is tried even when another one fails.
+        rules = self.rules(params["port"])
+        script = " ; ".join(
+            [f"while iptables -D {rule} 2>/dev/null; do :; done" for rule in rules]
+            + [" && ".join(f"{{ iptables -C {rule} 2>/dev/null; test $? -eq 1; }}" for rule in rules)])
+        raise_first(await asyncio.gather(
+            *(asyncio.to_thread(self._sidecar, params, service, script, healing=True)
+              for service in params["services"]), return_exceptions=True))
 
     def _sidecar(self, params: dict[str, Any], service: str, script: str,
-                 only_if_running: bool = False) -> None:
+                 healing: bool = False) -> None:
+        """Run the script as root with NET_ADMIN in the service container's network
+        namespace; created (never pulled) and always removed by us."""
+        import docker
+
         container = find_container(params["project"], service)
-        if only_if_running and (container is None or container.status != "running"):
-            return  # no namespace left to hold a rule (a restart starts with none)
-        if container is None:
-            raise RuntimeError(f"the container of {params['project']}/{service} is gone")
+        if container is None or container.status not in ("running", "paused"):
+            if healing:
+                return  # no namespace to hold a rule: a container that starts gets a new one
+            raise RuntimeError(f"{params['project']}/{service} is not running: nothing to cut")
         lease = CURRENT_LEASE.get()
-        docker_client().containers.run(
-            params["image"], ["sh", "-c", script], remove=True, user="root",
-            network_mode=f"container:{container.id}", cap_add=["NET_ADMIN"],
-            labels={SIDECAR_LABEL: "netcut", "chaos-tui.target": container.name,
-                    "chaos-tui.lease": lease.id if lease else "",
-                    "chaos-tui.run": lease.run_id if lease else ""},
-        )
+        try:
+            sidecar = docker_client().containers.create(
+                params["image"], ["sh", "-c", script], user="root",
+                network_mode=f"container:{container.id}", cap_add=["NET_ADMIN"],
+                labels={SIDECAR_LABEL: "netcut", "chaos-tui.target": container.name,
+                        "chaos-tui.lease": lease.id if lease else "",
+                        "chaos-tui.run": lease.run_id if lease else ""})
+        except docker.errors.ImageNotFound:
+            if not healing:
+                raise RuntimeError(f"sidecar image {params['image']!r} is not present: "
+                                   f"{BUILD_SIDECAR_HINT}") from None
+            # The last resort: a restarted container has a new network namespace, no rule.
+            container.restart(timeout=10)
+            return
+        try:
+            sidecar.start()
+            code = sidecar.wait(timeout=SIDECAR_TIMEOUT_S)["StatusCode"]
+            if code != 0:
+                said = sidecar.logs().decode(errors="replace").strip()[-300:]
+                raise RuntimeError(f"the sidecar on {container.name} exited {code}: {said}")
+        finally:
+            try:
+                sidecar.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+    @staticmethod
+    def _finish_sidecars_of(lease_id: str) -> None:
+        import docker
+
+        for sidecar in docker_client().containers.list(all=True, filters={
+                "label": [SIDECAR_LABEL, f"chaos-tui.lease={lease_id}"]}):
+            try:
+                if sidecar.status == "running":
+                    sidecar.wait(timeout=SIDECAR_TIMEOUT_S)
+            except Exception:
+                pass  # stuck: removed below all the same
+            try:
+                sidecar.remove(force=True)
+            except docker.errors.NotFound:
+                pass
 
 
-def docker_injectors() -> dict[str, DockerFault | DockerNetCut]:
-    found: dict[str, DockerFault | DockerNetCut] = {
-        cls.kind: cls() for cls in (DockerKill, DockerStop, DockerPause)}
-    found[DockerNetCut.kind] = DockerNetCut()
-    return found
+def docker_injectors(projects: Iterable[str]) -> dict[str, DockerFault | DockerNetCut]:
+    """The docker fault kinds, allowed to break only these compose projects."""
+    kinds = (DockerRestart, DockerKill, DockerStop, DockerPause, DockerNetCut)
+    return {cls.kind: cls(projects) for cls in kinds}

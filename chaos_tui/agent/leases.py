@@ -162,7 +162,8 @@ class LeaseBook:
         if request.ttl_s > self.max_ttl_s:
             raise LeaseRefused(400, f"ttl_s {request.ttl_s:g} is above the agent's cap of "
                                     f"{self.max_ttl_s:g}s")
-        problem = injector.check(request.target, request.params)
+        # In a thread: a check may ask the Docker Engine, and the reaper's heals must not wait.
+        problem = await asyncio.to_thread(injector.check, request.target, request.params)
         if problem:
             raise LeaseRefused(400, problem)
         now = time.time()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def build_wheels(workdir: Path) -> Path:
     test extra or the version leaves the cache alone) plus this project's own wheel (made each
     time: it is small and it is what changes)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    deps = CACHE / f"deps-{digest(json.dumps(project['dependencies']).encode())}"
+    deps = CACHE / f"deps-{digest(json.dumps(project['dependencies']).encode(), platform.machine().encode())}"
     if not (deps / ".complete").is_file():
         started = time.monotonic()
         shutil.rmtree(deps, ignore_errors=True)
@@ -156,6 +157,14 @@ def prune(repo: str, keep: str) -> None:
 
 
 def main() -> None:
+    exports = sys.argv[1:] == ["--exports"]
+    if sys.argv[1:] and not exports:
+        sys.exit("usage: build_testbed.py [--exports]  (prints CHAOS_TESTBED_IMAGE=TAG, or "
+                 "shell exports of it and of the sidecar image)")
+    if sys.version_info[:2] != (3, 11):
+        # The wheels are built here and installed on Debian bookworm's Python 3.11.
+        sys.exit(f"testbed: run this with Python 3.11 (this is {sys.version.split()[0]}): the "
+                 "test bed's wheels must match Debian bookworm's python3")
     started = time.monotonic()
     try:
         tag = build_image()
@@ -164,7 +173,11 @@ def main() -> None:
     except subprocess.CalledProcessError as exc:
         sys.exit(f"testbed: {' '.join(map(str, exc.cmd[:3]))} failed with exit code {exc.returncode}")
     say(f"ready in {time.monotonic() - started:.1f}s")
-    print(f"CHAOS_TESTBED_IMAGE={tag}")
+    if exports:  # for `eval` in the justfile: a sidecar image already chosen is kept
+        print(f"export CHAOS_TESTBED_IMAGE={tag}\n"
+              f"export CHAOS_DOCKER__SIDECAR_IMAGE=${{CHAOS_DOCKER__SIDECAR_IMAGE:-{tag}}}")
+    else:
+        print(f"CHAOS_TESTBED_IMAGE={tag}")
 
 
 if __name__ == "__main__":
