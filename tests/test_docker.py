@@ -283,7 +283,9 @@ def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
 
 
 @pytest.mark.slow
-async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(stack):
+async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(stack, monkeypatch):
+    # An agent with the default sidecar image, not the test bed's.
+    monkeypatch.delenv("CHAOS_DOCKER__SIDECAR_IMAGE", raising=False)
     agent = AgentClient(Settings(state_dir=Path(stack["CHAOS_STATE_DIR"])))
     await agent.ensure()
     before = _started_at("policy-gateway")
@@ -297,6 +299,13 @@ async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(s
                                          params=params)
             assert refused.value.status == 400 and said in str(refused.value)
         assert _started_at("policy-gateway") == before
+        # A sidecar runs as root with NET_ADMIN: only from the image the agent was given.
+        with pytest.raises(AgentError) as refused:
+            await agent.create_lease(kind="docker.netcut", target="docker", ttl_s=30, params={
+                "project": "chaos-mesh", "services": ["sea-nats-a-1"], "port": 7522,
+                "image": stack["CHAOS_TESTBED_IMAGE"]})  # this agent was given the default
+        assert refused.value.status == 400 and "is not the agent's" in str(refused.value)
+        assert not _sidecars()
         lease = await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
                                          params={"project": "chaos", "service": "policy-gateway"})
         assert lease["data"]["container"] and _state("policy-gateway") == "running"

@@ -1,7 +1,7 @@
 """Fault kinds on Docker containers, found by their compose project and service labels (the
 same for Compose v1 and v2, whatever the container is named). Every Docker Engine call
 blocks, so each one runs in a thread. Only the compose projects chaos-tui is configured for
-(settings.docker) may be broken. Params: {"project": NAME, "service": NAME}.
+(settings.docker) may be broken, and a sidecar runs only from the configured image. Params: {"project": NAME, "service": NAME}.
 
     docker.restart restart the container now (`docker restart`: SIGTERM, SIGKILL after 10 s,
                    start); heal makes sure it runs
@@ -20,10 +20,10 @@ nothing of the fault is left to undo.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Any
 
 from chaos_tui.agent.leases import CURRENT_LEASE
+from chaos_tui.settings import DockerSettings
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -92,8 +92,8 @@ class DockerFault:
     kind = ""
     needs_state = "running"  # the container must be in this state to be broken
 
-    def __init__(self, projects: Iterable[str]) -> None:
-        self.projects = tuple(projects)
+    def __init__(self, docker: DockerSettings) -> None:
+        self.projects = (docker.project, docker.mesh_project)
 
     def check(self, target: str, params: dict[str, Any]) -> str | None:
         if target != "docker":
@@ -191,8 +191,10 @@ class DockerNetCut:
     description = ("reset TCP on a port of compose services' containers (iptables in their "
                    "network namespace); heal removes the rules")
 
-    def __init__(self, projects: Iterable[str]) -> None:
-        self.projects = tuple(projects)
+    def __init__(self, docker: DockerSettings) -> None:
+        self.projects = (docker.project, docker.mesh_project)
+        # The one image a sidecar may run from: it runs as root with NET_ADMIN.
+        self.image = docker.sidecar_image
 
     @staticmethod
     def rules(port: int) -> list[str]:
@@ -213,6 +215,9 @@ class DockerNetCut:
                     f"\"port\": 1-65535, \"image\": IMAGE with iptables}}")
         if problem := project_problem(self.projects, params["project"]):
             return problem
+        if params["image"] != self.image:
+            return (f"sidecar image {params['image']!r} is not the agent's ({self.image!r}); "
+                    "start the agent with the same CHAOS_DOCKER__SIDECAR_IMAGE")
         try:
             for service in services:
                 container = find_container(params["project"], service)
@@ -308,7 +313,7 @@ class DockerNetCut:
                 pass
 
 
-def docker_injectors(projects: Iterable[str]) -> dict[str, DockerFault | DockerNetCut]:
-    """The docker fault kinds, allowed to break only these compose projects."""
+def docker_injectors(docker: DockerSettings) -> dict[str, DockerFault | DockerNetCut]:
+    """The docker fault kinds, allowed to break only the configured compose projects."""
     kinds = (DockerRestart, DockerKill, DockerStop, DockerPause, DockerNetCut)
-    return {cls.kind: cls(projects) for cls in kinds}
+    return {cls.kind: cls(docker) for cls in kinds}

@@ -179,7 +179,7 @@ def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector
     from chaos_tui.agent.docker_faults import docker_injectors
 
     return {
-        **docker_injectors((sandbox.settings.docker.project, sandbox.settings.docker.mesh_project)),
+        **docker_injectors(sandbox.settings.docker),
         "sandbox.hard_restart": SandboxHardRestart(sandbox),
         "sandbox.stop": SandboxStop(sandbox),
         "sandbox.pause": SandboxPause(sandbox),
