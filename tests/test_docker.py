@@ -207,10 +207,7 @@ def stack(request):
 
 
 def _iptables_rules(env: dict, service: str) -> str:
-    container = subprocess.run(
-        ["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=chaos-mesh",
-         "--filter", f"label=com.docker.compose.service={service}"],
-        capture_output=True, text=True).stdout.strip()
+    container = _container_id("chaos-mesh", service)
     assert container, f"{service} is not running"
     listed = subprocess.run(
         ["docker", "run", "--rm", "--network", f"container:{container}", "--cap-add",
@@ -325,22 +322,27 @@ async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(s
         assert up.returncode == 0 and _state("policy-gateway") == "running", up.stderr
 
 
-def _started_at(service: str) -> str:
-    container = subprocess.run(
-        ["docker", "ps", "-q", "--filter", "label=com.docker.compose.project=chaos",
+def _container_id(project: str, service: str) -> str:
+    """The id of this compose service's container, running or not ("" if there is none)."""
+    found = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
          "--filter", f"label=com.docker.compose.service={service}"],
-        capture_output=True, text=True).stdout.split()[0]
-    return subprocess.run(["docker", "inspect", "-f", "{{.State.StartedAt}}", container],
-                          capture_output=True, text=True).stdout.strip()
+        capture_output=True, text=True).stdout.split()
+    return found[0] if found else ""
+
+
+def _inspect(service: str, field: str) -> str:
+    container = _container_id("chaos", service)
+    return subprocess.run(["docker", "inspect", "-f", field, container], capture_output=True,
+                          text=True).stdout.strip() if container else ""
+
+
+def _started_at(service: str) -> str:
+    return _inspect(service, "{{.State.StartedAt}}")
 
 
 def _state(service: str) -> str:
-    out = subprocess.run(
-        ["docker", "ps", "-a", "--format", "{{.State}}", "--filter",
-         "label=com.docker.compose.project=chaos",
-         "--filter", f"label=com.docker.compose.service={service}"],
-        capture_output=True, text=True).stdout.split()
-    return out[0] if out else "missing"
+    return _inspect(service, "{{.State.Status}}") or "missing"
 
 
 def _sidecars_created_since(since: float) -> list[dict]:

@@ -82,10 +82,14 @@ def project_problem(projects: tuple[str, ...], project: str) -> str | None:
             "set CHAOS_DOCKER__PROJECT / CHAOS_DOCKER__MESH_PROJECT for the agent)")
 
 
-def raise_first(outcomes: list[Any]) -> None:
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    if errors:
-        raise errors[0]
+def remove_quietly(container) -> None:
+    """Remove a container, running or not; one that is already gone is fine."""
+    import docker
+
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
 
 
 class DockerFault:
@@ -236,9 +240,7 @@ class DockerNetCut:
         inbound, outbound = self.rules(params["port"])
         script = (f"iptables -I {inbound} && (ss -K state established "
                   f"'( sport = :{params['port']} )' || true) && iptables -I {outbound}")
-        raise_first(await asyncio.gather(
-            *(asyncio.to_thread(self._sidecar, params, service, script)
-              for service in params["services"]), return_exceptions=True))
+        await self._on_every_service(params, script, healing=False)
         return {"cut": list(params["services"])}
 
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
@@ -254,9 +256,17 @@ class DockerNetCut:
         script = " ; ".join(
             [f"while iptables -D {rule} 2>/dev/null; do :; done" for rule in rules]
             + [" && ".join(f"{{ iptables -C {rule} 2>/dev/null; test $? -eq 1; }}" for rule in rules)])
-        raise_first(await asyncio.gather(
-            *(asyncio.to_thread(self._sidecar, params, service, script, healing=True)
-              for service in params["services"]), return_exceptions=True))
+        await self._on_every_service(params, script, healing=True)
+
+    async def _on_every_service(self, params: dict[str, Any], script: str, healing: bool) -> None:
+        """The script in a sidecar on every service at once; each one is waited for, even when
+        another fails, and then the first failure is raised."""
+        outcomes = await asyncio.gather(
+            *(asyncio.to_thread(self._sidecar, params, service, script, healing)
+              for service in params["services"]), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise errors[0]
 
     def _sidecar(self, params: dict[str, Any], service: str, script: str,
                  healing: bool = False) -> None:
@@ -291,15 +301,10 @@ class DockerNetCut:
                 said = sidecar.logs().decode(errors="replace").strip()[-300:]
                 raise RuntimeError(f"the sidecar on {container.name} exited {code}: {said}")
         finally:
-            try:
-                sidecar.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+            remove_quietly(sidecar)
 
     @staticmethod
     def _finish_sidecars_of(lease_id: str) -> None:
-        import docker
-
         for sidecar in docker_client().containers.list(all=True, filters={
                 "label": [SIDECAR_LABEL, f"chaos-tui.lease={lease_id}"]}):
             try:
@@ -307,10 +312,7 @@ class DockerNetCut:
                     sidecar.wait(timeout=SIDECAR_TIMEOUT_S)
             except Exception:
                 pass  # stuck: removed below all the same
-            try:
-                sidecar.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+            remove_quietly(sidecar)
 
 
 def docker_injectors(docker: DockerSettings) -> dict[str, DockerFault | DockerNetCut]:
