@@ -31,11 +31,21 @@ def _settings():
     from chaos_tui.settings import load_settings
 
     try:
-        return load_settings()
+        settings = load_settings()
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "CHAOS_" + "__".join(str(p).upper() for p in err["loc"])
         fail(ExitCode.USAGE, f"bad setting {where}: {err['msg']}")
+    _report_killed_runs(settings)
+    return settings
+
+
+def _report_killed_runs(settings) -> None:
+    """A run killed since the last command is said once, with what became of its faults."""
+    from chaos_tui.crash_report import report_killed_runs
+
+    for line in report_killed_runs(Path(settings.state_dir)):
+        click.echo(f"chaos-tui: {line}", err=True)
 
 
 def parse_params(scenario_cls, assignments: tuple[str, ...]):
@@ -116,6 +126,7 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
     options = RunOptions(
         rate_hz=rate_hz or settings.probe_rate_hz,
         invariant_budget_s=invariant_budget or settings.invariant_budget_s,
+        record_dir=Path(settings.state_dir) / "runs",
     )
     if not headless:
         code = run_console(settings, target_name, scenario_name, params, options,
@@ -295,15 +306,14 @@ def sandbox_down():
             asyncio.run(client.ensure())
         except AgentUnavailable as exc:
             fail(ExitCode.ERROR, f"sandbox down: leftover leases could not be healed: {exc}")
-    pid, agent_stopped = client.stop_running()  # it heals its leases first
-    if pid is not None and not agent_stopped:
-        fail(ExitCode.ERROR, f"sandbox down: the fault agent (pid {pid}) did not stop")
+    pid, code = _stop_agent(client)  # it heals its leases first
     try:
         stopped = sb.down()
     except (SandboxError, OSError) as exc:
         fail(ExitCode.ERROR, f"sandbox down: {exc}")
     stopped += ["agent"] if pid is not None else []
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    raise SystemExit(code)
 
 
 @sandbox.command("restart")
@@ -402,7 +412,8 @@ def _agent_call(action):
 
 def _print_heals(results: list[dict]) -> int:
     for r in results:
-        click.echo(f"lease {r['id']}: " + ("healed" if r["healed"] else f"heal FAILED: {r['error']}"))
+        click.echo(f"lease {r['id']}: " + ("healed" if r["healed"] else f"heal FAILED: {r['error']}")
+                   + (f" (warning: {r['warning']})" if r.get("warning") else ""))
     if not results:
         click.echo("no live lease")
     return int(ExitCode.HEAL_FAILED) if any(not r["healed"] for r in results) else 0
@@ -433,13 +444,38 @@ def agent_stop():
     """Stop the agent of this state directory; it heals every lease before it exits."""
     from chaos_tui.agent.client import AgentClient
 
-    pid, stopped = AgentClient(_settings()).stop_running()
+    pid, code = _stop_agent(AgentClient(_settings()))
+    click.echo("no agent running" if pid is None else f"agent pid {pid} stopped")
+    raise SystemExit(code)
+
+
+def _stop_agent(client) -> tuple[int | None, int]:
+    """Stop the agent of this state dir (it heals every lease before it exits) and account
+    for each lease it held, from its history and what is left in its journal: (its pid or
+    None, the exit code: 4 if a heal failed, 5 if a heal worked but its journal file stayed)."""
+    import time
+
+    from chaos_tui.agent.history import LeaseHistory
+
+    since = time.time()
+    pid, stopped = client.stop_running()
     if pid is None:
-        click.echo("no agent running")
-    elif not stopped:
-        fail(ExitCode.ERROR, f"agent pid {pid} did not stop")
-    else:
-        click.echo(f"agent pid {pid} stopped")
+        return None, 0
+    if not stopped:
+        fail(ExitCode.ERROR, f"the fault agent (pid {pid}) did not stop")
+    ended = {e["id"]: e for e in LeaseHistory(client.folder / "history.jsonl").entries()
+             if e.get("ended_at", 0) >= since - 1}
+    left = sorted(p.stem for p in (client.folder / "leases").glob("*.json"))
+    failed = [lease_id for lease_id in left if lease_id not in ended]
+    for lease_id, entry in ended.items():
+        note = " (but its journal file could not be removed)" if lease_id in left else ""
+        click.echo(f"lease {lease_id}: healed ({entry['by']}){note}")
+    for lease_id in failed:
+        click.echo(f"lease {lease_id}: heal FAILED; it stays on disk for the next agent "
+                   "(`chaos-tui heal`)", err=True)
+    if failed:
+        return pid, int(ExitCode.HEAL_FAILED)
+    return pid, int(ExitCode.ERROR) if left else 0
 
 
 @cli.command("heal")

@@ -61,7 +61,8 @@ class Narrator:
             w = event.window
             if event.ok and w.healed_at is not None:
                 took = w.healed_at - w.injected_at
-                return w.healed_at, f"[bold green]HEALED[/bold green] {w.fault} after {took:.1f}s"
+                by = f" (by {w.healed_by})" if w.healed_by != "the run" else ""
+                return w.healed_at, f"[bold green]HEALED[/bold green] {w.fault} after {took:.1f}s{by}"
             when = w.heal_started_at or w.injected_at  # a failed heal leaves the window open
             return when, f"[bold red]HEAL FAILED[/bold red] {w.fault}: {escape(event.error or '')}"
         if isinstance(event, InvariantChecked):

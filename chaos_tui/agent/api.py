@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 
-from fastapi import Depends, FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -99,15 +100,12 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
         return list(book.leases.values())
 
     @api.post("/leases", response_model=Lease, status_code=201, dependencies=guarded,
-              responses={200: {"model": Lease}, 400: {}, 409: {}, 502: {}})
-    async def create_lease(request: LeaseRequest, response: Response) -> Lease:
+              responses={400: {}, 409: {}, 502: {}, 507: {}})
+    async def create_lease(request: LeaseRequest) -> Lease:
         try:
-            lease, new = await book.create(request)
+            return await book.create(request)
         except LeaseRefused as exc:
             raise HTTPException(exc.status, str(exc)) from None
-        if not new:
-            response.status_code = 200
-        return lease
 
     @api.get("/leases/{lease_id}", response_model=Lease, dependencies=guarded,
              responses={404: {}})
@@ -121,16 +119,28 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
                 responses={404: {}, 502: {}})
     async def delete_lease(lease_id: str) -> Response:
         try:
-            healed = await book.heal(lease_id)
+            healed = await book.heal(lease_id, "owner")
         except RuntimeError as exc:
             raise HTTPException(502, f"heal failed: {exc}") from None
         if healed is None:
-            raise HTTPException(404, f"no live lease {lease_id!r} (already healed?)")
-        return Response(status_code=204)
+            raise HTTPException(404, f"no live lease {lease_id!r} (already healed? see "
+                                     "GET /history?lease_id=...)")
+        # Healed. A journal file the disk would not let go is a warning, not a failure.
+        headers = {"X-Chaos-Warning": healed.error[:300]} if healed.error else None
+        return Response(status_code=204, headers=headers)
+
+    @api.get("/history", response_model=list[dict], dependencies=guarded)
+    async def history(lease_id: str | None = Query(None, max_length=64),
+                      run_id: str | None = Query(None, max_length=64),
+                      limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+        """Leases that ended: who ended each (owner, ttl, owner-died, halt, heal-all,
+        shutdown, leftover, guardian, apply-failed), when, and any error."""
+        found = await asyncio.to_thread(book.history.find, lease_id, run_id)
+        return found[-limit:]
 
     @api.post("/heal", response_model=HealResults, dependencies=guarded)
     async def heal_all() -> HealResults:
-        return HealResults(results=await book.heal_all())
+        return HealResults(results=await book.heal_all("heal-all"))
 
     @api.post("/halt", response_model=HealResults, dependencies=guarded)
     async def halt() -> HealResults:
@@ -173,7 +183,7 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
         for lease in list(book.leases.values()):  # its toxics and downs end with it
             if lease.kind.startswith("proxy.") and name in ProxyDown.names(lease.params):
                 try:
-                    await book.heal(lease.id)
+                    await book.heal(lease.id, "owner")
                 except RuntimeError:
                     pass
         await proxies.delete(name)

@@ -153,16 +153,27 @@ class AgentClient:
         return await self._ok("GET", "/status")
 
     async def create_lease(self, **request: Any) -> dict:
+        """Ask for a fault. Unless the caller says otherwise, this process owns it: the agent
+        heals it as soon as this process dies (`orphan_ok=True` holds it until its TTL)."""
+        if request.get("owner_pid") is None and not request.get("orphan_ok"):
+            request["owner_pid"] = os.getpid()
         return await self._ok("POST", "/leases", request)
 
     async def heal_lease(self, lease_id: str) -> bool:
-        """Heal one lease; False if it was no longer live (already healed: fine)."""
+        """Heal one lease; False if it was no longer live (already healed: fine; `ended`
+        tells by whom and when)."""
         response = await self.call("DELETE", f"/leases/{lease_id}")
         if response.status_code == 404:
             return False
         if response.status_code >= 400:
             raise AgentError(response.status_code, response.json().get("detail", response.text))
         return True
+
+    async def ended(self, lease_id: str) -> dict | None:
+        """How a lease ended, from the agent's history: {by, heal_started_at, ended_at, ...};
+        None if the agent has no record of it."""
+        found = await self._ok("GET", f"/history?lease_id={lease_id}")
+        return found[-1] if found else None
 
     async def leases(self) -> list[dict]:
         return await self._ok("GET", "/leases")

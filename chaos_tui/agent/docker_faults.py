@@ -118,6 +118,9 @@ class DockerFault:
             return f"container {container.name} is {container.status}: there is nothing to break"
         return None
 
+    def conflicts(self, params: dict[str, Any]) -> list[str]:
+        return [f"container {params['project']}/{params['service']}"]
+
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(self._apply, params)
 
@@ -230,6 +233,10 @@ class DockerNetCut:
         except DockerUnavailable as exc:
             return str(exc)
         return sidecar_image_problem(params["image"])
+
+    def conflicts(self, params: dict[str, Any]) -> list[str]:
+        # A heal deletes every copy of its rules: two cuts of one port would heal each other.
+        return [f"port {params['port']} of {params['project']}/{s}" for s in params["services"]]
 
     async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
         # Inbound first (no new link can form), then `ss -K` ends the connections already

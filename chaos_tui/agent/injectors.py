@@ -20,6 +20,17 @@ class Injector(Protocol):
     async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None: ...
 
 
+def conflicts_of(injector: Injector, params: dict[str, Any]) -> list[str]:
+    """The objects a fault of this kind would fight over with another live fault (a service,
+    a container): two leases may not hold one at once. Kinds that compose (toxics, counted
+    proxy downs) name none. Safe on bad params: the kind's check refuses those."""
+    conflicts = getattr(injector, "conflicts", None)
+    try:
+        return list(conflicts(params)) if conflicts is not None else []
+    except Exception:
+        return []
+
+
 class SandboxServiceFault:
     """A fault on one running sandbox service, named by params {"service": NAME}."""
 
@@ -36,6 +47,9 @@ class SandboxServiceFault:
         if not self.sandbox.running(params["service"]):
             return f"sandbox {params['service']} is not running: there is nothing to break"
         return None
+
+    def conflicts(self, params: dict[str, Any]) -> list[str]:
+        return [f"sandbox service {params['service']}"]
 
 
 class SandboxHardRestart(SandboxServiceFault):

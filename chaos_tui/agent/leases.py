@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from chaos_tui.agent.injectors import Injector
+from chaos_tui.agent.history import LeaseHistory
+from chaos_tui.agent.injectors import Injector, conflicts_of
 from chaos_tui.core.journal import write_atomic
+from chaos_tui.core.procinfo import alive, start_ticks
 
 # The lease an injector is applying or healing, for what it leaves a mark on (e.g. the labels
 # of a Docker sidecar); asyncio.to_thread carries it into the worker thread.
@@ -23,6 +25,7 @@ LeaseState = Literal["applying", "applied", "healing", "failed"]
 REAP_INTERVAL_S = 0.1
 HEAL_TIMEOUT_S = 90.0  # a crash-recovering database may need a while; then we try again
 RETRY_S = 1.0
+OWNER_CHECK_S = 0.25  # how often the owners of leases are looked up (the switch's resolution)
 
 
 class LeaseRequest(BaseModel):
@@ -31,14 +34,20 @@ class LeaseRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
-                           description="caller-chosen id; repeating it returns the same lease")
+                           description="caller-chosen id; a known id is refused with 409")
     kind: str = Field(..., min_length=1, max_length=64, description="fault kind, see GET /kinds")
     target: str = Field("sandbox", min_length=1, max_length=64)
     params: dict[str, Any] = Field(default_factory=dict)
     ttl_s: float = Field(..., gt=0, description="seconds until the agent heals it by itself")
     scope: str = Field("full", min_length=1, max_length=32)
-    owner: str = Field("", max_length=128, description="who asked, e.g. a console's pid")
+    owner: str = Field("", max_length=128, description="who asked, in words")
     run_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$", description="the run that asked, if any")
+    # The dead man's switch: the agent heals the lease within 2 s of this process's death.
+    owner_pid: int | None = Field(None, ge=1, le=1 << 22,
+                                  description="the process holding the fault; when it dies the "
+                                              "agent heals the lease at once")
+    orphan_ok: bool = Field(False, description="true: no owner process; the lease lives until "
+                                               "its TTL or a DELETE (say so explicitly)")
 
 
 class Lease(LeaseRequest):
@@ -48,6 +57,7 @@ class Lease(LeaseRequest):
     state: LeaseState = "applying"
     data: dict[str, Any] = Field(default_factory=dict)  # what the injector recorded
     error: str | None = None
+    owner_start_ticks: int | None = None  # with owner_pid: that exact process, not a reused pid
 
 
 class LeaseRefused(Exception):
@@ -96,19 +106,31 @@ class LeaseJournal:
 
 
 class LeaseBook:
-    """The live leases of one agent. All changes happen on the agent's event loop."""
+    """The live leases of one agent. All changes happen on the agent's event loop.
+
+    A lease id, and each object a fault would fight over (a service, a container), is claimed
+    before the first await of a request, so two concurrent requests can never both apply.
+    Every way a lease ends is written to the history; every heal path tries every lease
+    whatever another one raised."""
 
     def __init__(self, journal: LeaseJournal, injectors: dict[str, Injector], max_ttl_s: float,
-                 halt_file: Path) -> None:
+                 halt_file: Path, history: LeaseHistory | None = None,
+                 leftover_by: str = "leftover", log=None) -> None:
         self.journal = journal
         self.injectors = injectors
         self.max_ttl_s = max_ttl_s
         self.halt_file = halt_file
+        self.history = history or LeaseHistory(journal.root.parent / "history.jsonl")
+        self.leftover_by = leftover_by  # "guardian" when the guardian started this agent
+        self._log = log or (lambda line: None)
         self.leases: dict[str, Lease] = {}
-        self.recovered: list[dict] = []  # leftovers healed at start-up, for GET /health
+        self.recovered: list[dict] = []  # leftovers healed at start-up, for GET /status
         self._locks: dict[str, asyncio.Lock] = {}
         self._counter = 0
         self._healing: set[str] = set()  # leases the reaper is healing now
+        self._pending: set[str] = set()  # ids claimed by a request still being applied
+        self._claims: dict[str, str] = {}  # object a fault would fight over -> its lease id
+        self._ending: dict[str, str] = {}  # lease id -> why the reaper is ending it early
         # Ids that ended (healed or refused) and when: the same id may not land again, since
         # a caller whose DELETE came first took the 404 for "healed".
         self._ended: dict[str, float] = {}
@@ -128,29 +150,32 @@ class LeaseBook:
                                    "error": f"unreadable lease file {path}: heal it by hand, "
                                             "then delete the file"})
         for lease in leases:
+            started = time.time()
             error = await self._undo(lease)
-            self.recovered.append({"id": lease.id, "kind": lease.kind, "params": lease.params,
-                                   "healed": error is None, "error": error})
+            item = {"id": lease.id, "kind": lease.kind, "params": lease.params,
+                    "run_id": lease.run_id, "healed": error is None, "error": error}
             if error is None:
-                self._forget(lease.id)
+                item["warning"] = self._forget(lease, self.leftover_by, started)
             else:
                 lease.state, lease.error = "failed", error
                 lease.expires_at = time.time()  # overdue: the reaper keeps trying
                 self.leases[lease.id] = lease
+                self._claim(lease.id, self._conflicts(lease.kind, lease.params))
+            self.recovered.append(item)
         return self.recovered
 
     # -- requests -----------------------------------------------------------------------------
 
-    async def create(self, request: LeaseRequest) -> tuple[Lease, bool]:
-        """Apply a lease; (lease, True) when new, (existing, False) when the id is known."""
+    async def create(self, request: LeaseRequest) -> Lease:
+        """Apply a lease. A known id is refused (409), whatever the body: a duplicate
+        touches nothing. Everything up to the claim runs without an await: that is what
+        makes it atomic."""
         if request.id and request.id in self.leases:
             known = self.leases[request.id]
-            same = (known.kind, known.target, known.params) == (
-                request.kind, request.target, request.params)
-            if not same or known.state != "applied":
-                raise LeaseRefused(409, f"lease {request.id} exists ({known.kind}, "
-                                        f"{known.state}); a new fault needs a new id")
-            return known, False
+            raise LeaseRefused(409, f"lease {request.id} exists ({known.kind}, {known.state}); "
+                                    "a new fault needs a new id")
+        if request.id and request.id in self._pending:
+            raise LeaseRefused(409, f"lease {request.id} is being applied by another request")
         if request.id and request.id in self._ended:
             raise LeaseRefused(409, f"lease {request.id} has already ended; use a new id")
         if self.halted:
@@ -162,21 +187,46 @@ class LeaseBook:
         if request.ttl_s > self.max_ttl_s:
             raise LeaseRefused(400, f"ttl_s {request.ttl_s:g} is above the agent's cap of "
                                     f"{self.max_ttl_s:g}s")
+        owner_ticks = self._owner_ticks(request)
+        conflicts = self._conflicts(request.kind, request.params)
+        for key in conflicts:
+            if key in self._claims:
+                raise LeaseRefused(409, f"{key} already has a live fault (lease "
+                                        f"{self._claims[key]}); heal it first")
+        now = time.time()
+        self._counter += 1
+        lease_id = request.id or f"l{int(now * 1000):x}{self._counter:x}"
+        self._pending.add(lease_id)
+        self._claim(lease_id, conflicts)
+        applied = False
+        try:
+            lease = await self._apply(injector, request, lease_id, owner_ticks)
+            applied = True
+            return lease
+        finally:
+            self._pending.discard(lease_id)
+            if not applied and lease_id not in self.leases:
+                self._release(lease_id)
+
+    async def _apply(self, injector: Injector, request: LeaseRequest, lease_id: str,
+                     owner_ticks: int | None) -> Lease:
         # In a thread: a check may ask the Docker Engine, and the reaper's heals must not wait.
         problem = await asyncio.to_thread(injector.check, request.target, request.params)
         if problem:
             raise LeaseRefused(400, problem)
         now = time.time()
-        self._counter += 1
-        lease = Lease(**request.model_dump(exclude={"id"}),
-                      id=request.id or f"l{int(now * 1000):x}{self._counter:x}",
-                      created_at=now, expires_at=now + request.ttl_s)
+        lease = Lease(**request.model_dump(exclude={"id"}), id=lease_id, created_at=now,
+                      expires_at=now + request.ttl_s, owner_start_ticks=owner_ticks)
         async with self._lock(lease.id):
             # On disk before the fault exists (and before we count it: a failed write
             # means nothing was applied and nothing is tracked). Written on the loop: the
             # fsyncs take about a millisecond, and a thread hop would add more than that to
             # the time before the fault lands.
-            self.journal.write(lease)
+            try:
+                self.journal.write(lease)
+            except OSError as exc:
+                raise LeaseRefused(507, f"cannot journal the lease in {self.journal.root} "
+                                        f"({exc.strerror or exc}): nothing was applied") from None
             self.leases[lease.id] = lease
             try:
                 CURRENT_LEASE.set(lease)  # this task's own context: seen by the injector
@@ -184,46 +234,60 @@ class LeaseBook:
             except Exception as exc:
                 undo_error = await self._undo(lease)
                 if undo_error is None:
-                    self._forget(lease.id)
+                    self._forget(lease, "apply-failed", now, error=f"apply failed: {exc}")
                 else:  # half applied and not undone: the reaper keeps trying
                     lease.state, lease.error = "failed", f"apply failed: {exc}; {undo_error}"
                     lease.expires_at = time.time()
-                    await asyncio.to_thread(self.journal.write, lease)
+                    await self._rewrite(lease)
                 raise LeaseRefused(502, f"{request.kind} could not be applied: {exc}") from exc
             lease.state = "applied"
-            await asyncio.to_thread(self.journal.write, lease)
-        return lease, True
+            await self._rewrite(lease)
+        return lease
 
-    async def heal(self, lease_id: str) -> Lease | None:
-        """Heal one lease; None if no such lease (already healed). Raises if the heal fails."""
+    async def heal(self, lease_id: str, by: str = "owner") -> Lease | None:
+        """Heal one lease; None if no such lease (already healed). Raises RuntimeError if the
+        heal fails (the lease stays, and the reaper keeps trying)."""
         lease = self.leases.get(lease_id)
         if lease is None:
             return None
         async with self._lock(lease_id):
             if lease_id not in self.leases:
                 return lease  # healed while we waited for the lock
+            started = time.time()
             lease.state = "healing"
             error = await self._undo(lease)
             if error is not None:
                 lease.state, lease.error = "failed", error
-                await asyncio.to_thread(self.journal.write, lease)
+                await self._rewrite(lease)
                 raise RuntimeError(error)
-            self._forget(lease_id)
+            warning = self._forget(lease, self._ending.pop(lease_id, by), started)
+            if warning:
+                lease.error = warning  # healed, but its journal file could not be removed
         return lease
 
-    async def heal_all(self) -> list[dict]:
+    async def heal_all(self, by: str = "heal-all") -> list[dict]:
+        """Try every lease, whatever one of them raises; one result each."""
         results = []
         for lease_id in list(self.leases):
             try:
-                await self.heal(lease_id)
-                results.append({"id": lease_id, "healed": True, "error": None})
-            except RuntimeError as exc:
-                results.append({"id": lease_id, "healed": False, "error": str(exc)})
+                lease = await self.heal(lease_id, by)
+                results.append({"id": lease_id, "healed": True, "error": None,
+                                "warning": lease.error if lease is not None else None})
+            except Exception as exc:  # a heal failure of one never stops the others
+                results.append({"id": lease_id, "healed": False,
+                                "error": str(exc) or type(exc).__name__})
         return results
 
     async def halt(self) -> list[dict]:
-        self.halt_file.touch()  # latched first: nothing new lands while we heal
-        return await self.heal_all()
+        try:
+            self.halt_file.touch()  # latched first: nothing new lands while we heal
+        except OSError as exc:
+            self._log(f"halt: could not write the latch {self.halt_file}: {exc}")
+        results = await self.heal_all("halt")
+        if not self.halted:  # the latch is the promise: say it could not be kept
+            results.append({"id": "-", "healed": False,
+                            "error": f"the halt latch {self.halt_file} could not be written"})
+        return results
 
     def release_halt(self) -> None:
         self.halt_file.unlink(missing_ok=True)
@@ -231,11 +295,16 @@ class LeaseBook:
     # -- the reaper ---------------------------------------------------------------------------
 
     async def reap_forever(self) -> None:
-        """Heal each lease at its TTL, each in a task of its own, so one slow heal holds up
-        no other; a failed or timed-out heal is tried again every second."""
+        """Heal each lease at its TTL, or at once when its owner died, each in a task of its
+        own, so one slow heal holds up no other; a failed or timed-out heal is tried again
+        every second."""
+        next_owner_check = 0.0
         try:
             while True:
                 now = time.time()
+                if now >= next_owner_check:
+                    self._end_orphans(now)
+                    next_owner_check = now + OWNER_CHECK_S
                 for lease in list(self.leases.values()):
                     if lease.expires_at <= now and lease.id not in self._healing:
                         self._healing.add(lease.id)
@@ -247,9 +316,20 @@ class LeaseBook:
             self.reaper_error = f"{type(exc).__name__}: {exc}"
             raise
 
+    def _end_orphans(self, now: float) -> None:
+        """The dead man's switch: a lease whose owner process is gone is due now."""
+        for lease in list(self.leases.values()):
+            if (lease.owner_pid is not None and lease.state == "applied"
+                    and lease.id not in self._ending
+                    and not alive(lease.owner_pid, lease.owner_start_ticks)):
+                self._ending[lease.id] = "owner-died"
+                lease.data["owner_died_seen_at"] = now
+                lease.expires_at = min(lease.expires_at, now)
+                self._log(f"lease {lease.id}: its owner pid {lease.owner_pid} is gone; healing")
+
     async def _reap(self, lease_id: str) -> None:
         try:
-            await asyncio.wait_for(self.heal(lease_id), HEAL_TIMEOUT_S)
+            await asyncio.wait_for(self.heal(lease_id, "ttl"), HEAL_TIMEOUT_S)
         except Exception:
             lease = self.leases.get(lease_id)
             if lease is not None:
@@ -258,6 +338,37 @@ class LeaseBook:
             self._healing.discard(lease_id)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _owner_ticks(self, request: LeaseRequest) -> int | None:
+        if request.owner_pid is None:
+            if not request.orphan_ok:
+                raise LeaseRefused(400, "name the process that holds the fault (owner_pid: it is "
+                                        "healed as soon as that process dies) or say orphan_ok: "
+                                        "true to hold it until its TTL")
+            return None
+        ticks = start_ticks(request.owner_pid)
+        if ticks is None:
+            raise LeaseRefused(400, f"owner_pid {request.owner_pid} is not running")
+        return ticks
+
+    def _conflicts(self, kind: str, params: dict[str, Any]) -> list[str]:
+        injector = self.injectors.get(kind)
+        return conflicts_of(injector, params) if injector is not None else []
+
+    def _claim(self, lease_id: str, keys: list[str]) -> None:
+        for key in keys:
+            self._claims[key] = lease_id
+
+    def _release(self, lease_id: str) -> None:
+        for key in [k for k, owner in self._claims.items() if owner == lease_id]:
+            del self._claims[key]
+
+    async def _rewrite(self, lease: Lease) -> None:
+        """Update a journalled lease; the fault is tracked in memory whatever the disk says."""
+        try:
+            await asyncio.to_thread(self.journal.write, lease)
+        except OSError as exc:
+            self._log(f"lease {lease.id}: could not update its journal file: {exc}")
 
     async def _undo(self, lease: Lease) -> str | None:
         injector = self.injectors.get(lease.kind)
@@ -273,10 +384,36 @@ class LeaseBook:
     def _lock(self, lease_id: str) -> asyncio.Lock:
         return self._locks.setdefault(lease_id, asyncio.Lock())
 
-    def _forget(self, lease_id: str) -> None:
-        self.leases.pop(lease_id, None)
-        self.journal.remove(lease_id)
+    def _forget(self, lease: Lease, by: str, heal_started_at: float,
+                error: str | None = None) -> str | None:
+        """The lease has ended: out of memory, off the journal, into the history. Never
+        raises: the fault is already undone. Returns a warning when the disk said no."""
+        self.leases.pop(lease.id, None)
+        self._locks.pop(lease.id, None)
+        self._ending.pop(lease.id, None)
+        self._release(lease.id)
         now = time.time()
-        self._ended[lease_id] = now
+        self._ended[lease.id] = now
         for old in [i for i, t in self._ended.items() if t < now - self.max_ttl_s]:
             del self._ended[old]
+        problems = []
+        try:
+            self.journal.remove(lease.id)
+        except OSError as exc:
+            problems.append(f"its journal file could not be removed ({exc}); the next agent "
+                            "will heal it again, harmlessly")
+        try:
+            self.history.append({
+                "id": lease.id, "kind": lease.kind, "target": lease.target,
+                "params": lease.params, "run_id": lease.run_id, "owner": lease.owner,
+                "owner_pid": lease.owner_pid, "created_at": lease.created_at,
+                "expires_at": lease.expires_at,
+                "owner_died_seen_at": lease.data.get("owner_died_seen_at"),
+                "heal_started_at": heal_started_at, "ended_at": now, "by": by,
+                "error": error})
+        except OSError as exc:
+            problems.append(f"its history record could not be written ({exc})")
+        warning = "; ".join(problems) or None
+        if warning:
+            self._log(f"lease {lease.id} healed, but {warning}")
+        return warning

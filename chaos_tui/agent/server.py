@@ -17,6 +17,7 @@ import uvicorn
 
 from chaos_tui.agent.api import make_api
 from chaos_tui.agent.injectors import injectors_for
+from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
 from chaos_tui.agent.proxy import ProxyManager
 from chaos_tui.core.journal import write_atomic
@@ -60,7 +61,7 @@ def check_bind(host: str, allow_remote: bool) -> None:
 
 
 def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
-              announce=print) -> None:
+              announce=print, started_by: str = "user") -> None:
     check_bind(host, allow_remote)
     folder = agent_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,10 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     token = load_or_make_token(folder)
     proxies = ProxyManager()
     book = LeaseBook(LeaseJournal(folder / "leases"), injectors_for(Sandbox(settings), proxies),
-                     settings.agent.max_ttl_s, folder / "halted")
+                     settings.agent.max_ttl_s, folder / "halted",
+                     LeaseHistory(folder / "history.jsonl"),
+                     leftover_by="guardian" if started_by == "guardian" else "leftover",
+                     log=announce)
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,8 +113,9 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
     finally:
         reaper.cancel()
         # A clean stop leaves nothing broken; a SIGKILL leaves the journal for the next agent.
-        for result in await book.heal_all():
+        for result in await book.heal_all("shutdown"):
             announce(f"stopping: lease {result['id']} "
-                     f"{'healed' if result['healed'] else 'heal FAILED: ' + str(result['error'])}")
+                     f"{'healed' if result['healed'] else 'heal FAILED: ' + str(result['error'])}"
+                     + (f" ({result['warning']})" if result.get("warning") else ""))
         await proxies.stop_all()
         (folder / "agent.json").unlink(missing_ok=True)

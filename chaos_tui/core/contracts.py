@@ -49,6 +49,16 @@ class Probe(ABC):
         return ProbeSample(self.name, started, True, round(latency_ms, 3), value)
 
 
+@dataclass(frozen=True)
+class HealedElsewhere:
+    """The fault was undone by someone other than this run (the agent at its TTL, a halt, a
+    new agent after a crash) before the run's own heal got there."""
+
+    started_at: float
+    healed_at: float
+    by: str
+
+
 @dataclass
 class FaultLease:
     """A live fault. Written down before the fault is applied so it can always be undone."""
@@ -60,6 +70,7 @@ class FaultLease:
     lease_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     injected_at: float = field(default_factory=time.time)
     run_id: str = ""  # the run that took it (the runner fills it in), for the agent's records
+    healed_elsewhere: HealedElsewhere | None = None  # set by a fault whose heal found it done
 
     @property
     def expires_at(self) -> float:

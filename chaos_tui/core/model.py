@@ -33,6 +33,7 @@ class InjectionWindow(BaseModel):
     applied_at: float | None = None  # the inject returned: the fault is surely in place
     heal_started_at: float | None = None
     healed_at: float | None = None
+    healed_by: str = "the run"  # or the agent, when it undid the fault first (e.g. its TTL)
 
     def contains(self, t: float) -> bool:
         end = self.healed_at if self.healed_at is not None else float("inf")

@@ -113,6 +113,8 @@ def markdown_report(result: RunResult) -> str:
     lines += ["", "## Faults", ""]
     for w in result.injection_windows:
         held = f"live {w.healed_at - w.injected_at:.3g} s" if w.healed_at else "NEVER HEALED"
+        if w.healed_at and w.healed_by != "the run":
+            held += f", healed by {w.healed_by}"
         lines.append(f"- {w.fault}: {w.description}; {held}")
     if not result.injection_windows:
         lines.append("- none injected")

@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from chaos_tui.core.contracts import Fault, FaultLease, Probe, RunContext, Scenario, Target
 from chaos_tui.core.events import (
@@ -25,6 +26,7 @@ from chaos_tui.core.events import (
     SampleTaken,
 )
 from chaos_tui.core.model import FaultHealReport, HealReport, InjectionWindow, RunResult
+from chaos_tui.core.run_record import RunRecord
 from chaos_tui.core.timeline import Timeline
 
 INJECT_BUDGET_S = 10.0  # the spec: injecting a fault completes within 10 s
@@ -54,6 +56,9 @@ class RunOptions:
     inject_budget_s: float = INJECT_BUDGET_S
     heal_budget_s: float = HEAL_BUDGET_S
     steady_state_timeout_s: float = STEADY_STATE_TIMEOUT_S
+    # Where the run keeps a trace of itself while it lives (None: nowhere), so a run killed
+    # mid-way is reported by the next command.
+    record_dir: Path | None = None
 
 
 @dataclass
@@ -91,6 +96,8 @@ class Run:
         self._sampling_stopped = False
         self._injecting: asyncio.Future | None = None  # an inject in flight, which a heal awaits
         self.ctx = RunContext(self.run_id, target, self.timeline, self._note)
+        self._record = (RunRecord(self.options.record_dir, self.run_id, scenario.name, target.name)
+                        if self.options.record_dir is not None else None)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -106,6 +113,8 @@ class Run:
     def _phase(self, name: str, detail: str = "") -> None:
         now = time.time()
         self._phases.setdefault(name, now)
+        if self._record is not None:
+            self._record.phase(name)
         self._emit(PhaseChanged(name, now, detail))
 
     # -- the run --------------------------------------------------------------------------
@@ -170,6 +179,8 @@ class Run:
             reason = "interrupted (signal or abort); heal FAILED"
         result = self._result(started, outcome, reason, invariants, heal)
         self._phase("done", outcome)
+        if self._record is not None:
+            self._record.close()  # ended, not killed: the faces save the result next
         self._emit(RunFinished(result))
         return result
 
@@ -275,12 +286,27 @@ class Run:
         # heal_now() and the run loop may both wait on one attempt: it is reported once.
         if live.reported_task is not task:
             live.reported_task = task
-            if live.healed:
-                live.window.healed_at = time.time()  # a failed heal leaves the window open
+            if live.healed:  # a failed heal leaves the window open
+                self._close_window(live)
             self._emit(FaultHealed(live.window.model_copy(), live.healed, live.error))
         return FaultHealReport(
             fault=live.fault.name, lease_id=live.lease.lease_id, ok=live.healed, error=live.error
         )
+
+    def _close_window(self, live: _LiveFault) -> None:
+        """Stamp the heal. If the agent had undone the fault before this run asked (its TTL
+        while this process was stopped, a new agent after a crash), the window ends when the
+        agent healed it, not when this run woke up to ask."""
+        window, elsewhere = live.window, live.lease.healed_elsewhere
+        window.healed_at = time.time()
+        if elsewhere is not None and elsewhere.healed_at < window.healed_at:
+            window.heal_started_at = min(window.heal_started_at or elsewhere.started_at,
+                                         elsewhere.started_at)
+            window.healed_at = elsewhere.healed_at
+            window.healed_by = elsewhere.by
+            when = time.strftime("%H:%M:%S", time.localtime(elsewhere.healed_at))
+            self._note(f"{live.fault.name} had already been healed by {elsewhere.by} at {when}",
+                       "warning")
 
     # -- operator controls (the console's heal / halt keys) --------------------------------
 

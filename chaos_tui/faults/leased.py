@@ -8,7 +8,7 @@ import os
 import httpx
 
 from chaos_tui.agent.client import AgentClient, AgentUnavailable
-from chaos_tui.core.contracts import Fault, FaultLease
+from chaos_tui.core.contracts import Fault, FaultLease, HealedElsewhere
 
 TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
 
@@ -31,21 +31,31 @@ class LeasedFault(Fault):
             self.params = await self._resolve()
         # The runner's lease id is the agent's: a heal can name the lease even if this call
         # never returned.
+        # This process owns the lease: if it dies, the agent heals the fault at once.
         created = await self.agent.create_lease(
             id=lease.lease_id, kind=self.kind, target=lease.target, params=self.params,
-            ttl_s=lease.ttl_s, owner=f"chaos-tui pid {os.getpid()}",
+            ttl_s=lease.ttl_s, owner=f"chaos-tui pid {os.getpid()}", owner_pid=os.getpid(),
             run_id=lease.run_id,
         )
         lease.data.update(created.get("data", {}))
 
     async def heal(self, lease: FaultLease) -> None:
         try:
-            await self.agent.heal_lease(lease.lease_id)  # False: already healed (its TTL)
+            healed = await self.agent.heal_lease(lease.lease_id)
         except (AgentUnavailable, httpx.TransportError):
             # The agent died: a new one heals the journalled lease before it answers, and
             # then this lease is simply gone (404).
             await self.agent.ensure()
-            await self.agent.heal_lease(lease.lease_id)
+            healed = await self.agent.heal_lease(lease.lease_id)
+        if not healed:  # someone else ended it first (its TTL, a halt, a new agent): when?
+            try:
+                ended = await self.agent.ended(lease.lease_id)
+            except Exception:  # the record is a nicety; the heal itself is done
+                ended = None
+            if ended is not None:
+                lease.healed_elsewhere = HealedElsewhere(
+                    started_at=ended["heal_started_at"], healed_at=ended["ended_at"],
+                    by=f"the agent ({ended['by']})")
 
     async def verify_healed(self, lease: FaultLease) -> bool:
         return await self._verify() if self._verify is not None else True

@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from chaos_tui.core.procinfo import start_ticks
+
 
 @dataclass
 class ProcessRecord:
@@ -28,18 +30,6 @@ class ProcessRecord:
     @classmethod
     def from_json(cls, data: dict) -> "ProcessRecord":
         return cls(**data)
-
-
-def start_ticks(pid: int) -> int | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
-        return None
-    return int(fields[19])
 
 
 def is_running(record: ProcessRecord) -> bool:

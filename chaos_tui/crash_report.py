@@ -1,0 +1,61 @@
+"""What happened to runs that were killed: read at the start of the next command, said in one
+line each, and kept on disk as `<state>/runs/<run_id>.killed.json` with the agent's account
+of their faults (who healed each, when, how)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from chaos_tui.agent.history import LeaseHistory
+from chaos_tui.core.journal import write_atomic
+from chaos_tui.core.run_record import dead_runs
+
+
+def _clock(t: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "?"
+
+
+def report_killed_runs(state_dir: Path) -> list[str]:
+    """One line per run killed since the last command; each is reported once."""
+    runs = state_dir / "runs"
+    if not runs.is_dir():
+        return []
+    lines = []
+    history = LeaseHistory(state_dir / "agent" / "history.jsonl")
+    for run in dead_runs(runs):
+        ended = history.find(run_id=run["run_id"])
+        live = _live_leases(state_dir / "agent" / "leases", run["run_id"])
+        seen = min((e["owner_died_seen_at"] for e in ended if e.get("owner_died_seen_at")),
+                   default=None)
+        when = (f"was killed at {_clock(seen)}" if seen else
+                f"died in its {run.get('phase', '?')} phase (last seen {_clock(run.get('phase_at'))})")
+        faults = [f"its fault {e['kind']} {json.dumps(e['params'])} was healed by the agent at "
+                  f"{_clock(e.get('ended_at'))} ({e['by']})"
+                  + (f", with an error: {e['error']}" if e.get("error") else "")
+                  for e in ended]
+        faults += [f"its fault lease {lease_id} is STILL LIVE: run `chaos-tui heal`"
+                   for lease_id in live]
+        lines.append(f"run {run['run_id']} of {run['scenario']} (pid {run['pid']}) {when}; "
+                     + ("; ".join(faults) if faults else "it held no fault"))
+        kept = {k: v for k, v in run.items() if k != "path"}
+        kept.update(faults=ended, live_leases=live, reported_at=time.time())
+        try:
+            write_atomic(runs / f"{run['run_id']}.killed.json", json.dumps(kept, indent=2) + "\n")
+            os.unlink(run["path"])
+        except OSError:
+            pass  # reported again next time rather than lost
+    return lines
+
+
+def _live_leases(folder: Path, run_id: str) -> list[str]:
+    live = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            if json.loads(path.read_text()).get("run_id") == run_id:
+                live.append(path.stem)
+        except (OSError, ValueError):
+            continue
+    return live

@@ -1,0 +1,284 @@
+"""The lease book under pressure, with a real agent process: one id sent at once from many
+sockets lands once; two faults on one service never fight; a lease's owner dying heals it at
+once; a disk that refuses to forget a lease stops no other heal; and what ended is on record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from chaos_tui.agent.client import AgentClient
+from chaos_tui.settings import Settings
+from tests.conftest import CHAOS_TUI, leftovers, make_state_dir, run_cli
+
+
+@pytest.fixture
+async def lone_agent():
+    """An agent in a state dir of its own (no sandbox), stopped and removed afterwards."""
+    state_dir = make_state_dir("book")
+    client = AgentClient(Settings(state_dir=state_dir))
+    await client.ensure()
+    try:
+        yield client
+    finally:
+        left = leftovers(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        assert all(item.startswith("agent") for item in left), left
+
+
+@pytest.fixture
+async def agent(sandbox):
+    """An agent for the shared sandbox, stopped afterwards."""
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    await client.ensure()
+    try:
+        yield client
+    finally:
+        client.stop_spawned()
+
+
+needs_chattr = pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr (e2fsprogs)")
+
+
+def raw_post(url: str, token: str, body: dict, sockets: int) -> list[int]:
+    """The same request on `sockets` connections opened beforehand, sent back to back, so the
+    agent reads them all before it has finished with the first. Returns the status codes."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    payload = json.dumps(body).encode()
+    request = (f"POST /leases HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+               "Connection: close\r\n\r\n").encode() + payload
+    conns = [socket.create_connection((host, int(port)), timeout=10) for _ in range(sockets)]
+    try:
+        for conn in conns:
+            conn.sendall(request)
+        statuses = []
+        for conn in conns:
+            head = conn.recv(64).decode()
+            statuses.append(int(head.split()[1]))
+        return statuses
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+async def test_one_id_sent_ten_times_at_once_lands_once_and_heals(lone_agent):
+    agent = lone_agent
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(8)
+    try:
+        await agent._ok("POST", "/proxies", {"name": "p", "upstream":
+                                             f"127.0.0.1:{upstream.getsockname()[1]}"})
+        body = {"id": "same-1", "kind": "proxy.toxic", "ttl_s": 1.5, "orphan_ok": True,
+                "params": {"proxy": "p", "type": "latency", "attributes": {"latency": 50}}}
+        statuses = await asyncio.to_thread(raw_post, agent.info()["url"], agent.token(), body, 10)
+        assert sorted(statuses) == [201] + [409] * 9, statuses
+        proxy = await agent._ok("GET", "/proxies/p")
+        assert len(proxy["toxics"]) == 1, "applied more than once"
+        await asyncio.sleep(2.5)  # past the TTL: the reaper healed the one lease it tracks
+        assert await agent.leases() == []
+        proxy = await agent._ok("GET", "/proxies/p")
+        assert proxy["toxics"] == [] and proxy["enabled"] and proxy["listening"]
+        ended = await agent.ended("same-1")
+        assert ended is not None and ended["by"] == "ttl"
+    finally:
+        upstream.close()
+
+
+async def test_two_faults_on_one_service_never_fight(agent, sandbox):
+    """Two leases (different ids) pausing one service at the same moment: one lands, the
+    other is refused with 409 and touches nothing; the heal leaves the service running."""
+    body = {"kind": "sandbox.pause", "target": "sandbox", "ttl_s": 30, "params":
+            {"service": "relay"}, "owner_pid": os.getpid()}
+    first, second = await asyncio.gather(agent.call("POST", "/leases", {**body, "id": "pa-1"}),
+                                         agent.call("POST", "/leases", {**body, "id": "pa-2"}))
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    refused = first if first.status_code == 409 else second
+    assert "already has a live fault" in refused.json()["detail"]
+    assert len(await agent.leases()) == 1
+    await agent.heal_all()
+    assert sandbox.sandbox.healthy("relay")
+
+
+async def test_a_lease_names_its_owner_or_says_it_has_none(lone_agent):
+    agent = lone_agent
+    await agent._ok("POST", "/proxies", {"name": "q", "upstream": "127.0.0.1:9"})
+    base = {"kind": "proxy.down", "ttl_s": 30, "params": {"proxy": "q"}}
+    silent = await agent.call("POST", "/leases", base)
+    assert silent.status_code == 400 and "owner_pid" in silent.json()["detail"]
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = await agent.call("POST", "/leases", {**base, "owner_pid": dead.pid})
+    assert gone.status_code == 400 and "not running" in gone.json()["detail"]
+    assert await agent.leases() == [] and (await agent._ok("GET", "/proxies/q"))["enabled"]
+
+
+async def test_the_owner_dying_heals_its_lease_at_once(lone_agent):
+    agent = lone_agent
+    await agent._ok("POST", "/proxies", {"name": "r", "upstream": "127.0.0.1:9"})
+    owner = subprocess.Popen(["sleep", "60"])
+    try:
+        lease = await agent.create_lease(kind="proxy.down", ttl_s=600, params={"proxy": "r"},
+                                         owner_pid=owner.pid)
+        assert not (await agent._ok("GET", "/proxies/r"))["enabled"]
+        owner.kill()  # our own child, by its pid; unreaped it is a zombie: dead all the same
+        killed = time.time()
+        while (await agent.leases()) and time.time() < killed + 5:
+            await asyncio.sleep(0.05)
+        healed = time.time() - killed
+        assert await agent.leases() == [], "the owner's death was not noticed"
+        assert healed <= 2.0, f"healed {healed:.2f}s after the owner died"
+        assert (await agent._ok("GET", "/proxies/r"))["enabled"]
+        ended = await agent.ended(lease["id"])
+        assert ended["by"] == "owner-died" and ended["owner_died_seen_at"] >= killed
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+@needs_chattr
+async def test_a_journal_that_cannot_forget_stops_no_other_heal(sandbox):
+    """Point 5: two pauses, the leases dir made immutable, `agent stop`: both services run
+    again and the command says what it could not do, with a non-zero exit."""
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    await client.ensure()
+    leases_dir = client.folder / "leases"
+    pids = {s: sandbox.sandbox.record(s).pid for s in ("nats", "relay")}
+    try:
+        for service in pids:
+            await client.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=600,
+                                      params={"service": service})
+        subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
+        stop = await asyncio.to_thread(run_cli, ["agent", "stop"], sandbox.env)
+    finally:
+        subprocess.run(["chattr", "-i", str(leases_dir)], check=False)
+    states = {s: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+              for s, pid in pids.items()}
+    assert "T" not in states.values(), f"a service stayed frozen: {states}"
+    assert stop.returncode != 0, stop.stdout + stop.stderr
+    assert stop.stdout.count("journal file could not be removed") == 2, stop.stdout
+    assert "Traceback" not in stop.stderr
+    # The journal files that stayed are healed again, harmlessly, by the next agent.
+    assert await client.ensure() is True
+    assert [r["healed"] for r in (await client.status())["recovered"]] == [True, True]
+    client.stop_spawned()
+    assert list(leases_dir.glob("*.json")) == []
+
+
+@needs_chattr
+async def test_delete_answers_204_when_the_heal_worked_but_the_disk_said_no(sandbox):
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    await client.ensure()
+    leases_dir = client.folder / "leases"
+    try:
+        lease = await client.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=600,
+                                          params={"service": "relay"})
+        subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
+        response = await client.call("DELETE", f"/leases/{lease['id']}")
+        assert response.status_code == 204, response.text
+        assert "journal file" in response.headers.get("x-chaos-warning", "")
+        assert sandbox.sandbox.healthy("relay")
+    finally:
+        subprocess.run(["chattr", "-i", str(leases_dir)], check=False)
+        client.stop_spawned()  # the next agent finds the stale file and heals it, harmlessly
+        await client.ensure()
+        client.stop_spawned()
+    assert list(leases_dir.glob("*.json")) == []
+
+
+@needs_chattr
+async def test_a_full_journal_refuses_with_one_line_and_applies_nothing(lone_agent):
+    """A journal that cannot be written (here: made immutable, as a full disk would refuse)
+    gives 507 with the reason, and the proxy is not taken down."""
+    agent = lone_agent
+    await agent._ok("POST", "/proxies", {"name": "s", "upstream": "127.0.0.1:9"})
+    leases_dir = agent.folder / "leases"
+    subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
+    try:
+        response = await agent.call("POST", "/leases", {"kind": "proxy.down", "ttl_s": 30,
+                                                        "params": {"proxy": "s"},
+                                                        "orphan_ok": True})
+    finally:
+        subprocess.run(["chattr", "-i", str(leases_dir)], check=False)
+    assert response.status_code == 507 and "nothing was applied" in response.json()["detail"]
+    assert (await agent._ok("GET", "/proxies/s"))["enabled"] and await agent.leases() == []
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_is_healed_within_2s_and_reported_by_the_next_command(sandbox):
+    """Points 4 and 12: SIGKILL of a run holding a 20 s Postgres kill; the agent sees its
+    owner die and heals at once; the next command says what happened."""
+    args = ["--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
+            "--set", "down_s=20", "--set", "recover_s=2"]
+    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    try:
+        for line in proc.stderr:
+            if "INJECTED" in line:
+                break
+        time.sleep(0.3)
+        assert not sandbox.sandbox.healthy("postgres")
+        proc.send_signal(signal.SIGKILL)  # the run we started, by its pid
+        killed = time.time()
+        proc.wait(10)
+        while time.time() < killed + 10 and not sandbox.sandbox.healthy("postgres"):
+            time.sleep(0.05)
+        back = time.time() - killed
+        assert sandbox.sandbox.healthy("postgres"), "the owner's death did not heal the fault"
+        assert back <= 2.0, f"Postgres answered {back:.2f}s after the run died"
+        report = run_cli(["leases"], sandbox.env)
+        lines = [ln for ln in report.stderr.splitlines() if "was killed at" in ln]
+        assert len(lines) == 1, report.stderr
+        assert "postgres_restart_outbox" in lines[0] and "healed by the agent" in lines[0]
+        assert "(owner-died)" in lines[0]
+        again = run_cli(["leases"], sandbox.env)
+        assert "was killed" not in again.stderr, "reported twice"
+        kept = list((sandbox.state_dir / "runs").glob("*.killed.json"))
+        assert len(kept) == 1 and json.loads(kept[0].read_text())["faults"][0]["by"] == "owner-died"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        client.stop_spawned()
+
+
+@pytest.mark.slow
+def test_a_run_frozen_past_its_ttl_reports_the_agents_heal_time(sandbox, tmp_path):
+    """Point 12: SIGSTOP a run after its inject until well past the TTL (the agent heals at
+    the TTL); woken, the run reports the agent's heal time, not the moment it woke up."""
+    out = tmp_path / "result.json"
+    args = ["--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
+            "--set", "down_s=1", "--set", "recover_s=1", "--output", str(out)]
+    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    try:
+        for line in proc.stderr:
+            if "INJECTED" in line:
+                break
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(15)  # TTL = 1 s hold + 10 s margin: the agent heals at about 11 s
+        proc.send_signal(signal.SIGCONT)
+        proc.stderr.read()
+        proc.wait(120)
+        window = json.loads(out.read_text())["injection_windows"][0]
+        held = window["healed_at"] - window["injected_at"]
+        assert held < 13, f"window held {held:.1f}s: the run's wake-up, not the agent's heal"
+        assert "ttl" in window["healed_by"], window
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            proc.wait()
+        client.stop_spawned()
