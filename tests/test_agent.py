@@ -4,10 +4,8 @@ real services broken and mended, and SIGKILLs of the agent and of a headless run
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
 import time
 
 import httpx
@@ -15,9 +13,9 @@ import pytest
 
 from chaos_tui.agent.client import AgentClient, AgentError
 from chaos_tui.exit_codes import ExitCode
-from chaos_tui.sandbox.processes import ProcessRecord, is_running
+from chaos_tui.sandbox.processes import is_running
 from chaos_tui.settings import Settings
-from tests.conftest import CHAOS_TUI, env_for, run_cli
+from tests.conftest import env_for, run_cli
 
 
 @pytest.fixture
