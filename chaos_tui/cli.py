@@ -27,7 +27,9 @@ def fail(code: int, message: str) -> None:
     raise SystemExit(int(code))
 
 
-def _settings():
+def _settings(report_killed_runs: bool = True):
+    """The settings, or one line and exit 2. Also says, once, what became of runs killed since
+    the last command (not in the agent itself: it runs unseen, and would swallow the news)."""
     from chaos_tui.settings import load_settings
 
     try:
@@ -36,7 +38,8 @@ def _settings():
         err = exc.errors()[0]
         where = "CHAOS_" + "__".join(str(p).upper() for p in err["loc"])
         fail(ExitCode.USAGE, f"bad setting {where}: {err['msg']}")
-    _report_killed_runs(settings)
+    if report_killed_runs:
+        _report_killed_runs(settings)
     return settings
 
 
@@ -366,7 +369,7 @@ def agent(ctx, host, port, allow_remote):
         return
     from chaos_tui.agent.server import AgentError, run_agent
 
-    settings = _settings()
+    settings = _settings(report_killed_runs=False)
     try:
         run_agent(settings, host or settings.agent.host,
                   settings.agent.port if port is None else port, allow_remote,
