@@ -29,13 +29,19 @@ def fail(code: int, message: str) -> None:
 
 def _settings():
     from chaos_tui.settings import load_settings
+    from chaos_tui.statedir import StateDirProblem, prepare_state_dir
 
     try:
-        return load_settings()
+        settings = load_settings()
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "CHAOS_" + "__".join(str(p).upper() for p in err["loc"])
         fail(ExitCode.USAGE, f"bad setting {where}: {err['msg']}")
+    try:  # every command that touches the state dir comes through here first, the agent too
+        prepare_state_dir(settings.state_dir)
+    except StateDirProblem as exc:
+        fail(ExitCode.USAGE, str(exc))
+    return settings
 
 
 def parse_params(scenario_cls, assignments: tuple[str, ...]):
