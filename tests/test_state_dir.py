@@ -106,8 +106,8 @@ def test_link_in_state_dir_is_refused_and_its_target_untouched(dirs, entry, kind
     link.symlink_to(target)
 
     proc = cli(args, env_for(state))
-    assert_refused(proc, f"{link} is a symbolic link")
     assert snapshot(target) == before, "the link's target was changed"
+    assert_refused(proc, f"{link} is a symbolic link")
     assert not (state / "agent" / "agent.json").exists(), "no agent may have served"
 
 
