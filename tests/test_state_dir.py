@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from chaos_tui.agent.leases import LeaseJournal
 from chaos_tui.exit_codes import ExitCode
 from chaos_tui.sandbox import postgres
+from chaos_tui.sandbox.stack import Sandbox
+from chaos_tui.settings import Settings
 from tests.conftest import CHAOS_TUI, FAST, env_for, run_cli
 
 AS_ROOT = os.geteuid() == 0
@@ -109,6 +112,28 @@ def test_link_in_state_dir_is_refused_and_its_target_untouched(dirs, entry, kind
     assert snapshot(target) == before, "the link's target was changed"
     assert_refused(proc, f"{link} is a symbolic link")
     assert not (state / "agent" / "agent.json").exists(), "no agent may have served"
+
+
+def test_a_link_that_appears_after_the_check_is_not_followed(dirs):
+    """Past the CLI's check, the files are opened without following links: the lock files are
+    not truncated, the leases dir's target is not chmod'ed."""
+    state, victim = dirs
+    precious = victim / "precious.txt"
+    precious.write_text("precious contents\n")
+    precious_dir = victim / "precious-dir"
+    precious_dir.mkdir(mode=0o755)
+    precious_dir.chmod(0o755)
+    before = snapshot(precious), snapshot(precious_dir)
+    (state / "agent").mkdir(mode=0o700)
+    (state / "sandbox.lock").symlink_to(precious)
+    (state / "agent" / "leases").symlink_to(precious_dir)
+
+    # StateDirProblem, an OSError (so every one-line OSError report covers it)
+    with pytest.raises(OSError, match="sandbox.lock is a symbolic link"):
+        Sandbox(Settings(state_dir=state)).down()
+    with pytest.raises(OSError, match="leases is a symbolic link"):
+        LeaseJournal(state / "agent" / "leases")
+    assert (snapshot(precious), snapshot(precious_dir)) == before
 
 
 # -- whose state dir (point 10) -----------------------------------------------------------------
