@@ -33,8 +33,9 @@ ENTRIES = (
 LISTED = ("logs", "agent/leases", "results")
 
 
-class StateDirProblem(Exception):
-    """The state dir (or something in it) is unsafe to use: one line for the user."""
+class StateDirProblem(OSError):
+    """The state dir (or something in it) is unsafe to use: one line for the user. An OSError,
+    so every path that already reports a file problem in one line reports this one too."""
 
 
 def prepare_state_dir(path: Path) -> Path:
