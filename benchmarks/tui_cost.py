@@ -173,8 +173,7 @@ def main() -> int:
     args = parser.parse_args()
 
     exe = shutil.which("chaos-tui") or str(Path(sys.executable).with_name("chaos-tui"))
-    state = Path(tempfile.mkdtemp(prefix="chaos-tui-bench-", dir="/tmp"))
-    state.chmod(0o755)
+    state = Path(tempfile.mkdtemp(prefix="chaos-tui-bench-", dir="/tmp"))  # 0700, as it should be
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_")}
     env.update(CHAOS_STATE_DIR=str(state), CHAOS_PROBE_RATE_HZ=str(args.rate),
                TERM="xterm-256color", COLUMNS=str(COLS), LINES=str(ROWS))
@@ -197,6 +196,9 @@ def main() -> int:
     finally:
         subprocess.run([exe, "sandbox", "down"], env=env, stdout=subprocess.DEVNULL,
                        stdin=subprocess.DEVNULL)
+        from chaos_tui.sandbox import postgres
+
+        postgres.remove_home(state / "pg")  # as root, PostgreSQL's data lives outside the state dir
         shutil.rmtree(state, ignore_errors=True)
     text = json.dumps(report, indent=2)
     print(text)

@@ -31,6 +31,7 @@ def _settings(report_killed_runs: bool = True):
     """The settings, or one line and exit 2. Also says, once, what became of runs killed since
     the last command (not in the agent itself: it runs unseen, and would swallow the news)."""
     from chaos_tui.settings import load_settings
+    from chaos_tui.statedir import StateDirProblem, prepare_state_dir
 
     try:
         settings = load_settings()
@@ -38,6 +39,10 @@ def _settings(report_killed_runs: bool = True):
         err = exc.errors()[0]
         where = "CHAOS_" + "__".join(str(p).upper() for p in err["loc"])
         fail(ExitCode.USAGE, f"bad setting {where}: {err['msg']}")
+    try:  # every command that touches the state dir comes through here first, the agent too
+        prepare_state_dir(settings.state_dir)
+    except StateDirProblem as exc:
+        fail(ExitCode.USAGE, str(exc))
     if report_killed_runs:
         _report_killed_runs(settings)
     return settings

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.agent.client import AgentClient
+from chaos_tui.sandbox import postgres
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 
@@ -22,10 +23,15 @@ FAST = ["--set", "warmup_s=1", "--set", "down_s=2", "--set", "recover_s=2"]
 
 
 def make_state_dir(tag: str) -> Path:
-    # Not under pytest's tmp_path: that is private to root, and PostgreSQL runs as another user.
-    path = Path(tempfile.mkdtemp(prefix=f"chaos-tui-test-{tag}-", dir="/tmp"))
-    path.chmod(0o755)
-    return path
+    # Left 0700 as mkdtemp makes it: the private state dir every user should have. As root,
+    # PostgreSQL (another user) then lives outside it; remove_state_dir removes that too.
+    return Path(tempfile.mkdtemp(prefix=f"chaos-tui-test-{tag}-", dir="/tmp"))
+
+
+def remove_state_dir(state_dir: Path) -> None:
+    """The state dir and, as root, PostgreSQL's home outside it (stop the sandbox first)."""
+    postgres.remove_home(state_dir / "pg")
+    shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def env_for(state_dir: Path, **extra: str) -> dict[str, str]:
@@ -60,7 +66,7 @@ def sandbox():
     finally:
         leftovers(state_dir)
         handle.sandbox.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        remove_state_dir(state_dir)
 
 
 @pytest.fixture
@@ -72,7 +78,7 @@ def fresh_state_dir():
     finally:
         left = leftovers(state_dir)
         Sandbox(Settings(state_dir=state_dir)).down()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        remove_state_dir(state_dir)
         assert not left, f"left behind: {left}"
 
 
@@ -94,3 +100,12 @@ def nothing_left_behind(request):
     if "sandbox" in request.fixturenames:
         left = leftovers(request.getfixturevalue("sandbox").state_dir)
         assert not left, f"left behind: {left}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_postgres_home_left():
+    """As root, PostgreSQL's homes live outside the state dirs: a test that removed its state
+    dir with a plain rmtree leaves an orphan, removed here (with the shared binaries once no
+    home is left)."""
+    yield
+    postgres.tidy_homes()

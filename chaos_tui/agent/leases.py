@@ -70,9 +70,15 @@ class LeaseJournal:
     """One JSON file per live lease, written atomically and fsynced before the fault lands."""
 
     def __init__(self, root: Path) -> None:
+        from chaos_tui.statedir import open_dir_nofollow
+
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = open_dir_nofollow(self.root)  # a link here is refused: its target keeps its mode
+        try:
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
 
     def _path(self, lease_id: str) -> Path:
         return self.root / f"{lease_id}.json"

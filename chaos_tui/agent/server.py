@@ -25,6 +25,7 @@ from chaos_tui.sandbox.asgi import QuietServer, run_loop
 from chaos_tui.sandbox.processes import start_ticks
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
+from chaos_tui.statedir import StateDirProblem, open_lock_file
 
 
 class AgentError(Exception):
@@ -64,8 +65,11 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
               announce=print, started_by: str = "user") -> None:
     check_bind(host, allow_remote)
     folder = agent_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = open(folder / "agent.lock", "w")
+    try:  # the CLI checked the state dir; a link that appeared since is refused here too
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = open_lock_file(folder / "agent.lock")  # never truncates a link's target
+    except StateDirProblem as exc:
+        raise AgentError(str(exc)) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for the agent's whole life
     except BlockingIOError:

@@ -75,7 +75,7 @@ def _http_ok(url: str) -> None:
 
 def _launch_postgres(w: Where) -> Launch:
     user = w.settings.sandbox.pg_user if postgres.running_as_root() else None
-    bin_dir, data = postgres.prepare_data_dir(w.root / "pg", user)
+    bin_dir, data = postgres.sandbox_dirs(w.root / "pg", user)
     postgres.clear_stale_lock(data)
     if user:  # the log file must exist before we drop to the user that writes it
         log = w.root / "logs" / "postgres.log"

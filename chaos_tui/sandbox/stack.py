@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import signal
 import socket
 import time
@@ -30,6 +31,7 @@ from chaos_tui.sandbox.processes import (
     wait_gone,
 )
 from chaos_tui.settings import Settings
+from chaos_tui.statedir import open_lock_file, prepare_state_dir
 
 class Sandbox:
     def __init__(self, settings: Settings) -> None:
@@ -54,13 +56,14 @@ class Sandbox:
     @contextmanager
     def _locked(self):
         """One sandbox operation at a time, across processes."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "sandbox.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        if not self.root.is_dir():  # the CLI made and checked it; a library caller may not have
+            prepare_state_dir(self.root)
+        fd = open_lock_file(self.root / "sandbox.lock")  # a link there is refused, not truncated
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def record(self, service: str) -> ProcessRecord | None:
         data = self._load()["processes"].get(service)
