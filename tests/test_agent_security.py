@@ -4,6 +4,7 @@ dir of its own, and raw sockets where a polite client would not send what an att
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -164,12 +165,17 @@ def test_a_token_file_the_agent_may_not_replace_stops_it_with_one_line(fresh_sta
     assert not (folder / "agent.json").exists()
 
 
-@pytest.mark.parametrize("text", ["", "\n", "short\n", "é" * 40])
+@pytest.mark.parametrize("text", ["", "\n", "short\n", "é" * 40, "symlink"])
 def test_the_client_never_sends_an_empty_or_short_token(fresh_state_dir, text):
     folder = fresh_state_dir / "agent"
     folder.mkdir()
-    (folder / "token").write_text(text)
-    with pytest.raises(AgentUnavailable, match="agent token .* (empty|too short|characters)"):
+    if text == "symlink":
+        (fresh_state_dir / "elsewhere").write_text("A" * 43)
+        (folder / "token").symlink_to(fresh_state_dir / "elsewhere")
+    else:
+        (folder / "token").write_text(text)
+    with pytest.raises(AgentUnavailable,
+                       match="agent token .* (empty|too short|characters|symlink)"):
         AgentClient(Settings(state_dir=fresh_state_dir)).token()
 
 
@@ -358,3 +364,19 @@ def test_a_proxy_caps_its_connections_and_the_agent_keeps_serving(start_agent):
             sock.close()
         upstream.close()
         http.close()
+
+
+def test_one_proxy_name_sent_concurrently_makes_one_proxy(start_agent):
+    agent = start_agent()
+
+    async def race() -> list[int]:
+        async with httpx.AsyncClient(base_url=agent.url, headers=agent.auth(), timeout=10,
+                                     limits=httpx.Limits(max_keepalive_connections=0)) as http:
+            answers = await asyncio.gather(*(
+                http.post("/proxies", json={"name": "same", "upstream": "127.0.0.1:9"})
+                for _ in range(10)))
+        return sorted(a.status_code for a in answers)
+
+    assert asyncio.run(race()) == [201] + [400] * 9  # main: several 201s, one proxy kept
+    views = httpx.get(agent.url + "/proxies", headers=agent.auth()).json()
+    assert [v["name"] for v in views] == ["same"]

@@ -7,6 +7,7 @@ the point, since it heals their faults at the TTL if they die.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import os
@@ -78,7 +79,8 @@ class AgentClient:
         except FileNotFoundError:
             raise AgentUnavailable(f"no agent token in {self.folder}") from None
         except OSError as exc:
-            raise AgentUnavailable(f"cannot read the agent token {path}: {exc.strerror}") from None
+            why = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
+            raise AgentUnavailable(f"cannot read the agent token {path}: {why}") from None
         problem = token_problem(text) if stat.S_ISREG(info.st_mode) else "is not a regular file"
         if problem:
             raise AgentUnavailable(f"the agent token {path} {problem}: stop the agent "

@@ -388,6 +388,8 @@ class ProxyManager:
         self._check_loop(proxy, upstream_local)  # with the port asked for, before binding it
         await proxy.start()
         try:
+            if name in self.proxies:  # made by a concurrent request while we awaited
+                raise ProxyProblem(f"a proxy named {name!r} exists")
             self._check_loop(proxy, upstream_local)  # with the port it got (port 0 picks one)
         except ProxyProblem:
             await proxy.stop()
