@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -163,6 +164,22 @@ def test_a_token_file_the_agent_may_not_replace_stops_it_with_one_line(fresh_sta
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "token" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert not (folder / "agent.json").exists()
+
+
+def test_a_token_that_cannot_be_written_leaves_no_empty_token(fresh_state_dir):
+    """A full disk on the first start once left a 0-byte token, and every later agent then
+    served anyone. RLIMIT_FSIZE 0 makes every file write fail (EFBIG) as a full disk would."""
+    def no_file_writes() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
+
+    proc = subprocess.run(CHAOS_TUI + ["agent", "--port", "0"], env=env_for(fresh_state_dir),
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                          preexec_fn=no_file_writes)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the agent token" in lines[0], proc.stderr
+    folder = fresh_state_dir / "agent"
+    assert [p.name for p in folder.iterdir() if "token" in p.name] == []
 
 
 @pytest.mark.parametrize("text", ["", "\n", "short\n", "é" * 40, "symlink"])

@@ -108,22 +108,23 @@ def _make_token(path: Path) -> str:
     """A fresh token, written so that no reader ever sees an empty or half file: a 0600
     temporary file in the same folder, fsynced, renamed over the old name (a symlink there
     is replaced, never followed), then the folder fsynced so the rename survives a crash."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    fd, tmp = tempfile.mkstemp(prefix=".token.", dir=path.parent)  # mode 0600
+    token, tmp = secrets.token_urlsafe(TOKEN_BYTES), None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".token.", dir=path.parent)  # mode 0600
         with os.fdopen(fd, "w") as fh:
             fh.write(token + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        folder_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
+    except OSError as exc:  # e.g. a full disk: one line, and never an empty token left
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise AgentError(f"cannot write the agent token {path}: {exc.strerror}") from None
-    folder_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder_fd)
-    finally:
-        os.close(folder_fd)
     return token
 
 
