@@ -1,4 +1,5 @@
-"""The agent's admin API. Every route but /health needs `Authorization: Bearer <token>`."""
+"""The agent's admin API. Every route but /health needs `Authorization: Bearer <token>`,
+checked by the Gate in front of it before any body is read (and again here)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 import secrets
 import time
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from chaos_tui import __version__
+from chaos_tui.agent.gate import Gate
 from chaos_tui.agent.leases import Lease, LeaseBook, LeaseRefused, LeaseRequest
 from chaos_tui.agent.injectors import ProxyDown
 from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
@@ -41,7 +45,7 @@ class HaltState(BaseModel):
 
 
 class ProxyRequest(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     listen: str = Field("127.0.0.1:0", max_length=80, description="HOST:PORT on loopback; port 0 picks one")
@@ -55,17 +59,20 @@ class ProxyView(BaseModel):
     enabled: bool
     listening: bool
     connections: int
+    refused: int = 0  # connections turned away at the cap
     toxics: list[dict]
 
 
-def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> FastAPI:
+def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Gate:
+    """The routes behind their Gate: what uvicorn serves."""
     started_at = time.time()
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         given = creds.credentials if creds is not None else ""
-        # Constant time: the comparison must not tell how much of a guess was right.
-        if not secrets.compare_digest(given.encode(), token.encode()):
+        # Constant time: the comparison must not tell how much of a guess was right. The
+        # Gate checked already; an empty token is refused here too, in case one got this far.
+        if not (secrets.compare_digest(given.encode(), token.encode()) and token and given):
             raise HTTPException(401, "a valid bearer token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
 
@@ -75,6 +82,14 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
                   description="Fault leases with TTLs, healed by the agent whatever happens to "
                               "whoever asked for them.")
     guarded = [Depends(authorised)]
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad input back, which can be large or not JSON
+        # at all (then the error itself was a 500): where and what is enough.
+        return JSONResponse(status_code=422, content={"detail": [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()]})
 
     @api.get("/openapi.json", dependencies=guarded, include_in_schema=False)
     async def schema() -> dict:
@@ -189,4 +204,4 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Fa
         await proxies.delete(name)
         return Response(status_code=204)
 
-    return api
+    return Gate(api, token)

@@ -7,18 +7,20 @@ the point, since it heals their faults at the TTL if they die.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import os
 import signal
 import ssl
+import stat
 import sys
 import time
 from typing import Any
 
 import httpx
 
-from chaos_tui.agent.server import agent_dir
+from chaos_tui.agent.server import agent_dir, read_token_file, token_problem
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox.processes import ProcessRecord, is_running, spawn, stop
 from chaos_tui.settings import Settings
@@ -70,10 +72,20 @@ class AgentClient:
         return data if is_running(record) else None
 
     def token(self) -> str:
+        """The agent's token; never an empty or short one (that would be no secret at all)."""
+        path = self.folder / "token"
         try:
-            return (self.folder / "token").read_text().strip()
-        except OSError:
+            text, info = read_token_file(path)
+        except FileNotFoundError:
             raise AgentUnavailable(f"no agent token in {self.folder}") from None
+        except OSError as exc:
+            why = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror
+            raise AgentUnavailable(f"cannot read the agent token {path}: {why}") from None
+        problem = token_problem(text) if stat.S_ISREG(info.st_mode) else "is not a regular file"
+        if problem:
+            raise AgentUnavailable(f"the agent token {path} {problem}: stop the agent "
+                                   "(chaos-tui agent stop); the next one makes a new token")
+        return text
 
     async def ensure(self) -> bool:
         """Make sure an agent serves this state dir; True if this call started it."""

@@ -31,7 +31,7 @@ OWNER_CHECK_S = 0.25  # how often the owners of leases are looked up (the switch
 class LeaseRequest(BaseModel):
     """What a caller asks for. A TTL is required: nothing may stay broken open-endedly."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "allow_inf_nan": False}
 
     id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
                            description="caller-chosen id; a known id is refused with 409")

@@ -10,8 +10,11 @@ on the traffic it slowed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import math
 import random
+import re
+import resource
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -33,6 +36,19 @@ TOXIC_TYPES: dict[str, dict[str, float]] = {
 
 
 MAX_ATTRIBUTE = 1e12  # no attribute beyond this (an hour is 3.6e6 ms; a TB is 1e12 bytes)
+MAX_CONNECTIONS = 1024  # per proxy: beyond it new connections are refused (and counted)
+FD_RESERVE = 256  # fds the agent keeps for its API, journal and heals whatever the proxies do
+RESOLVE_TIMEOUT_S = 2.0
+HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$")
+
+
+def fd_budget() -> int:
+    """Relayed connections all proxies together may hold: two fds each, within the process's
+    fd limit less a reserve, so a flood (or a loop) can never starve the agent itself."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(16, (soft - FD_RESERVE) // 2)
 
 
 class ProxyProblem(Exception):
@@ -118,9 +134,18 @@ class Connection:
             writer.close()
 
 
+class Budget:
+    """Connections open across every proxy of one agent, against the fd budget."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+
 class Proxy:
     def __init__(self, name: str, listen_host: str, listen_port: int, upstream_host: str,
-                 upstream_port: int) -> None:
+                 upstream_port: int, max_connections: int = MAX_CONNECTIONS,
+                 budget: Budget | None = None) -> None:
         self.name = name
         self.listen = (listen_host, listen_port)
         self.upstream = (upstream_host, upstream_port)
@@ -128,6 +153,11 @@ class Proxy:
         self.downs = 0  # live proxy.down leases
         self.toxics: dict[str, Toxic] = {}
         self.connections: set[Connection] = set()
+        self.max_connections = max_connections
+        self.budget = budget or Budget(fd_budget())
+        self.open = 0  # accepted and not yet closed, including those still dialling upstream
+        self.refused = 0  # turned away at a cap
+        self.forbidden: set[int] = set()  # local ports it must never dial (itself, the agent)
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
@@ -146,10 +176,10 @@ class Proxy:
         self.connections.clear()
 
     def to_json(self) -> dict:
-        return {"name": self.name, "listen": f"{self.listen[0]}:{self.listen[1]}",
-                "upstream": f"{self.upstream[0]}:{self.upstream[1]}", "enabled": self.enabled,
+        return {"name": self.name, "listen": _show(*self.listen),
+                "upstream": _show(*self.upstream), "enabled": self.enabled,
                 "listening": self._server is not None,
-                "connections": len(self.connections),
+                "connections": len(self.connections), "refused": self.refused,
                 "toxics": [t.to_json() for t in self.toxics.values()]}
 
     # -- toxics -------------------------------------------------------------------------------
@@ -210,9 +240,30 @@ class Proxy:
         if not self.enabled:
             client_w.close()
             return
+        if self.open >= self.max_connections or self.budget.taken >= self.budget.limit:
+            self.refused += 1  # a flood or a loop: turned away before it costs another fd
+            client_w.close()
+            return
+        self.open += 1
+        self.budget.taken += 1
+        try:
+            await self._relay_both(client_r, client_w)
+        finally:
+            self.open -= 1
+            self.budget.taken -= 1
+
+    async def _relay_both(self, client_r: asyncio.StreamReader,
+                          client_w: asyncio.StreamWriter) -> None:
         try:
             server_r, server_w = await asyncio.wait_for(asyncio.open_connection(*self.upstream), 5)
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, ValueError, asyncio.TimeoutError):  # ValueError: a name IDNA refuses
+            client_w.close()
+            return
+        peer = server_w.get_extra_info("peername")
+        if peer is not None and peer[1] in self.forbidden and _is_local(peer[0]):
+            # The name resolved to ourselves after all (it changed since the proxy was made).
+            self.refused += 1
+            server_w.close()
             client_w.close()
             return
         for writer in (client_w, server_w):
@@ -315,20 +366,62 @@ class Proxy:
 
 
 class ProxyManager:
-    """Every proxy of one agent, by name."""
+    """Every proxy of one agent, by name. No proxy relays to a proxy or to the agent itself:
+    a loop would multiply connections until the agent ran out of fds."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
         self.proxies: dict[str, Proxy] = {}
+        self.max_connections = max_connections
+        self.budget = Budget(fd_budget())
+        self.agent_ports: set[int] = set()  # the agent's own API port(s), set once it listens
 
     async def create(self, name: str, listen: str, upstream: str) -> Proxy:
         if name in self.proxies:
             raise ProxyProblem(f"a proxy named {name!r} exists")
-        proxy = Proxy(name, *_address(listen, "listen"), *_address(upstream, "upstream"))
-        if proxy.listen[0] not in ("127.0.0.1", "localhost", "::1"):
-            raise ProxyProblem(f"proxies listen on loopback only, not {proxy.listen[0]}")
+        listen_at, upstream_at = _address(listen, "listen"), _address(upstream, "upstream")
+        if listen_at[0] not in ("127.0.0.1", "localhost", "::1"):
+            raise ProxyProblem(f"proxies listen on loopback only, not {listen_at[0]}")
+        if upstream_at[1] == 0:
+            raise ProxyProblem("upstream port 0 names no service")
+        upstream_local = await _resolves_local(upstream_at[0])
+        proxy = Proxy(name, *listen_at, *upstream_at, self.max_connections, self.budget)
+        self._check_loop(proxy, upstream_local)  # with the port asked for, before binding it
         await proxy.start()
+        try:
+            if name in self.proxies:  # made by a concurrent request while we awaited
+                raise ProxyProblem(f"a proxy named {name!r} exists")
+            self._check_loop(proxy, upstream_local)  # with the port it got (port 0 picks one)
+        except ProxyProblem:
+            await proxy.stop()
+            raise
         self.proxies[name] = proxy
+        self._refresh_forbidden()
         return proxy
+
+    def _check_loop(self, proxy: Proxy, upstream_local: bool) -> None:
+        others = [p for p in self.proxies.values() if p is not proxy]
+        port = proxy.upstream[1]
+        if upstream_local:
+            if port == proxy.listen[1]:
+                raise ProxyProblem(f"upstream {_show(*proxy.upstream)} is the proxy's own "
+                                   "listen address: it would connect to itself")
+            if port in self.agent_ports:
+                raise ProxyProblem(f"upstream {_show(*proxy.upstream)} is the agent's own API")
+            for other in others:
+                if port == other.listen[1]:
+                    raise ProxyProblem(f"upstream {_show(*proxy.upstream)} is proxy "
+                                       f"{other.name}'s listen address: proxies do not chain")
+        for other in others:  # and no existing proxy may relay into the new one
+            if proxy.listen[1] and other.upstream[1] == proxy.listen[1] and _is_local_name(
+                    other.upstream[0]):
+                raise ProxyProblem(f"listen {_show(*proxy.listen)} is the upstream of proxy "
+                                   f"{other.name}: proxies do not chain")
+
+    def _refresh_forbidden(self) -> None:
+        """What each proxy checks again when it dials (a name may resolve differently later)."""
+        ports = set(self.agent_ports) | {p.listen[1] for p in self.proxies.values()}
+        for proxy in self.proxies.values():
+            proxy.forbidden = ports
 
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
@@ -340,6 +433,7 @@ class ProxyManager:
         proxy = self.proxies.pop(name, None)
         if proxy is not None:
             await proxy.stop()
+            self._refresh_forbidden()
         return proxy is not None
 
     async def stop_all(self) -> None:
@@ -351,4 +445,54 @@ def _address(text: str, what: str) -> tuple[str, int]:
     host, sep, port = str(text).rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
         raise ProxyProblem(f"{what} must be HOST:PORT, not {text!r}")
-    return host.strip("[]"), int(port)
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not (_ip(host) or HOSTNAME.match(host)):
+        raise ProxyProblem(f"{what} host must be an IP address or a host name, not {host!r}")
+    return host, int(port)
+
+
+def _show(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _is_local(address: str) -> bool:
+    """An address of this machine: loopback, the wildcard (which reaches it too), or one
+    that a socket can bind to (any address of its own interfaces)."""
+    ip = _ip(address.split("%", 1)[0])
+    if ip is None:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    try:
+        with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
+                           socket.SOCK_DGRAM) as probe:
+            probe.bind((str(ip), 0))
+        return True
+    except OSError:
+        return False
+
+
+def _is_local_name(host: str) -> bool:
+    """Without resolving: good enough for names already resolved when their proxy was made."""
+    return host == "localhost" or _is_local(host)
+
+
+async def _resolves_local(host: str) -> bool:
+    """Any address the name resolves to is this machine. A name that does not resolve now
+    is let through: the proxy checks the address it reaches each time it dials."""
+    if _ip(host) is not None:
+        return _is_local(host)
+    try:
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM),
+            RESOLVE_TIMEOUT_S)
+    except (OSError, UnicodeError, asyncio.TimeoutError):
+        return host == "localhost"
+    return any(_is_local(info[4][0]) for info in infos)

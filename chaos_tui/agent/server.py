@@ -4,6 +4,7 @@ in a 0600 file, leftovers healed before the first request, every lease healed on
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import ipaddress
 import json
@@ -11,6 +12,8 @@ import os
 import secrets
 import signal
 import socket
+import stat
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -36,18 +39,94 @@ def agent_dir(settings: Settings) -> Path:
     return Path(settings.state_dir) / "agent"
 
 
-def load_or_make_token(folder: Path) -> str:
+TOKEN_BYTES = 32  # from `secrets`: 43 URL-safe characters
+MIN_TOKEN_CHARS = 32
+MAX_TOKEN_CHARS = 256
+TOKEN_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def token_problem(text: str) -> str | None:
+    """Why a token must not be used (None if it may). An empty token once switched
+    authentication off; a short one can be guessed."""
+    if not text:
+        return "is empty"
+    if len(text) < MIN_TOKEN_CHARS:
+        return f"is too short ({len(text)} characters, at least {MIN_TOKEN_CHARS} needed)"
+    if len(text) > MAX_TOKEN_CHARS:
+        return f"is too long (more than {MAX_TOKEN_CHARS} characters)"
+    if not set(text) <= TOKEN_ALPHABET:
+        return "holds characters a token never has"
+    return None
+
+
+def read_token_file(path: Path) -> tuple[str, os.stat_result]:
+    """The token file's text and status, never through a symlink (ELOOP) and never blocking
+    on a FIFO someone put there."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "", info
+        data = os.read(fd, MAX_TOKEN_CHARS + 2)  # room for the newline, and for "too long"
+    finally:
+        os.close(fd)
+    return data.decode("ascii", "replace").strip(), info  # not ASCII: token_problem says no
+
+
+def load_or_make_token(folder: Path, announce=print) -> str:
+    """The agent's token. A missing or weak one (empty, short, odd characters, a symlink,
+    readable by others) is replaced with a fresh one, and the log says so; one the agent may
+    not replace (someone else's, unreadable, not a file) stops it with one line."""
     path = folder / "token"
-    if path.exists():
-        info = path.stat()
-        if info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise AgentError(f"{path} must belong to you and be readable by you alone "
-                             "(chmod 600), or be deleted so a new token is made")
-        return path.read_text().strip()
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+    try:
+        text, info = read_token_file(path)
+    except FileNotFoundError:
+        return _make_token(path)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise AgentError(f"cannot read the agent token {path}: {exc.strerror}; "
+                             "fix its permissions or delete it") from None
+        weakness = "is a symlink"
+    else:
+        if info.st_uid != os.geteuid():
+            raise AgentError(f"the agent token {path} belongs to uid {info.st_uid}, not to you: "
+                             "delete it so a new token is made")
+        if not stat.S_ISREG(info.st_mode):
+            raise AgentError(f"the agent token {path} is not a regular file: delete it")
+        weakness = token_problem(text)
+        if weakness is None and info.st_mode & 0o077:
+            weakness = f"was readable by others (mode {info.st_mode & 0o777:o})"
+        if weakness is None:
+            return text
+    if folder.stat().st_uid != os.geteuid():
+        raise AgentError(f"the agent token {path} {weakness} and {folder} is not yours: "
+                         "delete the token so a new one is made")
+    token = _make_token(path)
+    announce(f"the agent token {path} {weakness}: replaced with a new one")
+    return token
+
+
+def _make_token(path: Path) -> str:
+    """A fresh token, written so that no reader ever sees an empty or half file: a 0600
+    temporary file in the same folder, fsynced, renamed over the old name (a symlink there
+    is replaced, never followed), then the folder fsynced so the rename survives a crash."""
+    token, tmp = secrets.token_urlsafe(TOKEN_BYTES), None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".token.", dir=path.parent)  # mode 0600
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        folder_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder_fd)
+        finally:
+            os.close(folder_fd)
+    except OSError as exc:  # e.g. a full disk: one line, and never an empty token left
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise AgentError(f"cannot write the agent token {path}: {exc.strerror}") from None
     return token
 
 
@@ -75,7 +154,7 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     except BlockingIOError:
         raise AgentError(f"an agent already runs for {settings.state_dir} "
                          f"(see {folder / 'agent.json'})") from None
-    token = load_or_make_token(folder)
+    token = load_or_make_token(folder, announce)
     proxies = ProxyManager()
     book = LeaseBook(LeaseJournal(folder / "leases"), injectors_for(Sandbox(settings), proxies),
                      settings.agent.max_ttl_s, folder / "halted",
@@ -89,6 +168,7 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     except OSError as exc:
         raise AgentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
+    proxies.agent_ports.add(sock.getsockname()[1])  # no proxy may relay to the agent itself
     run_loop(_serve(book, proxies, token, sock, folder, announce))
 
 
