@@ -97,7 +97,8 @@ async def test_the_reaper_heals_a_lease_at_its_ttl(agent, sandbox):
     lease = await agent.create_lease(**lease_request(ttl_s=2))
     assert not await healthy(sandbox, "postgres"), "the fault did not land"
     assert (agent.folder / "leases" / f"{lease['id']}.json").exists(), "not journalled"
-    back = await wait_healthy(sandbox, "postgres", lease["expires_at"] + 1.0)
+    # A restart after SIGKILL includes crash recovery: seconds on a loaded 2-core machine.
+    back = await wait_healthy(sandbox, "postgres", lease["expires_at"] + 3.0)
     assert back >= lease["expires_at"] - 0.5, "healed long before its TTL"
     while await agent.leases() and time.time() < back + 2:  # the heal returns just after
         await asyncio.sleep(0.05)
