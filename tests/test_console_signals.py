@@ -118,6 +118,7 @@ def _assert_healed_and_saved(state_dir, left: dict, lease: dict, saved_before: s
     assert [f["lease_id"] for f in result["heal"]["faults"]] == [lease["id"]]
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(raises=UndocumentedExitCode, strict=True,
                    reason="run_console returns 0 after a signal interrupted a run; the README "
                           "documents 130 (see issue 12, point 14 report)")
@@ -145,6 +146,7 @@ class ConsoleHung(AssertionError):
     """The console did not exit after its terminal went away."""
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(raises=ConsoleHung, strict=True,
                    reason="the console freezes when its terminal goes away: Textual's writer "
                           "thread dies on EIO, its 30-write queue fills and the event loop blocks "

@@ -144,6 +144,7 @@ def _postgres_answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_heal_that_fails_for_real_exits_4(fresh_state_dir, tmp_path):
     sandbox = Sandbox(Settings(state_dir=fresh_state_dir))
     sandbox.up(profiles=["chaos-outbox"])
