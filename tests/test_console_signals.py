@@ -148,9 +148,10 @@ class ConsoleHung(AssertionError):
 
 @pytest.mark.slow
 @pytest.mark.xfail(raises=ConsoleHung, strict=True,
-                   reason="the console freezes when its terminal goes away: Textual's writer "
-                          "thread dies on EIO, its 30-write queue fills and the event loop blocks "
-                          "in queue.put, so SIGHUP is never handled (see the point 14 report)")
+                   reason="the console freezes when its terminal goes away: its event loop "
+                          "blocks for good in Textual's WriterThread.write (queue.put of a full "
+                          "30-write queue that nothing drains once writes to the terminal fail "
+                          "with EIO), so the SIGHUP is never handled (see the point 14 report)")
 def test_the_terminal_going_away_mid_fault_heals_before_the_console_exits(console_sandbox):
     """The real SIGHUP: the terminal is closed (a window shut, an ssh session dropped), the
     kernel hangs up the console's session, and every write to the terminal fails."""
