@@ -6,6 +6,9 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 python := env_var_or_default("PYTHON", ".venv/bin/python")
 chaos_files := "-f infra/docker/docker-compose.chaos.yml"
 mesh_files := "-f infra/docker/docker-compose.mesh.yml"
+# The compose projects: the same variables tell chaos-tui's agent which containers it may break.
+project := env_var_or_default("CHAOS_DOCKER__PROJECT", "chaos")
+mesh_project := env_var_or_default("CHAOS_DOCKER__MESH_PROJECT", "chaos-mesh")
 
 # COMPOSE picks the Compose command; else v2 (`docker compose`) when present, else `docker-compose`
 # (v1, or v2+ where that is how it is installed).
@@ -49,9 +52,9 @@ chaos-up profile="chaos-outbox":
       meshextra="-f infra/docker/docker-compose.mesh-testbed.yml"
     fi
     if [ "{{profile}}" = "mesh" ]; then
-      {{compose}} -p chaos-mesh {{mesh_files}} $meshextra up -d
+      {{compose}} -p {{mesh_project}} {{mesh_files}} $meshextra up -d
     else
-      {{compose}} -p chaos {{chaos_files}} $extra --profile {{profile}} up -d
+      {{compose}} -p {{project}} {{chaos_files}} $extra --profile {{profile}} up -d
     fi
 
 # Take every chaos stack down: containers, networks and volumes of ours.
@@ -60,9 +63,9 @@ chaos-down:
     set -euo pipefail
     export CHAOS_TESTBED_IMAGE=${CHAOS_TESTBED_IMAGE:-unused}
     for p in chaos-outbox chaos-opa chaos-observe; do
-      {{compose}} -p chaos {{chaos_files}} --profile $p down -v --remove-orphans
+      {{compose}} -p {{project}} {{chaos_files}} --profile $p down -v --remove-orphans
     done
-    {{compose}} -p chaos-mesh {{mesh_files}} down -v --remove-orphans
+    {{compose}} -p {{mesh_project}} {{mesh_files}} down -v --remove-orphans
 
 # The console against the Docker stack.
 chaos:

@@ -2,6 +2,10 @@
 (built here with no registry), every scenario against containers through `just`, a SIGKILLed
 run whose container the agent's TTL restores, and `just chaos-down` leaving nothing of ours.
 
+The stack runs under compose projects of this session's own (chaos-t<pid>, chaos-t<pid>-mesh)
+on free host ports, so another stack on the same engine (yours under `chaos`, a leak of an
+earlier run, another test session) neither skips these tests nor is touched by them.
+
 Skipped, with the reason, where no Docker Engine answers."""
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,7 +37,10 @@ PROFILES = {
     "chaos-opa": {"opa", "policy-gateway"},
     "chaos-observe": {"openobserve", "otel-collector"},
 }
-OURS = ("chaos", "chaos-mesh")  # compose projects the justfile uses
+# This session's compose projects: the justfile and the agent both read these variables.
+PROJECT = f"chaos-t{os.getpid()}"
+MESH_PROJECT = f"{PROJECT}-mesh"
+OURS = (PROJECT, MESH_PROJECT)
 
 
 def _compose_tools() -> dict[str, str]:
@@ -161,9 +169,55 @@ def _ours_exist() -> list[str]:
 
 
 def _sidecars() -> list[str]:
+    """Network-cut sidecars on this session's containers (not another stack's)."""
     sidecars = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=chaos-tui.sidecar"],
                               capture_output=True, text=True).stdout.split()
-    return [f"sidecar {x}" for x in sidecars]
+    if not sidecars:
+        return []
+    ours = {c for project in OURS for c in subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}"],
+        capture_output=True, text=True).stdout.split()}
+    modes = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.HostConfig.NetworkMode}}", *sidecars],
+                           capture_output=True, text=True).stdout.split("\n")  # gone ones: no line
+    return [f"sidecar {line.split()[0][:12]}" for line in modes
+            if line.strip() and line.split()[1].removeprefix("container:") in ours]
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports nothing listens on right now (held open together, so all distinct)."""
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        held.append(sock)
+    ports = [sock.getsockname()[1] for sock in held]
+    for sock in held:
+        sock.close()
+    return ports
+
+
+def _own_projects_and_ports() -> dict[str, str]:
+    """The environment that puts the stack (through `just`) and the tool (through its
+    settings) on this session's projects and on host ports of its own."""
+    (pg, opa, gateway, openobserve, grpc, http, metrics, health, mon_a, mon_b, nats, nats_mon,
+     mesh_a, mesh_b) = _free_ports(14)
+    return {
+        "CHAOS_DOCKER__PROJECT": PROJECT, "CHAOS_DOCKER__MESH_PROJECT": MESH_PROJECT,
+        "CHAOS_PLATFORM__POSTGRES_PORT": str(pg), "CHAOS_PLATFORM__OPA_PORT": str(opa),
+        "CHAOS_PLATFORM__POLICY_GATEWAY_PORT": str(gateway),
+        "CHAOS_PLATFORM__OPENOBSERVE_PORT": str(openobserve),
+        "CHAOS_PLATFORM__OTLP_GRPC_PORT": str(grpc), "CHAOS_PLATFORM__OTLP_HTTP_PORT": str(http),
+        "CHAOS_PLATFORM__COLLECTOR_METRICS_PORT": str(metrics),
+        "CHAOS_PLATFORM__COLLECTOR_HEALTH_PORT": str(health),
+        "CHAOS_PLATFORM__NATS_MONITOR_PORT": str(mon_a),
+        "CHAOS_PLATFORM__NATS_B_MONITOR_PORT": str(mon_b),
+        # Compose publishes these; the tool reads the same ports from its URLs.
+        "CHAOS_OUTBOX_NATS_PORT": str(nats), "CHAOS_OUTBOX_NATS_MONITOR_PORT": str(nats_mon),
+        "CHAOS_MESH_A_PORT": str(mesh_a), "CHAOS_MESH_B_PORT": str(mesh_b),
+        "CHAOS_PLATFORM__NATS_URL": f"nats://localhost:{nats}",
+        "CHAOS_PLATFORM__NATS_A_URL": f"nats://localhost:{mesh_a}",
+        "CHAOS_PLATFORM__NATS_B_URL": f"nats://localhost:{mesh_b}",
+    }
 
 
 def just(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -174,17 +228,17 @@ def just(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedPro
 @pytest.fixture(scope="module", params=sorted(COMPOSE))
 def stack(request):
     """Every profile and the mesh up from the test bed with one Compose generation (each in
-    turn); afterwards `just chaos-down`."""
-    if _ours_exist():
-        pytest.skip("a chaos stack of compose projects chaos/chaos-mesh already runs here; "
-                    "these tests will not touch it")
+    turn), under this session's projects and ports; afterwards `just chaos-down`. Whatever
+    else runs on the engine is left alone: nothing here is named or labelled like it."""
+    assert not _ours_exist(), f"this session's projects are already in use: {_ours_exist()}"
     has_base = subprocess.run(["docker", "image", "ls", "-q", "chaos-tui-testbed-base"],
                               capture_output=True, text=True).stdout.strip()
     if not has_base and (shutil.which("debootstrap") is None or os.geteuid() != 0):
         pytest.skip("the offline test bed needs debootstrap, run as root, for its first build "
                     "(apt-get install debootstrap; .ci/run installs it)")
     state_dir = make_state_dir("docker")
-    env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable, COMPOSE=COMPOSE[request.param])
+    env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable, COMPOSE=COMPOSE[request.param],
+                  **_own_projects_and_ports())
     started = time.monotonic()
     built = subprocess.run([sys.executable, str(DOCKER / "testbed" / "build_testbed.py")],
                            capture_output=True, text=True, timeout=1200)
@@ -207,7 +261,7 @@ def stack(request):
 
 
 def _iptables_rules(env: dict, service: str) -> str:
-    container = _container_id("chaos-mesh", service)
+    container = _container_id(MESH_PROJECT, service)
     assert container, f"{service} is not running"
     listed = subprocess.run(
         ["docker", "run", "--rm", "--network", f"container:{container}", "--cap-add",
@@ -239,8 +293,9 @@ def test_every_scenario_passes_against_the_containers(stack, scenario, tmp_path)
         for node in ("sea-nats-a-1", "sea-nats-a-2", "sea-nats-a-3"):
             assert "7522" not in _iptables_rules(stack, node), f"a rule outlived the heal on {node}"
         # One sidecar to cut and one to heal per node, each labelled with the run, all gone.
-        sidecars = _sidecars_created_since(started)
-        assert len(sidecars) == 6 and {s["chaos-tui.run"] for s in sidecars} == {result["run_id"]}
+        # (Counted by run: another stack on this engine may cut its own links meanwhile.)
+        sidecars = [s for s in _sidecars_created_since(started) if s["chaos-tui.run"] == result["run_id"]]
+        assert len(sidecars) == 6
         assert not _sidecars()
     if scenario != "nats_partition_mesh":
         assert result["delivery"] is None or result["delivery"]["lost"] == 0
@@ -281,6 +336,8 @@ def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
 
 @pytest.mark.slow
 async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(stack, monkeypatch):
+    for name in ("CHAOS_DOCKER__PROJECT", "CHAOS_DOCKER__MESH_PROJECT"):  # the agent's too
+        monkeypatch.setenv(name, stack[name])
     # An agent with the default sidecar image, not the test bed's.
     monkeypatch.delenv("CHAOS_DOCKER__SIDECAR_IMAGE", raising=False)
     agent = AgentClient(Settings(state_dir=Path(stack["CHAOS_STATE_DIR"])))
@@ -288,8 +345,12 @@ async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(s
     before = _started_at("policy-gateway")
     try:
         # Refused, and nothing touched: a service that is not there, a project not ours.
-        for params, said in (({"project": "chaos", "service": "no-such-service"}, "no-such-service"),
+        for params, said in (({"project": PROJECT, "service": "no-such-service"}, "no-such-service"),
                              ({"project": "someone-elses", "service": "policy-gateway"},
+                              "not one chaos-tui may break"),
+                             # The default project is not this agent's either (and may be
+                             # someone's stack running beside this one).
+                             ({"project": "chaos", "service": "policy-gateway"},
                               "not one chaos-tui may break")):
             with pytest.raises(AgentError) as refused:
                 await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
@@ -299,19 +360,19 @@ async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(s
         # A sidecar runs as root with NET_ADMIN: only from the image the agent was given.
         with pytest.raises(AgentError) as refused:
             await agent.create_lease(kind="docker.netcut", target="docker", ttl_s=30, params={
-                "project": "chaos-mesh", "services": ["sea-nats-a-1"], "port": 7522,
+                "project": MESH_PROJECT, "services": ["sea-nats-a-1"], "port": 7522,
                 "image": stack["CHAOS_TESTBED_IMAGE"]})  # this agent was given the default
         assert refused.value.status == 400 and "is not the agent's" in str(refused.value)
         assert not _sidecars()
         lease = await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
-                                         params={"project": "chaos", "service": "policy-gateway"})
+                                         params={"project": PROJECT, "service": "policy-gateway"})
         assert lease["data"]["container"] and _state("policy-gateway") == "running"
         assert _started_at("policy-gateway") != before  # started again
         assert await agent.heal_lease(lease["id"]) and _state("policy-gateway") == "running"
         # A stopped container removed under a live lease (say, by `just chaos-down`): the
         # heal has nothing left to undo, and says so by succeeding.
         lease = await agent.create_lease(kind="docker.stop", target="docker", ttl_s=30,
-                                         params={"project": "chaos", "service": "policy-gateway"})
+                                         params={"project": PROJECT, "service": "policy-gateway"})
         assert _state("policy-gateway") == "exited"
         subprocess.run(["docker", "rm", "-f", lease["data"]["container"]], check=True,
                        capture_output=True)
@@ -332,7 +393,7 @@ def _container_id(project: str, service: str) -> str:
 
 
 def _inspect(service: str, field: str) -> str:
-    container = _container_id("chaos", service)
+    container = _container_id(PROJECT, service)
     return subprocess.run(["docker", "inspect", "-f", field, container], capture_output=True,
                           text=True).stdout.strip() if container else ""
 
