@@ -270,3 +270,27 @@ def test_a_fault_that_never_landed_is_not_a_failed_heal(fresh_state_dir):
     assert result["outcome"] == "error" and "AgentUnavailable" in result["reason"], result["reason"]
     assert result["heal"]["ok"], result["heal"]
     assert code == ExitCode.ERROR, run.stderr[-2000:]
+
+
+def test_nats_stopped_under_a_run_fails_samples_not_stderr(fresh_state_dir):
+    """Another process stops NATS for a few seconds under a run (as run B did to run A in the
+    issue): the run's probes record the failure, and nats-py prints no reconnect tracebacks."""
+    env = env_for(fresh_state_dir)
+    sandbox = Sandbox(Settings(state_dir=fresh_state_dir))
+    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
+                   "--set", "down_s=6", "--set", "recover_s=2"], env)
+    try:
+        run.wait_for("INJECTED", 120)
+        sandbox.down(only=["nats"])
+        time.sleep(4)  # nats-py retries every 0.2 s: about 20 attempts per connection
+        sandbox.start("nats")
+        run.finish(180)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert len(run.lines) < 300, len(run.lines)
+    assert any(line.split(" ", 1)[-1].startswith("probe nats failing: not connected to NATS")
+               for line in run.lines), run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    assert any(not ok for _, ok, _, _ in result["probes"]["nats"]["samples"])
