@@ -39,6 +39,7 @@ class SandboxTarget(Target):
         self.agent = AgentClient(settings)
         self.started: list[str] = []  # services this target started (so its owner can stop them)
         self.agent_started = False  # whether this target spawned the fault agent
+        self._agent_pid: int | None = None  # the agent it spawned
         self.left_in_use: list[str] = []  # what stop_what_we_started left to another user
         # Held while this process may use a profile's services or the agent (sandbox/usage.py).
         self._users: dict[str, Users] = {}
@@ -54,7 +55,7 @@ class SandboxTarget(Target):
             # The link proxies first: a mirror whose origin is unreachable when sea-b starts
             # backs off for a minute or more before it tries again.
             await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"])
-            self.agent_started = await self.agent.ensure() or self.agent_started
+            await self._ensure_agent()
             try:
                 await self.ensure_mesh_link()
             except AgentError as exc:
@@ -65,7 +66,13 @@ class SandboxTarget(Target):
                 await self.ensure_mesh_link()
         # Filled in as each service starts, so a failed or interrupted start is still undone.
         await asyncio.to_thread(self.sandbox.up, self.started, profiles)
-        self.agent_started = await self.agent.ensure() or self.agent_started
+        await self._ensure_agent()
+
+    async def _ensure_agent(self) -> None:
+        if await self.agent.ensure():
+            self.agent_started = True
+            info = self.agent.info()
+            self._agent_pid = info["pid"] if info else None
 
     def probes(self) -> list[Probe]:
         return [AgentProbe("agent", self.agent)]
@@ -86,9 +93,8 @@ class SandboxTarget(Target):
             rec = self.sandbox.record(service)
             if rec is not None:
                 behind.setdefault(BY_NAME[service].profile, {})[service] = rec.pid
-        agent = self.agent.info() if self.agent_started else None
-        if agent is not None:
-            behind["agent"] = {"agent": agent["pid"]}
+        if self.agent_started and self._agent_pid is not None:
+            behind["agent"] = {"agent": self._agent_pid}
         stopped: list[str] = []
         with ExitStack() as leaving:
             # None: others still use it. Else {name: pid} to stop now, as its last user.
@@ -109,7 +115,7 @@ class SandboxTarget(Target):
             if info is not None and info["pid"] == agent_pid and not mesh_stays:
                 if self.agent.stop_running()[1]:
                     stopped.append("agent")
-            self.agent_started = False
+            self.agent_started, self._agent_pid = False, None
             if stopping:
                 stopped += self.sandbox.down(only=stopping)
             self.started.clear()
