@@ -255,6 +255,9 @@ class ChaosApp(App):
         elif not self._aborting:
             self.notify(f"{signame}: healing before exit", severity="warning")
             self.action_abort_run()
+        else:  # reported, never obeyed: the heal finishes first
+            self.notify(f"{signame}: still healing; the console exits once it is done",
+                        severity="warning")
 
     def action_halt(self) -> None:
         self._operator(lambda run: run.halt(), "halt: healing every live fault, nothing more "
