@@ -130,6 +130,31 @@ def test_a_second_signal_during_cleanup_is_reported_and_the_result_kept(fresh_st
     assert leftovers(fresh_state_dir) == []  # no agent, no lease
 
 
+def test_a_third_quick_signal_after_the_heal_skips_the_wait_but_keeps_the_result(fresh_state_dir):
+    """Abort, then two more signals within 2 s once the heal is done: the run stops waiting
+    for its services to stop, yet prints and saves the result and exits 130."""
+    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
+                   "--set", "down_s=30", "--set", "recover_s=1"], env_for(fresh_state_dir))
+    try:
+        run.wait_for("INJECTED", 120)
+        run.proc.send_signal(signal.SIGINT)
+        run.wait_for("versions:", 60)  # the summary's last line: the heal is done
+        time.sleep(0.2)
+        run.proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        run.proc.send_signal(signal.SIGINT)
+        code = run.finish(60)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+        leftovers(fresh_state_dir)  # a forced exit may leave the agent to `sandbox down`
+    assert code == ExitCode.INTERRUPTED, run.stderr
+    assert "not waiting for what this run started to stop" in run.stderr, run.stderr
+    result = json.loads(run.stdout)
+    assert result["outcome"] == "interrupted" and result["heal"]["ok"]
+    assert len(saved_results(fresh_state_dir)) == 1
+
+
 def test_signals_during_the_heal_are_reported_and_ignored(fresh_state_dir):
     """Three quick SIGINTs while the heal runs: each is reported, none cuts the heal short
     (a forced exit is allowed only once the heal is done)."""

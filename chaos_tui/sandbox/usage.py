@@ -136,14 +136,3 @@ class Users:
             return items
         finally:
             os.close(fd)
-
-    def in_use(self) -> bool:
-        """Whether any process holds it (for `sandbox down` to say whom it interrupts)."""
-        fd = _open(self.path)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
