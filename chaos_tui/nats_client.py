@@ -26,6 +26,9 @@ class QuietClient(Client):
     async def _keep_error(self, exc: Exception) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
+    async def _forget_error(self) -> None:
+        self.last_error = None  # back: an old cause must not explain a later outage
+
     def trouble(self, what: str = "not connected to NATS") -> ConnectionError:
         """The error a caller raises while the client is down, naming the last cause."""
         return ConnectionError(f"{what} ({self.last_error})" if self.last_error else what)
@@ -35,6 +38,6 @@ async def connect(url: str, **options: Any) -> QuietClient:
     """nats.connect with quiet callbacks; a caller's own callbacks (given as options) win."""
     nc = QuietClient()
     callbacks = {"error_cb": nc._keep_error, "disconnected_cb": _nothing,
-                 "reconnected_cb": _nothing, "closed_cb": _nothing}
+                 "reconnected_cb": nc._forget_error, "closed_cb": _nothing}
     await nc.connect(url, **{**callbacks, **options})
     return nc
