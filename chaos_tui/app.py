@@ -24,6 +24,7 @@ from chaos_tui.core.model import RunResult
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.live import LiveRun, ProbeInfo
 from chaos_tui.messages import RunEventMessage
+from chaos_tui.sandbox.usage import RunBusy, RunLock
 from chaos_tui.screens.confirm import AskScreen, ConfirmRunScreen
 from chaos_tui.screens.detail import DetailScreen
 from chaos_tui.screens.help import HelpScreen
@@ -144,6 +145,12 @@ class ChaosApp(App):
 
     def start_run(self, name: str) -> None:
         scenario = self.catalog.scenario(name)
+        run_lock = RunLock(self.settings.state_dir, scenario.profile)
+        try:  # one run per profile and state dir, whoever starts it (sandbox/usage.py)
+            run_lock.acquire(name)
+        except (RunBusy, OSError) as exc:
+            self.notify(str(exc), title="refused: nothing injected", severity="error", timeout=15)
+            return
         self.live = LiveRun(
             name,
             self.target.name,
@@ -158,6 +165,7 @@ class ChaosApp(App):
         screen = RunScreen(self.live)
         self.push_screen(screen)
         self._run_task = asyncio.ensure_future(self._run.execute())
+        self._run_task.add_done_callback(lambda _: run_lock.release())
         self.run_worker(self._drive(self._run_task, screen), name=f"run:{name}", group="run",
                         exit_on_error=False)
 
@@ -247,6 +255,9 @@ class ChaosApp(App):
         elif not self._aborting:
             self.notify(f"{signame}: healing before exit", severity="warning")
             self.action_abort_run()
+        else:  # reported, never obeyed: the heal finishes first
+            self.notify(f"{signame}: still healing; the console exits once it is done",
+                        severity="warning")
 
     def action_halt(self) -> None:
         self._operator(lambda run: run.halt(), "halt: healing every live fault, nothing more "

@@ -142,12 +142,20 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
         raise SystemExit(code)
 
     from chaos_tui.headless import run_headless
+    from chaos_tui.sandbox.usage import RunBusy, RunLock
 
     target = make_target(target_name, settings)
     try:
         check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
     except Refusal as exc:
         fail(exc.code, str(exc))
+    run_lock = RunLock(Path(settings.state_dir), scenario_cls.profile)  # held until exit
+    try:  # one run per profile and state dir: a second is refused, nothing started
+        run_lock.acquire(scenario_cls.name)
+    except RunBusy as exc:
+        fail(ExitCode.USAGE, str(exc))
+    except OSError as exc:
+        fail(ExitCode.USAGE, f"cannot lock {settings.state_dir} for this run: {exc}")
     code = run_headless(
         scenario_cls(params),
         target,
@@ -166,10 +174,10 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         fail(ExitCode.USAGE, "the console needs a terminal; without one use "
                              "--headless --scenario NAME")
-    import asyncio
-    import signal
+    import time
 
     from chaos_tui.app import ChaosApp
+    from chaos_tui.signals import SignalRelay, say
 
     app = ChaosApp(
         settings,
@@ -179,32 +187,58 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         enable_chaos=enable_chaos,
         open_scenario=scenario_name,
     )
-    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    # While the app runs, a signal goes to it (it aborts a run, heals, then exits). Once the
+    # app has stopped, signals are reported and ignored until the heal, the saved result and
+    # the stopping of what the console started are done.
+    stage = {"now": "app", "since": 0.0}
 
-    async def console() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in signals:  # kept until the heal is done, not just while the app draws
-            loop.add_signal_handler(sig, app.on_signal, sig.name)
+    def on_signal(name: str) -> None:
+        if stage["now"] == "app":
+            app.on_signal(name)
+        elif stage["now"] == "healing":
+            say(f"chaos-tui: {name} received: still healing, "
+                f"{time.monotonic() - stage['since']:.0f} s; exiting once it is done and the "
+                "result saved")
+        elif stage["now"] == "stopping":
+            say(f"chaos-tui: {name} received: stopping what the console started, then exiting")
+        else:
+            say(f"chaos-tui: {name} received: exiting")
+
+    relay = SignalRelay(on_signal)
+    relay.install()  # kept until the process exits
+
+    async def console() -> list[str]:
+        relay.loop = asyncio.get_running_loop()
         try:
             await app.run_async()
         finally:
+            stage.update(now="healing", since=time.monotonic())
             if app.run_in_progress is not None:
-                click.echo("chaos-tui: the console stopped during a run; healing first", err=True)
-            await app.settle()
-            for sig in signals:
-                loop.remove_signal_handler(sig)
+                say("chaos-tui: the console stopped during a run; healing first")
+            await app.settle()  # heals and saves the result of a run still going
+        stage["now"] = "stopping"
+        try:
+            return await asyncio.to_thread(app.target.stop_what_we_started, keep_sandbox)
+        except Exception as exc:  # the heal is done; this is worth a line, not a traceback
+            say(f"chaos-tui: could not stop what the console started: {exc}")
+            return []
 
     code = ExitCode.PASS
+    stopped: list[str] = []
     try:
-        asyncio.run(console())
+        stopped = asyncio.run(console())
     finally:
+        relay.loop = None
+        stage["now"] = "done"
         result = app.last_result
         if result is not None and not result.heal.ok:
-            click.echo("chaos-tui: the last run's heal FAILED; check the target", err=True)
+            say("chaos-tui: the last run's heal FAILED; check the target")
             code = ExitCode.HEAL_FAILED
-        stopped = app.target.stop_what_we_started(keep_sandbox)
         if stopped:
-            click.echo(f"stopped what the console started: {', '.join(stopped)}", err=True)
+            say(f"stopped what the console started: {', '.join(stopped)}")
+        left = getattr(app.target, "left_in_use", [])
+        if left:
+            say(f"left running, another run uses them: {', '.join(left)}")
     return int(code)
 
 
@@ -306,6 +340,10 @@ def sandbox_down():
     from chaos_tui.sandbox.postgres import SandboxError
 
     sb = _sandbox()
+    try:  # runs using the sandbox see this and end at once, as errors (healed)
+        sb.mark_down()
+    except (SandboxError, OSError) as exc:
+        fail(ExitCode.ERROR, f"sandbox down: {exc}")
     client = AgentClient(sb.settings)
     if client.info() is None and any((client.folder / "leases").glob("*.json")):
         # A dead agent's leases: heal them now (a new agent does that first), or a later

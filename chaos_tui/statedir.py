@@ -27,11 +27,11 @@ ENTRIES = (
     "relay.ready", "opa.ready", "gateway.ready", "sink.ready",
     "agent", "agent/agent.lock", "agent/token", "agent/agent.json", "agent/agent.log",
     "agent/spawned.json", "agent/halted", "agent/leases", "agent/history.jsonl",
-    "agent/history.1.jsonl", "runs",
+    "agent/history.1.jsonl", "runs", "users",
 )
 # Directories whose entries we create by name (logs, lease files, result folders): each entry
 # is checked too. One listing each, so the check stays cheap.
-LISTED = ("logs", "agent/leases", "results", "runs")
+LISTED = ("logs", "agent/leases", "results", "runs", "users")
 
 
 class StateDirProblem(OSError):

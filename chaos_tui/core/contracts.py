@@ -131,6 +131,13 @@ class Target(ABC):
         """Stop helpers and services this target started for its runs; what was stopped."""
         return []
 
+    async def wait_gone(self) -> str:
+        """Returns, with the reason, once the target is taken away under a run (the sandbox's
+        `sandbox down`): the runner then ends the run as an error rather than wait out every
+        timeout against it. By default a target never goes away."""
+        await asyncio.Event().wait()
+        return ""
+
 
 class RunContext:
     """What a scenario sees while it runs: the target, its parameters and the live samples."""

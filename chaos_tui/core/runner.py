@@ -95,6 +95,7 @@ class Run:
         self._halted = False  # set by halt(): no further fault is injected in this run
         self._sampling_stopped = False
         self._injecting: asyncio.Future | None = None  # an inject in flight, which a heal awaits
+        self._target_gone: str | None = None  # why the target went away under the run
         self.ctx = RunContext(self.run_id, target, self.timeline, self._note)
         self._record = (RunRecord(self.options.record_dir, self.run_id, scenario.name, target.name)
                         if self.options.record_dir is not None else None)
@@ -123,6 +124,7 @@ class Run:
         started = time.time()
         outcome, reason = "error", ""
         invariants = []
+        watch = asyncio.ensure_future(self._watch_target(asyncio.current_task()))
         try:
             self._phase("prepare", f"target {self.target.name}")
             self._target_versions = await asyncio.to_thread(self._read_versions)
@@ -168,11 +170,14 @@ class Run:
             if task is not None:
                 task.uncancel()
             outcome, reason = "interrupted", "interrupted (signal or abort); healed before exit"
+            if self._target_gone:
+                outcome, reason = "error", self._target_gone
         except (SteadyStateNotMet, HaltedBeforeInject) as exc:
             outcome, reason = "aborted", str(exc)
         except Exception as exc:
             outcome, reason = "error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             self._note(reason, "error")
+        watch.cancel()  # from here on the run only heals and reports
 
         heal = await self._heal_everything()
         if outcome == "interrupted" and not heal.ok:
@@ -183,6 +188,18 @@ class Run:
             self._record.close()  # ended, not killed: the faces save the result next
         self._emit(RunFinished(result))
         return result
+
+    async def _watch_target(self, run_task: asyncio.Task | None) -> None:
+        """A target taken away under the run (`sandbox down`) ends it at once, as an error;
+        the heal still runs."""
+        try:
+            reason = await self.target.wait_gone()
+        except Exception:  # a broken watch must never end a run
+            return
+        self._target_gone = reason
+        self._note(reason, "error")
+        if run_task is not None:
+            run_task.cancel()
 
     async def _start_sampling(self) -> None:
         self._probes = self.scenario.probes(self.target) + self.target.probes()

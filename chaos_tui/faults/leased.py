@@ -7,7 +7,7 @@ import os
 
 import httpx
 
-from chaos_tui.agent.client import AgentClient, AgentUnavailable
+from chaos_tui.agent.client import AgentClient, AgentError, AgentUnavailable
 from chaos_tui.core.contracts import Fault, FaultLease, HealedElsewhere
 
 TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
@@ -32,14 +32,24 @@ class LeasedFault(Fault):
         # The runner's lease id is the agent's: a heal can name the lease even if this call
         # never returned.
         # This process owns the lease: if it dies, the agent heals the fault at once.
-        created = await self.agent.create_lease(
-            id=lease.lease_id, kind=self.kind, target=lease.target, params=self.params,
-            ttl_s=lease.ttl_s, owner=f"chaos-tui pid {os.getpid()}", owner_pid=os.getpid(),
-            run_id=lease.run_id,
-        )
+        try:
+            created = await self.agent.create_lease(
+                id=lease.lease_id, kind=self.kind, target=lease.target, params=self.params,
+                ttl_s=lease.ttl_s, owner=f"chaos-tui pid {os.getpid()}", owner_pid=os.getpid(),
+                run_id=lease.run_id,
+            )
+        except (AgentUnavailable, httpx.ConnectError) as exc:
+            lease.data["never_landed"] = str(exc)  # the request was never sent
+            raise
+        except AgentError as exc:
+            if exc.status < 500:  # refused: the agent applied nothing
+                lease.data["never_landed"] = str(exc)
+            raise
         lease.data.update(created.get("data", {}))
 
     async def heal(self, lease: FaultLease) -> None:
+        if "never_landed" in lease.data:
+            return  # nothing to undo (and no reason to start an agent to hear so)
         try:
             healed = await self.agent.heal_lease(lease.lease_id)
         except (AgentUnavailable, httpx.TransportError):
@@ -58,4 +68,8 @@ class LeasedFault(Fault):
                     by=f"the agent ({ended['by']})")
 
     async def verify_healed(self, lease: FaultLease) -> bool:
-        return await self._verify() if self._verify is not None else True
+        # A fault that never landed broke nothing: the target's health is not its to answer
+        # for (another run's fault, or a service someone stopped, would read as a failed heal).
+        if "never_landed" in lease.data or self._verify is None:
+            return True
+        return await self._verify()

@@ -24,7 +24,7 @@ class StreamProbe(Probe):
         if self._nc is None:
             self._nc = await connect(self.url, f"chaos-tui-{self.name}")
         if not self._nc.is_connected:
-            raise ConnectionError("not connected to NATS")
+            raise self._nc.trouble()
         info = await self._nc.jetstream(domain=self.domain, timeout=self.timeout_s).stream_info(
             self.stream
         )

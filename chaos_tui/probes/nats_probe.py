@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import uuid
 
-import nats
 from nats.aio.client import Client
 
+from chaos_tui import nats_client
 from chaos_tui.core.contracts import Probe
 
 
 async def connect(url: str, name: str) -> Client:
-    return await nats.connect(
+    """A probe's connection: reconnects for ever, quietly (see chaos_tui.nats_client)."""
+    return await nats_client.connect(
         url,
         name=name,
         connect_timeout=1,
@@ -46,7 +47,7 @@ class NatsProbe(Probe):
                 raise
             self._nc = nc  # only a client with its responder in place is kept
         if not self._nc.is_connected:
-            raise ConnectionError("not connected to NATS")
+            raise self._nc.trouble()
         return self._nc
 
     async def measure(self) -> float | None:

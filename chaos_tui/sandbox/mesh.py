@@ -150,9 +150,9 @@ def leafz(monitor_port: int, timeout_s: float = 2.0) -> list[dict]:
 # -- streams -----------------------------------------------------------------------------------
 
 async def _connect(url: str):
-    import nats
+    from chaos_tui import nats_client
 
-    return await nats.connect(url, connect_timeout=3, max_reconnect_attempts=2,
+    return await nats_client.connect(url, connect_timeout=3, max_reconnect_attempts=2,
                               reconnect_time_wait=0.5, allow_reconnect=True)
 
 

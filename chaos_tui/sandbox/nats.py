@@ -46,11 +46,12 @@ def url(port: int) -> str:
 
 
 async def ensure_events_stream(nats_url: str) -> None:
-    import nats
     from nats.js.api import StreamConfig
     from nats.js.errors import NotFoundError
 
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    from chaos_tui import nats_client
+
+    nc = await nats_client.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
     try:
         js = nc.jetstream(timeout=5)
         try:

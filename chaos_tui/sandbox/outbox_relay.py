@@ -16,8 +16,9 @@ import logging
 import signal
 from pathlib import Path
 
-import nats
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from chaos_tui import nats_client
 
 log = logging.getLogger("outbox_relay")
 
@@ -61,11 +62,21 @@ class OutboxRelay:
         )
 
     async def connect(self) -> None:
-        self._nc = await nats.connect(
+        # One log line when NATS goes away and one when it is back, not a traceback for each
+        # reconnect attempt in between.
+        async def lost() -> None:
+            log.warning("nats connection lost; reconnecting")
+
+        async def back() -> None:
+            log.info("nats connection back")
+
+        self._nc = await nats_client.connect(
             self.nats_url,
             max_reconnect_attempts=-1,  # never give up: outages end, the relay must not
             reconnect_time_wait=0.5,
             connect_timeout=2,
+            disconnected_cb=lost,
+            reconnected_cb=back,
         )
         self._pool = self._new_pool()
         await self._pool.open(wait=True, timeout=30)

@@ -141,6 +141,18 @@ class Sandbox:
                 self._save(state)
             return stopped
 
+    def mark_down(self) -> None:
+        """`sandbox down` has begun: a run using the sandbox sees the count change and ends
+        (SandboxTarget.wait_gone) instead of waiting out every timeout against it."""
+        with self._locked():
+            state = self._load()
+            state["downs"] = state.get("downs", 0) + 1
+            self._save(state)
+
+    def downs(self) -> int:
+        """How many times `sandbox down` has begun on this state dir."""
+        return self._load().get("downs", 0)
+
     def status(self) -> dict:
         state = self._load()
         services = {}

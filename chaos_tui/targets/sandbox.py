@@ -6,20 +6,27 @@ import asyncio
 import functools
 import importlib.metadata
 import subprocess
+from contextlib import ExitStack
 
-from chaos_tui.agent.client import AgentClient, AgentError
-from chaos_tui.core.contracts import Fault, Probe, Target
+import httpx
+
+from chaos_tui.agent.client import AgentClient, AgentError, AgentUnavailable
+from chaos_tui.core.contracts import Fault, FaultLease, Probe, Target
 from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.sandbox import collector, mesh, postgres
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox.postgres import SandboxError
-from chaos_tui.sandbox.services import PROFILES, mesh_link_ports, services_of
+from chaos_tui.sandbox.services import BY_NAME, PROFILES, mesh_link_ports, services_of
 from chaos_tui.sandbox.stack import Sandbox
+from chaos_tui.sandbox.usage import Users
 from chaos_tui.settings import Settings
 
 LINK_PROXY = "mesh-link-{}"  # the agent proxy carrying leafnode path N from sea-b to sea-a
+GONE_POLL_S = 0.5  # how often a run looks whether `sandbox down` took the sandbox away
+TAKEN_DOWN = ("the sandbox was taken down under the run (`chaos-tui sandbox down`); the fault "
+              "agent healed its faults as it stopped")
 
 
 class SandboxTarget(Target):
@@ -32,16 +39,23 @@ class SandboxTarget(Target):
         self.agent = AgentClient(settings)
         self.started: list[str] = []  # services this target started (so its owner can stop them)
         self.agent_started = False  # whether this target spawned the fault agent
+        self._agent_pid: int | None = None  # the agent it spawned
+        self.left_in_use: list[str] = []  # what stop_what_we_started left to another user
+        # Held while this process may use a profile's services or the agent (sandbox/usage.py).
+        self._users: dict[str, Users] = {}
+        self._downs_seen: int | None = None  # `sandbox down` count when the services were ensured
 
     async def ensure_up(self, profile: str | None = None) -> None:
         """Start the services of this profile (all when None) and the fault agent; the mesh
         also needs its link proxies, which live in the agent."""
         profiles = None if profile is None else [profile]
+        self._downs_seen = await asyncio.to_thread(self.sandbox.downs)
+        await asyncio.to_thread(self._join, profiles or list(PROFILES))
         if profile in (None, "mesh"):
             # The link proxies first: a mirror whose origin is unreachable when sea-b starts
             # backs off for a minute or more before it tries again.
             await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"])
-            self.agent_started = await self.agent.ensure() or self.agent_started
+            await self._ensure_agent()
             try:
                 await self.ensure_mesh_link()
             except AgentError as exc:
@@ -52,25 +66,76 @@ class SandboxTarget(Target):
                 await self.ensure_mesh_link()
         # Filled in as each service starts, so a failed or interrupted start is still undone.
         await asyncio.to_thread(self.sandbox.up, self.started, profiles)
-        self.agent_started = await self.agent.ensure() or self.agent_started
+        await self._ensure_agent()
+
+    async def _ensure_agent(self) -> None:
+        if await self.agent.ensure():
+            self.agent_started = True
+            info = self.agent.info()
+            self._agent_pid = info["pid"] if info else None
 
     def probes(self) -> list[Probe]:
         return [AgentProbe("agent", self.agent)]
 
+    def _join(self, names: list[str]) -> None:
+        for name in [*names, "agent"]:
+            users = self._users.setdefault(name, Users(self.settings.state_dir, name))
+            users.join()
+
     def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
         """The agent this target spawned (it heals any lease left first), then the services
-        it started, unless the sandbox is to be kept. Returns what was stopped."""
-        stopped = []
-        leaving = [] if keep_sandbox else self.started
-        # A mesh that stays up needs the agent: its link runs through the agent's proxies.
-        mesh_stays = any(self.sandbox.running(s) and s not in leaving for s in PROFILES["mesh"])
-        if self.agent_started and not mesh_stays and self.agent.stop_spawned():
-            stopped.append("agent")
-        self.agent_started = False
-        if leaving:
-            stopped += self.sandbox.down(only=leaving)
+        it started, unless the sandbox is to be kept. Only what nobody else uses is stopped
+        (sandbox/usage.py): the rest is handed over to the last user, and named in
+        `left_in_use`. Returns what was stopped."""
+        wanted = [] if keep_sandbox else self.started
+        behind: dict[str, dict[str, int]] = {name: {} for name in self._users}
+        for service in wanted:
+            rec = self.sandbox.record(service)
+            if rec is not None:
+                behind.setdefault(BY_NAME[service].profile, {})[service] = rec.pid
+        if self.agent_started and self._agent_pid is not None:
+            behind["agent"] = {"agent": self._agent_pid}
+        stopped: list[str] = []
+        with ExitStack() as leaving:
+            # None: others still use it. Else {name: pid} to stop now, as its last user.
+            now = {name: leaving.enter_context(users.leaving(behind.get(name, {})))
+                   for name, users in self._users.items()}
+            self._users.clear()
+            self.left_in_use = [item for name, items in behind.items() if now.get(name) is None
+                                for item in items]
+            # Only the very processes handed over: a service started again since is not ours.
+            stopping = [service for name, items in now.items() if name != "agent"
+                        for service, pid in (items or {}).items()
+                        if (rec := self.sandbox.record(service)) is not None and rec.pid == pid]
+            # A mesh that stays up needs the agent: its link runs through the agent's proxies.
+            mesh_stays = any(self.sandbox.running(s) and s not in stopping
+                             for s in PROFILES["mesh"])
+            agent_pid = (now.get("agent") or {}).get("agent")
+            info = self.agent.info() if agent_pid is not None else None
+            if info is not None and info["pid"] == agent_pid and not mesh_stays:
+                if self.agent.stop_running()[1]:
+                    stopped.append("agent")
+            self.agent_started, self._agent_pid = False, None
+            if stopping:
+                stopped += self.sandbox.down(only=stopping)
             self.started.clear()
         return stopped
+
+    # -- `sandbox down` under a run ---------------------------------------------------------
+
+    def taken_down(self) -> bool:
+        """`chaos-tui sandbox down` began since this target ensured its services."""
+        if self._downs_seen is None:
+            return False
+        try:
+            return self.sandbox.downs() != self._downs_seen
+        except SandboxError:
+            return False
+
+    async def wait_gone(self) -> str:
+        while not await asyncio.to_thread(self.taken_down):
+            await asyncio.sleep(GONE_POLL_S)
+        return TAKEN_DOWN
 
     def versions(self) -> dict[str, str]:
         return sandbox_versions()
@@ -200,8 +265,8 @@ class SandboxTarget(Target):
     def _service_fault(self, kind: str, verb: str, service: str, hold_s: float,
                        description: str) -> Fault:
         """A fault on one service, held by the agent as a lease; healed when it answers."""
-        return LeasedFault(
-            self.agent, kind, {"service": service}, name=f"{verb}:{service}",
+        return SandboxFault(
+            self, kind, {"service": service}, name=f"{verb}:{service}",
             description=description, hold_s=hold_s,
             verify=lambda: self.service_healthy(service),
         )
@@ -216,8 +281,8 @@ class SandboxTarget(Target):
             return {"proxies": [LINK_PROXY.format(await self.active_link_path())]}
 
         one = scope == "one-node"
-        return LeasedFault(
-            self.agent, "proxy.down", {"proxies": every},
+        return SandboxFault(
+            self, "proxy.down", {"proxies": every},
             name=f"cut_link:{scope}",
             description=(f"cut the leafnode path in use (1 of {paths}) between sea-b and sea-a"
                          if one else f"cut all {paths} leafnode paths between sea-b and sea-a")
@@ -229,6 +294,30 @@ class SandboxTarget(Target):
 
     async def service_healthy(self, service: str) -> bool:
         return await asyncio.to_thread(self.sandbox.healthy, service)
+
+
+class SandboxFault(LeasedFault):
+    """A leased fault on the sandbox. Once `sandbox down` has taken the sandbox away, the
+    agent it stopped healed every lease on its way out (or its successor heals them from the
+    journal): the heal then asks the agent once, without starting a new one, and there is no
+    service left to verify."""
+
+    def __init__(self, target: SandboxTarget, kind: str, params: dict, **options) -> None:
+        super().__init__(target.agent, kind, params, **options)
+        self.target = target
+
+    async def heal(self, lease: FaultLease) -> None:
+        if not await asyncio.to_thread(self.target.taken_down):
+            return await super().heal(lease)
+        try:
+            await self.agent.heal_lease(lease.lease_id)
+        except (AgentUnavailable, AgentError, httpx.HTTPError):
+            pass  # stopping or stopped: `sandbox down` stops the agent, which heals first
+
+    async def verify_healed(self, lease: FaultLease) -> bool:
+        if await asyncio.to_thread(self.target.taken_down):
+            return True
+        return await super().verify_healed(lease)
 
 
 @functools.lru_cache(maxsize=1)
