@@ -190,9 +190,10 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
     # While the app runs, a signal goes to it (it aborts a run, heals, then exits). Once the
     # app has stopped, signals are reported and ignored until the heal, the saved result and
     # the stopping of what the console started are done.
-    stage = {"now": "app", "since": 0.0}
+    stage = {"now": "app", "since": 0.0, "signalled": False}
 
     def on_signal(name: str) -> None:
+        stage["signalled"] = True  # the console was stopped, not quit: exit 130
         if stage["now"] == "app":
             app.on_signal(name)
         elif stage["now"] == "healing":
@@ -234,6 +235,8 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         if result is not None and not result.heal.ok:
             say("chaos-tui: the last run's heal FAILED; check the target")
             code = ExitCode.HEAL_FAILED
+        elif stage["signalled"]:
+            code = ExitCode.INTERRUPTED
         if stopped:
             say(f"stopped what the console started: {', '.join(stopped)}")
         left = getattr(app.target, "left_in_use", [])

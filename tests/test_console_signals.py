@@ -119,9 +119,6 @@ def _assert_healed_and_saved(state_dir, left: dict, lease: dict, saved_before: s
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(raises=UndocumentedExitCode, strict=True,
-                   reason="run_console returns 0 after a signal interrupted a run; the README "
-                          "documents 130 (see issue 12, point 14 report)")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_signal_mid_fault_heals_before_the_console_exits(console_sandbox, sig):
     state_dir, sandbox = console_sandbox
