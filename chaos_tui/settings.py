@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         text = value.strip()
-        if not text.startswith("["):
+        if not text.startswith(("[", "{")):
             return [part.strip() for part in text.split(",") if part.strip()]
         try:
             markers = json.loads(text)
