@@ -107,7 +107,8 @@ def test_every_chaos_variable_the_repo_mentions_is_known():
     for name in set(files) - typos_on_purpose:
         path = root / name
         if path.is_file() and path.suffix not in {".svg", ".png", ".json"}:
-            names |= set(re.findall(r"\bCHAOS_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace")))
+            text = path.read_text(errors="replace")
+            names |= set(re.findall(r"\bCHAOS_[A-Z0-9_]*[A-Z0-9]\b", text))
     not_variables = {"CHAOS_TUI", "CHAOS_NOT_ENABLED"}  # a test's command, an exit code
     assert len(names) > 20
     assert unknown_variables({n: "" for n in names - not_variables}) == []
