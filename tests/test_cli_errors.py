@@ -185,6 +185,19 @@ def running_agent(state_dir):
         proc.wait(timeout=60)
 
 
+def test_in_production_sandbox_down_stops_but_starts_no_agent(state_dir):
+    status = run_cli(["sandbox", "status"], env_for(state_dir, ENV="prod"))
+    assert status.returncode == 0 and status.stderr == ""  # reading is not refused
+    leases = state_dir / "agent" / "leases"
+    leases.mkdir(parents=True, mode=0o700)
+    (leases / "left-1.json").write_text("{}")  # a dead agent's lease: healing needs an agent
+    proc = run_cli(["sandbox", "down"], env_for(state_dir, ENV="prod"), timeout=60)
+    assert proc.returncode == ExitCode.PRODUCTION_LOCKOUT
+    assert "ENV='prod'" in one_line(proc.stderr)
+    nothing_started(state_dir)
+    assert (leases / "left-1.json").exists()
+
+
 def test_an_agent_already_running_still_heals_in_production(state_dir, running_agent):
     proc = run_cli(["heal"], env_for(state_dir, ENVIRONMENT="production"), timeout=60)
     assert proc.returncode == 0, proc.stderr
