@@ -1,13 +1,16 @@
 """The `chaos-tui` command. No flags: the console. --headless: one scenario for CI and scripts.
 
 Every user mistake ends as one line on stderr and a non-zero exit code; nothing is started
-before the input has been checked.
+before the input has been checked. Commands raise; `main` alone turns the failures it knows
+into that line and an exit code (`explain`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +19,11 @@ from pydantic import ValidationError
 
 from chaos_tui import __version__
 from chaos_tui.exit_codes import ExitCode
+
+
+# A status answer takes milliseconds; a stopped or hung agent must not hold the shell for the
+# client's long request timeout (which is sized for heals).
+STATUS_TIMEOUT_S = 5.0
 
 
 class UsageProblem(Exception):
@@ -27,18 +35,61 @@ def fail(code: int, message: str) -> None:
     raise SystemExit(int(code))
 
 
+def explain(exc: BaseException) -> tuple[int, str] | None:
+    """The failures a command may end with, as (exit code, one line); None for a bug, which
+    keeps its traceback."""
+    from chaos_tui.core.guard import Refusal
+
+    if isinstance(exc, Refusal):
+        return exc.code, str(exc)
+    if isinstance(exc, UsageProblem):
+        return ExitCode.USAGE, str(exc)
+    import httpx  # only now: these imports cost time that a successful command need not pay
+
+    from chaos_tui.agent import client, server
+    from chaos_tui.sandbox.postgres import SandboxError
+
+    if isinstance(exc, server.AgentError):
+        return (ExitCode.USAGE if "refusing" in str(exc) else ExitCode.ERROR), str(exc)
+    if isinstance(exc, (client.AgentUnavailable, client.AgentError, SandboxError)):
+        return ExitCode.ERROR, str(exc)
+    if isinstance(exc, httpx.HTTPError):
+        return ExitCode.ERROR, f"cannot talk to the agent: {type(exc).__name__} {exc}".strip()
+    if isinstance(exc, OSError):  # e.g. a read-only state dir: "path: reason", as Unix says it
+        if not exc.filename:
+            return ExitCode.ERROR, str(exc) or type(exc).__name__
+        path = str(exc.filename)
+        link = f" (a symlink to {os.readlink(path)})" if os.path.islink(path) else ""
+        return ExitCode.ERROR, f"{path}{link}: {exc.strerror or exc}"
+    return None
+
+
 def _settings(report_killed_runs: bool = True):
-    """The settings, or one line and exit 2. Also says, once, what became of runs killed since
-    the last command (not in the agent itself: it runs unseen, and would swallow the news)."""
-    from chaos_tui.settings import load_settings
+    """The settings. A bad value ends the command (one line, exit 2); a CHAOS_* variable that
+    nothing reads is named in a warning, since pydantic-settings would ignore it silently.
+    Also says, once, what became of runs killed since the last command (not in the agent
+    itself: it runs unseen, and would swallow the news)."""
+    from pydantic_settings import SettingsError
+
+    from chaos_tui.settings import load_settings, unknown_variables
     from chaos_tui.statedir import StateDirProblem, prepare_state_dir
 
+    unknown = unknown_variables()
+    if unknown:
+        click.echo(f"chaos-tui: warning: unknown setting{'s' * (len(unknown) > 1)} "
+                   f"{', '.join(unknown)}", err=True)
     try:
         settings = load_settings()
     except ValidationError as exc:
         err = exc.errors()[0]
         where = "CHAOS_" + "__".join(str(p).upper() for p in err["loc"])
-        fail(ExitCode.USAGE, f"bad setting {where}: {err['msg']}")
+        reason = err["msg"].removeprefix("Value error, ")
+        raise UsageProblem(f"bad setting {where}: {reason}") from None
+    except SettingsError as exc:  # a nested group (CHAOS_AGENT=...) that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        where = f"CHAOS_{field.group(1).upper()}" if field else "CHAOS_*"
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise UsageProblem(f"bad setting {where}: not valid JSON{cause}") from None
     try:  # every command that touches the state dir comes through here first, the agent too
         prepare_state_dir(settings.state_dir)
     except StateDirProblem as exc:
@@ -54,6 +105,30 @@ def _report_killed_runs(settings) -> None:
 
     for line in report_killed_runs(Path(settings.state_dir)):
         click.echo(f"chaos-tui: {line}", err=True)
+
+
+def _answer_soon(client, call):
+    """Await one quick agent call (status, leases) for STATUS_TIMEOUT_S at most."""
+    from chaos_tui.agent.client import AgentUnavailable
+
+    async def go():
+        try:
+            return await asyncio.wait_for(call, STATUS_TIMEOUT_S)
+        except TimeoutError:
+            pid = (client.info() or {}).get("pid")
+            raise AgentUnavailable(
+                f"the agent (pid {pid}) did not answer within {STATUS_TIMEOUT_S:g} s"
+                + (f"; it is stopped (SIGSTOP?): `kill -CONT {pid}` resumes it"
+                   if _is_stopped(pid) else f"; see {client.folder / 'agent.log'}")) from None
+
+    return asyncio.run(go())
+
+
+def _is_stopped(pid: int | None) -> bool:
+    try:  # the state letter follows the parenthesised command name in /proc/PID/stat
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in "tT"
+    except (OSError, IndexError):
+        return False
 
 
 def parse_params(scenario_cls, assignments: tuple[str, ...]):
@@ -100,7 +175,7 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
         if headless or scenario_name:
             fail(ExitCode.USAGE, "--headless/--scenario go without a subcommand")
         return
-    from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
+    from chaos_tui.core.guard import check_enabled, check_not_production
     from chaos_tui.core.runner import RunOptions
     from chaos_tui.headless import check_output_path
     from chaos_tui.scenarios import UnknownScenario, get_scenario
@@ -108,10 +183,7 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
 
     settings = _settings()
     if headless:
-        try:
-            check_not_production(settings)  # first, whatever else was asked
-        except Refusal as exc:
-            fail(exc.code, str(exc))
+        check_not_production(settings)  # first, whatever else was asked
     try:
         if headless and not scenario_name:
             raise UsageProblem("--headless needs --scenario NAME (see `chaos-tui list`)")
@@ -145,10 +217,7 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
     from chaos_tui.sandbox.usage import RunBusy, RunLock
 
     target = make_target(target_name, settings)
-    try:
-        check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
-    except Refusal as exc:
-        fail(exc.code, str(exc))
+    check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
     run_lock = RunLock(Path(settings.state_dir), scenario_cls.profile)  # held until exit
     try:  # one run per profile and state dir: a second is refused, nothing started
         run_lock.acquire(scenario_cls.name)
@@ -274,15 +343,15 @@ def sandbox():
     """The embedded sandbox: local PostgreSQL, NATS and the reference services."""
 
 
-def _sandbox():
-    from chaos_tui.core.guard import Refusal, check_not_production
+def _sandbox(starts_something: bool = True):
+    """The sandbox of these settings; refused in production when the command may start
+    something (status only reads, down only stops what this tool started)."""
+    from chaos_tui.core.guard import check_not_production
     from chaos_tui.sandbox.stack import Sandbox
 
     settings = _settings()
-    try:
+    if starts_something:
         check_not_production(settings)
-    except Refusal as exc:
-        fail(exc.code, str(exc))
     return Sandbox(settings)
 
 
@@ -340,9 +409,10 @@ def sandbox_up(profiles):
 def sandbox_down():
     """Stop every sandbox process this tool started, and the fault agent (data is kept)."""
     from chaos_tui.agent.client import AgentClient, AgentUnavailable
+    from chaos_tui.core.guard import check_not_production
     from chaos_tui.sandbox.postgres import SandboxError
 
-    sb = _sandbox()
+    sb = _sandbox(starts_something=False)
     try:  # runs using the sandbox see this and end at once, as errors (healed)
         sb.mark_down()
     except (SandboxError, OSError) as exc:
@@ -351,6 +421,7 @@ def sandbox_down():
     if client.info() is None and any((client.folder / "leases").glob("*.json")):
         # A dead agent's leases: heal them now (a new agent does that first), or a later
         # start would heal them by starting single services of a stack that is down.
+        check_not_production(sb.settings)  # that needs an agent, and none starts there
         try:
             asyncio.run(client.ensure())
         except AgentUnavailable as exc:
@@ -388,7 +459,7 @@ def sandbox_restart(service):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def sandbox_status(as_json):
     """Show the sandbox's processes, ports and URLs."""
-    status = _sandbox().status()
+    status = _sandbox(starts_something=False).status()
     if as_json:
         click.echo(json.dumps(status, indent=2))
     else:
@@ -413,31 +484,23 @@ def agent(ctx, host, port, allow_remote):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from chaos_tui.agent.server import AgentError, run_agent
+    from chaos_tui.agent.server import run_agent
 
     settings = _settings(report_killed_runs=False)
-    try:
-        run_agent(settings, host or settings.agent.host,
-                  settings.agent.port if port is None else port, allow_remote,
-                  announce=lambda line: click.echo(line, err=True))
-    except AgentError as exc:
-        fail(ExitCode.USAGE if "refusing" in str(exc) else ExitCode.ERROR, str(exc))
+    run_agent(settings, host or settings.agent.host,  # it refuses in production first
+              settings.agent.port if port is None else port, allow_remote,
+              announce=lambda line: click.echo(line, err=True))
 
 
 def _agent_call(action):
-    """Run one call against the agent, starting it if needed; errors are one line, exit 5."""
-    import asyncio
-
-    from chaos_tui.agent.client import AgentClient, AgentError, AgentUnavailable
-    from chaos_tui.core.guard import Refusal, check_not_production
+    """Run one call against the agent, starting it if needed (not in production)."""
+    from chaos_tui.agent.client import AgentClient
+    from chaos_tui.core.guard import check_not_production
 
     settings = _settings()
-    try:
-        check_not_production(settings)
-    except Refusal as exc:
-        fail(exc.code, str(exc))
     client = AgentClient(settings)
-
+    if client.info() is None:
+        check_not_production(settings)  # an agent that runs already may still heal
     spawned = False
 
     async def go():
@@ -452,8 +515,6 @@ def _agent_call(action):
 
     try:
         return asyncio.run(go())
-    except (AgentError, AgentUnavailable, OSError) as exc:
-        fail(ExitCode.ERROR, f"agent: {exc}")
     finally:
         if spawned:  # started only for this command: nothing is live now, let it go
             client.stop_spawned()
@@ -472,15 +533,13 @@ def _print_heals(results: list[dict]) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def agent_status(as_json):
     """Whether an agent serves this state directory, and its leases."""
-    import asyncio
-
     from chaos_tui.agent.client import AgentClient
 
     client = AgentClient(_settings())
     if client.info() is None:
         click.echo(json.dumps({"running": False}) if as_json else "no agent running")
         return
-    health = asyncio.run(client.status())
+    health = _answer_soon(client, client.status())
     if as_json:
         click.echo(json.dumps({"running": True, "url": client.info()["url"], **health}, indent=2))
         return
@@ -556,14 +615,15 @@ def leases(as_json):
     from chaos_tui.agent.leases import LeaseJournal
 
     client = AgentClient(_settings())
-    if client.info() is None:  # no agent: what is on disk is what a dead one left
+    rows = []
+    if client.info() is not None:  # a listing starts nothing
+        rows = _answer_soon(client, client.leases())
+    elif (client.folder / "leases").is_dir():  # what is on disk is what a dead agent left
         leftover, unreadable = LeaseJournal(client.folder / "leases").load_all()
         rows = [lease.model_dump() for lease in leftover]
         if rows or unreadable:
             click.echo(f"no agent running: {len(rows) + len(unreadable)} leftover lease(s) "
                        "on disk; `chaos-tui heal` starts one to heal them", err=True)
-    else:
-        rows = _agent_call(lambda c: c.leases())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -593,4 +653,11 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return int(exc.code or 0)
+    except Exception as exc:
+        problem = explain(exc)
+        if problem is None:
+            raise  # a bug: its traceback is what a report needs
+        code, line = problem
+        click.echo(f"chaos-tui: {line}", err=True)
+        return int(code)
     return 0

@@ -5,11 +5,14 @@ Nested groups use a double underscore, e.g. CHAOS_SANDBOX__PG_USER=someone.
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def default_state_dir() -> Path:
@@ -89,9 +92,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir)
     probe_rate_hz: float = Field(10.0, gt=0, le=100)
     enabled: bool = False
-    # The production lockout reads the plain ENVIRONMENT variable, as deploy tooling sets it.
-    environment: str = Field("", validation_alias=AliasChoices("ENVIRONMENT", "CHAOS_ENVIRONMENT"))
-    production_markers: list[str] = ["production", "prod"]
+    # CHAOS_ENVIRONMENT. The production lockout (core/guard.py) also reads ENVIRONMENT, ENV,
+    # APP_ENV, NODE_ENV, RAILS_ENV and DEPLOY_ENV straight from the environment.
+    environment: str = ""
+    # Markers added to the built-in ones (production, prod, prd), which always apply:
+    # CHAOS_PRODUCTION_MARKERS='["live"]' or CHAOS_PRODUCTION_MARKERS=live,prod-like.
+    production_markers: Annotated[list[str], NoDecode] = []
     # Overrides every scenario's invariant budget (seconds); tests shorten it.
     invariant_budget_s: float | None = Field(None, gt=0)
     sandbox: SandboxSettings = SandboxSettings()
@@ -105,11 +111,63 @@ class Settings(BaseSettings):
     domain_a: str | None = None
     domain_b: str | None = None
 
+    @field_validator("production_markers", mode="before")
+    @classmethod
+    def _markers_from_text(cls, value):
+        """A JSON list of strings, or a comma-separated list."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text.startswith(("[", "{")):
+            return [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            markers = json.loads(text)
+        except ValueError:
+            raise ValueError("not a JSON list (use [\"a\", \"b\"] or a,b)") from None
+        if not isinstance(markers, list) or not all(isinstance(m, str) for m in markers):
+            raise ValueError("must be a list of strings")
+        return markers
+
     def model_post_init(self, _context) -> None:
         for name in ("nats_a_url", "nats_b_url", "domain_a", "domain_b"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self.platform, name, value)
+
+
+# CHAOS_* variables the tool reads that are not settings: the compose files' image names
+# (CHAOS_APP_IMAGE, CHAOS_POSTGRES_IMAGE, ...) and the test bed's switches (justfile).
+OTHER_VARIABLES = ("CHAOS_TESTBED", "CHAOS_TESTBED_MIRROR")
+OTHER_SUFFIXES = ("_IMAGE",)
+
+
+def setting_variables(model: type[BaseModel] = Settings, prefix: str = "CHAOS_") -> set[str]:
+    """Every environment variable name a setting is read from, nested groups included
+    (CHAOS_AGENT as JSON and CHAOS_AGENT__PORT alike)."""
+    names = set()
+    for name, field in model.model_fields.items():
+        names.add(f"{prefix}{name}".upper())
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names |= setting_variables(kind, f"{prefix}{name}__")
+    return names
+
+
+def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """CHAOS_* variables set here that nothing reads, each with a guess at what was meant:
+    pydantic-settings ignores them silently, so a typo would change nothing unnoticed."""
+    environ = os.environ if environ is None else environ
+    known = setting_variables()
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if (not upper.startswith("CHAOS_") or upper in known or upper in OTHER_VARIABLES
+                or upper.endswith(OTHER_SUFFIXES)):
+            continue
+        # Compared without the shared CHAOS_ prefix, which would make anything look close.
+        guess = difflib.get_close_matches(upper[6:], [k[6:] for k in known], n=1, cutoff=0.6)
+        found.append(name + (f" (did you mean CHAOS_{guess[0]}?)" if guess else ""))
+    return found
 
 
 def load_settings() -> Settings:

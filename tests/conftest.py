@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.agent.client import AgentClient
+from chaos_tui.core.guard import ENVIRONMENT_VARIABLES
 from chaos_tui.sandbox import postgres
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
@@ -35,7 +36,10 @@ def remove_state_dir(state_dir: Path) -> None:
 
 
 def env_for(state_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_") and k != "ENVIRONMENT"}
+    # Neither our settings nor a deploy variable that the production lockout reads (NODE_ENV...)
+    # of the machine running the suite may leak into a test.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CHAOS_") and k not in ENVIRONMENT_VARIABLES}
     env["CHAOS_STATE_DIR"] = str(state_dir)
     env.update(extra)
     return env

@@ -133,6 +133,18 @@ async def test_production_environment_never_opens_the_modal(tmp_path):
     assert not (tmp_path / "state" / "sandbox.json").exists(), "nothing may be started"
 
 
+async def test_any_deploy_variable_locks_the_console(tmp_path, monkeypatch):
+    """Issue 12, point 8: NODE_ENV / APP_ENV / ... count as much as ENVIRONMENT."""
+    monkeypatch.setenv("NODE_ENV", "eu-prod")
+    app = ChaosApp(Settings(state_dir=tmp_path / "state"))
+    async with app.run_test(size=SIZE) as pilot:
+        assert "NODE_ENV='eu-prod'" in shown(app.screen.query_one(TitleBar))
+        await pilot.press("enter", "r")
+        assert isinstance(app.screen, DetailScreen), "the confirmation must not open"
+        assert app.run_in_progress is None
+    assert not (tmp_path / "state" / "sandbox.json").exists(), "nothing may be started"
+
+
 @pytest.mark.slow
 async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_path, make_app):
     pid = postgres_pid(sandbox)

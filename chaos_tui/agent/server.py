@@ -23,6 +23,7 @@ from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
 from chaos_tui.agent.proxy import ProxyManager
+from chaos_tui.core.guard import check_not_production
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox.asgi import QuietServer, run_loop
 from chaos_tui.sandbox.processes import start_ticks
@@ -142,6 +143,7 @@ def check_bind(host: str, allow_remote: bool) -> None:
 
 def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
               announce=print, started_by: str = "user") -> None:
+    check_not_production(settings)  # before anything else: no lock, no token, no socket
     check_bind(host, allow_remote)
     folder = agent_dir(settings)
     try:  # the CLI checked the state dir; a link that appeared since is refused here too
