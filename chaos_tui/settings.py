@@ -137,7 +137,10 @@ class Settings(BaseSettings):
 
 # CHAOS_* variables the tool reads that are not settings: the compose files' image names
 # (CHAOS_APP_IMAGE, CHAOS_POSTGRES_IMAGE, ...) and the test bed's switches (justfile).
-OTHER_VARIABLES = ("CHAOS_TESTBED", "CHAOS_TESTBED_MIRROR")
+OTHER_VARIABLES = ("CHAOS_TESTBED", "CHAOS_TESTBED_MIRROR",
+                   # host ports of the compose stacks, read by docker-compose, not by the tool
+                   "CHAOS_OUTBOX_NATS_PORT", "CHAOS_OUTBOX_NATS_MONITOR_PORT",
+                   "CHAOS_MESH_A_PORT", "CHAOS_MESH_B_PORT")
 OTHER_SUFFIXES = ("_IMAGE",)
 
 

@@ -144,6 +144,8 @@ class Sandbox:
     def mark_down(self) -> None:
         """`sandbox down` has begun: a run using the sandbox sees the count change and ends
         (SandboxTarget.wait_gone) instead of waiting out every timeout against it."""
+        if not self.state_file.exists():
+            return  # never started here: no run can be using it
         with self._locked():
             state = self._load()
             state["downs"] = state.get("downs", 0) + 1
