@@ -295,7 +295,7 @@ def sandbox_down():
             asyncio.run(client.ensure())
         except AgentUnavailable as exc:
             fail(ExitCode.ERROR, f"sandbox down: leftover leases could not be healed: {exc}")
-    pid, agent_stopped = client.stop_running()  # it heals its leases first
+    pid, agent_stopped = client.stop_running(announce=click.echo)  # it heals its leases first
     if pid is not None and not agent_stopped:
         fail(ExitCode.ERROR, f"sandbox down: the fault agent (pid {pid}) did not stop")
     try:
@@ -433,7 +433,7 @@ def agent_stop():
     """Stop the agent of this state directory; it heals every lease before it exits."""
     from chaos_tui.agent.client import AgentClient
 
-    pid, stopped = AgentClient(_settings()).stop_running()
+    pid, stopped = AgentClient(_settings()).stop_running(announce=click.echo)
     if pid is None:
         click.echo("no agent running")
     elif not stopped:

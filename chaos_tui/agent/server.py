@@ -11,11 +11,13 @@ import os
 import secrets
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import uvicorn
 
 from chaos_tui.agent.api import make_api
+from chaos_tui.agent.guardian import heartbeat, spawn_guardian, stand_down
 from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
 from chaos_tui.agent.proxy import ProxyManager
@@ -81,12 +83,18 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     except OSError as exc:
         raise AgentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
+    # Its guardian replaces this agent if it dies holding leases, and wakes or replaces it if
+    # it freezes: same command, same environment, same state dir.
+    command = [sys.executable, "-m", "chaos_tui", "agent", "--host", host, "--port", str(port),
+               *(["--allow-remote"] if allow_remote else [])]
+    spawn_guardian(folder, command, {**os.environ, "CHAOS_STATE_DIR": str(settings.state_dir)})
     run_loop(_serve(book, proxies, token, sock, folder, announce))
 
 
 
 async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socket.socket,
                  folder: Path, announce) -> None:
+    beat = asyncio.create_task(heartbeat(folder))  # the guardian's sign that the loop runs
     for item in await book.heal_leftovers():
         state = "healed" if item["healed"] else f"heal FAILED ({item['error']})"
         announce(f"leftover lease {item['id']} ({item['kind']} {item['params']}): {state}")
@@ -114,3 +122,5 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
                      f"{'healed' if result['healed'] else 'heal FAILED: ' + str(result['error'])}")
         await proxies.stop_all()
         (folder / "agent.json").unlink(missing_ok=True)
+        beat.cancel()
+        stand_down(folder)  # a clean stop: nothing for the guardian to do
