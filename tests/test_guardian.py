@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -17,7 +18,7 @@ from chaos_tui.agent.client import AgentClient
 from chaos_tui.agent.leases import LeaseRequest
 from chaos_tui.sandbox.processes import ProcessRecord, is_running
 from chaos_tui.settings import Settings
-from tests.conftest import CHAOS_TUI, run_cli
+from tests.conftest import CHAOS_TUI, _wait_while_an_agent_starts, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +107,8 @@ def test_a_stopped_agent_still_heals_at_the_ttl(sandbox):
     try:
         os.kill(agent["pid"], signal.SIGSTOP)  # the agent the run started, by its pid
         stopped_at = time.time()
+        while process_state(agent["pid"]) != "T" and time.time() < stopped_at + 2:
+            time.sleep(0.01)  # the signal is delivered asynchronously
         assert process_state(agent["pid"]) == "T"
         back = wait_postgres(sandbox, lease["expires_at"] + HEAL_MARGIN_S)
         assert back is not None, "a stopped agent healed nothing by TTL + 5 s"
@@ -120,6 +123,44 @@ def test_a_stopped_agent_still_heals_at_the_ttl(sandbox):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_an_agent_that_will_not_stay_awake_is_killed_and_replaced(sandbox):
+    """Something keeps SIGSTOPping the agent (here a thread of this test, every 5 ms), so the
+    guardian's SIGCONT cannot help: past the TTL it SIGKILLs that agent, by pid and start
+    ticks, and a replacement heals the lease."""
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    asyncio.run(client.ensure())
+    agent = client.info()
+    record = ProcessRecord("agent", agent["pid"], agent["start_ticks"], [], "")
+    lease = asyncio.run(client.create_lease(kind="sandbox.hard_restart", ttl_s=3,
+                                            params={"service": "postgres"}, **ORPHAN_OK))
+    done = threading.Event()
+
+    def keep_stopping() -> None:
+        while not done.is_set() and is_running(record):
+            os.kill(record.pid, signal.SIGSTOP)  # our agent, checked by pid and ticks
+            time.sleep(0.005)
+
+    stopper = threading.Thread(target=keep_stopping, daemon=True)
+    stopper.start()
+    try:
+        back = wait_postgres(sandbox, lease["expires_at"] + HEAL_MARGIN_S)
+        log = (client.folder / "agent.log").read_text()
+        assert back is not None, f"an agent kept stopped healed nothing by TTL + 5 s:\n{log}"
+        print(f"\nagent kept stopped: Postgres back {back - lease['expires_at']:+.1f}s from "
+              "the TTL")
+        assert not is_running(record), f"the frozen agent was not killed:\n{log}"
+        assert f"agent {agent['pid']} is stopped with a lease past its TTL: SIGCONT" in log
+        assert f"agent {agent['pid']} still stopped" in log and "SIGKILL" in log
+    finally:
+        done.set()
+        stopper.join(5)
+        if is_running(record):
+            os.kill(record.pid, signal.SIGCONT)
+        _wait_while_an_agent_starts(client)  # the replacement, which nobody else owns
+        client.stop_running()
+        print((client.folder / "agent.log").read_text())
 
 
 def test_agent_stop_wakes_a_stopped_agent_and_it_heals(sandbox):

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from chaos_tui.agent.guardian import HEARTBEAT_FILE, HUNG_S
+from chaos_tui.agent.guardian import HEARTBEAT_FILE
 from chaos_tui.agent.server import agent_dir
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox.processes import ProcessRecord, is_running, signal_only, spawn, wait_gone
@@ -27,6 +27,7 @@ from chaos_tui.settings import Settings
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
 STOP_TIMEOUT_S = 180.0  # a stopping agent heals every lease it holds first
+STALLED_S = 10.0  # its loop beats every 0.5 s, heals included: silent this long, it is hung
 
 
 def _stop_alone(record: ProcessRecord, timeout_s: float, folder: Path) -> str:
@@ -49,13 +50,13 @@ def _stop_alone(record: ProcessRecord, timeout_s: float, folder: Path) -> str:
 
 
 def _loop_stalled(folder: Path, since: float) -> bool:
-    """The agent's event loop has not touched its heartbeat for HUNG_S (counted from `since`,
-    when we woke it): it cannot heal anything, waiting longer is pointless."""
+    """The agent's event loop has not touched its heartbeat for STALLED_S (counted from
+    `since`, when we woke it): it cannot heal anything, waiting longer is pointless."""
     try:
         beat = (folder / HEARTBEAT_FILE).stat().st_mtime
     except OSError:
         return False  # no heartbeat (an older agent): wait out the timeout
-    return time.time() - max(beat, since) > HUNG_S
+    return time.time() - max(beat, since) > STALLED_S
 
 
 @functools.cache

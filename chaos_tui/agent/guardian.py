@@ -11,8 +11,8 @@ at its one agent, named by pid and kernel start ticks (a reused pid is never sig
   environment; a new agent heals leftovers before it serves. Then exit: the replacement has
   a guardian of its own.
 - agent alive but stopped (state T) or hung (its heartbeat file stale) while a journalled
-  lease is overdue: SIGCONT it; still frozen `KILL_GRACE_S` past that lease's TTL: SIGKILL it
-  and replace it as above.
+  lease is overdue: SIGCONT it; still frozen `KILL_GRACE_S` past that lease's TTL and past the
+  SIGCONT: SIGKILL it and replace it as above.
 - agent stopped cleanly: it sends the guardian SIGTERM on its way out; the guardian exits.
 
 It never runs on its own: it ends with its agent, and replacing one is bounded (a few tries
@@ -34,8 +34,8 @@ from pathlib import Path
 POLL_S = 0.2
 HEARTBEAT_FILE = "heartbeat"  # touched by the agent's event loop every HEARTBEAT_S
 HEARTBEAT_S = 0.5
-HUNG_S = 5.0  # a heartbeat this old means the agent's loop does not run
-KILL_GRACE_S = 2.0  # past an overdue lease's TTL, a still-frozen agent is killed
+HUNG_S = 3.0  # a heartbeat this old means the agent's loop does not run
+KILL_GRACE_S = 1.0  # frozen this long past a lease's TTL and past our SIGCONT: killed
 CONT_EVERY_S = 1.0
 TRIES_PER_DEATH = 3
 REPLACE_WAIT_S = 120.0  # a replacement heals leftovers before it serves: give it time
@@ -159,6 +159,7 @@ class Guardian:
         self.command = command
         self.since = time.time()  # heartbeats before this are not held against the agent
         self.last_cont = 0.0
+        self.woken_at: float | None = None  # first SIGCONT while it is frozen
 
     def watch(self) -> int:
         while True:
@@ -166,24 +167,27 @@ class Guardian:
             stat = _stat(self.pid)
             if stat is None or stat[1] != self.ticks:
                 return self.after_death()
-            overdue = self.folder.first_overdue(now) if self.frozen(stat[0], now) else None
-            if overdue is not None:
-                if now > overdue + KILL_GRACE_S:
-                    _log(f"agent {self.pid} still frozen {now - overdue:.1f}s past a lease's "
-                         "TTL: SIGKILL, then a replacement heals its leases")
-                    signal_exact(self.pid, self.ticks, signal.SIGKILL)
-                    self.wait_gone(5.0)
-                    return self.after_death()
-                if now - self.last_cont >= CONT_EVERY_S:
-                    _log(f"agent {self.pid} is {'stopped' if stat[0] in 'Tt' else 'hung'} "
-                         "with a lease past its TTL: SIGCONT")
-                    signal_exact(self.pid, self.ticks, signal.SIGCONT)
-                    self.last_cont = now
-                    self.since = max(self.since, now)
+            stopped = stat[0] in "Tt"
+            frozen = stopped or self.folder.heartbeat_age(now, self.since) > HUNG_S
+            overdue = self.folder.first_overdue(now) if frozen else None
+            if overdue is None:
+                self.woken_at = None  # running, or nothing it should be healing now
+            elif self.woken_at is not None and now >= max(overdue, self.woken_at) + KILL_GRACE_S:
+                _log(f"agent {self.pid} still {'stopped' if stopped else 'hung'} "
+                     f"{now - overdue:.1f}s past a lease's TTL, though woken: SIGKILL; a "
+                     "replacement heals its leases")
+                signal_exact(self.pid, self.ticks, signal.SIGKILL)
+                self.wait_gone(5.0)
+                return self.after_death()
+            elif now - self.last_cont >= CONT_EVERY_S:
+                _log(f"agent {self.pid} is {'stopped' if stopped else 'hung'} with a lease "
+                     "past its TTL: SIGCONT")
+                signal_exact(self.pid, self.ticks, signal.SIGCONT)
+                self.last_cont = now
+                self.woken_at = self.woken_at or now
+                if stopped:  # it was not beating because it was stopped: let it resume
+                    self.since = now
             time.sleep(POLL_S)
-
-    def frozen(self, state: str, now: float) -> bool:
-        return state in "Tt" or self.folder.heartbeat_age(now, self.since) > HUNG_S
 
     def wait_gone(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
