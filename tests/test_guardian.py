@@ -5,11 +5,11 @@ headless run. Nobody types a command: the guardian heals, or `chaos-tui agent st
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 # must say so explicitly (issue 12), or the agent would heal it when this pytest "dies".
 ORPHAN_OK = {"orphan_ok": True} if "orphan_ok" in LeaseRequest.model_fields else {}
 HEAL_MARGIN_S = 5.0  # the promise: healed by the lease's TTL + 5 s
+PTRACE_ATTACH, PTRACE_DETACH, WALL = 16, 17, 0x40000000  # <sys/ptrace.h>, __WALL
 
 
 def process_state(pid: int) -> str:
@@ -125,42 +126,40 @@ def test_a_stopped_agent_still_heals_at_the_ttl(sandbox):
             proc.wait(10)
 
 
-def test_an_agent_that_will_not_stay_awake_is_killed_and_replaced(sandbox):
-    """Something keeps SIGSTOPping the agent (here a thread of this test, every 5 ms), so the
-    guardian's SIGCONT cannot help: past the TTL it SIGKILLs that agent, by pid and start
-    ticks, and a replacement heals the lease."""
+def test_an_agent_held_by_a_debugger_is_killed_and_replaced(sandbox):
+    """A debugger holds the agent (ptrace: its main thread, where the event loop and the reaper
+    run, stays stopped whatever SIGCONT says), so its heartbeat goes stale and the guardian's
+    SIGCONT cannot help: past the TTL it SIGKILLs that agent, by pid and start ticks, and a
+    replacement heals the lease."""
     client = AgentClient(Settings(state_dir=sandbox.state_dir))
     asyncio.run(client.ensure())
     agent = client.info()
     record = ProcessRecord("agent", agent["pid"], agent["start_ticks"], [], "")
     lease = asyncio.run(client.create_lease(kind="sandbox.hard_restart", ttl_s=3,
                                             params={"service": "postgres"}, **ORPHAN_OK))
-    done = threading.Event()
-
-    def keep_stopping() -> None:
-        while not done.is_set() and is_running(record):
-            os.kill(record.pid, signal.SIGSTOP)  # our agent, checked by pid and ticks
-            time.sleep(0.005)
-
-    stopper = threading.Thread(target=keep_stopping, daemon=True)
-    stopper.start()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(PTRACE_ATTACH, record.pid, None, None) != 0:
+        pytest.skip(f"ptrace not allowed here (errno {ctypes.get_errno()})")
     try:
         back = wait_postgres(sandbox, lease["expires_at"] + HEAL_MARGIN_S)
         log = (client.folder / "agent.log").read_text()
-        assert back is not None, f"an agent kept stopped healed nothing by TTL + 5 s:\n{log}"
-        print(f"\nagent kept stopped: Postgres back {back - lease['expires_at']:+.1f}s from "
+        assert back is not None, f"an agent held stopped healed nothing by TTL + 5 s:\n{log}"
+        print(f"\nagent held by ptrace: Postgres back {back - lease['expires_at']:+.1f}s from "
               "the TTL")
-        assert not is_running(record), f"the frozen agent was not killed:\n{log}"
         assert f"agent {agent['pid']} is stopped with a lease past its TTL: SIGCONT" in log
         assert f"agent {agent['pid']} still stopped" in log and "SIGKILL" in log
+        assert f"agent {agent['pid']} died holding 1 lease(s)" in log
     finally:
-        done.set()
-        stopper.join(5)
-        if is_running(record):
-            os.kill(record.pid, signal.SIGCONT)
-        _wait_while_an_agent_starts(client)  # the replacement, which nobody else owns
-        client.stop_running()
-        print((client.folder / "agent.log").read_text())
+        if is_running(record):  # only if the guardian did not kill it
+            libc.ptrace(PTRACE_DETACH, record.pid, None, None)
+        else:
+            try:
+                os.waitpid(record.pid, os.WNOHANG | WALL)  # we traced it: collect it
+            except ChildProcessError:
+                pass
+        _wait_while_an_agent_starts(client)
+        client.stop_running()  # the replacement, which nobody else owns
 
 
 def test_agent_stop_wakes_a_stopped_agent_and_it_heals(sandbox):

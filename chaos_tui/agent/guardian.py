@@ -294,6 +294,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         _write_atomic(record, json.dumps(own) + "\n")
+        _log(f"watching agent {pid}")
         return guardian.watch()
     finally:
         if (_read_json(record) or {}).get("pid") == own["pid"]:

@@ -101,16 +101,17 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     pid = os.getpid()
-    write_atomic(folder / "agent.json", json.dumps(
-        {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
-    announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
     # QuietServer: uvicorn would re-raise the stopping signal and kill the agent before it
-    # heals its leases; our own handlers only ask it to stop.
+    # heals its leases; our own handlers only ask it to stop. Installed before agent.json
+    # names us: whoever reads it may send SIGTERM at once, and must get a clean stop.
     server = QuietServer(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
                                     lifespan="off"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    write_atomic(folder / "agent.json", json.dumps(
+        {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
+    announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
     reaper = asyncio.create_task(book.reap_forever())
     try:
         await server.serve(sockets=[sock])
