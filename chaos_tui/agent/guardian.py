@@ -145,7 +145,10 @@ class AgentFolder:
                  and t > now - REPLACEMENT_WINDOW_S]
         if len(times) >= MAX_REPLACEMENTS:
             return False
-        _write_atomic(path, json.dumps(times + [now]) + "\n")
+        try:
+            _write_atomic(path, json.dumps(times + [now]) + "\n")
+        except OSError:
+            pass  # not counted; the tries per death still bound this guardian
         return True
 
 
@@ -254,14 +257,20 @@ def _stand_down(*_) -> None:
 
 # -- the agent's side: start its guardian, beat, stand it down ---------------------------------
 
-def spawn_guardian(folder: Path, agent_command: list[str], env: dict[str, str]) -> None:
-    """Start this agent's guardian (detached; it forks once more and writes guardian.json)."""
+def spawn_guardian(folder: Path, agent_command: list[str], env: dict[str, str]) -> str | None:
+    """Start this agent's guardian (detached; it forks once more and writes guardian.json).
+    Returns why it could not be started, if it could not: the agent still serves."""
     pid = os.getpid()
     command = [sys.executable, "-m", "chaos_tui.agent.guardian", str(folder), str(pid),
                str(_stat(pid)[1]), "--", *agent_command]
-    with open(folder / "agent.log", "ab") as log:
-        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         env=env, start_new_session=True).wait(10)  # the first fork's parent
+    try:
+        with open(folder / "agent.log", "ab") as log:
+            first = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        first.wait(10)  # it only forks and exits
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None
 
 
 async def heartbeat(folder: Path) -> None:

@@ -87,7 +87,11 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     # it freezes: same command, same environment, same state dir.
     command = [sys.executable, "-m", "chaos_tui", "agent", "--host", host, "--port", str(port),
                *(["--allow-remote"] if allow_remote else [])]
-    spawn_guardian(folder, command, {**os.environ, "CHAOS_STATE_DIR": str(settings.state_dir)})
+    problem = spawn_guardian(folder, command,
+                             {**os.environ, "CHAOS_STATE_DIR": str(settings.state_dir)})
+    if problem:
+        announce(f"warning: no guardian for this agent ({problem}): if it dies, its leases "
+                 "wait for the next chaos-tui command")
     run_loop(_serve(book, proxies, token, sock, folder, announce))
 
 
