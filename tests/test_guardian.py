@@ -86,6 +86,8 @@ def test_agent_and_run_killed_mid_fault_heal_with_no_command(sandbox):
         while any((client.folder / "leases").glob("*.json")) and time.time() < back + 5:
             time.sleep(0.1)
         assert not any((client.folder / "leases").glob("*.json")), "lease left on disk"
+        while client.info() is None and time.time() < back + 10:  # it heals, then serves
+            time.sleep(0.05)
         replacement = client.info()
         assert replacement is not None and replacement["pid"] != agent["pid"]
         assert asyncio.run(client.status())["recovered"][0]["id"] == lease["id"]
