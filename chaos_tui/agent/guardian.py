@@ -223,12 +223,11 @@ class Guardian:
         with open(self.folder.path / "agent.log", "ab") as log:
             child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        ticks = (_stat(child.pid) or ("", -1))[1]
+        self.hand_over(child.pid, (_stat(child.pid) or ("", -1))[1])
         deadline = time.monotonic() + REPLACE_WAIT_S
         while time.monotonic() < deadline:
             info = self.folder.serving()
             if info is not None:
-                self.hand_over(child.pid, ticks)
                 _log(f"agent {info['pid']} serves again")
                 return 0
             if child.poll() is not None:
@@ -241,12 +240,15 @@ class Guardian:
 
     def hand_over(self, pid: int, ticks: int) -> None:
         """If a tool spawned the dead agent (and will stop it when done), it now owns the
-        replacement instead: spawned.json names the new one."""
+        replacement instead: spawned.json names the new one. Done at once, before the
+        replacement serves, so a tool that stops its agent as soon as one serves finds it."""
         path = self.folder.path / "spawned.json"
         spawned = _read_json(path)
-        if isinstance(spawned, dict) and spawned.get("pid") == self.pid and \
-                self.folder.names(pid):
-            _write_atomic(path, json.dumps({**spawned, "pid": pid, "start_ticks": ticks}))
+        if isinstance(spawned, dict) and spawned.get("pid") == self.pid:
+            try:
+                _write_atomic(path, json.dumps({**spawned, "pid": pid, "start_ticks": ticks}))
+            except OSError:
+                pass  # then the tool finds its agent gone, and the replacement stays up
 
 
 def _stand_down(*_) -> None:
