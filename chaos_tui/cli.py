@@ -473,8 +473,10 @@ def sandbox_status(as_json):
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: any free one, see status).")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
+@click.option("--started-by", type=click.Choice(["user", "guardian"]), default="user",
+              hidden=True)  # the guardian's replacement: its leftover heals are the guardian's
 @click.pass_context
-def agent(ctx, host, port, allow_remote):
+def agent(ctx, host, port, allow_remote, started_by):
     """The fault agent: leases with TTLs, healed even if the console dies.
 
     \b
@@ -489,7 +491,7 @@ def agent(ctx, host, port, allow_remote):
     settings = _settings(report_killed_runs=False)
     run_agent(settings, host or settings.agent.host,  # it refuses in production first
               settings.agent.port if port is None else port, allow_remote,
-              announce=lambda line: click.echo(line, err=True))
+              announce=lambda line: click.echo(line, err=True), started_by=started_by)
 
 
 def _agent_call(action):
@@ -558,15 +560,16 @@ def agent_stop():
 
 
 def _stop_agent(client) -> tuple[int | None, int]:
-    """Stop the agent of this state dir (it heals every lease before it exits) and account
-    for each lease it held, from its history and what is left in its journal: (its pid or
-    None, the exit code: 4 if a heal failed, 5 if a heal worked but its journal file stayed)."""
+    """Stop the agent of this state dir (it heals every lease before it exits; one that must
+    be killed is followed by a replacement that heals what it left) and account for each
+    lease it held, from its history and what is left in its journal: (its pid or None, the
+    exit code: 4 if a heal failed, 5 if a heal worked but its journal file stayed)."""
     import time
 
     from chaos_tui.agent.history import LeaseHistory
 
     since = time.time()
-    pid, stopped = client.stop_running()
+    pid, stopped = client.stop_running(announce=lambda line: click.echo(line, err=True))
     if pid is None:
         return None, 0
     if not stopped:

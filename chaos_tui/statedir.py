@@ -27,7 +27,8 @@ ENTRIES = (
     "relay.ready", "opa.ready", "gateway.ready", "sink.ready",
     "agent", "agent/agent.lock", "agent/token", "agent/agent.json", "agent/agent.log",
     "agent/spawned.json", "agent/halted", "agent/leases", "agent/history.jsonl",
-    "agent/history.1.jsonl", "runs", "users",
+    "agent/history.1.jsonl", "agent/heartbeat", "agent/guardian.json",
+    "agent/guardian-replacements.json", "runs", "users",
 )
 # Directories whose entries we create by name (logs, lease files, result folders): each entry
 # is checked too. One listing each, so the check stays cheap.

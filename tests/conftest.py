@@ -3,11 +3,13 @@ wheels and our outbox relay, each in a state directory of its own that is torn d
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.core.guard import ENVIRONMENT_VARIABLES
 from chaos_tui.sandbox import postgres
+from chaos_tui.sandbox.processes import ProcessRecord, is_running, stop
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 
@@ -87,14 +90,53 @@ def fresh_state_dir():
 
 
 def leftovers(state_dir: Path) -> list[str]:
-    """An agent still running or a lease still on disk in this state dir; both are stopped
-    or healed here (by stopping the agent) so one test's mess cannot spoil the next."""
+    """An agent or a guardian still running, or a lease still on disk in this state dir; all
+    are stopped or healed here (by stopping the agent) so one test's mess cannot spoil the
+    next."""
     client = AgentClient(Settings(state_dir=state_dir))
     found = [f"lease {p.stem}" for p in (client.folder / "leases").glob("*.json")]
+    _wait_while_an_agent_starts(client)
     pid, _ = client.stop_running()
     if pid is not None:
         found.append(f"agent pid {pid}")
+    guardian = _stop_guardian(client.folder)
+    if guardian is not None:
+        found.append(f"guardian pid {guardian} (its agent stopped, it did not)")
     return found
+
+
+def _guardian(folder: Path) -> dict | None:
+    """guardian.json, if it names a live process."""
+    try:
+        record = json.loads((folder / "guardian.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if is_running(ProcessRecord("guardian", record["pid"], record["start_ticks"],
+                                              [], "")) else None
+
+
+def _wait_while_an_agent_starts(client: AgentClient, timeout_s: float = 60.0) -> None:
+    """A guardian replacing a dead agent, or an agent healing leftovers before it serves:
+    let it finish, so stopping the agent below finds the one that serves."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        record = _guardian(client.folder)
+        if record is None or client.info() is not None:
+            return
+        time.sleep(0.1)
+
+
+def _stop_guardian(folder: Path) -> int | None:
+    """A clean stop of the agent ends its guardian within a poll; one still alive after 3 s is
+    a leftover: SIGTERM it (by pid and start ticks) and name it."""
+    deadline = time.monotonic() + 3.0
+    while (record := _guardian(folder)) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if record is None:
+        return None
+    guardian = ProcessRecord("guardian", record["pid"], record["start_ticks"], [], "")
+    stop(guardian, 3.0, kill_tree=False)
+    return record["pid"]
 
 
 @pytest.fixture(autouse=True)

@@ -16,23 +16,49 @@ import ssl
 import stat
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from chaos_tui.agent.guardian import HEARTBEAT_FILE
 from chaos_tui.agent.server import agent_dir, read_token_file, token_problem
 from chaos_tui.core.journal import write_atomic
-from chaos_tui.sandbox.processes import ProcessRecord, is_running, spawn, stop
+from chaos_tui.sandbox.processes import ProcessRecord, is_running, signal_only, spawn, wait_gone
 from chaos_tui.settings import Settings
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
 STOP_TIMEOUT_S = 180.0  # a stopping agent heals every lease it holds first
+STALLED_S = 10.0  # its loop beats every 0.5 s, heals included: silent this long, it is hung
 
 
-def _stop_alone(record: ProcessRecord, timeout_s: float) -> bool:
-    """SIGTERM (it heals, then exits), then SIGKILL of the agent alone: its children are
-    services it restarted, which must keep running."""
-    return stop(record, timeout_s, signal.SIGTERM, kill_tree=False)
+def _stop_alone(record: ProcessRecord, timeout_s: float, folder: Path) -> str:
+    """Stop the agent alone (its children are services it restarted, which must keep running):
+    SIGCONT first (a stopped process cannot act on SIGTERM), SIGTERM (it heals, then exits),
+    then SIGKILL at the timeout, or as soon as its heartbeat shows its loop no longer runs.
+    Returns "exited", "killed" or "running" (it would not die)."""
+    signal_only(record, signal.SIGCONT)
+    if not signal_only(record, signal.SIGTERM):
+        return "exited"
+    asked = time.time()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if wait_gone(record, 0.1):
+            return "exited"
+        if _loop_stalled(folder, asked):
+            break
+    signal_only(record, signal.SIGKILL)
+    return "killed" if wait_gone(record, 5.0) else "running"
+
+
+def _loop_stalled(folder: Path, since: float) -> bool:
+    """The agent's event loop has not touched its heartbeat for STALLED_S (counted from
+    `since`, when we woke it): it cannot heal anything, waiting longer is pointless."""
+    try:
+        beat = (folder / HEARTBEAT_FILE).stat().st_mtime
+    except OSError:
+        return False  # no heartbeat (an older agent): wait out the timeout
+    return time.time() - max(beat, since) > STALLED_S
 
 
 @functools.cache
@@ -116,17 +142,59 @@ class AgentClient:
             record = ProcessRecord.from_json(json.loads((self.folder / "spawned.json").read_text()))
         except (OSError, ValueError):
             return False
-        stopped = is_running(record) and _stop_alone(record, timeout_s)
+        # Killed holding leases? Its guardian starts a replacement, which heals them.
+        stopped = is_running(record) and _stop_alone(record, timeout_s, self.folder) != "running"
         (self.folder / "spawned.json").unlink(missing_ok=True)
         return stopped
 
-    def stop_running(self, timeout_s: float = STOP_TIMEOUT_S) -> tuple[int | None, bool]:
-        """Stop whichever agent serves this state dir: (its pid or None, whether it stopped)."""
+    def stop_running(self, timeout_s: float = STOP_TIMEOUT_S,
+                     announce=lambda line: None) -> tuple[int | None, bool]:
+        """Stop whichever agent serves this state dir: (its pid or None, whether it stopped).
+        If it had to be killed with leases still journalled, a replacement agent heals them
+        and is stopped in turn; `announce` is told each line of that."""
         info = self.info()
         if info is None:
             return None, True
         record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
-        return info["pid"], _stop_alone(record, timeout_s)
+        ended = _stop_alone(record, timeout_s, self.folder)
+        left = list((self.folder / "leases").glob("*.json"))
+        if ended == "killed" and left:
+            announce(f"agent pid {info['pid']} did not stop by itself and was killed holding "
+                     f"{len(left)} lease(s): a replacement agent heals them")
+            for line in self._heal_with_replacement():
+                announce(line)
+        return info["pid"], ended != "running"
+
+    def _heal_with_replacement(self) -> list[str]:
+        """Start an agent (or use the one the guardian started): it heals leftovers before it
+        serves. Then stop it cleanly. Returns what it reported."""
+        async def recovered() -> list[dict]:
+            deadline = time.monotonic() + self.settings.agent.start_timeout_s
+            while True:
+                try:
+                    await self.ensure()
+                    return (await self.status())["recovered"]
+                except AgentUnavailable:
+                    # The dead agent's guardian may have started one first: ours lost the
+                    # lock while that one heals. Try again until it serves.
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+        try:
+            items = asyncio.run(recovered())
+        except (AgentUnavailable, AgentError, httpx.HTTPError) as exc:
+            return [f"the replacement agent failed: {exc}"]
+        lines = [f"leftover lease {item['id']} ({item['kind']} {json.dumps(item['params'])}): "
+                 + ("healed" if item["healed"] else f"heal FAILED: {item['error']}")
+                 for item in items]
+        info = self.info()
+        if info is not None:
+            record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
+            ended = _stop_alone(record, STOP_TIMEOUT_S, self.folder)
+            lines.append(f"replacement agent pid {info['pid']} " + (
+                "stopped" if ended == "exited" else f"{ended} (it would not stop)"))
+            (self.folder / "spawned.json").unlink(missing_ok=True)
+        return lines
 
     async def _healthy(self) -> bool:
         try:

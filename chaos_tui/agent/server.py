@@ -13,12 +13,14 @@ import secrets
 import signal
 import socket
 import stat
+import sys
 import tempfile
 from pathlib import Path
 
 import uvicorn
 
 from chaos_tui.agent.api import make_api
+from chaos_tui.agent.guardian import heartbeat, spawn_guardian, stand_down
 from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
@@ -171,28 +173,40 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
         raise AgentError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.listen(128)
     proxies.agent_ports.add(sock.getsockname()[1])  # no proxy may relay to the agent itself
+    # Its guardian replaces this agent if it dies holding leases, and wakes or replaces it if
+    # it freezes: same command, same environment, same state dir; the replacement records
+    # its leftover heals as the guardian's.
+    command = [sys.executable, "-m", "chaos_tui", "agent", "--host", host, "--port", str(port),
+               *(["--allow-remote"] if allow_remote else []), "--started-by", "guardian"]
+    problem = spawn_guardian(folder, command,
+                             {**os.environ, "CHAOS_STATE_DIR": str(settings.state_dir)})
+    if problem:
+        announce(f"warning: no guardian for this agent ({problem}): if it dies, its leases "
+                 "wait for the next chaos-tui command")
     run_loop(_serve(book, proxies, token, sock, folder, announce))
 
 
 
 async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socket.socket,
                  folder: Path, announce) -> None:
+    beat = asyncio.create_task(heartbeat(folder))  # the guardian's sign that the loop runs
     for item in await book.heal_leftovers():
         state = "healed" if item["healed"] else f"heal FAILED ({item['error']})"
         announce(f"leftover lease {item['id']} ({item['kind']} {item['params']}): {state}")
     host, port = sock.getsockname()[:2]
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     pid = os.getpid()
-    write_atomic(folder / "agent.json", json.dumps(
-        {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
-    announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
     # QuietServer: uvicorn would re-raise the stopping signal and kill the agent before it
-    # heals its leases; our own handlers only ask it to stop.
+    # heals its leases; our own handlers only ask it to stop. Installed before agent.json
+    # names us: whoever reads it may send SIGTERM at once, and must get a clean stop.
     server = QuietServer(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
                                     lifespan="off"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    write_atomic(folder / "agent.json", json.dumps(
+        {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
+    announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
     reaper = asyncio.create_task(book.reap_forever())
     try:
         await server.serve(sockets=[sock])
@@ -205,3 +219,5 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
                      + (f" ({result['warning']})" if result.get("warning") else ""))
         await proxies.stop_all()
         (folder / "agent.json").unlink(missing_ok=True)
+        beat.cancel()
+        stand_down(folder)  # a clean stop: nothing for the guardian to do
