@@ -3,6 +3,7 @@ wheels and our outbox relay, each in a state directory of its own that is torn d
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -155,3 +156,25 @@ def no_postgres_home_left():
     home is left)."""
     yield
     postgres.tidy_homes()
+
+
+@pytest.fixture
+async def agent(sandbox):
+    """An agent for the shared sandbox; afterwards no lease, no agent and every service up."""
+    client = AgentClient(Settings(state_dir=sandbox.state_dir))
+    await client.ensure()
+    try:
+        yield client
+    finally:
+        if client.info() is not None:
+            await client.release_halt()
+        client.stop_spawned()
+        assert client.info() is None, "the agent outlived its test"
+        assert list((client.folder / "leases").glob("*.json")) == [], "a lease was left behind"
+        for service in ("postgres", "nats", "relay"):
+            assert await healthy(sandbox, service), f"{service} left broken"
+
+
+async def healthy(sandbox, service: str) -> bool:
+    # The health check runs its own event loop (for NATS): keep it off the test's loop.
+    return await asyncio.to_thread(sandbox.sandbox.healthy, service)

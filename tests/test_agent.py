@@ -11,33 +11,10 @@ import time
 import httpx
 import pytest
 
-from chaos_tui.agent.client import AgentClient, AgentError
+from chaos_tui.agent.client import AgentError
 from chaos_tui.exit_codes import ExitCode
 from chaos_tui.sandbox.processes import is_running
-from chaos_tui.settings import Settings
-from tests.conftest import env_for, run_cli
-
-
-@pytest.fixture
-async def agent(sandbox):
-    """An agent for the shared sandbox; afterwards no lease, no agent and every service up."""
-    client = AgentClient(Settings(state_dir=sandbox.state_dir))
-    await client.ensure()
-    try:
-        yield client
-    finally:
-        if client.info() is not None:
-            await client.release_halt()
-        client.stop_spawned()
-        assert client.info() is None, "the agent outlived its test"
-        assert list((client.folder / "leases").glob("*.json")) == [], "a lease was left behind"
-        for service in ("postgres", "nats", "relay"):
-            assert await healthy(sandbox, service), f"{service} left broken"
-
-
-async def healthy(sandbox, service: str) -> bool:
-    # The health check runs its own event loop (for NATS): keep it off the test's loop.
-    return await asyncio.to_thread(sandbox.sandbox.healthy, service)
+from tests.conftest import env_for, healthy, run_cli
 
 
 def lease_request(**overrides) -> dict:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,18 +36,21 @@ async def lone_agent():
         assert all(item.startswith("agent") for item in left), left
 
 
-@pytest.fixture
-async def agent(sandbox):
-    """An agent for the shared sandbox, stopped afterwards."""
-    client = AgentClient(Settings(state_dir=sandbox.state_dir))
-    await client.ensure()
-    try:
-        yield client
-    finally:
-        client.stop_spawned()
-
-
 needs_chattr = pytest.mark.skipif(shutil.which("chattr") is None, reason="needs chattr (e2fsprogs)")
+
+
+def run_until_injected(sandbox, *sets: str, output: Path | None = None) -> subprocess.Popen:
+    """A headless postgres_restart_outbox run of our own, returned once its fault landed."""
+    args = ["--headless", "--scenario", "postgres_restart_outbox"]
+    args += [a for s in sets for a in ("--set", s)]
+    args += ["--output", str(output)] if output else []
+    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:
+        if "INJECTED" in line:
+            return proc
+    proc.wait(30)
+    raise AssertionError(f"the run ended before its fault landed (exit {proc.returncode})")
 
 
 def raw_post(url: str, token: str, body: dict, sockets: int) -> list[int]:
@@ -218,15 +222,9 @@ async def test_a_full_journal_refuses_with_one_line_and_applies_nothing(lone_age
 def test_a_sigkilled_run_is_healed_within_2s_and_reported_by_the_next_command(sandbox):
     """Points 4 and 12: SIGKILL of a run holding a 20 s Postgres kill; the agent sees its
     owner die and heals at once; the next command says what happened."""
-    args = ["--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
-            "--set", "down_s=20", "--set", "recover_s=2"]
-    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    proc = run_until_injected(sandbox, "warmup_s=1", "down_s=20", "recover_s=2")
     client = AgentClient(Settings(state_dir=sandbox.state_dir))
     try:
-        for line in proc.stderr:
-            if "INJECTED" in line:
-                break
         time.sleep(0.3)
         assert not sandbox.sandbox.healthy("postgres")
         proc.send_signal(signal.SIGKILL)  # the run we started, by its pid
@@ -258,15 +256,9 @@ def test_a_run_frozen_past_its_ttl_reports_the_agents_heal_time(sandbox, tmp_pat
     """Point 12: SIGSTOP a run after its inject until well past the TTL (the agent heals at
     the TTL); woken, the run reports the agent's heal time, not the moment it woke up."""
     out = tmp_path / "result.json"
-    args = ["--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
-            "--set", "down_s=1", "--set", "recover_s=1", "--output", str(out)]
-    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    proc = run_until_injected(sandbox, "warmup_s=1", "down_s=1", "recover_s=1", output=out)
     client = AgentClient(Settings(state_dir=sandbox.state_dir))
     try:
-        for line in proc.stderr:
-            if "INJECTED" in line:
-                break
         proc.send_signal(signal.SIGSTOP)
         time.sleep(15)  # TTL = 1 s hold + 10 s margin: the agent heals at about 11 s
         proc.send_signal(signal.SIGCONT)
