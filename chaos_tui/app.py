@@ -2,7 +2,8 @@
 
 The run itself is the core's `Run`, executed in one async worker on the app's loop; its
 events arrive as RunEventMessage and only update a LiveRun, which the run screen redraws
-from a few times a second. Quitting, ctrl+c and SIGTERM during a run all heal first.
+from a few times a second. Quitting, ctrl+c, SIGTERM and the terminal going away during a run
+all heal first.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from chaos_tui.screens.report import ReportScreen
 from chaos_tui.screens.run import RunScreen
 from chaos_tui.settings import Settings
 from chaos_tui.targets import make_target
+from chaos_tui.terminal import HangupSafeDriver
 
 
 class ChaosApp(App):
@@ -56,7 +58,8 @@ class ChaosApp(App):
         export_dir: Path | None = None,
         open_scenario: str | None = None,
     ) -> None:
-        super().__init__()
+        # Textual's own driver freezes the loop once the terminal is gone (see terminal.py).
+        super().__init__(driver_class=HangupSafeDriver)
         self.settings = settings
         self.target = make_target(target_name, settings)
         self.results_dir = Path(settings.state_dir) / "results"

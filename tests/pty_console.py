@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import select
 import struct
 import subprocess
 import termios
@@ -24,18 +25,22 @@ def _take_controlling_terminal() -> None:
 
 
 class PtyConsole:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], *,
+                 controlling_terminal: bool = True) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         # Its own session with this terminal as its controlling one, as a login shell gives it:
-        # closing the terminal (hang_up) makes the kernel send it SIGHUP.
+        # closing the terminal (hang_up) makes the kernel send it SIGHUP. Without one (a
+        # process the hang-up's SIGHUP does not reach) only its failing writes tell it.
         self.proc = subprocess.Popen([*CHAOS_TUI, *args], stdin=slave, stdout=slave, stderr=slave,
                                      env={**env, "TERM": "xterm-256color"}, start_new_session=True,
-                                     preexec_fn=_take_controlling_terminal)
+                                     preexec_fn=_take_controlling_terminal
+                                     if controlling_terminal else None)
         os.close(slave)
         self.master = master
         self.output = bytearray()
         # Drained all the time: a console whose terminal is not read blocks on its writes.
+        self._stop_reading = threading.Event()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
 
@@ -44,7 +49,11 @@ class PtyConsole:
         return self.proc.pid
 
     def _drain(self) -> None:
-        while True:
+        # Never blocked in read(): a read in flight keeps the master open in the kernel after
+        # close(), so hang_up would wait for the console's next write to take effect.
+        while not self._stop_reading.is_set():
+            if not select.select([self.master], [], [], 0.1)[0]:
+                continue
             try:
                 chunk = os.read(self.master, 65536)
             except OSError:  # EIO: every process holding the terminal is gone
@@ -68,7 +77,10 @@ class PtyConsole:
         os.write(self.master, keys.encode())
 
     def hang_up(self) -> None:
-        """The terminal goes away (a closed window, a dropped ssh session)."""
+        """The terminal goes away (a closed window, a dropped ssh session): at once, as the
+        last close of the master hangs up the console's side."""
+        self._stop_reading.set()
+        self._reader.join(5)
         os.close(self.master)
         self.master = -1
 
