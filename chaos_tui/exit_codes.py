@@ -12,7 +12,7 @@ class ExitCode(IntEnum):
     ERROR = 5  # the run itself broke (a budget blown, a target that would not start); healed
     PRODUCTION_LOCKOUT = 6  # ENVIRONMENT says production: nothing was started
     CHAOS_NOT_ENABLED = 7  # a non-sandbox target without CHAOS_ENABLED / --enable-chaos
-    INTERRUPTED = 130  # SIGINT / SIGTERM during a run; healed
+    INTERRUPTED = 130  # SIGINT / SIGTERM / SIGHUP (or the terminal gone); healed
 
 
 OUTCOME_EXIT_CODES = {
