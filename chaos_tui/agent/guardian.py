@@ -3,7 +3,7 @@
 Each agent starts one at start-up (`spawn_guardian`). It runs detached from the agent (its own
 session, re-parented away from it by a double fork), so whatever kills the agent or its process
 tree (SIGKILL, the OOM killer) leaves the guardian running. It imports the standard library
-only, so it is up in milliseconds and costs almost no memory. Several times a second it looks
+only (and chaos_tui.core.procinfo, itself stdlib only), so it is up in milliseconds and costs almost no memory. Several times a second it looks
 at its one agent, named by pid and kernel start ticks (a reused pid is never signalled), and:
 
 - agent gone uncleanly (it did not stand the guardian down, and it left `agent.json` or a
@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from chaos_tui.core.procinfo import alive, proc_stat
+
 POLL_S = 0.2
 HEARTBEAT_FILE = "heartbeat"  # touched by the agent's event loop every HEARTBEAT_S
 HEARTBEAT_S = 0.5
@@ -43,26 +45,11 @@ MAX_REPLACEMENTS = 5
 REPLACEMENT_WINDOW_S = 600.0
 
 
-# -- processes, by pid and kernel start ticks (the same reading as sandbox/processes.py) ------
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start ticks) of a live process, None if gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return None if fields[0] in "ZX" else (fields[0], int(fields[19]))
-
-
-def is_alive(pid: int, ticks: int) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[1] == ticks
-
+# -- processes, by pid and kernel start ticks ---------------------------------------------------
 
 def signal_exact(pid: int, ticks: int, sig: int) -> bool:
     """Signal the process only if it is still the one we mean."""
-    if not is_alive(pid, ticks):
+    if not alive(pid, ticks):
         return False
     try:
         os.kill(pid, sig)
@@ -130,7 +117,7 @@ class AgentFolder:
     def serving(self) -> dict | None:
         """agent.json, if it names a live process."""
         info = _read_json(self.path / "agent.json")
-        if isinstance(info, dict) and is_alive(info.get("pid", -1), info.get("start_ticks", -1)):
+        if isinstance(info, dict) and alive(info.get("pid", -1), info.get("start_ticks", -1)):
             return info
         return None
 
@@ -167,7 +154,7 @@ class Guardian:
     def watch(self) -> int:
         while True:
             now = time.time()
-            stat = _stat(self.pid)
+            stat = proc_stat(self.pid)
             if stat is None or stat[1] != self.ticks:
                 return self.after_death()
             stopped = stat[0] in "Tt"
@@ -194,7 +181,7 @@ class Guardian:
 
     def wait_gone(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        while is_alive(self.pid, self.ticks) and time.monotonic() < deadline:
+        while alive(self.pid, self.ticks) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def after_death(self) -> int:
@@ -223,7 +210,7 @@ class Guardian:
         with open(self.folder.path / "agent.log", "ab") as log:
             child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        self.hand_over(child.pid, (_stat(child.pid) or ("", -1))[1])
+        self.hand_over(child.pid, (proc_stat(child.pid) or ("", -1))[1])
         deadline = time.monotonic() + REPLACE_WAIT_S
         while time.monotonic() < deadline:
             info = self.folder.serving()
@@ -264,7 +251,7 @@ def spawn_guardian(folder: Path, agent_command: list[str], env: dict[str, str]) 
     Returns why it could not be started, if it could not: the agent still serves."""
     pid = os.getpid()
     command = [sys.executable, "-m", "chaos_tui.agent.guardian", str(folder), str(pid),
-               str(_stat(pid)[1]), "--", *agent_command]
+               str(proc_stat(pid)[1]), "--", *agent_command]
     try:
         with open(folder / "agent.log", "ab") as log:
             first = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
@@ -297,7 +284,7 @@ def main(argv: list[str]) -> int:
     if os.fork():  # leave the agent's process tree: a kill of its tree must not reach us
         os._exit(0)
     guardian = Guardian(folder, pid, ticks, command)
-    own = {"pid": os.getpid(), "start_ticks": _stat(os.getpid())[1],
+    own = {"pid": os.getpid(), "start_ticks": proc_stat(os.getpid())[1],
            "agent_pid": pid, "agent_start_ticks": ticks}
     record = folder / "guardian.json"
     signal.signal(signal.SIGTERM, _stand_down)
