@@ -55,6 +55,12 @@ async def wait_until(pilot, condition, timeout: float = 90.0, what: str = "condi
         await pilot.pause(0.05)
 
 
+def report_shown(app) -> bool:
+    """The report screen is up and composed (a switched-to screen mounts its widgets a moment
+    later: querying at once can find nothing)."""
+    return isinstance(app.screen, ReportScreen) and bool(app.screen.query("#report"))
+
+
 async def open_confirmation(pilot) -> None:
     await pilot.press("enter")  # picker -> detail
     assert isinstance(pilot.app.screen, DetailScreen)
@@ -156,7 +162,7 @@ async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_pat
         await pilot.pause(0.3)  # one redraw
         assert screen.query_one("#banner").display, "CHAOS MODE banner hidden while a fault is live"
         assert "CHAOS MODE" in shown(screen.query_one("#banner"))
-        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 120, "the report")
+        await wait_until(pilot, lambda: report_shown(app), 120, "the report")
         result = app.screen.result
         assert result.outcome == "pass", result.reason
         assert result.injection_windows and result.heal.ok and result.heal.verified
@@ -180,7 +186,7 @@ async def test_ctrl_c_during_the_fault_aborts_and_heals(sandbox, tmp_path, make_
         assert not sandbox.sandbox.healthy("postgres")
         aborted = time.monotonic()
         await pilot.press("ctrl+c")
-        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 60, "the report")
+        await wait_until(pilot, lambda: report_shown(app), 60, "the report")
         took = time.monotonic() - aborted
         result = app.screen.result
         assert result.outcome == "interrupted"
@@ -195,7 +201,7 @@ async def test_halt_heals_at_once_and_the_run_still_gets_a_verdict(sandbox, tmp_
     async with app.run_test(size=SIZE) as pilot:
         await start_run_until_fault(pilot)
         await pilot.press("h")
-        await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 90, "the report")
+        await wait_until(pilot, lambda: report_shown(app), 90, "the report")
         result = app.screen.result
         w = result.injection_windows[0]
         assert w.healed_at - w.injected_at < 15, "halt did not cut the 30 s fault short"
@@ -265,7 +271,7 @@ async def test_a_platform_scenario_runs_in_the_console_with_its_own_numbers(
             await wait_until(pilot, lambda: app.live.live_faults, 60, "the cut")
             assert [w.fault for w in app.live.live_faults] == ["cut_link:full"]
             assert app.live.chaos_live
-            await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 120, "the report")
+            await wait_until(pilot, lambda: report_shown(app), 120, "the report")
             result = app.screen.result
             assert result.outcome == "pass", result.reason
             assert result.measurements["messages published during cut"] > 0
