@@ -93,7 +93,7 @@ def _settings(report_killed_runs: bool = True):
     try:  # every command that touches the state dir comes through here first, the agent too
         prepare_state_dir(settings.state_dir)
     except StateDirProblem as exc:
-        fail(ExitCode.USAGE, str(exc))
+        raise UsageProblem(str(exc)) from None
     if report_killed_runs:
         _report_killed_runs(settings)
     return settings
@@ -125,10 +125,10 @@ def _answer_soon(client, call):
 
 
 def _is_stopped(pid: int | None) -> bool:
-    try:  # the state letter follows the parenthesised command name in /proc/PID/stat
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in "tT"
-    except (OSError, IndexError):
-        return False
+    from chaos_tui.core.procinfo import proc_stat
+
+    found = proc_stat(pid) if pid is not None else None
+    return found is not None and found[0] in "tT"
 
 
 def parse_params(scenario_cls, assignments: tuple[str, ...]):
@@ -243,10 +243,8 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         fail(ExitCode.USAGE, "the console needs a terminal; without one use "
                              "--headless --scenario NAME")
-    import time
-
     from chaos_tui.app import ChaosApp
-    from chaos_tui.signals import SignalRelay, say
+    from chaos_tui.signals import CleanupSignals, say
 
     app = ChaosApp(
         settings,
@@ -256,62 +254,62 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         enable_chaos=enable_chaos,
         open_scenario=scenario_name,
     )
-    # While the app runs, a signal goes to it (it aborts a run, heals, then exits). Once the
-    # app has stopped, signals are reported and ignored until the heal, the saved result and
-    # the stopping of what the console started are done.
-    stage = {"now": "app", "since": 0.0, "signalled": False}
-
-    def on_signal(name: str) -> None:
-        stage["signalled"] = True  # the console was stopped, not quit: exit 130
-        if stage["now"] == "app":
-            app.on_signal(name)
-        elif stage["now"] == "healing":
-            say(f"chaos-tui: {name} received: still healing, "
-                f"{time.monotonic() - stage['since']:.0f} s; exiting once it is done and the "
-                "result saved")
-        elif stage["now"] == "stopping":
-            say(f"chaos-tui: {name} received: stopping what the console started, then exiting")
-        else:
-            say(f"chaos-tui: {name} received: exiting")
-
-    relay = SignalRelay(on_signal)
-    relay.install()  # kept until the process exits
+    # While the app runs, every signal goes to it (it aborts a run, heals, then exits, and says
+    # so of later ones). Once the app has stopped, signals are reported and ignored until the
+    # heal, the saved result and the stopping of what the console started are done.
+    guard = CleanupSignals(app.on_signal, who="the console", repeat=app.on_signal)
+    guard.install()
 
     async def console() -> list[str]:
-        relay.loop = asyncio.get_running_loop()
+        guard.relay.loop = asyncio.get_running_loop()
         try:
             await app.run_async()
         finally:
-            stage.update(now="healing", since=time.monotonic())
+            guard.enter("healing")
             if app.run_in_progress is not None:
                 say("chaos-tui: the console stopped during a run; healing first")
             await app.settle()  # heals and saves the result of a run still going
-        stage["now"] = "stopping"
-        try:
-            return await asyncio.to_thread(app.target.stop_what_we_started, keep_sandbox)
-        except Exception as exc:  # the heal is done; this is worth a line, not a traceback
-            say(f"chaos-tui: could not stop what the console started: {exc}")
-            return []
+        guard.enter("stopping")
+        stopping = asyncio.ensure_future(
+            asyncio.to_thread(_stop_console_target, app, keep_sandbox))
+        await guard.unless_forced(stopping)
+        return stopping.result() if stopping.done() else []
 
     code = ExitCode.PASS
     stopped: list[str] = []
+    runner = asyncio.Runner()  # its loop leaves our signal handlers alone
     try:
-        stopped = asyncio.run(console())
+        stopped = runner.run(console())
     finally:
-        relay.loop = None
-        stage["now"] = "done"
+        guard.relay.loop = None
+        if not guard.forced.is_set():  # else a stop still runs in a thread: do not wait for it
+            runner.close()
+        guard.enter("done")
         result = app.last_result
         if result is not None and not result.heal.ok:
             say("chaos-tui: the last run's heal FAILED; check the target")
             code = ExitCode.HEAL_FAILED
-        elif stage["signalled"]:
+        elif guard.signalled:  # the console was stopped, not quit
             code = ExitCode.INTERRUPTED
         if stopped:
             say(f"stopped what the console started: {', '.join(stopped)}")
         left = getattr(app.target, "left_in_use", [])
         if left:
             say(f"left running, another run uses them: {', '.join(left)}")
+    if guard.forced.is_set():
+        sys.stderr.flush()
+        os._exit(int(code))  # do not wait for the stop left running in its thread
     return int(code)
+
+
+def _stop_console_target(app, keep_sandbox: bool) -> list[str]:
+    from chaos_tui.signals import say
+
+    try:
+        return app.target.stop_what_we_started(keep_sandbox)
+    except Exception as exc:  # the heal is done; this is worth a line, not a traceback
+        say(f"chaos-tui: could not stop what the console started: {exc}")
+        return []
 
 
 @cli.command("list")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +19,7 @@ from chaos_tui.core.report import result_facts, verdict_line
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.exit_codes import OUTCOME_EXIT_CODES, ExitCode
 from chaos_tui.narration import Narrator
-from chaos_tui.signals import SignalRelay, say
+from chaos_tui.signals import CleanupSignals, say
 
 
 class Progress:
@@ -69,63 +68,6 @@ def exit_code_for(result: RunResult) -> ExitCode:
     return OUTCOME_EXIT_CODES[result.outcome]
 
 
-FORCE_WINDOW_S = 2.0  # a third signal this soon after the one before may force the exit
-
-
-class SignalGuard:
-    """SIGINT, SIGTERM and SIGHUP from the start of a run to the process's exit.
-
-    The first aborts the run (the runner heals before it returns). Any later one is reported
-    and ignored: the heal, stopping what the run started and saving the result all finish
-    first. Once the heal is done, a third signal within FORCE_WINDOW_S of the one before
-    gives up waiting for the services to stop; the result is still saved and printed.
-    """
-
-    def __init__(self) -> None:
-        self.stage = "starting"  # then running, healing, stopping, saving, done
-        self.task: asyncio.Task | None = None
-        self.abort_at: float | None = None
-        self.forced = asyncio.Event()
-        self._signals: list[float] = []
-        self.relay = SignalRelay(self.received)
-
-    def start(self, task: asyncio.Task) -> None:
-        self.task, self.stage = task, "running"
-        self.relay.loop = loop = asyncio.get_running_loop()
-        if self.abort_at is not None:  # a signal came while the run was being set up
-            self.stage = "healing"
-            # Once the run has begun (a task cancelled before its first step would skip the
-            # runner's own handling of the abort).
-            loop.call_soon(task.cancel)
-
-    def received(self, name: str) -> None:
-        now = time.monotonic()
-        self._signals.append(now)
-        if self.abort_at is None and self.stage in ("starting", "running"):
-            self.abort_at = now
-            self.stage = "healing" if self.task is not None else self.stage
-            say(f"\n{name} received: healing before exit")
-            if self.task is not None:
-                self.task.cancel()
-            return
-        if self.stage in ("starting", "running", "healing"):
-            since = now - (self.abort_at or now)
-            say(f"{name} received: still healing, {since:.0f} s; the run exits once the "
-                "heal is done and its result saved")
-        elif self.stage == "stopping":
-            if len(self._signals) >= 3 and now - self._signals[-2] <= FORCE_WINDOW_S:
-                say(f"{name} received again: not waiting for what this run started to stop "
-                    "(`chaos-tui sandbox down` stops it); saving the result")
-                self.forced.set()
-            else:
-                say(f"{name} received: stopping what this run started, then saving the "
-                    f"result (a third signal within {FORCE_WINDOW_S:g} s skips the wait)")
-        elif self.stage == "saving":
-            say(f"{name} received: saving the result, then exiting")
-        else:
-            say(f"{name} received: exiting")
-
-
 def run_headless(
     scenario,
     target,
@@ -137,30 +79,40 @@ def run_headless(
 ) -> int:
     # Not a terminal (CI logs): no wrapping, so each event stays one greppable line.
     console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
-    guard = SignalGuard()
-    guard.relay.install()  # kept until the process exits
+    task: asyncio.Task | None = None
+
+    def abort(name: str) -> None:
+        say(f"\n{name} received: healing before exit")
+        if task is not None:
+            task.cancel()
+
+    guard = CleanupSignals(abort, who="this run")
+    guard.install()
     progress = Progress(console)
 
     def emit(event: RunEvent) -> None:
         progress(event)
         if isinstance(event, RunFinished):
-            guard.stage = "stopping"  # the heal is done: the run returns at once
+            guard.enter("stopping")  # the heal is done: the run returns at once
 
     run = Run(scenario, target, emit, options)
 
     async def run_and_finish() -> RunResult:
+        nonlocal task
         task = asyncio.ensure_future(run.execute())
-        guard.start(task)
+        guard.relay.loop = asyncio.get_running_loop()
+        if guard.aborted_at is not None:  # a signal came while the run was being set up
+            guard.enter("healing")
+            # Once the run has begun (a task cancelled before its first step would skip the
+            # runner's own handling of the abort).
+            asyncio.get_running_loop().call_soon(task.cancel)
         result = await task  # an abort is caught by the runner, which heals, then returns
-        guard.stage = "stopping"
-        stopping = asyncio.ensure_future(asyncio.to_thread(
-            _stop_what_we_started, target, console, not stop_sandbox_after))
-        forced = asyncio.ensure_future(guard.forced.wait())
-        await asyncio.wait([stopping, forced], return_when=asyncio.FIRST_COMPLETED)
-        forced.cancel()
-        guard.stage = "saving"
+        guard.enter("stopping")
+        await guard.unless_forced(asyncio.ensure_future(asyncio.to_thread(
+            _stop_what_we_started, target, console, not stop_sandbox_after)))
+        guard.enter("saving")
         await asyncio.to_thread(_save, result, results_dir, output, console)
-        guard.stage = "done"
+        guard.enter("done")
         return result
 
     runner = asyncio.Runner()  # its loop leaves our signal handlers alone

@@ -23,6 +23,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from chaos_tui.statedir import open_lock_file
+
 
 class RunBusy(Exception):
     """Another run of the same profile holds this state dir."""
@@ -30,8 +32,7 @@ class RunBusy(Exception):
 
 def _open(path: Path) -> int:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Never through a symlink: a planted one would have us truncate whatever it points at.
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return open_lock_file(path)  # never through a symlink (statedir.py)
 
 
 class RunLock:
