@@ -348,3 +348,15 @@ def test_damaged_state_files_are_no_traceback(state_dir, files):
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 0 and "no live lease" in done.stdout, done.stdout + done.stderr
     assert not escaped.exists(), "a report was written outside the state dir"
+
+
+def test_heal_says_failed_when_a_lease_file_stays_unhealed(state_dir):
+    """A torn lease file (a crash mid-write, by hand) cannot be healed by any agent: `heal`
+    said "heal FAILED" for it and then exited 0, so a script took the fault as gone."""
+    leases = state_dir / "agent" / "leases"
+    leases.mkdir(mode=0o700, parents=True)
+    (leases / "torn.json").write_text('{"id": "torn", "kind": "sandbox.pa')
+    done = run_cli(["heal"], env_for(state_dir), timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == ExitCode.HEAL_FAILED, done.stdout + done.stderr
+    assert "lease torn: heal FAILED" in done.stdout + done.stderr
