@@ -590,7 +590,20 @@ def _stop_agent(client) -> tuple[int | None, int]:
 @cli.command("heal")
 def heal():
     """Heal every live lease now (starting the agent if needed: it heals leftovers first)."""
-    raise SystemExit(_print_heals(_agent_call(lambda c: c.heal_all())))
+    async def heal_and_look(client):
+        def journal() -> set[str]:
+            return {path.stem for path in (client.folder / "leases").glob("*.json")}
+
+        before = journal()  # not what a run journals meanwhile: that is no failed heal
+        results = await client.heal_all()
+        # What the agent could not even read (a torn lease file) is in no result, yet may
+        # still be a live fault: the journal on disk has the last word on what is left.
+        stays = (before & journal()) - {r["id"] for r in results}
+        return results + [{"id": lease_id, "healed": False,
+                           "error": f"its journal file stays in {client.folder / 'leases'}"}
+                          for lease_id in sorted(stays)]
+
+    raise SystemExit(_print_heals(_agent_call(heal_and_look)))
 
 
 @cli.command("halt")

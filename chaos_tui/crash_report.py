@@ -15,7 +15,10 @@ from chaos_tui.core.run_record import dead_runs
 
 
 def _clock(t: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "?"
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(t)) if t else "?"
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"  # a record damaged on disk says what it can
 
 
 def report_killed_runs(state_dir: Path) -> list[str]:
@@ -28,12 +31,12 @@ def report_killed_runs(state_dir: Path) -> list[str]:
     for run in dead_runs(runs):
         ended = history.find(run_id=run["run_id"])
         live = _live_leases(state_dir / "agent" / "leases", run["run_id"])
-        seen = min((e["owner_died_seen_at"] for e in ended if e.get("owner_died_seen_at")),
-                   default=None)
+        seen = min((e["owner_died_seen_at"] for e in ended
+                    if isinstance(e.get("owner_died_seen_at"), (int, float))), default=None)
         when = (f"was killed at {_clock(seen)}" if seen else
                 f"died in its {run.get('phase', '?')} phase (last seen {_clock(run.get('phase_at'))})")
-        faults = [f"its fault {e['kind']} {json.dumps(e['params'])} was healed by the agent at "
-                  f"{_clock(e.get('ended_at'))} ({e['by']})"
+        faults = [f"its fault {e.get('kind', '?')} {json.dumps(e.get('params', {}))} was healed "
+                  f"by the agent at {_clock(e.get('ended_at'))} ({e.get('by', '?')})"
                   + (f", with an error: {e['error']}" if e.get("error") else "")
                   for e in ended]
         faults += [f"its fault lease {lease_id} is STILL LIVE: run `chaos-tui heal`"
@@ -54,8 +57,9 @@ def _live_leases(folder: Path, run_id: str) -> list[str]:
     live = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            if json.loads(path.read_text()).get("run_id") == run_id:
-                live.append(path.stem)
+            lease = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(lease, dict) and lease.get("run_id") == run_id:
+            live.append(path.stem)
     return live

@@ -312,3 +312,51 @@ def test_variables_the_tool_reads_are_not_warned_about(state_dir):
                   CHAOS_PRODUCTION_MARKERS="live")
     proc = run_cli(["agent", "status"], env)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+# Files in the state dir that no run or agent of ours wrote (torn by a crash, edited by
+# hand, another tool's): each used to end `chaos-tui leases` (and every other command, a
+# headless run too, since each reports killed runs first) in a traceback.
+DAMAGED = {
+    "run record that is a list": {"runs/a.json": "[]"},
+    "run record without its run id": {"runs/a.json": "{}"},
+    "run record without a scenario": {"runs/x.json": '{"pid": 999999, "run_id": "x"}'},
+    "run records with a text start time": {
+        "runs/x.json": '{"pid":999999,"run_id":"x","scenario":"s","started_at":"z"}',
+        "runs/y.json": '{"pid":999998,"run_id":"y","scenario":"s","started_at":1}'},
+    "history lines that are not records": {
+        "runs/x.json": '{"pid":999999,"run_id":"x","scenario":"s","started_at":1}',
+        "agent/history.jsonl": '5\n[1]\n{"run_id":"x","id":"q","ended_at":"soon"}\n'},
+    "lease file that is a list": {
+        "runs/x.json": '{"pid":999999,"run_id":"x","scenario":"s","started_at":1}',
+        "agent/leases/q.json": "[]"},
+    "agent.json without a pid": {"agent/agent.json": "{}"},
+    "agent.json that is a list": {"agent/agent.json": "[1]"},
+    "run id that climbs out of runs/": {  # its report used to be written to /tmp
+        "runs/a.json": '{"pid":999999,"run_id":"../../ESCAPED","scenario":"s","started_at":1}'},
+}
+
+
+@pytest.mark.parametrize("files", DAMAGED.values(), ids=DAMAGED.keys())
+def test_damaged_state_files_are_no_traceback(state_dir, files):
+    escaped = state_dir.parent / f"{state_dir.name}.killed.json"
+    for name, text in files.items():
+        path = state_dir / name
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(text.replace("ESCAPED", state_dir.name))
+    done = run_cli(["leases"], env_for(state_dir), timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0 and "no live lease" in done.stdout, done.stdout + done.stderr
+    assert not escaped.exists(), "a report was written outside the state dir"
+
+
+def test_heal_says_failed_when_a_lease_file_stays_unhealed(state_dir):
+    """A torn lease file (a crash mid-write, by hand) cannot be healed by any agent: `heal`
+    said "heal FAILED" for it and then exited 0, so a script took the fault as gone."""
+    leases = state_dir / "agent" / "leases"
+    leases.mkdir(mode=0o700, parents=True)
+    (leases / "torn.json").write_text('{"id": "torn", "kind": "sandbox.pa')
+    done = run_cli(["heal"], env_for(state_dir), timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == ExitCode.HEAL_FAILED, done.stdout + done.stderr
+    assert "lease torn: heal FAILED" in done.stdout + done.stderr

@@ -275,3 +275,28 @@ def test_a_run_frozen_past_its_ttl_reports_the_agents_heal_time(sandbox, tmp_pat
             proc.kill()
             proc.wait()
         client.stop_spawned()
+
+
+async def test_a_halt_racing_new_leases_leaves_none_live(lone_agent):
+    """POST /halt sent among twenty lease requests: a request that passed the halt check
+    before the latch, then awaited its injector's check, used to land after the halt had
+    answered ("nothing new lands while we heal" broken; seen in 4 of 5 tries)."""
+    agent = lone_agent
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(8)
+    try:
+        for i in range(20):
+            await agent._ok("POST", "/proxies", {"name": f"h{i}", "upstream":
+                                                 f"127.0.0.1:{upstream.getsockname()[1]}"})
+        for trial in range(5):
+            creates = [agent.call("POST", "/leases", {
+                "id": f"h{trial}-{i}", "kind": "proxy.down", "ttl_s": 30, "orphan_ok": True,
+                "params": {"proxy": f"h{i}"}}) for i in range(20)]
+            *answers, halted = await asyncio.gather(*creates, agent.call("POST", "/halt"))
+            assert halted.status_code == 200
+            assert all(a.status_code in (201, 409) for a in answers), [a.text for a in answers]
+            assert await agent.leases() == [], f"try {trial}: a lease landed after the halt"
+            await agent._ok("DELETE", "/halt")
+    finally:
+        upstream.close()

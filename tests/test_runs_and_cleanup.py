@@ -319,3 +319,24 @@ def test_nats_stopped_under_a_run_fails_samples_not_stderr(fresh_state_dir):
                for line in run.lines), run.stderr[-3000:]
     result = json.loads(run.stdout)
     assert any(not ok for _, ok, _, _ in result["probes"]["nats"]["samples"])
+
+
+@pytest.mark.parametrize("delay_s", [0.3, 0.8])
+def test_a_signal_while_the_sandbox_starts_leaves_nothing_running(fresh_state_dir, delay_s):
+    """SIGINT while the run starts its services: the start went on in its thread after the
+    cancel, so the run stopped nothing (it knew of nothing yet) and postgres, nats and the
+    relay stayed up after exit 130. Now the run waits for that start, then stops it all."""
+    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
+                   "--set", "down_s=2", "--set", "recover_s=1"], env_for(fresh_state_dir))
+    try:
+        run.wait_for("prepare (", 60)
+        time.sleep(delay_s)
+        run.proc.send_signal(signal.SIGINT)
+        code = run.finish(90)
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+    assert code == ExitCode.INTERRUPTED, run.stderr
+    assert len(saved_results(fresh_state_dir)) == 1
+    assert running_services(fresh_state_dir) == [], run.stderr
+    assert leftovers(fresh_state_dir) == []

@@ -92,9 +92,9 @@ class AgentClient:
         """agent.json of a live agent (same pid, same kernel start time), else None."""
         try:
             data = json.loads((self.folder / "agent.json").read_text())
-        except (OSError, ValueError):
-            return None
-        record = ProcessRecord("agent", data["pid"], data.get("start_ticks") or -1, [], "")
+            record = ProcessRecord("agent", int(data["pid"]), data.get("start_ticks") or -1, [], "")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # missing, torn or not ours: no agent we can name
         return data if is_running(record) else None
 
     def token(self) -> str:

@@ -42,16 +42,18 @@ class LeaseHistory:
             os.close(fd)
 
     def entries(self) -> list[dict[str, Any]]:
-        """Oldest first, over both generations; a torn last line is skipped."""
+        """Oldest first, over both generations; a torn or foreign line is skipped."""
         found = []
         for path in (self.path.with_name("history.1.jsonl"), self.path):
             try:
                 with open(path, "rb") as fh:
                     for raw in fh:
                         try:
-                            found.append(json.loads(raw))
+                            entry = json.loads(raw)
                         except ValueError:
                             continue
+                        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                            found.append(entry)  # else not a line this history wrote
             except OSError:
                 continue
         return found

@@ -224,6 +224,10 @@ class LeaseBook:
         lease = Lease(**request.model_dump(exclude={"id"}), id=lease_id, created_at=now,
                       expires_at=now + request.ttl_s, owner_start_ticks=owner_ticks)
         async with self._lock(lease.id):
+            # Asked again after the check's await: a halt that came meanwhile healed only
+            # the leases it could see, and promised that nothing new lands after it.
+            if self.halted:
+                raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
             # On disk before the fault exists (and before we count it: a failed write
             # means nothing was applied and nothing is tracked). Written on the loop: the
             # fsyncs take about a millisecond, and a thread hop would add more than that to

@@ -47,7 +47,18 @@ def dead_runs(folder: Path) -> list[dict]:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if not _ours(data, path):
+            continue  # not a record a run wrote: left alone, never reported
         if not alive(data.get("pid"), data.get("start_ticks")):
             data["path"] = str(path)
             found.append(data)
-    return sorted(found, key=lambda d: d.get("started_at", 0))
+    return sorted(found, key=lambda d: d["started_at"])
+
+
+def _ours(data, path: Path) -> bool:
+    """The shape RunRecord writes, named after its run (so a run_id can never point the
+    report outside `runs/`)."""
+    return (isinstance(data, dict) and data.get("run_id") == path.stem
+            and isinstance(data.get("scenario"), str)
+            and isinstance(data.get("pid"), int) and not isinstance(data.get("pid"), bool)
+            and isinstance(data.get("started_at"), (int, float)))

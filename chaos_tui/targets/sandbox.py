@@ -29,6 +29,21 @@ TAKEN_DOWN = ("the sandbox was taken down under the run (`chaos-tui sandbox down
               "agent healed its faults as it stopped")
 
 
+async def _to_the_end(starting):
+    """Await a start that a cancel (a signal to the run) must not cut loose: a thread goes on
+    starting services after its awaiter is cancelled, and an agent may be spawned but not yet
+    known. Only once the start has returned does this target know what to stop, so a cancel
+    waits for it (seconds at most), then goes on."""
+    work = asyncio.ensure_future(starting)
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # seen: the cancel is what the run acts on
+        raise
+
+
 class SandboxTarget(Target):
     name = "sandbox"
     is_sandbox = True
@@ -65,11 +80,11 @@ class SandboxTarget(Target):
                 await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"], True)
                 await self.ensure_mesh_link()
         # Filled in as each service starts, so a failed or interrupted start is still undone.
-        await asyncio.to_thread(self.sandbox.up, self.started, profiles)
+        await _to_the_end(asyncio.to_thread(self.sandbox.up, self.started, profiles))
         await self._ensure_agent()
 
     async def _ensure_agent(self) -> None:
-        if await self.agent.ensure():
+        if await _to_the_end(self.agent.ensure()):
             self.agent_started = True
             info = self.agent.info()
             self._agent_pid = info["pid"] if info else None
