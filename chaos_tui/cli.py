@@ -569,6 +569,11 @@ def _stop_agent(client) -> tuple[int | None, int]:
     since = time.time()
     pid, stopped = client.stop_running(announce=lambda line: click.echo(line, err=True))
     if pid is None:
+        left = sorted(p.stem for p in (client.folder / "leases").glob("*.json"))
+        if left:  # a dead agent's (its guardian may be replacing it): nothing healed them yet
+            click.echo(f"no agent running, yet {len(left)} lease(s) on disk: "
+                       f"{', '.join(left)}; `chaos-tui heal` heals them", err=True)
+            return None, int(ExitCode.HEAL_FAILED)
         return None, 0
     if not stopped:
         fail(ExitCode.ERROR, f"the fault agent (pid {pid}) did not stop")

@@ -19,7 +19,7 @@ import pytest
 
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.settings import Settings
-from tests.conftest import CHAOS_TUI, leftovers, make_state_dir, run_cli
+from tests.conftest import CHAOS_TUI, env_for, leftovers, make_state_dir, run_cli
 
 
 @pytest.fixture
@@ -124,6 +124,9 @@ async def test_a_lease_names_its_owner_or_says_it_has_none(lone_agent):
     dead.wait()
     gone = await agent.call("POST", "/leases", {**base, "owner_pid": dead.pid})
     assert gone.status_code == 400 and "not running" in gone.json()["detail"]
+    for immortal in (1, agent.info()["pid"]):  # they outlive the agent: the switch never fires
+        never = await agent.call("POST", "/leases", {**base, "owner_pid": immortal})
+        assert never.status_code == 400 and "can never die" in never.json()["detail"]
     assert await agent.leases() == [] and (await agent._ok("GET", "/proxies/q"))["enabled"]
 
 
@@ -300,3 +303,15 @@ async def test_a_halt_racing_new_leases_leaves_none_live(lone_agent):
             await agent._ok("DELETE", "/halt")
     finally:
         upstream.close()
+
+
+def test_agent_stop_with_no_agent_but_leases_on_disk_says_so(fresh_state_dir):
+    """A dead agent's journal (its guardian may still be replacing it) is no clean stop."""
+    leases = fresh_state_dir / "agent" / "leases"
+    leases.mkdir(parents=True)
+    (leases / "left-1.json").write_text('{"id": "left-1"')  # torn, as a crash leaves it
+    stop = run_cli(["agent", "stop"], env_for(fresh_state_dir))
+    assert stop.returncode == 4, stop.stdout + stop.stderr
+    assert "left-1" in stop.stderr and "chaos-tui heal" in stop.stderr
+    assert "Traceback" not in stop.stderr
+    (leases / "left-1.json").unlink()

@@ -356,6 +356,10 @@ class LeaseBook:
                                         "healed as soon as that process dies) or say orphan_ok: "
                                         "true to hold it until its TTL")
             return None
+        if request.owner_pid in (1, os.getpid()):  # they outlive the agent: no switch at all
+            raise LeaseRefused(400, f"owner_pid {request.owner_pid} can never die while this "
+                                    "agent lives; name the process that holds the fault, or "
+                                    "say orphan_ok: true")
         ticks = start_ticks(request.owner_pid)
         if ticks is None:
             raise LeaseRefused(400, f"owner_pid {request.owner_pid} is not running")
