@@ -18,7 +18,7 @@ import click
 from pydantic import ValidationError
 
 from chaos_tui import __version__
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 
 
 # A status answer takes milliseconds; a stopped or hung agent must not hold the shell for the

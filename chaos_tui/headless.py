@@ -17,7 +17,7 @@ from chaos_tui.core.journal import result_json, save_result, write_atomic
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import result_facts, verdict_line
 from chaos_tui.core.runner import Run, RunOptions
-from chaos_tui.exit_codes import OUTCOME_EXIT_CODES, ExitCode
+from chaos_tui.core.exit_codes import OUTCOME_EXIT_CODES, ExitCode
 from chaos_tui.narration import Narrator
 from chaos_tui.signals import CleanupSignals, say
 

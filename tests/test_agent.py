@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from chaos_tui.agent.client import AgentError
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox.processes import is_running
 from tests.conftest import env_for, healthy, run_cli
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from tests.conftest import CHAOS_TUI, env_for, make_state_dir, run_cli
 
 SCENARIO = "postgres_restart_outbox"

@@ -16,7 +16,7 @@ import time
 import psycopg
 import pytest
 
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 from tests.conftest import env_for, leftovers, make_state_dir

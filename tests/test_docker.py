@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from chaos_tui.agent.client import AgentClient, AgentError
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.scenarios import SCENARIOS
 from chaos_tui.settings import Settings
 from tests.conftest import CHAOS_TUI, env_for, leftovers, make_state_dir

@@ -9,7 +9,7 @@ from chaos_tui.core.guard import (
     confirmation_matches,
     production_reason,
 )
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.settings import Settings, unknown_variables
 
 NO_ENV: dict[str, str] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox import mesh
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings

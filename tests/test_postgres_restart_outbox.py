@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from tests.conftest import CHAOS_TUI, FAST, env_for, run_cli
 
 SCENARIO = "postgres_restart_outbox"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 from tests.conftest import CHAOS_TUI, env_for, leftovers, run_cli

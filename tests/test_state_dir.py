@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.agent.leases import LeaseJournal
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox import postgres
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings

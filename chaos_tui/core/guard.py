@@ -6,7 +6,8 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 
-from chaos_tui.exit_codes import ExitCode
+from chaos_tui.core.errors import ChaosError
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.settings import Settings
 
 # Every variable that deploy tooling uses to name an environment. Any one of them naming
@@ -18,11 +19,11 @@ ENVIRONMENT_VARIABLES = ("ENVIRONMENT", "CHAOS_ENVIRONMENT", "ENV", "APP_ENV", "
 BUILTIN_MARKERS = ("production", "prod", "prd")
 
 
-class Refusal(Exception):
+class Refusal(ChaosError):
     """A safety rule said no. Nothing has been started or injected."""
 
     def __init__(self, code: ExitCode, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, code)
         self.code = code
 
 
