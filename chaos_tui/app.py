@@ -69,6 +69,8 @@ class ChaosApp(App):
         self.export_dir = export_dir or Path.cwd()
         self.open_scenario = open_scenario
         self.lockout = self._lockout(enable_chaos or settings.enabled)
+        # A locked console only shows plans: making one must change nothing (no sandbox ports).
+        self.target.read_only = self.lockout is not None
         self.live: LiveRun | None = None
         self.last_result: RunResult | None = None
         self._run: Run | None = None
@@ -135,8 +137,8 @@ class ChaosApp(App):
         """Ask for the typed confirmation, unless a safety rule or a live run says no."""
         if isinstance(self.screen, ConfirmRunScreen) or not self._may_run():
             return
-        detail = self.catalog.detail(name)
-        radius = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in detail.faults]
+        plan = self.catalog.plan(name)  # the one the detail screen shows, and the run executes
+        radius = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in plan.faults]
         self.push_screen(ConfirmRunScreen(name, self.target.name, radius),
                          callback=partial(self._confirmed, name))
 
@@ -147,23 +149,23 @@ class ChaosApp(App):
             self.notify("cancelled: nothing was injected")
 
     def start_run(self, name: str) -> None:
-        scenario = self.catalog.scenario(name)
-        run_lock = RunLock(self.settings.state_dir, scenario.profile)
+        plan = self.catalog.plan(name)
+        run_lock = RunLock(self.settings.state_dir, plan.profile)
         try:  # one run per profile and state dir, whoever starts it (sandbox/usage.py)
             run_lock.acquire(name)
         except (RunBusy, OSError) as exc:
             self.notify(str(exc), title="refused: nothing injected", severity="error", timeout=15)
             return
+        plan = self.catalog.take_plan(name)  # this run's own: the next showing plans afresh
         self.live = LiveRun(
             name,
             self.target.name,
-            [ProbeInfo(p.name, p.description)
-             for p in scenario.probes(self.target) + self.target.probes()],
-            scenario.invariants(),
-            scenario.recovery_probe,
-            scenario.backlog_probe,
+            [ProbeInfo(p.name, p.description) for p in plan.probes],
+            list(plan.invariants),
+            plan.recovery_probe,
+            plan.backlog_probe,
         )
-        self._run = Run(scenario, self.target, self._emit, self.options)
+        self._run = Run(plan, self.target, self._emit, self.options)
         self._aborting = False
         screen = RunScreen(self.live)
         self.push_screen(screen)

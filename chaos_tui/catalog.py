@@ -1,27 +1,17 @@
-"""The scenarios as the console lists and describes them: names, parameters, blast radius,
-faults, invariants and last results. Textual-free, read from the scenarios themselves."""
+"""The scenarios as the console lists and describes them: names, expected durations and last
+results for the list, and for one scenario the plan a run of it would execute.
+Textual-free."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from chaos_tui.core.contracts import Fault, Probe, Scenario, Target
+from chaos_tui.core.contracts import Scenario, ScenarioParams, Target
 from chaos_tui.core.journal import latest_result
-from chaos_tui.core.model import InvariantSpec, RunResult
+from chaos_tui.core.model import RunResult
+from chaos_tui.core.plan import RunPlan, plan_run
 from chaos_tui.scenarios import SCENARIOS
-
-
-@dataclass
-class ScenarioDetail:
-    scenario: Scenario
-    steady_state: dict[str, float | None]  # probe -> optional ceiling on its value
-    probes: list[Probe]
-    faults: list[Fault]
-    blast_radius: list[str]
-    invariants: list[InvariantSpec]
 
 
 @dataclass
@@ -35,11 +25,14 @@ class ScenarioEntry:
 
 
 class Catalog:
-    def __init__(self, target: Target, results_dir: Path, params: dict[str, BaseModel] | None = None):
+    def __init__(self, target: Target, results_dir: Path,
+                 params: dict[str, ScenarioParams] | None = None):
         self.target = target
         self.results_dir = results_dir
         self.params = params or {}  # scenario name -> parameters chosen on the command line
         self.entries: list[ScenarioEntry] = []
+        # The plan shown for each scenario, until a run takes it: what was shown is what runs.
+        self._plans: dict[str, RunPlan] = {}
         self.refresh_results()
 
     def scenario(self, name: str) -> Scenario:
@@ -51,26 +44,31 @@ class Catalog:
         return next((e for e in self.entries if e.name == name), None)
 
     def refresh_results(self) -> None:
+        # The list asks no hook: the duration comes from the parameters alone.
         self.entries = [
             ScenarioEntry(
                 name=name,
                 hypothesis=cls.hypothesis,
                 profile=cls.profile,
                 target=self.target.name,
-                duration_s=self.scenario(name).expected_duration_s(self.target),
+                duration_s=self.scenario(name).expected_duration_s(),
                 last_result=latest_result(self.results_dir, name),
             )
             for name, cls in SCENARIOS.items()  # the registry order: the main job first
         ]
 
-    def detail(self, name: str) -> ScenarioDetail:
-        """What a run of this scenario would touch and check, for the detail screen."""
-        scenario = self.scenario(name)
-        return ScenarioDetail(
-            scenario=scenario,
-            steady_state=scenario.steady_state(),
-            probes=scenario.probes(self.target) + self.target.probes(),
-            faults=scenario.faults(self.target),
-            blast_radius=self.target.blast_radius(scenario.profile),
-            invariants=scenario.invariants(),
-        )
+    def plan(self, name: str) -> RunPlan:
+        """What a run of this scenario would touch and check: planned once, then shown by the
+        detail screen and the confirmation, and executed by the run that `take_plan`s it."""
+        if name not in self._plans:
+            self._plans[name] = plan_run(self.scenario(name), self.target)
+        return self._plans[name]
+
+    detail = plan  # the detail screen's name for it
+
+    def take_plan(self, name: str) -> RunPlan:
+        """The plan for a run: the one shown, which the next showing will not reuse (its
+        probes and workload belong to that run)."""
+        plan = self.plan(name)
+        del self._plans[name]
+        return plan

@@ -11,10 +11,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from chaos_tui.core.contracts import Fault, FaultLease, Probe, Scenario, Target
-from chaos_tui.core.events import FaultHealed, FaultInjected, RunFinished
+from chaos_tui.core.contracts import Fault, FaultLease, Probe, Scenario, ScenarioParams, Target
+from chaos_tui.core.events import FaultHealed, FaultInjected, RunFinished, RunPlanned
 from chaos_tui.core.model import InvariantResult, ProbeSample
 from chaos_tui.core.runner import Run, RunOptions
 
@@ -58,7 +56,7 @@ class FileAbsentProbe(Probe):
         return None
 
 
-class Params(BaseModel):
+class Params(ScenarioParams):
     warmup_s: float = 0.2
     recover_s: float = 0.3
 
@@ -282,3 +280,39 @@ def test_a_probe_that_loses_its_cancel_does_not_hang_the_run(tmp_path):
     started = time.monotonic()
     result, _ = run(scenario, tmp_path)
     assert result.outcome == "pass" and time.monotonic() - started < 10
+
+
+class CountingScenario(FileScenario):
+    """Counts each hook call: a run plans once and executes that plan."""
+
+    def __init__(self, root: Path, fault: FileFault) -> None:
+        super().__init__(root, fault)
+        self.calls = {"probes": 0, "faults": 0, "steady_state": 0, "invariants": 0}
+
+    def probes(self, target):
+        self.calls["probes"] += 1
+        return super().probes(target)
+
+    def faults(self, target):
+        self.calls["faults"] += 1
+        return super().faults(target)
+
+    def steady_state(self):
+        self.calls["steady_state"] += 1
+        return super().steady_state()
+
+    def invariants(self):
+        self.calls["invariants"] += 1
+        return super().invariants()
+
+
+def test_a_run_asks_each_hook_once_and_announces_its_plan(tmp_path):
+    scenario = CountingScenario(tmp_path, FileFault(tmp_path / "marker"))
+    result, events = run(scenario, tmp_path)
+    assert result.outcome == "pass"
+    assert scenario.calls == {"probes": 1, "faults": 1, "steady_state": 1, "invariants": 1}
+    assert isinstance(events[0], RunPlanned), "the plan is the first thing a run tells"
+    plan = events[0].plan
+    assert [p.name for p in plan.probes] == ["file_absent"]
+    assert [(f.name, f.hold_s) for f in plan.faults] == [("file_fault", 0.3)]
+    assert plan.expected_duration_s == 0.2 + 0.3 + 0.3

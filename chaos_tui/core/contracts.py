@@ -6,12 +6,17 @@ import asyncio
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from chaos_tui.core.model import DeliveryCounts, InvariantResult, InvariantSpec, ProbeSample
+from chaos_tui.core.timeline import Timeline
+
+if TYPE_CHECKING:  # the plan module imports this one
+    from chaos_tui.core.plan import RunPlan
 
 
 class Probe(ABC):
@@ -106,10 +111,14 @@ class Fault(ABC):
 
 
 class Target(ABC):
-    """Where faults land: the embedded sandbox or a real stack."""
+    """Where faults land: the embedded sandbox or a real stack. This is what the runner needs;
+    what a scenario may ask of the platform's stack is `core.platform_target.PlatformTarget`."""
 
     name: ClassVar[str]
     is_sandbox: ClassVar[bool] = False
+    # Set where runs are refused (a locked console): planning then changes nothing on the
+    # target, not even the ports the sandbox would otherwise pick for the plan.
+    read_only: bool = False
 
     @abstractmethod
     async def ensure_up(self, profile: str | None = None) -> None:
@@ -127,6 +136,12 @@ class Target(ABC):
         """Probes of the target's own machinery (e.g. the fault agent), watched in every run."""
         return []
 
+    def endpoints(self, profile: str | None = None) -> BaseModel | None:
+        """Where this profile's parts answer (addresses, credentials), fixed when a run is
+        planned; the runner checks after `ensure_up` that they still hold. None: the target
+        has no addresses a scenario reads."""
+        return None
+
     def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
         """Stop helpers and services this target started for its runs; what was stopped."""
         return []
@@ -140,35 +155,63 @@ class Target(ABC):
 
 
 class RunContext:
-    """What a scenario sees while it runs: the target, its parameters and the live samples."""
+    """What a scenario sees while it runs: the target, the plan it runs and the live samples."""
 
-    def __init__(self, run_id: str, target: Target, timeline, note) -> None:
+    def __init__(self, run_id: str, target: Target, timeline: Timeline,
+                 note: Callable[..., None], plan: RunPlan) -> None:
         self.run_id = run_id
         self.target = target
         self.timeline = timeline
         self.note = note  # note(text, level="info")
+        self.plan = plan
 
 
-class Scenario(ABC):
+def hold_s_field(default: float, le: float, description: str, ge: float = 0) -> Any:
+    """`hold_s`, also accepted under the names each scenario used before it had one
+    (`--set down_s=10` keeps working; listings and results say hold_s)."""
+    return Field(default=default, ge=ge, le=le, description=description,
+                 validation_alias=AliasChoices("hold_s", "down_s", "stall_s", "cut_s"))
+
+
+class ScenarioParams(BaseModel):
+    """What every scenario's parameters share: load before the fault, how long the fault is
+    held, load after the heal. A scenario's Params subclass it (and may narrow the bounds
+    with `hold_s_field`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warmup_s: float = Field(default=3.0, ge=0, le=600, description="load before the fault")
+    hold_s: float = hold_s_field(3.0, 60, "how long the fault is held")
+    recover_s: float = Field(default=5.0, ge=0, le=600, description="load after the heal")
+
+TargetT = TypeVar("TargetT", bound=Target)
+
+
+class Scenario(ABC, Generic[TargetT]):
+    """A hypothesis and how to test it. The hooks (`probes`, `faults`, `steady_state`,
+    `invariants`, `workload`) are pure: a planner (`core.plan.plan_run`) asks them once per run
+    and the runner executes that plan. State belongs to the workload (`start_workload`)."""
+
     name: ClassVar[str]
     hypothesis: ClassVar[str]
     invariant_budget_s: ClassVar[float] = 120.0  # the spec allows 60-180 s
     runbook: ClassVar[str | None] = None  # what to do when an invariant breaks (repo path)
     profile: ClassVar[str] = "chaos-outbox"  # the part of the stack it needs (compose profile)
-    Params: ClassVar[type[BaseModel]] = BaseModel
+    Params: ClassVar[type[ScenarioParams]] = ScenarioParams
+    order: ClassVar[int] = 100  # listing order (then the name); the main job comes first
 
     # Probes whose recovery timings go into the result, and the backlog one if any.
     recovery_probe: ClassVar[str | None] = None
     backlog_probe: ClassVar[str | None] = None
 
-    def __init__(self, params: BaseModel | None = None) -> None:
+    def __init__(self, params: ScenarioParams | None = None) -> None:
         self.params = params if params is not None else self.Params()
         self.delivery: DeliveryCounts | None = None
         # The scenario's own numbers for the result (e.g. decisions by phase, catch-up time).
         self.measurements: dict[str, Any] = {}
 
     @abstractmethod
-    def probes(self, target: Target) -> list[Probe]: ...
+    def probes(self, target: TargetT) -> list[Probe]: ...
 
     def steady_state(self) -> dict[str, float | None]:
         """Probes that must pass before anything is injected, each with an optional ceiling
@@ -176,7 +219,11 @@ class Scenario(ABC):
         return {self.recovery_probe: None} if self.recovery_probe else {}
 
     @abstractmethod
-    def faults(self, target: Target) -> list[Fault]: ...
+    def faults(self, target: TargetT) -> list[Fault]: ...
+
+    def workload(self) -> str | None:
+        """The load a run puts on the stack, in words (None: no load)."""
+        return None
 
     async def start_workload(self, ctx: RunContext) -> None:
         """Start load that runs before, during and after the fault."""
@@ -186,20 +233,21 @@ class Scenario(ABC):
 
     @property
     def warmup_s(self) -> float:
-        return float(getattr(self.params, "warmup_s", 2.0))
+        return self.params.warmup_s
 
     @property
     def recover_s(self) -> float:
-        return float(getattr(self.params, "recover_s", 3.0))
+        return self.params.recover_s
 
     def invariants(self) -> list[InvariantSpec]:
         """What must hold, with the limits from the current parameters (the detail view shows
         them before anything runs; `check_invariants` judges each one)."""
         return []
 
-    def expected_duration_s(self, target: Target) -> float:
-        """Load before, faults held, load after: the part of a run the user waits through."""
-        return self.warmup_s + sum(f.hold_s for f in self.faults(target)) + self.recover_s
+    def expected_duration_s(self) -> float:
+        """Load before, the fault held, load after, from the parameters alone (the catalog
+        lists it without building faults); a plan sums the hold of the faults it holds."""
+        return self.params.warmup_s + self.params.hold_s + self.params.recover_s
 
     @abstractmethod
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]: ...

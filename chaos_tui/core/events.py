@@ -6,6 +6,14 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 from chaos_tui.core.model import InjectionWindow, InvariantResult, ProbeSample, RunResult
+from chaos_tui.core.plan import RunPlan
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlanned:
+    """First of every run: what it will probe, break and check (faces may ignore it)."""
+
+    plan: RunPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,5 +57,8 @@ class RunFinished:
     result: RunResult
 
 
-RunEvent = Union[PhaseChanged, SampleTaken, FaultInjected, FaultHealed, InvariantChecked, Note, RunFinished]
+RunEvent = Union[
+    RunPlanned, PhaseChanged, SampleTaken, FaultInjected, FaultHealed, InvariantChecked, Note,
+    RunFinished,
+]
 EmitFn = Callable[[RunEvent], None]

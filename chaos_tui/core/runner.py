@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any
+
 from chaos_tui.core.contracts import Fault, FaultLease, Probe, RunContext, Scenario, Target
 from chaos_tui.core.events import (
     EmitFn,
@@ -23,9 +25,17 @@ from chaos_tui.core.events import (
     PhaseChanged,
     RunEvent,
     RunFinished,
+    RunPlanned,
     SampleTaken,
 )
-from chaos_tui.core.model import FaultHealReport, HealReport, InjectionWindow, RunResult
+from chaos_tui.core.model import (
+    FaultHealReport,
+    HealReport,
+    InjectionWindow,
+    InvariantResult,
+    RunResult,
+)
+from chaos_tui.core.plan import RunPlan, plan_run
 from chaos_tui.core.run_record import RunRecord
 from chaos_tui.core.timeline import Timeline
 
@@ -49,6 +59,11 @@ class HaltedBeforeInject(Exception):
     """The operator halted before any fault landed: there is nothing to verify."""
 
 
+class TargetMoved(Exception):
+    """The target's addresses changed between planning and start-up (a sandbox port was
+    taken meanwhile): the plan's probes would watch the wrong places, so nothing is run."""
+
+
 @dataclass
 class RunOptions:
     rate_hz: float = 10.0
@@ -69,18 +84,29 @@ class _LiveFault:
     healed: bool = False
     # The heal in flight. A cancelled await does not stop it (it may be a thread), so a
     # second heal waits for this one instead of racing it.
-    heal_task: asyncio.Future | None = None
-    reported_task: asyncio.Future | None = None  # the heal attempt whose outcome was emitted
+    heal_task: asyncio.Future[None] | None = None
+    reported_task: asyncio.Future[None] | None = None  # the heal attempt whose outcome was emitted
     error: str | None = None  # why the last heal attempt failed
 
 
 class Run:
-    """One execution of one scenario against one target. Use `await Run(...).execute()`."""
+    """One execution of one scenario against one target. Use `await Run(...).execute()`.
+
+    Give it a scenario (the plan is made here, once) or the plan a face already showed; the
+    run executes that plan and never asks the scenario's hooks again."""
 
     def __init__(
-        self, scenario: Scenario, target: Target, emit: EmitFn, options: RunOptions | None = None
+        self,
+        scenario: Scenario[Any] | RunPlan,
+        target: Target,
+        emit: EmitFn,
+        options: RunOptions | None = None,
     ) -> None:
-        self.scenario = scenario
+        plan = scenario if isinstance(scenario, RunPlan) else plan_run(scenario, target)
+        if plan.target != target.name:
+            raise ValueError(f"a plan for target {plan.target!r} cannot run on {target.name!r}")
+        self.plan = plan
+        self.scenario = plan.scenario
         self.target = target
         self.options = options or RunOptions()
         self.run_id = uuid.uuid4().hex[:12]
@@ -90,15 +116,18 @@ class Run:
         self._target_versions: dict[str, str] = {}
         self._live: list[_LiveFault] = []
         self._probes: list[Probe] = []
-        self._samplers: list[asyncio.Task] = []
+        self._samplers: list[asyncio.Task[None]] = []
         self._heal_early = asyncio.Event()  # set by heal_now(): the current hold ends at once
         self._halted = False  # set by halt(): no further fault is injected in this run
         self._sampling_stopped = False
-        self._injecting: asyncio.Future | None = None  # an inject in flight, which a heal awaits
+        self._injecting: asyncio.Future[None] | None = None  # an inject in flight, which a heal awaits
         self._target_gone: str | None = None  # why the target went away under the run
-        self.ctx = RunContext(self.run_id, target, self.timeline, self._note)
-        self._record = (RunRecord(self.options.record_dir, self.run_id, scenario.name, target.name)
-                        if self.options.record_dir is not None else None)
+        self.ctx = RunContext(self.run_id, target, self.timeline, self._note, plan)
+        self._record = (
+            RunRecord(self.options.record_dir, self.run_id, plan.scenario_name, target.name)
+            if self.options.record_dir is not None
+            else None
+        )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -123,19 +152,22 @@ class Run:
     async def execute(self) -> RunResult:
         started = time.time()
         outcome, reason = "error", ""
-        invariants = []
+        invariants: list[InvariantResult] = []
+        plan = self.plan
+        self._emit(RunPlanned(plan))
         watch = asyncio.ensure_future(self._watch_target(asyncio.current_task()))
         try:
             self._phase("prepare", f"target {self.target.name}")
             self._target_versions = await asyncio.to_thread(self._read_versions)
-            await self.target.ensure_up(self.scenario.profile)
+            await self.target.ensure_up(plan.profile)
+            await self._check_endpoints()
             await self._start_sampling()
             self._phase("steady_state")
             await self._await_steady_state()
             await self.scenario.start_workload(self.ctx)
-            self._phase("warmup", f"{self.scenario.warmup_s:g}s of load before the fault")
-            await asyncio.sleep(self.scenario.warmup_s)
-            for fault in self.scenario.faults(self.target):
+            self._phase("warmup", f"{plan.warmup_s:g}s of load before the fault")
+            await asyncio.sleep(plan.warmup_s)
+            for fault in (planned.fault for planned in plan.faults):
                 if self._halted:
                     self._note(f"halted: {fault.name} not injected", "warning")
                     continue
@@ -149,17 +181,17 @@ class Run:
                 await self._heal(self._live[-1])
             if self._halted and not self._live:
                 raise HaltedBeforeInject("halted by the operator before any fault was injected")
-            self._phase("recover", f"{self.scenario.recover_s:g}s of load after the heal")
-            await asyncio.sleep(self.scenario.recover_s)
+            self._phase("recover", f"{plan.recover_s:g}s of load after the heal")
+            await asyncio.sleep(plan.recover_s)
             await self.scenario.stop_workload(self.ctx)
-            budget = self.options.invariant_budget_s or self.scenario.invariant_budget_s
+            budget = self.options.invariant_budget_s or plan.invariant_budget_s
             self._phase("verify", f"invariant budget {budget:g}s")
             try:
                 invariants = await asyncio.wait_for(self.scenario.check_invariants(self.ctx), budget)
             except asyncio.TimeoutError:
                 raise BudgetExceeded(f"checking invariants took longer than {budget:g}s") from None
-            for result in invariants:
-                self._emit(InvariantChecked(result))
+            for checked in invariants:
+                self._emit(InvariantChecked(checked))
             failed = [r.name for r in invariants if not r.passed]
             outcome = "fail" if failed else "pass"
             reason = f"invariant(s) broken: {', '.join(failed)}" if failed else ""
@@ -172,7 +204,7 @@ class Run:
             outcome, reason = "interrupted", "interrupted (signal or abort); healed before exit"
             if self._target_gone:
                 outcome, reason = "error", self._target_gone
-        except (SteadyStateNotMet, HaltedBeforeInject) as exc:
+        except (SteadyStateNotMet, HaltedBeforeInject, TargetMoved) as exc:
             outcome, reason = "aborted", str(exc)
         except Exception as exc:
             outcome, reason = "error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -189,7 +221,17 @@ class Run:
         self._emit(RunFinished(result))
         return result
 
-    async def _watch_target(self, run_task: asyncio.Task | None) -> None:
+    async def _check_endpoints(self) -> None:
+        if self.plan.endpoints is None:
+            return
+        now = await asyncio.to_thread(self.target.endpoints, self.plan.profile)
+        if now != self.plan.endpoints:
+            raise TargetMoved(
+                f"the {self.target.name} target's addresses changed after the run was planned "
+                "(a port was taken meanwhile); nothing injected: run it again"
+            )
+
+    async def _watch_target(self, run_task: asyncio.Task[Any] | None) -> None:
         """A target taken away under the run (`sandbox down`) ends it at once, as an error;
         the heal still runs."""
         try:
@@ -202,7 +244,7 @@ class Run:
             run_task.cancel()
 
     async def _start_sampling(self) -> None:
-        self._probes = self.scenario.probes(self.target) + self.target.probes()
+        self._probes = list(self.plan.probes)
         for probe in self._probes:
             self.timeline.register(probe.name, probe.description)
             await probe.open()
@@ -228,7 +270,7 @@ class Run:
             await asyncio.sleep(delay)
 
     async def _await_steady_state(self) -> None:
-        checks = self.scenario.steady_state()
+        checks = self.plan.ceilings
         deadline = time.monotonic() + self.options.steady_state_timeout_s
         while True:
             problems = [p for p in (self._steady_problem(n, m) for n, m in checks.items()) if p]
@@ -398,14 +440,20 @@ class Run:
             self._note(f"could not read the target's versions: {exc}", "warning")
             return {}
 
-    def _result(self, started, outcome, reason, invariants, heal) -> RunResult:
+    def _result(
+        self,
+        started: float,
+        outcome: Any,
+        reason: str,
+        invariants: list[InvariantResult],
+        heal: HealReport,
+    ) -> RunResult:
         finished = time.time()
-        scenario = self.scenario
-        params = scenario.params.model_dump() if scenario.params is not None else {}
+        scenario, plan = self.scenario, self.plan
         return RunResult(
             run_id=self.run_id,
-            scenario=scenario.name,
-            hypothesis=scenario.hypothesis,
+            scenario=plan.scenario_name,
+            hypothesis=plan.hypothesis,
             target=self.target.name,
             outcome=outcome,
             reason=reason,
@@ -413,15 +461,15 @@ class Run:
             finished_at=finished,
             duration_s=round(finished - started, 3),
             phases=self._phases,
-            parameters=params,
+            parameters=plan.params,
             probe_rate_hz=self.options.rate_hz,
             injection_windows=self.timeline.windows,
             invariants=invariants,
-            recovery=self.timeline.recovery(scenario.recovery_probe, scenario.backlog_probe),
+            recovery=self.timeline.recovery(plan.recovery_probe, plan.backlog_probe),
             delivery=scenario.delivery,
             measurements=scenario.measurements,
             versions=self._target_versions,
             probes={p: self.timeline.report(p, started) for p in self.timeline.probes},
             heal=heal,
-            runbook=scenario.runbook if outcome == "fail" else None,
+            runbook=plan.runbook if outcome == "fail" else None,
         )

@@ -29,9 +29,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+from chaos_tui.platform.telemetry import ORG  # noqa: F401  (importable from here as before)
 from chaos_tui.sandbox.postgres import SandboxError
-
-ORG = "default"  # OpenObserve's default organisation
 
 # Batches leave within 100 ms, so a marker's delivery time is the backend's, not the batcher's.
 BATCH_TIMEOUT = "100ms"

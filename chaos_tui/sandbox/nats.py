@@ -7,11 +7,14 @@ import sys
 import sysconfig
 from pathlib import Path
 
+# The platform's stream names and calls, importable from here as before.
+from chaos_tui.platform.streams import (  # noqa: F401
+    DUPLICATE_WINDOW_S,
+    EVENTS_STREAM,
+    EVENTS_SUBJECTS,
+    ensure_events_stream,
+)
 from chaos_tui.sandbox.postgres import SandboxError
-
-EVENTS_STREAM = "SEA_EVENTS"
-EVENTS_SUBJECTS = ["sea.event.>"]
-DUPLICATE_WINDOW_S = 120.0  # Nats-Msg-Id dedupe: longer than any outage a scenario makes
 
 
 def server_binary() -> Path:
@@ -43,26 +46,3 @@ def server_command(store: Path, port: int, monitor_port: int, name: str) -> list
 
 def url(port: int) -> str:
     return f"nats://127.0.0.1:{port}"
-
-
-async def ensure_events_stream(nats_url: str) -> None:
-    from nats.js.api import StreamConfig
-    from nats.js.errors import NotFoundError
-
-    from chaos_tui import nats_client
-
-    nc = await nats_client.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
-    try:
-        js = nc.jetstream(timeout=5)
-        try:
-            await js.stream_info(EVENTS_STREAM)
-        except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=EVENTS_STREAM,
-                    subjects=EVENTS_SUBJECTS,
-                    duplicate_window=DUPLICATE_WINDOW_S,
-                )
-            )
-    finally:
-        await nc.close()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from importlib.util import find_spec
 
+from chaos_tui.core.errors import TargetError
+
 
 def _wheel_install() -> Path:
     # Located without importing the package: its import creates runtime dirs we don't use.
@@ -35,7 +37,7 @@ SUPERUSER = "postgres"
 MIGRATIONS = Path(__file__).parent / "sql"
 
 
-class SandboxError(Exception):
+class SandboxError(TargetError):
     """The sandbox could not do what was asked; the message says what and why."""
 
 
@@ -361,9 +363,4 @@ def url(port: int, database: str = "postgres") -> str:
     return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}"
 
 
-def apply_migrations(dsn: str) -> None:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        for path in sorted(MIGRATIONS.glob("*.sql")):
-            conn.execute(path.read_text())
+from chaos_tui.platform.outbox import apply_migrations  # noqa: E402,F401  (as before)

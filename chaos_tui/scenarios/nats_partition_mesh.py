@@ -9,26 +9,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 from nats.aio.client import Client
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.core.platform_target import LinkCutParams, PlatformTarget
+from chaos_tui.platform.streams import MIRROR_STREAM, PROBE_SUBJECT, mirror_state, origin_last_seq
 from chaos_tui.probes.http_probe import HttpClientProbe
 from chaos_tui.probes.jetstream_probe import read_subject
 from chaos_tui.probes.nats_probe import connect
-from chaos_tui.sandbox.mesh import MIRROR_STREAM, PROBE_SUBJECT, mirror_state, origin_last_seq
+from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.load import SteadyLoad
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Params(ScenarioParams):
     # At least 2/s: the mirror must hear from the origin often enough that a cut stands out.
     publish_rate: float = Field(20.0, ge=2, le=1000, description="probe messages per second")
-    warmup_s: float = Field(3.0, ge=0, le=600, description="publishing before the cut")
-    cut_s: float = Field(5.0, ge=2, le=300, description="how long the link stays cut")
-    recover_s: float = Field(3.0, ge=0, le=600, description="publishing after the heal")
+    hold_s: float = hold_s_field(5.0, 300, "how long the link stays cut", ge=2)
+    recover_s: float = Field(3.0, ge=0, le=600, description="load after the heal")
     scope: Literal["full", "one-node"] = Field("full", description="cut every path, or one")
     catchup_limit_s: float = Field(30.0, gt=0, le=150, description="mirror must catch up within")
     flow_limit_s: float = Field(5.0, gt=0, description="one-node: longest mirror silence")
@@ -147,8 +146,9 @@ def cut_paths(fault: Fault | None) -> list[str]:
     return list(params.get("proxies") or params.get("services") or [])
 
 
-class NatsPartitionMesh(Scenario):
+class NatsPartitionMesh(PlatformScenario):
     name = "nats_partition_mesh"
+    order = 30
     hypothesis = (
         "Cutting the leafnode link between domains sea-a and sea-b loses and doubles no event: "
         "every message published to SEA_EVENTS appears exactly once in SEA_EVENTS_MIRROR "
@@ -158,39 +158,44 @@ class NatsPartitionMesh(Scenario):
     invariant_budget_s = 180.0  # the catch-up limit (at most 150 s) and the read-back
     runbook = "docs/runbooks/nats_partition_mesh.md"
     Params = Params
+    params: Params
     recovery_probe = "link"
     backlog_probe = "mirror_lag"
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)
+        # The workload's, made by start_workload.
         self.publisher: MeshPublisher | None = None
-        self.mirror: MirrorProbe | None = None
-        self.cut: Fault | None = None
         self.start_seq = 0
 
-    def probes(self, target) -> list[Probe]:
-        self.mirror = MirrorProbe("mirror_lag", target.nats_a_url, target.nats_b_url)
+    def probes(self, target: PlatformTarget) -> list[Probe]:
+        at = target.endpoints(self.profile)
+        mirror = MirrorProbe("mirror_lag", at.nats_a_url, at.nats_b_url)
         return [
-            LinkProbe("link", target.link_monitor_url),
-            self.mirror,
-            MirrorSilenceProbe("mirror_silence", self.mirror),
+            LinkProbe("link", at.link_monitor_url),
+            mirror,
+            MirrorSilenceProbe("mirror_silence", mirror),
         ]
 
     def steady_state(self) -> dict[str, float | None]:
         # The mirror must be in touch with the origin before the cut, or nothing is tested.
         return {"link": None, "mirror_lag": 1000, "mirror_silence": 5.0}
 
-    def faults(self, target) -> list[Fault]:
-        self.cut = target.cut_link(self.params.scope, self.params.cut_s)
-        return [self.cut]
+    def faults(self, target: PlatformTarget) -> list[Fault]:
+        return [target.cut_link(LinkCutParams(scope=self.params.scope, hold_s=self.params.hold_s))]
+
+    def workload(self) -> str:
+        return (f"{self.params.publish_rate:g} msg/s to {PROBE_SUBJECT} in sea-a, each to be "
+                f"mirrored once into {MIRROR_STREAM}")
 
     async def start_workload(self, ctx: RunContext) -> None:
+        at = self.endpoints(ctx)
         # Only what comes after this is read back: the mirror keeps every earlier run too.
-        self.start_seq = await origin_last_seq(ctx.target.nats_a_url)
-        self.publisher = MeshPublisher(ctx.target.nats_a_url, ctx.run_id, self.params.publish_rate)
+        self.start_seq = await origin_last_seq(at.nats_a_url)
+        self.publisher = MeshPublisher(at.nats_a_url, ctx.run_id, self.params.publish_rate)
         self.publisher.start()
         ctx.note(f"publishing {self.params.publish_rate:g} msg/s to {PROBE_SUBJECT} in "
-                 f"{ctx.target.domain_a}")
+                 f"{at.domain_a}")
 
     async def stop_workload(self, ctx: RunContext) -> None:
         if self.publisher is not None:
@@ -210,7 +215,7 @@ class NatsPartitionMesh(Scenario):
         if p.scope == "full":
             specs.append(InvariantSpec(
                 name="partition_visible", description="the mirror went silent during the cut "
-                "(mirror.active grew)", limit=min(2.0, p.cut_s / 2), comparison=">=", unit="s"))
+                "(mirror.active grew)", limit=min(2.0, p.hold_s / 2), comparison=">=", unit="s"))
         else:
             specs.append(InvariantSpec(
                 name="mirror_keeps_flowing", description="with one path cut the mirror is "
@@ -219,22 +224,26 @@ class NatsPartitionMesh(Scenario):
 
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         p = self.params
+        mirror = ctx.plan.probe("mirror_lag")
+        assert isinstance(mirror, MirrorProbe)
+        cut = ctx.plan.faults[0].fault if ctx.plan.faults else None
         window = ctx.timeline.windows[0] if ctx.timeline.windows else None
         healed_at = window.healed_at if window else None
         # One deadline for both waits; the probe goes on reading the mirror meanwhile.
         deadline = (healed_at or time.time()) + p.catchup_limit_s
-        catch_up = await self._catch_up_s(healed_at, deadline)
-        await self._wait_settled(time.time(), deadline)
+        catch_up = await catch_up_s(mirror, healed_at, deadline)
+        await wait_settled(mirror, time.time(), deadline)
 
         publisher = self.publisher
-        stored = await read_subject(ctx.target.nats_b_url, MIRROR_STREAM, PROBE_SUBJECT,
+        assert publisher is not None, "check_invariants before start_workload"
+        stored = await read_subject(self.endpoints(ctx).nats_b_url, MIRROR_STREAM, PROBE_SUBJECT,
                                     start_seq=self.start_seq + 1)
         ours = [m.msg_id or "" for m in stored if (m.msg_id or "").startswith(ctx.run_id)]
         self.delivery = d = check_delivery(publisher.attempted, publisher.acknowledged, ours)
         ctx.note(f"mirror: {d.acknowledged} published, {d.published} mirrored, {d.lost} lost, "
                  f"{d.duplicated} duplicated")
 
-        readings = self.mirror.readings if self.mirror else []
+        readings = mirror.readings
         silent = [r.silent_s for r in readings if window and r.silent_s is not None
                   and window.injected_at <= r.t <= (healed_at or float("inf"))]
         longest_silence = round(max(silent), 3) if silent else None
@@ -244,7 +253,7 @@ class NatsPartitionMesh(Scenario):
             "messages published during cut": sum(
                 1 for t in publisher.sent_at.values() if window and window.contains(t)),
             "scope": p.scope,
-            "paths cut": ", ".join(cut_paths(self.cut)) or None,
+            "paths cut": ", ".join(cut_paths(cut)) or None,
         })
         results = [
             self.judge("no_lost_messages", d.lost, examples(d.lost_sample)),
@@ -259,26 +268,30 @@ class NatsPartitionMesh(Scenario):
             results.append(self.judge("mirror_keeps_flowing", longest_silence))
         return results
 
-    async def _catch_up_s(self, healed_at: float | None, deadline: float) -> float | None:
-        """Seconds from the heal until the mirror held what the origin held at the first
-        reading after the heal, read off the mirror probe (which keeps sampling)."""
-        if healed_at is None or self.mirror is None:
-            return None
-        while True:
-            after = [r for r in self.mirror.readings if r.t >= healed_at]
-            if after:
-                goal = after[0].origin_seq
-                done = next((r for r in after if r.mirror_seq >= goal), None)
-                if done is not None:
-                    return round(done.t - healed_at, 3)
-            if time.time() > deadline:
-                return None
-            await asyncio.sleep(0.1)
 
-    async def _wait_settled(self, since: float, deadline: float) -> None:
-        """Before reading the mirror back (the load has stopped): wait, up to the deadline,
-        for a reading in which the mirror holds the origin's last message."""
-        while time.time() <= deadline and self.mirror is not None:
-            if any(r.t >= since and r.mirror_seq >= r.origin_seq for r in self.mirror.readings):
-                return
-            await asyncio.sleep(0.1)
+
+async def catch_up_s(mirror: MirrorProbe, healed_at: float | None,
+                     deadline: float) -> float | None:
+    """Seconds from the heal until the mirror held what the origin held at the first
+    reading after the heal, read off the mirror probe (which keeps sampling)."""
+    if healed_at is None:
+        return None
+    while True:
+        after = [r for r in mirror.readings if r.t >= healed_at]
+        if after:
+            goal = after[0].origin_seq
+            done = next((r for r in after if r.mirror_seq >= goal), None)
+            if done is not None:
+                return round(done.t - healed_at, 3)
+        if time.time() > deadline:
+            return None
+        await asyncio.sleep(0.1)
+
+
+async def wait_settled(mirror: MirrorProbe, since: float, deadline: float) -> None:
+    """Before reading the mirror back (the load has stopped): wait, up to the deadline,
+    for a reading in which the mirror holds the origin's last message."""
+    while time.time() <= deadline:
+        if any(r.t >= since and r.mirror_seq >= r.origin_seq for r in mirror.readings):
+            return
+        await asyncio.sleep(0.1)

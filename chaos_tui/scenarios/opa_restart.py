@@ -9,15 +9,15 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
+from chaos_tui.platform.policy import POLICY_PATH, policy_answers
 from chaos_tui.probes.http_probe import HttpClientProbe, HttpProbe
-from chaos_tui.sandbox.policy_engine import PolicyEngine, default_policy_dir
+from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.load import SteadyLoad
-
-POLICY_PATH = "chaos/gateway/allow"
 
 def _request(role: str, action: str, resource_tenant: str) -> dict:
     """A caller of tenant acme with this role, acting on a resource of some tenant."""
@@ -37,13 +37,9 @@ REQUESTS: list[dict] = [
 ]
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Params(ScenarioParams):
     decision_rate: float = Field(20.0, gt=0, le=500, description="gateway decisions per second")
-    warmup_s: float = Field(3.0, ge=0, le=600, description="decisions before the fault")
-    down_s: float = Field(3.0, ge=0, le=60, description="how long OPA stays dead")
-    recover_s: float = Field(5.0, ge=0, le=600, description="decisions after the heal")
+    hold_s: float = hold_s_field(3.0, 60, "how long OPA stays dead")
     resume_limit_s: float = Field(10.0, gt=0, description="allow must come back within")
 
 
@@ -106,12 +102,12 @@ class AllowProbe(HttpClientProbe):
 
 def expected() -> list[bool]:
     """What the policy itself says about each request: the oracle for every answer."""
-    engine = PolicyEngine(default_policy_dir())
-    return [engine.evaluate(POLICY_PATH, r) == (True, True) for r in REQUESTS]
+    return policy_answers(POLICY_PATH, REQUESTS)
 
 
-class OpaRestart(Scenario):
+class OpaRestart(PlatformScenario):
     name = "opa_restart"
+    order = 10
     hypothesis = (
         "When the policy engine dies, the gateway fails closed: every decision while OPA is "
         "down is deny, nothing the policy denies is ever allowed, and allow comes back within "
@@ -121,28 +117,34 @@ class OpaRestart(Scenario):
     invariant_budget_s = 60.0
     runbook = "docs/runbooks/opa_restart.md"
     Params = Params
+    params: Params
     recovery_probe = "allow_path"
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)
         self.stream: DecisionStream | None = None
 
-    def probes(self, target) -> list[Probe]:
+    def probes(self, target: PlatformTarget) -> list[Probe]:
         allowed = REQUESTS[0]  # an admin: allowed by any sane policy, checked in steady state
+        at = target.endpoints(self.profile)
         return [
-            HttpProbe("opa", target.opa_url + "/health"),
-            HttpProbe("gateway", target.gateway_url + "/health"),
-            AllowProbe("allow_path", target.gateway_url, allowed),
+            HttpProbe("opa", at.opa_url + "/health"),
+            HttpProbe("gateway", at.gateway_url + "/health"),
+            AllowProbe("allow_path", at.gateway_url, allowed),
         ]
 
     def steady_state(self) -> dict[str, float | None]:
         return {"opa": None, "gateway": None, "allow_path": None}
 
-    def faults(self, target) -> list[Fault]:
-        return [target.hard_restart("opa", self.params.down_s)]
+    def faults(self, target: PlatformTarget) -> list[Fault]:
+        return [target.hard_restart(ServiceFaultParams(service="opa", hold_s=self.params.hold_s))]
+
+    def workload(self) -> str:
+        return (f"{self.params.decision_rate:g} gateway decisions/s over {len(REQUESTS)} "
+                "requests, allowed and denied")
 
     async def start_workload(self, ctx: RunContext) -> None:
-        self.stream = DecisionStream(ctx.target.gateway_url, self.params.decision_rate)
+        self.stream = DecisionStream(self.endpoints(ctx).gateway_url, self.params.decision_rate)
         self.stream.start()
         ctx.note(f"asking the gateway {self.params.decision_rate:g} decisions/s over "
                  f"{len(REQUESTS)} requests, allowed and denied")

@@ -7,27 +7,26 @@ import asyncio
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
+from chaos_tui.platform.telemetry import ORG
 from chaos_tui.probes.http_probe import HttpClientProbe, HttpProbe
 from chaos_tui.probes.otlp_markers import MarkerSender, fetch_markers, received_ids
 from chaos_tui.probes.tcp_probe import TcpProbe
-from chaos_tui.sandbox.collector import ORG
+from chaos_tui.scenarios.base import PlatformScenario
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Params(ScenarioParams):
     marker_rate: float = Field(10.0, gt=0, le=500, description="marker logs per second")
-    warmup_s: float = Field(3.0, ge=0, le=600, description="markers before the stall")
-    stall_s: float = Field(5.0, ge=0, le=120, description="how long the backend is out")
+    hold_s: float = hold_s_field(5.0, 120, "how long the backend is out")
     # stop: the backend refuses connections, so nothing half-sent can be counted twice.
     # pause: it hangs (SIGSTOP); exports time out, and a retried export can then arrive twice.
     mode: Literal["stop", "pause"] = Field("stop", description="stop or freeze the backend")
-    recover_s: float = Field(3.0, ge=0, le=600, description="markers after the heal")
+    recover_s: float = Field(3.0, ge=0, le=600, description="load after the heal")
     arrival_limit_s: float = Field(60.0, gt=0, le=170, description="stalled markers must "
                                    "arrive within this long after the heal")
 
@@ -56,8 +55,9 @@ class ArrivalProbe(HttpClientProbe):
         return float(sum(1 for m in sender.accepted if m not in counts))
 
 
-class OpenObserveStall(Scenario):
+class OpenObserveStall(PlatformScenario):
     name = "openobserve_stall"
+    order = 20
     hypothesis = (
         "When the telemetry backend stalls, no telemetry is lost: the collector keeps "
         "accepting OTLP, and every marker sent during the stall reaches the backend once it "
@@ -67,31 +67,35 @@ class OpenObserveStall(Scenario):
     invariant_budget_s = 180.0
     runbook = "docs/runbooks/openobserve_stall.md"
     Params = Params
+    params: Params
     recovery_probe = "backend"
     backlog_probe = "markers_pending"
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)
-        self.sender: MarkerSender | None = None
-        self.arrivals: ArrivalProbe | None = None
+        self.sender: MarkerSender | None = None  # the workload's, made by start_workload
 
-    def probes(self, target) -> list[Probe]:
-        self.arrivals = ArrivalProbe("markers_pending", target.sink_url, self, target.sink_auth)
+    def probes(self, target: PlatformTarget) -> list[Probe]:
+        at = target.endpoints(self.profile)
         return [
-            HttpProbe("backend", target.sink_url + "/healthz"),
-            TcpProbe("collector", "127.0.0.1", target.collector_port),
-            self.arrivals,
+            HttpProbe("backend", at.sink_url + "/healthz"),
+            TcpProbe("collector", at.collector_host, at.collector_port),
+            ArrivalProbe("markers_pending", at.sink_url, self, at.sink_auth),
         ]
 
     def steady_state(self) -> dict[str, float | None]:
         return {"backend": None, "collector": None}
 
-    def faults(self, target) -> list[Fault]:
+    def faults(self, target: PlatformTarget) -> list[Fault]:
         fault = target.stop if self.params.mode == "stop" else target.pause
-        return [fault("sink", self.params.stall_s)]
+        return [fault(ServiceFaultParams(service="sink", hold_s=self.params.hold_s))]
+
+    def workload(self) -> str:
+        return f"{self.params.marker_rate:g} marker logs/s to the collector, each to arrive once"
 
     async def start_workload(self, ctx: RunContext) -> None:
-        self.sender = MarkerSender(ctx.target.collector_url, ctx.run_id, self.params.marker_rate)
+        self.sender = MarkerSender(self.endpoints(ctx).collector_url, ctx.run_id,
+                                   self.params.marker_rate)
         self.sender.start()
         ctx.note(f"sending {self.params.marker_rate:g} marker logs/s to the collector")
 
@@ -117,10 +121,13 @@ class OpenObserveStall(Scenario):
 
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         sender = self.sender
+        assert sender is not None, "check_invariants before start_workload"
+        arrivals = ctx.plan.probe("markers_pending")
+        assert isinstance(arrivals, ArrivalProbe)
         window = ctx.timeline.windows[0] if ctx.timeline.windows else None
         healed_at = window.healed_at if window else None
         accepted = set(sender.accepted)
-        counts = await self._wait_for_arrivals(ctx, accepted, healed_at)
+        counts = await self._wait_for_arrivals(ctx, sender, arrivals, accepted, healed_at)
         self.delivery = d = check_delivery(sender.attempted, accepted, received_ids(counts))
 
         stalled = [s.marker for s in sender.sends if window and window.contains(s.sent_at)
@@ -128,7 +135,7 @@ class OpenObserveStall(Scenario):
         missing_stalled = [m for m in stalled if m not in counts]
         before_heal = [s.marker for s in sender.sends if healed_at and s.sent_at < healed_at
                        and s.marker in accepted]
-        arrival = self._arrival_s(before_heal, healed_at)
+        arrival = arrival_s(arrivals.first_seen, before_heal, healed_at)
         rejected = sender.rejected
         self.measurements.update({
             "markers sent": len(sender.attempted),
@@ -152,30 +159,32 @@ class OpenObserveStall(Scenario):
             self.judge("no_duplicate_markers", d.duplicated, examples(d.duplicated_sample)),
         ]
 
-    async def _wait_for_arrivals(self, ctx: RunContext, accepted: set[str],
+    async def _wait_for_arrivals(self, ctx: RunContext, sender: MarkerSender,
+                                 arrivals: ArrivalProbe, accepted: set[str],
                                  healed_at: float | None) -> dict[str, int]:
         """Poll the backend until every accepted marker is there or the arrival limit since
         the heal has passed; the collector's retries need that long at most."""
         deadline = (healed_at or time.time()) + self.params.arrival_limit_s
         counts: dict[str, int] = {}
+        at = self.endpoints(ctx)
         while True:
             try:
-                counts = await fetch_markers(ctx.target.sink_url, ORG, self.sender.prefix,
-                                             auth=ctx.target.sink_auth)
+                counts = await fetch_markers(at.sink_url, ORG, sender.prefix, auth=at.sink_auth)
             except Exception:
                 pass
             now = time.time()
             for marker in counts:
-                self.arrivals.first_seen.setdefault(marker, now)
+                arrivals.first_seen.setdefault(marker, now)
             if accepted <= counts.keys() or now > deadline:
                 return counts
             await asyncio.sleep(0.2)
 
-    def _arrival_s(self, markers: list[str], healed_at: float | None) -> float | None:
-        """Seconds from the heal until the last of these markers was first seen."""
-        if healed_at is None or not markers:
-            return None
-        seen = self.arrivals.first_seen
-        if any(m not in seen for m in markers):
-            return None
-        return round(max(0.0, max(seen[m] for m in markers) - healed_at), 3)
+
+
+def arrival_s(seen: dict[str, float], markers: list[str], healed_at: float | None) -> float | None:
+    """Seconds from the heal until the last of these markers was first seen."""
+    if healed_at is None or not markers:
+        return None
+    if any(m not in seen for m in markers):
+        return None
+    return round(max(0.0, max(seen[m] for m in markers) - healed_at), 3)

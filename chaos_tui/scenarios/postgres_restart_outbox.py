@@ -6,33 +6,33 @@ import asyncio
 import time
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario
+from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
 from chaos_tui.probes.db_probe import OutboxBacklogProbe, PostgresProbe
 from chaos_tui.probes.jetstream_probe import StreamProbe, read_subject
 from chaos_tui.probes.nats_probe import NatsProbe
-from chaos_tui.sandbox.nats import EVENTS_STREAM
+from chaos_tui.platform.outbox import UNPUBLISHED_OF_SUBJECT
+from chaos_tui.platform.streams import EVENTS_STREAM
+from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.outbox_writer import OutboxWriter
 
 SUBJECT_PREFIX = "sea.event.outbox_probe"
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Params(ScenarioParams):
     write_rate: float = Field(20.0, gt=0, le=1000, description="outbox rows per second")
-    warmup_s: float = Field(3.0, ge=0, le=600, description="load before the fault")
-    down_s: float = Field(3.0, ge=0, le=60, description="how long Postgres stays dead")
-    recover_s: float = Field(5.0, ge=0, le=600, description="load after the heal")
+    hold_s: float = hold_s_field(3.0, 60, "how long Postgres stays dead")
     resume_limit_s: float = Field(10.0, gt=0, description="relay must publish again within")
     drain_timeout_s: float = Field(60.0, gt=0, le=170, description="wait for the backlog")
 
 
-class PostgresRestartOutbox(Scenario):
+class PostgresRestartOutbox(PlatformScenario):
     name = "postgres_restart_outbox"
+    order = 0  # the main job: listed first
     hypothesis = (
         "A hard Postgres restart loses no outbox event and doubles none: every row written "
         "before, during and after it reaches SEA_EVENTS exactly once, and the relay resumes "
@@ -41,6 +41,7 @@ class PostgresRestartOutbox(Scenario):
     invariant_budget_s = 120.0
     runbook = "docs/runbooks/postgres_restart_outbox.md"
     Params = Params
+    params: Params
     recovery_probe = "postgres"
     backlog_probe = "outbox_backlog"
 
@@ -49,23 +50,28 @@ class PostgresRestartOutbox(Scenario):
         self.writer: OutboxWriter | None = None
         self.subject = ""
 
-    def probes(self, target) -> list[Probe]:
+    def probes(self, target: PlatformTarget) -> list[Probe]:
+        at = target.endpoints(self.profile)
         return [
-            PostgresProbe("postgres", target.postgres_url),
-            OutboxBacklogProbe("outbox_backlog", target.postgres_url),
-            NatsProbe("nats", target.nats_url),
-            StreamProbe("sea_events", target.nats_url, EVENTS_STREAM),
+            PostgresProbe("postgres", at.postgres_url),
+            OutboxBacklogProbe("outbox_backlog", at.postgres_url),
+            NatsProbe("nats", at.nats_url),
+            StreamProbe("sea_events", at.nats_url, EVENTS_STREAM),
         ]
 
     def steady_state(self) -> dict[str, float | None]:
         return {"postgres": None, "nats": None, "sea_events": None, "outbox_backlog": 1000}
 
-    def faults(self, target) -> list[Fault]:
-        return [target.hard_restart("postgres", self.params.down_s)]
+    def faults(self, target: PlatformTarget) -> list[Fault]:
+        return [target.hard_restart(ServiceFaultParams(service="postgres", hold_s=self.params.hold_s))]
+
+    def workload(self) -> str:
+        return f"{self.params.write_rate:g} outbox rows/s, each to reach {EVENTS_STREAM} once"
 
     async def start_workload(self, ctx: RunContext) -> None:
         self.subject = f"{SUBJECT_PREFIX}.{ctx.run_id}"
-        self.writer = OutboxWriter(ctx.target.postgres_url, self.subject, self.params.write_rate)
+        dsn = self.endpoints(ctx).postgres_url
+        self.writer = OutboxWriter(dsn, self.subject, self.params.write_rate)
         self.writer.start()
         ctx.note(f"writing {self.params.write_rate:g} outbox rows/s on {self.subject}")
 
@@ -76,8 +82,10 @@ class PostgresRestartOutbox(Scenario):
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         p = self.params
         writer = self.writer
-        backlog = await self._wait_for_drain(ctx.target.postgres_url, p.drain_timeout_s)
-        stored = await read_subject(ctx.target.nats_url, EVENTS_STREAM, self.subject)
+        assert writer is not None, "check_invariants before start_workload"
+        at = self.endpoints(ctx)
+        backlog = await self._wait_for_drain(at.postgres_url, p.drain_timeout_s)
+        stored = await read_subject(at.nats_url, EVENTS_STREAM, self.subject)
         self.delivery = check_delivery(
             writer.attempted, writer.acknowledged, [m.msg_id or "" for m in stored]
         )
@@ -122,11 +130,7 @@ class PostgresRestartOutbox(Scenario):
                 async with await psycopg.AsyncConnection.connect(
                     dsn, autocommit=True, connect_timeout=2
                 ) as conn:
-                    cur = await conn.execute(
-                        "SELECT count(*) FROM outbox_events "
-                        "WHERE subject = %s AND published_at IS NULL",
-                        (self.subject,),
-                    )
+                    cur = await conn.execute(UNPUBLISHED_OF_SUBJECT, (self.subject,))
                     (count,) = await cur.fetchone()
                     left = float(count)
             except (psycopg.Error, OSError):

@@ -12,21 +12,22 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from chaos_tui.catalog import ScenarioDetail
+from chaos_tui.core.plan import RunPlan
 from chaos_tui.widgets.title_bar import TitleBar
 
 
-def describe(detail: ScenarioDetail) -> Group:
-    s = detail.scenario
-    parts: list = [Text(s.name, style="bold"), Text(s.hypothesis), Text("")]
+def describe(plan: RunPlan) -> Group:
+    """The plan the run will execute, as the user reads it before confirming."""
+    parts: list = [Text(plan.scenario_name, style="bold"), Text(plan.hypothesis), Text("")]
 
     probes = Table(title="steady state (must hold before anything is injected)", title_justify="left",
                    expand=True, show_edge=False)
     probes.add_column("probe")
     probes.add_column("measures")
     probes.add_column("required")
-    for probe in detail.probes:
-        ceiling = detail.steady_state.get(probe.name, "watched")
+    ceilings = plan.ceilings
+    for probe in plan.probes:
+        ceiling = ceilings.get(probe.name, "watched")
         need = ("watched only" if ceiling == "watched" else
                 "passing" if ceiling is None else f"passing, value <= {ceiling:g}")
         probes.add_row(probe.name, probe.description, need)
@@ -37,12 +38,15 @@ def describe(detail: ScenarioDetail) -> Group:
     faults.add_column("what it does")
     faults.add_column("held", justify="right")
     faults.add_column("TTL", justify="right")
-    for fault in detail.faults:
+    for fault in plan.faults:
         faults.add_row(fault.name, fault.description, f"{fault.hold_s:g}s", f"{fault.ttl_s:g}s")
     parts += [faults, Text("")]
 
-    parts.append(Text(f"blast radius (profile {s.profile})", style="bold"))
-    parts += [Text(f"  • {line}") for line in detail.blast_radius] or [Text("  (nothing)")]
+    if plan.workload:
+        parts += [Text("load: ", style="bold") + Text(plan.workload), Text("")]
+
+    parts.append(Text(f"blast radius (profile {plan.profile})", style="bold"))
+    parts += [Text(f"  • {line}") for line in plan.blast_radius] or [Text("  (nothing)")]
     parts.append(Text(""))
 
     checks = Table(title="invariants (checked after the heal)", title_justify="left", expand=True,
@@ -50,12 +54,12 @@ def describe(detail: ScenarioDetail) -> Group:
     checks.add_column("invariant")
     checks.add_column("holds when")
     checks.add_column("limit", justify="right")
-    for inv in detail.invariants:
+    for inv in plan.invariants:
         limit = "" if inv.limit is None else f"{inv.comparison} {inv.limit:g} {inv.unit}".strip()
         checks.add_row(inv.name, inv.description, limit)
     parts.append(checks)
 
-    params = s.params.model_dump() if s.params is not None else {}
+    params = plan.params
     if params:
         parts += [Text(""), Text("parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()),
                                  style="dim")]
@@ -76,7 +80,7 @@ class DetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         with VerticalScroll():
-            yield Static(describe(self.app.catalog.detail(self.scenario_name)), id="detail")
+            yield Static(describe(self.app.catalog.plan(self.scenario_name)), id="detail")
         yield Footer()
 
     def action_run(self) -> None:

@@ -13,13 +13,19 @@ from urllib.parse import quote
 
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.agent.docker_faults import DockerUnavailable, find_container, sidecar_image_problem
-from chaos_tui.core.contracts import Fault, Probe, Target
+from chaos_tui.core.contracts import Fault, Probe
+from chaos_tui.core.errors import TargetError
+from chaos_tui.core.platform_target import (
+    Endpoints,
+    LinkCutParams,
+    PlatformTarget,
+    ServiceFaultParams,
+)
 from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.platform.outbox import apply_migrations
+from chaos_tui.platform.streams import ensure_events_stream, ensure_mesh_streams, leafz
 from chaos_tui.probes.agent_probe import AgentProbe
-from chaos_tui.sandbox import mesh, postgres
-from chaos_tui.sandbox import nats as nats_server
-from chaos_tui.sandbox.postgres import SandboxError
 from chaos_tui.settings import Settings
 
 # The scenarios' service names -> the compose files' service names.
@@ -36,7 +42,7 @@ PROFILE_SERVICES = {
 }
 
 
-class DockerTarget(Target):
+class DockerTarget(PlatformTarget):
     name = "docker"
     is_sandbox = False
 
@@ -54,21 +60,21 @@ class DockerTarget(Target):
         for name in [profile] if profile else list(PROFILE_SERVICES):
             missing = await asyncio.to_thread(self._not_running, name)
             if missing:
-                raise SandboxError(
+                raise TargetError(
                     f"docker: {', '.join(missing)} of compose project {self.project_of(name)!r} "
                     f"not running; start them with `just chaos-up {name}`")
         if profile in (None, "mesh"):  # the link cut runs a sidecar: know now, not mid-run
             problem = await asyncio.to_thread(sidecar_image_problem, self.settings.docker.sidecar_image)
             if problem:
-                raise SandboxError(f"docker: {problem}")
+                raise TargetError(f"docker: {problem}")
         self.agent_started = await self.agent.ensure() or self.agent_started
         # What chaos-tui itself keeps in the stack: the outbox table and the streams.
         if profile in (None, "chaos-outbox"):
             await when_ready("postgres", lambda: asyncio.to_thread(
-                postgres.apply_migrations, self.postgres_url))
-            await when_ready("nats", lambda: nats_server.ensure_events_stream(self.nats_url))
+                apply_migrations, self.postgres_url))
+            await when_ready("nats", lambda: ensure_events_stream(self.nats_url))
         if profile in (None, "mesh"):
-            await when_ready("the mesh", lambda: mesh.ensure_mesh_streams(
+            await when_ready("the mesh", lambda: ensure_mesh_streams(
                 self.nats_a_url, self.nats_b_url, self.domain_a))
 
     def _not_running(self, profile: str) -> list[str]:
@@ -76,7 +82,7 @@ class DockerTarget(Target):
             found = {s: find_container(self.project_of(profile), s)
                      for s in PROFILE_SERVICES[profile]}
         except DockerUnavailable as exc:
-            raise SandboxError(str(exc)) from None
+            raise TargetError(str(exc)) from None
         return [s for s, c in found.items() if c is None or c.status != "running"]
 
     def probes(self) -> list[Probe]:
@@ -110,6 +116,15 @@ class DockerTarget(Target):
         return lines
 
     # -- addresses: what the compose files publish ----------------------------------------
+
+    def endpoints(self, profile: str | None = None) -> Endpoints:
+        return Endpoints(
+            postgres_url=self.postgres_url, nats_url=self.nats_url, opa_url=self.opa_url,
+            gateway_url=self.gateway_url, collector_url=self.collector_url,
+            collector_port=self.collector_port, sink_url=self.sink_url,
+            sink_auth=self.sink_auth, nats_a_url=self.nats_a_url, nats_b_url=self.nats_b_url,
+            link_monitor_url=self.link_monitor_url, domain_a=self.domain_a,
+        )
 
     @property
     def postgres_url(self) -> str:
@@ -169,33 +184,34 @@ class DockerTarget(Target):
             verify=lambda: self.container_running(project, compose),
         )
 
-    def hard_restart(self, service: str, hold_s: float) -> Fault:
-        return self._container_fault("docker.kill", "kill", service, hold_s,
+    def hard_restart(self, params: ServiceFaultParams) -> Fault:
+        return self._container_fault("docker.kill", "kill", params.service, params.hold_s,
                                      "docker kill {} (SIGKILL), start it again after {}")
 
-    def stop(self, service: str, hold_s: float) -> Fault:
-        return self._container_fault("docker.stop", "stop", service, hold_s,
+    def stop(self, params: ServiceFaultParams) -> Fault:
+        return self._container_fault("docker.stop", "stop", params.service, params.hold_s,
                                      "docker stop {}, start it again after {}")
 
-    def pause(self, service: str, hold_s: float) -> Fault:
-        return self._container_fault("docker.pause", "pause", service, hold_s,
+    def pause(self, params: ServiceFaultParams) -> Fault:
+        return self._container_fault("docker.pause", "pause", params.service, params.hold_s,
                                      "docker pause {} for {}, then unpause")
 
-    def cut_link(self, scope: str, hold_s: float) -> Fault:
+    def cut_link(self, params: LinkCutParams) -> Fault:
         """Cut the leafnode link port on cluster A's nodes: all of them (`full`), or the one
         sea-nats-b-1 is linked to when the fault lands (`one-node`), so that B must fail over
         to another A node."""
+        scope, hold_s = params.scope, params.hold_s
         every = [s for s in MESH_SERVICES if s.startswith("sea-nats-a-")]
         port = self.platform.nats_leafnode_port
-        params = {"project": self.settings.docker.mesh_project, "services": every, "port": port,
+        lease_params = {"project": self.settings.docker.mesh_project, "services": every, "port": port,
                   "image": self.settings.docker.sidecar_image}
 
         async def linked_node() -> dict:
-            return {**params, "services": [await asyncio.to_thread(self._a_node_of_b1)]}
+            return {**lease_params, "services": [await asyncio.to_thread(self._a_node_of_b1)]}
 
         one = scope == "one-node"
         return LeasedFault(
-            self.agent, "docker.netcut", params, name=f"cut_link:{scope}", hold_s=hold_s,
+            self.agent, "docker.netcut", lease_params, name=f"cut_link:{scope}", hold_s=hold_s,
             description=(f"reset TCP port {port} (the leafnode link) on "
                          + ("the sea-a node sea-nats-b-1 is linked to" if one else
                             ", ".join(every)) + f" for {hold_s:g}s"),
@@ -208,9 +224,9 @@ class DockerTarget(Target):
         return f"http://127.0.0.1:{self.platform.nats_b_monitor_port}"
 
     def _a_node_of_b1(self) -> str:
-        leafs = mesh.leafz(self.platform.nats_b_monitor_port)
+        leafs = leafz(self.platform.nats_b_monitor_port)
         if not leafs:
-            raise SandboxError("sea-nats-b-1 has no leafnode link: there is no path to cut")
+            raise TargetError("sea-nats-b-1 has no leafnode link: there is no path to cut")
         ip = leafs[0]["ip"]
         project = self.settings.docker.mesh_project
         for service in (s for s in MESH_SERVICES if s.startswith("sea-nats-a-")):
@@ -218,13 +234,13 @@ class DockerTarget(Target):
             networks = container.attrs["NetworkSettings"]["Networks"] if container else {}
             if any(n.get("IPAddress") == ip for n in networks.values()):
                 return service
-        raise SandboxError(f"no sea-a node has address {ip}")
+        raise TargetError(f"no sea-a node has address {ip}")
 
     async def mesh_linked(self, timeout_s: float = 15.0) -> bool:
         """sea-nats-b-1 has its leafnode to cluster A again (it redials every 250 ms)."""
 
         async def linked() -> bool:
-            return bool(await asyncio.to_thread(mesh.leafz, self.platform.nats_b_monitor_port))
+            return bool(await asyncio.to_thread(leafz, self.platform.nats_b_monitor_port))
 
         return await eventually(linked, timeout_s, 0.2)
 
@@ -245,5 +261,5 @@ async def when_ready(what: str, action, timeout_s: float = 60.0) -> None:
             return await action()
         except Exception as exc:
             if asyncio.get_running_loop().time() > deadline:
-                raise SandboxError(f"docker: {what} not ready after {timeout_s:g}s: {exc}") from None
+                raise TargetError(f"docker: {what} not ready after {timeout_s:g}s: {exc}") from None
         await asyncio.sleep(0.5)

@@ -11,11 +11,18 @@ from contextlib import ExitStack
 import httpx
 
 from chaos_tui.agent.client import AgentClient, AgentError, AgentUnavailable
-from chaos_tui.core.contracts import Fault, FaultLease, Probe, Target
+from chaos_tui.core.contracts import Fault, FaultLease, Probe
+from chaos_tui.core.platform_target import (
+    Endpoints,
+    LinkCutParams,
+    PlatformTarget,
+    ServiceFaultParams,
+)
 from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
-from chaos_tui.sandbox import collector, mesh, postgres
+from chaos_tui.platform.streams import leafz
+from chaos_tui.sandbox import collector, postgres
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox.postgres import SandboxError
 from chaos_tui.sandbox.services import BY_NAME, PROFILES, mesh_link_ports, services_of
@@ -44,7 +51,7 @@ async def _to_the_end(starting):
         raise
 
 
-class SandboxTarget(Target):
+class SandboxTarget(PlatformTarget):
     name = "sandbox"
     is_sandbox = True
 
@@ -156,8 +163,20 @@ class SandboxTarget(Target):
         return sandbox_versions()
 
     # -- addresses --------------------------------------------------------------------------
-    # Ports are picked when a profile first starts; before that the URLs carry port 0, which
-    # nothing listens on, so the console can describe a scenario before anything runs.
+    # A profile's ports are picked when a run of it is planned (or it first starts) and kept,
+    # so the plan's probes watch where the services will be; a profile not planned yet has
+    # URLs with port 0, which nothing listens on.
+
+    def endpoints(self, profile: str | None = None) -> Endpoints:
+        if profile is not None and not self.read_only:
+            self.sandbox.reserve_ports([profile])
+        return Endpoints(
+            postgres_url=self.postgres_url, nats_url=self.nats_url, opa_url=self.opa_url,
+            gateway_url=self.gateway_url, collector_url=self.collector_url,
+            collector_port=self.collector_port, sink_url=self.sink_url, sink_auth=None,
+            nats_a_url=self.nats_a_url, nats_b_url=self.nats_b_url,
+            link_monitor_url=self.link_monitor_url, domain_a=self.domain_a,
+        )
 
     def _url(self, port: str, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.sandbox.ports.get(port, 0)}"
@@ -239,7 +258,7 @@ class SandboxTarget(Target):
 
         async def whole() -> bool:
             proxies = await self.ensure_mesh_link()
-            leafs = await asyncio.to_thread(mesh.leafz, self.sandbox.ports["nats_a_monitor"])
+            leafs = await asyncio.to_thread(leafz, self.sandbox.ports["nats_a_monitor"])
             return bool(leafs) and all(p["listening"] for p in proxies)
 
         return await eventually(whole, timeout_s)
@@ -258,21 +277,24 @@ class SandboxTarget(Target):
         rec = self.sandbox.record(service)
         return f"sandbox {service}" + (f" (pid {rec.pid})" if rec else "")
 
-    def hard_restart(self, service: str, hold_s: float) -> Fault:
+    def hard_restart(self, params: ServiceFaultParams) -> Fault:
         """SIGKILL a service and its children (no shutdown, like a power cut), start it again
         at heal time."""
+        service, hold_s = params.service, params.hold_s
         return self._service_fault("sandbox.hard_restart", "hard_restart", service, hold_s,
                                    f"SIGKILL {self.describe(service)} and its children, "
                                    f"down {hold_s:g}s, start again")
 
-    def stop(self, service: str, hold_s: float) -> Fault:
+    def stop(self, params: ServiceFaultParams) -> Fault:
         """Stop a service gracefully (like `docker stop`): its port refuses connections."""
+        service, hold_s = params.service, params.hold_s
         return self._service_fault("sandbox.stop", "stop", service, hold_s,
                                    f"stop {self.describe(service)} (SIGTERM) for {hold_s:g}s, "
                                    "start again")
 
-    def pause(self, service: str, hold_s: float) -> Fault:
+    def pause(self, params: ServiceFaultParams) -> Fault:
         """SIGSTOP a service: its port stays open but nothing answers, like a hung server."""
+        service, hold_s = params.service, params.hold_s
         return self._service_fault("sandbox.pause", "pause", service, hold_s,
                                    f"SIGSTOP {self.describe(service)} for {hold_s:g}s, "
                                    "then SIGCONT")
@@ -286,9 +308,10 @@ class SandboxTarget(Target):
             verify=lambda: self.service_healthy(service),
         )
 
-    def cut_link(self, scope: str, hold_s: float) -> Fault:
+    def cut_link(self, params: LinkCutParams) -> Fault:
         """Cut the leafnode link between sea-b and sea-a: every path (`full`), or only the
         path carrying it when the fault lands (`one-node`), so the link must fail over."""
+        scope, hold_s = params.scope, params.hold_s
         paths = len(mesh_link_ports())
         every = [LINK_PROXY.format(i) for i in range(1, paths + 1)]
 
