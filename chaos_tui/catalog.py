@@ -25,8 +25,9 @@ class ScenarioEntry:
 
 
 class Catalog:
-    def __init__(self, target: Target, results_dir: Path,
-                 params: dict[str, ScenarioParams] | None = None):
+    def __init__(
+        self, target: Target, results_dir: Path, params: dict[str, ScenarioParams] | None = None
+    ):
         self.target = target
         self.results_dir = results_dir
         self.params = params or {}  # scenario name -> parameters chosen on the command line

@@ -12,7 +12,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 from chaos_tui.core.contracts import Fault, FaultLease, Probe, RunContext, Scenario, Target

@@ -47,27 +47,40 @@ async def ensure_events_stream(nats_url: str) -> None:
 
 # -- monitoring --------------------------------------------------------------------------------
 
-def _get_json(url: str, timeout: float) -> dict:
+
+def _get_json(url: str, timeout: float) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.loads(resp.read())
+        found: dict[str, Any] = json.loads(resp.read())
+        return found
 
 
-def leafz(monitor_port: int, timeout_s: float = 2.0) -> list[dict]:
+def leafz(monitor_port: int, timeout_s: float = 2.0) -> list[dict[str, Any]]:
     """The server's leafnode connections (/leafz): on B, `port` is the proxy it went through."""
     return _get_json(f"http://127.0.0.1:{monitor_port}/leafz", timeout_s).get("leafs") or []
 
 
 # -- the mesh's streams ------------------------------------------------------------------------
 
-async def _connect(url: str):
+
+async def _connect(url: str) -> Any:
     from chaos_tui import nats_client
 
-    return await nats_client.connect(url, connect_timeout=3, max_reconnect_attempts=2,
-                              reconnect_time_wait=0.5, allow_reconnect=True)
+    return await nats_client.connect(
+        url,
+        connect_timeout=3,
+        max_reconnect_attempts=2,
+        reconnect_time_wait=0.5,
+        allow_reconnect=True,
+    )
 
 
-async def ensure_mesh_streams(a_url: str, b_url: str, domain_a: str = DOMAIN_A,
-                              origin_max_msgs: int = 0, link_timeout_s: float = 10.0) -> bool:
+async def ensure_mesh_streams(
+    a_url: str,
+    b_url: str,
+    domain_a: str = DOMAIN_A,
+    origin_max_msgs: int = 0,
+    link_timeout_s: float = 10.0,
+) -> bool:
     """SEA_EVENTS in A and SEA_EVENTS_MIRROR in B; calling again changes nothing.
 
     `origin_max_msgs` > 0 caps the origin (discard old): for tests only, to show that an
@@ -90,8 +103,7 @@ async def ensure_mesh_streams(a_url: str, b_url: str, domain_a: str = DOMAIN_A,
     )
     mirror = StreamConfig(
         name=MIRROR_STREAM,
-        mirror=StreamSource(name=EVENTS_STREAM,
-                            external=ExternalStream(api=f"$JS.{domain_a}.API")),
+        mirror=StreamSource(name=EVENTS_STREAM, external=ExternalStream(api=f"$JS.{domain_a}.API")),
     )
     nc = await _connect(a_url)
     try:
@@ -113,7 +125,7 @@ async def ensure_mesh_streams(a_url: str, b_url: str, domain_a: str = DOMAIN_A,
         await nc.close()
 
 
-async def _reaches(nc, domain: str, timeout_s: float) -> bool:
+async def _reaches(nc: Any, domain: str, timeout_s: float) -> bool:
     """Whether SEA_EVENTS in `domain` answers through this server (i.e. the link is up)."""
     import nats.errors
 
@@ -123,13 +135,13 @@ async def _reaches(nc, domain: str, timeout_s: float) -> bool:
         try:
             await js.stream_info(EVENTS_STREAM)
             return True
-        except (nats.errors.Error, asyncio.TimeoutError):  # no responders while the link is down
+        except (TimeoutError, nats.errors.Error):  # no responders while the link is down
             if time.monotonic() >= deadline:
                 return False
         await asyncio.sleep(0.05)
 
 
-async def _ensure(js, config, updatable: tuple[str, ...]) -> None:
+async def _ensure(js: Any, config: Any, updatable: tuple[str, ...]) -> None:
     from nats.js.errors import NotFoundError
 
     try:
@@ -141,7 +153,7 @@ async def _ensure(js, config, updatable: tuple[str, ...]) -> None:
         await js.update_stream(info.config.evolve(**{k: getattr(config, k) for k in updatable}))
 
 
-async def _stream_info(url_or_nc: Any, stream: str):
+async def _stream_info(url_or_nc: Any, stream: str) -> Any:
     """Stream info through a URL (connect, ask, close) or a connected client (just ask)."""
     if not isinstance(url_or_nc, str):
         return await url_or_nc.jetstream(timeout=3).stream_info(stream)
@@ -152,7 +164,7 @@ async def _stream_info(url_or_nc: Any, stream: str):
         await nc.close()
 
 
-async def mirror_state(b_url: Any) -> dict:
+async def mirror_state(b_url: Any) -> dict[str, Any]:
     """The mirror as B sees it. `active_ns` is nanoseconds since B last heard from the origin
     (nats-py gives the server's raw integer; -1 or None: never); it grows through a cut, while
     `lag` keeps its last value and is stale. Pass a URL or an already connected client."""
@@ -173,4 +185,4 @@ async def mirror_state(b_url: Any) -> dict:
 
 async def origin_last_seq(a_url: Any) -> int:
     """SEA_EVENTS' last sequence in A (a URL or a connected client)."""
-    return (await _stream_info(a_url, EVENTS_STREAM)).state.last_seq
+    return int((await _stream_info(a_url, EVENTS_STREAM)).state.last_seq)

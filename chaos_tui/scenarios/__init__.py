@@ -17,8 +17,12 @@ def _discover() -> dict[str, type[Scenario]]:
     for info in pkgutil.iter_modules(__path__, __name__ + "."):
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if (issubclass(cls, Scenario) and cls.__module__ == module.__name__
-                    and not inspect.isabstract(cls) and "name" in vars(cls)):
+            if (
+                issubclass(cls, Scenario)
+                and cls.__module__ == module.__name__
+                and not inspect.isabstract(cls)
+                and "name" in vars(cls)
+            ):
                 if cls.name in found and found[cls.name] is not cls:
                     raise RuntimeError(f"two scenarios are named {cls.name!r}")
                 found[cls.name] = cls

@@ -19,6 +19,7 @@ from chaos_tui.probes.http_probe import HttpClientProbe, HttpProbe
 from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.load import SteadyLoad
 
+
 def _request(role: str, action: str, resource_tenant: str) -> dict:
     """A caller of tenant acme with this role, acting on a resource of some tenant."""
     return {"subject": {"role": role}, "tenant": "acme", "action": action,

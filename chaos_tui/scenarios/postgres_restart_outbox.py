@@ -12,11 +12,11 @@ from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, h
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
+from chaos_tui.platform.outbox import UNPUBLISHED_OF_SUBJECT
+from chaos_tui.platform.streams import EVENTS_STREAM
 from chaos_tui.probes.db_probe import OutboxBacklogProbe, PostgresProbe
 from chaos_tui.probes.jetstream_probe import StreamProbe, read_subject
 from chaos_tui.probes.nats_probe import NatsProbe
-from chaos_tui.platform.outbox import UNPUBLISHED_OF_SUBJECT
-from chaos_tui.platform.streams import EVENTS_STREAM
 from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.outbox_writer import OutboxWriter
 

@@ -20,8 +20,8 @@ from chaos_tui.core.platform_target import (
 )
 from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
-from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.platform.streams import leafz
+from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.sandbox import collector, postgres
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox.postgres import SandboxError
