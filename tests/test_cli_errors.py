@@ -104,7 +104,7 @@ def test_list_shows_every_scenario_with_its_hypothesis_and_profile(state_dir):
         SCENARIO: "chaos-outbox", "opa_restart": "chaos-opa",
         "openobserve_stall": "chaos-observe", "nats_partition_mesh": "mesh"}
     assert all(r["hypothesis"].endswith(".") for r in rows.values())
-    assert rows[SCENARIO]["parameters"]["down_s"] == 3.0
+    assert rows[SCENARIO]["parameters"]["hold_s"] == 3.0  # one name for every scenario (down_s is an alias)
     assert rows["nats_partition_mesh"]["parameters"]["scope"] == "full"
     text = run_cli(["list"], env_for(state_dir)).stdout
     assert "opa_restart  (profile chaos-opa)" in text

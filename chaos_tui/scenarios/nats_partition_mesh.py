@@ -23,7 +23,7 @@ from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.load import SteadyLoad
 
 
-class Params(ScenarioParams):
+class NatsPartitionParams(ScenarioParams):
     # At least 2/s: the mirror must hear from the origin often enough that a cut stands out.
     publish_rate: float = Field(20.0, ge=2, le=1000, description="probe messages per second")
     hold_s: float = hold_s_field(5.0, 300, "how long the link stays cut", ge=2)
@@ -31,6 +31,9 @@ class Params(ScenarioParams):
     scope: Literal["full", "one-node"] = Field("full", description="cut every path, or one")
     catchup_limit_s: float = Field(30.0, gt=0, le=150, description="mirror must catch up within")
     flow_limit_s: float = Field(5.0, gt=0, description="one-node: longest mirror silence")
+
+
+Params = NatsPartitionParams  # the name tests and callers import
 
 
 class MeshPublisher(SteadyLoad):
@@ -157,12 +160,12 @@ class NatsPartitionMesh(PlatformScenario):
     profile = "mesh"
     invariant_budget_s = 180.0  # the catch-up limit (at most 150 s) and the read-back
     runbook = "docs/runbooks/nats_partition_mesh.md"
-    Params = Params
-    params: Params
+    Params = NatsPartitionParams
+    params: NatsPartitionParams
     recovery_probe = "link"
     backlog_probe = "mirror_lag"
 
-    def __init__(self, params: Params | None = None) -> None:
+    def __init__(self, params: NatsPartitionParams | None = None) -> None:
         super().__init__(params)
         # The workload's, made by start_workload.
         self.publisher: MeshPublisher | None = None

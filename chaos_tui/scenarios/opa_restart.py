@@ -38,10 +38,13 @@ REQUESTS: list[dict] = [
 ]
 
 
-class Params(ScenarioParams):
+class OpaRestartParams(ScenarioParams):
     decision_rate: float = Field(20.0, gt=0, le=500, description="gateway decisions per second")
     hold_s: float = hold_s_field(3.0, 60, "how long OPA stays dead")
     resume_limit_s: float = Field(10.0, gt=0, description="allow must come back within")
+
+
+Params = OpaRestartParams  # the name tests and callers import
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +120,11 @@ class OpaRestart(PlatformScenario):
     profile = "chaos-opa"
     invariant_budget_s = 60.0
     runbook = "docs/runbooks/opa_restart.md"
-    Params = Params
-    params: Params
+    Params = OpaRestartParams
+    params: OpaRestartParams
     recovery_probe = "allow_path"
 
-    def __init__(self, params: Params | None = None) -> None:
+    def __init__(self, params: OpaRestartParams | None = None) -> None:
         super().__init__(params)
         self.stream: DecisionStream | None = None
 
@@ -168,7 +171,7 @@ class OpaRestart(PlatformScenario):
         decisions = self.stream.decisions if self.stream else []
         should_allow = expected()
         down_at, last_down, back_at = opa_down_span(ctx)
-        phases = {"before fault": [], "while OPA down": [], "across an edge": [],
+        phases: dict[str, list[Decision]] = {"before fault": [], "while OPA down": [], "across an edge": [],
                   "after OPA back": []}
         for d in decisions:
             phases[phase_of(d, down_at, last_down, back_at)].append(d)

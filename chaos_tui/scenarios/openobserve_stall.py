@@ -20,7 +20,7 @@ from chaos_tui.probes.tcp_probe import TcpProbe
 from chaos_tui.scenarios.base import PlatformScenario
 
 
-class Params(ScenarioParams):
+class OpenObserveStallParams(ScenarioParams):
     marker_rate: float = Field(10.0, gt=0, le=500, description="marker logs per second")
     hold_s: float = hold_s_field(5.0, 120, "how long the backend is out")
     # stop: the backend refuses connections, so nothing half-sent can be counted twice.
@@ -29,6 +29,9 @@ class Params(ScenarioParams):
     recover_s: float = Field(3.0, ge=0, le=600, description="load after the heal")
     arrival_limit_s: float = Field(60.0, gt=0, le=170, description="stalled markers must "
                                    "arrive within this long after the heal")
+
+
+Params = OpenObserveStallParams  # the name tests and callers import
 
 
 class ArrivalProbe(HttpClientProbe):
@@ -66,12 +69,12 @@ class OpenObserveStall(PlatformScenario):
     profile = "chaos-observe"
     invariant_budget_s = 180.0
     runbook = "docs/runbooks/openobserve_stall.md"
-    Params = Params
-    params: Params
+    Params = OpenObserveStallParams
+    params: OpenObserveStallParams
     recovery_probe = "backend"
     backlog_probe = "markers_pending"
 
-    def __init__(self, params: Params | None = None) -> None:
+    def __init__(self, params: OpenObserveStallParams | None = None) -> None:
         super().__init__(params)
         self.sender: MarkerSender | None = None  # the workload's, made by start_workload
 

@@ -23,11 +23,14 @@ from chaos_tui.scenarios.outbox_writer import OutboxWriter
 SUBJECT_PREFIX = "sea.event.outbox_probe"
 
 
-class Params(ScenarioParams):
+class PostgresRestartParams(ScenarioParams):
     write_rate: float = Field(20.0, gt=0, le=1000, description="outbox rows per second")
     hold_s: float = hold_s_field(3.0, 60, "how long Postgres stays dead")
     resume_limit_s: float = Field(10.0, gt=0, description="relay must publish again within")
     drain_timeout_s: float = Field(60.0, gt=0, le=170, description="wait for the backlog")
+
+
+Params = PostgresRestartParams  # the name tests and callers import
 
 
 class PostgresRestartOutbox(PlatformScenario):
@@ -40,12 +43,12 @@ class PostgresRestartOutbox(PlatformScenario):
     )
     invariant_budget_s = 120.0
     runbook = "docs/runbooks/postgres_restart_outbox.md"
-    Params = Params
-    params: Params
+    Params = PostgresRestartParams
+    params: PostgresRestartParams
     recovery_probe = "postgres"
     backlog_probe = "outbox_backlog"
 
-    def __init__(self, params: Params | None = None) -> None:
+    def __init__(self, params: PostgresRestartParams | None = None) -> None:
         super().__init__(params)
         self.writer: OutboxWriter | None = None
         self.subject = ""

@@ -96,7 +96,7 @@ class DockerTarget(PlatformTarget):
 
     def versions(self) -> dict[str, str]:
         """The image each running service of the stack was made from."""
-        found = {}
+        found: dict[str, str] = {}
         for profile, services in PROFILE_SERVICES.items():
             for service in services:
                 try:
