@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from chaos_tui.catalog import Catalog
+from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
 from chaos_tui.core.journal import save_result
@@ -137,10 +138,13 @@ class ChaosApp(App):
         """Ask for the typed confirmation, unless a safety rule or a live run says no."""
         if isinstance(self.screen, ConfirmRunScreen) or not self._may_run():
             return
-        plan = self.catalog.plan(name)  # the one the detail screen shows, and the run executes
-        radius = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in plan.faults]
-        self.push_screen(ConfirmRunScreen(name, self.target.name, radius),
-                         callback=partial(self._confirmed, name))
+        try:  # the plan the detail screen shows, and the run executes
+            plan = self.catalog.plan(name)
+        except (ChaosError, OSError) as exc:
+            self.notify(f"cannot plan {name}: {exc}", title="refused: nothing injected",
+                        severity="error", timeout=15)
+            return
+        self.push_screen(ConfirmRunScreen.for_plan(plan), callback=partial(self._confirmed, name))
 
     def _confirmed(self, name: str, ok: bool | None) -> None:
         if ok and self._may_run():  # asked again: things may have changed while typing

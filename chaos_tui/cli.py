@@ -47,11 +47,11 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
     import httpx  # only now: these imports cost time that a successful command need not pay
 
     from chaos_tui.agent import client, server
-    from chaos_tui.sandbox.postgres import SandboxError
+    from chaos_tui.core.errors import TargetError  # SandboxError, and the Docker target's
 
     if isinstance(exc, server.AgentError):
         return (ExitCode.USAGE if "refusing" in str(exc) else ExitCode.ERROR), str(exc)
-    if isinstance(exc, (client.AgentUnavailable, client.AgentError, SandboxError)):
+    if isinstance(exc, (client.AgentUnavailable, client.AgentError, TargetError)):
         return ExitCode.ERROR, str(exc)
     if isinstance(exc, httpx.HTTPError):
         return ExitCode.ERROR, f"cannot talk to the agent: {type(exc).__name__} {exc}".strip()

@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from chaos_tui.core.guard import confirmation_matches
+from chaos_tui.core.plan import RunPlan
 
 
 class ConfirmRunScreen(ModalScreen[bool]):
@@ -21,6 +22,13 @@ class ConfirmRunScreen(ModalScreen[bool]):
         self.scenario = scenario
         self.target = target
         self.blast_radius = blast_radius
+
+    @classmethod
+    def for_plan(cls, plan: RunPlan) -> ConfirmRunScreen:
+        """The question for this plan: the faults it will inject, each with its TTL (the
+        plan the run then executes, so what is confirmed is what runs)."""
+        radius = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in plan.faults]
+        return cls(plan.scenario_name, plan.target, radius)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):

@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.plan import RunPlan
 from chaos_tui.widgets.title_bar import TitleBar
 
@@ -80,7 +81,11 @@ class DetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         with VerticalScroll():
-            yield Static(describe(self.app.catalog.plan(self.scenario_name)), id="detail")
+            try:
+                shown: Group | Text = describe(self.app.catalog.plan(self.scenario_name))
+            except (ChaosError, OSError) as exc:  # e.g. the sandbox's port book unreadable
+                shown = Text(f"cannot plan {self.scenario_name}: {exc}", style="bold red")
+            yield Static(shown, id="detail")
         yield Footer()
 
     def action_run(self) -> None:
