@@ -30,8 +30,9 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from chaos_tui.sandbox.nats import DUPLICATE_WINDOW_S, EVENTS_STREAM, EVENTS_SUBJECTS, server_binary
 from chaos_tui.sandbox.postgres import SandboxError
@@ -46,7 +47,7 @@ DOMAIN_B = "sea-b"
 LEAF_RECONNECT = "250ms"
 
 
-def _quote(text: str) -> str:
+def _quote(text: object) -> str:
     return json.dumps(str(text))  # a JSON string is a valid NATS config string
 
 
@@ -213,7 +214,7 @@ async def _reaches(nc, domain: str, timeout_s: float) -> bool:
         try:
             await js.stream_info(EVENTS_STREAM)
             return True
-        except (nats.errors.Error, asyncio.TimeoutError):  # no responders while the link is down
+        except (TimeoutError, nats.errors.Error):  # no responders while the link is down
             if time.monotonic() >= deadline:
                 return False
         await asyncio.sleep(0.05)
