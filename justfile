@@ -91,3 +91,10 @@ sandbox-down:
 # One scenario, headless, on the embedded sandbox.
 run scenario="postgres_restart_outbox":
     {{python}} -m chaos_tui --headless --scenario {{scenario}}
+
+# The static checks CI runs before the tests: ruff (lint and format), mypy, import contracts.
+lint:
+    {{python}} -m ruff check .
+    {{python}} -m ruff format --check .
+    {{python}} -m mypy
+    {{python}} -c 'import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())'

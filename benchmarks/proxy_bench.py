@@ -19,10 +19,10 @@ import argparse
 import asyncio
 import json
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
-import socket
 import tempfile
 import threading
 import time

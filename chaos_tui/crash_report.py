@@ -33,8 +33,9 @@ def report_killed_runs(state_dir: Path) -> list[str]:
         live = _live_leases(state_dir / "agent" / "leases", run["run_id"])
         seen = min((e["owner_died_seen_at"] for e in ended
                     if isinstance(e.get("owner_died_seen_at"), (int, float))), default=None)
+        phase_at = _clock(run.get("phase_at"))
         when = (f"was killed at {_clock(seen)}" if seen else
-                f"died in its {run.get('phase', '?')} phase (last seen {_clock(run.get('phase_at'))})")
+                f"died in its {run.get('phase', '?')} phase (last seen {phase_at})")
         faults = [f"its fault {e.get('kind', '?')} {json.dumps(e.get('params', {}))} was healed "
                   f"by the agent at {_clock(e.get('ended_at'))} ({e.get('by', '?')})"
                   + (f", with an error: {e['error']}" if e.get("error") else "")

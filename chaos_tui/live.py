@@ -94,10 +94,7 @@ class LiveRun:
                 # counts as live: it may be half applied.
                 self.injecting = event.detail
             self._tick(event.t)
-        elif isinstance(event, FaultInjected):
-            self.injecting = None
-            self._upsert(event.window)
-        elif isinstance(event, FaultHealed):
+        elif isinstance(event, (FaultInjected, FaultHealed)):
             self.injecting = None
             self._upsert(event.window)
         elif isinstance(event, InvariantChecked):

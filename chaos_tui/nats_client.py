@@ -9,6 +9,7 @@ failing sample, the relay writes one line to its log).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client
@@ -21,23 +22,28 @@ async def _nothing(*_: Any) -> None:
 class QuietClient(Client):
     """A nats-py client that keeps its connection trouble to itself."""
 
-    last_error: str | None = None
+    # Not `last_error`: that is nats-py's own property (an Exception), which this must not shadow.
+    last_trouble: str | None = None
 
     async def _keep_error(self, exc: Exception) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        self.last_trouble = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
     async def _forget_error(self) -> None:
-        self.last_error = None  # back: an old cause must not explain a later outage
+        self.last_trouble = None  # back: an old cause must not explain a later outage
 
     def trouble(self, what: str = "not connected to NATS") -> ConnectionError:
         """The error a caller raises while the client is down, naming the last cause."""
-        return ConnectionError(f"{what} ({self.last_error})" if self.last_error else what)
+        return ConnectionError(f"{what} ({self.last_trouble})" if self.last_trouble else what)
 
 
 async def connect(url: str, **options: Any) -> QuietClient:
     """nats.connect with quiet callbacks; a caller's own callbacks (given as options) win."""
     nc = QuietClient()
-    callbacks = {"error_cb": nc._keep_error, "disconnected_cb": _nothing,
-                 "reconnected_cb": nc._forget_error, "closed_cb": _nothing}
+    callbacks: dict[str, Callable[..., Awaitable[None]]] = {
+        "error_cb": nc._keep_error,
+        "disconnected_cb": _nothing,
+        "reconnected_cb": nc._forget_error,
+        "closed_cb": _nothing,
+    }
     await nc.connect(url, **{**callbacks, **options})
     return nc

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -156,7 +157,7 @@ def setting_variables(model: type[BaseModel] = Settings, prefix: str = "CHAOS_")
     return names
 
 
-def unknown_variables(environ: dict[str, str] | None = None) -> list[str]:
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     """CHAOS_* variables set here that nothing reads, each with a guess at what was meant:
     pydantic-settings ignores them silently, so a typo would change nothing unnoticed."""
     environ = os.environ if environ is None else environ

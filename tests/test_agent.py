@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -153,7 +154,7 @@ async def test_pause_freezes_a_service_until_healed_and_at_its_ttl(agent, sandbo
     rec = sandbox.sandbox.record("nats")
     lease = await agent.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=2,
                                      params={"service": "nats"})
-    assert open(f"/proc/{rec.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+    assert Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
     assert not await healthy(sandbox, "nats"), "a paused NATS answered"
     # Nobody heals it: the TTL does, and it is the same process, not a restart.
     await wait_healthy(sandbox, "nats", lease["expires_at"] + 3)

@@ -28,7 +28,6 @@ from chaos_tui.agent.client import AgentClient
 from chaos_tui.settings import Settings
 from tests.conftest import leftovers, make_state_dir
 
-
 AUTH: dict[str, str] = {}  # the token, set once the agent runs
 
 

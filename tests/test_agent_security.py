@@ -188,7 +188,7 @@ def test_the_client_never_sends_an_empty_or_short_token(fresh_state_dir, text):
     else:
         (folder / "token").write_text(text)
     with pytest.raises(AgentUnavailable,
-                       match="agent token .* (empty|too short|characters|symlink)"):
+                       match=r"agent token .* (empty|too short|characters|symlink)"):
         AgentClient(Settings(state_dir=fresh_state_dir)).token()
 
 
@@ -239,7 +239,8 @@ def test_a_60mb_body_without_a_token_is_refused_unread(start_agent):
                                              "Content-Type: application/json",
                                              f"Content-Length: {size}"], size)
     grown_mb = (agent.status("VmHWM") - peak_before) / 1024
-    print(f"60 MB unauthenticated: {status!r} after {elapsed * 1000:.1f} ms, peak RSS +{grown_mb:.1f} MB")
+    print(f"60 MB unauthenticated: {status!r} after {elapsed * 1000:.1f} ms, "
+          f"peak RSS +{grown_mb:.1f} MB")
     assert status.startswith(b"HTTP/1.1 401"), status
     assert elapsed < 0.1, elapsed
     assert grown_mb < 20, grown_mb

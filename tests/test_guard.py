@@ -1,6 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.core.guard import (
     ENVIRONMENT_VARIABLES,
     Refusal,
@@ -9,7 +10,6 @@ from chaos_tui.core.guard import (
     confirmation_matches,
     production_reason,
 )
-from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.settings import Settings, unknown_variables
 
 NO_ENV: dict[str, str] = {}

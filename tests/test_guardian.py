@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ PTRACE_ATTACH, PTRACE_DETACH, WALL = 16, 17, 0x40000000  # <sys/ptrace.h>, __WAL
 
 
 def process_state(pid: int) -> str:
-    raw = open(f"/proc/{pid}/stat").read()
+    raw = Path(f"/proc/{pid}/stat").read_text()
     return raw[raw.rindex(")") + 2:].split()[0]
 
 
@@ -96,7 +97,7 @@ def test_agent_and_run_killed_mid_fault_heal_with_no_command(sandbox):
     finally:
         if proc.poll() is None:
             proc.kill()
-        pid, stopped = client.stop_running()  # the replacement, which nobody else owns
+        _pid, stopped = client.stop_running()  # the replacement, which nobody else owns
         assert stopped
 
 
@@ -227,7 +228,7 @@ def test_a_clean_stop_ends_the_guardian(fresh_state_dir):
                                                                       agent["start_ticks"])
     watcher = ProcessRecord("guardian", guardian["pid"], guardian["start_ticks"], [], "")
     assert is_running(watcher)
-    ppid = int(open(f"/proc/{guardian['pid']}/stat").read().rsplit(")", 1)[1].split()[2])
+    ppid = int(Path(f"/proc/{guardian['pid']}/stat").read_text().rsplit(")", 1)[1].split()[2])
     assert ppid != agent["pid"], "the guardian must not be in the agent's process tree"
     assert client.stop_running()[1]
     deadline = time.monotonic() + 1.0

@@ -169,7 +169,7 @@ async def test_a_journal_that_cannot_forget_stops_no_other_heal(sandbox):
         stop = await asyncio.to_thread(run_cli, ["agent", "stop"], sandbox.env)
     finally:
         subprocess.run(["chattr", "-i", str(leases_dir)], check=False)
-    states = {s: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    states = {s: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
               for s, pid in pids.items()}
     assert "T" not in states.values(), f"a service stayed frozen: {states}"
     assert stop.returncode != 0, stop.stdout + stop.stderr

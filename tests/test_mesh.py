@@ -41,7 +41,7 @@ class Mesh:
         self.clients = []
         self.publishers = []
 
-    async def start(self, origin_max_msgs: int = 0, streams: bool = True) -> "Mesh":
+    async def start(self, origin_max_msgs: int = 0, streams: bool = True) -> Mesh:
         for attempt in range(1, 4):
             try:
                 await self._launch(self.root / f"try{attempt}")

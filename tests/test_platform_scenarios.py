@@ -12,10 +12,10 @@ import pytest
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox import mesh
-from chaos_tui.sandbox.stack import Sandbox
-from chaos_tui.settings import Settings
 from chaos_tui.sandbox.processes import ProcessRecord, is_running
+from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.scenarios import SCENARIOS
+from chaos_tui.settings import Settings
 from tests.conftest import env_for, run_cli
 
 pytestmark = pytest.mark.slow

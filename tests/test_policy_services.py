@@ -87,7 +87,7 @@ def test_engine_undefined_documents_and_other_paths(engine):
 def test_engine_refuses_what_it_cannot_load(tmp_path):
     with pytest.raises(PolicyError, match="does not exist"):
         PolicyEngine(tmp_path / "missing")
-    with pytest.raises(PolicyError, match="no .rego files"):
+    with pytest.raises(PolicyError, match=r"no \.rego files"):
         PolicyEngine(tmp_path)
     (tmp_path / "broken.rego").write_text("package broken\n\nallow if {\n\tinput.x == 1\n")
     with pytest.raises(PolicyError, match=r"broken\.rego:3:10: "):

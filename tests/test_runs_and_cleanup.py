@@ -205,7 +205,7 @@ def test_a_second_run_of_the_same_profile_is_refused(fresh_state_dir):
     assert running_services(fresh_state_dir) == []  # the first stopped what it started
 
 
-USER = textwrap.dedent("""
+USER = textwrap.dedent(f"""
     import asyncio, sys
     from chaos_tui.settings import Settings
     from chaos_tui.targets.sandbox import SandboxTarget
@@ -213,9 +213,9 @@ USER = textwrap.dedent("""
     asyncio.run(target.ensure_up("chaos-outbox"))
     print("up", target.started, flush=True)
     sys.stdin.readline()  # until the test says so
-    print("healthy", all(target.sandbox.healthy(s) for s in %r), flush=True)
+    print("healthy", all(target.sandbox.healthy(s) for s in {OUTBOX!r}), flush=True)
     print("stopped", target.stop_what_we_started(keep_sandbox=False), flush=True)
-""" % (OUTBOX,))
+""")
 
 
 def test_no_run_stops_what_another_still_uses(fresh_state_dir):

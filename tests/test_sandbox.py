@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import psycopg
 
 from chaos_tui.sandbox.processes import is_running
 from chaos_tui.sandbox.services import PROFILES
+from tests.conftest import env_for, run_cli
 
 SERVICES = PROFILES["chaos-outbox"]
-from tests.conftest import env_for, run_cli
 
 
 def test_up_status_down_leaves_nothing_running(fresh_state_dir):
@@ -42,7 +43,7 @@ def test_up_status_down_leaves_nothing_running(fresh_state_dir):
 
 def _alive(pid: int) -> bool:
     try:
-        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return False
     return state != "Z"

@@ -129,7 +129,7 @@ def test_a_link_that_appears_after_the_check_is_not_followed(dirs):
     (state / "agent" / "leases").symlink_to(precious_dir)
 
     # StateDirProblem, an OSError (so every one-line OSError report covers it)
-    with pytest.raises(OSError, match="sandbox.lock is a symbolic link"):
+    with pytest.raises(OSError, match=r"sandbox\.lock is a symbolic link"):
         Sandbox(Settings(state_dir=state)).down()
     with pytest.raises(OSError, match="leases is a symbolic link"):
         LeaseJournal(state / "agent" / "leases")

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from rich.console import Console
+from textual.widgets import DataTable, Label, Static
 
 from chaos_tui.app import ChaosApp
 from chaos_tui.core.journal import latest_result
@@ -23,8 +24,6 @@ from chaos_tui.screens.picker import PickerScreen
 from chaos_tui.screens.report import ReportScreen
 from chaos_tui.screens.run import RunScreen
 from chaos_tui.settings import Settings
-from textual.widgets import DataTable, Label, Static
-
 from chaos_tui.widgets.title_bar import TitleBar
 
 NAME = "postgres_restart_outbox"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.exit_codes import ExitCode
-from chaos_tui.settings import Settings
 
 # Every variable that deploy tooling uses to name an environment. Any one of them naming
 # production refuses, whatever the others say: an empty or harmless value in one never hides
@@ -17,6 +17,19 @@ ENVIRONMENT_VARIABLES = ("ENVIRONMENT", "CHAOS_ENVIRONMENT", "ENV", "APP_ENV", "
                          "RAILS_ENV", "DEPLOY_ENV")
 # Always in force; CHAOS_PRODUCTION_MARKERS can add to them, never take them away.
 BUILTIN_MARKERS = ("production", "prod", "prd")
+
+
+class EnvironmentSettings(Protocol):
+    """What the production guard reads from the settings (chaos_tui.settings.Settings has both).
+
+    A protocol rather than an import: the core imports no outer layer, settings included.
+    """
+
+    @property
+    def environment(self) -> str: ...
+
+    @property
+    def production_markers(self) -> Sequence[str]: ...
 
 
 class Refusal(ChaosError):
@@ -43,7 +56,9 @@ def marks_production(value: str, markers: Iterable[str]) -> str | None:
     return None
 
 
-def production_reason(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+def production_reason(
+    settings: EnvironmentSettings, environ: Mapping[str, str] | None = None
+) -> str | None:
     """Why this is production (the variable and its value), or None."""
     environ = os.environ if environ is None else environ
     markers = (*BUILTIN_MARKERS, *settings.production_markers)
@@ -56,11 +71,13 @@ def production_reason(settings: Settings, environ: Mapping[str, str] | None = No
     return None
 
 
-def is_production(settings: Settings, environ: Mapping[str, str] | None = None) -> bool:
+def is_production(settings: EnvironmentSettings, environ: Mapping[str, str] | None = None) -> bool:
     return production_reason(settings, environ) is not None
 
 
-def check_not_production(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+def check_not_production(
+    settings: EnvironmentSettings, environ: Mapping[str, str] | None = None
+) -> None:
     reason = production_reason(settings, environ)
     if reason is not None:
         raise Refusal(ExitCode.PRODUCTION_LOCKOUT,

@@ -4,7 +4,7 @@ up): ask again at an interval, give up at a deadline."""
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float,

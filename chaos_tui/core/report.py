@@ -53,7 +53,7 @@ def recovery_facts(
     return facts
 
 
-def measurement_text(value) -> str:
+def measurement_text(value: object) -> str:
     """A scenario's own number as words: a float to 3 significant figures, named counts as
     'allow 3, deny 40'."""
     if isinstance(value, dict):

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.core.procinfo import alive, start_ticks
@@ -37,7 +38,7 @@ class RunRecord:
             pass
 
 
-def dead_runs(folder: Path) -> list[dict]:
+def dead_runs(folder: Path) -> list[dict[str, Any]]:
     """Records of runs whose process is gone without closing them, oldest first."""
     found = []
     for path in sorted(folder.glob("*.json")):
@@ -55,7 +56,7 @@ def dead_runs(folder: Path) -> list[dict]:
     return sorted(found, key=lambda d: d["started_at"])
 
 
-def _ours(data, path: Path) -> bool:
+def _ours(data: object, path: Path) -> bool:
     """The shape RunRecord writes, named after its run (so a run_id can never point the
     report outside `runs/`)."""
     return (isinstance(data, dict) and data.get("run_id") == path.stem

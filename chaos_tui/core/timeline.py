@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from itertools import islice
 from statistics import median, quantiles
-from typing import Iterable
 
 from chaos_tui.core.model import (
     InjectionWindow,
@@ -66,8 +66,8 @@ class Timeline:
 
     def first_heal_start(self) -> float | None:
         starts = [w.heal_started_at or w.healed_at for w in self.windows]
-        starts = [s for s in starts if s is not None]
-        return min(starts) if starts else None
+        known = [s for s in starts if s is not None]
+        return min(known) if known else None
 
     # -- reports --------------------------------------------------------------------------
 
@@ -124,18 +124,19 @@ class Timeline:
     def _backlog_metrics(
         self, metrics: RecoveryMetrics, probe: str, injected: float, heal_start: float | None
     ) -> None:
-        later = [s for s in self.since(probe, injected) if s.ok and s.value is not None]
+        # (sample, its value) pairs, so the value is known not to be None below.
+        later = [(s, s.value) for s in self.since(probe, injected) if s.ok and s.value is not None]
         before = self._values_before(probe, injected, 10)
         if not later:
             return
-        peak = max(later, key=lambda s: s.value)
-        metrics.backlog_peak = peak.value
+        peak, peak_value = max(later, key=lambda pair: pair[1])
+        metrics.backlog_peak = peak_value
         # The level just before the fault, not the highest ever seen: a backlog left over from
         # an earlier run and drained during warm-up must not make the drain look instant.
         steady = median(before) if before else 0.0
         if heal_start is None:
             return
-        drained = next((s for s in later if s.t >= peak.t and s.value <= steady), None)
+        drained = next((s for s, value in later if s.t >= peak.t and value <= steady), None)
         if drained is not None:
             metrics.backlog_drain_s = round(max(0.0, drained.t - heal_start), 3)
 

@@ -44,7 +44,10 @@ class OutboxBacklogProbe(Probe):
             )
         try:
             cur = await self._conn.execute(self.QUERY)
-            (count,) = await cur.fetchone()
+            row = await cur.fetchone()
+            if row is None:  # count(*) always answers one row: a server that does not is broken
+                raise psycopg.DataError(f"no row from {self.QUERY!r}")
+            (count,) = row
         except Exception:
             await self.close()
             raise

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from chaos_tui.core.contracts import Probe
+from chaos_tui.nats_client import QuietClient
 from chaos_tui.probes.nats_probe import connect
 
 
@@ -18,7 +18,7 @@ class StreamProbe(Probe):
     def __init__(self, name: str, url: str, stream: str, domain: str | None = None) -> None:
         super().__init__(name, f"{stream} last sequence")
         self.url, self.stream, self.domain = url, stream, domain
-        self._nc: Client | None = None
+        self._nc: QuietClient | None = None
 
     async def measure(self) -> float | None:
         if self._nc is None:

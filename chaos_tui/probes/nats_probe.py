@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-from nats.aio.client import Client
-
 from chaos_tui import nats_client
 from chaos_tui.core.contracts import Probe
+from chaos_tui.nats_client import QuietClient
 
 
-async def connect(url: str, name: str) -> Client:
+async def connect(url: str, name: str) -> QuietClient:
     """A probe's connection: reconnects for ever, quietly (see chaos_tui.nats_client)."""
     return await nats_client.connect(
         url,
@@ -30,10 +29,10 @@ class NatsProbe(Probe):
     def __init__(self, name: str, url: str) -> None:
         super().__init__(name, "request/reply round trip (latency ms)")
         self.url = url
-        self._nc: Client | None = None
+        self._nc: QuietClient | None = None
         self._subject = f"chaos.probe.ping.{uuid.uuid4().hex[:8]}"
 
-    async def _client(self) -> Client:
+    async def _client(self) -> QuietClient:
         if self._nc is None:
             nc = await connect(self.url, f"chaos-tui-{self.name}")
 

@@ -143,8 +143,12 @@ class MarkerSender:
     async def _post(self, send: MarkerSend) -> None:
         clock = time.perf_counter()
         try:
+            client = self._client
+            if client is None:  # stopped before this POST began: nothing to send it with
+                send.outcome = CANCELLED
+                return
             body = export_request(send.marker, f"chaos marker {send.marker}", time.time_ns())
-            response = await self._client.post(
+            response = await client.post(
                 self.url, content=body, headers={"Content-Type": "application/x-protobuf"}
             )
             send.status = response.status_code
@@ -186,8 +190,10 @@ async def fetch_markers(sink_url: str, org: str, prefix: str,
     now_us = int(time.time() * 1e6)
     body = {"query": {"sql": marker_count_sql(prefix), "start_time": now_us - 86_400_000_000,
                       "end_time": now_us + 60_000_000, "from": 0, "size": 100_000}}
+    # No auth given: the client's own (none, for the clients passed here).
     response = await client.post(f"{sink_url.rstrip('/')}/api/{org}/_search", json=body,
-                                 timeout=timeout_s, auth=auth)
+                                 timeout=timeout_s,
+                                 auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth)
     response.raise_for_status()
     return {str(h["chaos_marker"]): int(h["n"]) for h in response.json()["hits"]}
 

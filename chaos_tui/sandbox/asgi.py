@@ -17,8 +17,9 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, NoReturn
+from typing import Any, NoReturn
 
 import uvicorn
 
@@ -129,7 +130,7 @@ def run_loop(main, fast: bool = True) -> None:
     try:
         import uvloop
     except ImportError:
-        uvloop = None
+        uvloop = None  # type: ignore[assignment]  # not installed (Windows): asyncio's own loop
     if fast and uvloop is not None:
         uvloop.run(main)
     else:

@@ -86,9 +86,12 @@ def command(
 ) -> list[str]:
     """The rotel-agent command line. The pid and log files go into `state_dir`, or beside
     `log_file`; one of the two is required. With retries=False a failed export is dropped."""
-    if state_dir is None and log_file is None:
+    if state_dir is not None:
+        state = Path(state_dir)
+    elif log_file is not None:
+        state = Path(log_file).parent
+    else:
         raise ValueError("give state_dir or log_file: rotel's defaults are shared files in /tmp")
-    state = Path(state_dir) if state_dir is not None else Path(log_file).parent
     state.mkdir(parents=True, exist_ok=True)
     log = Path(log_file) if log_file is not None else state / "rotel-agent.log"
     base = f"{sink_base_url.rstrip('/')}/api/{org}"

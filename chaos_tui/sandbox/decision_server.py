@@ -19,7 +19,10 @@ import logging
 
 from chaos_tui.sandbox import asgi
 from chaos_tui.sandbox.policy_engine import (
-    InputError, PolicyEngine, PolicyError, default_policy_dir,
+    InputError,
+    PolicyEngine,
+    PolicyError,
+    default_policy_dir,
 )
 
 log = logging.getLogger("decision_server")

@@ -29,8 +29,8 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 # The platform's names and client calls, importable from here as before.
 from chaos_tui.platform.streams import (  # noqa: F401
@@ -51,7 +51,7 @@ from chaos_tui.sandbox.postgres import SandboxError
 LEAF_RECONNECT = "250ms"
 
 
-def _quote(text: str) -> str:
+def _quote(text: object) -> str:
     return json.dumps(str(text))  # a JSON string is a valid NATS config string
 
 

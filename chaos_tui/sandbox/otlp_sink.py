@@ -24,15 +24,15 @@ import argparse
 import base64
 import gzip
 import json
-import re
 import logging
+import re
 import zlib
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -71,7 +71,7 @@ PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 KEEP_ALIVE_S = 120
 
 # kind of telemetry -> (request type, empty response type)
-SIGNALS = {
+SIGNALS: dict[str, tuple[type[Message], type[Message]]] = {
     "logs": (ExportLogsServiceRequest, ExportLogsServiceResponse),
     "traces": (ExportTraceServiceRequest, ExportTraceServiceResponse),
     "metrics": (ExportMetricsServiceRequest, ExportMetricsServiceResponse),
@@ -103,7 +103,8 @@ class MarkerStore:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._load(path)
-            self._fh = open(path, "a", encoding="utf-8")
+            # Kept open for the sink's life (one append per accepted request); closed in close().
+            self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
     def _load(self, path: Path) -> None:
         # One line per record: "org<TAB>marker", marker empty for a record without one.

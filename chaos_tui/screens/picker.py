@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, cast
 
 from rich.console import Group
 from rich.table import Table
@@ -15,6 +16,9 @@ from textual.widgets import DataTable, Footer, Input, Static
 from chaos_tui.catalog import ScenarioEntry
 from chaos_tui.core.report import result_facts
 from chaos_tui.widgets.title_bar import TitleBar
+
+if TYPE_CHECKING:  # for the type only: the app imports this screen
+    from chaos_tui.app import ChaosApp
 
 HYPOTHESIS_CHARS = 42  # the whole text is on the detail screen
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "interrupted": "yellow"}
@@ -56,6 +60,11 @@ class PickerScreen(Screen):
         Binding("enter", "open", "Details", show=False),
     ]
 
+    @property
+    def chaos(self) -> ChaosApp:
+        """The app, typed: this screen only ever runs inside ChaosApp."""
+        return cast("ChaosApp", self.app)
+
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Input(placeholder="filter scenarios by name or hypothesis", id="filter")
@@ -74,7 +83,7 @@ class PickerScreen(Screen):
         table.focus()
 
     def on_screen_resume(self) -> None:
-        self.app.catalog.refresh_results()
+        self.chaos.catalog.refresh_results()
         self.query_one(TitleBar).show()
         self.refill()
 
@@ -82,7 +91,7 @@ class PickerScreen(Screen):
         table = self.query_one(DataTable)
         query = self.query_one("#filter", Input).value.strip().lower()
         table.clear()
-        for entry in self.app.catalog.entries:
+        for entry in self.chaos.catalog.entries:
             if query and query not in entry.name.lower() and query not in entry.hypothesis.lower():
                 continue
             table.add_row(
@@ -117,12 +126,15 @@ class PickerScreen(Screen):
         table = self.query_one(DataTable)
         if table.row_count:
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            self.app.open_detail(key)
+            if key is not None:  # every row is added with its scenario's name as key
+                self.chaos.open_detail(key)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        entry = self.app.catalog.entry(event.row_key.value)
+        key = event.row_key.value
+        entry = self.chaos.catalog.entry(key) if key is not None else None
         if entry is not None:
             self.query_one("#preview", Static).update(preview(entry))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.app.open_detail(event.row_key.value)
+        if event.row_key.value is not None:
+            self.chaos.open_detail(event.row_key.value)

@@ -7,7 +7,7 @@ a failed sample is a red cross, whatever its band.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 
@@ -49,7 +49,8 @@ def render_sparkline(
             failed[col] = True
             continue
         metric = sample_metric(s, use_value)
-        if metric is not None and (highest[col] is None or metric > highest[col]):
+        current = highest[col]
+        if metric is not None and (current is None or metric > current):
             highest[col] = metric
     known = [v for v in highest if v is not None]
     low, high = (min(known), max(known)) if known else (0.0, 0.0)
@@ -60,8 +61,8 @@ def render_sparkline(
         band = WINDOW_BAND if any(_overlaps(w, col_start, col_start + step, end) for w in windows) else ""
         if failed[col]:
             line.append(FAILED, style=f"bold red {band}".strip())
-        elif highest[col] is not None:
-            level = 0 if spread <= 0 else round((highest[col] - low) / spread * (len(BARS) - 1))
+        elif (value := highest[col]) is not None:
+            level = 0 if spread <= 0 else round((value - low) / spread * (len(BARS) - 1))
             line.append(BARS[level], style=f"{WINDOW_BARS} {band}" if band else colour)
         else:
             line.append("·" if seen[col] else " ", style=f"dim {band}".strip())

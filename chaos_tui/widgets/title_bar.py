@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from rich.text import Text
 from textual.widgets import Static
+
+if TYPE_CHECKING:  # for the type only: the app imports this widget
+    from chaos_tui.app import ChaosApp
 
 
 class TitleBar(Static):
@@ -16,5 +21,5 @@ class TitleBar(Static):
 
     def show(self) -> None:
         line = Text(" ⚡ chaos-tui ", style="bold")
-        line.append_text(self.app.safety_text())
+        line.append_text(cast("ChaosApp", self.app).safety_text())
         self.update(line)

@@ -104,7 +104,8 @@ def build_wheels(workdir: Path) -> Path:
     test extra or the version leaves the cache alone) plus this project's own wheel (made each
     time: it is small and it is what changes)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    deps = CACHE / f"deps-{digest(json.dumps(project['dependencies']).encode(), platform.machine().encode())}"
+    deps_key = digest(json.dumps(project["dependencies"]).encode(), platform.machine().encode())
+    deps = CACHE / f"deps-{deps_key}"
     if not (deps / ".complete").is_file():
         started = time.monotonic()
         shutil.rmtree(deps, ignore_errors=True)
