@@ -11,7 +11,12 @@ from typing import Any
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.injectors import Injector, conflicts_of
 # The lease models live in the protocol (the client reads them too); named here as before.
-from chaos_tui.agent.protocol import Lease, LeaseRequest, LeaseState, read_lease_files
+from chaos_tui.agent.protocol import (
+    HISTORY_FILE,
+    Lease,
+    LeaseRequest,
+    read_lease_files,
+)
 from chaos_tui.core.errors import AgentError
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.core.procinfo import alive, start_ticks
@@ -79,7 +84,7 @@ class LeaseBook:
         self.injectors = injectors
         self.max_ttl_s = max_ttl_s
         self.halt_file = halt_file
-        self.history = history or LeaseHistory(journal.root.parent / "history.jsonl")
+        self.history = history or LeaseHistory(journal.root.parent / HISTORY_FILE)
         self.leftover_by = leftover_by  # "guardian" when the guardian started this agent
         self._log = log or (lambda line: None)
         self.leases: dict[str, Lease] = {}
