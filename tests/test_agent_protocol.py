@@ -212,3 +212,28 @@ def test_the_protocol_paths_are_the_apis_routes(tmp_path):
         p.lease_path("{lease_id}"),
         p.proxy_path("{name}"),
     }
+
+
+async def test_a_netcut_heal_takes_its_lease_as_an_argument():
+    """The sidecar's labels and the wait for a dead agent's sidecars come from the lease the
+    heal is given (once an ambient ContextVar). Against the real Engine; nothing to cut."""
+    from chaos_tui.agent.docker_faults import DockerNetCut, docker_client
+    from chaos_tui.settings import DockerSettings
+
+    try:
+        docker_client()
+    except DockerUnavailable as exc:
+        pytest.skip(str(exc))
+    settings = DockerSettings()
+    cut = DockerNetCut(settings)
+    lease = _lease("cut-1", run_id="run-9")
+    lease.kind, lease.target = cut.kind, "docker"
+    lease.params = {
+        "project": settings.project,
+        "services": ["no-such-service-here"],
+        "port": 4222,
+        "image": settings.sidecar_image,
+    }
+    await cut.heal(lease)  # no container: no namespace holds a rule, the heal is done
+    with pytest.raises(RuntimeError, match="not running"):
+        await cut.apply(lease)
