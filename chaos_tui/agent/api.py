@@ -12,9 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+
 from chaos_tui import __version__
 from chaos_tui.agent import protocol as p
 from chaos_tui.agent.gate import Gate
+from chaos_tui.agent.injectors import ProxyDown
 from chaos_tui.agent.leases import LeaseBook, LeaseRefused
 from chaos_tui.agent.protocol import (
     EndedLease,
@@ -27,7 +29,6 @@ from chaos_tui.agent.protocol import (
     ProxyView,
     Status,
 )
-from chaos_tui.agent.injectors import ProxyDown
 from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
 
 

@@ -42,7 +42,13 @@ from chaos_tui.agent.protocol import (
 )
 from chaos_tui.core.errors import AgentError, AgentUnavailable
 from chaos_tui.core.journal import write_atomic
-from chaos_tui.sandbox.processes import ProcessRecord, is_running, signal_only, spawn, wait_gone
+from chaos_tui.sandbox.processes import (
+    ProcessRecord,
+    is_running,
+    signal_only,
+    spawn,
+    wait_gone,
+)
 from chaos_tui.settings import Settings
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database

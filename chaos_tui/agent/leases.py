@@ -10,6 +10,7 @@ from typing import Any
 
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.injectors import Injector, conflicts_of
+
 # The lease models live in the protocol (the client reads them too); named here as before.
 from chaos_tui.agent.protocol import (
     HISTORY_FILE,

@@ -22,8 +22,8 @@ import uvicorn
 from chaos_tui.agent import protocol
 from chaos_tui.agent.api import make_api
 from chaos_tui.agent.guardian import heartbeat, spawn_guardian, stand_down
-from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.history import LeaseHistory
+from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
 from chaos_tui.agent.protocol import (
     HALT_FILE,
