@@ -62,7 +62,7 @@ async def measure(agent: AgentClient, kind: str, params: dict, repeat: int) -> d
         lease = await agent.create_lease(kind=kind, target="docker", params=params, ttl_s=60)
         applied.append(time.perf_counter() - started)
         started = time.perf_counter()
-        assert await agent.heal_lease(lease["id"]), f"{kind}: the lease was gone before the heal"
+        assert await agent.heal_lease(lease.id), f"{kind}: the lease was gone before the heal"
         healed.append(time.perf_counter() - started)
     return {"apply_s": summary(applied), "heal_s": summary(healed)}
 

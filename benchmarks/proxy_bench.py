@@ -129,7 +129,7 @@ async def toxic_effect(client: AgentClient, proxy: str, port: int, tries: int) -
         await asyncio.sleep(0.3)
         stop.set()
         await asyncio.to_thread(pinger.join)
-        await client.heal_lease(lease["id"])
+        await client.heal_lease(lease.id)
         # A round trip slowed by the toxic took >= 50 ms; the toxic acted when the proxy read
         # its byte, about when it was sent: the effect time is that send minus the call start.
         slowed = [start for start, took in log if took >= 0.049]

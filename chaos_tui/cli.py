@@ -46,13 +46,10 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
         return ExitCode.USAGE, str(exc)
     import httpx  # only now: these imports cost time that a successful command need not pay
 
-    from chaos_tui.agent import client, server
-    from chaos_tui.core.errors import TargetError  # SandboxError, and the Docker target's
+    from chaos_tui.core.errors import ChaosError
 
-    if isinstance(exc, server.AgentError):
-        return (ExitCode.USAGE if "refusing" in str(exc) else ExitCode.ERROR), str(exc)
-    if isinstance(exc, (client.AgentUnavailable, client.AgentError, TargetError)):
-        return ExitCode.ERROR, str(exc)
+    if isinstance(exc, ChaosError):  # the agent's and the targets' errors: each has its code
+        return exc.exit_code, str(exc)
     if isinstance(exc, httpx.HTTPError):
         return ExitCode.ERROR, f"cannot talk to the agent: {type(exc).__name__} {exc}".strip()
     if isinstance(exc, OSError):  # e.g. a read-only state dir: "path: reason", as Unix says it
@@ -416,7 +413,7 @@ def sandbox_down():
     except (SandboxError, OSError) as exc:
         fail(ExitCode.ERROR, f"sandbox down: {exc}")
     client = AgentClient(sb.settings)
-    if client.info() is None and any((client.folder / "leases").glob("*.json")):
+    if client.info() is None and client.journal_ids():
         # A dead agent's leases: heal them now (a new agent does that first), or a later
         # start would heal them by starting single services of a stack that is down.
         check_not_production(sb.settings)  # that needs an agent, and none starts there
@@ -507,10 +504,10 @@ def _agent_call(action):
         nonlocal spawned
         spawned = await client.ensure()
         if spawned:  # a new agent healed what a dead one left: say so
-            for item in (await client.status())["recovered"]:
-                state = "healed" if item["healed"] else f"heal FAILED: {item['error']}"
-                click.echo(f"leftover lease {item['id']} ({item['kind']} "
-                           f"{json.dumps(item['params'])}) of a dead agent: {state}", err=True)
+            for item in (await client.status()).recovered:
+                state = "healed" if item.healed else f"heal FAILED: {item.error}"
+                click.echo(f"leftover lease {item.id} ({item.kind} "
+                           f"{json.dumps(item.params)}) of a dead agent: {state}", err=True)
         return await action(client)
 
     try:
@@ -520,13 +517,13 @@ def _agent_call(action):
             client.stop_spawned()
 
 
-def _print_heals(results: list[dict]) -> int:
+def _print_heals(results) -> int:
     for r in results:
-        click.echo(f"lease {r['id']}: " + ("healed" if r["healed"] else f"heal FAILED: {r['error']}")
-                   + (f" (warning: {r['warning']})" if r.get("warning") else ""))
+        click.echo(f"lease {r.id}: " + ("healed" if r.healed else f"heal FAILED: {r.error}")
+                   + (f" (warning: {r.warning})" if r.warning else ""))
     if not results:
         click.echo("no live lease")
-    return int(ExitCode.HEAL_FAILED) if any(not r["healed"] for r in results) else 0
+    return int(ExitCode.HEAL_FAILED) if any(not r.healed for r in results) else 0
 
 
 @agent.command("status")
@@ -541,10 +538,11 @@ def agent_status(as_json):
         return
     health = _answer_soon(client, client.status())
     if as_json:
-        click.echo(json.dumps({"running": True, "url": client.info()["url"], **health}, indent=2))
+        click.echo(json.dumps({"running": True, "url": client.info()["url"],
+                               **health.model_dump(mode="json")}, indent=2))
         return
-    click.echo(f"agent pid {health['pid']} at {client.info()['url']}: {health['leases']} lease(s)"
-               + (", HALTED" if health["halted"] else ""))
+    click.echo(f"agent pid {health.pid} at {client.info()['url']}: {health.leases} lease(s)"
+               + (", HALTED" if health.halted else ""))
 
 
 @agent.command("stop")
@@ -564,12 +562,10 @@ def _stop_agent(client) -> tuple[int | None, int]:
     exit code: 4 if a heal failed, 5 if a heal worked but its journal file stayed)."""
     import time
 
-    from chaos_tui.agent.history import LeaseHistory
-
     since = time.time()
     pid, stopped = client.stop_running(announce=lambda line: click.echo(line, err=True))
     if pid is None:
-        left = sorted(p.stem for p in (client.folder / "leases").glob("*.json"))
+        left = client.journal_ids()
         if left:  # a dead agent's (its guardian may be replacing it): nothing healed them yet
             click.echo(f"no agent running, yet {len(left)} lease(s) on disk: "
                        f"{', '.join(left)}; `chaos-tui heal` heals them", err=True)
@@ -577,13 +573,12 @@ def _stop_agent(client) -> tuple[int | None, int]:
         return None, 0
     if not stopped:
         fail(ExitCode.ERROR, f"the fault agent (pid {pid}) did not stop")
-    ended = {e["id"]: e for e in LeaseHistory(client.folder / "history.jsonl").entries()
-             if e.get("ended_at", 0) >= since - 1}
-    left = sorted(p.stem for p in (client.folder / "leases").glob("*.json"))
+    ended = client.ended_since(since - 1)
+    left = client.journal_ids()
     failed = [lease_id for lease_id in left if lease_id not in ended]
     for lease_id, entry in ended.items():
         note = " (but its journal file could not be removed)" if lease_id in left else ""
-        click.echo(f"lease {lease_id}: healed ({entry['by']}){note}")
+        click.echo(f"lease {lease_id}: healed ({entry.by}){note}")
     for lease_id in failed:
         click.echo(f"lease {lease_id}: heal FAILED; it stays on disk for the next agent "
                    "(`chaos-tui heal`)", err=True)
@@ -595,17 +590,16 @@ def _stop_agent(client) -> tuple[int | None, int]:
 @cli.command("heal")
 def heal():
     """Heal every live lease now (starting the agent if needed: it heals leftovers first)."""
-    async def heal_and_look(client):
-        def journal() -> set[str]:
-            return {path.stem for path in (client.folder / "leases").glob("*.json")}
+    from chaos_tui.agent.protocol import HealResult
 
-        before = journal()  # not what a run journals meanwhile: that is no failed heal
+    async def heal_and_look(client):
+        before = set(client.journal_ids())  # not what a run journals meanwhile: no failed heal
         results = await client.heal_all()
         # What the agent could not even read (a torn lease file) is in no result, yet may
         # still be a live fault: the journal on disk has the last word on what is left.
-        stays = (before & journal()) - {r["id"] for r in results}
-        return results + [{"id": lease_id, "healed": False,
-                           "error": f"its journal file stays in {client.folder / 'leases'}"}
+        stays = (before & set(client.journal_ids())) - {r.id for r in results}
+        return results + [HealResult(id=lease_id, healed=False,
+                                     error=f"its journal file stays in {client.journal_folder}")
                           for lease_id in sorted(stays)]
 
     raise SystemExit(_print_heals(_agent_call(heal_and_look)))
@@ -631,15 +625,14 @@ def leases(as_json):
     import time
 
     from chaos_tui.agent.client import AgentClient
-    from chaos_tui.agent.leases import LeaseJournal
 
     client = AgentClient(_settings())
     rows = []
     if client.info() is not None:  # a listing starts nothing
-        rows = _answer_soon(client, client.leases())
-    elif (client.folder / "leases").is_dir():  # what is on disk is what a dead agent left
-        leftover, unreadable = LeaseJournal(client.folder / "leases").load_all()
-        rows = [lease.model_dump() for lease in leftover]
+        rows = [lease.model_dump(mode="json") for lease in _answer_soon(client, client.leases())]
+    else:  # what is on disk is what a dead agent left
+        leftover, unreadable = client.journal_leases()
+        rows = [lease.model_dump(mode="json") for lease in leftover]
         if rows or unreadable:
             click.echo(f"no agent running: {len(rows) + len(unreadable)} leftover lease(s) "
                        "on disk; `chaos-tui heal` starts one to heal them", err=True)

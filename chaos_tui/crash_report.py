@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from chaos_tui.agent.history import LeaseHistory
+from chaos_tui.agent.protocol import HISTORY_FILE, LEASES_DIR, agent_dir, read_lease_files
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.core.run_record import dead_runs
 
@@ -27,10 +28,10 @@ def report_killed_runs(state_dir: Path) -> list[str]:
     if not runs.is_dir():
         return []
     lines = []
-    history = LeaseHistory(state_dir / "agent" / "history.jsonl")
+    history = LeaseHistory(agent_dir(state_dir) / HISTORY_FILE)
     for run in dead_runs(runs):
         ended = history.find(run_id=run["run_id"])
-        live = _live_leases(state_dir / "agent" / "leases", run["run_id"])
+        live = _live_leases(agent_dir(state_dir) / LEASES_DIR, run["run_id"])
         seen = min((e["owner_died_seen_at"] for e in ended
                     if isinstance(e.get("owner_died_seen_at"), (int, float))), default=None)
         phase_at = _clock(run.get("phase_at"))
@@ -55,12 +56,6 @@ def report_killed_runs(state_dir: Path) -> list[str]:
 
 
 def _live_leases(folder: Path, run_id: str) -> list[str]:
-    live = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            lease = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(lease, dict) and lease.get("run_id") == run_id:
-            live.append(path.stem)
-    return live
+    """The run's leases still journalled, read by the journal's one reader (agent/protocol)."""
+    leases, _unreadable = read_lease_files(folder)
+    return [lease.id for lease in leases if lease.run_id == run_id]

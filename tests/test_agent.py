@@ -74,10 +74,10 @@ async def test_bad_leases_are_refused_and_nothing_is_broken(agent, sandbox):
 async def test_the_reaper_heals_a_lease_at_its_ttl(agent, sandbox):
     lease = await agent.create_lease(**lease_request(ttl_s=2))
     assert not await healthy(sandbox, "postgres"), "the fault did not land"
-    assert (agent.folder / "leases" / f"{lease['id']}.json").exists(), "not journalled"
+    assert (agent.folder / "leases" / f"{lease.id}.json").exists(), "not journalled"
     # A restart after SIGKILL includes crash recovery: seconds on a loaded 2-core machine.
-    back = await wait_healthy(sandbox, "postgres", lease["expires_at"] + 3.0)
-    assert back >= lease["expires_at"] - 0.5, "healed long before its TTL"
+    back = await wait_healthy(sandbox, "postgres", lease.expires_at + 3.0)
+    assert back >= lease.expires_at - 0.5, "healed long before its TTL"
     while await agent.leases() and time.time() < back + 2:  # the heal returns just after
         await asyncio.sleep(0.05)
     assert await agent.leases() == []
@@ -94,8 +94,8 @@ async def test_a_killed_agent_leaves_a_lease_its_replacement_heals_first(agent, 
         await asyncio.sleep(0.1)
     assert await agent.ensure() is False, "the guardian's replacement must be serving"
     health = await agent.status()
-    assert [r["id"] for r in health["recovered"]] == [lease["id"]]
-    assert health["recovered"][0]["healed"] is True
+    assert [r.id for r in health.recovered] == [lease.id]
+    assert health.recovered[0].healed is True
     assert await healthy(sandbox, "nats") and await agent.leases() == []
 
 
@@ -103,7 +103,7 @@ async def test_a_killed_agent_leaves_a_lease_its_replacement_heals_first(agent, 
 async def test_halt_heals_everything_and_latches(agent, sandbox):
     await agent.create_lease(**lease_request(ttl_s=600))
     results = await agent.halt()
-    assert [r["healed"] for r in results] == [True] and await healthy(sandbox, "postgres")
+    assert [r.healed for r in results] == [True] and await healthy(sandbox, "postgres")
     with pytest.raises(AgentError) as refused:
         await agent.create_lease(**lease_request())
     assert refused.value.status == 409
@@ -111,7 +111,7 @@ async def test_halt_heals_everything_and_latches(agent, sandbox):
     assert "halt" in run_cli(["halt", "--release"], sandbox.env).stdout
     lease = await agent.create_lease(**lease_request(ttl_s=600))
     heal = run_cli(["heal"], sandbox.env)
-    assert heal.returncode == 0 and f"lease {lease['id']}: healed" in heal.stdout
+    assert heal.returncode == 0 and f"lease {lease.id}: healed" in heal.stdout
     assert await healthy(sandbox, "postgres")
 
 
@@ -122,7 +122,7 @@ async def test_a_clean_stop_heals_every_lease(agent, sandbox):
     stop = await asyncio.to_thread(run_cli, ["agent", "stop"], sandbox.env)
     assert stop.returncode == 0, stop.stderr
     assert agent.info() is None
-    assert not (agent.folder / "leases" / f"{lease['id']}.json").exists(), "lease left on disk"
+    assert not (agent.folder / "leases" / f"{lease.id}.json").exists(), "lease left on disk"
     assert await healthy(sandbox, "nats"), "a clean stop must heal what it holds"
 
 
@@ -137,7 +137,7 @@ async def test_a_lease_id_is_used_once(agent, sandbox):
     other = await agent.call("POST", "/leases", lease_request(id="once-2", kind="proxy.down",
                                                               params={"proxy": "x"}))
     assert other.status_code == 409
-    assert await agent.heal_lease(lease["id"]) is True
+    assert await agent.heal_lease(lease.id) is True
     late = await agent.call("POST", "/leases", lease_request(id="once-2", ttl_s=600))
     assert late.status_code == 409, "an ended id must not break things again"
     assert await healthy(sandbox, "postgres")
@@ -157,7 +157,7 @@ async def test_pause_freezes_a_service_until_healed_and_at_its_ttl(agent, sandbo
     assert Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
     assert not await healthy(sandbox, "nats"), "a paused NATS answered"
     # Nobody heals it: the TTL does, and it is the same process, not a restart.
-    await wait_healthy(sandbox, "nats", lease["expires_at"] + 3)
+    await wait_healthy(sandbox, "nats", lease.expires_at + 3)
     assert sandbox.sandbox.record("nats").pid == rec.pid and is_running(rec)
 
 
@@ -165,7 +165,7 @@ async def test_stop_ends_the_service_and_the_heal_starts_it_again(agent, sandbox
     old = sandbox.sandbox.record("relay")
     lease = await agent.create_lease(kind="sandbox.stop", target="sandbox", ttl_s=30,
                                      params={"service": "relay"})
-    assert lease["data"]["stopped"] == ["relay"] and not is_running(old)
-    await agent.heal_lease(lease["id"])
+    assert lease.data["stopped"] == ["relay"] and not is_running(old)
+    await agent.heal_lease(lease.id)
     assert await healthy(sandbox, "relay")
     assert sandbox.sandbox.record("relay").pid != old.pid

@@ -366,17 +366,17 @@ async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(s
         assert not _sidecars()
         lease = await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
                                          params={"project": PROJECT, "service": "policy-gateway"})
-        assert lease["data"]["container"] and _state("policy-gateway") == "running"
+        assert lease.data["container"] and _state("policy-gateway") == "running"
         assert _started_at("policy-gateway") != before  # started again
-        assert await agent.heal_lease(lease["id"]) and _state("policy-gateway") == "running"
+        assert await agent.heal_lease(lease.id) and _state("policy-gateway") == "running"
         # A stopped container removed under a live lease (say, by `just chaos-down`): the
         # heal has nothing left to undo, and says so by succeeding.
         lease = await agent.create_lease(kind="docker.stop", target="docker", ttl_s=30,
                                          params={"project": PROJECT, "service": "policy-gateway"})
         assert _state("policy-gateway") == "exited"
-        subprocess.run(["docker", "rm", "-f", lease["data"]["container"]], check=True,
+        subprocess.run(["docker", "rm", "-f", lease.data["container"]], check=True,
                        capture_output=True)
-        assert await agent.heal_lease(lease["id"]) and await agent.leases() == []
+        assert await agent.heal_lease(lease.id) and await agent.leases() == []
     finally:
         agent.stop_spawned()
         up = just("chaos-up", "chaos-opa", env=stack)  # the stack whole again, as it was

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.agent.leases import LeaseRequest
+from chaos_tui.agent.protocol import Lease, LeaseRequest
 from chaos_tui.sandbox.processes import ProcessRecord, is_running
 from chaos_tui.settings import Settings
 from tests.conftest import CHAOS_TUI, _wait_while_an_agent_starts, run_cli
@@ -42,7 +42,7 @@ def guardian_record(client: AgentClient) -> dict | None:
         return None
 
 
-def start_run(sandbox, down_s: int) -> tuple[subprocess.Popen, dict]:
+def start_run(sandbox, down_s: int) -> tuple[subprocess.Popen, Lease]:
     """A headless postgres_restart_outbox run, waited on until its fault landed; with the
     lease it holds, read from the agent's journal."""
     args = ["--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
@@ -53,9 +53,8 @@ def start_run(sandbox, down_s: int) -> tuple[subprocess.Popen, dict]:
     for line in proc.stderr:
         if "INJECTED" in line or time.monotonic() > deadline:
             break
-    folder = AgentClient(Settings(state_dir=sandbox.state_dir)).folder
-    journal = [json.loads(p.read_text()) for p in (folder / "leases").glob("*.json")]
-    assert [lease["kind"] for lease in journal] == ["sandbox.hard_restart"], journal
+    journal, unreadable = AgentClient(Settings(state_dir=sandbox.state_dir)).journal_leases()
+    assert [lease.kind for lease in journal] == ["sandbox.hard_restart"] and not unreadable
     assert not sandbox.sandbox.running("postgres"), "the fault did not land"
     return proc, journal[0]
 
@@ -80,10 +79,10 @@ def test_agent_and_run_killed_mid_fault_heal_with_no_command(sandbox):
         killed_at = time.time()
         proc.kill()  # the run we started
         proc.wait(10)
-        back = wait_postgres(sandbox, lease["expires_at"] + HEAL_MARGIN_S)
+        back = wait_postgres(sandbox, lease.expires_at + HEAL_MARGIN_S)
         assert back is not None, "nobody healed the fault: Postgres still down at TTL + 5 s"
         print(f"\nagent+run SIGKILLed: Postgres back {back - killed_at:.1f}s after the "
-              f"agent's SIGKILL (TTL was {lease['expires_at'] - killed_at:.1f}s away)")
+              f"agent's SIGKILL (TTL was {lease.expires_at - killed_at:.1f}s away)")
         while any((client.folder / "leases").glob("*.json")) and time.time() < back + 5:
             time.sleep(0.1)
         assert not any((client.folder / "leases").glob("*.json")), "lease left on disk"
@@ -91,7 +90,7 @@ def test_agent_and_run_killed_mid_fault_heal_with_no_command(sandbox):
             time.sleep(0.05)
         replacement = client.info()
         assert replacement is not None and replacement["pid"] != agent["pid"]
-        assert asyncio.run(client.status())["recovered"][0]["id"] == lease["id"]
+        assert asyncio.run(client.status()).recovered[0].id == lease.id
         assert f"agent {agent['pid']} died holding 1 lease(s)" in \
             (client.folder / "agent.log").read_text()
     finally:
@@ -114,9 +113,9 @@ def test_a_stopped_agent_still_heals_at_the_ttl(sandbox):
         while process_state(agent["pid"]) != "T" and time.time() < stopped_at + 2:
             time.sleep(0.01)  # the signal is delivered asynchronously
         assert process_state(agent["pid"]) == "T"
-        back = wait_postgres(sandbox, lease["expires_at"] + HEAL_MARGIN_S)
+        back = wait_postgres(sandbox, lease.expires_at + HEAL_MARGIN_S)
         assert back is not None, "a stopped agent healed nothing by TTL + 5 s"
-        print(f"\nagent SIGSTOPped: Postgres back {back - lease['expires_at']:+.1f}s from the "
+        print(f"\nagent SIGSTOPped: Postgres back {back - lease.expires_at:+.1f}s from the "
               f"TTL ({back - stopped_at:.1f}s after the SIGSTOP)")
         assert is_running(record) and process_state(agent["pid"]) != "T", "woken, not replaced"
         assert "SIGCONT" in (client.folder / "agent.log").read_text()
@@ -145,10 +144,10 @@ def test_an_agent_held_by_a_debugger_is_killed_and_replaced(sandbox):
     if libc.ptrace(PTRACE_ATTACH, record.pid, None, None) != 0:
         pytest.skip(f"ptrace not allowed here (errno {ctypes.get_errno()})")
     try:
-        back = wait_postgres(sandbox, lease["expires_at"] + HEAL_MARGIN_S)
+        back = wait_postgres(sandbox, lease.expires_at + HEAL_MARGIN_S)
         log = (client.folder / "agent.log").read_text()
         assert back is not None, f"an agent held stopped healed nothing by TTL + 5 s:\n{log}"
-        print(f"\nagent held by ptrace: Postgres back {back - lease['expires_at']:+.1f}s from "
+        print(f"\nagent held by ptrace: Postgres back {back - lease.expires_at:+.1f}s from "
               "the TTL")
         assert f"agent {agent['pid']} is stopped with a lease past its TTL: SIGCONT" in log
         assert f"agent {agent['pid']} still stopped" in log and "SIGKILL" in log
@@ -187,7 +186,7 @@ def test_agent_stop_wakes_a_stopped_agent_and_it_heals(sandbox):
         assert stop.returncode == 0 and f"agent pid {agent['pid']} stopped" in stop.stdout, stop
         assert took < 20, "the stop waited instead of waking the agent"
         assert not is_running(record)
-        assert not (client.folder / "leases" / f"{lease['id']}.json").exists()
+        assert not (client.folder / "leases" / f"{lease.id}.json").exists()
         assert sandbox.sandbox.healthy("postgres"), "the stop did not heal the fault"
     finally:
         if is_running(record):
@@ -208,7 +207,7 @@ def test_an_agent_killed_by_stop_is_replaced_to_heal_its_leases(sandbox):
     pid, stopped = client.stop_running(timeout_s=0, announce=said.append)
     assert (pid, stopped) == (old["pid"], True)
     assert "was killed holding 1 lease(s)" in said[0], said
-    assert any(f"leftover lease {lease['id']}" in line and line.endswith("healed")
+    assert any(f"leftover lease {lease.id}" in line and line.endswith("healed")
                for line in said), said
     assert said[-1].startswith("replacement agent pid") and said[-1].endswith("stopped"), said
     assert client.info() is None and not any((client.folder / "leases").glob("*.json"))

@@ -94,7 +94,7 @@ async def test_one_id_sent_ten_times_at_once_lands_once_and_heals(lone_agent):
         proxy = await agent._ok("GET", "/proxies/p")
         assert proxy["toxics"] == [] and proxy["enabled"] and proxy["listening"]
         ended = await agent.ended("same-1")
-        assert ended is not None and ended["by"] == "ttl"
+        assert ended is not None and ended.by == "ttl"
     finally:
         upstream.close()
 
@@ -146,8 +146,9 @@ async def test_the_owner_dying_heals_its_lease_at_once(lone_agent):
         assert await agent.leases() == [], "the owner's death was not noticed"
         assert healed <= 2.0, f"healed {healed:.2f}s after the owner died"
         assert (await agent._ok("GET", "/proxies/r"))["enabled"]
-        ended = await agent.ended(lease["id"])
-        assert ended["by"] == "owner-died" and ended["owner_died_seen_at"] >= killed
+        ended = await agent.ended(lease.id)
+        assert ended is not None and ended.by == "owner-died"
+        assert ended.owner_died_seen_at is not None and ended.owner_died_seen_at >= killed
     finally:
         owner.kill()
         owner.wait()
@@ -177,7 +178,7 @@ async def test_a_journal_that_cannot_forget_stops_no_other_heal(sandbox):
     assert "Traceback" not in stop.stderr
     # The journal files that stayed are healed again, harmlessly, by the next agent.
     assert await client.ensure() is True
-    assert [r["healed"] for r in (await client.status())["recovered"]] == [True, True]
+    assert [r.healed for r in (await client.status()).recovered] == [True, True]
     client.stop_spawned()
     assert list(leases_dir.glob("*.json")) == []
 
@@ -191,7 +192,7 @@ async def test_delete_answers_204_when_the_heal_worked_but_the_disk_said_no(sand
         lease = await client.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=600,
                                           params={"service": "relay"})
         subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
-        response = await client.call("DELETE", f"/leases/{lease['id']}")
+        response = await client.call("DELETE", f"/leases/{lease.id}")
         assert response.status_code == 204, response.text
         assert "journal file" in response.headers.get("x-chaos-warning", "")
         assert sandbox.sandbox.healthy("relay")

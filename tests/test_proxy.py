@@ -55,7 +55,7 @@ async def proxy(agent, echo):
     created = await agent._ok("POST", "/proxies", {"name": name, "upstream": f"127.0.0.1:{echo}"})
     yield name, int(created["listen"].rsplit(":", 1)[1])
     await agent._ok("DELETE", f"/proxies/{name}")
-    assert [le for le in await agent.leases() if le["params"].get("proxy") == name] == []
+    assert [le for le in await agent.leases() if le.params.get("proxy") == name] == []
 
 
 async def toxic(agent, proxy_name, type, ttl_s=60, **params) -> dict:
@@ -100,7 +100,7 @@ async def test_latency_is_added_and_removed_at_once_under_load(agent, proxy):
     loader = asyncio.create_task(load())
     await asyncio.sleep(0.3)
     started = time.perf_counter()
-    assert await agent.heal_lease(lease["id"]) is True
+    assert await agent.heal_lease(lease.id) is True
     took = time.perf_counter() - started
     stop.set()
     await asyncio.wait_for(loader, 5)
@@ -119,7 +119,7 @@ async def test_data_held_by_a_toxic_goes_on_when_it_is_removed(agent, proxy):
     lease = await toxic(agent, name, "latency", attributes={"latency": 3000})
     pending = asyncio.create_task(round_trip(port))
     await asyncio.sleep(0.3)
-    await agent.heal_lease(lease["id"])
+    await agent.heal_lease(lease.id)
     assert await asyncio.wait_for(pending, 5) < 1.0, "the held data waited out the toxic"
 
 
@@ -144,7 +144,7 @@ async def test_timeout_is_a_black_hole_and_closes_after_its_timeout(agent, proxy
     await writer.drain()
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(reader.read(10), 0.5)
-    await agent.heal_lease(lease["id"])
+    await agent.heal_lease(lease.id)
     # The bytes it swallowed are gone: that connection is closed, not resumed half-whole.
     assert await asyncio.wait_for(reader.read(10), 3) == b""
     writer.close()
@@ -213,7 +213,7 @@ async def test_down_refuses_connections_until_healed(agent, proxy):
     writer.close()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
-    await agent.heal_lease(lease["id"])
+    await agent.heal_lease(lease.id)
     assert await round_trip(port) < 0.1
 
 
@@ -221,10 +221,10 @@ async def test_two_downs_keep_it_down_until_both_are_healed(agent, proxy):
     name, port = proxy
     first = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
     second = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxy": name})
-    await agent.heal_lease(first["id"])
+    await agent.heal_lease(first.id)
     with pytest.raises(ConnectionRefusedError):  # the second down still holds
         await asyncio.open_connection("127.0.0.1", port)
-    await agent.heal_lease(second["id"])
+    await agent.heal_lease(second.id)
     assert await round_trip(port) < 0.1
 
 
@@ -233,14 +233,14 @@ async def test_one_down_lease_takes_several_proxies_down_together(agent, echo):
     for i in range(2):
         created = await agent.ensure_proxy(f"pair{i}-{time.monotonic_ns()}", "127.0.0.1:0",
                                            f"127.0.0.1:{echo}")
-        names.append(created["name"])
-        ports.append(int(created["listen"].rsplit(":", 1)[1]))
+        names.append(created.name)
+        ports.append(int(created.listen.rsplit(":", 1)[1]))
     try:
         lease = await agent.create_lease(kind="proxy.down", ttl_s=60, params={"proxies": names})
         for port in ports:
             with pytest.raises(ConnectionRefusedError):
                 await asyncio.open_connection("127.0.0.1", port)
-        await agent.heal_lease(lease["id"])
+        await agent.heal_lease(lease.id)
         for port in ports:
             assert await round_trip(port) < 0.1
         for bad in ({"proxies": []}, {"proxies": [names[0], names[0]]},
@@ -262,14 +262,14 @@ async def test_a_proxy_that_cannot_listen_again_stays_down_and_its_heal_is_retri
     squatter.listen(1)
     try:
         with pytest.raises(AgentError) as failed:
-            await agent.heal_lease(lease["id"])
+            await agent.heal_lease(lease.id)
         assert failed.value.status == 502
         view = await agent._ok("GET", f"/proxies/{name}")
         assert not view["enabled"] and not view["listening"], "it must not look healed"
-        assert [le["id"] for le in await agent.leases()] == [lease["id"]], "the lease must stay"
+        assert [le.id for le in await agent.leases()] == [lease.id], "the lease must stay"
     finally:
         squatter.close()
-    await agent.heal_lease(lease["id"])  # the port is free again: the retry brings it back
+    await agent.heal_lease(lease.id)  # the port is free again: the retry brings it back
     assert await round_trip(port) < 0.1
 
 
@@ -277,10 +277,10 @@ async def test_ensure_proxy_keeps_a_matching_proxy_and_remakes_a_different_one(a
     name = f"same{time.monotonic_ns()}"
     first = await agent.ensure_proxy(name, "127.0.0.1:0", f"127.0.0.1:{echo}")
     try:
-        again = await agent.ensure_proxy(name, first["listen"], f"127.0.0.1:{echo}")
-        assert again["listen"] == first["listen"]
-        moved = await agent.ensure_proxy(name, first["listen"], "127.0.0.1:9")
-        assert moved["upstream"] == "127.0.0.1:9" and moved["listen"] == first["listen"]
+        again = await agent.ensure_proxy(name, first.listen, f"127.0.0.1:{echo}")
+        assert again.listen == first.listen
+        moved = await agent.ensure_proxy(name, first.listen, "127.0.0.1:9")
+        assert moved.upstream == "127.0.0.1:9" and moved.listen == first.listen
     finally:
         await agent._ok("DELETE", f"/proxies/{name}")
 
@@ -291,7 +291,7 @@ async def test_a_toxic_ends_at_its_ttl(agent, proxy):
     assert await round_trip(port) >= 0.19
     await asyncio.sleep(1.0)
     assert await round_trip(port) < 0.1
-    assert [le for le in await agent.leases() if le["params"].get("proxy") == name] == []
+    assert [le for le in await agent.leases() if le.params.get("proxy") == name] == []
 
 
 @pytest.mark.parametrize("params", [

@@ -11,56 +11,25 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import ValidationError
 
 from chaos_tui import __version__
+from chaos_tui.agent import protocol as p
 from chaos_tui.agent.gate import Gate
-from chaos_tui.agent.leases import Lease, LeaseBook, LeaseRefused, LeaseRequest
 from chaos_tui.agent.injectors import ProxyDown
+from chaos_tui.agent.leases import LeaseBook, LeaseRefused
+from chaos_tui.agent.protocol import (
+    EndedLease,
+    HaltState,
+    HealResults,
+    Health,
+    Lease,
+    LeaseRequest,
+    ProxyRequest,
+    ProxyView,
+    Status,
+)
 from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
-
-
-class Health(BaseModel):
-    """All that anyone may learn without the token."""
-
-    ok: bool
-    version: str
-
-
-class Status(Health):
-    pid: int
-    leases: int
-    halted: bool
-    started_at: float
-    recovered: list[dict]  # leftovers of a dead agent, healed at start-up
-    reaper_error: str | None = None
-
-
-class HealResults(BaseModel):
-    results: list[dict]
-
-
-class HaltState(BaseModel):
-    halted: bool
-
-
-class ProxyRequest(BaseModel):
-    model_config = {"extra": "forbid", "allow_inf_nan": False}
-
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    listen: str = Field("127.0.0.1:0", max_length=80, description="HOST:PORT on loopback; port 0 picks one")
-    upstream: str = Field(..., max_length=300, description="HOST:PORT to relay to")
-
-
-class ProxyView(BaseModel):
-    name: str
-    listen: str
-    upstream: str
-    enabled: bool
-    listening: bool
-    connections: int
-    refused: int = 0  # connections turned away at the cap
-    toxics: list[dict]
 
 
 def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Gate:
@@ -95,26 +64,26 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
     async def schema() -> dict:
         return api.openapi()
 
-    @api.get("/health", response_model=Health)
+    @api.get(p.HEALTH, response_model=Health)
     async def health() -> Health:
         return Health(ok=book.reaper_error is None, version=__version__)
 
-    @api.get("/status", response_model=Status, dependencies=guarded)
+    @api.get(p.STATUS, response_model=Status, dependencies=guarded)
     async def status() -> Status:
-        return Status(ok=book.reaper_error is None, version=__version__, pid=pid,
-                      leases=len(book.leases),
-                      halted=book.halted, started_at=started_at, recovered=book.recovered,
-                      reaper_error=book.reaper_error)
+        return Status.model_validate({
+            "ok": book.reaper_error is None, "version": __version__, "pid": pid,
+            "leases": len(book.leases), "halted": book.halted, "started_at": started_at,
+            "recovered": book.recovered, "reaper_error": book.reaper_error})
 
-    @api.get("/kinds", dependencies=guarded)
+    @api.get(p.KINDS, dependencies=guarded)
     async def kinds() -> dict[str, str]:
         return {name: injector.description for name, injector in book.injectors.items()}
 
-    @api.get("/leases", response_model=list[Lease], dependencies=guarded)
+    @api.get(p.LEASES, response_model=list[Lease], dependencies=guarded)
     async def list_leases() -> list[Lease]:
         return list(book.leases.values())
 
-    @api.post("/leases", response_model=Lease, status_code=201, dependencies=guarded,
+    @api.post(p.LEASES, response_model=Lease, status_code=201, dependencies=guarded,
               responses={400: {}, 409: {}, 502: {}, 507: {}})
     async def create_lease(request: LeaseRequest) -> Lease:
         try:
@@ -122,7 +91,7 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
         except LeaseRefused as exc:
             raise HTTPException(exc.status, str(exc)) from None
 
-    @api.get("/leases/{lease_id}", response_model=Lease, dependencies=guarded,
+    @api.get(p.lease_path("{lease_id}"), response_model=Lease, dependencies=guarded,
              responses={404: {}})
     async def get_lease(lease_id: str) -> Lease:
         lease = book.leases.get(lease_id)
@@ -130,7 +99,7 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
             raise HTTPException(404, f"no live lease {lease_id!r}")
         return lease
 
-    @api.delete("/leases/{lease_id}", status_code=204, dependencies=guarded,
+    @api.delete(p.lease_path("{lease_id}"), status_code=204, dependencies=guarded,
                 responses={404: {}, 502: {}})
     async def delete_lease(lease_id: str) -> Response:
         try:
@@ -144,37 +113,43 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
         headers = {"X-Chaos-Warning": healed.error[:300]} if healed.error else None
         return Response(status_code=204, headers=headers)
 
-    @api.get("/history", response_model=list[dict], dependencies=guarded)
+    @api.get(p.HISTORY, response_model=list[EndedLease], dependencies=guarded)
     async def history(lease_id: str | None = Query(None, max_length=64),
                       run_id: str | None = Query(None, max_length=64),
-                      limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+                      limit: int = Query(100, ge=1, le=1000)) -> list[EndedLease]:
         """Leases that ended: who ended each (owner, ttl, owner-died, halt, heal-all,
         shutdown, leftover, guardian, apply-failed), when, and any error."""
         found = await asyncio.to_thread(book.history.find, lease_id, run_id)
-        return found[-limit:]
+        ended = []
+        for entry in found[-limit:]:
+            try:
+                ended.append(EndedLease.model_validate(entry))
+            except ValidationError:
+                continue  # a line this agent did not write: never a 500 for it
+        return ended
 
-    @api.post("/heal", response_model=HealResults, dependencies=guarded)
+    @api.post(p.HEAL_ALL, response_model=HealResults, dependencies=guarded)
     async def heal_all() -> HealResults:
-        return HealResults(results=await book.heal_all("heal-all"))
+        return HealResults.model_validate({"results": await book.heal_all("heal-all")})
 
-    @api.post("/halt", response_model=HealResults, dependencies=guarded)
+    @api.post(p.HALT, response_model=HealResults, dependencies=guarded)
     async def halt() -> HealResults:
-        return HealResults(results=await book.halt())
+        return HealResults.model_validate({"results": await book.halt()})
 
-    @api.get("/halt", response_model=HaltState, dependencies=guarded)
+    @api.get(p.HALT, response_model=HaltState, dependencies=guarded)
     async def halt_state() -> HaltState:
         return HaltState(halted=book.halted)
 
-    @api.delete("/halt", response_model=HaltState, dependencies=guarded)
+    @api.delete(p.HALT, response_model=HaltState, dependencies=guarded)
     async def release_halt() -> HaltState:
         book.release_halt()
         return HaltState(halted=False)
 
-    @api.get("/proxies", response_model=list[ProxyView], dependencies=guarded)
+    @api.get(p.PROXIES, response_model=list[ProxyView], dependencies=guarded)
     async def list_proxies() -> list[ProxyView]:
         return [ProxyView(**p.to_json()) for p in proxies.proxies.values()]
 
-    @api.post("/proxies", response_model=ProxyView, status_code=201, dependencies=guarded,
+    @api.post(p.PROXIES, response_model=ProxyView, status_code=201, dependencies=guarded,
               responses={400: {}})
     async def create_proxy(request: ProxyRequest) -> ProxyView:
         try:
@@ -183,7 +158,7 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
             raise HTTPException(400, str(exc)) from None
         return ProxyView(**proxy.to_json())
 
-    @api.get("/proxies/{name}", response_model=ProxyView, dependencies=guarded,
+    @api.get(p.proxy_path("{name}"), response_model=ProxyView, dependencies=guarded,
              responses={404: {}})
     async def get_proxy(name: str) -> ProxyView:
         proxy = proxies.proxies.get(name)
@@ -191,7 +166,7 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
             raise HTTPException(404, f"no proxy {name!r}")
         return ProxyView(**proxy.to_json())
 
-    @api.delete("/proxies/{name}", status_code=204, dependencies=guarded, responses={404: {}})
+    @api.delete(p.proxy_path("{name}"), status_code=204, dependencies=guarded, responses={404: {}})
     async def delete_proxy(name: str) -> Response:
         if name not in proxies.proxies:
             raise HTTPException(404, f"no proxy {name!r}")

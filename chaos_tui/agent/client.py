@@ -2,6 +2,10 @@
 
 The agent is spawned detached, in its own session, so it outlives whoever started it: that is
 the point, since it heals their faults at the TTL if they die.
+
+This module speaks only `protocol` (routes, bodies, the files of the agent's folder): it never
+imports the server or FastAPI, so the console pays for neither. Answers come back as the
+protocol's models; a refusal is an `AgentRefused` (an `AgentError`) with the HTTP status.
 """
 
 from __future__ import annotations
@@ -21,10 +25,30 @@ from typing import Any
 
 import httpx
 
+from chaos_tui.agent import protocol as p
 from chaos_tui.agent.guardian import HEARTBEAT_FILE
-from chaos_tui.agent.server import agent_dir, read_token_file, token_problem
+from chaos_tui.agent.history import LeaseHistory
+from chaos_tui.agent.protocol import (
+    EndedLease,
+    HealResult,
+    HealResults,
+    Health,
+    Lease,
+    ProxyView,
+    RecoveredLease,
+    Status,
+    read_token_file,
+    token_problem,
+)
+from chaos_tui.core.errors import AgentError, AgentUnavailable
 from chaos_tui.core.journal import write_atomic
-from chaos_tui.sandbox.processes import ProcessRecord, is_running, signal_only, spawn, wait_gone
+from chaos_tui.sandbox.processes import (
+    ProcessRecord,
+    is_running,
+    signal_only,
+    spawn,
+    wait_gone,
+)
 from chaos_tui.settings import Settings
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
@@ -68,12 +92,12 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-class AgentUnavailable(Exception):
-    pass
+__all__ = ["AgentClient", "AgentError", "AgentRefused", "AgentUnavailable"]
 
 
-class AgentError(Exception):
-    """The agent answered, and said no."""
+class AgentRefused(AgentError):
+    """The agent answered, and said no: `status` is its HTTP status (below 500, it applied
+    nothing), `detail` its reason."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(f"agent said {status}: {detail}")
@@ -84,14 +108,14 @@ class AgentError(Exception):
 class AgentClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.folder = agent_dir(settings)
+        self.folder = p.agent_dir(settings.state_dir)
 
     # -- finding and starting the agent ------------------------------------------------------
 
     def info(self) -> dict | None:
         """agent.json of a live agent (same pid, same kernel start time), else None."""
         try:
-            data = json.loads((self.folder / "agent.json").read_text())
+            data = json.loads((self.folder / p.INFO_FILE).read_text())
             record = ProcessRecord("agent", int(data["pid"]), data.get("start_ticks") or -1, [], "")
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing, torn or not ours: no agent we can name
@@ -99,7 +123,7 @@ class AgentClient:
 
     def token(self) -> str:
         """The agent's token; never an empty or short one (that would be no secret at all)."""
-        path = self.folder / "token"
+        path = self.folder / p.TOKEN_FILE
         try:
             text, info = read_token_file(path)
         except FileNotFoundError:
@@ -120,31 +144,31 @@ class AgentClient:
         command = [sys.executable, "-m", "chaos_tui", "agent"]
         # The agent serves this client's state dir, whatever the environment says.
         env = {**os.environ, "CHAOS_STATE_DIR": str(self.settings.state_dir)}
-        record = spawn("agent", command, self.folder / "agent.log", env=env)
+        record = spawn("agent", command, self.folder / p.LOG_FILE, env=env)
         # A new agent heals an old one's leftovers before it serves: that may take a while.
         deadline = time.monotonic() + self.settings.agent.start_timeout_s
         while time.monotonic() < deadline:
             info = self.info()
             if info is not None and info["pid"] == record.pid and await self._healthy():
                 # Only the spawn that won is recorded, so stop_spawned finds the live one.
-                write_atomic(self.folder / "spawned.json", json.dumps(record.to_json()))
+                write_atomic(self.folder / p.SPAWNED_FILE, json.dumps(record.to_json()))
                 return True
             if not is_running(record):
                 break  # e.g. another agent won the lock: use that one if it answers
             await asyncio.sleep(0.05)
         if self.info() is not None and await self._healthy():
             return False
-        raise AgentUnavailable(f"the agent did not start; see {self.folder / 'agent.log'}")
+        raise AgentUnavailable(f"the agent did not start; see {self.folder / p.LOG_FILE}")
 
     def stop_spawned(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
         """Stop the agent this tool spawned, if it still runs. True if stopped."""
         try:
-            record = ProcessRecord.from_json(json.loads((self.folder / "spawned.json").read_text()))
+            record = ProcessRecord.from_json(json.loads((self.folder / p.SPAWNED_FILE).read_text()))
         except (OSError, ValueError):
             return False
         # Killed holding leases? Its guardian starts a replacement, which heals them.
         stopped = is_running(record) and _stop_alone(record, timeout_s, self.folder) != "running"
-        (self.folder / "spawned.json").unlink(missing_ok=True)
+        (self.folder / p.SPAWNED_FILE).unlink(missing_ok=True)
         return stopped
 
     def stop_running(self, timeout_s: float = STOP_TIMEOUT_S,
@@ -157,7 +181,7 @@ class AgentClient:
             return None, True
         record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
         ended = _stop_alone(record, timeout_s, self.folder)
-        left = list((self.folder / "leases").glob("*.json"))
+        left = self.journal_ids()
         if ended == "killed" and left:
             announce(f"agent pid {info['pid']} did not stop by itself and was killed holding "
                      f"{len(left)} lease(s): a replacement agent heals them")
@@ -168,12 +192,12 @@ class AgentClient:
     def _heal_with_replacement(self) -> list[str]:
         """Start an agent (or use the one the guardian started): it heals leftovers before it
         serves. Then stop it cleanly. Returns what it reported."""
-        async def recovered() -> list[dict]:
+        async def recovered() -> list[RecoveredLease]:
             deadline = time.monotonic() + self.settings.agent.start_timeout_s
             while True:
                 try:
                     await self.ensure()
-                    return (await self.status())["recovered"]
+                    return (await self.status()).recovered
                 except AgentUnavailable:
                     # The dead agent's guardian may have started one first: ours lost the
                     # lock while that one heals. Try again until it serves.
@@ -182,10 +206,10 @@ class AgentClient:
                     await asyncio.sleep(0.5)
         try:
             items = asyncio.run(recovered())
-        except (AgentUnavailable, AgentError, httpx.HTTPError) as exc:
+        except (AgentError, httpx.HTTPError) as exc:
             return [f"the replacement agent failed: {exc}"]
-        lines = [f"leftover lease {item['id']} ({item['kind']} {json.dumps(item['params'])}): "
-                 + ("healed" if item["healed"] else f"heal FAILED: {item['error']}")
+        lines = [f"leftover lease {item.id} ({item.kind} {json.dumps(item.params)}): "
+                 + ("healed" if item.healed else f"heal FAILED: {item.error}")
                  for item in items]
         info = self.info()
         if info is not None:
@@ -193,12 +217,12 @@ class AgentClient:
             ended = _stop_alone(record, STOP_TIMEOUT_S, self.folder)
             lines.append(f"replacement agent pid {info['pid']} " + (
                 "stopped" if ended == "exited" else f"{ended} (it would not stop)"))
-            (self.folder / "spawned.json").unlink(missing_ok=True)
+            (self.folder / p.SPAWNED_FILE).unlink(missing_ok=True)
         return lines
 
     async def _healthy(self) -> bool:
         try:
-            return (await self.health()).get("ok", False)
+            return (await self.health()).ok
         except (AgentUnavailable, httpx.HTTPError):
             return False
 
@@ -208,85 +232,128 @@ class AgentClient:
         info = self.info()
         if info is None:
             raise AgentUnavailable(f"no agent runs for {self.settings.state_dir}")
-        headers = {} if path == "/health" else {"Authorization": f"Bearer {self.token()}"}
+        headers = {} if path == p.HEALTH else {"Authorization": f"Bearer {self.token()}"}
         async with httpx.AsyncClient(base_url=info["url"], timeout=REQUEST_TIMEOUT_S,
                                      verify=_tls_context()) as http:
             response = await http.request(method, path, json=body, headers=headers)
         return response
 
     async def _ok(self, method: str, path: str, body: dict | None = None, allow=()) -> Any:
+        """The answer's JSON (None if it has no body); a status of 400 or more that is not
+        in `allow` raises AgentRefused."""
         response = await self.call(method, path, body)
         if response.status_code >= 400 and response.status_code not in allow:
             try:
                 detail = response.json().get("detail", response.text)
-            except ValueError:
+            except (ValueError, AttributeError):
                 detail = response.text
-            raise AgentError(response.status_code, str(detail))
+            raise AgentRefused(response.status_code, str(detail))
         return response.json() if response.content else None
 
-    async def health(self) -> dict:
-        """Liveness only (no token needed): {ok, version}."""
-        return await self._ok("GET", "/health")
+    async def health(self) -> Health:
+        """Liveness only (no token needed)."""
+        return Health.model_validate(await self._ok("GET", p.HEALTH))
 
-    async def status(self) -> dict:
+    async def status(self) -> Status:
         """pid, live leases, halt latch, start time, leftovers healed at start-up."""
-        return await self._ok("GET", "/status")
+        return Status.model_validate(await self._ok("GET", p.STATUS))
 
-    async def create_lease(self, **request: Any) -> dict:
-        """Ask for a fault. Unless the caller says otherwise, this process owns it: the agent
-        heals it as soon as this process dies (`orphan_ok=True` holds it until its TTL)."""
+    async def kinds(self) -> dict[str, str]:
+        """The fault kinds this agent knows, each with what it does."""
+        return dict(await self._ok("GET", p.KINDS))
+
+    async def create_lease(self, **request: Any) -> Lease:
+        """Ask for a fault (the fields of `protocol.LeaseRequest`). Unless the caller says otherwise,
+        this process owns it: the agent heals it as soon as this process dies
+        (`orphan_ok=True` holds it until its TTL)."""
         if request.get("owner_pid") is None and not request.get("orphan_ok"):
             request["owner_pid"] = os.getpid()
-        return await self._ok("POST", "/leases", request)
+        # Sent as given: the agent validates it (a bad field is its 422, an AgentRefused).
+        return Lease.model_validate(await self._ok("POST", p.LEASES, request))
 
     async def heal_lease(self, lease_id: str) -> bool:
         """Heal one lease; False if it was no longer live (already healed: fine; `ended`
         tells by whom and when)."""
-        response = await self.call("DELETE", f"/leases/{lease_id}")
+        response = await self.call("DELETE", p.lease_path(lease_id))
         if response.status_code == 404:
             return False
         if response.status_code >= 400:
-            raise AgentError(response.status_code, response.json().get("detail", response.text))
+            try:
+                detail = response.json().get("detail", response.text)
+            except (ValueError, AttributeError):
+                detail = response.text
+            raise AgentRefused(response.status_code, str(detail))
         return True
 
-    async def ended(self, lease_id: str) -> dict | None:
-        """How a lease ended, from the agent's history: {by, heal_started_at, ended_at, ...};
-        None if the agent has no record of it."""
-        found = await self._ok("GET", f"/history?lease_id={lease_id}")
-        return found[-1] if found else None
+    async def ended(self, lease_id: str) -> EndedLease | None:
+        """How a lease ended, from the agent's history; None if the agent has no record
+        of it."""
+        found = await self._ok("GET", f"{p.HISTORY}?lease_id={lease_id}")
+        return EndedLease.model_validate(found[-1]) if found else None
 
-    async def leases(self) -> list[dict]:
-        return await self._ok("GET", "/leases")
+    async def leases(self) -> list[Lease]:
+        return [Lease.model_validate(item) for item in await self._ok("GET", p.LEASES)]
 
-    async def heal_all(self) -> list[dict]:
-        return (await self._ok("POST", "/heal"))["results"]
+    async def heal_all(self) -> list[HealResult]:
+        return HealResults.model_validate(await self._ok("POST", p.HEAL_ALL)).results
 
-    async def halt(self) -> list[dict]:
-        return (await self._ok("POST", "/halt"))["results"]
+    async def halt(self) -> list[HealResult]:
+        return HealResults.model_validate(await self._ok("POST", p.HALT)).results
 
     async def release_halt(self) -> None:
-        await self._ok("DELETE", "/halt")
+        await self._ok("DELETE", p.HALT)
 
+    async def proxies(self) -> list[ProxyView]:
+        return [ProxyView.model_validate(item) for item in await self._ok("GET", p.PROXIES)]
 
+    async def proxy(self, name: str) -> ProxyView | None:
+        found = await self._ok("GET", p.proxy_path(name), allow=(404,))
+        return ProxyView.model_validate(found) if found and "listen" in found else None
 
-    async def proxies(self) -> list[dict]:
-        return await self._ok("GET", "/proxies")
-
-    async def ensure_proxy(self, name: str, listen: str, upstream: str) -> dict:
+    async def ensure_proxy(self, name: str, listen: str, upstream: str) -> ProxyView:
         """A proxy with exactly this listen address and upstream: kept if it exists as
         asked, made again if it differs, created if missing (an agent that restarted has
         none)."""
-        current = await self._ok("GET", f"/proxies/{name}", allow=(404,))
-        if current and "listen" in current:
-            wanted = current["listen"] == listen and current["upstream"] == upstream
-            if wanted and (current["listening"] or not current["enabled"]):
+        current = await self.proxy(name)
+        if current is not None:
+            wanted = current.listen == listen and current.upstream == upstream
+            if wanted and (current.listening or not current.enabled):
                 return current  # as asked (down on purpose counts: a lease holds it)
-            await self._ok("DELETE", f"/proxies/{name}", allow=(404,))
+            await self._ok("DELETE", p.proxy_path(name), allow=(404,))
         try:
-            return await self._ok("POST", "/proxies",
+            made = await self._ok("POST", p.PROXIES,
                                   {"name": name, "listen": listen, "upstream": upstream})
-        except AgentError as exc:
-            again = await self._ok("GET", f"/proxies/{name}", allow=(404,))
-            if exc.status == 400 and again and again.get("listen") == listen:
+        except AgentRefused as exc:
+            again = await self.proxy(name)
+            if exc.status == 400 and again is not None and again.listen == listen:
                 return again  # another caller made it a moment ago
             raise
+        return ProxyView.model_validate(made)
+
+    # -- the agent's folder, read without asking the agent (none may be running) --------------
+
+    def journal_leases(self) -> tuple[list[Lease], list[Path]]:
+        """The leases journalled on disk (what a dead agent left, or what a live one holds),
+        and the lease files that could not be read (may still be live faults)."""
+        return p.read_lease_files(self.folder / p.LEASES_DIR)
+
+    def journal_ids(self) -> list[str]:
+        """The id of every lease file on disk, readable or not, sorted."""
+        return p.journalled_ids(self.folder / p.LEASES_DIR)
+
+    @property
+    def journal_folder(self) -> Path:
+        return self.folder / p.LEASES_DIR
+
+    def ended_since(self, since: float) -> dict[str, EndedLease]:
+        """The leases the history says ended at or after `since`, by id (the last record
+        of each)."""
+        found: dict[str, EndedLease] = {}
+        for entry in LeaseHistory(self.folder / p.HISTORY_FILE).entries():
+            try:
+                ended = EndedLease.model_validate(entry)
+            except ValueError:
+                continue  # not a record the agent wrote
+            if (ended.ended_at or 0) >= since:
+                found[ended.id] = ended
+        return found

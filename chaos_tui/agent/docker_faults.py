@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from chaos_tui.agent.leases import CURRENT_LEASE
+from chaos_tui.agent.protocol import Lease
+from chaos_tui.core.errors import TargetError
 from chaos_tui.settings import DockerSettings
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -33,8 +34,8 @@ BUILD_SIDECAR_HINT = ("build it with `just chaos-build`, or set CHAOS_DOCKER__SI
                       "local image that has iptables")
 
 
-class DockerUnavailable(Exception):
-    pass
+class DockerUnavailable(TargetError):
+    """No Docker Engine answers (the Docker target says so as its own failure)."""
 
 
 _client = None
@@ -121,11 +122,11 @@ class DockerFault:
     def conflicts(self, params: dict[str, Any]) -> list[str]:
         return [f"container {params['project']}/{params['service']}"]
 
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        return await asyncio.to_thread(self._apply, params)
+    async def apply(self, lease: Lease) -> dict[str, Any]:
+        return await asyncio.to_thread(self._apply, lease.params)
 
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._heal, params)
+    async def heal(self, lease: Lease) -> None:
+        await asyncio.to_thread(self._heal, lease.params)
 
     def _container(self, params: dict[str, Any]):
         container = find_container(params["project"], params["service"])
@@ -238,7 +239,8 @@ class DockerNetCut:
         # A heal deletes every copy of its rules: two cuts of one port would heal each other.
         return [f"port {params['port']} of {params['project']}/{s}" for s in params["services"]]
 
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def apply(self, lease: Lease) -> dict[str, Any]:
+        params = lease.params
         # Inbound first (no new link can form), then `ss -K` ends the connections already
         # open while their resets can still leave, so both ends notice now and not at their
         # next ping (where the kernel allows it: `|| true`); then outbound. Every service at
@@ -247,15 +249,14 @@ class DockerNetCut:
         inbound, outbound = self.rules(params["port"])
         script = (f"iptables -I {inbound} && (ss -K state established "
                   f"'( sport = :{params['port']} )' || true) && iptables -I {outbound}")
-        await self._on_every_service(params, script, healing=False)
+        await self._on_every_service(lease, script, healing=False)
         return {"cut": list(params["services"])}
 
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
+    async def heal(self, lease: Lease) -> None:
+        params = lease.params
         # A sidecar of this lease still at work (a dead agent's apply) would insert after
         # this heal: let it finish first.
-        lease = CURRENT_LEASE.get()
-        if lease is not None:
-            await asyncio.to_thread(self._finish_sidecars_of, lease.id)
+        await asyncio.to_thread(self._finish_sidecars_of, lease.id)
         # Delete every copy, then fail unless none is left (`iptables -C` says 1 for "no such
         # rule"; anything else is an error). Safe to repeat, and where the apply never got
         # that far. Every service is tried even when another one fails.
@@ -263,37 +264,36 @@ class DockerNetCut:
         script = " ; ".join(
             [f"while iptables -D {rule} 2>/dev/null; do :; done" for rule in rules]
             + [" && ".join(f"{{ iptables -C {rule} 2>/dev/null; test $? -eq 1; }}" for rule in rules)])
-        await self._on_every_service(params, script, healing=True)
+        await self._on_every_service(lease, script, healing=True)
 
-    async def _on_every_service(self, params: dict[str, Any], script: str, healing: bool) -> None:
+    async def _on_every_service(self, lease: Lease, script: str, healing: bool) -> None:
         """The script in a sidecar on every service at once; each one is waited for, even when
         another fails, and then the first failure is raised."""
         outcomes = await asyncio.gather(
-            *(asyncio.to_thread(self._sidecar, params, service, script, healing)
-              for service in params["services"]), return_exceptions=True)
+            *(asyncio.to_thread(self._sidecar, lease, service, script, healing)
+              for service in lease.params["services"]), return_exceptions=True)
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         if errors:
             raise errors[0]
 
-    def _sidecar(self, params: dict[str, Any], service: str, script: str,
-                 healing: bool = False) -> None:
+    def _sidecar(self, lease: Lease, service: str, script: str, healing: bool = False) -> None:
         """Run the script as root with NET_ADMIN in the service container's network
-        namespace; created (never pulled) and always removed by us."""
+        namespace; created (never pulled) and always removed by us. Labelled with the lease
+        and its run, so a later heal finds a sidecar still at work."""
         import docker
 
+        params = lease.params
         container = find_container(params["project"], service)
         if container is None or container.status not in ("running", "paused"):
             if healing:
                 return  # no namespace to hold a rule: a container that starts gets a new one
             raise RuntimeError(f"{params['project']}/{service} is not running: nothing to cut")
-        lease = CURRENT_LEASE.get()
         try:
             sidecar = docker_client().containers.create(
                 params["image"], ["sh", "-c", script], user="root",
                 network_mode=f"container:{container.id}", cap_add=["NET_ADMIN"],
                 labels={SIDECAR_LABEL: "netcut", "chaos-tui.target": container.name,
-                        "chaos-tui.lease": lease.id if lease else "",
-                        "chaos-tui.run": lease.run_id if lease else ""})
+                        "chaos-tui.lease": lease.id, "chaos-tui.run": lease.run_id})
         except docker.errors.ImageNotFound:
             if not healing:
                 raise RuntimeError(f"sidecar image {params['image']!r} is not present: "

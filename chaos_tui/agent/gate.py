@@ -15,10 +15,11 @@ import math
 import secrets
 from typing import Any, NoReturn
 
+from chaos_tui.agent.protocol import HEALTH
 from chaos_tui.sandbox.asgi import App, Receive, Scope, Send
 
 MAX_BODY = 1 << 20  # no request of this API comes anywhere near it
-OPEN_ROUTES = {("GET", "/health")}  # liveness only; it reads no body
+OPEN_ROUTES = {("GET", HEALTH)}  # liveness only; it reads no body
 
 
 class _NotStrict(ValueError):

@@ -1,5 +1,9 @@
 """What the agent knows how to break and mend. Each kind checks its parameters up front,
-applies, and heals; a heal must be safe to repeat and safe on a fault that never landed."""
+applies, and heals; a heal must be safe to repeat and safe on a fault that never landed.
+
+The book hands each apply and heal the lease itself (its params, what the apply recorded in
+`data`, its id and run): an injector that marks what it leaves behind (a Docker sidecar's
+labels) reads them there, not from any ambient state."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import asyncio
 import uuid
 from typing import Any, Protocol
 
+from chaos_tui.agent.protocol import Lease
 from chaos_tui.agent.proxy import TOXIC_TYPES, ProxyManager, ProxyProblem, Toxic
 from chaos_tui.sandbox.services import BY_NAME
 from chaos_tui.sandbox.stack import Sandbox
@@ -16,8 +21,11 @@ class Injector(Protocol):
     description: str
 
     def check(self, target: str, params: dict[str, Any]) -> str | None: ...
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]: ...
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None: ...
+    async def apply(self, lease: Lease) -> dict[str, Any]:
+        """Break it, as `lease.params` say; returns what the heal will need (`lease.data`)."""
+        ...
+
+    async def heal(self, lease: Lease) -> None: ...
 
 
 def conflicts_of(injector: Injector, params: dict[str, Any]) -> list[str]:
@@ -58,14 +66,14 @@ class SandboxHardRestart(SandboxServiceFault):
     kind = "sandbox.hard_restart"
     description = "SIGKILL a sandbox service and its children; heal starts it again"
 
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        service = params["service"]
+    async def apply(self, lease: Lease) -> dict[str, Any]:
+        service = lease.params["service"]
         record = self.sandbox.record(service)
         await asyncio.to_thread(self.sandbox.kill, service)
         return {"killed_pid": record.pid if record else None}
 
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.sandbox.start, params["service"])
+    async def heal(self, lease: Lease) -> None:
+        await asyncio.to_thread(self.sandbox.start, lease.params["service"])
 
 
 class SandboxStop(SandboxServiceFault):
@@ -75,12 +83,12 @@ class SandboxStop(SandboxServiceFault):
     kind = "sandbox.stop"
     description = "stop a sandbox service gracefully (SIGTERM); heal starts it again"
 
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        stopped = await asyncio.to_thread(self.sandbox.down, [params["service"]])
+    async def apply(self, lease: Lease) -> dict[str, Any]:
+        stopped = await asyncio.to_thread(self.sandbox.down, [lease.params["service"]])
         return {"stopped": stopped}
 
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.sandbox.start, params["service"])
+    async def heal(self, lease: Lease) -> None:
+        await asyncio.to_thread(self.sandbox.start, lease.params["service"])
 
 
 class SandboxPause(SandboxServiceFault):
@@ -90,13 +98,14 @@ class SandboxPause(SandboxServiceFault):
     kind = "sandbox.pause"
     description = "SIGSTOP a sandbox service and its children; heal sends SIGCONT"
 
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
-        await asyncio.to_thread(self.sandbox.pause, params["service"])
+    async def apply(self, lease: Lease) -> dict[str, Any]:
+        await asyncio.to_thread(self.sandbox.pause, lease.params["service"])
         return {"paused": True}
 
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        if not await asyncio.to_thread(self.sandbox.resume, params["service"]):
-            await asyncio.to_thread(self.sandbox.start, params["service"])
+    async def heal(self, lease: Lease) -> None:
+        service = lease.params["service"]
+        if not await asyncio.to_thread(self.sandbox.resume, service):
+            await asyncio.to_thread(self.sandbox.start, service)
 
 
 class ProxyToxic:
@@ -120,17 +129,19 @@ class ProxyToxic:
             return str(exc)
         return None
 
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def apply(self, lease: Lease) -> dict[str, Any]:
+        params = lease.params
         name = params.get("name") or f"{params['type']}_{uuid.uuid4().hex[:8]}"
         toxic = Toxic.build(name, params["type"], params.get("stream", "downstream"),
                             params.get("toxicity", 1.0), params.get("attributes") or {})
         self.proxies.get(params["proxy"]).add_toxic(toxic)
         return {"toxic": name}
 
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        proxy = self.proxies.proxies.get(params.get("proxy"))
-        if proxy is not None and data.get("toxic"):  # a proxy that is gone took its toxics
-            proxy.remove_toxic(data["toxic"])
+    async def heal(self, lease: Lease) -> None:
+        proxy = self.proxies.proxies.get(lease.params.get("proxy"))
+        toxic = lease.data.get("toxic")
+        if proxy is not None and toxic:  # a proxy that is gone took its toxics
+            proxy.remove_toxic(toxic)
 
 
 class ProxyDown:
@@ -160,23 +171,27 @@ class ProxyDown:
                 return str(exc)
         return None
 
-    async def apply(self, params: dict[str, Any]) -> dict[str, Any]:
+    async def apply(self, lease: Lease) -> dict[str, Any]:
         down: list[str] = []
         try:
-            for name in self.names(params):
+            for name in self.names(lease.params):
                 proxy = self.proxies.get(name)
                 proxy.downs += 1  # counted: a proxy comes back only when every down is healed
                 down.append(name)
                 await proxy.set_enabled(False)
         except BaseException:
-            await self.heal(params, {"down": down})  # all of them or none
+            await self._bring_back({"down": down})  # all of them or none
             raise
         return {"down": down}
 
-    async def heal(self, params: dict[str, Any], data: dict[str, Any]) -> None:
-        down = data.get("down")
+    async def heal(self, lease: Lease) -> None:
+        down = lease.data.get("down")
         if down is True:  # a lease journalled before proxies could go down together
-            down = self.names(params)
+            lease.data["down"] = self.names(lease.params)
+        await self._bring_back(lease.data)
+
+    async def _bring_back(self, data: dict[str, Any]) -> None:
+        down = data.get("down")
         # Each name leaves the list only once its proxy is back (or gone): a heal that fails
         # half-way is retried for the rest, and healing twice never counts twice.
         for name in list(down or []):

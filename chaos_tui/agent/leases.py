@@ -3,64 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from contextvars import ContextVar
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.injectors import Injector, conflicts_of
+
+# The lease models live in the protocol (the client reads them too); named here as before.
+from chaos_tui.agent.protocol import (
+    HISTORY_FILE,
+    Lease,
+    LeaseRequest,
+    read_lease_files,
+)
+from chaos_tui.core.errors import AgentError
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.core.procinfo import alive, start_ticks
 
-# The lease an injector is applying or healing, for what it leaves a mark on (e.g. the labels
-# of a Docker sidecar); asyncio.to_thread carries it into the worker thread.
-CURRENT_LEASE: ContextVar["Lease | None"] = ContextVar("chaos_tui_current_lease", default=None)
-
-LeaseState = Literal["applying", "applied", "healing", "failed"]
 REAP_INTERVAL_S = 0.1
 HEAL_TIMEOUT_S = 90.0  # a crash-recovering database may need a while; then we try again
 RETRY_S = 1.0
 OWNER_CHECK_S = 0.25  # how often the owners of leases are looked up (the switch's resolution)
 
 
-class LeaseRequest(BaseModel):
-    """What a caller asks for. A TTL is required: nothing may stay broken open-endedly."""
+class LeaseRefused(AgentError):
+    """A request the book turns down; the API answers it with `status`."""
 
-    model_config = {"extra": "forbid", "allow_inf_nan": False}
-
-    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
-                           description="caller-chosen id; a known id is refused with 409")
-    kind: str = Field(..., min_length=1, max_length=64, description="fault kind, see GET /kinds")
-    target: str = Field("sandbox", min_length=1, max_length=64)
-    params: dict[str, Any] = Field(default_factory=dict)
-    ttl_s: float = Field(..., gt=0, description="seconds until the agent heals it by itself")
-    scope: str = Field("full", min_length=1, max_length=32)
-    owner: str = Field("", max_length=128, description="who asked, in words")
-    run_id: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,64}$", description="the run that asked, if any")
-    # The dead man's switch: the agent heals the lease within 2 s of this process's death.
-    owner_pid: int | None = Field(None, ge=1, le=1 << 22,
-                                  description="the process holding the fault; when it dies the "
-                                              "agent heals the lease at once")
-    orphan_ok: bool = Field(False, description="true: no owner process; the lease lives until "
-                                               "its TTL or a DELETE (say so explicitly)")
-
-
-class Lease(LeaseRequest):
-    id: str
-    created_at: float
-    expires_at: float
-    state: LeaseState = "applying"
-    data: dict[str, Any] = Field(default_factory=dict)  # what the injector recorded
-    error: str | None = None
-    owner_start_ticks: int | None = None  # with owner_pid: that exact process, not a reused pid
-
-
-class LeaseRefused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -97,18 +67,7 @@ class LeaseJournal:
     def load_all(self) -> tuple[list[Lease], list[Path]]:
         """The journalled leases, and the files that could not be read as one (kept, and
         reported: a lease nobody can parse may still be a live fault)."""
-        leases, unreadable = [], []
-        for path in sorted(self.root.glob("*.json")):
-            try:
-                lease = Lease.model_validate(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                unreadable.append(path)
-                continue
-            if path.stem != lease.id:
-                unreadable.append(path)  # not a file this journal wrote
-                continue
-            leases.append(lease)
-        return leases, unreadable
+        return read_lease_files(self.root)
 
 
 class LeaseBook:
@@ -126,7 +85,7 @@ class LeaseBook:
         self.injectors = injectors
         self.max_ttl_s = max_ttl_s
         self.halt_file = halt_file
-        self.history = history or LeaseHistory(journal.root.parent / "history.jsonl")
+        self.history = history or LeaseHistory(journal.root.parent / HISTORY_FILE)
         self.leftover_by = leftover_by  # "guardian" when the guardian started this agent
         self._log = log or (lambda line: None)
         self.leases: dict[str, Lease] = {}
@@ -239,8 +198,7 @@ class LeaseBook:
                                         f"({exc.strerror or exc}): nothing was applied") from None
             self.leases[lease.id] = lease
             try:
-                CURRENT_LEASE.set(lease)  # this task's own context: seen by the injector
-                lease.data = await injector.apply(lease.params)
+                lease.data = await injector.apply(lease)
             except Exception as exc:
                 undo_error = await self._undo(lease)
                 if undo_error is None:
@@ -389,8 +347,7 @@ class LeaseBook:
         if injector is None:
             return f"no injector for kind {lease.kind!r}"
         try:
-            CURRENT_LEASE.set(lease)
-            await injector.heal(lease.params, lease.data)
+            await injector.heal(lease)
             return None
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos_tui.core.errors import AgentError
+from chaos_tui.core.exit_codes import ExitCode
+
 CHUNK = 64 * 1024
 STREAMS = ("upstream", "downstream")
 
@@ -51,8 +54,10 @@ def fd_budget() -> int:
     return max(16, (soft - FD_RESERVE) // 2)
 
 
-class ProxyProblem(Exception):
-    """A bad proxy or toxic request: one line for the API's 400."""
+class ProxyProblem(AgentError):
+    """A bad proxy or toxic request: one line for the API's 400 (the caller's fault)."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass

@@ -19,12 +19,26 @@ from pathlib import Path
 
 import uvicorn
 
+from chaos_tui.agent import protocol
 from chaos_tui.agent.api import make_api
 from chaos_tui.agent.guardian import heartbeat, spawn_guardian, stand_down
-from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.history import LeaseHistory
+from chaos_tui.agent.injectors import injectors_for
 from chaos_tui.agent.leases import LeaseBook, LeaseJournal
+from chaos_tui.agent.protocol import (
+    HALT_FILE,
+    HISTORY_FILE,
+    INFO_FILE,
+    LEASES_DIR,
+    LOCK_FILE,
+    TOKEN_BYTES,
+    TOKEN_FILE,
+    read_token_file,
+    token_problem,
+)
 from chaos_tui.agent.proxy import ProxyManager
+from chaos_tui.core.errors import AgentError
+from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.core.guard import check_not_production
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox.asgi import QuietServer, run_loop
@@ -34,53 +48,15 @@ from chaos_tui.settings import Settings
 from chaos_tui.statedir import StateDirProblem, open_lock_file
 
 
-class AgentError(Exception):
-    """The agent cannot start: one line for the user."""
-
-
 def agent_dir(settings: Settings) -> Path:
-    return Path(settings.state_dir) / "agent"
-
-
-TOKEN_BYTES = 32  # from `secrets`: 43 URL-safe characters
-MIN_TOKEN_CHARS = 32
-MAX_TOKEN_CHARS = 256
-TOKEN_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def token_problem(text: str) -> str | None:
-    """Why a token must not be used (None if it may). An empty token once switched
-    authentication off; a short one can be guessed."""
-    if not text:
-        return "is empty"
-    if len(text) < MIN_TOKEN_CHARS:
-        return f"is too short ({len(text)} characters, at least {MIN_TOKEN_CHARS} needed)"
-    if len(text) > MAX_TOKEN_CHARS:
-        return f"is too long (more than {MAX_TOKEN_CHARS} characters)"
-    if not set(text) <= TOKEN_ALPHABET:
-        return "holds characters a token never has"
-    return None
-
-
-def read_token_file(path: Path) -> tuple[str, os.stat_result]:
-    """The token file's text and status, never through a symlink (ELOOP) and never blocking
-    on a FIFO someone put there."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return "", info
-        data = os.read(fd, MAX_TOKEN_CHARS + 2)  # room for the newline, and for "too long"
-    finally:
-        os.close(fd)
-    return data.decode("ascii", "replace").strip(), info  # not ASCII: token_problem says no
+    return protocol.agent_dir(settings.state_dir)
 
 
 def load_or_make_token(folder: Path, announce=print) -> str:
     """The agent's token. A missing or weak one (empty, short, odd characters, a symlink,
     readable by others) is replaced with a fresh one, and the log says so; one the agent may
     not replace (someone else's, unreadable, not a file) stops it with one line."""
-    path = folder / "token"
+    path = folder / TOKEN_FILE
     try:
         text, info = read_token_file(path)
     except FileNotFoundError:
@@ -140,7 +116,7 @@ def check_bind(host: str, allow_remote: bool) -> None:
         loopback = host == "localhost"
     if not loopback and not allow_remote:
         raise AgentError(f"refusing to listen on {host}: the agent binds loopback only unless "
-                         "--allow-remote is given")
+                         "--allow-remote is given", exit_code=ExitCode.USAGE)
 
 
 def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
@@ -150,19 +126,19 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     folder = agent_dir(settings)
     try:  # the CLI checked the state dir; a link that appeared since is refused here too
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = open_lock_file(folder / "agent.lock")  # never truncates a link's target
+        lock = open_lock_file(folder / LOCK_FILE)  # never truncates a link's target
     except StateDirProblem as exc:
         raise AgentError(str(exc)) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for the agent's whole life
     except BlockingIOError:
         raise AgentError(f"an agent already runs for {settings.state_dir} "
-                         f"(see {folder / 'agent.json'})") from None
+                         f"(see {folder / INFO_FILE})") from None
     token = load_or_make_token(folder, announce)
     proxies = ProxyManager()
-    book = LeaseBook(LeaseJournal(folder / "leases"), injectors_for(Sandbox(settings), proxies),
-                     settings.agent.max_ttl_s, folder / "halted",
-                     LeaseHistory(folder / "history.jsonl"),
+    book = LeaseBook(LeaseJournal(folder / LEASES_DIR), injectors_for(Sandbox(settings), proxies),
+                     settings.agent.max_ttl_s, folder / HALT_FILE,
+                     LeaseHistory(folder / HISTORY_FILE),
                      leftover_by="guardian" if started_by == "guardian" else "leftover",
                      log=announce)
     try:
@@ -204,9 +180,9 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
-    write_atomic(folder / "agent.json", json.dumps(
+    write_atomic(folder / INFO_FILE, json.dumps(
         {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
-    announce(f"agent {pid} serving {url} (token in {folder / 'token'})")
+    announce(f"agent {pid} serving {url} (token in {folder / TOKEN_FILE})")
     reaper = asyncio.create_task(book.reap_forever())
     try:
         await server.serve(sockets=[sock])
@@ -218,6 +194,6 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
                      f"{'healed' if result['healed'] else 'heal FAILED: ' + str(result['error'])}"
                      + (f" ({result['warning']})" if result.get("warning") else ""))
         await proxies.stop_all()
-        (folder / "agent.json").unlink(missing_ok=True)
+        (folder / INFO_FILE).unlink(missing_ok=True)
         beat.cancel()
         stand_down(folder)  # a clean stop: nothing for the guardian to do

@@ -7,7 +7,7 @@ import os
 
 import httpx
 
-from chaos_tui.agent.client import AgentClient, AgentError, AgentUnavailable
+from chaos_tui.agent.client import AgentClient, AgentRefused, AgentUnavailable
 from chaos_tui.core.contracts import Fault, FaultLease, HealedElsewhere
 
 TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
@@ -41,11 +41,11 @@ class LeasedFault(Fault):
         except (AgentUnavailable, httpx.ConnectError) as exc:
             lease.data["never_landed"] = str(exc)  # the request was never sent
             raise
-        except AgentError as exc:
+        except AgentRefused as exc:
             if exc.status < 500:  # refused: the agent applied nothing
                 lease.data["never_landed"] = str(exc)
             raise
-        lease.data.update(created.get("data", {}))
+        lease.data.update(created.data)
 
     async def heal(self, lease: FaultLease) -> None:
         if "never_landed" in lease.data:
@@ -62,10 +62,10 @@ class LeasedFault(Fault):
                 ended = await self.agent.ended(lease.lease_id)
             except Exception:  # the record is a nicety; the heal itself is done
                 ended = None
-            if ended is not None:
+            if ended is not None and ended.ended_at is not None:
                 lease.healed_elsewhere = HealedElsewhere(
-                    started_at=ended["heal_started_at"], healed_at=ended["ended_at"],
-                    by=f"the agent ({ended['by']})")
+                    started_at=ended.heal_started_at or ended.ended_at, healed_at=ended.ended_at,
+                    by=f"the agent ({ended.by})")
 
     async def verify_healed(self, lease: FaultLease) -> bool:
         # A fault that never landed broke nothing: the target's health is not its to answer

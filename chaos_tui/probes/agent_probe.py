@@ -13,8 +13,8 @@ class AgentProbe(Probe):
 
     async def measure(self) -> float | None:
         health = await self.agent.status()
-        if not health.get("ok"):
+        if not health.ok:
             raise RuntimeError("the agent says it is not ok")
-        if health.get("halted"):
+        if health.halted:
             raise RuntimeError("the agent is halted: it refuses new leases")
-        return float(health["leases"])
+        return float(health.leases)

@@ -10,7 +10,8 @@ from contextlib import ExitStack
 
 import httpx
 
-from chaos_tui.agent.client import AgentClient, AgentError, AgentUnavailable
+from chaos_tui.agent.client import AgentClient, AgentError, AgentRefused, AgentUnavailable
+from chaos_tui.agent.protocol import ProxyView
 from chaos_tui.core.contracts import Fault, FaultLease, Probe
 from chaos_tui.core.platform_target import (
     Endpoints,
@@ -80,7 +81,7 @@ class SandboxTarget(PlatformTarget):
             await self._ensure_agent()
             try:
                 await self.ensure_mesh_link()
-            except AgentError as exc:
+            except AgentRefused as exc:
                 if self.sandbox.is_up(["mesh"]) or "cannot listen" not in exc.detail:
                     raise
                 # A link port was taken while the mesh was down: pick new ones and retry.
@@ -241,7 +242,7 @@ class SandboxTarget(PlatformTarget):
 
     # -- the mesh link ----------------------------------------------------------------------
 
-    async def ensure_mesh_link(self) -> list[dict]:
+    async def ensure_mesh_link(self) -> list[ProxyView]:
         """Each leafnode path runs through an agent proxy on the port sea-b dials. Proxies
         live in the agent, so after an agent restart they are made again here."""
         ports = self.sandbox.ports
@@ -259,15 +260,16 @@ class SandboxTarget(PlatformTarget):
         async def whole() -> bool:
             proxies = await self.ensure_mesh_link()
             leafs = await asyncio.to_thread(leafz, self.sandbox.ports["nats_a_monitor"])
-            return bool(leafs) and all(p["listening"] for p in proxies)
+            return bool(leafs) and all(p.listening for p in proxies)
 
         return await eventually(whole, timeout_s)
 
     async def active_link_path(self) -> int:
         """The path (1-based) carrying the leafnode connection now."""
-        proxies = {p["name"]: p for p in await self.agent.proxies()}
+        proxies = {p.name: p for p in await self.agent.proxies()}
         for i in range(1, len(mesh_link_ports()) + 1):
-            if proxies.get(LINK_PROXY.format(i), {}).get("connections"):
+            proxy = proxies.get(LINK_PROXY.format(i))
+            if proxy is not None and proxy.connections:
                 return i
         raise SandboxError("no leafnode path carries the link: there is no path in use to cut")
 
