@@ -154,6 +154,7 @@ def parse_params(scenario_cls, assignments: tuple[str, ...]):
 @click.option("--headless", is_flag=True, help="Run one scenario without the console (for CI).")
 @click.option("--scenario", "scenario_name", metavar="NAME", help="Scenario to run (see `chaos-tui list`).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON result here instead of stdout.")
+@click.option("--json", "as_json", is_flag=True, help="The JSON result on stdout even when it is a terminal.")
 @click.option("--target", "target_name", default="sandbox", show_default=True, help="Where faults land.")
 @click.option("--enable-chaos", is_flag=True, help="Allow faults on a target that is not the sandbox.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a scenario parameter (repeatable).")
@@ -162,7 +163,7 @@ def parse_params(scenario_cls, assignments: tuple[str, ...]):
 @click.option("--keep-sandbox", is_flag=True, help="Leave a sandbox this run started running afterwards.")
 @click.version_option(__version__, prog_name="chaos-tui")
 @click.pass_context
-def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignments, rate_hz,
+def cli(ctx, headless, scenario_name, output, as_json, target_name, enable_chaos, assignments, rate_hz,
         invariant_budget, keep_sandbox):
     """chaos-tui: break your stack on purpose, watch it recover, get a verdict with numbers.
 
@@ -201,6 +202,8 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
             if not headless:
                 raise UsageProblem("--output goes with --headless (the console exports from its report)")
             check_output_path(output)
+        if as_json and not headless:
+            raise UsageProblem("--json goes with --headless (the console exports from its report)")
     except (UnknownScenario, UsageProblem, OSError) as exc:
         fail(ExitCode.USAGE, str(exc))
     options = RunOptions(
@@ -232,6 +235,7 @@ def cli(ctx, headless, scenario_name, output, target_name, enable_chaos, assignm
         results_dir=Path(settings.state_dir) / "results",
         output=output,
         stop_sandbox_after=not keep_sandbox,
+        json_to_stdout=True if as_json else None,
     )
     raise SystemExit(code)
 
