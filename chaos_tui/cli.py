@@ -248,7 +248,6 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         fail(ExitCode.USAGE, "the console needs a terminal; without one use "
                              "--headless --scenario NAME")
     from chaos_tui.app import ChaosApp
-    from chaos_tui.signals import CleanupSignals, say
 
     app = ChaosApp(
         settings,
@@ -258,62 +257,42 @@ def run_console(settings, target_name, scenario_name, params, options, enable_ch
         enable_chaos=enable_chaos,
         open_scenario=scenario_name,
     )
-    # While the app runs, every signal goes to it (it aborts a run, heals, then exits, and says
-    # so of later ones). Once the app has stopped, signals are reported and ignored until the
-    # heal, the saved result and the stopping of what the console started are done.
-    guard = CleanupSignals(app.on_signal, who="the console", repeat=app.on_signal)
-    guard.install()
-
-    async def console() -> list[str]:
-        guard.relay.loop = asyncio.get_running_loop()
-        try:
-            await app.run_async()
-        finally:
-            guard.enter("healing")
-            if app.run_in_progress is not None:
-                say("chaos-tui: the console stopped during a run; healing first")
-            await app.settle()  # heals and saves the result of a run still going
-        guard.enter("stopping")
-        stopping = asyncio.ensure_future(
-            asyncio.to_thread(_stop_console_target, app, keep_sandbox))
-        await guard.unless_forced(stopping)
-        return stopping.result() if stopping.done() else []
-
-    code = ExitCode.PASS
-    stopped: list[str] = []
-    runner = asyncio.Runner()  # its loop leaves our signal handlers alone
-    try:
-        stopped = runner.run(console())
-    finally:
-        guard.relay.loop = None
-        if not guard.forced.is_set():  # else a stop still runs in a thread: do not wait for it
-            runner.close()
-        guard.enter("done")
-        result = app.last_result
-        if result is not None and not result.heal.ok:
-            say("chaos-tui: the last run's heal FAILED; check the target")
-            code = ExitCode.HEAL_FAILED
-        elif guard.signalled:  # the console was stopped, not quit
-            code = ExitCode.INTERRUPTED
-        if stopped:
-            say(f"stopped what the console started: {', '.join(stopped)}")
-        left = getattr(app.target, "left_in_use", [])
-        if left:
-            say(f"left running, another run uses them: {', '.join(left)}")
-    if guard.forced.is_set():
-        sys.stderr.flush()
-        os._exit(int(code))  # do not wait for the stop left running in its thread
-    return int(code)
+    session = console_session(app, keep_sandbox)
+    session.install()
+    return session.run(lambda: console_body(app, session), after=_tell_heal_failed)
 
 
-def _stop_console_target(app, keep_sandbox: bool) -> list[str]:
+def console_session(app, keep_sandbox: bool):
+    """The console's run session. While the app runs, every signal goes to it (it aborts a
+    run, heals, then exits, and says so of later ones); once it has stopped, signals are
+    reported and ignored until the heal, the saved result and the stopping of what the
+    console started are done. Any signal ends the console as interrupted (130)."""
+    from chaos_tui.session import RunSession
+
+    return RunSession(app.target, app.results_dir, who="the console", abort=app.on_signal,
+                      repeat=app.on_signal, keep_sandbox=keep_sandbox, saver=app.saver,
+                      signal_is_interrupt=True)
+
+
+async def console_body(app, session):
+    """The app, then the heal of a run it left going (however it stopped); the last result."""
     from chaos_tui.signals import say
 
     try:
-        return app.target.stop_what_we_started(keep_sandbox)
-    except Exception as exc:  # the heal is done; this is worth a line, not a traceback
-        say(f"chaos-tui: could not stop what the console started: {exc}")
-        return []
+        await app.run_async()
+    finally:
+        session.guard.enter("healing")
+        if app.run_in_progress is not None:
+            say("chaos-tui: the console stopped during a run; healing first")
+        await app.settle()  # heals a run still going; its result is saved once, by the app
+    return app.last_result
+
+
+def _tell_heal_failed(result) -> None:
+    from chaos_tui.signals import say
+
+    if result is not None and not result.heal.ok:
+        say("chaos-tui: the last run's heal FAILED; check the target")
 
 
 @cli.command("list")

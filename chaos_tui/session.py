@@ -81,6 +81,7 @@ class RunSession:
         keep_sandbox: bool = False,
         tell: Callable[[str], None] = say,
         signal_is_interrupt: bool = False,
+        saver: ResultSaver | None = None,
     ) -> None:
         self.target = target
         self.who = who  # "this run", "the console"
@@ -90,7 +91,7 @@ class RunSession:
         # Headless: a signal during the run already makes its outcome "interrupted", and one
         # during the cleanup after a verdict does not change that verdict.
         self.signal_is_interrupt = signal_is_interrupt
-        self.saver = ResultSaver(results_dir)
+        self.saver = saver or ResultSaver(results_dir)  # the console's app saves through it too
         self.guard = CleanupSignals(abort, who=who, repeat=repeat)
         self.result: RunResult | None = None
         self.saved_path: Path | None = None
