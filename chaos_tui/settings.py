@@ -82,6 +82,11 @@ class PlatformSettings(BaseModel):
     collector_health_port: int = 13133
 
 
+# The probes' sampling rate: CHAOS_PROBE_RATE_HZ, `--rate` and its help all read these.
+PROBE_RATE_DEFAULT_HZ = 10.0
+PROBE_RATE_MAX_HZ = 100.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHAOS_",
@@ -90,7 +95,7 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=default_state_dir)
-    probe_rate_hz: float = Field(10.0, gt=0, le=100)
+    probe_rate_hz: float = Field(PROBE_RATE_DEFAULT_HZ, gt=0, le=PROBE_RATE_MAX_HZ)
     enabled: bool = False
     # CHAOS_ENVIRONMENT. The production lockout (core/guard.py) also reads ENVIRONMENT, ENV,
     # APP_ENV, NODE_ENV, RAILS_ENV and DEPLOY_ENV straight from the environment.

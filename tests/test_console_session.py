@@ -9,7 +9,7 @@ import pytest
 
 import chaos_tui.session
 from chaos_tui.app import ChaosApp
-from chaos_tui.cli import console_session
+from chaos_tui.cli.run import console_session
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.scenarios.postgres_restart_outbox import Params
 from chaos_tui.settings import Settings

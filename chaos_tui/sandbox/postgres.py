@@ -21,6 +21,8 @@ from pathlib import Path
 
 from importlib.util import find_spec
 
+from chaos_tui.core.errors import TargetError
+
 
 def _wheel_install() -> Path:
     # Located without importing the package: its import creates runtime dirs we don't use.
@@ -35,7 +37,7 @@ SUPERUSER = "postgres"
 MIGRATIONS = Path(__file__).parent / "sql"
 
 
-class SandboxError(Exception):
+class SandboxError(TargetError):
     """The sandbox could not do what was asked; the message says what and why."""
 
 
