@@ -34,7 +34,7 @@ from chaos_tui.screens.run import RunScreen
 from chaos_tui.session import ResultSaver
 from chaos_tui.settings import Settings
 from chaos_tui.targets import make_target
-from chaos_tui.terminal import HangupSafeDriver
+from chaos_tui.widgets.hangup_driver import HangupSafeDriver
 
 
 class ChaosApp(App):
