@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from chaos_tui import status_line
 from chaos_tui.core.events import RunEvent, RunFinished
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
@@ -77,6 +78,7 @@ def run_headless(
     off the screen."""
     if json_to_stdout is None:
         json_to_stdout = output is None and not _is_terminal(sys.stdout)
+    status_line.erase()  # "preparing ...": the run's own lines take over from here
     # Not a terminal (CI logs): no wrapping, so each event stays one greppable line.
     console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
     task: asyncio.Task | None = None

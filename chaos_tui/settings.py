@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ, PROBE_RATE_MAX_HZ
+
 
 def default_state_dir() -> Path:
     """Where the sandbox keeps its data, logs and process table.
@@ -80,11 +82,6 @@ class PlatformSettings(BaseModel):
     otlp_http_port: int = 4318
     collector_metrics_port: int = 8888
     collector_health_port: int = 13133
-
-
-# The probes' sampling rate: CHAOS_PROBE_RATE_HZ, `--rate` and its help all read these.
-PROBE_RATE_DEFAULT_HZ = 10.0
-PROBE_RATE_MAX_HZ = 100.0
 
 
 class Settings(BaseSettings):

@@ -19,6 +19,11 @@ SHORT = ["--set", "warmup_s=1", "--set", "down_s=1", "--set", "recover_s=2"]
 QUICK_START = ["--headless", "--scenario", SCENARIO, *SHORT]
 
 
+def visible(text: str) -> list[str]:
+    """The lines as the terminal shows them: a carriage return starts its line again."""
+    return [line.split("\r")[-1] for line in text.rstrip("\n").split("\n")]
+
+
 def _first_output_after(console: PtyConsole, started: float, timeout: float = 10) -> float:
     while not console.output:
         if time.monotonic() - started > timeout:
@@ -37,11 +42,12 @@ def test_quick_start_in_a_terminal_ends_with_the_verdict_and_the_result_path(fre
     finally:
         console.close()
     text = console.text().replace("\r\n", "\n")
-    lines = text.rstrip("\n").split("\n")
+    lines = visible(text)
     assert code == ExitCode.PASS, text[-2000:]
     assert first < 0.5, f"the first line of progress came after {first:.2f} s"
     # A fresh state dir: the sandbox's first start is said before it happens.
-    assert "starting the sandbox (chaos-outbox)" in lines[0], lines[:3]
+    assert "preparing" in text  # the status line shown while the scenarios load...
+    assert lines[0].startswith("starting the sandbox (chaos-outbox)"), lines[:3]  # ...erased
     assert len(lines) < 40, f"{len(lines)} lines:\n{text}"
     assert '"run_id"' not in text, "the JSON result was printed on the terminal"
     saved = list((fresh_state_dir / "results" / SCENARIO).glob("*.json"))
@@ -94,3 +100,16 @@ def test_json_flag_in_a_terminal_and_a_pipe_both_get_the_whole_result(sandbox):
     assert piped.returncode == ExitCode.PASS, piped.stderr[-2000:]
     result = json.loads(piped.stdout)
     assert result["outcome"] == "pass" and result["run_id"] in piped.stderr
+
+
+def test_bad_input_in_a_terminal_is_still_one_line(fresh_state_dir):
+    """The status line shown while the scenarios load is erased by the error."""
+    console = PtyConsole([*QUICK_START, "--set", "nope=1"], env_for(fresh_state_dir))
+    try:
+        code = console.wait(30)
+        console._reader.join(5)
+    finally:
+        console.close()
+    lines = visible(console.text().replace("\r\n", "\n"))
+    assert code == ExitCode.USAGE
+    assert len(lines) == 1 and lines[0].startswith("chaos-tui: bad --set nope"), lines

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import click
 
+from chaos_tui import status_line
+
 # Each module registers its commands on the group as it is imported.
 from chaos_tui.cli import agent, listing, sandbox  # noqa: F401
 from chaos_tui.cli.errors import explain
@@ -24,7 +26,10 @@ __all__ = ["cli", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Entry point: click's usage errors become one line instead of a usage dump."""
     try:
-        cli.main(args=argv, prog_name="chaos-tui", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="chaos-tui", standalone_mode=False)
+        finally:
+            status_line.erase()  # a status line still up: what is said next takes its place
     except click.UsageError as exc:
         fail_line = exc.format_message().rstrip(".")
         click.echo(f"chaos-tui: {fail_line} (see chaos-tui --help)", err=True)

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
 from chaos_tui.core.errors import UsageError
 
@@ -22,6 +21,7 @@ def command_settings(report_killed_runs: bool = True):
     nothing reads is named in a warning, since pydantic-settings would ignore it silently.
     Also says, once, what became of runs killed since the last command (not in the agent
     itself: it runs unseen, and would swallow the news)."""
+    from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
     from chaos_tui.settings import load_settings, unknown_variables

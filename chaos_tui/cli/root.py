@@ -9,7 +9,7 @@ import click
 
 from chaos_tui import __version__
 from chaos_tui.core.errors import UsageError
-from chaos_tui.settings import PROBE_RATE_DEFAULT_HZ
+from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from chaos_tui.cli.common import command_settings
 from chaos_tui.core.errors import UsageError
-from chaos_tui.settings import PROBE_RATE_MAX_HZ
+from chaos_tui.core.limits import PROBE_RATE_MAX_HZ
 
 
 def launch(
@@ -27,6 +27,10 @@ def launch(
     keep_sandbox,
 ) -> int:
     """The exit code of the console or of one headless run."""
+    if headless and scenario_name:
+        from chaos_tui import status_line
+
+        status_line.show(f"preparing {scenario_name}\u2026")  # before the slow imports
     from chaos_tui.core.guard import check_enabled, check_not_production
     from chaos_tui.core.runner import RunOptions
     from chaos_tui.headless import check_output_path
