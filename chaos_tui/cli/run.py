@@ -78,6 +78,8 @@ def launch(
     from chaos_tui.headless import run_headless
     from chaos_tui.sandbox.usage import RunBusy, RunLock
 
+    assert scenario_cls is not None  # --headless without --scenario was refused above
+
     target = make_target(target_name, settings)
     check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
     run_lock = RunLock(Path(settings.state_dir), scenario_cls.profile)  # held until exit
