@@ -3,7 +3,13 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-python := env_var_or_default("PYTHON", ".venv/bin/python")
+# The Python that runs the tool: PYTHON if set, else this checkout's .venv (what `just install`
+# makes) if there is one, else python3 on PATH; the tool itself likewise: PYTHON -m chaos_tui,
+# the .venv's, else `chaos-tui` on PATH (installed with pip or pipx anywhere).
+venv_python := quote(justfile_directory() / ".venv/bin/python")
+has_venv := path_exists(justfile_directory() / ".venv/bin/python")
+python := env_var_or_default("PYTHON", if has_venv == "true" { venv_python } else { "python3" })
+chaos_tui := if env_var_or_default("PYTHON", "") != "" { python + " -m chaos_tui" } else if has_venv == "true" { venv_python + " -m chaos_tui" } else { "chaos-tui" }
 chaos_files := "-f infra/docker/docker-compose.chaos.yml"
 mesh_files := "-f infra/docker/docker-compose.mesh.yml"
 # The compose projects: the same variables tell chaos-tui's agent which containers it may break.
@@ -27,9 +33,10 @@ default:
 install:
     python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'
 
-# The whole test suite (what CI runs).
+# The whole test suite (what CI runs), in the .venv that `install` has just made (the variables
+# above were fixed before it existed).
 test: install
-    {{python}} -m pytest
+    {{ env_var_or_default("PYTHON", venv_python) }} -m pytest
 
 ci: test
 
@@ -72,25 +79,25 @@ chaos:
     #!/usr/bin/env bash
     set -euo pipefail
     {{testbed_env}}
-    exec {{python}} -m chaos_tui --target docker --enable-chaos
+    exec {{chaos_tui}} --target docker --enable-chaos
 
 # One scenario, headless, against the Docker stack.
 run-chaos scenario:
     #!/usr/bin/env bash
     set -euo pipefail
     {{testbed_env}}
-    exec {{python}} -m chaos_tui --headless --scenario {{scenario}} --target docker --enable-chaos
+    exec {{chaos_tui}} --headless --scenario {{scenario}} --target docker --enable-chaos
 
 # The embedded sandbox (no Docker needed).
 sandbox-up:
-    {{python}} -m chaos_tui sandbox up
+    {{chaos_tui}} sandbox up
 
 sandbox-down:
-    {{python}} -m chaos_tui sandbox down
+    {{chaos_tui}} sandbox down
 
 # One scenario, headless, on the embedded sandbox.
 run scenario="postgres_restart_outbox":
-    {{python}} -m chaos_tui --headless --scenario {{scenario}}
+    {{chaos_tui}} --headless --scenario {{scenario}}
 
 # The static checks CI runs before the tests: ruff (lint and format), mypy, import contracts.
 lint:

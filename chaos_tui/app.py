@@ -21,7 +21,6 @@ from chaos_tui.catalog import Catalog
 from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
-from chaos_tui.core.journal import save_result
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.live import LiveRun, ProbeInfo
@@ -33,9 +32,10 @@ from chaos_tui.screens.help import HelpScreen
 from chaos_tui.screens.picker import PickerScreen
 from chaos_tui.screens.report import ReportScreen
 from chaos_tui.screens.run import RunScreen
+from chaos_tui.session import ResultSaver
 from chaos_tui.settings import Settings
 from chaos_tui.targets import make_target
-from chaos_tui.terminal import HangupSafeDriver
+from chaos_tui.widgets.hangup_driver import HangupSafeDriver
 
 
 class ChaosApp(App):
@@ -64,6 +64,9 @@ class ChaosApp(App):
         self.settings = settings
         self.target = make_target(target_name, settings)
         self.results_dir = Path(settings.state_dir) / "results"
+        # Each run's result is saved once, when it ends; `chaos-tui`'s run session saves the
+        # last one through this same saver on the way out, which then writes nothing again.
+        self.saver = ResultSaver(self.results_dir)
         self.catalog = Catalog(self.target, self.results_dir, params)
         self.options = options or RunOptions(rate_hz=settings.probe_rate_hz,
                                              invariant_budget_s=settings.invariant_budget_s)
@@ -191,7 +194,7 @@ class ChaosApp(App):
         result = await asyncio.shield(task)
         self.last_result = result
         try:
-            await asyncio.to_thread(save_result, self.results_dir, result)
+            await asyncio.to_thread(self.saver.save, result)
         except OSError as exc:
             self.notify(f"could not save the result: {exc}", severity="warning")
         if self._quit_when_done:
@@ -221,7 +224,7 @@ class ChaosApp(App):
         except asyncio.CancelledError:
             self.last_result = await task  # a second signal: the runner still heals first
         try:
-            await asyncio.to_thread(save_result, self.results_dir, self.last_result)
+            await asyncio.to_thread(self.saver.save, self.last_result)
         except OSError:
             pass
 

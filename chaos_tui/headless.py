@@ -1,4 +1,5 @@
-"""The headless face: runs one scenario, progress on stderr, the JSON result on stdout or a file.
+"""The headless face: runs one scenario, progress on stderr; the JSON result on stdout (a pipe,
+or --json), in a file (--output), or for a terminal only the path of the saved result.
 
 No Textual anywhere in here; CI imports only this and the core.
 """
@@ -6,24 +7,25 @@ No Textual anywhere in here; CI imports only this and the core.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
+from chaos_tui import status_line
 from chaos_tui.core.events import RunEvent, RunFinished
-from chaos_tui.core.journal import result_json, save_result, write_atomic
+from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import result_facts, verdict_line
 from chaos_tui.core.runner import Run, RunOptions
-from chaos_tui.core.exit_codes import OUTCOME_EXIT_CODES, ExitCode
 from chaos_tui.narration import Narrator
-from chaos_tui.signals import CleanupSignals, say
+from chaos_tui.session import RunSession
+from chaos_tui.signals import say
 
 
 class Progress:
-    """Prints the narration of a run on stderr, then the summary."""
+    """Prints the narration of a run on stderr (the summary comes once all is stopped and
+    saved, so that it ends the output)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -33,8 +35,6 @@ class Progress:
         line = self._narrate(event)
         if line is not None:
             self.console.print(line, highlight=False)
-        if isinstance(event, RunFinished):
-            print_summary(self.console, event.result)
 
 
 def print_summary(console: Console, result: RunResult) -> None:
@@ -62,12 +62,6 @@ def check_output_path(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def exit_code_for(result: RunResult) -> ExitCode:
-    if not result.heal.ok:
-        return ExitCode.HEAL_FAILED
-    return OUTCOME_EXIT_CODES[result.outcome]
-
-
 def run_headless(
     scenario,
     target,
@@ -76,7 +70,15 @@ def run_headless(
     results_dir: Path,
     output: Path | None,
     stop_sandbox_after: bool,
+    json_to_stdout: bool | None = None,
 ) -> int:
+    """One run: progress on stderr; at the end the summary, and the JSON result on stdout
+    (`json_to_stdout`; by default when stdout is not a terminal) or in `output`. A terminal
+    gets the path of the saved result instead: 4,000 lines of JSON would push the verdict
+    off the screen."""
+    if json_to_stdout is None:
+        json_to_stdout = output is None and not _is_terminal(sys.stdout)
+    status_line.erase()  # "preparing ...": the run's own lines take over from here
     # Not a terminal (CI logs): no wrapping, so each event stays one greppable line.
     console = Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
     task: asyncio.Task | None = None
@@ -86,75 +88,71 @@ def run_headless(
         if task is not None:
             task.cancel()
 
-    guard = CleanupSignals(abort, who="this run")
-    guard.install()
-    progress = Progress(console)
+    session = RunSession(target, results_dir, who="this run", abort=abort,
+                         keep_sandbox=not stop_sandbox_after,
+                         tell=lambda line: console.print(line, highlight=False, markup=False))
+    session.install()
+    guard = session.guard
+    narrate = Progress(console)
 
     def emit(event: RunEvent) -> None:
-        progress(event)
+        narrate(event)
         if isinstance(event, RunFinished):
             guard.enter("stopping")  # the heal is done: the run returns at once
 
     run = Run(scenario, target, emit, options)
 
-    async def run_and_finish() -> RunResult:
+    async def body() -> RunResult:
         nonlocal task
+        _say_if_starting(target, scenario.profile, console)
         task = asyncio.ensure_future(run.execute())
-        guard.relay.loop = asyncio.get_running_loop()
         if guard.aborted_at is not None:  # a signal came while the run was being set up
             guard.enter("healing")
             # Once the run has begun (a task cancelled before its first step would skip the
             # runner's own handling of the abort).
             asyncio.get_running_loop().call_soon(task.cancel)
-        result = await task  # an abort is caught by the runner, which heals, then returns
-        guard.enter("stopping")
-        await guard.unless_forced(asyncio.ensure_future(asyncio.to_thread(
-            _stop_what_we_started, target, console, not stop_sandbox_after)))
-        guard.enter("saving")
-        await asyncio.to_thread(_save, result, results_dir, output, console)
-        guard.enter("done")
-        return result
+        return await task  # an abort is caught by the runner, which heals, then returns
 
-    runner = asyncio.Runner()  # its loop leaves our signal handlers alone
+    def after(result: RunResult | None) -> None:
+        if result is not None:
+            _deliver(result, session.saved_path, output, json_to_stdout, console)
+
+    return session.run(body, after)
+
+
+def _is_terminal(stream) -> bool:
     try:
-        result = runner.run(run_and_finish())
-    finally:
-        guard.relay.loop = None
-        if not guard.forced.is_set():  # else a stop still runs in a thread: do not wait for it
-            runner.close()
-    code = int(exit_code_for(result))
-    if guard.forced.is_set():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)  # do not wait for the stop left running in its thread
-    return code
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
-def _stop_what_we_started(target, console: Console, keep_sandbox: bool) -> None:
+def _say_if_starting(target, profile: str, console: Console) -> None:
+    """The first start of a sandbox takes seconds with nothing to show: say so before it."""
+    sandbox = getattr(target, "sandbox", None)
     try:
-        stopped = target.stop_what_we_started(keep_sandbox=keep_sandbox)
-        if stopped:
-            console.print(f"stopped what this run started: {', '.join(stopped)}")
-        left = getattr(target, "left_in_use", [])
-        if left:
-            console.print(f"left running, another run uses them: {', '.join(left)}")
-    except Exception as exc:
-        console.print(f"[red]could not stop what this run started: {exc}[/red]")
+        starting = sandbox is not None and not sandbox.is_up([profile])
+    except Exception:  # only a courtesy line: the run itself will say what is wrong
+        return
+    if starting:
+        console.print(f"starting the sandbox ({profile})\u2026", highlight=False)
 
 
-def _save(result: RunResult, results_dir: Path, output: Path | None, console: Console) -> None:
-    try:
-        saved = save_result(results_dir, result)
-        console.print(f"result saved to {saved}", highlight=False)
-    except OSError as exc:
-        console.print(f"[yellow]could not save the result to {results_dir}: {exc}[/yellow]")
+def _deliver(result: RunResult, saved: Path | None, output: Path | None, json_to_stdout: bool,
+             console: Console) -> None:
+    """The summary last on stderr, the result's path under it; the JSON where it was asked."""
+    print_summary(console, result)
     if output is not None:
         try:
             write_atomic(output, result_json(result))
             console.print(f"result written to {output}", highlight=False)
-            return
         except OSError as exc:  # checked before the run, yet gone now: stdout still has it
             console.print(f"[yellow]could not write {output}: {exc}; the result follows on "
                           "stdout[/yellow]")
-    sys.stdout.write(result_json(result))
-    sys.stdout.flush()
+            json_to_stdout = True
+    if saved is not None:
+        # Not wrapped by Rich: a path split over two lines cannot be copied.
+        console.print(f"result saved to {saved}", highlight=False, markup=False, soft_wrap=True)
+    if json_to_stdout or (saved is None and output is None):  # else it would be nowhere
+        sys.stdout.write(result_json(result))
+        sys.stdout.flush()

@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ, PROBE_RATE_MAX_HZ
+
 
 def default_state_dir() -> Path:
     """Where the sandbox keeps its data, logs and process table.
@@ -91,7 +93,7 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=default_state_dir)
-    probe_rate_hz: float = Field(10.0, gt=0, le=100)
+    probe_rate_hz: float = Field(PROBE_RATE_DEFAULT_HZ, gt=0, le=PROBE_RATE_MAX_HZ)
     enabled: bool = False
     # CHAOS_ENVIRONMENT. The production lockout (core/guard.py) also reads ENVIRONMENT, ENV,
     # APP_ENV, NODE_ENV, RAILS_ENV and DEPLOY_ENV straight from the environment.

@@ -20,23 +20,18 @@ From then on
 
 Any OSError on a write counts as gone: a console that cannot draw cannot be operated, and
 healing then exiting is the safe answer to every way a terminal can fail. Textual's installed
-code is left as it is: this subclasses the driver and wraps the file it writes to, the two
-hooks that need no copy of Textual's code. (Making the input thread stop on EOF itself would
+code is left as it is: `widgets/hangup_driver.py` subclasses the driver and wraps the file it
+writes to (with `TerminalOutput` here), the two hooks that need no copy of Textual's code.
+This module holds the Textual-free parts (nothing outside app.py, screens/, widgets/ and
+messages.py imports Textual). (Making the input thread stop on EOF itself would
 need such a copy; the driver's `exit_event` stops it from outside instead.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import termios
-import threading
-from typing import Callable, TextIO
-
-from textual.drivers.linux_driver import LinuxDriver
-
-WATCH_INTERVAL_S = 1.0
+from collections.abc import Callable
+from typing import TextIO
 
 
 class TerminalOutput:
@@ -75,51 +70,3 @@ def silence_standard_fds() -> None:
             os.dup2(null, fd)
     finally:
         os.close(null)
-
-
-class HangupSafeDriver(LinuxDriver):
-    """Textual's Linux driver, for a terminal that may go away (see the module's doc)."""
-
-    def __init__(self, app, **kwargs) -> None:
-        super().__init__(app, **kwargs)
-        # LinuxDriver hands `self._file` (sys.__stderr__) to its writer thread when
-        # application mode starts.
-        self._file = TerminalOutput(self._file, self._terminal_gone)
-        self._watch: asyncio.TimerHandle | None = None
-        self._gone = False
-        self._gone_lock = threading.Lock()  # the writer thread and the watch may both notice
-
-    def start_application_mode(self) -> None:
-        super().start_application_mode()
-        if os.isatty(self.fileno):
-            self._watch_terminal()
-
-    def stop_application_mode(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
-        super().stop_application_mode()
-
-    def _watch_terminal(self) -> None:
-        """On the app's loop, once a second while the terminal is there."""
-        try:
-            termios.tcgetattr(self.fileno)
-        except termios.error:  # EIO: hung up
-            self._watch = None
-            self._terminal_gone()
-            return
-        self._watch = asyncio.get_running_loop().call_later(WATCH_INTERVAL_S,
-                                                            self._watch_terminal)
-
-    def _terminal_gone(self) -> None:
-        """Once, from the writer thread or the watch on the loop, whichever noticed first."""
-        with self._gone_lock:
-            if self._gone:
-                return
-            self._gone = True
-        self.exit_event.set()  # the input thread's loop ends at its next turn
-        try:
-            silence_standard_fds()
-        except OSError:
-            pass  # no fd left to open /dev/null with: the heal and exit matter more
-        os.kill(os.getpid(), signal.SIGHUP)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from chaos_tui.core.errors import TargetError
 
+from chaos_tui.core.errors import TargetError
+
 
 def _wheel_install() -> Path:
     # Located without importing the package: its import creates runtime dirs we don't use.

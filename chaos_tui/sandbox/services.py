@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from chaos_tui.profiles import PROFILE_NAMES
 from chaos_tui.sandbox import collector, mesh, postgres
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox.postgres import SandboxError
@@ -209,6 +210,8 @@ PROFILES: dict[str, tuple[str, ...]] = {}
 for _s in SERVICES:
     PROFILES.setdefault(_s.profile, ())
     PROFILES[_s.profile] += (_s.name,)
+if tuple(PROFILES) != PROFILE_NAMES:  # the command line checks --profile against that list
+    raise RuntimeError(f"profiles {tuple(PROFILES)} differ from chaos_tui/profiles.py")
 
 
 def services_of(profiles: list[str] | tuple[str, ...] | None) -> list[Service]:

@@ -1,0 +1,70 @@
+"""The `chaos-tui` group: with no subcommand it opens the console, or with --headless runs one
+scenario (cli/run.py); the subcommands register on it from their own modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from chaos_tui import __version__
+from chaos_tui.core.errors import UsageError
+from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--headless", is_flag=True, help="Run one scenario without the console (for CI).")
+@click.option(
+    "--scenario", "scenario_name", metavar="NAME", help="Scenario to run (see `chaos-tui list`)."
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON result here instead of stdout.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="The JSON result on stdout even when it is a terminal."
+)
+@click.option(
+    "--target", "target_name", default="sandbox", show_default=True, help="Where faults land."
+)
+@click.option(
+    "--enable-chaos", is_flag=True, help="Allow faults on a target that is not the sandbox."
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a scenario parameter (repeatable).",
+)
+@click.option(
+    "--rate",
+    "rate_hz",
+    type=float,
+    default=None,
+    help=f"Probe sampling rate in Hz (default {PROBE_RATE_DEFAULT_HZ:g}).",
+)
+@click.option(
+    "--invariant-budget", type=float, default=None, help="Seconds allowed for checking invariants."
+)
+@click.option(
+    "--keep-sandbox", is_flag=True, help="Leave a sandbox this run started running afterwards."
+)
+@click.version_option(__version__, prog_name="chaos-tui")
+@click.pass_context
+def cli(ctx, headless, scenario_name, **_options):
+    """chaos-tui: break your stack on purpose, watch it recover, get a verdict with numbers.
+
+    \b
+    chaos-tui --headless --scenario postgres_restart_outbox
+    chaos-tui list
+    chaos-tui sandbox up|down|status
+    """
+    if ctx.invoked_subcommand is not None:
+        if headless or scenario_name:
+            raise UsageError("--headless/--scenario go without a subcommand")
+        return
+    from chaos_tui.cli.run import launch
+
+    raise SystemExit(launch(**ctx.params))

@@ -1,0 +1,181 @@
+"""Launching a run: the input checked first (nothing starts before), then headless
+(chaos_tui/headless.py) or the console (app.py), each inside a run session (session.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from chaos_tui.cli.common import command_settings
+from chaos_tui.core.errors import UsageError
+from chaos_tui.core.limits import PROBE_RATE_MAX_HZ
+
+
+def launch(
+    *,
+    headless,
+    scenario_name,
+    output,
+    as_json,
+    target_name,
+    enable_chaos,
+    assignments,
+    rate_hz,
+    invariant_budget,
+    keep_sandbox,
+) -> int:
+    """The exit code of the console or of one headless run."""
+    if headless and scenario_name:
+        from chaos_tui import status_line
+
+        status_line.show(f"preparing {scenario_name}\u2026")  # before the slow imports
+    from chaos_tui.core.guard import check_enabled, check_not_production
+    from chaos_tui.core.runner import RunOptions
+    from chaos_tui.headless import check_output_path
+    from chaos_tui.scenarios import UnknownScenario, get_scenario
+    from chaos_tui.targets import TARGET_NAMES, make_target
+
+    settings = command_settings()
+    if headless:
+        check_not_production(settings)  # first, whatever else was asked
+    try:
+        if headless and not scenario_name:
+            raise UsageError("--headless needs --scenario NAME (see `chaos-tui list`)")
+        if assignments and not scenario_name:
+            raise UsageError("--set needs --scenario NAME: parameters belong to a scenario")
+        scenario_cls = get_scenario(scenario_name) if scenario_name else None
+        params = parse_params(scenario_cls, assignments) if scenario_cls else None
+        if target_name not in TARGET_NAMES:
+            raise UsageError(f"unknown target {target_name!r} (known: {', '.join(TARGET_NAMES)})")
+        if rate_hz is not None and not 0 < rate_hz <= PROBE_RATE_MAX_HZ:
+            raise UsageError(
+                f"--rate must be between 0 and {PROBE_RATE_MAX_HZ:g} Hz, got {rate_hz:g}"
+            )
+        if invariant_budget is not None and invariant_budget <= 0:
+            raise UsageError(f"--invariant-budget must be positive, got {invariant_budget:g}")
+        if output is not None:
+            if not headless:
+                raise UsageError(
+                    "--output goes with --headless (the console exports from its report)"
+                )
+            check_output_path(output)
+        if as_json and not headless:
+            raise UsageError("--json goes with --headless (the console exports from its report)")
+    except (UnknownScenario, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    options = RunOptions(
+        rate_hz=rate_hz or settings.probe_rate_hz,
+        invariant_budget_s=invariant_budget or settings.invariant_budget_s,
+        record_dir=Path(settings.state_dir) / "runs",
+    )
+    if not headless:
+        return run_console(
+            settings, target_name, scenario_name, params, options, enable_chaos, keep_sandbox
+        )
+
+    from chaos_tui.headless import run_headless
+    from chaos_tui.sandbox.usage import RunBusy, RunLock
+
+    assert scenario_cls is not None  # --headless without --scenario was refused above
+
+    target = make_target(target_name, settings)
+    check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
+    run_lock = RunLock(Path(settings.state_dir), scenario_cls.profile)  # held until exit
+    try:  # one run per profile and state dir: a second is refused, nothing started
+        run_lock.acquire(scenario_cls.name)
+    except RunBusy as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot lock {settings.state_dir} for this run: {exc}") from None
+    return run_headless(
+        scenario_cls(params),
+        target,
+        options=options,
+        results_dir=Path(settings.state_dir) / "results",
+        output=output,
+        stop_sandbox_after=not keep_sandbox,
+        json_to_stdout=True if as_json else None,
+    )
+
+
+def parse_params(scenario_cls, assignments: tuple[str, ...]):
+    """`--set key=value` pairs, validated against the scenario's parameter model."""
+    values = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = value.strip()
+    try:
+        return scenario_cls.Params(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "?"
+        known = ", ".join(scenario_cls.Params.model_fields)
+        raise UsageError(
+            f"bad --set {field} for {scenario_cls.name}: {err['msg']} (parameters: {known})"
+        ) from None
+
+
+def run_console(
+    settings, target_name, scenario_name, params, options, enable_chaos, keep_sandbox
+) -> int:
+    """The Textual console. It opens even where chaos is refused (production, a target not
+    enabled): it then shows why, and nothing can be run from it."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("the console needs a terminal; without one use --headless --scenario NAME")
+    from chaos_tui.app import ChaosApp
+
+    app = ChaosApp(
+        settings,
+        target_name=target_name,
+        params={scenario_name: params} if scenario_name and params is not None else None,
+        options=options,
+        enable_chaos=enable_chaos,
+        open_scenario=scenario_name,
+    )
+    session = console_session(app, keep_sandbox)
+    session.install()
+    return session.run(lambda: console_body(app, session), after=_tell_heal_failed)
+
+
+def console_session(app, keep_sandbox: bool):
+    """The console's run session. While the app runs, every signal goes to it (it aborts a
+    run, heals, then exits, and says so of later ones); once it has stopped, signals are
+    reported and ignored until the heal, the saved result and the stopping of what the
+    console started are done. Any signal ends the console as interrupted (130)."""
+    from chaos_tui.session import RunSession
+
+    return RunSession(
+        app.target,
+        app.results_dir,
+        who="the console",
+        abort=app.on_signal,
+        repeat=app.on_signal,
+        keep_sandbox=keep_sandbox,
+        saver=app.saver,
+        signal_is_interrupt=True,
+    )
+
+
+async def console_body(app, session):
+    """The app, then the heal of a run it left going (however it stopped); the last result."""
+    from chaos_tui.signals import say
+
+    try:
+        await app.run_async()
+    finally:
+        session.guard.enter("healing")
+        if app.run_in_progress is not None:
+            say("chaos-tui: the console stopped during a run; healing first")
+        await app.settle()  # heals a run still going; its result is saved once, by the app
+    return app.last_result
+
+
+def _tell_heal_failed(result) -> None:
+    from chaos_tui.signals import say
+
+    if result is not None and not result.heal.ok:
+        say("chaos-tui: the last run's heal FAILED; check the target")

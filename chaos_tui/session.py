@@ -1,0 +1,168 @@
+"""One run session: the shell around the runs of a face (headless or console), from the first
+signal handler to the exit code.
+
+Both faces had their own copy of this and they drifted (the console exited 0 after a FAIL).
+What is the same for both lives here:
+- signals: `CleanupSignals` installed for the whole session, handed to the loop while it runs;
+- the always-heal on the way out: the face's body returns only once its runs are healed
+  (the runner heals before it returns; the console's `settle` awaits a run still going);
+- saving: each result once (`ResultSaver`, keyed by run id), whoever asks first;
+- stopping what the runs started (`target.stop_what_we_started`), unless forced by signals;
+- the exit code, from the last result's outcome (core/exit_codes.OUTCOME_EXIT_CODES).
+
+No Textual here: headless imports this, and CI must not pay for (or depend on) Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from chaos_tui.core.exit_codes import OUTCOME_EXIT_CODES, ExitCode
+from chaos_tui.core.journal import save_result
+from chaos_tui.core.model import RunResult
+from chaos_tui.signals import CleanupSignals, say
+
+
+class ResultSaver:
+    """Saves each run's result under `results_dir` once: a second call for the same run
+    returns the first call's path (or its error again) without writing."""
+
+    def __init__(self, results_dir: Path) -> None:
+        self.results_dir = results_dir
+        self.saves = 0  # files written: one per run
+        self._saved: dict[str, Path | OSError] = {}
+        self._lock = threading.Lock()  # the console saves from a worker thread
+
+    def save(self, result: RunResult) -> Path:
+        with self._lock:
+            known = self._saved.get(result.run_id)
+            if known is None:
+                try:
+                    known = save_result(self.results_dir, result)
+                    self.saves += 1
+                except OSError as exc:
+                    known = exc
+                self._saved[result.run_id] = known
+        if isinstance(known, OSError):
+            raise known
+        return known
+
+
+def exit_code_for(result: RunResult | None, *, signalled: bool = False) -> ExitCode:
+    """A failed heal first (the target needs a look now), then a signal that ended the face
+    (when it counts as one), then the outcome of the last run; no run at all is 0."""
+    if result is not None and not result.heal.ok:
+        return ExitCode.HEAL_FAILED
+    if signalled:
+        return ExitCode.INTERRUPTED
+    if result is None:
+        return ExitCode.PASS
+    return OUTCOME_EXIT_CODES[result.outcome]
+
+
+class RunSession:
+    """The session of one face. `run(body)` runs the face's body on a loop of its own (the
+    body returns the last result, healed, or None), then stops what was started and saves
+    that result, and returns the exit code (or exits at once if signals forced it)."""
+
+    def __init__(
+        self,
+        target,
+        results_dir: Path,
+        *,
+        who: str,
+        abort: Callable[[str], None],
+        repeat: Callable[[str], None] | None = None,
+        keep_sandbox: bool = False,
+        tell: Callable[[str], None] = say,
+        signal_is_interrupt: bool = False,
+        saver: ResultSaver | None = None,
+    ) -> None:
+        self.target = target
+        self.who = who  # "this run", "the console"
+        self.keep_sandbox = keep_sandbox
+        self.tell = tell
+        # The console: any signal (the terminal gone, SIGTERM while idle) ends it as 130.
+        # Headless: a signal during the run already makes its outcome "interrupted", and one
+        # during the cleanup after a verdict does not change that verdict.
+        self.signal_is_interrupt = signal_is_interrupt
+        self.saver = saver or ResultSaver(results_dir)  # the console's app saves through it too
+        self.guard = CleanupSignals(abort, who=who, repeat=repeat)
+        self.result: RunResult | None = None
+        self.saved_path: Path | None = None
+        self.stopped: list[str] = []
+
+    def install(self) -> None:
+        """Signal handlers, kept until the process exits: install before anything starts."""
+        self.guard.install()
+
+    def run(
+        self,
+        body: Callable[[], Awaitable[RunResult | None]],
+        after: Callable[[RunResult | None], None] | None = None,
+    ) -> int:
+        """`after` is called once everything is stopped and saved (headless prints its
+        summary and the result there)."""
+        runner = asyncio.Runner()  # its loop leaves our signal handlers alone
+        try:
+            runner.run(self._main(body, after))
+        finally:
+            self.guard.relay.loop = None
+            if not self.guard.forced.is_set():  # else a stop still runs in a thread
+                runner.close()
+            self.guard.enter("done")
+        code = int(self.exit_code())
+        if self.guard.forced.is_set():
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)  # do not wait for the stop left running in its thread
+        return code
+
+    def exit_code(self) -> ExitCode:
+        return exit_code_for(
+            self.result, signalled=self.signal_is_interrupt and self.guard.signalled
+        )
+
+    async def _main(self, body, after) -> None:
+        self.guard.relay.loop = asyncio.get_running_loop()
+        try:
+            self.result = await body()
+        finally:
+            # However the body ended (a bug included): what was started is stopped, and the
+            # last result, healed, is saved.
+            self.guard.enter("stopping")
+            stopping = asyncio.ensure_future(asyncio.to_thread(self._stop))
+            await self.guard.unless_forced(stopping)
+            self.guard.enter("saving")
+            if self.result is not None:
+                await asyncio.to_thread(self._save_last, self.result)
+        if after is not None:
+            await asyncio.to_thread(after, self.result)
+
+    def save(self, result: RunResult) -> Path | None:
+        """Save a run's result (once); a failure is told, not raised: the run is over."""
+        try:
+            return self.saver.save(result)
+        except OSError as exc:
+            self.tell(f"could not save the result to {self.saver.results_dir}: {exc}")
+            return None
+
+    def _save_last(self, result: RunResult) -> None:
+        self.saved_path = self.save(result)
+
+    def _stop(self) -> None:
+        try:
+            self.stopped = self.target.stop_what_we_started(keep_sandbox=self.keep_sandbox)
+        except Exception as exc:  # the heal is done; this is worth a line, not a traceback
+            self.tell(f"could not stop what {self.who} started: {exc}")
+            return
+        if self.stopped:
+            self.tell(f"stopped what {self.who} started: {', '.join(self.stopped)}")
+        left = getattr(self.target, "left_in_use", [])
+        if left:
+            self.tell(f"left running, another run uses them: {', '.join(left)}")
