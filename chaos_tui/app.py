@@ -12,12 +12,12 @@ import asyncio
 from functools import partial
 from pathlib import Path
 
-from pydantic import BaseModel
 from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from chaos_tui.catalog import Catalog
+from chaos_tui.core.contracts import ScenarioParams
 from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
@@ -53,7 +53,7 @@ class ChaosApp(App):
         settings: Settings,
         *,
         target_name: str = "sandbox",
-        params: dict[str, BaseModel] | None = None,
+        params: dict[str, ScenarioParams] | None = None,
         options: RunOptions | None = None,
         enable_chaos: bool = False,
         export_dir: Path | None = None,
@@ -223,6 +223,8 @@ class ChaosApp(App):
             self.last_result = await asyncio.shield(task)
         except asyncio.CancelledError:
             self.last_result = await task  # a second signal: the runner still heals first
+        if self.last_result is None:
+            return
         try:
             await asyncio.to_thread(self.saver.save, self.last_result)
         except OSError:

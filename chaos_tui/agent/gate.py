@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
+from collections.abc import MutableMapping
 from typing import Any, NoReturn
 
 from chaos_tui.agent.protocol import HEALTH
@@ -76,7 +77,7 @@ class Gate:
         if (scope["method"], scope["path"]) not in OPEN_ROUTES and not bearer_matches(
                 scope["headers"], self.token):
             return await _refuse(send, 401, "a valid bearer token is required",
-                                 [(b"www-authenticate", b"Bearer")])
+                                 ((b"www-authenticate", b"Bearer"),))
         declared = _content_length(scope["headers"])
         if declared is not None and declared > self.max_body:
             return await _refuse(send, 413, f"request body over {self.max_body} bytes")
@@ -89,7 +90,7 @@ class Gate:
             problem = strict_json_problem(body)
             if problem:
                 return await _refuse(send, 422, problem)
-        return await self.app(scope, _replay(body, receive), send)
+        return await self.app(scope, _replay(body or b"", receive), send)
 
     async def _read(self, receive: Receive) -> tuple[bytes | None, bool]:
         """(body, True) when it fit; (None, False) on a disconnect; (b"", False) as soon as
@@ -122,7 +123,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     """The body already read, once; then the server's own receive (e.g. a disconnect)."""
     sent = False
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> MutableMapping[str, Any]:
         nonlocal sent
         if sent:
             return await receive()
@@ -133,7 +134,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, status: int, detail: str,
-                  headers: list[tuple[bytes, bytes]] = ()) -> None:
+                  headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     """Answer and close: the body the client may still be sending is never read."""
     payload = json.dumps({"detail": detail}, separators=(",", ":")).encode()
     await send({"type": "http.response.start", "status": status,

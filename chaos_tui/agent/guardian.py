@@ -251,7 +251,7 @@ def spawn_guardian(folder: Path, agent_command: list[str], env: dict[str, str]) 
     Returns why it could not be started, if it could not: the agent still serves."""
     pid = os.getpid()
     command = [sys.executable, "-m", "chaos_tui.agent.guardian", str(folder), str(pid),
-               str(proc_stat(pid)[1]), "--", *agent_command]
+               str((proc_stat(pid) or ("", -1))[1]), "--", *agent_command]
     try:
         with open(folder / "agent.log", "ab") as log:
             first = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
@@ -284,7 +284,7 @@ def main(argv: list[str]) -> int:
     if os.fork():  # leave the agent's process tree: a kill of its tree must not reach us
         os._exit(0)
     guardian = Guardian(folder, pid, ticks, command)
-    own = {"pid": os.getpid(), "start_ticks": proc_stat(os.getpid())[1],
+    own = {"pid": os.getpid(), "start_ticks": (proc_stat(os.getpid()) or ("", -1))[1],
            "agent_pid": pid, "agent_start_ticks": ticks}
     record = folder / "guardian.json"
     signal.signal(signal.SIGTERM, _stand_down)

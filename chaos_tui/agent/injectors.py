@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from chaos_tui.agent.protocol import Lease
 from chaos_tui.agent.proxy import TOXIC_TYPES, ProxyManager, ProxyProblem, Toxic
@@ -138,7 +138,7 @@ class ProxyToxic:
         return {"toxic": name}
 
     async def heal(self, lease: Lease) -> None:
-        proxy = self.proxies.proxies.get(lease.params.get("proxy"))
+        proxy = self.proxies.proxies.get(str(lease.params.get("proxy", "")))
         toxic = lease.data.get("toxic")
         if proxy is not None and toxic:  # a proxy that is gone took its toxics
             proxy.remove_toxic(toxic)
@@ -194,7 +194,9 @@ class ProxyDown:
         down = data.get("down")
         # Each name leaves the list only once its proxy is back (or gone): a heal that fails
         # half-way is retried for the rest, and healing twice never counts twice.
-        for name in list(down or []):
+        if not isinstance(down, list):  # nothing went down (or an old lease said True)
+            return
+        for name in list(down):
             proxy = self.proxies.proxies.get(name)
             if proxy is not None:
                 if proxy.downs <= 1:
@@ -207,8 +209,9 @@ class ProxyDown:
 def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector]:
     from chaos_tui.agent.docker_faults import docker_injectors
 
+    kinds = cast("dict[str, Injector]", docker_injectors(sandbox.settings.docker))
     return {
-        **docker_injectors(sandbox.settings.docker),
+        **kinds,
         "sandbox.hard_restart": SandboxHardRestart(sandbox),
         "sandbox.stop": SandboxStop(sandbox),
         "sandbox.pause": SandboxPause(sandbox),

@@ -500,4 +500,4 @@ async def _resolves_local(host: str) -> bool:
             RESOLVE_TIMEOUT_S)
     except (OSError, UnicodeError, asyncio.TimeoutError):
         return host == "localhost"
-    return any(_is_local(info[4][0]) for info in infos)
+    return any(_is_local(str(info[4][0])) for info in infos)

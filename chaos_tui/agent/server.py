@@ -65,7 +65,7 @@ def load_or_make_token(folder: Path, announce=print) -> str:
         if exc.errno != errno.ELOOP:
             raise AgentError(f"cannot read the agent token {path}: {exc.strerror}; "
                              "fix its permissions or delete it") from None
-        weakness = "is a symlink"
+        weakness: str | None = "is a symlink"
     else:
         if info.st_uid != os.geteuid():
             raise AgentError(f"the agent token {path} belongs to uid {info.st_uid}, not to you: "

@@ -87,11 +87,12 @@ def agent_status(as_json):
         click.echo(json.dumps({"running": False}) if as_json else "no agent running")
         return
     health = _answer_soon(client, client.status())
+    url = (client.info() or {}).get("url")
     if as_json:
-        click.echo(json.dumps({"running": True, "url": client.info()["url"],
+        click.echo(json.dumps({"running": True, "url": url,
                                **health.model_dump(mode="json")}, indent=2))
         return
-    click.echo(f"agent pid {health.pid} at {client.info()['url']}: {health.leases} lease(s)"
+    click.echo(f"agent pid {health.pid} at {url}: {health.leases} lease(s)"
                + (", HALTED" if health.halted else ""))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -15,7 +16,7 @@ def list_scenarios(as_json):
     """List the built-in scenarios."""
     from chaos_tui.scenarios import SCENARIOS
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": cls.name,
             "profile": cls.profile,

@@ -53,7 +53,7 @@ from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
 )
 @click.version_option(__version__, prog_name="chaos-tui")
 @click.pass_context
-def cli(ctx, headless, scenario_name, **_options):
+def cli(ctx, /, headless, scenario_name, **_options):
     """chaos-tui: break your stack on purpose, watch it recover, get a verdict with numbers.
 
     \b

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import regopy  # type: ignore[import-untyped]  # no stubs
+import regopy  # no stubs: mypy's config ignores its types
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INT64 = (-(2**63), 2**63 - 1)

@@ -241,7 +241,7 @@ def phase_of(d: Decision, down_at: float | None, last_down: float | None,
         return "before fault"
     if back_at is not None and d.sent_at >= back_at:
         return "after OPA back"
-    if d.sent_at >= down_at and d.answered_at <= last_down:
+    if last_down is not None and d.sent_at >= down_at and d.answered_at <= last_down:
         return "while OPA down"
     return "across an edge"
 

@@ -134,8 +134,8 @@ class PostgresRestartOutbox(PlatformScenario):
                     dsn, autocommit=True, connect_timeout=2
                 ) as conn:
                     cur = await conn.execute(UNPUBLISHED_OF_SUBJECT, (self.subject,))
-                    (count,) = await cur.fetchone()
-                    left = float(count)
+                    row = await cur.fetchone()  # count(*) always answers one row
+                    left = float(row[0]) if row is not None else None
             except (psycopg.Error, OSError):
                 left = None
             if left == 0 or time.monotonic() > deadline:

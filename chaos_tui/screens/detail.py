@@ -3,6 +3,8 @@ long, exactly which processes are in the blast radius, and what must hold."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -15,6 +17,9 @@ from textual.widgets import Footer, Static
 from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.plan import RunPlan
 from chaos_tui.widgets.title_bar import TitleBar
+
+if TYPE_CHECKING:  # for the type only: the app imports this screen
+    from chaos_tui.app import ChaosApp
 
 
 def describe(plan: RunPlan) -> Group:
@@ -78,18 +83,23 @@ class DetailScreen(Screen):
         super().__init__()
         self.scenario_name = name
 
+    @property
+    def chaos(self) -> ChaosApp:
+        """The app, typed: this screen only ever runs inside ChaosApp."""
+        return cast("ChaosApp", self.app)
+
     def compose(self) -> ComposeResult:
         yield TitleBar()
         with VerticalScroll():
             try:
-                shown: Group | Text = describe(self.app.catalog.plan(self.scenario_name))
+                shown: Group | Text = describe(self.chaos.catalog.plan(self.scenario_name))
             except (ChaosError, OSError) as exc:  # e.g. the sandbox's port book unreadable
                 shown = Text(f"cannot plan {self.scenario_name}: {exc}", style="bold red")
             yield Static(shown, id="detail")
         yield Footer()
 
     def action_run(self) -> None:
-        self.app.request_run(self.scenario_name)
+        self.chaos.request_run(self.scenario_name)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -26,7 +26,8 @@ class HangupSafeDriver(LinuxDriver):
         super().__init__(app, **kwargs)
         # LinuxDriver hands `self._file` (sys.__stderr__) to its writer thread when
         # application mode starts.
-        self._file = TerminalOutput(self._file, self._terminal_gone)
+        # (LinuxDriver types _file as a TextIOWrapper; the writer thread only writes and flushes)
+        self._file = TerminalOutput(self._file, self._terminal_gone)  # type: ignore[assignment,arg-type]
         self._watch: asyncio.TimerHandle | None = None
         self._gone = False
         self._gone_lock = threading.Lock()  # the writer thread and the watch may both notice
