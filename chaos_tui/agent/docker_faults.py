@@ -23,74 +23,21 @@ import asyncio
 from typing import Any
 
 from chaos_tui.agent.protocol import Lease
-from chaos_tui.core.errors import TargetError
+from chaos_tui.docker_engine import (  # noqa: F401  (DockerUnavailable: importable from here)
+    BUILD_SIDECAR_HINT,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    SIDECAR_LABEL,
+    DockerUnavailable,
+    docker_client,
+    find_container,
+    project_problem,
+    remove_quietly,
+    sidecar_image_problem,
+)
 from chaos_tui.settings import DockerSettings
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-SIDECAR_LABEL = "chaos-tui.sidecar"
 SIDECAR_TIMEOUT_S = 30.0  # one iptables script; far longer means the sidecar is stuck
-BUILD_SIDECAR_HINT = ("build it with `just chaos-build`, or set CHAOS_DOCKER__SIDECAR_IMAGE to a "
-                      "local image that has iptables")
-
-
-class DockerUnavailable(TargetError):
-    """No Docker Engine answers (the Docker target says so as its own failure)."""
-
-
-_client = None
-
-
-def docker_client():
-    """One Docker client for the agent's life, made on first use."""
-    global _client
-    if _client is None:
-        try:
-            import docker
-
-            _client = docker.from_env(timeout=30)
-            _client.ping()
-        except Exception as exc:
-            _client = None
-            raise DockerUnavailable(f"the Docker Engine is not reachable: {exc}") from None
-    return _client
-
-
-def find_container(project: str, service: str):
-    """The container of this compose service (the first by name if it is scaled), or None."""
-    found = docker_client().containers.list(all=True, filters={
-        "label": [f"{PROJECT_LABEL}={project}", f"{SERVICE_LABEL}={service}"]})
-    return sorted(found, key=lambda c: c.name)[0] if found else None
-
-
-def sidecar_image_problem(image: str) -> str | None:
-    """Why the network-cut sidecar cannot run from this image, or None."""
-    import docker
-
-    try:
-        docker_client().images.get(image)
-        return None
-    except DockerUnavailable as exc:
-        return str(exc)
-    except docker.errors.ImageNotFound:
-        return f"sidecar image {image!r} is not present (it is never pulled): {BUILD_SIDECAR_HINT}"
-
-
-def project_problem(projects: tuple[str, ...], project: str) -> str | None:
-    if project in projects:
-        return None
-    return (f"compose project {project!r} is not one chaos-tui may break ({', '.join(projects)}; "
-            "set CHAOS_DOCKER__PROJECT / CHAOS_DOCKER__MESH_PROJECT for the agent)")
-
-
-def remove_quietly(container) -> None:
-    """Remove a container, running or not; one that is already gone is fine."""
-    import docker
-
-    try:
-        container.remove(force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 class DockerFault:

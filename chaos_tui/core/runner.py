@@ -27,6 +27,7 @@ from chaos_tui.core.events import (
     RunPlanned,
     SampleTaken,
 )
+from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
 from chaos_tui.core.model import (
     FaultHealReport,
     HealReport,
@@ -65,7 +66,7 @@ class TargetMoved(Exception):
 
 @dataclass
 class RunOptions:
-    rate_hz: float = 10.0
+    rate_hz: float = PROBE_RATE_DEFAULT_HZ
     invariant_budget_s: float | None = None  # None: the scenario's own budget
     inject_budget_s: float = INJECT_BUDGET_S
     heal_budget_s: float = HEAL_BUDGET_S

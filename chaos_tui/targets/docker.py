@@ -12,7 +12,7 @@ import asyncio
 from urllib.parse import quote
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.agent.docker_faults import DockerUnavailable, find_container, sidecar_image_problem
+from chaos_tui.docker_engine import DockerUnavailable, find_container, sidecar_image_problem
 from chaos_tui.core.contracts import Fault, Probe
 from chaos_tui.core.errors import TargetError
 from chaos_tui.core.platform_target import (
