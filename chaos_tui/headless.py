@@ -33,8 +33,12 @@ class Progress:
 
     def __call__(self, event: RunEvent) -> None:
         line = self._narrate(event)
-        if line is not None:
-            self.console.print(line, highlight=False)
+        if line is None:
+            return
+        if self.console.is_terminal:  # one row per event, cut to the width: the run fits a screen
+            self.console.print(line, highlight=False, no_wrap=True, overflow="ellipsis")
+        else:  # a log keeps every line whole, however long (a probe's error, say)
+            self.console.print(line, highlight=False, soft_wrap=True)
 
 
 def print_summary(console: Console, result: RunResult) -> None:

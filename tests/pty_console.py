@@ -26,9 +26,9 @@ def _take_controlling_terminal() -> None:
 
 class PtyConsole:
     def __init__(self, args: list[str], env: dict[str, str], *,
-                 controlling_terminal: bool = True) -> None:
+                 controlling_terminal: bool = True, rows: int = 40, columns: int = 120) -> None:
         master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         # Its own session with this terminal as its controlling one, as a login shell gives it:
         # closing the terminal (hang_up) makes the kernel send it SIGHUP. Without one (a
         # process the hang-up's SIGHUP does not reach) only its failing writes tell it.
