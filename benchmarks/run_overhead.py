@@ -1,6 +1,7 @@
 """What a headless run costs beyond its fault and its load: start-up, prepare and teardown.
 
-    python benchmarks/run_overhead.py [--runs 5] [--modes warm,cold] [--output FILE]
+    python benchmarks/run_overhead.py [--runs 5] [--modes warm,cold] [--code LABEL=DIR ...]
+                                      [--output FILE]
 
 The same short scenario (postgres_restart_outbox, 1 s warm-up, 1 s fault, 1 s recovery) runs
 N times headless on the embedded sandbox; its overhead is the wall time of the process minus
@@ -18,10 +19,13 @@ N times headless on the embedded sandbox; its overhead is the wall time of the p
 Two modes, interleaved with each other and with a bare `python -c pass` (for scale):
 "warm" has the sandbox's services up already (`sandbox up --profile chaos-outbox` in its own
 state dir), so a run starts and stops only the fault agent; "cold" has them down, so each
-run starts them and stops them at its end. Medians are reported, with min and max: the
+run starts them and stops them at its end; "hot" (not run by default) is warm with the fault
+agent already running too, so a run starts and stops nothing: what runs would cost if the
+agent stayed up with the sandbox (today only the mesh profile keeps it). Medians are reported, with min and max: the
 machine may be shared, so single timings are noisy. The code measured is this checkout's
-(its root leads PYTHONPATH). Each mode uses a state directory of its own and stops
-everything it started.
+(its root leads PYTHONPATH), or with `--code before=DIR --code after=DIR` two versions,
+interleaved run by run: on a busy machine only such a side-by-side comparison is fair. Each
+mode (and version) uses a state directory of its own, and everything started is stopped.
 """
 
 from __future__ import annotations
@@ -60,10 +64,10 @@ def cli() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "chaos_tui"]
 
 
-def environment(state: Path) -> dict[str, str]:
+def environment(state: Path, code: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_")}
     env["CHAOS_STATE_DIR"] = str(state)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
     return env
 
 
@@ -76,6 +80,14 @@ def sandbox(command: str, env: dict[str, str]) -> None:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
+
+
+def start_agent(env: dict[str, str]) -> None:
+    """A fault agent left running in that state dir (`sandbox down` stops it)."""
+    code = "import asyncio; from chaos_tui.agent.client import AgentClient; "
+    code += "from chaos_tui.settings import load_settings; "
+    code += "asyncio.run(AgentClient(load_settings()).ensure())"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdin=subprocess.DEVNULL)
 
 
 def bare_python() -> float:
@@ -169,6 +181,9 @@ def summarise(runs: list[dict], bare: float) -> dict:
         "overhead_s": stats([r["overhead"] for r in runs]),
         "wall_s": stats([r["wall"] for r in runs]),
         "breakdown_median_s": {k: round(statistics.median(r[k] for r in runs), 3) for k in PARTS},
+        "each_run_s": [
+            {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in runs
+        ],
     }
     summary["ratio_to_bare_python"] = round(summary["overhead_s"]["median"] / bare, 1)
     return summary
@@ -230,7 +245,9 @@ def import_costs(env: dict[str, str], state: Path, args) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per mode (default 5)")
-    parser.add_argument("--modes", default="warm,cold", help="warm, cold or both (default)")
+    parser.add_argument(
+        "--modes", default="warm,cold", help="any of warm, cold, hot (default warm,cold)"
+    )
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--hold", type=float, default=1.0, help="how long the fault is held")
     parser.add_argument(
@@ -244,16 +261,33 @@ def main() -> int:
     parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results" / "run_overhead.json"
     )
+    parser.add_argument(
+        "--code",
+        action="append",
+        metavar="LABEL=DIR",
+        help="measure the chaos_tui under DIR (repeatable: the versions are interleaved, "
+        "which is the fair way to compare them on a busy machine); default: this checkout",
+    )
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
-    if not modes or set(modes) - {"warm", "cold"}:
-        parser.error("--modes takes warm, cold or warm,cold")
+    if not modes or set(modes) - {"warm", "cold", "hot"}:
+        parser.error("--modes takes warm, cold and/or hot, comma-separated")
+    codes: dict[str, Path] = {}
+    for item in args.code or [f"this={ROOT}"]:
+        label, sep, folder = item.partition("=")
+        if not sep or not (Path(folder) / "chaos_tui").is_dir():
+            parser.error(f"--code {item}: give LABEL=DIR, DIR holding a chaos_tui package")
+        codes[label] = Path(folder).resolve()
+    cases = [(c, m) for c in codes for m in modes]
 
-    states = {m: Path(tempfile.mkdtemp(prefix=f"chaos-overhead-{m}-", dir="/tmp")) for m in modes}
-    envs = {m: environment(states[m]) for m in modes}
-    runs: dict[str, list[dict]] = {m: [] for m in modes}
+    states = {
+        case: Path(tempfile.mkdtemp(prefix=f"chaos-overhead-{case[0]}-{case[1]}-", dir="/tmp"))
+        for case in cases
+    }
+    envs = {case: environment(states[case], codes[case[0]]) for case in cases}
+    runs: dict[tuple[str, str], list[dict]] = {case: [] for case in cases}
     bare: list[float] = []
-    leftovers: dict[str, list[str]] = {}
+    leftovers: list[str] = []
     report: dict = {
         "benchmark": "run_overhead",
         "scenario": SCENARIO,
@@ -264,6 +298,7 @@ def main() -> int:
             capture_output=True,
             text=True,
         ).stdout.strip(),
+        "code": {label: str(folder) for label, folder in codes.items()},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
             "cpus": os.cpu_count(),
@@ -274,43 +309,54 @@ def main() -> int:
         "goal_warm_overhead_s": GOAL_WARM_S,
     }
     try:
-        for m in modes:
+        for case in cases:
             # Either way the data exists before the first timed run (no initdb in a timing);
             # warm leaves the services up, cold takes them down again.
-            sandbox("up", envs[m])
-            if m == "cold":
-                sandbox("down", envs[m])
-        # The first run warms the caches: not counted.
-        one_run(envs[modes[0]], states[modes[0]], args, modes[0] == "warm")
+            sandbox("up", envs[case])
+            if case[1] == "cold":
+                sandbox("down", envs[case])
+            if case[1] == "hot":
+                start_agent(envs[case])
+        for case in cases:  # the first run of each warms the caches: not counted
+            one_run(envs[case], states[case], args, case[1] != "cold")
+        order: list = ["bare", *cases]
         for i in range(args.runs):
-            cases = ["bare", *modes]
-            for case in cases[i % len(cases) :] + cases[: i % len(cases)]:  # rotate the order
+            shift = i % len(order)
+            for case in order[shift:] + order[:shift]:  # rotate the order
                 if case == "bare":
                     bare.append(bare_python())
-                else:
-                    runs[case].append(one_run(envs[case], states[case], args, case == "warm"))
-                    if case == "cold" and (left := left_running(states[case])):
-                        leftovers.setdefault(case, []).extend(left)
+                    continue
+                runs[case].append(one_run(envs[case], states[case], args, case[1] != "cold"))
+                if case[1] == "cold":
+                    leftovers.extend(f"{case[0]}: {x}" for x in left_running(states[case]))
         if not args.no_imports:
-            report["imports"] = import_costs(envs[modes[0]], states[modes[0]], args)
+            report["imports"] = {
+                label: import_costs(envs[(label, modes[0])], states[(label, modes[0])], args)
+                for label in codes
+            }
     finally:
-        for m in modes:
+        for case in cases:
             subprocess.run(
                 [*cli(), "sandbox", "down"],
                 check=False,
-                env=envs[m],
+                env=envs[case],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )
             from chaos_tui.sandbox import postgres
 
-            postgres.remove_home(states[m] / "pg")  # as root, its data lives outside the dir
-            shutil.rmtree(states[m], ignore_errors=True)
+            postgres.remove_home(states[case] / "pg")  # as root, its data lives outside the dir
+            shutil.rmtree(states[case], ignore_errors=True)
     bare_median = statistics.median(bare)
     report["bare_python_startup_s"] = stats(bare)
+    primary = list(codes)[-1]  # the last code given is the one reported at the top
     for m in modes:
-        report[m] = summarise(runs[m], bare_median)
-    report["left_running_after_cold_runs"] = leftovers.get("cold", [])
+        report[m] = summarise(runs[(primary, m)], bare_median)
+    if len(codes) > 1:
+        report["by_code"] = {
+            label: {m: summarise(runs[(label, m)], bare_median) for m in modes} for label in codes
+        }
+    report["left_running_after_cold_runs"] = leftovers
     report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     if "warm" in modes:
         report["meets_goal"] = report["warm"]["overhead_s"]["median"] <= GOAL_WARM_S
