@@ -65,6 +65,9 @@ def cli() -> list[str]:
 
 
 def environment(state: Path, code: Path) -> dict[str, str]:
+    """Every child runs in its state dir (cwd): `python -m` puts the working directory first
+    on sys.path, where a checkout would shadow the code under test, and the agent a run
+    spawns inherits it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_")}
     env["CHAOS_STATE_DIR"] = str(state)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
@@ -76,6 +79,7 @@ def sandbox(command: str, env: dict[str, str]) -> None:
     subprocess.run(
         [*cli(), "sandbox", command, *extra],
         env=env,
+        cwd=env["CHAOS_STATE_DIR"],
         check=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -87,7 +91,13 @@ def start_agent(env: dict[str, str]) -> None:
     code = "import asyncio; from chaos_tui.agent.client import AgentClient; "
     code += "from chaos_tui.settings import load_settings; "
     code += "asyncio.run(AgentClient(load_settings()).ensure())"
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=env["CHAOS_STATE_DIR"],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def bare_python() -> float:
@@ -121,6 +131,7 @@ def one_run(env: dict[str, str], state: Path, args, keep: bool) -> dict:
         command,
         check=False,
         env=env,
+        cwd=state,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -216,6 +227,7 @@ def import_costs(env: dict[str, str], state: Path, args) -> dict:
             [sys.executable, "-X", "importtime", "-m", "chaos_tui", *extra],
             check=False,
             env=env,
+            cwd=state,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -340,6 +352,7 @@ def main() -> int:
                 [*cli(), "sandbox", "down"],
                 check=False,
                 env=envs[case],
+                cwd=states[case],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
             )
