@@ -151,11 +151,13 @@ def stop(record: ProcessRecord, timeout_s: float = 10.0, sig: int = signal.SIGTE
 
 def wait_gone(record: ProcessRecord, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
+    pause = 0.005  # most processes are gone within tens of ms: look often at first
     while time.monotonic() < deadline:
         _reap(record.pid)
         if not is_running(record):
             return True
-        time.sleep(0.05)
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+        pause = min(pause * 2, 0.05)
     _reap(record.pid)
     return not is_running(record)
 

@@ -20,18 +20,21 @@ from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox import postgres
 from chaos_tui.sandbox.postgres import SandboxError
-from chaos_tui.sandbox.services import BY_NAME, PROFILES, SERVICES, Where, services_of
 from chaos_tui.sandbox.processes import (
     ProcessRecord,
     is_running,
+    signal_only,
     signal_tree,
     spawn,
     start_ticks,
-    stop,
     wait_gone,
 )
+from chaos_tui.sandbox.services import BY_NAME, PROFILES, SERVICES, Service, Where, services_of
 from chaos_tui.settings import Settings
 from chaos_tui.statedir import open_lock_file, prepare_state_dir
+
+READY_POLL_MIN_S = 0.01  # readiness is asked again after this, doubling up to the max
+READY_POLL_MAX_S = 0.1
 
 class Sandbox:
     def __init__(self, settings: Settings) -> None:
@@ -101,8 +104,14 @@ class Sandbox:
         """
         started = [] if started is None else started
         wanted = self.reserve_ports(profiles)
-        for service in wanted:
-            self.start(service.name, started)
+        # In two waves (see _waves): what a wave needs is spawned at once, then each is waited
+        # for, so their start-up times overlap instead of adding up.
+        for wave in _waves(wanted, last=True):
+            ports = {}
+            for service in wave:
+                ports = self._spawn_if_down(service.name, started)
+            for service in wave:
+                self._wait_ready(service.name, ports)
         return started
 
     def reserve_ports(self, profiles: list[str] | None = None, new_dials: bool = False) -> list:
@@ -123,21 +132,26 @@ class Sandbox:
         """Stop the processes we started (all, or `only` these); return those that ran."""
         with self._locked():
             state = self._load()
+            ours = [s for s in SERVICES if (only is None or s.name in only)
+                    and state["processes"].get(s.name)]
             stopped = []
-            for service in reversed(SERVICES):
-                if only is not None and service.name not in only:
-                    continue
-                data = state["processes"].get(service.name)
-                if not data:
-                    continue
-                rec = ProcessRecord.from_json(data)
-                was_running = is_running(rec)
-                signal_tree(rec, signal.SIGCONT)  # a paused process cannot act on SIGTERM
-                if not stop(rec, timeout_s=15.0, sig=service.stop_signal):
-                    raise SandboxError(f"{service.name} (pid {rec.pid}) did not stop")
-                if was_running:
-                    stopped.append(service.name)
-                del state["processes"][service.name]
+            # In two waves (see _waves), each asked to stop at once and then waited for: the
+            # stops overlap, and no service loses what it uses while it is still stopping.
+            for wave in _waves(ours, last=False):
+                records = {s.name: ProcessRecord.from_json(state["processes"][s.name])
+                           for s in wave}
+                running = {name: is_running(rec) for name, rec in records.items()}
+                for service in wave:
+                    signal_tree(records[service.name], signal.SIGCONT)  # paused: cannot act
+                    signal_only(records[service.name], service.stop_signal)
+                for service in reversed(wave):
+                    rec = records[service.name]
+                    if not _stopped(rec, 15.0):
+                        self._save(state)  # what did stop is forgotten; this one is kept
+                        raise SandboxError(f"{service.name} (pid {rec.pid}) did not stop")
+                    if running[service.name]:
+                        stopped.append(service.name)
+                    del state["processes"][service.name]
                 self._save(state)
             return stopped
 
@@ -209,18 +223,25 @@ class Sandbox:
     def start(self, service: str, started: list[str] | None = None) -> bool:
         """Start one service if it is down; True when it had to be started (and then it is
         appended to `started` at once, before waiting for it to be ready)."""
+        mine: list[str] = []
+        ports = self._spawn_if_down(service, mine)
+        if started is not None:
+            started.extend(mine)
+        # Even when another caller started it a moment ago: return only once it is ready.
+        self._wait_ready(service, ports)
+        return bool(mine)
+
+    def _spawn_if_down(self, service: str, started: list[str]) -> dict[str, int]:
+        """Spawn the service unless it runs; appended to `started` the moment it exists.
+        Returns the ports (to wait for it to be ready on)."""
         with self._locked():
             state = self._load()
             rec = state["processes"].get(service)
-            needed = not (rec and is_running(ProcessRecord.from_json(rec)))
-            if needed:
+            if not (rec and is_running(ProcessRecord.from_json(rec))):
                 state["processes"][service] = self._start(service, state["ports"]).to_json()
                 self._save(state)  # recorded the moment it exists, so `down` can always find it
-                if started is not None:
-                    started.append(service)
-        # Even when another caller started it a moment ago: return only once it is ready.
-        self._wait_ready(service, state["ports"])
-        return needed
+                started.append(service)
+        return state["ports"]
 
     def healthy(self, service: str) -> bool:
         """Running and answering as it should (not merely a live PID)."""
@@ -280,6 +301,7 @@ class Sandbox:
     def _wait_ready(self, service: str, ports: dict) -> None:
         deadline = time.monotonic() + self.settings.sandbox.start_timeout_s
         last_error = "not ready"
+        pause = READY_POLL_MIN_S
         while time.monotonic() < deadline:
             rec = self.record(service)
             if rec is None or not is_running(rec):
@@ -289,11 +311,34 @@ class Sandbox:
                 return
             except Exception as exc:
                 last_error = str(exc) or type(exc).__name__
-            time.sleep(0.1)
+            # Short at first (most services answer within a few tens of ms), then 0.1 s.
+            time.sleep(pause)
+            pause = min(pause * 2, READY_POLL_MAX_S)
         raise SandboxError(f"{service} not ready after {self.settings.sandbox.start_timeout_s:g}s: {last_error}")
 
     def _check_ready(self, service: str, ports: dict) -> None:
         BY_NAME[service].ready(self.where(ports))
+
+
+def _waves(services: list[Service], last: bool) -> list[list[Service]]:
+    """Split services into two waves for starting (`last`: the wave of each profile's last
+    service comes second) or stopping (it comes first). A profile's last service uses the
+    others (the relay uses Postgres and NATS, the gateway OPA, the collector the sink, sea-b
+    sea-a), while the others use nothing of each other and no profile uses another's: so a
+    wave can start, or stop, all at once."""
+    tops = {PROFILES[p][-1] for p in PROFILES}
+    first = [s for s in services if s.name not in tops]
+    second = [s for s in services if s.name in tops]
+    waves = [first, second] if last else [second, first]
+    return [wave for wave in waves if wave]
+
+
+def _stopped(rec: ProcessRecord, timeout_s: float) -> bool:
+    """Wait for a process already asked to stop; then kill its whole tree."""
+    if wait_gone(rec, timeout_s):
+        return True
+    signal_tree(rec, signal.SIGKILL)
+    return wait_gone(rec, 5.0)
 
 
 def _free_port(taken: set[int] = frozenset()) -> int:

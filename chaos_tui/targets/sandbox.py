@@ -87,15 +87,32 @@ class SandboxTarget(PlatformTarget):
                 # A link port was taken while the mesh was down: pick new ones and retry.
                 await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"], True)
                 await self.ensure_mesh_link()
-        # Filled in as each service starts, so a failed or interrupted start is still undone.
-        await _to_the_end(asyncio.to_thread(self.sandbox.up, self.started, profiles))
-        await self._ensure_agent()
+        # The agent starts while the services do (it needs none of them to serve, and a
+        # leftover heal that starts one is safe alongside: Sandbox.start is locked). Both are
+        # awaited to their end, even when one fails or the run is cancelled, so what either
+        # started is known to stop_what_we_started. `started` is filled in as each service
+        # starts, so a failed or interrupted start is still undone.
+        outcomes = await asyncio.gather(
+            _to_the_end(asyncio.to_thread(self.sandbox.up, self.started, profiles)),
+            self._ensure_agent(),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:  # the services' failure first: it names the cause
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _ensure_agent(self) -> None:
-        if await _to_the_end(self.agent.ensure()):
-            self.agent_started = True
-            info = self.agent.info()
-            self._agent_pid = info["pid"] if info else None
+        starting = asyncio.ensure_future(self.agent.ensure())
+        try:
+            await _to_the_end(starting)
+        finally:
+            # Even when the run was cancelled meanwhile (the start went on to its end): an
+            # agent this target spawned is one it must stop.
+            if starting.done() and not starting.cancelled() and starting.exception() is None \
+                    and starting.result():
+                self.agent_started = True
+                info = self.agent.info()
+                self._agent_pid = info["pid"] if info else None
 
     def probes(self) -> list[Probe]:
         return [AgentProbe("agent", self.agent)]
