@@ -141,7 +141,7 @@ class AgentClient:
         """Make sure an agent serves this state dir; True if this call started it."""
         if self.info() is not None and await self._healthy():
             return False
-        command = [sys.executable, "-m", "chaos_tui", "agent"]
+        command = [sys.executable, "-P", "-m", "chaos_tui", "agent"]  # -P: not the cwd's code
         # The agent serves this client's state dir, whatever the environment says.
         env = {**os.environ, "CHAOS_STATE_DIR": str(self.settings.state_dir)}
         record = spawn("agent", command, self.folder / p.LOG_FILE, env=env)

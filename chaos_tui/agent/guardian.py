@@ -250,7 +250,7 @@ def spawn_guardian(folder: Path, agent_command: list[str], env: dict[str, str]) 
     """Start this agent's guardian (detached; it forks once more and writes guardian.json).
     Returns why it could not be started, if it could not: the agent still serves."""
     pid = os.getpid()
-    command = [sys.executable, "-m", "chaos_tui.agent.guardian", str(folder), str(pid),
+    command = [sys.executable, "-P", "-m", "chaos_tui.agent.guardian", str(folder), str(pid),
                str((proc_stat(pid) or ("", -1))[1]), "--", *agent_command]
     try:
         with open(folder / "agent.log", "ab") as log:

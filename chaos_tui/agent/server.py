@@ -152,7 +152,7 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     # Its guardian replaces this agent if it dies holding leases, and wakes or replaces it if
     # it freezes: same command, same environment, same state dir; the replacement records
     # its leftover heals as the guardian's.
-    command = [sys.executable, "-m", "chaos_tui", "agent", "--host", host, "--port", str(port),
+    command = [sys.executable, "-P", "-m", "chaos_tui", "agent", "--host", host, "--port", str(port),
                *(["--allow-remote"] if allow_remote else []), "--started-by", "guardian"]
     problem = spawn_guardian(folder, command,
                              {**os.environ, "CHAOS_STATE_DIR": str(settings.state_dir)})

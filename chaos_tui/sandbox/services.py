@@ -60,7 +60,15 @@ class Service:
 
 
 def _python(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
+    # -P: `-m` would put the working directory first on sys.path, so a `chaos_tui` folder
+    # wherever the user stands would run as our service (python_module() says the same).
+    return python_module(module, *args)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """The command line that runs one of our modules with this interpreter, never code from
+    the working directory (-P: nothing unsafe is put first on sys.path)."""
+    return [sys.executable, "-P", "-m", module, *args]
 
 
 def _ready_file_written(where: Where, service: str) -> None:

@@ -341,7 +341,7 @@ def _stopped(rec: ProcessRecord, timeout_s: float) -> bool:
     return wait_gone(rec, 5.0)
 
 
-def _free_port(taken: set[int] = frozenset()) -> int:
+def _free_port(taken: set[int] | frozenset[int] = frozenset()) -> int:
     """A free loopback port that is not one of `taken` (ports kept for services not running
     now, which the kernel would happily hand out again)."""
     for _ in range(100):
