@@ -19,12 +19,15 @@ def test_up_status_down_leaves_nothing_running(fresh_state_dir):
     env = env_for(fresh_state_dir)
     up = run_cli(["sandbox", "up", "--profile", "chaos-outbox"], env)
     assert up.returncode == 0, up.stderr
-    assert "started: postgres, nats, relay" in up.stdout
+    assert "started: postgres, nats, relay, agent" in up.stdout
 
     status = json.loads(run_cli(["sandbox", "status", "--json"], env).stdout)
     assert all(status["services"][s]["running"] for s in SERVICES)
     assert set(status["ports"]) == {"postgres", "nats", "nats_monitor"}
-    assert not (fresh_state_dir / "agent" / "agent.json").exists(), "no agent without the mesh"
+    # The agent comes up with a sandbox kept up (runs on it then neither start nor stop it)
+    # and goes with `sandbox down`.
+    agent_pid = json.loads((fresh_state_dir / "agent" / "agent.json").read_text())["pid"]
+    assert _alive(agent_pid)
     with psycopg.connect(status["urls"]["postgres"], connect_timeout=3) as conn:
         assert conn.execute("SELECT to_regclass('outbox_events')::text").fetchone()[0] == "outbox_events"
 
@@ -35,7 +38,7 @@ def test_up_status_down_leaves_nothing_running(fresh_state_dir):
     pids = {s: state["processes"][s]["pid"] for s in SERVICES}
     down = run_cli(["sandbox", "down"], env)
     assert down.returncode == 0, down.stderr
-    for service, pid in pids.items():
+    for service, pid in {**pids, "agent": agent_pid}.items():
         assert not _alive(pid), f"{service} (pid {pid}) still runs after sandbox down"
     status = json.loads(run_cli(["sandbox", "status", "--json"], env).stdout)
     assert not any(status["services"][s]["running"] for s in SERVICES)

@@ -62,11 +62,11 @@ def sandbox_up(profiles):
     target = SandboxTarget(sb.settings)
 
     async def up() -> None:
-        for profile in profiles or PROFILE_NAMES:
-            if profile == "mesh":  # its link runs through the fault agent's proxies
-                await target.ensure_up(profile)
-            else:
-                await asyncio.to_thread(sb.up, target.started, [profile])
+        # The fault agent comes up with the services and stays until `sandbox down`: runs on
+        # a sandbox kept up then neither start nor stop it (most of a run's cost beyond its
+        # fault and load), and the mesh's link runs through its proxies anyway.
+        for profile in profiles or [None]:
+            await target.ensure_up(profile)
 
     try:
         asyncio.run(up())
@@ -81,11 +81,7 @@ def sandbox_up(profiles):
         raise TargetError(f"sandbox up: {exc}") from None
     started = target.started + (["agent"] if target.agent_started else [])
     click.echo(f"started: {', '.join(started)}" if started else "already running")
-    if "mesh" in (profiles or PROFILE_NAMES):
-        click.echo(
-            "the mesh link runs through the fault agent's proxies "
-            "(`chaos-tui sandbox down` stops the agent too)"
-        )
+    click.echo("the fault agent stays up with the sandbox (`chaos-tui sandbox down` stops it too)")
     _print_status(sb.status())
 
 
