@@ -39,20 +39,35 @@ INJECT_GOAL_S = 10.0
 
 
 def ours_running() -> bool:
-    return any(subprocess.run(["docker", "ps", "-aq", "--filter",
-                               f"label=com.docker.compose.project={project}"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-               for project in ("chaos", "chaos-mesh"))
+    return any(
+        subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for project in ("chaos", "chaos-mesh")
+    )
 
 
 def just(env: dict, *args: str) -> None:
-    subprocess.run([JUST, *args], cwd=ROOT, env=env, check=True, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        [JUST, *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def summary(seconds: list[float]) -> dict:
-    return {"p50": round(statistics.median(seconds), 3), "max": round(max(seconds), 3),
-            "tries": [round(s, 3) for s in seconds]}
+    return {
+        "p50": round(statistics.median(seconds), 3),
+        "max": round(max(seconds), 3),
+        "tries": [round(s, 3) for s in seconds],
+    }
 
 
 async def measure(agent: AgentClient, kind: str, params: dict, repeat: int) -> dict:
@@ -76,9 +91,17 @@ async def run(state_dir: Path, image: str, repeat: int) -> dict:
         kinds = {}
         for kind in ("docker.restart", "docker.kill", "docker.stop", "docker.pause"):
             kinds[kind] = await measure(agent, kind, {"project": "chaos", "service": "opa"}, repeat)
-        kinds["docker.netcut"] = await measure(agent, "docker.netcut", {
-            "project": "chaos-mesh", "services": [f"sea-nats-a-{i}" for i in (1, 2, 3)],
-            "port": 7522, "image": image}, repeat)
+        kinds["docker.netcut"] = await measure(
+            agent,
+            "docker.netcut",
+            {
+                "project": "chaos-mesh",
+                "services": [f"sea-nats-a-{i}" for i in (1, 2, 3)],
+                "port": 7522,
+                "image": image,
+            },
+            repeat,
+        )
         assert await agent.leases() == [], "a lease outlived its heal"
         return kinds
     finally:
@@ -93,10 +116,16 @@ def main() -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if ours_running():
-        sys.exit("docker_faults_bench: compose projects chaos/chaos-mesh already exist here; "
-                 "take them down first (just chaos-down)")
-    built = subprocess.run([sys.executable, str(ROOT / "infra/docker/testbed/build_testbed.py")],
-                           capture_output=True, text=True, check=True).stdout
+        sys.exit(
+            "docker_faults_bench: compose projects chaos/chaos-mesh already exist here; "
+            "take them down first (just chaos-down)"
+        )
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "infra/docker/testbed/build_testbed.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     image = built.strip().split("=", 1)[1]
     env = {**os.environ, "CHAOS_TESTBED": "1", "PYTHON": sys.executable}
     state_dir = Path(tempfile.mkdtemp(prefix="chaos-docker-bench-"))
@@ -116,8 +145,9 @@ def main() -> int:
         "worst_apply_s": worst,
         "goal_apply_s": INJECT_GOAL_S,
         "goal_met": worst <= INJECT_GOAL_S,
-        "docker_server": subprocess.run(["docker", "version", "-f", "{{.Server.Version}}"],
-                                        capture_output=True, text=True).stdout.strip(),
+        "docker_server": subprocess.run(
+            ["docker", "version", "-f", "{{.Server.Version}}"], capture_output=True, text=True
+        ).stdout.strip(),
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -36,6 +36,7 @@ CHUNK = 64 * 1024
 
 async def serve_forever() -> None:
     """The sink and echo servers, in a process of their own (see start_servers)."""
+
     async def sink(reader, writer):
         total = 0
         while data := await reader.read(1 << 20):
@@ -53,8 +54,10 @@ async def serve_forever() -> None:
             pass
         writer.close()
 
-    servers = [await asyncio.start_server(sink, "127.0.0.1", 0),
-               await asyncio.start_server(echo, "127.0.0.1", 0)]
+    servers = [
+        await asyncio.start_server(sink, "127.0.0.1", 0),
+        await asyncio.start_server(echo, "127.0.0.1", 0),
+    ]
     print(json.dumps([s.sockets[0].getsockname()[1] for s in servers]), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
 
@@ -62,8 +65,12 @@ async def serve_forever() -> None:
 def start_servers() -> tuple[int, int, subprocess.Popen]:
     """Client and server in different processes, as in life: the direct path then pays the
     same process switches the proxied one does, and the difference is the proxy's own."""
-    proc = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     sink_port, echo_port = json.loads(proc.stdout.readline())
     return sink_port, echo_port, proc
 
@@ -123,8 +130,11 @@ async def toxic_effect(client: AgentClient, proxy: str, port: int, tries: int) -
         pinger.start()
         await asyncio.sleep(0.2)
         called = time.perf_counter()
-        lease = await client.create_lease(kind="proxy.toxic", ttl_s=30, params={
-            "proxy": proxy, "type": "latency", "attributes": {"latency": 50}})
+        lease = await client.create_lease(
+            kind="proxy.toxic",
+            ttl_s=30,
+            params={"proxy": proxy, "type": "latency", "attributes": {"latency": 50}},
+        )
         returned = time.perf_counter()
         await asyncio.sleep(0.3)
         stop.set()
@@ -134,8 +144,12 @@ async def toxic_effect(client: AgentClient, proxy: str, port: int, tries: int) -
         # its byte, about when it was sent: the effect time is that send minus the call start.
         slowed = [start for start, took in log if took >= 0.049]
         first = min(slowed) if slowed else None
-        results.append({"api_call_ms": round((returned - called) * 1000, 3),
-                        "effect_ms": None if first is None else round((first - called) * 1000, 3)})
+        results.append(
+            {
+                "api_call_ms": round((returned - called) * 1000, 3),
+                "effect_ms": None if first is None else round((first - called) * 1000, 3),
+            }
+        )
     return results
 
 
@@ -145,8 +159,12 @@ async def main_async(args) -> dict:
     sink_port, echo_port, servers = start_servers()
     try:
         await client.ensure()
-        sink_proxy = await client._ok("POST", "/proxies", {"name": "sink", "upstream": f"127.0.0.1:{sink_port}"})
-        echo_proxy = await client._ok("POST", "/proxies", {"name": "echo", "upstream": f"127.0.0.1:{echo_port}"})
+        sink_proxy = await client._ok(
+            "POST", "/proxies", {"name": "sink", "upstream": f"127.0.0.1:{sink_port}"}
+        )
+        echo_proxy = await client._ok(
+            "POST", "/proxies", {"name": "echo", "upstream": f"127.0.0.1:{echo_port}"}
+        )
         sink_via = int(sink_proxy["listen"].rsplit(":", 1)[1])
         echo_via = int(echo_proxy["listen"].rsplit(":", 1)[1])
 
@@ -162,8 +180,12 @@ async def main_async(args) -> dict:
         measured = [e["effect_ms"] for e in effects if e["effect_ms"] is not None]
         return {
             "benchmark": "proxy_bench",
-            "throughput_mb_per_s": {"direct": round(direct_mbs, 1), "proxy": round(proxy_mbs, 1),
-                                    "ratio": round(proxy_mbs / direct_mbs, 3), "goal_ratio": 0.5},
+            "throughput_mb_per_s": {
+                "direct": round(direct_mbs, 1),
+                "proxy": round(proxy_mbs, 1),
+                "ratio": round(proxy_mbs / direct_mbs, 3),
+                "goal_ratio": 0.5,
+            },
             "round_trip_us": {
                 "direct": {"p50": round(pct(direct, 50), 1), "p99": round(pct(direct, 99), 1)},
                 "proxy": {"p50": round(pct(via, 50), 1), "p99": round(pct(via, 99), 1)},
@@ -171,10 +193,12 @@ async def main_async(args) -> dict:
                 "added_p99": round(pct(via, 99) - pct(direct, 99), 1),
                 "goal_added_p50": 100,
             },
-            "toxic_effect_ms": {"tries": effects,
-                                "worst": max(measured) if measured else None,
-                                "median": statistics.median(measured) if measured else None,
-                                "goal": 5},
+            "toxic_effect_ms": {
+                "tries": effects,
+                "worst": max(measured) if measured else None,
+                "median": statistics.median(measured) if measured else None,
+                "goal": 5,
+            },
             "meets_goals": {
                 "throughput": proxy_mbs / direct_mbs >= 0.5,
                 "added_p50": pct(via, 50) - pct(direct, 50) <= 100,

@@ -134,7 +134,11 @@ def one_run(env: dict[str, str], state: Path, args, keep: bool) -> dict:
     master, slave = os.openpty()  # stderr a terminal, as a user's: the status line shows
     started = time.time()
     proc = subprocess.Popen(
-        command, env=env, cwd=state, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        command,
+        env=env,
+        cwd=state,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
         stderr=slave,
     )
     os.close(slave)

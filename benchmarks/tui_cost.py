@@ -141,10 +141,23 @@ def measure_console(exe: str, env: dict[str, str], state: Path, params: list[str
 
 def measure_headless(exe: str, env: dict[str, str], state: Path, params: list[str]) -> dict:
     before = results(state)
-    proc = subprocess.Popen([exe, "--headless", "--scenario", SCENARIO, "--keep-sandbox", *params,
-                             "--output", str(state / "headless.json")],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--keep-sandbox",
+            *params,
+            "--output",
+            str(state / "headless.json"),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     cpu0 = t0 = None
     for line in proc.stderr:  # the run begins with its "prepare" line
         if cpu0 is None and " prepare" in line:
@@ -165,8 +178,12 @@ def measure_headless(exe: str, env: dict[str, str], state: Path, params: list[st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-seconds", type=float, default=60.0,
-                        help="length of the scenario run (warm-up + fault + recovery)")
+    parser.add_argument(
+        "--run-seconds",
+        type=float,
+        default=60.0,
+        help="length of the scenario run (warm-up + fault + recovery)",
+    )
     parser.add_argument("--rate", type=float, default=10.0, help="probe rate in Hz")
     parser.add_argument("--startup-tries", type=int, default=3)
     parser.add_argument("--output", type=Path, help="also write the JSON here")
@@ -175,27 +192,52 @@ def main() -> int:
     exe = shutil.which("chaos-tui") or str(Path(sys.executable).with_name("chaos-tui"))
     state = Path(tempfile.mkdtemp(prefix="chaos-tui-bench-", dir="/tmp"))  # 0700, as it should be
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_")}
-    env.update(CHAOS_STATE_DIR=str(state), CHAOS_PROBE_RATE_HZ=str(args.rate),
-               TERM="xterm-256color", COLUMNS=str(COLS), LINES=str(ROWS))
+    env.update(
+        CHAOS_STATE_DIR=str(state),
+        CHAOS_PROBE_RATE_HZ=str(args.rate),
+        TERM="xterm-256color",
+        COLUMNS=str(COLS),
+        LINES=str(ROWS),
+    )
     third = args.run_seconds / 3
-    params = ["--set", f"warmup_s={third:g}", "--set", f"down_s={min(third, 60):g}",
-              "--set", f"recover_s={third:g}"]
-    report: dict = {"benchmark": "tui_cost", "scenario": SCENARIO, "probe_rate_hz": args.rate,
-                    "terminal": f"{COLS}x{ROWS}", "goal_cpu_share_of_one_core": 0.15}
+    params = [
+        "--set",
+        f"warmup_s={third:g}",
+        "--set",
+        f"down_s={min(third, 60):g}",
+        "--set",
+        f"recover_s={third:g}",
+    ]
+    report: dict = {
+        "benchmark": "tui_cost",
+        "scenario": SCENARIO,
+        "probe_rate_hz": args.rate,
+        "terminal": f"{COLS}x{ROWS}",
+        "goal_cpu_share_of_one_core": 0.15,
+    }
     try:
-        subprocess.run([exe, "sandbox", "up"], env=env, check=True, stdout=subprocess.DEVNULL,
-                       stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [exe, "sandbox", "up"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         measure_startup(exe, env, 1)  # the first start warms caches; it is not counted
         startup = measure_startup(exe, env, args.startup_tries)
         report["startup_seconds_warm"] = {"best": min(startup), "all": startup}
         report["console"] = measure_console(exe, env, state, params)
         report["headless"] = measure_headless(exe, env, state, params)
         report["console_overhead_cpu_share"] = round(
-            report["console"]["cpu_share_of_one_core"] - report["headless"]["cpu_share_of_one_core"], 4)
+            report["console"]["cpu_share_of_one_core"]
+            - report["headless"]["cpu_share_of_one_core"],
+            4,
+        )
         report["meets_goal"] = report["console"]["cpu_share_of_one_core"] <= 0.15
     finally:
-        subprocess.run([exe, "sandbox", "down"], env=env, stdout=subprocess.DEVNULL,
-                       stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [exe, "sandbox", "down"], env=env, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
         from chaos_tui.sandbox import postgres
 
         postgres.remove_home(state / "pg")  # as root, PostgreSQL's data lives outside the state dir

@@ -68,8 +68,9 @@ class ChaosApp(App):
         # last one through this same saver on the way out, which then writes nothing again.
         self.saver = ResultSaver(self.results_dir)
         self.catalog = Catalog(self.target, self.results_dir, params)
-        self.options = options or RunOptions(rate_hz=settings.probe_rate_hz,
-                                             invariant_budget_s=settings.invariant_budget_s)
+        self.options = options or RunOptions(
+            rate_hz=settings.probe_rate_hz, invariant_budget_s=settings.invariant_budget_s
+        )
         self.export_dir = export_dir or Path.cwd()
         self.open_scenario = open_scenario
         self.lockout = self._lockout(enable_chaos or settings.enabled)
@@ -98,8 +99,10 @@ class ChaosApp(App):
         if self.lockout:
             return Text(f" LOCKED: {self.lockout} ", style="bold white on red3")
         kind = "the embedded sandbox" if self.target.is_sandbox else "chaos explicitly enabled"
-        return Text(f" target {self.target.name}: {kind}; every run asks for the scenario's name ",
-                    style="black on dark_sea_green4")
+        return Text(
+            f" target {self.target.name}: {kind}; every run asks for the scenario's name ",
+            style="black on dark_sea_green4",
+        )
 
     @property
     def run_in_progress(self) -> Run | None:
@@ -130,7 +133,9 @@ class ChaosApp(App):
 
     def _may_run(self) -> bool:
         if self.lockout:
-            self.notify(self.lockout, title="refused: nothing injected", severity="error", timeout=10)
+            self.notify(
+                self.lockout, title="refused: nothing injected", severity="error", timeout=10
+            )
             return False
         if self.run_in_progress is not None:
             self.notify("a run is already in progress", severity="warning")
@@ -144,8 +149,12 @@ class ChaosApp(App):
         try:  # the plan the detail screen shows, and the run executes
             plan = self.catalog.plan(name)
         except (ChaosError, OSError) as exc:
-            self.notify(f"cannot plan {name}: {exc}", title="refused: nothing injected",
-                        severity="error", timeout=15)
+            self.notify(
+                f"cannot plan {name}: {exc}",
+                title="refused: nothing injected",
+                severity="error",
+                timeout=15,
+            )
             return
         self.push_screen(ConfirmRunScreen.for_plan(plan), callback=partial(self._confirmed, name))
 
@@ -178,8 +187,12 @@ class ChaosApp(App):
         self.push_screen(screen)
         self._run_task = asyncio.ensure_future(self._run.execute())
         self._run_task.add_done_callback(lambda _: run_lock.release())
-        self.run_worker(self._drive(self._run_task, screen), name=f"run:{name}", group="run",
-                        exit_on_error=False)
+        self.run_worker(
+            self._drive(self._run_task, screen),
+            name=f"run:{name}",
+            group="run",
+            exit_on_error=False,
+        )
 
     def _emit(self, event: RunEvent) -> None:
         self.post_message(RunEventMessage(event))
@@ -209,8 +222,11 @@ class ChaosApp(App):
                 self.pop_screen()
             await self.switch_screen(ReportScreen(result, self.export_dir))
         except Exception as exc:  # the result is saved; say so rather than hang on the run screen
-            self.notify(f"could not show the report ({exc}); the result is in {self.results_dir}",
-                        severity="error", timeout=15)
+            self.notify(
+                f"could not show the report ({exc}); the result is in {self.results_dir}",
+                severity="error",
+                timeout=15,
+            )
 
     async def settle(self) -> None:
         """After the app has stopped, however it stopped: a run still going is aborted and its
@@ -251,10 +267,12 @@ class ChaosApp(App):
         if self.run_in_progress is None:
             self.exit()
             return
-        question = ("A run is in progress and a fault may be live.\n"
-                    "Abort it, heal everything, then quit?")
-        self.push_screen(AskScreen(question, yes="Heal and quit", no="Keep running"),
-                         callback=self._quit_answer)
+        question = (
+            "A run is in progress and a fault may be live.\nAbort it, heal everything, then quit?"
+        )
+        self.push_screen(
+            AskScreen(question, yes="Heal and quit", no="Keep running"), callback=self._quit_answer
+        )
 
     def _quit_answer(self, yes: bool | None) -> None:
         if yes:
@@ -270,12 +288,15 @@ class ChaosApp(App):
             self.notify(f"{signame}: healing before exit", severity="warning")
             self.action_abort_run()
         else:  # reported, never obeyed: the heal finishes first
-            self.notify(f"{signame}: still healing; the console exits once it is done",
-                        severity="warning")
+            self.notify(
+                f"{signame}: still healing; the console exits once it is done", severity="warning"
+            )
 
     def action_halt(self) -> None:
-        self._operator(lambda run: run.halt(), "halt: healing every live fault, nothing more "
-                       "will be injected in this run")
+        self._operator(
+            lambda run: run.halt(),
+            "halt: healing every live fault, nothing more will be injected in this run",
+        )
 
     def action_heal(self) -> None:
         self._operator(lambda run: run.heal_now(), "healing every live fault now")
@@ -294,11 +315,17 @@ class ChaosApp(App):
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
         for entry in self.catalog.entries:
-            yield SystemCommand(f"Run {entry.name}", f"asks for the name, then runs it on "
-                                f"{self.target.name}", partial(self.request_run, entry.name))
-        yield SystemCommand("Heal live faults", "heal every live fault now; the run goes on",
-                            self.action_heal)
-        yield SystemCommand("Halt", "heal every live fault and inject nothing more in this run",
-                            self.action_halt)
-        yield SystemCommand("Abort run", "stop the run after healing everything",
-                            self.action_abort_run)
+            yield SystemCommand(
+                f"Run {entry.name}",
+                f"asks for the name, then runs it on {self.target.name}",
+                partial(self.request_run, entry.name),
+            )
+        yield SystemCommand(
+            "Heal live faults", "heal every live fault now; the run goes on", self.action_heal
+        )
+        yield SystemCommand(
+            "Halt", "heal every live fault and inject nothing more in this run", self.action_halt
+        )
+        yield SystemCommand(
+            "Abort run", "stop the run after healing everything", self.action_abort_run
+        )

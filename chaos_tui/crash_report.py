@@ -32,19 +32,33 @@ def report_killed_runs(state_dir: Path) -> list[str]:
     for run in dead_runs(runs):
         ended = history.find(run_id=run["run_id"])
         live = _live_leases(agent_dir(state_dir) / LEASES_DIR, run["run_id"])
-        seen = min((e["owner_died_seen_at"] for e in ended
-                    if isinstance(e.get("owner_died_seen_at"), (int, float))), default=None)
+        seen = min(
+            (
+                e["owner_died_seen_at"]
+                for e in ended
+                if isinstance(e.get("owner_died_seen_at"), (int, float))
+            ),
+            default=None,
+        )
         phase_at = _clock(run.get("phase_at"))
-        when = (f"was killed at {_clock(seen)}" if seen else
-                f"died in its {run.get('phase', '?')} phase (last seen {phase_at})")
-        faults = [f"its fault {e.get('kind', '?')} {json.dumps(e.get('params', {}))} was healed "
-                  f"by the agent at {_clock(e.get('ended_at'))} ({e.get('by', '?')})"
-                  + (f", with an error: {e['error']}" if e.get("error") else "")
-                  for e in ended]
-        faults += [f"its fault lease {lease_id} is STILL LIVE: run `chaos-tui heal`"
-                   for lease_id in live]
-        lines.append(f"run {run['run_id']} of {run['scenario']} (pid {run['pid']}) {when}; "
-                     + ("; ".join(faults) if faults else "it held no fault"))
+        when = (
+            f"was killed at {_clock(seen)}"
+            if seen
+            else f"died in its {run.get('phase', '?')} phase (last seen {phase_at})"
+        )
+        faults = [
+            f"its fault {e.get('kind', '?')} {json.dumps(e.get('params', {}))} was healed "
+            f"by the agent at {_clock(e.get('ended_at'))} ({e.get('by', '?')})"
+            + (f", with an error: {e['error']}" if e.get("error") else "")
+            for e in ended
+        ]
+        faults += [
+            f"its fault lease {lease_id} is STILL LIVE: run `chaos-tui heal`" for lease_id in live
+        ]
+        lines.append(
+            f"run {run['run_id']} of {run['scenario']} (pid {run['pid']}) {when}; "
+            + ("; ".join(faults) if faults else "it held no fault")
+        )
         kept = {k: v for k, v in run.items() if k != "path"}
         kept.update(faults=ended, live_leases=live, reported_at=time.time())
         try:

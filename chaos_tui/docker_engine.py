@@ -11,8 +11,10 @@ from chaos_tui.core.errors import TargetError
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 SIDECAR_LABEL = "chaos-tui.sidecar"
-BUILD_SIDECAR_HINT = ("build it with `just chaos-build`, or set CHAOS_DOCKER__SIDECAR_IMAGE to a "
-                      "local image that has iptables")
+BUILD_SIDECAR_HINT = (
+    "build it with `just chaos-build`, or set CHAOS_DOCKER__SIDECAR_IMAGE to a "
+    "local image that has iptables"
+)
 
 
 class DockerUnavailable(TargetError):
@@ -39,8 +41,9 @@ def docker_client():
 
 def find_container(project: str, service: str):
     """The container of this compose service (the first by name if it is scaled), or None."""
-    found = docker_client().containers.list(all=True, filters={
-        "label": [f"{PROJECT_LABEL}={project}", f"{SERVICE_LABEL}={service}"]})
+    found = docker_client().containers.list(
+        all=True, filters={"label": [f"{PROJECT_LABEL}={project}", f"{SERVICE_LABEL}={service}"]}
+    )
     return sorted(found, key=lambda c: c.name)[0] if found else None
 
 
@@ -60,8 +63,10 @@ def sidecar_image_problem(image: str) -> str | None:
 def project_problem(projects: tuple[str, ...], project: str) -> str | None:
     if project in projects:
         return None
-    return (f"compose project {project!r} is not one chaos-tui may break ({', '.join(projects)}; "
-            "set CHAOS_DOCKER__PROJECT / CHAOS_DOCKER__MESH_PROJECT for the agent)")
+    return (
+        f"compose project {project!r} is not one chaos-tui may break ({', '.join(projects)}; "
+        "set CHAOS_DOCKER__PROJECT / CHAOS_DOCKER__MESH_PROJECT for the agent)"
+    )
 
 
 def remove_quietly(container) -> None:

@@ -92,9 +92,14 @@ def run_headless(
         if task is not None:
             task.cancel()
 
-    session = RunSession(target, results_dir, who="this run", abort=abort,
-                         keep_sandbox=not stop_sandbox_after,
-                         tell=lambda line: console.print(line, highlight=False, markup=False))
+    session = RunSession(
+        target,
+        results_dir,
+        who="this run",
+        abort=abort,
+        keep_sandbox=not stop_sandbox_after,
+        tell=lambda line: console.print(line, highlight=False, markup=False),
+    )
     session.install()
     guard = session.guard
     narrate = Progress(console)
@@ -142,8 +147,13 @@ def _say_if_starting(target, profile: str, console: Console) -> None:
         console.print(f"starting the sandbox ({profile})\u2026", highlight=False)
 
 
-def _deliver(result: RunResult, saved: Path | None, output: Path | None, json_to_stdout: bool,
-             console: Console) -> None:
+def _deliver(
+    result: RunResult,
+    saved: Path | None,
+    output: Path | None,
+    json_to_stdout: bool,
+    console: Console,
+) -> None:
     """The summary last on stderr, the result's path under it; the JSON where it was asked."""
     print_summary(console, result)
     if output is not None:
@@ -151,8 +161,9 @@ def _deliver(result: RunResult, saved: Path | None, output: Path | None, json_to
             write_atomic(output, result_json(result))
             console.print(f"result written to {output}", highlight=False)
         except OSError as exc:  # checked before the run, yet gone now: stdout still has it
-            console.print(f"[yellow]could not write {output}: {exc}; the result follows on "
-                          "stdout[/yellow]")
+            console.print(
+                f"[yellow]could not write {output}: {exc}; the result follows on stdout[/yellow]"
+            )
             json_to_stdout = True
     if saved is not None:
         # Not wrapped by Rich: a path split over two lines cannot be copied.

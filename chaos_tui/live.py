@@ -167,7 +167,10 @@ class LiveRun:
         if not self.windows:
             return None
         injected = self.windows[0].injected_at
-        before = [s.latency_ms for s in self.timeline.since(probe, injected - 10.0)
-                  if s.t < injected and s.ok and s.latency_ms is not None]
+        before = [
+            s.latency_ms
+            for s in self.timeline.since(probe, injected - 10.0)
+            if s.t < injected and s.ok and s.latency_ms is not None
+        ]
         self._calm[probe] = median(before) if len(before) >= RECENT else None
         return self._calm[probe]

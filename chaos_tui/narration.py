@@ -56,19 +56,28 @@ class Narrator:
             return event.t, f"[bold]{event.phase}[/bold]{detail}"
         if isinstance(event, FaultInjected):
             w = event.window
-            return w.injected_at, f"[bold red]INJECTED[/bold red] {w.fault}: {escape(w.description)}"
+            return (
+                w.injected_at,
+                f"[bold red]INJECTED[/bold red] {w.fault}: {escape(w.description)}",
+            )
         if isinstance(event, FaultHealed):
             w = event.window
             if event.ok and w.healed_at is not None:
                 took = w.healed_at - w.injected_at
                 by = f" (by {w.healed_by})" if w.healed_by != "the run" else ""
-                return w.healed_at, f"[bold green]HEALED[/bold green] {w.fault} after {took:.1f}s{by}"
+                return (
+                    w.healed_at,
+                    f"[bold green]HEALED[/bold green] {w.fault} after {took:.1f}s{by}",
+                )
             when = w.heal_started_at or w.injected_at  # a failed heal leaves the window open
             return when, f"[bold red]HEAL FAILED[/bold red] {w.fault}: {escape(event.error or '')}"
         if isinstance(event, InvariantChecked):
             r = event.result
             mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
-            return self._last_t, f"{mark} {r.name}: {escape(invariant_measure(r))} {escape(r.detail)}"
+            return (
+                self._last_t,
+                f"{mark} {r.name}: {escape(invariant_measure(r))} {escape(r.detail)}",
+            )
         if isinstance(event, Note):
             style = NOTE_STYLES.get(event.level, "cyan")
             return event.t, f"[{style}]{escape(event.text)}[/{style}]"

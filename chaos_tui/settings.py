@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         try:
             markers = json.loads(text)
         except ValueError:
-            raise ValueError("not a JSON list (use [\"a\", \"b\"] or a,b)") from None
+            raise ValueError('not a JSON list (use ["a", "b"] or a,b)') from None
         if not isinstance(markers, list) or not all(isinstance(m, str) for m in markers):
             raise ValueError("must be a list of strings")
         return markers
@@ -140,10 +140,15 @@ class Settings(BaseSettings):
 
 # CHAOS_* variables the tool reads that are not settings: the compose files' image names
 # (CHAOS_APP_IMAGE, CHAOS_POSTGRES_IMAGE, ...) and the test bed's switches (justfile).
-OTHER_VARIABLES = ("CHAOS_TESTBED", "CHAOS_TESTBED_MIRROR",
-                   # host ports of the compose stacks, read by docker-compose, not by the tool
-                   "CHAOS_OUTBOX_NATS_PORT", "CHAOS_OUTBOX_NATS_MONITOR_PORT",
-                   "CHAOS_MESH_A_PORT", "CHAOS_MESH_B_PORT")
+OTHER_VARIABLES = (
+    "CHAOS_TESTBED",
+    "CHAOS_TESTBED_MIRROR",
+    # host ports of the compose stacks, read by docker-compose, not by the tool
+    "CHAOS_OUTBOX_NATS_PORT",
+    "CHAOS_OUTBOX_NATS_MONITOR_PORT",
+    "CHAOS_MESH_A_PORT",
+    "CHAOS_MESH_B_PORT",
+)
 OTHER_SUFFIXES = ("_IMAGE",)
 
 
@@ -167,8 +172,12 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     found = []
     for name in sorted(environ):
         upper = name.upper()
-        if (not upper.startswith("CHAOS_") or upper in known or upper in OTHER_VARIABLES
-                or upper.endswith(OTHER_SUFFIXES)):
+        if (
+            not upper.startswith("CHAOS_")
+            or upper in known
+            or upper in OTHER_VARIABLES
+            or upper.endswith(OTHER_SUFFIXES)
+        ):
             continue
         # Compared without the shared CHAOS_ prefix, which would make anything look close.
         guess = difflib.get_close_matches(upper[6:], [k[6:] for k in known], n=1, cutoff=0.6)

@@ -14,7 +14,7 @@ import asyncio
 import signal
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FORCE_WINDOW_S = 2.0  # a third signal this soon after the one before may force the exit
@@ -52,8 +52,9 @@ class CleanupSignals:
     stop (`forced`); the result is still saved.
     """
 
-    def __init__(self, abort: Callable[[str], None], who: str,
-                 repeat: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, abort: Callable[[str], None], who: str, repeat: Callable[[str], None] | None = None
+    ) -> None:
         self.abort, self.repeat = abort, repeat
         self.who = who  # "this run", "the console": whose started services are being stopped
         self.stage = "running"
@@ -90,12 +91,16 @@ class CleanupSignals:
             self._still_healing(name, now)
         elif self.stage == "stopping":
             if len(self._times) >= 3 and now - self._times[-2] <= FORCE_WINDOW_S:
-                say(f"{name} received again: not waiting for what {self.who} started to stop "
-                    "(`chaos-tui sandbox down` stops it); saving the result")
+                say(
+                    f"{name} received again: not waiting for what {self.who} started to stop "
+                    "(`chaos-tui sandbox down` stops it); saving the result"
+                )
                 self.forced.set()
             else:
-                say(f"{name} received: stopping what {self.who} started, then saving the "
-                    f"result (a third signal within {FORCE_WINDOW_S:g} s skips the wait)")
+                say(
+                    f"{name} received: stopping what {self.who} started, then saving the "
+                    f"result (a third signal within {FORCE_WINDOW_S:g} s skips the wait)"
+                )
         elif self.stage == "saving":
             say(f"{name} received: saving the result, then exiting")
         else:
@@ -103,8 +108,10 @@ class CleanupSignals:
 
     def _still_healing(self, name: str, now: float) -> None:
         since = now - (self.aborted_at or now)
-        say(f"{name} received: still healing, {since:.0f} s; exiting once the heal is done "
-            "and the result saved")
+        say(
+            f"{name} received: still healing, {since:.0f} s; exiting once the heal is done "
+            "and the result saved"
+        )
 
     async def unless_forced(self, work) -> None:
         """Await `work` (a future), or stop waiting once a forced exit was asked for."""

@@ -22,13 +22,37 @@ from pathlib import Path
 # Every entry the tool uses inside the state dir (relative paths). A link at any of them is
 # refused. Keep this list in step with what the code writes.
 ENTRIES = (
-    "sandbox.json", "sandbox.lock", "logs", "results",
-    "pg", "pg/home", "pg/data", "pg/dist", "nats", "mesh", "sink", "rotel",
-    "relay.ready", "opa.ready", "gateway.ready", "sink.ready",
-    "agent", "agent/agent.lock", "agent/token", "agent/agent.json", "agent/agent.log",
-    "agent/spawned.json", "agent/halted", "agent/leases", "agent/history.jsonl",
-    "agent/history.1.jsonl", "agent/heartbeat", "agent/guardian.json",
-    "agent/guardian-replacements.json", "runs", "users",
+    "sandbox.json",
+    "sandbox.lock",
+    "logs",
+    "results",
+    "pg",
+    "pg/home",
+    "pg/data",
+    "pg/dist",
+    "nats",
+    "mesh",
+    "sink",
+    "rotel",
+    "relay.ready",
+    "opa.ready",
+    "gateway.ready",
+    "sink.ready",
+    "agent",
+    "agent/agent.lock",
+    "agent/token",
+    "agent/agent.json",
+    "agent/agent.log",
+    "agent/spawned.json",
+    "agent/halted",
+    "agent/leases",
+    "agent/history.jsonl",
+    "agent/history.1.jsonl",
+    "agent/heartbeat",
+    "agent/guardian.json",
+    "agent/guardian-replacements.json",
+    "runs",
+    "users",
 )
 # Directories whose entries we create by name (logs, lease files, result folders): each entry
 # is checked too. One listing each, so the check stays cheap.
@@ -113,21 +137,28 @@ def _check_owned(path: Path) -> None:
     except OSError as exc:
         raise StateDirProblem(f"cannot use the state dir {path}: {exc.strerror}") from None
     if stat.S_ISLNK(info.st_mode):
-        raise StateDirProblem(f"the state dir {path} is a symbolic link: chaos-tui follows "
-                              "none; point CHAOS_STATE_DIR at the directory itself")
+        raise StateDirProblem(
+            f"the state dir {path} is a symbolic link: chaos-tui follows "
+            "none; point CHAOS_STATE_DIR at the directory itself"
+        )
     if not stat.S_ISDIR(info.st_mode):
         raise StateDirProblem(f"the state dir {path} is not a directory")
     if info.st_uid != os.geteuid():
-        raise StateDirProblem(f"the state dir {path} belongs to {_user(info.st_uid)}, not to "
-                              "you: use a state dir of your own (CHAOS_STATE_DIR)")
+        raise StateDirProblem(
+            f"the state dir {path} belongs to {_user(info.st_uid)}, not to "
+            "you: use a state dir of your own (CHAOS_STATE_DIR)"
+        )
     if info.st_mode & 0o022:
-        raise StateDirProblem(f"the state dir {path} is writable by others "
-                              f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 700 it")
+        raise StateDirProblem(
+            f"the state dir {path} is writable by others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 700 it"
+        )
 
 
 def _link(path: Path) -> StateDirProblem:
-    return StateDirProblem(f"{path} is a symbolic link: chaos-tui follows no link in its state "
-                           "dir (remove it)")
+    return StateDirProblem(
+        f"{path} is a symbolic link: chaos-tui follows no link in its state dir (remove it)"
+    )
 
 
 def _user(uid: int) -> str:

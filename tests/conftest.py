@@ -42,16 +42,25 @@ def remove_state_dir(state_dir: Path) -> None:
 def env_for(state_dir: Path, **extra: str) -> dict[str, str]:
     # Neither our settings nor a deploy variable that the production lockout reads (NODE_ENV...)
     # of the machine running the suite may leak into a test.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CHAOS_") and k not in ENVIRONMENT_VARIABLES}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CHAOS_") and k not in ENVIRONMENT_VARIABLES
+    }
     env["CHAOS_STATE_DIR"] = str(state_dir)
     env.update(extra)
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        CHAOS_TUI + args, env=env, capture_output=True, text=True, timeout=timeout,
+        CHAOS_TUI + args,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
 
@@ -112,8 +121,11 @@ def _guardian(folder: Path) -> dict | None:
         record = json.loads((folder / "guardian.json").read_text())
     except (OSError, ValueError):
         return None
-    return record if is_running(ProcessRecord("guardian", record["pid"], record["start_ticks"],
-                                              [], "")) else None
+    return (
+        record
+        if is_running(ProcessRecord("guardian", record["pid"], record["start_ticks"], [], ""))
+        else None
+    )
 
 
 def _wait_while_an_agent_starts(client: AgentClient, timeout_s: float = 60.0) -> None:

@@ -17,7 +17,9 @@ import time
 from tests.conftest import CHAOS_TUI
 
 # Escape sequences the console writes (cursor moves, colours, modes): dropped to read the text.
-ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
+ESCAPES = re.compile(
+    rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78]"
+)
 
 
 def _take_controlling_terminal() -> None:
@@ -25,17 +27,29 @@ def _take_controlling_terminal() -> None:
 
 
 class PtyConsole:
-    def __init__(self, args: list[str], env: dict[str, str], *,
-                 controlling_terminal: bool = True, rows: int = 40, columns: int = 120) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        *,
+        controlling_terminal: bool = True,
+        rows: int = 40,
+        columns: int = 120,
+    ) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         # Its own session with this terminal as its controlling one, as a login shell gives it:
         # closing the terminal (hang_up) makes the kernel send it SIGHUP. Without one (a
         # process the hang-up's SIGHUP does not reach) only its failing writes tell it.
-        self.proc = subprocess.Popen([*CHAOS_TUI, *args], stdin=slave, stdout=slave, stderr=slave,
-                                     env={**env, "TERM": "xterm-256color"}, start_new_session=True,
-                                     preexec_fn=_take_controlling_terminal
-                                     if controlling_terminal else None)
+        self.proc = subprocess.Popen(
+            [*CHAOS_TUI, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**env, "TERM": "xterm-256color"},
+            start_new_session=True,
+            preexec_fn=_take_controlling_terminal if controlling_terminal else None,
+        )
         os.close(slave)
         self.master = master
         self.output = bytearray()
@@ -69,8 +83,10 @@ class PtyConsole:
         deadline = time.monotonic() + timeout
         while words not in self.text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{words!r} never showed (exit {self.proc.poll()}); "
-                                     f"the screen ended with: {self.text()[-1500:]}")
+                raise AssertionError(
+                    f"{words!r} never showed (exit {self.proc.poll()}); "
+                    f"the screen ended with: {self.text()[-1500:]}"
+                )
             time.sleep(0.1)
 
     def type(self, keys: str) -> None:

@@ -39,9 +39,14 @@ async def test_every_route_but_health_needs_the_token(agent):
     async with httpx.AsyncClient(base_url=info["url"], timeout=10) as http:
         open_health = await http.get("/health")
         assert open_health.status_code == 200 and set(open_health.json()) == {"ok", "version"}
-        schema = (await http.get("/openapi.json", headers={"Authorization": f"Bearer {token}"})).json()
-        routes = [(m.upper(), path.replace("{lease_id}", "nope"))
-                  for path, ops in schema["paths"].items() for m in ops]
+        schema = (
+            await http.get("/openapi.json", headers={"Authorization": f"Bearer {token}"})
+        ).json()
+        routes = [
+            (m.upper(), path.replace("{lease_id}", "nope"))
+            for path, ops in schema["paths"].items()
+            for m in ops
+        ]
         routes.append(("GET", "/openapi.json"))
         assert len(routes) >= 9, routes
         for method, path in routes:
@@ -128,14 +133,16 @@ async def test_a_clean_stop_heals_every_lease(agent, sandbox):
 
 async def test_a_lease_id_is_used_once(agent, sandbox):
     with pytest.raises(AgentError) as refused:  # not running here: refused before applying
-        await agent.create_lease(**lease_request(id="once-1", params={"service": "relay"},
-                                                 target="elsewhere"))
+        await agent.create_lease(
+            **lease_request(id="once-1", params={"service": "relay"}, target="elsewhere")
+        )
     assert refused.value.status == 400
     lease = await agent.create_lease(**lease_request(id="once-2", ttl_s=600))
     again = await agent.call("POST", "/leases", lease_request(id="once-2", ttl_s=600))
     assert again.status_code == 409, "a duplicate touches nothing"
-    other = await agent.call("POST", "/leases", lease_request(id="once-2", kind="proxy.down",
-                                                              params={"proxy": "x"}))
+    other = await agent.call(
+        "POST", "/leases", lease_request(id="once-2", kind="proxy.down", params={"proxy": "x"})
+    )
     assert other.status_code == 409
     assert await agent.heal_lease(lease.id) is True
     late = await agent.call("POST", "/leases", lease_request(id="once-2", ttl_s=600))
@@ -152,8 +159,9 @@ def test_the_agent_will_not_listen_beyond_loopback_unless_told(fresh_state_dir):
 
 async def test_pause_freezes_a_service_until_healed_and_at_its_ttl(agent, sandbox):
     rec = sandbox.sandbox.record("nats")
-    lease = await agent.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=2,
-                                     params={"service": "nats"})
+    lease = await agent.create_lease(
+        kind="sandbox.pause", target="sandbox", ttl_s=2, params={"service": "nats"}
+    )
     assert Path(f"/proc/{rec.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
     assert not await healthy(sandbox, "nats"), "a paused NATS answered"
     # Nobody heals it: the TTL does, and it is the same process, not a restart.
@@ -163,8 +171,9 @@ async def test_pause_freezes_a_service_until_healed_and_at_its_ttl(agent, sandbo
 
 async def test_stop_ends_the_service_and_the_heal_starts_it_again(agent, sandbox):
     old = sandbox.sandbox.record("relay")
-    lease = await agent.create_lease(kind="sandbox.stop", target="sandbox", ttl_s=30,
-                                     params={"service": "relay"})
+    lease = await agent.create_lease(
+        kind="sandbox.stop", target="sandbox", ttl_s=30, params={"service": "relay"}
+    )
     assert lease.data["stopped"] == ["relay"] and not is_running(old)
     await agent.heal_lease(lease.id)
     assert await healthy(sandbox, "relay")

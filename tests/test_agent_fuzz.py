@@ -68,10 +68,26 @@ NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1E+309", "-NaN
 
 def _json_text(names: list[str], port: int) -> st.SearchStrategy[str]:
     """JSON text (or nearly: some of it is broken on purpose) with the dangerous literals."""
-    addresses = [f"{host}:{p}" for host in ("127.0.0.1", "localhost", "0.0.0.0", "[::1]")
-                 for p in (port, 0, 65535)]
-    words = names + addresses + ["proxy.down", "proxy.toxic", "sandbox.pause", "latency",
-                                 "downstream", "sandbox", "p", "..", "\x00"]
+    addresses = [
+        f"{host}:{p}"
+        for host in ("127.0.0.1", "localhost", "0.0.0.0", "[::1]")
+        for p in (port, 0, 65535)
+    ]
+    words = (
+        names
+        + addresses
+        + [
+            "proxy.down",
+            "proxy.toxic",
+            "sandbox.pause",
+            "latency",
+            "downstream",
+            "sandbox",
+            "p",
+            "..",
+            "\x00",
+        ]
+    )
     scalars = st.one_of(
         st.sampled_from(NOT_FINITE),
         st.floats().map(json.dumps),  # NaN and Infinity included
@@ -83,9 +99,14 @@ def _json_text(names: list[str], port: int) -> st.SearchStrategy[str]:
         st.sampled_from([10_000, 300_000, 1_100_000]).map(lambda n: json.dumps("x" * n)),
     )
     keys = st.one_of(st.sampled_from(words), st.text(max_size=12))
-    values = st.recursive(scalars, lambda inner: st.one_of(
-        st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]"),
-        st.dictionaries(keys, inner, max_size=4).map(_object)), max_leaves=10)
+    values = st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]"),
+            st.dictionaries(keys, inner, max_size=4).map(_object),
+        ),
+        max_leaves=10,
+    )
     return st.one_of(
         st.dictionaries(keys, values, max_size=8).map(_object),
         values,
@@ -100,15 +121,21 @@ def _object(items: dict[str, str]) -> str:
 def _routes(schema: dict) -> tuple[list[tuple[str, str]], list[str]]:
     """Every (method, path) of the schema, and every field name its request bodies know."""
     routes = [(m.upper(), path) for path, ops in schema["paths"].items() for m in ops]
-    names = sorted({name for model in schema.get("components", {}).get("schemas", {}).values()
-                    for name in model.get("properties", {})})
+    names = sorted(
+        {
+            name
+            for model in schema.get("components", {}).get("schemas", {}).values()
+            for name in model.get("properties", {})
+        }
+    )
     return routes, names
 
 
 @pytest.fixture(scope="module")
 def raw_target(agent_schema):
-    with httpx.Client(base_url=AUTH["url"], timeout=30,
-                      headers={"Authorization": AUTH["Authorization"]}) as http:
+    with httpx.Client(
+        base_url=AUTH["url"], timeout=30, headers={"Authorization": AUTH["Authorization"]}
+    ) as http:
         routes, names = _routes(http.get("/openapi.json").json())
         yield http, routes, names
 
@@ -120,13 +147,24 @@ def test_nan_infinity_and_huge_inputs_make_no_5xx(raw_target, data):
     method, path = data.draw(st.sampled_from(routes), label="route")
     for param in ("{lease_id}", "{name}"):
         if param in path:
-            path = path.replace(param, quote(data.draw(st.one_of(
-                st.sampled_from(["NaN", "-Infinity", "1e400", "x" * 5000]), st.text(max_size=20)),
-                label=param), safe=""))
+            path = path.replace(
+                param,
+                quote(
+                    data.draw(
+                        st.one_of(
+                            st.sampled_from(["NaN", "-Infinity", "1e400", "x" * 5000]),
+                            st.text(max_size=20),
+                        ),
+                        label=param,
+                    ),
+                    safe="",
+                ),
+            )
     port = int(AUTH["url"].rsplit(":", 1)[1])
     body = data.draw(_json_text(names, port), label="body").encode("utf-8", "surrogatepass")
-    response = http.request(method, path, content=body,
-                            headers={"Content-Type": "application/json"})
+    response = http.request(
+        method, path, content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code < 500, f"{method} {path} {body[:200]!r}: {response.text[:300]}"
     if _not_finite(body):  # refused at the door, whichever route it was sent to
         assert response.status_code in (413, 422), response.text[:300]

@@ -33,9 +33,13 @@ class RunningAgent:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.log = state_dir / "agent-test.log"
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(CHAOS_TUI + ["agent", "--port", "0"],
-                                         env=env_for(state_dir), stdout=out, stderr=out,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                CHAOS_TUI + ["agent", "--port", "0"],
+                env=env_for(state_dir),
+                stdout=out,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             try:
@@ -75,15 +79,23 @@ class RunningAgent:
                 answer += chunk
                 if b"\r\n\r\n" in answer:
                     head, _, rest = answer.partition(b"\r\n\r\n")
-                    length = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:")]
+                    length = [
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ]
                     if length and len(rest) >= length[0]:
                         break
             return answer
 
     def post_raw(self, path: str, body: bytes, auth: bool = True) -> tuple[int, dict]:
-        headers = [f"POST {path} HTTP/1.1", "Host: agent", "Content-Type: application/json",
-                   f"Content-Length: {len(body)}", "Connection: close"]
+        headers = [
+            f"POST {path} HTTP/1.1",
+            "Host: agent",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+        ]
         if auth:
             headers.append(f"Authorization: Bearer {self.token}")
         answer = self.raw(("\r\n".join(headers) + "\r\n\r\n").encode() + body)
@@ -124,12 +136,20 @@ def test_a_weak_token_file_is_replaced_and_never_accepted(fresh_state_dir, start
     folder = fresh_state_dir / "agent"
     folder.mkdir()
     token = folder / "token"
-    token.write_text({"empty": "", "newline": "\n", "short": "abc123\n",
-                      "spaces": " " * 40 + "\n", "shared": "A" * 43 + "\n"}[weak])
+    token.write_text(
+        {
+            "empty": "",
+            "newline": "\n",
+            "short": "abc123\n",
+            "spaces": " " * 40 + "\n",
+            "shared": "A" * 43 + "\n",
+        }[weak]
+    )
     token.chmod(0o644 if weak == "shared" else 0o600)
     agent = start_agent()
-    response = httpx.post(agent.url + "/proxies", json={"name": "p", "upstream": "127.0.0.1:9"},
-                          timeout=10)
+    response = httpx.post(
+        agent.url + "/proxies", json={"name": "p", "upstream": "127.0.0.1:9"}, timeout=10
+    )
     assert response.status_code == 401, response.text  # main: 201 with an empty token
     assert response.headers["www-authenticate"] == "Bearer"
     fresh = token.read_text().strip()
@@ -154,8 +174,14 @@ def test_a_token_file_the_agent_may_not_replace_stops_it_with_one_line(fresh_sta
         os.chown(token, 65534, 65534)  # nobody's: not ours to read or replace
     else:
         token.mkdir()
-    proc = subprocess.run(CHAOS_TUI + ["agent", "--port", "0"], env=env_for(fresh_state_dir),
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        CHAOS_TUI + ["agent", "--port", "0"],
+        env=env_for(fresh_state_dir),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "token" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
@@ -165,12 +191,19 @@ def test_a_token_file_the_agent_may_not_replace_stops_it_with_one_line(fresh_sta
 def test_a_token_that_cannot_be_written_leaves_no_empty_token(fresh_state_dir):
     """A full disk on the first start once left a 0-byte token, and every later agent then
     served anyone. RLIMIT_FSIZE 0 makes every file write fail (EFBIG) as a full disk would."""
+
     def no_file_writes() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.RLIM_INFINITY))
 
-    proc = subprocess.run(CHAOS_TUI + ["agent", "--port", "0"], env=env_for(fresh_state_dir),
-                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
-                          preexec_fn=no_file_writes)
+    proc = subprocess.run(
+        CHAOS_TUI + ["agent", "--port", "0"],
+        env=env_for(fresh_state_dir),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=no_file_writes,
+    )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot write the agent token" in lines[0], proc.stderr
@@ -187,8 +220,9 @@ def test_the_client_never_sends_an_empty_or_short_token(fresh_state_dir, text):
         (folder / "token").symlink_to(fresh_state_dir / "elsewhere")
     else:
         (folder / "token").write_text(text)
-    with pytest.raises(AgentUnavailable,
-                       match=r"agent token .* (empty|too short|characters|symlink)"):
+    with pytest.raises(
+        AgentUnavailable, match=r"agent token .* (empty|too short|characters|symlink)"
+    ):
         AgentClient(Settings(state_dir=fresh_state_dir)).token()
 
 
@@ -235,12 +269,21 @@ def test_a_60mb_body_without_a_token_is_refused_unread(start_agent):
     size = 60 << 20
     httpx.get(agent.url + "/health", timeout=10)  # the agent has served once: a steady RSS
     peak_before = agent.status("VmHWM")
-    elapsed, status = _send_big_body(agent, ["POST /proxies HTTP/1.1", "Host: agent",
-                                             "Content-Type: application/json",
-                                             f"Content-Length: {size}"], size)
+    elapsed, status = _send_big_body(
+        agent,
+        [
+            "POST /proxies HTTP/1.1",
+            "Host: agent",
+            "Content-Type: application/json",
+            f"Content-Length: {size}",
+        ],
+        size,
+    )
     grown_mb = (agent.status("VmHWM") - peak_before) / 1024
-    print(f"60 MB unauthenticated: {status!r} after {elapsed * 1000:.1f} ms, "
-          f"peak RSS +{grown_mb:.1f} MB")
+    print(
+        f"60 MB unauthenticated: {status!r} after {elapsed * 1000:.1f} ms, "
+        f"peak RSS +{grown_mb:.1f} MB"
+    )
     assert status.startswith(b"HTTP/1.1 401"), status
     assert elapsed < 0.1, elapsed
     assert grown_mb < 20, grown_mb
@@ -252,8 +295,13 @@ def test_a_body_over_1mb_is_refused_with_413(start_agent, declared):
     agent = start_agent()
     size = 8 << 20
     framing = f"Content-Length: {size}" if declared else "Transfer-Encoding: chunked"
-    headers = ["POST /proxies HTTP/1.1", "Host: agent", "Content-Type: application/json",
-               framing, f"Authorization: Bearer {agent.token}"]
+    headers = [
+        "POST /proxies HTTP/1.1",
+        "Host: agent",
+        "Content-Type: application/json",
+        framing,
+        f"Authorization: Bearer {agent.token}",
+    ]
     if declared:
         elapsed, status = _send_big_body(agent, headers, size)
     else:  # chunked: counted as it comes, refused once past 1 MB
@@ -278,30 +326,43 @@ def test_a_body_over_1mb_is_refused_with_413(start_agent, declared):
 # -- 7: NaN / Infinity anywhere, proxies that loop ---------------------------------------------
 
 
-@pytest.mark.parametrize("body", [
-    b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":NaN}',
-    b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":-Infinity}',
-    b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":Infinity}',
-    b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":1e400}',
-    b'{"kind":"proxy.toxic","params":{"proxy":"p","type":"latency","attributes":{"latency":NaN}},'
-    b'"ttl_s":5}',
-    b'{"kind":"proxy.toxic","params":{"proxy":"p","type":"latency","toxicity":-Infinity},"ttl_s":5}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":NaN}',
+        b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":-Infinity}',
+        b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":Infinity}',
+        b'{"kind":"proxy.down","params":{"proxy":"p"},"ttl_s":1e400}',
+        b'{"kind":"proxy.toxic","params":{"proxy":"p","type":"latency","attributes":{"latency":NaN}},'
+        b'"ttl_s":5}',
+        b'{"kind":"proxy.toxic","params":{"proxy":"p","type":"latency","toxicity":-Infinity},"ttl_s":5}',
+    ],
+)
 def test_nan_or_infinity_in_a_lease_is_a_422_not_a_500(start_agent, body):
     agent = start_agent()
-    assert httpx.post(agent.url + "/proxies", headers=agent.auth(), timeout=10,
-                      json={"name": "p", "upstream": "127.0.0.1:9"}).status_code == 201
+    assert (
+        httpx.post(
+            agent.url + "/proxies",
+            headers=agent.auth(),
+            timeout=10,
+            json={"name": "p", "upstream": "127.0.0.1:9"},
+        ).status_code
+        == 201
+    )
     status, answer = agent.post_raw("/leases", body)
     assert status == 422, answer  # main: 500 and a reset connection
     assert "detail" in answer
     assert httpx.get(agent.url + "/leases", headers=agent.auth()).json() == []
 
 
-@pytest.mark.parametrize("body", [
-    b'{"name":"q","upstream":NaN}',
-    b'{"name":"q","upstream":"127.0.0.1:80","listen":-Infinity}',
-    b'{"name":NaN,"upstream":"127.0.0.1:80"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name":"q","upstream":NaN}',
+        b'{"name":"q","upstream":"127.0.0.1:80","listen":-Infinity}',
+        b'{"name":NaN,"upstream":"127.0.0.1:80"}',
+    ],
+)
 def test_nan_in_a_proxy_request_is_a_422_not_a_500(start_agent, body):
     agent = start_agent()
     status, answer = agent.post_raw("/proxies", body)
@@ -333,12 +394,15 @@ def test_a_proxy_may_not_relay_to_itself_another_proxy_or_the_agent(start_agent)
         "into an existing proxy's upstream": ("127.0.0.1:9", "127.0.0.1:10"),
     }
     for what, (listen, upstream) in loops.items():
-        response = http.post("/proxies", json={"name": "loop", "listen": listen,
-                                               "upstream": upstream})
+        response = http.post(
+            "/proxies", json={"name": "loop", "listen": listen, "upstream": upstream}
+        )
         assert response.status_code == 400, (what, response.text)  # main: 201, then a loop
     assert [p["name"] for p in http.get("/proxies").json()] == ["first"]
-    assert http.post("/proxies", json={"name": "fine", "upstream": f"127.0.0.1:{port}"}
-                     ).status_code == 201
+    assert (
+        http.post("/proxies", json={"name": "fine", "upstream": f"127.0.0.1:{port}"}).status_code
+        == 201
+    )
     http.close()
 
 
@@ -346,8 +410,9 @@ def test_a_proxy_caps_its_connections_and_the_agent_keeps_serving(start_agent):
     agent = start_agent()
     upstream = socket.create_server(("127.0.0.1", 0), backlog=2048)  # accepts, never answers
     http = httpx.Client(base_url=agent.url, headers=agent.auth(), timeout=10)
-    made = http.post("/proxies", json={"name": "p", "upstream":
-                                       f"127.0.0.1:{upstream.getsockname()[1]}"}).json()
+    made = http.post(
+        "/proxies", json={"name": "p", "upstream": f"127.0.0.1:{upstream.getsockname()[1]}"}
+    ).json()
     listen_port = int(made["listen"].rsplit(":", 1)[1])
     clients: list[socket.socket] = []
     accepted: list[socket.socket] = []
@@ -368,10 +433,16 @@ def test_a_proxy_caps_its_connections_and_the_agent_keeps_serving(start_agent):
             time.sleep(0.1)
         assert view["connections"] == 1024 and view["refused"] >= 50, view
         # The agent still has fds for its own work (main: 500s once a loop ate them all).
-        assert http.post("/proxies", json={"name": "after", "upstream": "127.0.0.1:9"}
-                         ).status_code == 201
-        assert http.post("/leases", json={"kind": "proxy.down", "params": {"proxy": "after"},
-                                          "ttl_s": 2}).status_code < 500
+        assert (
+            http.post("/proxies", json={"name": "after", "upstream": "127.0.0.1:9"}).status_code
+            == 201
+        )
+        assert (
+            http.post(
+                "/leases", json={"kind": "proxy.down", "params": {"proxy": "after"}, "ttl_s": 2}
+            ).status_code
+            < 500
+        )
         assert http.get("/status").status_code == 200
     finally:
         for sock in clients + accepted:
@@ -384,11 +455,18 @@ def test_one_proxy_name_sent_concurrently_makes_one_proxy(start_agent):
     agent = start_agent()
 
     async def race() -> list[int]:
-        async with httpx.AsyncClient(base_url=agent.url, headers=agent.auth(), timeout=10,
-                                     limits=httpx.Limits(max_keepalive_connections=0)) as http:
-            answers = await asyncio.gather(*(
-                http.post("/proxies", json={"name": "same", "upstream": "127.0.0.1:9"})
-                for _ in range(10)))
+        async with httpx.AsyncClient(
+            base_url=agent.url,
+            headers=agent.auth(),
+            timeout=10,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as http:
+            answers = await asyncio.gather(
+                *(
+                    http.post("/proxies", json={"name": "same", "upstream": "127.0.0.1:9"})
+                    for _ in range(10)
+                )
+            )
         return sorted(a.status_code for a in answers)
 
     assert asyncio.run(race()) == [201] + [400] * 9  # main: several 201s, one proxy kept

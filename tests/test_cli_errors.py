@@ -37,26 +37,49 @@ def one_line(stderr: str) -> str:
         (["--headless", "--scenario", "nope"], ExitCode.USAGE, "unknown scenario 'nope'"),
         (["--headless", "--bogus-flag"], ExitCode.USAGE, "No such option"),
         (["--headless"], ExitCode.USAGE, "needs --scenario"),
-        (["--headless", "--scenario", SCENARIO, "--output", "/nonexistent-dir/r.json"],
-         ExitCode.USAGE, "does not exist"),
+        (
+            ["--headless", "--scenario", SCENARIO, "--output", "/nonexistent-dir/r.json"],
+            ExitCode.USAGE,
+            "does not exist",
+        ),
         (["--headless", "--scenario", SCENARIO, "--output", "/"], ExitCode.USAGE, "directory"),
         (["--headless", "--scenario", SCENARIO, "--set", "down_s=soon"], ExitCode.USAGE, "down_s"),
         (["--headless", "--scenario", SCENARIO, "--set", "nonsense=1"], ExitCode.USAGE, "nonsense"),
-        (["--headless", "--scenario", SCENARIO, "--target", "mars"], ExitCode.USAGE, "unknown target"),
+        (
+            ["--headless", "--scenario", SCENARIO, "--target", "mars"],
+            ExitCode.USAGE,
+            "unknown target",
+        ),
         (["--headless", "--scenario", SCENARIO, "--rate", "0"], ExitCode.USAGE, "--rate"),
-        (["--headless", "--scenario", "nats_partition_mesh", "--set", "scope=half"],
-         ExitCode.USAGE, "'full' or 'one-node'"),
-        (["--headless", "--scenario", "openobserve_stall", "--set", "mode=melt"],
-         ExitCode.USAGE, "'stop' or 'pause'"),
-        (["--headless", "--scenario", "opa_restart", "--set", "decision_rate=0"],
-         ExitCode.USAGE, "decision_rate"),
-        (["sandbox", "up", "--profile", "chaos-everything"], ExitCode.USAGE,
-         "unknown profile 'chaos-everything'"),
+        (
+            ["--headless", "--scenario", "nats_partition_mesh", "--set", "scope=half"],
+            ExitCode.USAGE,
+            "'full' or 'one-node'",
+        ),
+        (
+            ["--headless", "--scenario", "openobserve_stall", "--set", "mode=melt"],
+            ExitCode.USAGE,
+            "'stop' or 'pause'",
+        ),
+        (
+            ["--headless", "--scenario", "opa_restart", "--set", "decision_rate=0"],
+            ExitCode.USAGE,
+            "decision_rate",
+        ),
+        (
+            ["sandbox", "up", "--profile", "chaos-everything"],
+            ExitCode.USAGE,
+            "unknown profile 'chaos-everything'",
+        ),
         # The console: run_cli has no terminal, so it must say so rather than draw into a pipe.
         ([], ExitCode.USAGE, "needs a terminal"),
         (["--scenario", "nope"], ExitCode.USAGE, "unknown scenario 'nope'"),
         (["--set", "down_s=1"], ExitCode.USAGE, "--set needs --scenario"),
-        (["--scenario", SCENARIO, "--output", "r.json"], ExitCode.USAGE, "--output goes with --headless"),
+        (
+            ["--scenario", SCENARIO, "--output", "r.json"],
+            ExitCode.USAGE,
+            "--output goes with --headless",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(state_dir, args, code, needle):
@@ -68,8 +91,10 @@ def test_bad_input_is_one_clear_line(state_dir, args, code, needle):
 
 def test_unwritable_output_file(state_dir):
     # /sys refuses new files even to root: a real unwritable place on any Linux machine.
-    proc = run_cli(["--headless", "--scenario", SCENARIO, "--output", "/sys/chaos-result.json"],
-                   env_for(state_dir))
+    proc = run_cli(
+        ["--headless", "--scenario", SCENARIO, "--output", "/sys/chaos-result.json"],
+        env_for(state_dir),
+    )
     assert proc.returncode == ExitCode.USAGE
     assert "not writable" in one_line(proc.stderr)
 
@@ -91,7 +116,9 @@ def test_production_refuses_sandbox_up_too(state_dir):
 
 
 def test_bad_setting_is_one_line(state_dir):
-    proc = run_cli(["--headless", "--scenario", SCENARIO], env_for(state_dir, CHAOS_PROBE_RATE_HZ="fast"))
+    proc = run_cli(
+        ["--headless", "--scenario", SCENARIO], env_for(state_dir, CHAOS_PROBE_RATE_HZ="fast")
+    )
     assert proc.returncode == ExitCode.USAGE
     assert "CHAOS_PROBE_RATE_HZ" in one_line(proc.stderr)
 
@@ -101,10 +128,15 @@ def test_list_shows_every_scenario_with_its_hypothesis_and_profile(state_dir):
     assert proc.returncode == 0
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert {n: r["profile"] for n, r in rows.items()} == {
-        SCENARIO: "chaos-outbox", "opa_restart": "chaos-opa",
-        "openobserve_stall": "chaos-observe", "nats_partition_mesh": "mesh"}
+        SCENARIO: "chaos-outbox",
+        "opa_restart": "chaos-opa",
+        "openobserve_stall": "chaos-observe",
+        "nats_partition_mesh": "mesh",
+    }
     assert all(r["hypothesis"].endswith(".") for r in rows.values())
-    assert rows[SCENARIO]["parameters"]["hold_s"] == 3.0  # one name for every scenario (down_s is an alias)
+    assert (
+        rows[SCENARIO]["parameters"]["hold_s"] == 3.0
+    )  # one name for every scenario (down_s is an alias)
     assert rows["nats_partition_mesh"]["parameters"]["scope"] == "full"
     text = run_cli(["list"], env_for(state_dir)).stdout
     assert "opa_restart  (profile chaos-opa)" in text
@@ -118,22 +150,25 @@ def nothing_started(state_dir):
     assert not (state_dir / "agent" / "agent.json").exists(), "an agent was started"
 
 
-@pytest.mark.parametrize("env, variable", [
-    ({"ENVIRONMENT": "production"}, "ENVIRONMENT"),
-    ({"ENVIRONMENT": "", "CHAOS_ENVIRONMENT": "production"}, "CHAOS_ENVIRONMENT"),
-    ({"ENVIRONMENT": "staging", "CHAOS_ENVIRONMENT": "production"}, "CHAOS_ENVIRONMENT"),
-    ({"ENV": "prod"}, "ENV"),
-    ({"APP_ENV": "production"}, "APP_ENV"),
-    ({"NODE_ENV": "production"}, "NODE_ENV"),
-    ({"RAILS_ENV": "production"}, "RAILS_ENV"),
-    ({"DEPLOY_ENV": "eu-prod"}, "DEPLOY_ENV"),
-    ({"ENVIRONMENT": "production-eu"}, "ENVIRONMENT"),
-    ({"ENVIRONMENT": "prd"}, "ENVIRONMENT"),
-    ({"ENVIRONMENT": "PROD"}, "ENVIRONMENT"),
-    ({"ENVIRONMENT": "production", "CHAOS_PRODUCTION_MARKERS": "[]"}, "ENVIRONMENT"),
-    ({"ENVIRONMENT": "production", "CHAOS_PRODUCTION_MARKERS": "garbage"}, "ENVIRONMENT"),
-    ({"APP_ENV": "live", "CHAOS_PRODUCTION_MARKERS": '["live"]'}, "APP_ENV"),
-])
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"ENVIRONMENT": "production"}, "ENVIRONMENT"),
+        ({"ENVIRONMENT": "", "CHAOS_ENVIRONMENT": "production"}, "CHAOS_ENVIRONMENT"),
+        ({"ENVIRONMENT": "staging", "CHAOS_ENVIRONMENT": "production"}, "CHAOS_ENVIRONMENT"),
+        ({"ENV": "prod"}, "ENV"),
+        ({"APP_ENV": "production"}, "APP_ENV"),
+        ({"NODE_ENV": "production"}, "NODE_ENV"),
+        ({"RAILS_ENV": "production"}, "RAILS_ENV"),
+        ({"DEPLOY_ENV": "eu-prod"}, "DEPLOY_ENV"),
+        ({"ENVIRONMENT": "production-eu"}, "ENVIRONMENT"),
+        ({"ENVIRONMENT": "prd"}, "ENVIRONMENT"),
+        ({"ENVIRONMENT": "PROD"}, "ENVIRONMENT"),
+        ({"ENVIRONMENT": "production", "CHAOS_PRODUCTION_MARKERS": "[]"}, "ENVIRONMENT"),
+        ({"ENVIRONMENT": "production", "CHAOS_PRODUCTION_MARKERS": "garbage"}, "ENVIRONMENT"),
+        ({"APP_ENV": "live", "CHAOS_PRODUCTION_MARKERS": '["live"]'}, "APP_ENV"),
+    ],
+)
 def test_the_agent_refuses_in_production(state_dir, env, variable):
     # On main the agent started and served here: the short timeout turns that into a failure.
     proc = run_cli(["agent"], env_for(state_dir, **env), timeout=30)
@@ -143,14 +178,17 @@ def test_the_agent_refuses_in_production(state_dir, env, variable):
     assert not (state_dir / "agent").exists(), "the agent made its folder before refusing"
 
 
-@pytest.mark.parametrize("args", [
-    ["--headless", "--scenario", SCENARIO],
-    ["sandbox", "up", "--profile", "chaos-outbox"],
-    ["sandbox", "restart", "postgres"],
-    ["heal"],  # no agent runs: healing would start one
-    ["halt"],
-    ["agent"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--headless", "--scenario", SCENARIO],
+        ["sandbox", "up", "--profile", "chaos-outbox"],
+        ["sandbox", "restart", "postgres"],
+        ["heal"],  # no agent runs: healing would start one
+        ["halt"],
+        ["agent"],
+    ],
+)
 def test_every_command_that_starts_something_refuses(fresh_state_dir, args):
     proc = run_cli(args, env_for(fresh_state_dir, ENV="prod"), timeout=60)
     assert proc.returncode == ExitCode.PRODUCTION_LOCKOUT, proc.stderr
@@ -170,9 +208,13 @@ def test_unreadable_markers_are_one_line(state_dir, markers):
 def running_agent(state_dir):
     """A real agent in the foreground, as `chaos-tui agent` runs it; stopped (and resumed
     first, should a test have stopped it) whatever the test did."""
-    proc = subprocess.Popen(CHAOS_TUI + ["agent"], env=env_for(state_dir),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        CHAOS_TUI + ["agent"],
+        env=env_for(state_dir),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (state_dir / "agent" / "agent.json").exists():
@@ -263,8 +305,9 @@ def test_a_hung_agent_is_one_line_within_seconds(state_dir, running_agent, args)
     assert took < 15, f"took {took:.1f}s"  # 5 s of patience plus start-up; measured 5.9 s
 
 
-@pytest.mark.parametrize("variable", ["CHAOS_AGENT", "CHAOS_PLATFORM", "CHAOS_SANDBOX",
-                                      "CHAOS_DOCKER"])
+@pytest.mark.parametrize(
+    "variable", ["CHAOS_AGENT", "CHAOS_PLATFORM", "CHAOS_SANDBOX", "CHAOS_DOCKER"]
+)
 def test_bad_json_in_a_settings_group_is_one_line(state_dir, variable):
     proc = run_cli(["agent", "status"], env_for(state_dir, **{variable: "{not json"}))
     assert proc.returncode == ExitCode.USAGE
@@ -287,9 +330,18 @@ def test_sandbox_down_says_which_leftover_heals_failed(state_dir):
     leases.mkdir(parents=True, mode=0o700)
     ids = ["left-1", "left-2", "left-3"]
     for lease_id in ids:
-        (leases / f"{lease_id}.json").write_text(json.dumps({
-            "id": lease_id, "kind": "retired.kind", "ttl_s": 5, "created_at": 1.0,
-            "expires_at": 2.0, "state": "applied"}))
+        (leases / f"{lease_id}.json").write_text(
+            json.dumps(
+                {
+                    "id": lease_id,
+                    "kind": "retired.kind",
+                    "ttl_s": 5,
+                    "created_at": 1.0,
+                    "expires_at": 2.0,
+                    "state": "applied",
+                }
+            )
+        )
     proc = run_cli(["sandbox", "down"], env_for(state_dir), timeout=120)
     assert proc.returncode == ExitCode.HEAL_FAILED, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -302,14 +354,22 @@ def test_sandbox_down_says_which_leftover_heals_failed(state_dir):
 def test_unknown_chaos_variables_are_named(state_dir):
     proc = run_cli(["agent", "status"], env_for(state_dir, CHAOS_PROBE_HZ="oops"))
     assert proc.returncode == 0 and proc.stdout.strip() == "no agent running"
-    assert one_line(proc.stderr) == ("chaos-tui: warning: unknown setting CHAOS_PROBE_HZ "
-                                     "(did you mean CHAOS_PROBE_RATE_HZ?)")
+    assert one_line(proc.stderr) == (
+        "chaos-tui: warning: unknown setting CHAOS_PROBE_HZ (did you mean CHAOS_PROBE_RATE_HZ?)"
+    )
 
 
 def test_variables_the_tool_reads_are_not_warned_about(state_dir):
-    env = env_for(state_dir, CHAOS_TESTBED="1", CHAOS_TESTBED_IMAGE="x", CHAOS_NATS_IMAGE="x",
-                  CHAOS_AGENT__PORT="0", CHAOS_ENVIRONMENT="dev", CHAOS_NATS_A_URL="nats://x:1",
-                  CHAOS_PRODUCTION_MARKERS="live")
+    env = env_for(
+        state_dir,
+        CHAOS_TESTBED="1",
+        CHAOS_TESTBED_IMAGE="x",
+        CHAOS_NATS_IMAGE="x",
+        CHAOS_AGENT__PORT="0",
+        CHAOS_ENVIRONMENT="dev",
+        CHAOS_NATS_A_URL="nats://x:1",
+        CHAOS_PRODUCTION_MARKERS="live",
+    )
     proc = run_cli(["agent", "status"], env)
     assert (proc.returncode, proc.stderr) == (0, "")
 
@@ -323,17 +383,21 @@ DAMAGED = {
     "run record without a scenario": {"runs/x.json": '{"pid": 999999, "run_id": "x"}'},
     "run records with a text start time": {
         "runs/x.json": '{"pid":999999,"run_id":"x","scenario":"s","started_at":"z"}',
-        "runs/y.json": '{"pid":999998,"run_id":"y","scenario":"s","started_at":1}'},
+        "runs/y.json": '{"pid":999998,"run_id":"y","scenario":"s","started_at":1}',
+    },
     "history lines that are not records": {
         "runs/x.json": '{"pid":999999,"run_id":"x","scenario":"s","started_at":1}',
-        "agent/history.jsonl": '5\n[1]\n{"run_id":"x","id":"q","ended_at":"soon"}\n'},
+        "agent/history.jsonl": '5\n[1]\n{"run_id":"x","id":"q","ended_at":"soon"}\n',
+    },
     "lease file that is a list": {
         "runs/x.json": '{"pid":999999,"run_id":"x","scenario":"s","started_at":1}',
-        "agent/leases/q.json": "[]"},
+        "agent/leases/q.json": "[]",
+    },
     "agent.json without a pid": {"agent/agent.json": "{}"},
     "agent.json that is a list": {"agent/agent.json": "[1]"},
     "run id that climbs out of runs/": {  # its report used to be written to /tmp
-        "runs/a.json": '{"pid":999999,"run_id":"../../ESCAPED","scenario":"s","started_at":1}'},
+        "runs/a.json": '{"pid":999999,"run_id":"../../ESCAPED","scenario":"s","started_at":1}'
+    },
 }
 
 

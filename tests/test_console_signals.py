@@ -67,14 +67,17 @@ def _postgres_answers(sandbox: Sandbox) -> bool:
         return False
 
 
-def _console_with_a_live_fault(state_dir, sandbox, *,
-                               controlling_terminal: bool = True) -> tuple[PtyConsole, dict]:
+def _console_with_a_live_fault(
+    state_dir, sandbox, *, controlling_terminal: bool = True
+) -> tuple[PtyConsole, dict]:
     """The console started on the scenario, the run confirmed by typing its name, and the
     fault live: the agent holds its lease and PostgreSQL does not answer."""
     assert not list((state_dir / "agent" / "leases").glob("*.json")), "a lease from before"
-    console = PtyConsole(["--scenario", SCENARIO, "--set", "warmup_s=1",
-                          "--set", f"down_s={DOWN_S}"], env_for(state_dir),
-                         controlling_terminal=controlling_terminal)
+    console = PtyConsole(
+        ["--scenario", SCENARIO, "--set", "warmup_s=1", "--set", f"down_s={DOWN_S}"],
+        env_for(state_dir),
+        controlling_terminal=controlling_terminal,
+    )
     try:
         console.wait_for("Run")  # the scenario's detail screen
         console.type("r")
@@ -100,9 +103,13 @@ def _what_the_console_left(state_dir, sandbox, console: PtyConsole, timeout: flo
             code = console.wait(timeout)
         except subprocess.TimeoutExpired:
             code = None
-        return {"code": code, "took": time.monotonic() - started,
-                "leases": [p.stem for p in (state_dir / "agent" / "leases").glob("*.json")],
-                "postgres answers": _postgres_answers(sandbox), "screen": console.text()}
+        return {
+            "code": code,
+            "took": time.monotonic() - started,
+            "leases": [p.stem for p in (state_dir / "agent" / "leases").glob("*.json")],
+            "postgres answers": _postgres_answers(sandbox),
+            "screen": console.text(),
+        }
     finally:
         console.close()
         leftovers(state_dir)
@@ -121,7 +128,9 @@ def _assert_healed_and_saved(state_dir, left: dict, lease: dict, saved_before: s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name
+)
 def test_a_signal_mid_fault_heals_before_the_console_exits(console_sandbox, sig):
     state_dir, sandbox = console_sandbox
     saved_before = set((state_dir / "results" / SCENARIO).glob("*.json"))
@@ -137,8 +146,10 @@ def test_a_signal_mid_fault_heals_before_the_console_exits(console_sandbox, sig)
     assert f"{sig.name}: healing before exit" in left["screen"]
     assert "interrupted before anything was started" not in left["screen"]
     if left["code"] != ExitCode.INTERRUPTED:
-        raise UndocumentedExitCode(f"{sig.name}: exit {left['code']}, the README documents "
-                                   f"{int(ExitCode.INTERRUPTED)} for an interrupted run")
+        raise UndocumentedExitCode(
+            f"{sig.name}: exit {left['code']}, the README documents "
+            f"{int(ExitCode.INTERRUPTED)} for an interrupted run"
+        )
 
 
 class ConsoleHung(AssertionError):
@@ -146,10 +157,12 @@ class ConsoleHung(AssertionError):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("controlling_terminal", [True, False],
-                         ids=["with-sighup", "writes-fail-only"])
-def test_the_terminal_going_away_mid_fault_heals_before_the_console_exits(console_sandbox,
-                                                                          controlling_terminal):
+@pytest.mark.parametrize(
+    "controlling_terminal", [True, False], ids=["with-sighup", "writes-fail-only"]
+)
+def test_the_terminal_going_away_mid_fault_heals_before_the_console_exits(
+    console_sandbox, controlling_terminal
+):
     """The real hang-up: the terminal is closed (a window shut, an ssh session dropped) and
     every write to it fails. With it as the controlling terminal the kernel also sends SIGHUP;
     without, the failing writes are the only news (chaos_tui/terminal.py). Textual's own
@@ -157,8 +170,9 @@ def test_the_terminal_going_away_mid_fault_heals_before_the_console_exits(consol
     for good on the full write queue, so not even the SIGHUP handler ran."""
     state_dir, sandbox = console_sandbox
     saved_before = set((state_dir / "results" / SCENARIO).glob("*.json"))
-    console, lease = _console_with_a_live_fault(state_dir, sandbox,
-                                                controlling_terminal=controlling_terminal)
+    console, lease = _console_with_a_live_fault(
+        state_dir, sandbox, controlling_terminal=controlling_terminal
+    )
     console.hang_up()
     left = _what_the_console_left(state_dir, sandbox, console, timeout=20)
 
@@ -168,8 +182,9 @@ def test_the_terminal_going_away_mid_fault_heals_before_the_console_exits(consol
     assert left["code"] == ExitCode.INTERRUPTED, f"exit {left['code']}"
 
 
-@pytest.mark.parametrize("controlling_terminal", [True, False],
-                         ids=["with-sighup", "writes-fail-only"])
+@pytest.mark.parametrize(
+    "controlling_terminal", [True, False], ids=["with-sighup", "writes-fail-only"]
+)
 def test_an_idle_console_exits_when_its_terminal_goes_away(fresh_state_dir, controlling_terminal):
     """No run, nothing drawn: without a SIGHUP only the driver's watch of the terminal notices,
     and Textual's input thread spun at 100% CPU on the hung-up terminal's endless EOF, for good."""

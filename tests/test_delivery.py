@@ -28,9 +28,17 @@ def test_results_round_trip_and_latest_wins(tmp_path):
     from chaos_tui.core.model import RunResult
 
     def result(run_id, started):
-        return RunResult(run_id=run_id, scenario="s", hypothesis="h", target="sandbox",
-                         outcome="pass", started_at=started, finished_at=started + 1,
-                         duration_s=1, probe_rate_hz=10)
+        return RunResult(
+            run_id=run_id,
+            scenario="s",
+            hypothesis="h",
+            target="sandbox",
+            outcome="pass",
+            started_at=started,
+            finished_at=started + 1,
+            duration_s=1,
+            probe_rate_hz=10,
+        )
 
     old = save_result(tmp_path, result("old", 1000.0))
     os.utime(old, (1, 1))

@@ -49,16 +49,21 @@ def _compose_tools() -> dict[str, str]:
     v2+ one there). Each is the COMPOSE value the justfile takes."""
     candidates = ["docker compose"] if shutil.which("docker") else []
     dirs = os.environ.get("PATH", "").split(os.pathsep) + [str(Path(sys.executable).parent)]
-    candidates += [str(Path(d) / "docker-compose") for d in dirs if (Path(d) / "docker-compose").is_file()]
+    candidates += [
+        str(Path(d) / "docker-compose") for d in dirs if (Path(d) / "docker-compose").is_file()
+    ]
     tools: dict[str, str] = {}
     for command in candidates:
         try:
-            out = subprocess.run([*command.split(), "version", "--short"], capture_output=True,
-                                 text=True, timeout=30)
+            out = subprocess.run(
+                [*command.split(), "version", "--short"], capture_output=True, text=True, timeout=30
+            )
         except OSError:
             continue
         if out.returncode == 0 and out.stdout.strip():
-            tools.setdefault("v1" if out.stdout.strip().lstrip("v").startswith("1.") else "v2+", command)
+            tools.setdefault(
+                "v1" if out.stdout.strip().lstrip("v").startswith("1.") else "v2+", command
+            )
     return tools
 
 
@@ -69,7 +74,9 @@ def _docker_problem() -> str | None:
     if shutil.which("docker") is None or not COMPOSE:
         return "docker or Compose (docker-compose, docker compose) is not installed"
     info = subprocess.run(["docker", "info"], capture_output=True, text=True)
-    return None if info.returncode == 0 else f"no Docker Engine answers: {info.stderr.strip()[:200]}"
+    return (
+        None if info.returncode == 0 else f"no Docker Engine answers: {info.stderr.strip()[:200]}"
+    )
 
 
 PROBLEM = _docker_problem()
@@ -79,8 +86,12 @@ pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"docker tests skipp
 def compose_config(compose: str, *files: str, profile: str | None = None) -> dict:
     args = compose.split() + [a for f in files for a in ("-f", str(DOCKER / f))]
     args += ["--profile", profile] if profile else []
-    out = subprocess.run(args + ["config"], capture_output=True, text=True,
-                         env={**os.environ, "CHAOS_TESTBED_IMAGE": "chaos-tui-testbed:check"})
+    out = subprocess.run(
+        args + ["config"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CHAOS_TESTBED_IMAGE": "chaos-tui-testbed:check"},
+    )
     assert out.returncode == 0, out.stderr
     return yaml.safe_load(out.stdout)
 
@@ -95,8 +106,10 @@ def test_each_profile_holds_exactly_its_services(generation, profile):
     else:
         chosen = set(config["services"])
     assert chosen == PROFILES[profile]
-    assert all(s["networks"] == {"chaos-net": None} or "chaos-net" in s["networks"]
-               for s in config["services"].values())
+    assert all(
+        s["networks"] == {"chaos-net": None} or "chaos-net" in s["networks"]
+        for s in config["services"].values()
+    )
     for service in config["services"].values():
         for port in service.get("ports", []):  # v1 keeps the short form, v2 the long one
             host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
@@ -109,17 +122,24 @@ def test_the_stack_and_the_tool_agree_on_credentials_and_ports(monkeypatch):
     for name in [k for k in os.environ if k.startswith("CHAOS_")]:
         monkeypatch.delenv(name)
     compose = next(iter(COMPOSE.values()))
-    for overrides in ({}, {"CHAOS_PLATFORM__POSTGRES_PASSWORD": "p@ss word",
-                           "CHAOS_PLATFORM__OPENOBSERVE_USER": "ops@example.org",
-                           "CHAOS_PLATFORM__OPENOBSERVE_PASSWORD": "s3cret",
-                           "CHAOS_PLATFORM__POSTGRES_PORT": "15432",
-                           "CHAOS_PLATFORM__OTLP_HTTP_PORT": "14318"}):
+    for overrides in (
+        {},
+        {
+            "CHAOS_PLATFORM__POSTGRES_PASSWORD": "p@ss word",
+            "CHAOS_PLATFORM__OPENOBSERVE_USER": "ops@example.org",
+            "CHAOS_PLATFORM__OPENOBSERVE_PASSWORD": "s3cret",
+            "CHAOS_PLATFORM__POSTGRES_PORT": "15432",
+            "CHAOS_PLATFORM__OTLP_HTTP_PORT": "14318",
+        },
+    ):
         for name, value in overrides.items():
             monkeypatch.setenv(name, value)
         platform = Settings().platform
         services = {}
         for profile in PROFILES:
-            services.update(compose_config(compose, "docker-compose.chaos.yml", profile=profile)["services"])
+            services.update(
+                compose_config(compose, "docker-compose.chaos.yml", profile=profile)["services"]
+            )
         env = {name: dict(s.get("environment") or {}) for name, s in services.items()}
         assert env["postgres"]["POSTGRES_PASSWORD"] == platform.postgres_password
         assert env["sea-mq-worker"]["PGPASSWORD"] == platform.postgres_password
@@ -127,15 +147,29 @@ def test_the_stack_and_the_tool_agree_on_credentials_and_ports(monkeypatch):
         assert env["openobserve"]["ZO_ROOT_USER_PASSWORD"] == platform.openobserve_password
         assert env["otel-collector"]["OPENOBSERVE_USER"] == platform.openobserve_user
         assert env["otel-collector"]["OPENOBSERVE_PASSWORD"] == platform.openobserve_password
-        published = {str(port.get("published") if isinstance(port, dict) else port.split(":")[1])
-                     for s in services.values() for port in s.get("ports", [])}
-        assert {str(p) for p in (platform.postgres_port, platform.opa_port,
-                                 platform.policy_gateway_port, platform.openobserve_port,
-                                 platform.otlp_http_port, platform.otlp_grpc_port,
-                                 platform.collector_metrics_port,
-                                 platform.collector_health_port)} <= published
+        published = {
+            str(port.get("published") if isinstance(port, dict) else port.split(":")[1])
+            for s in services.values()
+            for port in s.get("ports", [])
+        }
+        assert {
+            str(p)
+            for p in (
+                platform.postgres_port,
+                platform.opa_port,
+                platform.policy_gateway_port,
+                platform.openobserve_port,
+                platform.otlp_http_port,
+                platform.otlp_grpc_port,
+                platform.collector_metrics_port,
+                platform.collector_health_port,
+            )
+        } <= published
     collector = yaml.safe_load((DOCKER / "otel" / "config.yaml").read_text())
-    assert collector["exporters"]["otlphttp/openobserve"]["auth"]["authenticator"] in collector["extensions"]
+    assert (
+        collector["exporters"]["otlphttp/openobserve"]["auth"]["authenticator"]
+        in collector["extensions"]
+    )
 
 
 @pytest.mark.parametrize("generation", sorted(COMPOSE))
@@ -147,8 +181,9 @@ def test_the_mesh_file_has_two_clusters_linked_on_7522(generation):
         b = (DOCKER / "nats" / f"sea-nats-b-{i}.conf").read_text()
         assert 'listen: "0.0.0.0:7522"' in a and "no_advertise: true" in a and '"sea-a"' in a
         assert "sea-nats-a-1:7522" in b and '"sea-b"' in b and "4422" in a and "5422" in b
-    testbed = compose_config(COMPOSE[generation], "docker-compose.mesh.yml",
-                             "docker-compose.mesh-testbed.yml")
+    testbed = compose_config(
+        COMPOSE[generation], "docker-compose.mesh.yml", "docker-compose.mesh-testbed.yml"
+    )
     assert {s["image"] for s in testbed["services"].values()} == {"chaos-tui-testbed:check"}
 
 
@@ -161,26 +196,58 @@ def _ours_exist() -> list[str]:
     for kind in ("container", "network", "volume"):
         for project in OURS:
             flags = ["-a"] if kind == "container" else []
-            out = subprocess.run(["docker", kind, "ls", *flags, "-q", "--filter",
-                                  f"label=com.docker.compose.project={project}"],
-                                 capture_output=True, text=True).stdout.split()
+            out = subprocess.run(
+                [
+                    "docker",
+                    kind,
+                    "ls",
+                    *flags,
+                    "-q",
+                    "--filter",
+                    f"label=com.docker.compose.project={project}",
+                ],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
             found += [f"{kind} {x}" for x in out]
     return found + _sidecars()
 
 
 def _sidecars() -> list[str]:
     """Network-cut sidecars on this session's containers (not another stack's)."""
-    sidecars = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=chaos-tui.sidecar"],
-                              capture_output=True, text=True).stdout.split()
+    sidecars = subprocess.run(
+        ["docker", "ps", "-a", "-q", "--filter", "label=chaos-tui.sidecar"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if not sidecars:
         return []
-    ours = {c for project in OURS for c in subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=com.docker.compose.project={project}"],
-        capture_output=True, text=True).stdout.split()}
-    modes = subprocess.run(["docker", "inspect", "-f", "{{.Id}} {{.HostConfig.NetworkMode}}", *sidecars],
-                           capture_output=True, text=True).stdout.split("\n")  # gone ones: no line
-    return [f"sidecar {line.split()[0][:12]}" for line in modes
-            if line.strip() and line.split()[1].removeprefix("container:") in ours]
+    ours = {
+        c
+        for project in OURS
+        for c in subprocess.run(
+            [
+                "docker",
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                f"label=com.docker.compose.project={project}",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    }
+    modes = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Id}} {{.HostConfig.NetworkMode}}", *sidecars],
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")  # gone ones: no line
+    return [
+        f"sidecar {line.split()[0][:12]}"
+        for line in modes
+        if line.strip() and line.split()[1].removeprefix("container:") in ours
+    ]
 
 
 def _free_ports(count: int) -> list[int]:
@@ -199,21 +266,40 @@ def _free_ports(count: int) -> list[int]:
 def _own_projects_and_ports() -> dict[str, str]:
     """The environment that puts the stack (through `just`) and the tool (through its
     settings) on this session's projects and on host ports of its own."""
-    (pg, opa, gateway, openobserve, grpc, http, metrics, health, mon_a, mon_b, nats, nats_mon,
-     mesh_a, mesh_b) = _free_ports(14)
+    (
+        pg,
+        opa,
+        gateway,
+        openobserve,
+        grpc,
+        http,
+        metrics,
+        health,
+        mon_a,
+        mon_b,
+        nats,
+        nats_mon,
+        mesh_a,
+        mesh_b,
+    ) = _free_ports(14)
     return {
-        "CHAOS_DOCKER__PROJECT": PROJECT, "CHAOS_DOCKER__MESH_PROJECT": MESH_PROJECT,
-        "CHAOS_PLATFORM__POSTGRES_PORT": str(pg), "CHAOS_PLATFORM__OPA_PORT": str(opa),
+        "CHAOS_DOCKER__PROJECT": PROJECT,
+        "CHAOS_DOCKER__MESH_PROJECT": MESH_PROJECT,
+        "CHAOS_PLATFORM__POSTGRES_PORT": str(pg),
+        "CHAOS_PLATFORM__OPA_PORT": str(opa),
         "CHAOS_PLATFORM__POLICY_GATEWAY_PORT": str(gateway),
         "CHAOS_PLATFORM__OPENOBSERVE_PORT": str(openobserve),
-        "CHAOS_PLATFORM__OTLP_GRPC_PORT": str(grpc), "CHAOS_PLATFORM__OTLP_HTTP_PORT": str(http),
+        "CHAOS_PLATFORM__OTLP_GRPC_PORT": str(grpc),
+        "CHAOS_PLATFORM__OTLP_HTTP_PORT": str(http),
         "CHAOS_PLATFORM__COLLECTOR_METRICS_PORT": str(metrics),
         "CHAOS_PLATFORM__COLLECTOR_HEALTH_PORT": str(health),
         "CHAOS_PLATFORM__NATS_MONITOR_PORT": str(mon_a),
         "CHAOS_PLATFORM__NATS_B_MONITOR_PORT": str(mon_b),
         # Compose publishes these; the tool reads the same ports from its URLs.
-        "CHAOS_OUTBOX_NATS_PORT": str(nats), "CHAOS_OUTBOX_NATS_MONITOR_PORT": str(nats_mon),
-        "CHAOS_MESH_A_PORT": str(mesh_a), "CHAOS_MESH_B_PORT": str(mesh_b),
+        "CHAOS_OUTBOX_NATS_PORT": str(nats),
+        "CHAOS_OUTBOX_NATS_MONITOR_PORT": str(nats_mon),
+        "CHAOS_MESH_A_PORT": str(mesh_a),
+        "CHAOS_MESH_B_PORT": str(mesh_b),
         "CHAOS_PLATFORM__NATS_URL": f"nats://localhost:{nats}",
         "CHAOS_PLATFORM__NATS_A_URL": f"nats://localhost:{mesh_a}",
         "CHAOS_PLATFORM__NATS_B_URL": f"nats://localhost:{mesh_b}",
@@ -221,8 +307,15 @@ def _own_projects_and_ports() -> dict[str, str]:
 
 
 def just(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([JUST, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [JUST, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module", params=sorted(COMPOSE))
@@ -231,17 +324,29 @@ def stack(request):
     turn), under this session's projects and ports; afterwards `just chaos-down`. Whatever
     else runs on the engine is left alone: nothing here is named or labelled like it."""
     assert not _ours_exist(), f"this session's projects are already in use: {_ours_exist()}"
-    has_base = subprocess.run(["docker", "image", "ls", "-q", "chaos-tui-testbed-base"],
-                              capture_output=True, text=True).stdout.strip()
+    has_base = subprocess.run(
+        ["docker", "image", "ls", "-q", "chaos-tui-testbed-base"], capture_output=True, text=True
+    ).stdout.strip()
     if not has_base and (shutil.which("debootstrap") is None or os.geteuid() != 0):
-        pytest.skip("the offline test bed needs debootstrap, run as root, for its first build "
-                    "(apt-get install debootstrap; .ci/run installs it)")
+        pytest.skip(
+            "the offline test bed needs debootstrap, run as root, for its first build "
+            "(apt-get install debootstrap; .ci/run installs it)"
+        )
     state_dir = make_state_dir("docker")
-    env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable, COMPOSE=COMPOSE[request.param],
-                  **_own_projects_and_ports())
+    env = env_for(
+        state_dir,
+        CHAOS_TESTBED="1",
+        PYTHON=sys.executable,
+        COMPOSE=COMPOSE[request.param],
+        **_own_projects_and_ports(),
+    )
     started = time.monotonic()
-    built = subprocess.run([sys.executable, str(DOCKER / "testbed" / "build_testbed.py")],
-                           capture_output=True, text=True, timeout=1200)
+    built = subprocess.run(
+        [sys.executable, str(DOCKER / "testbed" / "build_testbed.py")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     image = built.stdout.strip().split("=", 1)[1]
     print(f"test bed {image} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
@@ -264,9 +369,23 @@ def _iptables_rules(env: dict, service: str) -> str:
     container = _container_id(MESH_PROJECT, service)
     assert container, f"{service} is not running"
     listed = subprocess.run(
-        ["docker", "run", "--rm", "--network", f"container:{container}", "--cap-add",
-         "NET_ADMIN", "--user", "root", env["CHAOS_TESTBED_IMAGE"], "iptables", "-S"],
-        capture_output=True, text=True)
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            f"container:{container}",
+            "--cap-add",
+            "NET_ADMIN",
+            "--user",
+            "root",
+            env["CHAOS_TESTBED_IMAGE"],
+            "iptables",
+            "-S",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert listed.returncode == 0 and "-P INPUT" in listed.stdout, listed.stderr
     return listed.stdout
 
@@ -274,15 +393,38 @@ def _iptables_rules(env: dict, service: str) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_scenario_passes_against_the_containers(stack, scenario, tmp_path):
-    short = {"postgres_restart_outbox": "down_s=2", "opa_restart": "down_s=2",
-             "openobserve_stall": "stall_s=3", "nats_partition_mesh": "cut_s=3"}[scenario]
+    short = {
+        "postgres_restart_outbox": "down_s=2",
+        "opa_restart": "down_s=2",
+        "openobserve_stall": "stall_s=3",
+        "nats_partition_mesh": "cut_s=3",
+    }[scenario]
     out = tmp_path / "r.json"
     started = time.time()
     proc = subprocess.run(
-        [*CHAOS_TUI, "--headless", "--scenario", scenario, "--target", "docker",
-         "--enable-chaos", "--set", "warmup_s=1", "--set", short, "--set", "recover_s=2",
-         "--output", str(out)],
-        env=stack, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        [
+            *CHAOS_TUI,
+            "--headless",
+            "--scenario",
+            scenario,
+            "--target",
+            "docker",
+            "--enable-chaos",
+            "--set",
+            "warmup_s=1",
+            "--set",
+            short,
+            "--set",
+            "recover_s=2",
+            "--output",
+            str(out),
+        ],
+        env=stack,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["target"] == "docker" and result["heal"]["ok"] and result["heal"]["verified"]
@@ -294,7 +436,9 @@ def test_every_scenario_passes_against_the_containers(stack, scenario, tmp_path)
             assert "7522" not in _iptables_rules(stack, node), f"a rule outlived the heal on {node}"
         # One sidecar to cut and one to heal per node, each labelled with the run, all gone.
         # (Counted by run: another stack on this engine may cut its own links meanwhile.)
-        sidecars = [s for s in _sidecars_created_since(started) if s["chaos-tui.run"] == result["run_id"]]
+        sidecars = [
+            s for s in _sidecars_created_since(started) if s["chaos-tui.run"] == result["run_id"]
+        ]
         assert len(sidecars) == 6
         assert not _sidecars()
     if scenario != "nats_partition_mesh":
@@ -305,10 +449,25 @@ def test_every_scenario_passes_against_the_containers(stack, scenario, tmp_path)
 def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
     """The console dies mid-fault; the agent starts the killed container at the TTL."""
     proc = subprocess.Popen(
-        [*CHAOS_TUI, "--headless", "--scenario", "opa_restart", "--target", "docker",
-         "--enable-chaos", "--set", "warmup_s=1", "--set", "down_s=5"],
-        env=stack, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL)
+        [
+            *CHAOS_TUI,
+            "--headless",
+            "--scenario",
+            "opa_restart",
+            "--target",
+            "docker",
+            "--enable-chaos",
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=5",
+        ],
+        env=stack,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         line = ""
         for line in proc.stderr:  # the run narrates on stderr; it ends if the run does
@@ -316,8 +475,15 @@ def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
                 break
         assert "INJECTED" in line, "the fault never landed"
         assert _state("opa") == "exited"
-        live = json.loads(subprocess.run([*CHAOS_TUI, "leases", "--json"], env=stack,
-                                         capture_output=True, text=True, timeout=30).stdout)
+        live = json.loads(
+            subprocess.run(
+                [*CHAOS_TUI, "leases", "--json"],
+                env=stack,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout
+        )
         assert [(lease["kind"], len(lease["run_id"])) for lease in live] == [("docker.kill", 12)]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -345,37 +511,58 @@ async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(s
     before = _started_at("policy-gateway")
     try:
         # Refused, and nothing touched: a service that is not there, a project not ours.
-        for params, said in (({"project": PROJECT, "service": "no-such-service"}, "no-such-service"),
-                             ({"project": "someone-elses", "service": "policy-gateway"},
-                              "not one chaos-tui may break"),
-                             # The default project is not this agent's either (and may be
-                             # someone's stack running beside this one).
-                             ({"project": "chaos", "service": "policy-gateway"},
-                              "not one chaos-tui may break")):
+        for params, said in (
+            ({"project": PROJECT, "service": "no-such-service"}, "no-such-service"),
+            (
+                {"project": "someone-elses", "service": "policy-gateway"},
+                "not one chaos-tui may break",
+            ),
+            # The default project is not this agent's either (and may be
+            # someone's stack running beside this one).
+            ({"project": "chaos", "service": "policy-gateway"}, "not one chaos-tui may break"),
+        ):
             with pytest.raises(AgentError) as refused:
-                await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
-                                         params=params)
+                await agent.create_lease(
+                    kind="docker.restart", target="docker", ttl_s=30, params=params
+                )
             assert refused.value.status == 400 and said in str(refused.value)
         assert _started_at("policy-gateway") == before
         # A sidecar runs as root with NET_ADMIN: only from the image the agent was given.
         with pytest.raises(AgentError) as refused:
-            await agent.create_lease(kind="docker.netcut", target="docker", ttl_s=30, params={
-                "project": MESH_PROJECT, "services": ["sea-nats-a-1"], "port": 7522,
-                "image": stack["CHAOS_TESTBED_IMAGE"]})  # this agent was given the default
+            await agent.create_lease(
+                kind="docker.netcut",
+                target="docker",
+                ttl_s=30,
+                params={
+                    "project": MESH_PROJECT,
+                    "services": ["sea-nats-a-1"],
+                    "port": 7522,
+                    "image": stack["CHAOS_TESTBED_IMAGE"],
+                },
+            )  # this agent was given the default
         assert refused.value.status == 400 and "is not the agent's" in str(refused.value)
         assert not _sidecars()
-        lease = await agent.create_lease(kind="docker.restart", target="docker", ttl_s=30,
-                                         params={"project": PROJECT, "service": "policy-gateway"})
+        lease = await agent.create_lease(
+            kind="docker.restart",
+            target="docker",
+            ttl_s=30,
+            params={"project": PROJECT, "service": "policy-gateway"},
+        )
         assert lease.data["container"] and _state("policy-gateway") == "running"
         assert _started_at("policy-gateway") != before  # started again
         assert await agent.heal_lease(lease.id) and _state("policy-gateway") == "running"
         # A stopped container removed under a live lease (say, by `just chaos-down`): the
         # heal has nothing left to undo, and says so by succeeding.
-        lease = await agent.create_lease(kind="docker.stop", target="docker", ttl_s=30,
-                                         params={"project": PROJECT, "service": "policy-gateway"})
+        lease = await agent.create_lease(
+            kind="docker.stop",
+            target="docker",
+            ttl_s=30,
+            params={"project": PROJECT, "service": "policy-gateway"},
+        )
         assert _state("policy-gateway") == "exited"
-        subprocess.run(["docker", "rm", "-f", lease.data["container"]], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["docker", "rm", "-f", lease.data["container"]], check=True, capture_output=True
+        )
         assert await agent.heal_lease(lease.id) and await agent.leases() == []
     finally:
         agent.stop_spawned()
@@ -386,16 +573,30 @@ async def test_restart_lease_bad_params_and_a_heal_after_the_container_is_gone(s
 def _container_id(project: str, service: str) -> str:
     """The id of this compose service's container, running or not ("" if there is none)."""
     found = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
-         "--filter", f"label=com.docker.compose.service={service}"],
-        capture_output=True, text=True).stdout.split()
+        [
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     return found[0] if found else ""
 
 
 def _inspect(service: str, field: str) -> str:
     container = _container_id(PROJECT, service)
-    return subprocess.run(["docker", "inspect", "-f", field, container], capture_output=True,
-                          text=True).stdout.strip() if container else ""
+    return (
+        subprocess.run(
+            ["docker", "inspect", "-f", field, container], capture_output=True, text=True
+        ).stdout.strip()
+        if container
+        else ""
+    )
 
 
 def _started_at(service: str) -> str:
@@ -409,8 +610,24 @@ def _state(service: str) -> str:
 def _sidecars_created_since(since: float) -> list[dict]:
     """The labels of every sidecar created since then, from the Engine's event log."""
     out = subprocess.run(
-        ["docker", "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}",
-         "--filter", "type=container", "--filter", "event=create",
-         "--filter", "label=chaos-tui.sidecar", "--format", "{{json .Actor.Attributes}}"],
-        capture_output=True, text=True, timeout=30)
+        [
+            "docker",
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            f"{time.time():.3f}",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            "label=chaos-tui.sidecar",
+            "--format",
+            "{{json .Actor.Attributes}}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]

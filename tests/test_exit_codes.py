@@ -39,7 +39,9 @@ def _nothing_started(state_dir) -> list[str]:
 @pytest.mark.parametrize("enabled", [None, "false", "0"], ids=["unset", "false", "zero"])
 def test_a_docker_run_not_enabled_exits_7_in_one_line(fresh_state_dir, enabled):
     env = env_for(fresh_state_dir) | ({} if enabled is None else {"CHAOS_ENABLED": enabled})
-    proc = run_cli(["--headless", "--scenario", "opa_restart", "--target", "docker"], env, timeout=60)
+    proc = run_cli(
+        ["--headless", "--scenario", "opa_restart", "--target", "docker"], env, timeout=60
+    )
     assert proc.returncode == ExitCode.CHAOS_NOT_ENABLED, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and REFUSED in lines[0] and "Traceback" not in proc.stderr, proc.stderr
@@ -60,16 +62,35 @@ def decoy_opa():
     own: what a refused opa_restart would otherwise find and kill."""
     if not _docker_answers():
         pytest.skip("no Docker Engine answers")
-    images = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
-                             "chaos-tui-testbed"], capture_output=True, text=True).stdout.split()
+    images = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "chaos-tui-testbed"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     if not images:
         pytest.skip("no test-bed image here (tests/test_docker.py builds it)")
     project = f"chaos-t{os.getpid()}-refused"
     name = f"{project}_opa_1"
-    subprocess.run(["docker", "run", "-d", "--name", name, "--label", "chaos-tui.test=exit-7",
-                    "--label", f"com.docker.compose.project={project}",
-                    "--label", "com.docker.compose.service=opa", images[0], "sleep", "300"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            "chaos-tui.test=exit-7",
+            "--label",
+            f"com.docker.compose.project={project}",
+            "--label",
+            "com.docker.compose.service=opa",
+            images[0],
+            "sleep",
+            "300",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield project, name
     finally:
@@ -78,18 +99,50 @@ def decoy_opa():
 
 def test_exit_7_leaves_the_target_containers_alone(fresh_state_dir, decoy_opa):
     project, name = decoy_opa
-    inspect = ["docker", "inspect", "-f", "{{.State.Status}} {{.State.StartedAt}} {{.RestartCount}}", name]
+    inspect = [
+        "docker",
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.StartedAt}} {{.RestartCount}}",
+        name,
+    ]
     before = subprocess.run(inspect, capture_output=True, text=True).stdout
     since = time.time()
-    proc = run_cli(["--headless", "--scenario", "opa_restart", "--target", "docker",
-                    "--set", "warmup_s=1", "--set", "down_s=2"],
-                   env_for(fresh_state_dir, CHAOS_DOCKER__PROJECT=project), timeout=60)
+    proc = run_cli(
+        [
+            "--headless",
+            "--scenario",
+            "opa_restart",
+            "--target",
+            "docker",
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=2",
+        ],
+        env_for(fresh_state_dir, CHAOS_DOCKER__PROJECT=project),
+        timeout=60,
+    )
     until = time.time() + 0.5
     assert proc.returncode == ExitCode.CHAOS_NOT_ENABLED, proc.stderr
     assert subprocess.run(inspect, capture_output=True, text=True).stdout == before
-    events = subprocess.run(["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
-                             "--filter", f"container={name}", "--format", "{{.Action}}"],
-                            capture_output=True, text=True, timeout=30).stdout.split()
+    events = subprocess.run(
+        [
+            "docker",
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            f"{until:.3f}",
+            "--filter",
+            f"container={name}",
+            "--format",
+            "{{.Action}}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.split()
     assert events == [], f"the refused run touched the container: {events}"
     assert _nothing_started(fresh_state_dir) == []
 
@@ -97,7 +150,9 @@ def test_exit_7_leaves_the_target_containers_alone(fresh_state_dir, decoy_opa):
 def test_the_console_not_enabled_refuses_the_run(fresh_state_dir):
     """The console opens (it says why nothing can run) but asks no confirmation, starts no
     agent and injects nothing."""
-    console = PtyConsole(["--target", "docker", "--scenario", "opa_restart"], env_for(fresh_state_dir))
+    console = PtyConsole(
+        ["--target", "docker", "--scenario", "opa_restart"], env_for(fresh_state_dir)
+    )
     try:
         console.wait_for("LOCKED")
         console.wait_for("Run")
@@ -151,9 +206,28 @@ def test_a_heal_that_fails_for_real_exits_4(fresh_state_dir, tmp_path):
     out = tmp_path / "result.json"
     env = env_for(fresh_state_dir)
     run = subprocess.Popen(
-        [*CHAOS_TUI, "--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
-         "--set", "down_s=3", "--set", "recover_s=1", "--invariant-budget", "5", "--output", str(out)],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            *CHAOS_TUI,
+            "--headless",
+            "--scenario",
+            "postgres_restart_outbox",
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=3",
+            "--set",
+            "recover_s=1",
+            "--invariant-budget",
+            "5",
+            "--output",
+            str(out),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     squatter = None
     try:
         narration = []
@@ -168,7 +242,9 @@ def test_a_heal_that_fails_for_real_exits_4(fresh_state_dir, tmp_path):
         summary = stdout + "".join(narration)
 
         assert run.returncode == ExitCode.HEAL_FAILED, summary[-3000:]
-        assert "HEAL FAILED hard_restart:postgres" in summary and "heal: FAILED" in summary, summary[-3000:]
+        assert "HEAL FAILED hard_restart:postgres" in summary and "heal: FAILED" in summary, (
+            summary[-3000:]
+        )
         result = json.loads(out.read_text())
         assert result["heal"]["ok"] is False
         assert [f["ok"] for f in result["heal"]["faults"]] == [False]

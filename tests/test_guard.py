@@ -35,8 +35,20 @@ def test_configured_marker():
 # Issue 12, point 8: every deploy variable counts, a marker is a word or a word's start, and
 # one harmless (or empty) variable never hides another.
 @pytest.mark.parametrize("variable", ENVIRONMENT_VARIABLES)
-@pytest.mark.parametrize("value", ["production", "prod", "prd", "PROD", "production-eu",
-                                   "eu-prod", "eu_prd", "prod1", "Production EU"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "production",
+        "prod",
+        "prd",
+        "PROD",
+        "production-eu",
+        "eu-prod",
+        "eu_prd",
+        "prod1",
+        "Production EU",
+    ],
+)
 def test_every_deploy_variable_names_production(variable, value):
     reason = production_reason(Settings(), {variable: value})
     assert reason is not None and reason.startswith(f"{variable}={value!r}")
@@ -47,11 +59,14 @@ def test_not_production(value):
     assert production_reason(Settings(), {name: value for name in ENVIRONMENT_VARIABLES}) is None
 
 
-@pytest.mark.parametrize("environ", [
-    {"ENVIRONMENT": "", "CHAOS_ENVIRONMENT": "production"},
-    {"ENVIRONMENT": "staging", "CHAOS_ENVIRONMENT": "production"},
-    {"ENVIRONMENT": "dev", "ENV": "dev", "RAILS_ENV": "production"},
-])
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"ENVIRONMENT": "", "CHAOS_ENVIRONMENT": "production"},
+        {"ENVIRONMENT": "staging", "CHAOS_ENVIRONMENT": "production"},
+        {"ENVIRONMENT": "dev", "ENV": "dev", "RAILS_ENV": "production"},
+    ],
+)
 def test_one_harmless_variable_hides_no_other(environ):
     assert production_reason(Settings(), environ) is not None
 
@@ -81,15 +96,28 @@ def test_unreadable_markers_are_a_validation_error(monkeypatch, markers):
 
 
 def test_unknown_chaos_variables_are_named_with_a_guess():
-    found = unknown_variables({
-        "CHAOS_PROBE_HZ": "oops", "CHAOS_AGENT__PORTT": "1", "CHAOS_XYZZY": "1",
-        # read by the tool although not settings, or settings by another spelling:
-        "CHAOS_TESTBED": "1", "CHAOS_TESTBED_IMAGE": "x", "CHAOS_NATS_IMAGE": "x",
-        "CHAOS_ENVIRONMENT": "dev", "CHAOS_AGENT": "{}", "chaos_agent__port": "0",
-        "CHAOS_NATS_A_URL": "nats://x", "CHAOS_DOCKER__SIDECAR_IMAGE": "x", "PATH": "/bin",
-    })
-    assert found == ["CHAOS_AGENT__PORTT (did you mean CHAOS_AGENT__PORT?)",
-                     "CHAOS_PROBE_HZ (did you mean CHAOS_PROBE_RATE_HZ?)", "CHAOS_XYZZY"]
+    found = unknown_variables(
+        {
+            "CHAOS_PROBE_HZ": "oops",
+            "CHAOS_AGENT__PORTT": "1",
+            "CHAOS_XYZZY": "1",
+            # read by the tool although not settings, or settings by another spelling:
+            "CHAOS_TESTBED": "1",
+            "CHAOS_TESTBED_IMAGE": "x",
+            "CHAOS_NATS_IMAGE": "x",
+            "CHAOS_ENVIRONMENT": "dev",
+            "CHAOS_AGENT": "{}",
+            "chaos_agent__port": "0",
+            "CHAOS_NATS_A_URL": "nats://x",
+            "CHAOS_DOCKER__SIDECAR_IMAGE": "x",
+            "PATH": "/bin",
+        }
+    )
+    assert found == [
+        "CHAOS_AGENT__PORTT (did you mean CHAOS_AGENT__PORT?)",
+        "CHAOS_PROBE_HZ (did you mean CHAOS_PROBE_RATE_HZ?)",
+        "CHAOS_XYZZY",
+    ]
 
 
 def test_every_chaos_variable_the_repo_mentions_is_known():
@@ -100,8 +128,9 @@ def test_every_chaos_variable_the_repo_mentions_is_known():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
     typos_on_purpose = {"tests/test_guard.py", "tests/test_cli_errors.py"}
     names = set()
     for name in set(files) - typos_on_purpose:

@@ -32,7 +32,7 @@ PTRACE_ATTACH, PTRACE_DETACH, WALL = 16, 17, 0x40000000  # <sys/ptrace.h>, __WAL
 
 def process_state(pid: int) -> str:
     raw = Path(f"/proc/{pid}/stat").read_text()
-    return raw[raw.rindex(")") + 2:].split()[0]
+    return raw[raw.rindex(")") + 2 :].split()[0]
 
 
 def guardian_record(client: AgentClient) -> dict | None:
@@ -45,10 +45,25 @@ def guardian_record(client: AgentClient) -> dict | None:
 def start_run(sandbox, down_s: int) -> tuple[subprocess.Popen, Lease]:
     """A headless postgres_restart_outbox run, waited on until its fault landed; with the
     lease it holds, read from the agent's journal."""
-    args = ["--headless", "--scenario", "postgres_restart_outbox", "--set", "warmup_s=1",
-            "--set", f"down_s={down_s}", "--set", "recover_s=2"]
-    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    args = [
+        "--headless",
+        "--scenario",
+        "postgres_restart_outbox",
+        "--set",
+        "warmup_s=1",
+        "--set",
+        f"down_s={down_s}",
+        "--set",
+        "recover_s=2",
+    ]
+    proc = subprocess.Popen(
+        CHAOS_TUI + args,
+        env=sandbox.env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 90
     for line in proc.stderr:
         if "INJECTED" in line or time.monotonic() > deadline:
@@ -81,8 +96,10 @@ def test_agent_and_run_killed_mid_fault_heal_with_no_command(sandbox):
         proc.wait(10)
         back = wait_postgres(sandbox, lease.expires_at + HEAL_MARGIN_S)
         assert back is not None, "nobody healed the fault: Postgres still down at TTL + 5 s"
-        print(f"\nagent+run SIGKILLed: Postgres back {back - killed_at:.1f}s after the "
-              f"agent's SIGKILL (TTL was {lease.expires_at - killed_at:.1f}s away)")
+        print(
+            f"\nagent+run SIGKILLed: Postgres back {back - killed_at:.1f}s after the "
+            f"agent's SIGKILL (TTL was {lease.expires_at - killed_at:.1f}s away)"
+        )
         while any((client.folder / "leases").glob("*.json")) and time.time() < back + 5:
             time.sleep(0.1)
         assert not any((client.folder / "leases").glob("*.json")), "lease left on disk"
@@ -91,8 +108,10 @@ def test_agent_and_run_killed_mid_fault_heal_with_no_command(sandbox):
         replacement = client.info()
         assert replacement is not None and replacement["pid"] != agent["pid"]
         assert asyncio.run(client.status()).recovered[0].id == lease.id
-        assert f"agent {agent['pid']} died holding 1 lease(s)" in \
-            (client.folder / "agent.log").read_text()
+        assert (
+            f"agent {agent['pid']} died holding 1 lease(s)"
+            in (client.folder / "agent.log").read_text()
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -115,8 +134,10 @@ def test_a_stopped_agent_still_heals_at_the_ttl(sandbox):
         assert process_state(agent["pid"]) == "T"
         back = wait_postgres(sandbox, lease.expires_at + HEAL_MARGIN_S)
         assert back is not None, "a stopped agent healed nothing by TTL + 5 s"
-        print(f"\nagent SIGSTOPped: Postgres back {back - lease.expires_at:+.1f}s from the "
-              f"TTL ({back - stopped_at:.1f}s after the SIGSTOP)")
+        print(
+            f"\nagent SIGSTOPped: Postgres back {back - lease.expires_at:+.1f}s from the "
+            f"TTL ({back - stopped_at:.1f}s after the SIGSTOP)"
+        )
         assert is_running(record) and process_state(agent["pid"]) != "T", "woken, not replaced"
         assert "SIGCONT" in (client.folder / "agent.log").read_text()
         assert proc.wait(90) is not None  # the run's own heal got its answer too
@@ -137,8 +158,11 @@ def test_an_agent_held_by_a_debugger_is_killed_and_replaced(sandbox):
     asyncio.run(client.ensure())
     agent = client.info()
     record = ProcessRecord("agent", agent["pid"], agent["start_ticks"], [], "")
-    lease = asyncio.run(client.create_lease(kind="sandbox.hard_restart", ttl_s=3,
-                                            params={"service": "postgres"}, **ORPHAN_OK))
+    lease = asyncio.run(
+        client.create_lease(
+            kind="sandbox.hard_restart", ttl_s=3, params={"service": "postgres"}, **ORPHAN_OK
+        )
+    )
     libc = ctypes.CDLL(None, use_errno=True)
     libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
     if libc.ptrace(PTRACE_ATTACH, record.pid, None, None) != 0:
@@ -147,8 +171,7 @@ def test_an_agent_held_by_a_debugger_is_killed_and_replaced(sandbox):
         back = wait_postgres(sandbox, lease.expires_at + HEAL_MARGIN_S)
         log = (client.folder / "agent.log").read_text()
         assert back is not None, f"an agent held stopped healed nothing by TTL + 5 s:\n{log}"
-        print(f"\nagent held by ptrace: Postgres back {back - lease.expires_at:+.1f}s from "
-              "the TTL")
+        print(f"\nagent held by ptrace: Postgres back {back - lease.expires_at:+.1f}s from the TTL")
         assert f"agent {agent['pid']} is stopped with a lease past its TTL: SIGCONT" in log
         assert f"agent {agent['pid']} still stopped" in log and "SIGKILL" in log
         assert f"agent {agent['pid']} died holding 1 lease(s)" in log
@@ -172,8 +195,11 @@ def test_agent_stop_wakes_a_stopped_agent_and_it_heals(sandbox):
     agent = client.info()
     record = ProcessRecord("agent", agent["pid"], agent["start_ticks"], [], "")
     try:
-        lease = asyncio.run(client.create_lease(kind="sandbox.hard_restart", ttl_s=600,
-                                                params={"service": "postgres"}, **ORPHAN_OK))
+        lease = asyncio.run(
+            client.create_lease(
+                kind="sandbox.hard_restart", ttl_s=600, params={"service": "postgres"}, **ORPHAN_OK
+            )
+        )
         assert not sandbox.sandbox.running("postgres")
         os.kill(agent["pid"], signal.SIGSTOP)  # our agent, by its pid
         began = time.monotonic()
@@ -200,15 +226,19 @@ def test_an_agent_killed_by_stop_is_replaced_to_heal_its_leases(sandbox):
     client = AgentClient(Settings(state_dir=sandbox.state_dir))
     asyncio.run(client.ensure())
     old = client.info()
-    lease = asyncio.run(client.create_lease(kind="sandbox.hard_restart", ttl_s=600,
-                                            params={"service": "nats"}, **ORPHAN_OK))
+    lease = asyncio.run(
+        client.create_lease(
+            kind="sandbox.hard_restart", ttl_s=600, params={"service": "nats"}, **ORPHAN_OK
+        )
+    )
     assert not sandbox.sandbox.running("nats")
     said: list[str] = []
     pid, stopped = client.stop_running(timeout_s=0, announce=said.append)
     assert (pid, stopped) == (old["pid"], True)
     assert "was killed holding 1 lease(s)" in said[0], said
-    assert any(f"leftover lease {lease.id}" in line and line.endswith("healed")
-               for line in said), said
+    assert any(f"leftover lease {lease.id}" in line and line.endswith("healed") for line in said), (
+        said
+    )
     assert said[-1].startswith("replacement agent pid") and said[-1].endswith("stopped"), said
     assert client.info() is None and not any((client.folder / "leases").glob("*.json"))
     assert sandbox.sandbox.healthy("nats")
@@ -223,8 +253,10 @@ def test_a_clean_stop_ends_the_guardian(fresh_state_dir):
     while (guardian := guardian_record(client)) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert guardian is not None, "the agent started no guardian"
-    assert (guardian["agent_pid"], guardian["agent_start_ticks"]) == (agent["pid"],
-                                                                      agent["start_ticks"])
+    assert (guardian["agent_pid"], guardian["agent_start_ticks"]) == (
+        agent["pid"],
+        agent["start_ticks"],
+    )
     watcher = ProcessRecord("guardian", guardian["pid"], guardian["start_ticks"], [], "")
     assert is_running(watcher)
     ppid = int(Path(f"/proc/{guardian['pid']}/stat").read_text().rsplit(")", 1)[1].split()[2])

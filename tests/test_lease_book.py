@@ -44,8 +44,14 @@ def run_until_injected(sandbox, *sets: str, output: Path | None = None) -> subpr
     args = ["--headless", "--scenario", "postgres_restart_outbox"]
     args += [a for s in sets for a in ("--set", s)]
     args += ["--output", str(output)] if output else []
-    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        CHAOS_TUI + args,
+        env=sandbox.env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     for line in proc.stderr:
         if "INJECTED" in line:
             return proc
@@ -58,9 +64,11 @@ def raw_post(url: str, token: str, body: dict, sockets: int) -> list[int]:
     agent reads them all before it has finished with the first. Returns the status codes."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     payload = json.dumps(body).encode()
-    request = (f"POST /leases HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-               f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-               "Connection: close\r\n\r\n").encode() + payload
+    request = (
+        f"POST /leases HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + payload
     conns = [socket.create_connection((host, int(port)), timeout=10) for _ in range(sockets)]
     try:
         for conn in conns:
@@ -81,10 +89,16 @@ async def test_one_id_sent_ten_times_at_once_lands_once_and_heals(lone_agent):
     upstream.bind(("127.0.0.1", 0))
     upstream.listen(8)
     try:
-        await agent._ok("POST", "/proxies", {"name": "p", "upstream":
-                                             f"127.0.0.1:{upstream.getsockname()[1]}"})
-        body = {"id": "same-1", "kind": "proxy.toxic", "ttl_s": 1.5, "orphan_ok": True,
-                "params": {"proxy": "p", "type": "latency", "attributes": {"latency": 50}}}
+        await agent._ok(
+            "POST", "/proxies", {"name": "p", "upstream": f"127.0.0.1:{upstream.getsockname()[1]}"}
+        )
+        body = {
+            "id": "same-1",
+            "kind": "proxy.toxic",
+            "ttl_s": 1.5,
+            "orphan_ok": True,
+            "params": {"proxy": "p", "type": "latency", "attributes": {"latency": 50}},
+        }
         statuses = await asyncio.to_thread(raw_post, agent.info()["url"], agent.token(), body, 10)
         assert sorted(statuses) == [201] + [409] * 9, statuses
         proxy = await agent._ok("GET", "/proxies/p")
@@ -102,10 +116,17 @@ async def test_one_id_sent_ten_times_at_once_lands_once_and_heals(lone_agent):
 async def test_two_faults_on_one_service_never_fight(agent, sandbox):
     """Two leases (different ids) pausing one service at the same moment: one lands, the
     other is refused with 409 and touches nothing; the heal leaves the service running."""
-    body = {"kind": "sandbox.pause", "target": "sandbox", "ttl_s": 30, "params":
-            {"service": "relay"}, "owner_pid": os.getpid()}
-    first, second = await asyncio.gather(agent.call("POST", "/leases", {**body, "id": "pa-1"}),
-                                         agent.call("POST", "/leases", {**body, "id": "pa-2"}))
+    body = {
+        "kind": "sandbox.pause",
+        "target": "sandbox",
+        "ttl_s": 30,
+        "params": {"service": "relay"},
+        "owner_pid": os.getpid(),
+    }
+    first, second = await asyncio.gather(
+        agent.call("POST", "/leases", {**body, "id": "pa-1"}),
+        agent.call("POST", "/leases", {**body, "id": "pa-2"}),
+    )
     assert sorted([first.status_code, second.status_code]) == [201, 409]
     refused = first if first.status_code == 409 else second
     assert "already has a live fault" in refused.json()["detail"]
@@ -135,8 +156,9 @@ async def test_the_owner_dying_heals_its_lease_at_once(lone_agent):
     await agent._ok("POST", "/proxies", {"name": "r", "upstream": "127.0.0.1:9"})
     owner = subprocess.Popen(["sleep", "60"])
     try:
-        lease = await agent.create_lease(kind="proxy.down", ttl_s=600, params={"proxy": "r"},
-                                         owner_pid=owner.pid)
+        lease = await agent.create_lease(
+            kind="proxy.down", ttl_s=600, params={"proxy": "r"}, owner_pid=owner.pid
+        )
         assert not (await agent._ok("GET", "/proxies/r"))["enabled"]
         owner.kill()  # our own child, by its pid; unreaped it is a zombie: dead all the same
         killed = time.time()
@@ -164,14 +186,17 @@ async def test_a_journal_that_cannot_forget_stops_no_other_heal(sandbox):
     pids = {s: sandbox.sandbox.record(s).pid for s in ("nats", "relay")}
     try:
         for service in pids:
-            await client.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=600,
-                                      params={"service": service})
+            await client.create_lease(
+                kind="sandbox.pause", target="sandbox", ttl_s=600, params={"service": service}
+            )
         subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
         stop = await asyncio.to_thread(run_cli, ["agent", "stop"], sandbox.env)
     finally:
         subprocess.run(["chattr", "-i", str(leases_dir)], check=False)
-    states = {s: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-              for s, pid in pids.items()}
+    states = {
+        s: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        for s, pid in pids.items()
+    }
     assert "T" not in states.values(), f"a service stayed frozen: {states}"
     assert stop.returncode != 0, stop.stdout + stop.stderr
     assert stop.stdout.count("journal file could not be removed") == 2, stop.stdout
@@ -189,8 +214,9 @@ async def test_delete_answers_204_when_the_heal_worked_but_the_disk_said_no(sand
     await client.ensure()
     leases_dir = client.folder / "leases"
     try:
-        lease = await client.create_lease(kind="sandbox.pause", target="sandbox", ttl_s=600,
-                                          params={"service": "relay"})
+        lease = await client.create_lease(
+            kind="sandbox.pause", target="sandbox", ttl_s=600, params={"service": "relay"}
+        )
         subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
         response = await client.call("DELETE", f"/leases/{lease.id}")
         assert response.status_code == 204, response.text
@@ -213,9 +239,11 @@ async def test_a_full_journal_refuses_with_one_line_and_applies_nothing(lone_age
     leases_dir = agent.folder / "leases"
     subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
     try:
-        response = await agent.call("POST", "/leases", {"kind": "proxy.down", "ttl_s": 30,
-                                                        "params": {"proxy": "s"},
-                                                        "orphan_ok": True})
+        response = await agent.call(
+            "POST",
+            "/leases",
+            {"kind": "proxy.down", "ttl_s": 30, "params": {"proxy": "s"}, "orphan_ok": True},
+        )
     finally:
         subprocess.run(["chattr", "-i", str(leases_dir)], check=False)
     assert response.status_code == 507 and "nothing was applied" in response.json()["detail"]
@@ -246,7 +274,9 @@ def test_a_sigkilled_run_is_healed_within_2s_and_reported_by_the_next_command(sa
         assert "(owner-died)" in lines[0]
         again = run_cli(["leases"], sandbox.env)
         assert "was killed" not in again.stderr, "reported twice"
-        kept = [json.loads(p.read_text()) for p in (sandbox.state_dir / "runs").glob("*.killed.json")]
+        kept = [
+            json.loads(p.read_text()) for p in (sandbox.state_dir / "runs").glob("*.killed.json")
+        ]
         ours = [k for k in kept if k["pid"] == proc.pid]  # the shared sandbox may hold others
         assert len(ours) == 1 and ours[0]["faults"][0]["by"] == "owner-died", kept
     finally:
@@ -291,12 +321,26 @@ async def test_a_halt_racing_new_leases_leaves_none_live(lone_agent):
     upstream.listen(8)
     try:
         for i in range(20):
-            await agent._ok("POST", "/proxies", {"name": f"h{i}", "upstream":
-                                                 f"127.0.0.1:{upstream.getsockname()[1]}"})
+            await agent._ok(
+                "POST",
+                "/proxies",
+                {"name": f"h{i}", "upstream": f"127.0.0.1:{upstream.getsockname()[1]}"},
+            )
         for trial in range(5):
-            creates = [agent.call("POST", "/leases", {
-                "id": f"h{trial}-{i}", "kind": "proxy.down", "ttl_s": 30, "orphan_ok": True,
-                "params": {"proxy": f"h{i}"}}) for i in range(20)]
+            creates = [
+                agent.call(
+                    "POST",
+                    "/leases",
+                    {
+                        "id": f"h{trial}-{i}",
+                        "kind": "proxy.down",
+                        "ttl_s": 30,
+                        "orphan_ok": True,
+                        "params": {"proxy": f"h{i}"},
+                    },
+                )
+                for i in range(20)
+            ]
             *answers, halted = await asyncio.gather(*creates, agent.call("POST", "/halt"))
             assert halted.status_code == 200
             assert all(a.status_code in (201, 409) for a in answers), [a.text for a in answers]

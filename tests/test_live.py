@@ -27,8 +27,9 @@ def styles_by_column(line: Text) -> list[str]:
 def test_sparkline_draws_the_window_and_the_failures_differently():
     live = tui_data.live_run()
     samples = live.samples("postgres")
-    line = render_sparkline(samples, live.windows, width=40, end=T0 + 20, span_s=20,
-                            use_value=False)
+    line = render_sparkline(
+        samples, live.windows, width=40, end=T0 + 20, span_s=20, use_value=False
+    )
     styles = styles_by_column(line)
     # Column i covers [i/2, (i+1)/2) seconds. The window is 8.0 s to 11.4 s: columns 16-22.
     inside = [i for i, s in enumerate(styles) if WINDOW_BAND in s]
@@ -40,8 +41,9 @@ def test_sparkline_draws_the_window_and_the_failures_differently():
 
 def test_sparkline_of_an_unhealed_window_runs_to_now():
     live = tui_data.live_run(until_s=10.0, healed=False)
-    line = render_sparkline(live.samples("nats"), live.windows, width=20, end=T0 + 10,
-                            span_s=10, use_value=False)
+    line = render_sparkline(
+        live.samples("nats"), live.windows, width=20, end=T0 + 10, span_s=10, use_value=False
+    )
     styles = styles_by_column(line)
     assert WINDOW_BAND in styles[-1] and WINDOW_BAND not in styles[0]
     assert FAILED not in line.plain, "nats kept passing"
@@ -96,7 +98,9 @@ def test_chart_breaks_the_line_at_an_outage_even_when_thinned():
     for width in (200, 40, 7):  # 201 samples: not thinned, thinned 5x, thinned 28x
         segments = ok_segments(live.samples("postgres"), T0, width=width)
         assert len(segments) == 2, width
-        assert segments[0][-1][0] <= tui_data.INJECT_AT + 0.05 < tui_data.HEAL_AT < segments[1][0][0]
+        assert (
+            segments[0][-1][0] <= tui_data.INJECT_AT + 0.05 < tui_data.HEAL_AT < segments[1][0][0]
+        )
     blip = [ProbeSample("p", T0 + i / 10, i != 33, 1.0) for i in range(1000)]
     assert len(ok_segments(blip, T0, width=20)) == 2, "one failed sample out of 1000 was drawn over"
 

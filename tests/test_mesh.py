@@ -61,8 +61,9 @@ class Mesh:
         self.b_url = f"nats://127.0.0.1:{ports['b']}"
         if streams:  # at once, as the sandbox does: the link may still be coming up
             for _ in range(2):  # and again: idempotent
-                assert await mesh.ensure_mesh_streams(self.a_url, self.b_url, mesh.DOMAIN_A,
-                                                      origin_max_msgs)
+                assert await mesh.ensure_mesh_streams(
+                    self.a_url, self.b_url, mesh.DOMAIN_A, origin_max_msgs
+                )
         self.na = await self._client(self.a_url)
         self.nb = await self._client(self.b_url)
         return self
@@ -71,19 +72,33 @@ class Mesh:
         ports = {k: _free_port() for k in ("a", "a_mon", "leaf", "b", "b_mon")}
         self.ports = ports
         for name in ("link1", "link2"):
-            self.paths.append(await self.proxies.create(name, "127.0.0.1:0",
-                                                        f"127.0.0.1:{ports['leaf']}"))
-        conf_a = mesh.write_config_a(root / "a.conf", root / "a", ports["a"],
-                                     ports["a_mon"], ports["leaf"], mesh.DOMAIN_A, "nats_a")
-        conf_b = mesh.write_config_b(root / "b.conf", root / "b", ports["b"],
-                                     ports["b_mon"], mesh.DOMAIN_B,
-                                     [f"{p.listen[0]}:{p.listen[1]}" for p in self.paths],
-                                     "nats_b")
+            self.paths.append(
+                await self.proxies.create(name, "127.0.0.1:0", f"127.0.0.1:{ports['leaf']}")
+            )
+        conf_a = mesh.write_config_a(
+            root / "a.conf",
+            root / "a",
+            ports["a"],
+            ports["a_mon"],
+            ports["leaf"],
+            mesh.DOMAIN_A,
+            "nats_a",
+        )
+        conf_b = mesh.write_config_b(
+            root / "b.conf",
+            root / "b",
+            ports["b"],
+            ports["b_mon"],
+            mesh.DOMAIN_B,
+            [f"{p.listen[0]}:{p.listen[1]}" for p in self.paths],
+            "nats_b",
+        )
         for name, conf, monitor in (("nats_a", conf_a, "a_mon"), ("nats_b", conf_b, "b_mon")):
             record = spawn(name, mesh.server_command(conf), root / f"{name}.log")
             self.records.append(record)
-            await asyncio.to_thread(mesh.wait_ready, ports[monitor], 15,
-                                    lambda r=record: is_running(r))
+            await asyncio.to_thread(
+                mesh.wait_ready, ports[monitor], 15, lambda r=record: is_running(r)
+            )
 
     async def _client(self, url: str):
         nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=3)
@@ -106,7 +121,9 @@ class Mesh:
         return [i for i, proxy in enumerate(self.paths) if proxy.connections]
 
     async def behind(self) -> int:
-        return (await mesh.origin_last_seq(self.na)) - (await mesh.mirror_state(self.nb))["last_seq"]
+        return (await mesh.origin_last_seq(self.na)) - (await mesh.mirror_state(self.nb))[
+            "last_seq"
+        ]
 
     async def wait_caught_up(self, timeout_s: float) -> float:
         started = time.monotonic()
@@ -129,8 +146,9 @@ class Mesh:
 
 
 @contextlib.asynccontextmanager
-async def running_mesh(tag: str, origin_max_msgs: int = 0, budget_s: float = 30,
-                       streams: bool = True):
+async def running_mesh(
+    tag: str, origin_max_msgs: int = 0, budget_s: float = 30, streams: bool = True
+):
     """The mesh for one test, which gets `budget_s` in all; whatever happens, everything it
     started is stopped by recorded pid."""
     root = make_state_dir(f"mesh-{tag}")
@@ -162,8 +180,9 @@ class Publisher:
         while not self.stopping:
             n += 1
             msg_id = f"probe-{n}"
-            await self.js.publish(mesh.PROBE_SUBJECT, msg_id.encode(),
-                                  headers={"Nats-Msg-Id": msg_id})
+            await self.js.publish(
+                mesh.PROBE_SUBJECT, msg_id.encode(), headers={"Nats-Msg-Id": msg_id}
+            )
             self.acked.append(msg_id)
             await asyncio.sleep(1 / RATE_HZ)
 
@@ -180,18 +199,27 @@ async def cut(paths, enabled: bool) -> None:
 
 
 def test_config_text_is_valid_and_keeps_the_link_on_the_proxies(tmp_path):
-    conf_a = mesh.write_config_a(tmp_path / "a.conf", tmp_path / "a", 4422, 8222, 7522,
-                                 "sea-a", "nats_a")
-    conf_b = mesh.write_config_b(tmp_path / "b.conf", tmp_path / "b", 5422, 8223, "sea-b",
-                                 ["127.0.0.1:17522", "nats-leaf://127.0.0.1:17523"], "nats_b")
+    conf_a = mesh.write_config_a(
+        tmp_path / "a.conf", tmp_path / "a", 4422, 8222, 7522, "sea-a", "nats_a"
+    )
+    conf_b = mesh.write_config_b(
+        tmp_path / "b.conf",
+        tmp_path / "b",
+        5422,
+        8223,
+        "sea-b",
+        ["127.0.0.1:17522", "nats-leaf://127.0.0.1:17523"],
+        "nats_b",
+    )
     text_a, text_b = conf_a.read_text(), conf_b.read_text()
     assert "no_advertise: true" in text_a and '"127.0.0.1:7522"' in text_a
     assert 'domain: "sea-a"' in text_a and 'domain: "sea-b"' in text_b
     assert '"nats-leaf://127.0.0.1:17522", "nats-leaf://127.0.0.1:17523"' in text_b
     assert f'reconnect: "{mesh.LEAF_RECONNECT}"' in text_b
     for conf in (conf_a, conf_b):  # nats-server's own check (-t) accepts both
-        check = subprocess.run(mesh.server_command(conf) + ["-t"], capture_output=True,
-                               text=True, timeout=10)
+        check = subprocess.run(
+            mesh.server_command(conf) + ["-t"], capture_output=True, text=True, timeout=10
+        )
         assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -286,8 +314,9 @@ async def test_the_mirror_is_made_once_the_link_is_up():
     streams are made as soon as B reaches sea-a, and the mirror syncs at once."""
     async with running_mesh("late", streams=False) as m:
         await cut(m.paths, False)
-        making = asyncio.create_task(mesh.ensure_mesh_streams(
-            m.a_url, m.b_url, mesh.DOMAIN_A, link_timeout_s=10))
+        making = asyncio.create_task(
+            mesh.ensure_mesh_streams(m.a_url, m.b_url, mesh.DOMAIN_A, link_timeout_s=10)
+        )
         await asyncio.sleep(0.3)  # the origin is made at once; the mirror waits for the link
         js = m.na.jetstream(timeout=2)
         for i in range(5):

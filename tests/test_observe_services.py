@@ -68,12 +68,29 @@ class SinkHandle:
     def start(self) -> None:
         ready = self.root / "sink.ready"
         ready.unlink(missing_ok=True)
-        self.record = spawn("sink", [
-            sys.executable, "-m", "chaos_tui.sandbox.otlp_sink", "--port", str(self.port),
-            "--store", str(self.root / "markers.log"), "--ready-file", str(ready),
-        ], self.root / "sink.log")
-        until(lambda: ready.is_file() and httpx.get(self.url + "/healthz", timeout=1).json()
-              == {"status": "ok"}, 10, "sink ready")
+        self.record = spawn(
+            "sink",
+            [
+                sys.executable,
+                "-m",
+                "chaos_tui.sandbox.otlp_sink",
+                "--port",
+                str(self.port),
+                "--store",
+                str(self.root / "markers.log"),
+                "--ready-file",
+                str(ready),
+            ],
+            self.root / "sink.log",
+        )
+        until(
+            lambda: (
+                ready.is_file()
+                and httpx.get(self.url + "/healthz", timeout=1).json() == {"status": "ok"}
+            ),
+            10,
+            "sink ready",
+        )
 
     def kill(self) -> None:
         signal_only(self.record, signal.SIGKILL)
@@ -110,8 +127,15 @@ def start_collector(tmp_path, sink):
     def start(retries: bool) -> str:
         grpc_port, http_port = free_port(), free_port()
         state = tmp_path / f"rotel-{len(started)}"
-        command = collector.command(collector.binary(), grpc_port, http_port, sink.url, ORG,
-                                    retries, state / "rotel-agent.log")
+        command = collector.command(
+            collector.binary(),
+            grpc_port,
+            http_port,
+            sink.url,
+            ORG,
+            retries,
+            state / "rotel-agent.log",
+        )
         started.append(spawn("collector", command, state / "stdout.log"))
         until(lambda: collector.is_ready(http_port), 10, "rotel accepting on its HTTP port")
         return f"http://127.0.0.1:{http_port}"
@@ -147,6 +171,7 @@ def spans_request(markers: list[str]) -> bytes:
 
 # -- the sink alone -----------------------------------------------------------------------
 
+
 def test_sink_decodes_and_counts_markers(sink):
     logs = f"{sink.url}/api/{ORG}/v1/logs"
     protobuf = {"Content-Type": "application/x-protobuf"}
@@ -166,26 +191,37 @@ def test_sink_decodes_and_counts_markers(sink):
     bare.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "no marker"
     assert httpx.post(logs, content=bare.SerializeToString(), headers=protobuf).status_code == 200
     # OTLP/JSON (hex ids) for traces.
-    span = {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708",
-            "name": "s", "attributes": [{"key": "chaos.marker",
-                                         "value": {"stringValue": "t1-000003"}}]}
+    span = {
+        "traceId": "0102030405060708090a0b0c0d0e0f10",
+        "spanId": "0102030405060708",
+        "name": "s",
+        "attributes": [{"key": "chaos.marker", "value": {"stringValue": "t1-000003"}}],
+    }
     body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
     r = httpx.post(f"{sink.url}/api/{ORG}/v1/traces", json=body)
     assert r.status_code == 200 and r.json() == {}
-    r = httpx.post(f"{sink.url}/api/{ORG}/v1/traces", content=spans_request(["t1-000004"]),
-                   headers=protobuf)
+    r = httpx.post(
+        f"{sink.url}/api/{ORG}/v1/traces", content=spans_request(["t1-000004"]), headers=protobuf
+    )
     assert r.status_code == 200
     ExportTraceServiceResponse().ParseFromString(r.content)
     # Another organisation and another prefix are kept apart.
-    httpx.post(f"{sink.url}/api/other/v1/logs", content=export_request("t1-000009", "x", now),
-               headers=protobuf)
+    httpx.post(
+        f"{sink.url}/api/other/v1/logs",
+        content=export_request("t1-000009", "x", now),
+        headers=protobuf,
+    )
     httpx.post(logs, content=export_request("zz-000001", "x", now), headers=protobuf)
 
     counts = httpx.get(f"{sink.url}/api/{ORG}/markers", params={"prefix": "t1-"}).json()
-    assert counts == {"records": 7, "markers": {
-        "t1-000001": 1, "t1-000002": 2, "t1-000003": 1, "t1-000004": 1}}
+    assert counts == {
+        "records": 7,
+        "markers": {"t1-000001": 1, "t1-000002": 2, "t1-000003": 1, "t1-000004": 1},
+    }
     assert httpx.get(f"{sink.url}/api/other/markers").json() == {
-        "records": 1, "markers": {"t1-000009": 1}}
+        "records": 1,
+        "markers": {"t1-000009": 1},
+    }
 
     # What an OTLP server refuses.
     assert httpx.post(logs, content=b"\xff\x00junk", headers=protobuf).status_code == 400
@@ -203,6 +239,7 @@ def test_sink_decodes_and_counts_markers(sink):
 
 
 # -- through rotel --------------------------------------------------------------------------
+
 
 async def test_rotel_forwards_every_marker_once(sink, start_collector):
     sender = MarkerSender(start_collector(retries=True), "fwd", RATE_HZ)

@@ -49,7 +49,7 @@ def calls(monkeypatch):
 
 
 def test_the_registry_finds_every_scenario_main_job_first():
-    assert list(SCENARIOS)[0] == "postgres_restart_outbox"
+    assert next(iter(SCENARIOS)) == "postgres_restart_outbox"
     assert set(SCENARIOS) == {
         "postgres_restart_outbox",
         "opa_restart",

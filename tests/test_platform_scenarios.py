@@ -43,11 +43,16 @@ def invariant(result: dict, name: str) -> dict:
 
 
 def test_every_scenario_passes_back_to_back_and_sandbox_down_leaves_nothing(
-        fresh_state_dir, tmp_path):
+    fresh_state_dir, tmp_path
+):
     env = env_for(fresh_state_dir)
     results = {}
     for name in SCENARIOS:
-        proc, result = run(name, env, tmp_path / f"{name}.json", )
+        proc, result = run(
+            name,
+            env,
+            tmp_path / f"{name}.json",
+        )
         assert proc.returncode == ExitCode.PASS, f"{name}: {proc.stderr[-3000:]}"
         results[name] = result
         for part in ("nats", "postgres", "collector"):
@@ -56,7 +61,9 @@ def test_every_scenario_passes_back_to_back_and_sandbox_down_leaves_nothing(
     opa = results["opa_restart"]["measurements"]
     down = opa["decisions while OPA down"]
     assert down["deny"] > 0 and down["allow"] == 0, opa
-    assert opa["decisions before fault"]["allow"] > 0 and opa["decisions after OPA back"]["allow"] > 0
+    assert (
+        opa["decisions before fault"]["allow"] > 0 and opa["decisions after OPA back"]["allow"] > 0
+    )
 
     observe = results["openobserve_stall"]
     assert observe["measurements"]["markers sent during the stall"] > 0

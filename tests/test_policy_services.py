@@ -49,10 +49,19 @@ CASES = [
     (request("editor", "delete", "a", "a"), False),  # only admins delete
     (request("editor", "write", "a", "b"), False),
     (request("editor", "write", None, None), False),  # no tenant is not "the same tenant"
-    ({"subject": {"role": "editor"}, "action": "read", "tenant": None,
-      "resource": {"tenant": None}}, False),  # nor are two nulls
-    ({"subject": {"role": "editor"}, "action": "read", "tenant": "",
-      "resource": {"tenant": ""}}, False),
+    (
+        {
+            "subject": {"role": "editor"},
+            "action": "read",
+            "tenant": None,
+            "resource": {"tenant": None},
+        },
+        False,
+    ),  # nor are two nulls
+    (
+        {"subject": {"role": "editor"}, "action": "read", "tenant": "", "resource": {"tenant": ""}},
+        False,
+    ),
     (request("guest", "read", "a", "a"), False),  # unknown role
     (request(None, "read", "a", "a"), False),
     ({}, False),
@@ -61,6 +70,7 @@ CASES = [
 
 
 # -- the engine, in process --------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def engine() -> PolicyEngine:
@@ -103,6 +113,7 @@ def test_default_policy_dir_is_the_canonical_policy():
 
 # -- the services, as processes ----------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -129,10 +140,19 @@ class Services:
         return self.start(name, "chaos_tui.sandbox.decision_server", *args)
 
     def gateway(self, name: str, opa_url: str, *args: str) -> tuple[processes.ProcessRecord, str]:
-        return self.start(name, "chaos_tui.sandbox.policy_gateway", "--opa-url", opa_url,
-                          "--opa-timeout-s", "0.3", *args)
+        return self.start(
+            name,
+            "chaos_tui.sandbox.policy_gateway",
+            "--opa-url",
+            opa_url,
+            "--opa-timeout-s",
+            "0.3",
+            *args,
+        )
 
-    def wait_healthy(self, record: processes.ProcessRecord, url: str, timeout_s: float = 10) -> float:
+    def wait_healthy(
+        self, record: processes.ProcessRecord, url: str, timeout_s: float = 10
+    ) -> float:
         """Seconds from now until GET /health answers 200."""
         start = time.monotonic()
         deadline = start + timeout_s
@@ -146,7 +166,9 @@ class Services:
                 processes.wait_gone(record, 0)  # reap it
                 pytest.fail(f"{record.name} exited:\n{Path(record.log).read_text()}")
             time.sleep(0.02)
-        pytest.fail(f"{record.name} not healthy within {timeout_s}s:\n{Path(record.log).read_text()}")
+        pytest.fail(
+            f"{record.name} not healthy within {timeout_s}s:\n{Path(record.log).read_text()}"
+        )
 
     def wait_all_healthy(self) -> None:
         for record in self.records:  # they start in parallel: waiting in turn costs nothing
@@ -194,8 +216,13 @@ def pair():
 def post(url: str, body, timeout: float = 5) -> httpx.Response:
     """POST a JSON document, or raw bytes as they are (to send broken JSON)."""
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(url, content=content, headers={"content-type": "application/json"},
-                      timeout=timeout, trust_env=False)
+    return httpx.post(
+        url,
+        content=content,
+        headers={"content-type": "application/json"},
+        timeout=timeout,
+        trust_env=False,
+    )
 
 
 def decide(gateway_url: str, doc) -> dict:
@@ -230,11 +257,19 @@ def test_services_write_their_ready_files(pair):
 DEEP = 150  # deeper than the engine takes (regopy's converter recurses once per level)
 
 
-@pytest.mark.parametrize("body", [
-    b'{"input": ', b"NaN", b'{"input": NaN}', b"[1, 2]", b"\xff", '{"input": 1}'.encode("utf-16"),
-    b'{"input": ' + b"[" * DEEP + b"]" * DEEP + b"}",
-    b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than Python's json takes
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"input": ',
+        b"NaN",
+        b'{"input": NaN}',
+        b"[1, 2]",
+        b"\xff",
+        '{"input": 1}'.encode("utf-16"),
+        b'{"input": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+        b'{"input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than Python's json takes
+    ],
+)
 def test_server_rejects_bad_bodies(pair, body):
     opa_url = pair.urls["opa"]
     response = post(opa_url + "/v1/data/" + ALLOW, body)
@@ -302,7 +337,8 @@ def test_gateway_denies_every_other_kind_of_answer(services):
     _, opa_url = services.opa()
     # A document that does not exist: OPA says 200 with no "result".
     _, undefined_url = services.gateway(
-        "gw-undefined", opa_url, "--policy-path", "chaos/gateway/no_such_rule")
+        "gw-undefined", opa_url, "--policy-path", "chaos/gateway/no_such_rule"
+    )
     # A document that exists but is not `true` (an object here).
     _, not_bool_url = services.gateway("gw-object", opa_url, "--policy-path", "chaos/gateway")
     # An HTTP server that is not OPA answers something else than 200: a gateway asking
@@ -333,8 +369,19 @@ def test_gateway_denies_every_other_kind_of_answer(services):
 
 def run_server(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "chaos_tui.sandbox.decision_server", "--port", str(free_port()),
-         *args], capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "chaos_tui.sandbox.decision_server",
+            "--port",
+            str(free_port()),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_bad_policy_dir_is_one_clear_line(tmp_path):
@@ -357,8 +404,19 @@ def test_taken_port_is_one_clear_line():
         taken.listen(1)
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "chaos_tui.sandbox.policy_gateway", "--port", str(port),
-             "--opa-url", "http://127.0.0.1:1"],
-            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "chaos_tui.sandbox.policy_gateway",
+                "--port",
+                str(port),
+                "--opa-url",
+                "http://127.0.0.1:1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            stdin=subprocess.DEVNULL,
+        )
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and "cannot listen" in result.stderr

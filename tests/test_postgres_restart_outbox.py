@@ -50,7 +50,10 @@ def test_passes_with_numbers(sandbox, tmp_path):
 
     invariants = {i["name"]: i for i in result["invariants"]}
     assert set(invariants) == {
-        "no_lost_events", "no_duplicate_events", "no_unexpected_events", "relay_resumes",
+        "no_lost_events",
+        "no_duplicate_events",
+        "no_unexpected_events",
+        "relay_resumes",
         "backlog_drains",
     }
     assert all(i["passed"] for i in invariants.values())
@@ -85,10 +88,25 @@ def test_lossy_relay_fails_with_lost_events(fresh_state_dir):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_fault_heals_and_exits_130(sandbox, tmp_path, sig):
     out = tmp_path / "result.json"
-    args = ["--headless", "--scenario", SCENARIO, "--output", str(out),
-            "--set", "warmup_s=1", "--set", "down_s=30"]
-    proc = subprocess.Popen(CHAOS_TUI + args, env=sandbox.env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    args = [
+        "--headless",
+        "--scenario",
+        SCENARIO,
+        "--output",
+        str(out),
+        "--set",
+        "warmup_s=1",
+        "--set",
+        "down_s=30",
+    ]
+    proc = subprocess.Popen(
+        CHAOS_TUI + args,
+        env=sandbox.env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         seen = []
@@ -109,7 +127,10 @@ def test_signal_during_fault_heals_and_exits_130(sandbox, tmp_path, sig):
     result = json.loads(out.read_text())
     assert result["outcome"] == "interrupted"
     assert result["heal"]["ok"] and result["heal"]["verified"]
-    assert result["injection_windows"][0]["healed_at"] - result["injection_windows"][0]["injected_at"] < 20
+    assert (
+        result["injection_windows"][0]["healed_at"] - result["injection_windows"][0]["injected_at"]
+        < 20
+    )
     assert sandbox.sandbox.running("postgres")
     with psycopg.connect(sandbox.sandbox.postgres_url, connect_timeout=3) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)

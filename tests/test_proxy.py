@@ -34,6 +34,7 @@ async def agent():
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def echo():
     """An echo server; `closing=True` connections are closed by the server at once."""
+
     async def handle(reader, writer):
         try:
             while data := await reader.read(65536):
@@ -59,8 +60,9 @@ async def proxy(agent, echo):
 
 
 async def toxic(agent, proxy_name, type, ttl_s=60, **params) -> dict:
-    return await agent.create_lease(kind="proxy.toxic", ttl_s=ttl_s,
-                                    params={"proxy": proxy_name, "type": type, **params})
+    return await agent.create_lease(
+        kind="proxy.toxic", ttl_s=ttl_s, params={"proxy": proxy_name, "type": type, **params}
+    )
 
 
 async def round_trip(port: int, payload: bytes = b"ping", timeout: float = 5.0) -> float:
@@ -187,8 +189,9 @@ async def test_limit_data_closes_after_its_bytes(agent, proxy):
 
 async def test_slicer_delivers_everything_in_pieces(agent, proxy):
     name, port = proxy
-    await toxic(agent, name, "slicer",
-                attributes={"average_size": 100, "size_variation": 20, "delay": 2000})
+    await toxic(
+        agent, name, "slicer", attributes={"average_size": 100, "size_variation": 20, "delay": 2000}
+    )
     payload = bytes(range(256)) * 20
     took = await round_trip(port, payload)
     assert took >= 0.05, "5 KB in ~100 byte slices 2 ms apart cannot arrive at once"
@@ -231,8 +234,9 @@ async def test_two_downs_keep_it_down_until_both_are_healed(agent, proxy):
 async def test_one_down_lease_takes_several_proxies_down_together(agent, echo):
     names, ports = [], []
     for i in range(2):
-        created = await agent.ensure_proxy(f"pair{i}-{time.monotonic_ns()}", "127.0.0.1:0",
-                                           f"127.0.0.1:{echo}")
+        created = await agent.ensure_proxy(
+            f"pair{i}-{time.monotonic_ns()}", "127.0.0.1:0", f"127.0.0.1:{echo}"
+        )
         names.append(created.name)
         ports.append(int(created.listen.rsplit(":", 1)[1]))
     try:
@@ -243,8 +247,12 @@ async def test_one_down_lease_takes_several_proxies_down_together(agent, echo):
         await agent.heal_lease(lease.id)
         for port in ports:
             assert await round_trip(port) < 0.1
-        for bad in ({"proxies": []}, {"proxies": [names[0], names[0]]},
-                    {"proxies": names, "proxy": names[0]}, {"proxies": [names[0], "nope"]}):
+        for bad in (
+            {"proxies": []},
+            {"proxies": [names[0], names[0]]},
+            {"proxies": names, "proxy": names[0]},
+            {"proxies": [names[0], "nope"]},
+        ):
             with pytest.raises(AgentError) as refused:
                 await agent.create_lease(kind="proxy.down", ttl_s=5, params=bad)
             assert refused.value.status == 400, bad
@@ -294,17 +302,20 @@ async def test_a_toxic_ends_at_its_ttl(agent, proxy):
     assert [le for le in await agent.leases() if le.params.get("proxy") == name] == []
 
 
-@pytest.mark.parametrize("params", [
-    {"type": "earthquake"},
-    {"type": "latency", "stream": "sideways"},
-    {"type": "latency", "toxicity": 2},
-    {"type": "latency", "attributes": {"latency": -5}},
-    {"type": "latency", "attributes": {"speed": 1}},
-    {"type": "latency", "proxy": "no-such-proxy"},
-    {"type": "latency", "attributes": ["latency", 5]},
-    {"type": "latency", "attributes": {"latency": 1e300}},
-    {"type": "latency", "toxicity": "all"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"type": "earthquake"},
+        {"type": "latency", "stream": "sideways"},
+        {"type": "latency", "toxicity": 2},
+        {"type": "latency", "attributes": {"latency": -5}},
+        {"type": "latency", "attributes": {"speed": 1}},
+        {"type": "latency", "proxy": "no-such-proxy"},
+        {"type": "latency", "attributes": ["latency", 5]},
+        {"type": "latency", "attributes": {"latency": 1e300}},
+        {"type": "latency", "toxicity": "all"},
+    ],
+)
 async def test_bad_toxics_are_refused(agent, proxy, params):
     with pytest.raises(AgentError) as refused:
         await agent.create_lease(kind="proxy.toxic", ttl_s=5, params={"proxy": proxy[0], **params})

@@ -80,13 +80,22 @@ class FileScenario(Scenario):
     async def check_invariants(self, ctx):
         if self.check is not None:
             return await self.check(ctx)
-        return [InvariantResult(name="healed", description="", passed=not self.fault.path.exists(),
-                                measured=float(self.fault.path.exists()), limit=0)]
+        return [
+            InvariantResult(
+                name="healed",
+                description="",
+                passed=not self.fault.path.exists(),
+                measured=float(self.fault.path.exists()),
+                limit=0,
+            )
+        ]
 
 
 def run(scenario, root, **opts):
     events = []
-    result = asyncio.run(Run(scenario, DirTarget(root), events.append, RunOptions(rate_hz=50, **opts)).execute())
+    result = asyncio.run(
+        Run(scenario, DirTarget(root), events.append, RunOptions(rate_hz=50, **opts)).execute()
+    )
     return result, events
 
 
@@ -159,7 +168,12 @@ def test_cancel_during_fault_heals_and_says_interrupted(tmp_path):
     fault = FileFault(tmp_path / "marker", hold_s=10)
 
     async def main():
-        run_ = Run(FileScenario(tmp_path, fault), DirTarget(tmp_path), lambda e: None, RunOptions(rate_hz=50))
+        run_ = Run(
+            FileScenario(tmp_path, fault),
+            DirTarget(tmp_path),
+            lambda e: None,
+            RunOptions(rate_hz=50),
+        )
         task = asyncio.ensure_future(run_.execute())
         for _ in range(200):
             if fault.path.exists():
@@ -228,8 +242,12 @@ def test_a_heal_attempt_shared_by_the_operator_and_the_run_is_reported_once(tmp_
 
     async def main():
         events = []
-        run = Run(FileScenario(tmp_path, fault), DirTarget(tmp_path), events.append,
-                  RunOptions(rate_hz=50))
+        run = Run(
+            FileScenario(tmp_path, fault),
+            DirTarget(tmp_path),
+            events.append,
+            RunOptions(rate_hz=50),
+        )
         task = asyncio.ensure_future(run.execute())
         while not fault.path.exists():
             await asyncio.sleep(0.01)

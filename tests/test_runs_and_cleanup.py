@@ -29,14 +29,23 @@ class Watched:
     """A chaos-tui process whose stderr is read line by line as it comes."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(CHAOS_TUI + args, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            CHAOS_TUI + args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self._queue: queue.Queue = queue.Queue()
         self._stdout: list[str] = []
-        threading.Thread(target=self._read, args=(self.proc.stderr, self._queue), daemon=True).start()
-        threading.Thread(target=lambda: self._stdout.append(self.proc.stdout.read()),
-                         daemon=True).start()
+        threading.Thread(
+            target=self._read, args=(self.proc.stderr, self._queue), daemon=True
+        ).start()
+        threading.Thread(
+            target=lambda: self._stdout.append(self.proc.stdout.read()), daemon=True
+        ).start()
 
     @staticmethod
     def _read(stream, into: queue.Queue) -> None:
@@ -102,12 +111,25 @@ def saved_results(state_dir: Path) -> list[Path]:
 
 # -- point 9: a second signal during cleanup -------------------------------------------------
 
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_second_signal_during_cleanup_is_reported_and_the_result_kept(fresh_state_dir, sig):
     """Signal after INJECTED, then again while the run stops what it started: the second one
     is reported and ignored; the result is printed and saved, exit 130, nothing left running."""
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                   "--set", "down_s=30", "--set", "recover_s=1"], env_for(fresh_state_dir))
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=30",
+            "--set",
+            "recover_s=1",
+        ],
+        env_for(fresh_state_dir),
+    )
     try:
         run.wait_for("INJECTED", 120)
         run.proc.send_signal(sig)
@@ -132,8 +154,20 @@ def test_a_second_signal_during_cleanup_is_reported_and_the_result_kept(fresh_st
 def test_a_third_quick_signal_after_the_heal_skips_the_wait_but_keeps_the_result(fresh_state_dir):
     """Abort, then two more signals within 2 s once the heal is done: the run stops waiting
     for its services to stop, yet prints and saves the result and exits 130."""
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                   "--set", "down_s=30", "--set", "recover_s=1"], env_for(fresh_state_dir))
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=30",
+            "--set",
+            "recover_s=1",
+        ],
+        env_for(fresh_state_dir),
+    )
     try:
         run.wait_for("INJECTED", 120)
         run.proc.send_signal(signal.SIGINT)
@@ -157,8 +191,20 @@ def test_a_third_quick_signal_after_the_heal_skips_the_wait_but_keeps_the_result
 def test_signals_during_the_heal_are_reported_and_ignored(fresh_state_dir):
     """Three quick SIGINTs while the heal runs: each is reported, none cuts the heal short
     (a forced exit is allowed only once the heal is done)."""
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                   "--set", "down_s=30", "--set", "recover_s=1"], env_for(fresh_state_dir))
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=30",
+            "--set",
+            "recover_s=1",
+        ],
+        env_for(fresh_state_dir),
+    )
     try:
         run.wait_for("INJECTED", 120)
         run.proc.send_signal(signal.SIGINT)
@@ -172,22 +218,38 @@ def test_signals_during_the_heal_are_reported_and_ignored(fresh_state_dir):
             run.proc.kill()
     assert code == ExitCode.INTERRUPTED, run.stderr
     result = json.loads(run.stdout)
-    assert result["outcome"] == "interrupted" and result["heal"]["ok"] and result["heal"]["verified"]
+    assert (
+        result["outcome"] == "interrupted" and result["heal"]["ok"] and result["heal"]["verified"]
+    )
     assert len(saved_results(fresh_state_dir)) == 1
     assert running_services(fresh_state_dir) == []
 
 
 # -- point 11: runs sharing a state dir -------------------------------------------------------
 
+
 def test_a_second_run_of_the_same_profile_is_refused(fresh_state_dir):
     env = env_for(fresh_state_dir)
-    first = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                     "--set", "down_s=4", "--set", "recover_s=2"], env)
+    first = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=4",
+            "--set",
+            "recover_s=2",
+        ],
+        env,
+    )
     try:
         first.wait_for("INJECTED", 120)
         started = time.monotonic()
-        second = run_cli(["--headless", "--scenario", SCENARIO, "--set", "down_s=2"], env,
-                         timeout=60)
+        second = run_cli(
+            ["--headless", "--scenario", SCENARIO, "--set", "down_s=2"], env, timeout=60
+        )
         refused_in = time.monotonic() - started
         first_code = first.finish(120)
     finally:
@@ -222,13 +284,31 @@ def test_no_run_stops_what_another_still_uses(fresh_state_dir):
     second SandboxTarget in its own process, as a console holds one) keeps them running; the
     last one out stops them."""
     env = env_for(fresh_state_dir)
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                   "--set", "down_s=2", "--set", "recover_s=8"], env)  # time to join
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=2",
+            "--set",
+            "recover_s=8",
+        ],
+        env,
+    )  # time to join
     user = None
     try:
         run.wait_for("HEALED", 120)  # the run started the services; another user joins now
-        user = subprocess.Popen([sys.executable, "-c", USER], env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        user = subprocess.Popen(
+            [sys.executable, "-c", USER],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert user.stdout.readline().startswith("up []")  # it started nothing itself
         code = run.finish(90)
         assert code == ExitCode.PASS, run.stderr
@@ -251,8 +331,20 @@ def test_no_run_stops_what_another_still_uses(fresh_state_dir):
 
 def test_sandbox_down_during_a_run_ends_it_promptly_and_quietly(fresh_state_dir):
     env = env_for(fresh_state_dir)
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                   "--set", "down_s=20", "--set", "recover_s=2"], env)
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=20",
+            "--set",
+            "recover_s=2",
+        ],
+        env,
+    )
     try:
         run.wait_for("INJECTED", 120)
         down = run_cli(["sandbox", "down"], env, timeout=120)
@@ -280,8 +372,20 @@ def test_a_fault_that_never_landed_is_not_a_failed_heal(fresh_state_dir):
     against a Postgres that A had stopped. Here the agent and Postgres are stopped during the
     warm-up: the run ends as an error (5) with its heal ok, not as a failed heal (4)."""
     env = env_for(fresh_state_dir)
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=6",
-                   "--set", "down_s=2", "--set", "recover_s=1"], env)
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=6",
+            "--set",
+            "down_s=2",
+            "--set",
+            "recover_s=1",
+        ],
+        env,
+    )
     try:
         run.wait_for("warmup (", 120)
         assert run_cli(["agent", "stop"], env, timeout=60).returncode == 0
@@ -301,8 +405,20 @@ def test_nats_stopped_under_a_run_fails_samples_not_stderr(fresh_state_dir):
     issue): the run's probes record the failure, and nats-py prints no reconnect tracebacks."""
     env = env_for(fresh_state_dir)
     sandbox = Sandbox(Settings(state_dir=fresh_state_dir))
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                   "--set", "down_s=6", "--set", "recover_s=2"], env)
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=6",
+            "--set",
+            "recover_s=2",
+        ],
+        env,
+    )
     try:
         run.wait_for("INJECTED", 120)
         sandbox.down(only=["nats"])
@@ -314,8 +430,10 @@ def test_nats_stopped_under_a_run_fails_samples_not_stderr(fresh_state_dir):
             run.proc.kill()
     assert "Traceback" not in run.stderr, run.stderr[-3000:]
     assert len(run.lines) < 300, len(run.lines)
-    assert any(line.split(" ", 1)[-1].startswith("probe nats failing: not connected to NATS")
-               for line in run.lines), run.stderr[-3000:]
+    assert any(
+        line.split(" ", 1)[-1].startswith("probe nats failing: not connected to NATS")
+        for line in run.lines
+    ), run.stderr[-3000:]
     result = json.loads(run.stdout)
     assert any(not ok for _, ok, _, _ in result["probes"]["nats"]["samples"])
 
@@ -325,8 +443,20 @@ def test_a_signal_while_the_sandbox_starts_leaves_nothing_running(fresh_state_di
     """SIGINT while the run starts its services: the start went on in its thread after the
     cancel, so the run stopped nothing (it knew of nothing yet) and postgres, nats and the
     relay stayed up after exit 130. Now the run waits for that start, then stops it all."""
-    run = Watched(["--headless", "--scenario", SCENARIO, "--set", "warmup_s=1",
-                   "--set", "down_s=2", "--set", "recover_s=1"], env_for(fresh_state_dir))
+    run = Watched(
+        [
+            "--headless",
+            "--scenario",
+            SCENARIO,
+            "--set",
+            "warmup_s=1",
+            "--set",
+            "down_s=2",
+            "--set",
+            "recover_s=1",
+        ],
+        env_for(fresh_state_dir),
+    )
     try:
         run.wait_for("prepare (", 60)
         time.sleep(delay_s)

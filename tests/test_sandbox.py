@@ -29,7 +29,10 @@ def test_up_status_down_leaves_nothing_running(fresh_state_dir):
     agent_pid = json.loads((fresh_state_dir / "agent" / "agent.json").read_text())["pid"]
     assert _alive(agent_pid)
     with psycopg.connect(status["urls"]["postgres"], connect_timeout=3) as conn:
-        assert conn.execute("SELECT to_regclass('outbox_events')::text").fetchone()[0] == "outbox_events"
+        assert (
+            conn.execute("SELECT to_regclass('outbox_events')::text").fetchone()[0]
+            == "outbox_events"
+        )
 
     again = run_cli(["sandbox", "up", "--profile", "chaos-outbox"], env)
     assert "already running" in again.stdout
@@ -94,7 +97,8 @@ def test_restart_one_service_leaves_the_others_alone(sandbox):
     assert f"restarted relay (pid {sandbox.sandbox.record('relay').pid})" in proc.stdout
     assert sandbox.sandbox.record("relay").pid != before["relay"]
     assert {s: sandbox.sandbox.record(s).pid for s in ("postgres", "nats")} == {
-        s: before[s] for s in ("postgres", "nats")}
+        s: before[s] for s in ("postgres", "nats")
+    }
     assert sandbox.sandbox.healthy("relay")
     bad = run_cli(["sandbox", "restart", "kafka"], sandbox.env)
     assert bad.returncode == 2 and "unknown service 'kafka'" in bad.stderr

@@ -24,8 +24,15 @@ def test_a_chaos_tui_folder_in_the_working_directory_is_never_run(fresh_state_di
     (trap / "agent" / "guardian.py").write_text("")
 
     # `heal` starts an agent (which starts its guardian) and stops it again.
-    done = subprocess.run([str(CHAOS_TUI_SCRIPT), "heal"], cwd=tmp_path, env=env_for(fresh_state_dir),
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [str(CHAOS_TUI_SCRIPT), "heal"],
+        cwd=tmp_path,
+        env=env_for(fresh_state_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     assert "no live lease" in done.stdout
     assert not marker.exists(), "a process chaos-tui started ran the working directory's chaos_tui"

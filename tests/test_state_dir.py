@@ -39,8 +39,14 @@ def dirs():
 def cli(args: list[str], env: dict, timeout_s: float = 20.0) -> subprocess.CompletedProcess:
     """Run chaos-tui; a command that should have been refused but serves instead (`agent`) is
     stopped after `timeout_s` (SIGTERM to its own pid) and reported as still running."""
-    proc = subprocess.Popen(CHAOS_TUI + args, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        CHAOS_TUI + args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -100,8 +106,11 @@ def test_link_in_state_dir_is_refused_and_its_target_untouched(dirs, entry, kind
     else:
         target = victim / "precious.txt"
         # A token-shaped secret, 0600 and ours: everything the agent asks of a token file.
-        target.write_text("attacker-chosen-token-0123456789abcdefghijklmnop\n" if kind == "token"
-                          else "precious contents\n")
+        target.write_text(
+            "attacker-chosen-token-0123456789abcdefghijklmnop\n"
+            if kind == "token"
+            else "precious contents\n"
+        )
         target.chmod(0o600)
     before = snapshot(target)
     link = state / entry
@@ -173,8 +182,10 @@ def test_private_state_dir_runs_postgres_restart_outbox(fresh_state_dir, tmp_pat
     state = fresh_state_dir
     state.chmod(0o700)
     out = tmp_path / "result.json"
-    proc = run_cli(["--headless", "--scenario", "postgres_restart_outbox", "--output", str(out),
-                    *FAST], env_for(state))
+    proc = run_cli(
+        ["--headless", "--scenario", "postgres_restart_outbox", "--output", str(out), *FAST],
+        env_for(state),
+    )
     assert proc.returncode == ExitCode.PASS, proc.stderr[-2000:]
     assert json.loads(out.read_text())["outcome"] == "pass"
     assert stat.S_IMODE(state.stat().st_mode) == 0o700, "the state dir must stay private"

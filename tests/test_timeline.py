@@ -17,8 +17,14 @@ def build(db_up=lambda t: not (3.2 <= t < 5.4)) -> Timeline:
         backlog = 2 if t < 3 else (2 + (t - 3) * 40 if t < 5.4 else max(0.0, 98 - (t - 5.4) * 100))
         tl.add(sample("backlog", t, True, round(backlog)))
     tl.windows.append(
-        InjectionWindow(fault="f", lease_id="l", description="", injected_at=3.0,
-                        heal_started_at=5.0, healed_at=5.2)
+        InjectionWindow(
+            fault="f",
+            lease_id="l",
+            description="",
+            injected_at=3.0,
+            heal_started_at=5.0,
+            healed_at=5.2,
+        )
     )
     return tl
 
@@ -80,8 +86,16 @@ def test_drain_baseline_is_the_level_just_before_the_fault():
     for i in range(40, 80):  # fault at 4.0, heal at 5.0, backlog 60 falls to 0 at 6.5
         t = i / 10
         tl.add(sample("backlog", t, True, 60 if t < 6.5 else 0))
-    tl.windows.append(InjectionWindow(fault="f", lease_id="l", description="", injected_at=4.0,
-                                      heal_started_at=5.0, healed_at=5.1))
+    tl.windows.append(
+        InjectionWindow(
+            fault="f",
+            lease_id="l",
+            description="",
+            injected_at=4.0,
+            heal_started_at=5.0,
+            healed_at=5.1,
+        )
+    )
     m = tl.recovery(None, "backlog")
     assert m.backlog_peak == 60
     assert m.backlog_drain_s == 1.5

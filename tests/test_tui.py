@@ -37,8 +37,9 @@ def make_app(tmp_path):
 
     def build(state_dir, down_s: float = 2.0) -> ChaosApp:
         params = Params(warmup_s=1, down_s=down_s, recover_s=2)
-        apps.append(ChaosApp(Settings(state_dir=state_dir), params={NAME: params},
-                             export_dir=tmp_path))
+        apps.append(
+            ChaosApp(Settings(state_dir=state_dir), params={NAME: params}, export_dir=tmp_path)
+        )
         return apps[-1]
 
     yield build
@@ -255,14 +256,19 @@ async def test_command_palette_offers_run_heal_and_halt(tmp_path):
 
 @pytest.mark.slow
 async def test_a_platform_scenario_runs_in_the_console_with_its_own_numbers(
-        fresh_state_dir, tmp_path):
+    fresh_state_dir, tmp_path
+):
     """The mesh: its own profile started on demand, the link cut through the agent's proxies,
     and its measurements on the report exactly as in the saved result."""
     from chaos_tui.scenarios.nats_partition_mesh import Params as MeshParams
 
     name = "nats_partition_mesh"
-    app = ChaosApp(Settings(state_dir=fresh_state_dir), export_dir=tmp_path, open_scenario=name,
-                   params={name: MeshParams(warmup_s=1, cut_s=2, recover_s=1)})
+    app = ChaosApp(
+        Settings(state_dir=fresh_state_dir),
+        export_dir=tmp_path,
+        open_scenario=name,
+        params={name: MeshParams(warmup_s=1, cut_s=2, recover_s=1)},
+    )
     try:
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), 10, "details")

@@ -67,10 +67,12 @@ def sample(probe: str, i: int) -> ProbeSample:
 
 def events(until_s: float = END_AT, healed: bool = True) -> list[RunEvent]:
     """The events of a postgres_restart_outbox run from its start up to `until_s`."""
-    out: list[RunEvent] = [PhaseChanged("prepare", T0, "target sandbox"),
-                           PhaseChanged("steady_state", T0 + 0.5),
-                           PhaseChanged("warmup", T0 + 2.0, "3s of load before the fault"),
-                           Note("writing 20 outbox rows/s on sea.event.outbox_probe.fixed", T0 + 2.0)]
+    out: list[RunEvent] = [
+        PhaseChanged("prepare", T0, "target sandbox"),
+        PhaseChanged("steady_state", T0 + 0.5),
+        PhaseChanged("warmup", T0 + 2.0, "3s of load before the fault"),
+        Note("writing 20 outbox rows/s on sea.event.outbox_probe.fixed", T0 + 2.0),
+    ]
     ticks = int(until_s * RATE)
     for i in range(ticks + 1):
         t = T0 + i / RATE
@@ -87,8 +89,14 @@ def events(until_s: float = END_AT, healed: bool = True) -> list[RunEvent]:
 
 def live_run(until_s: float = END_AT, healed: bool = True) -> LiveRun:
     scenario = PostgresRestartOutbox()
-    live = LiveRun("postgres_restart_outbox", "sandbox", PROBES, scenario.invariants(),
-                   scenario.recovery_probe, scenario.backlog_probe)
+    live = LiveRun(
+        "postgres_restart_outbox",
+        "sandbox",
+        PROBES,
+        scenario.invariants(),
+        scenario.recovery_probe,
+        scenario.backlog_probe,
+    )
     for event in events(until_s, healed):
         live.apply(event)
     return live
@@ -105,9 +113,13 @@ def result() -> RunResult:
     timeline.windows.append(window())
     scenario = PostgresRestartOutbox()
     spec = {i.name: i for i in scenario.invariants()}
-    invariants = [spec["no_lost_events"].judge(0), spec["no_duplicate_events"].judge(0),
-                  spec["no_unexpected_events"].judge(0), spec["relay_resumes"].judge(1.05),
-                  spec["backlog_drains"].judge(0, "waited up to 60s")]
+    invariants = [
+        spec["no_lost_events"].judge(0),
+        spec["no_duplicate_events"].judge(0),
+        spec["no_unexpected_events"].judge(0),
+        spec["relay_resumes"].judge(1.05),
+        spec["backlog_drains"].judge(0, "waited up to 60s"),
+    ]
     return RunResult(
         run_id="fixedrun0001",
         scenario=scenario.name,
@@ -123,11 +135,22 @@ def result() -> RunResult:
         injection_windows=[window()],
         invariants=invariants,
         recovery=timeline.recovery(scenario.recovery_probe, scenario.backlog_probe),
-        delivery=DeliveryCounts(attempted=301, acknowledged=301, received=301, published=301,
-                                lost=0, duplicated=0, unexpected=0, recovered=0),
+        delivery=DeliveryCounts(
+            attempted=301,
+            acknowledged=301,
+            received=301,
+            published=301,
+            lost=0,
+            duplicated=0,
+            unexpected=0,
+            recovered=0,
+        ),
         probes={p.name: timeline.report(p.name, T0) for p in PROBES},
-        heal=HealReport(faults=[FaultHealReport(fault="hard_restart:postgres",
-                                                lease_id="lease0000001", ok=True)]),
+        heal=HealReport(
+            faults=[
+                FaultHealReport(fault="hard_restart:postgres", lease_id="lease0000001", ok=True)
+            ]
+        ),
     )
 
 

@@ -42,23 +42,39 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
         # Constant time: the comparison must not tell how much of a guess was right. The
         # Gate checked already; an empty token is refused here too, in case one got this far.
         if not (secrets.compare_digest(given.encode(), token.encode()) and token and given):
-            raise HTTPException(401, "a valid bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     # The schema is served like every other route: behind the token (no open /docs either).
-    api = FastAPI(title="chaos-tui agent", version=__version__, openapi_url=None, docs_url=None,
-                  redoc_url=None,
-                  description="Fault leases with TTLs, healed by the agent whatever happens to "
-                              "whoever asked for them.")
+    api = FastAPI(
+        title="chaos-tui agent",
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        description="Fault leases with TTLs, healed by the agent whatever happens to "
+        "whoever asked for them.",
+    )
     guarded = [Depends(authorised)]
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes each bad input back, which can be large or not JSON
         # at all (then the error itself was a 500): where and what is enough.
-        return JSONResponse(status_code=422, content={"detail": [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()]})
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": [
+                    {
+                        "loc": list(e.get("loc", ())),
+                        "msg": e.get("msg", ""),
+                        "type": e.get("type", ""),
+                    }
+                    for e in exc.errors()
+                ]
+            },
+        )
 
     @api.get("/openapi.json", dependencies=guarded, include_in_schema=False)
     async def schema() -> dict:
@@ -70,10 +86,18 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
 
     @api.get(p.STATUS, response_model=Status, dependencies=guarded)
     async def status() -> Status:
-        return Status.model_validate({
-            "ok": book.reaper_error is None, "version": __version__, "pid": pid,
-            "leases": len(book.leases), "halted": book.halted, "started_at": started_at,
-            "recovered": book.recovered, "reaper_error": book.reaper_error})
+        return Status.model_validate(
+            {
+                "ok": book.reaper_error is None,
+                "version": __version__,
+                "pid": pid,
+                "leases": len(book.leases),
+                "halted": book.halted,
+                "started_at": started_at,
+                "recovered": book.recovered,
+                "reaper_error": book.reaper_error,
+            }
+        )
 
     @api.get(p.KINDS, dependencies=guarded)
     async def kinds() -> dict[str, str]:
@@ -83,40 +107,53 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
     async def list_leases() -> list[Lease]:
         return list(book.leases.values())
 
-    @api.post(p.LEASES, response_model=Lease, status_code=201, dependencies=guarded,
-              responses={400: {}, 409: {}, 502: {}, 507: {}})
+    @api.post(
+        p.LEASES,
+        response_model=Lease,
+        status_code=201,
+        dependencies=guarded,
+        responses={400: {}, 409: {}, 502: {}, 507: {}},
+    )
     async def create_lease(request: LeaseRequest) -> Lease:
         try:
             return await book.create(request)
         except LeaseRefused as exc:
             raise HTTPException(exc.status, str(exc)) from None
 
-    @api.get(p.lease_path("{lease_id}"), response_model=Lease, dependencies=guarded,
-             responses={404: {}})
+    @api.get(
+        p.lease_path("{lease_id}"), response_model=Lease, dependencies=guarded, responses={404: {}}
+    )
     async def get_lease(lease_id: str) -> Lease:
         lease = book.leases.get(lease_id)
         if lease is None:
             raise HTTPException(404, f"no live lease {lease_id!r}")
         return lease
 
-    @api.delete(p.lease_path("{lease_id}"), status_code=204, dependencies=guarded,
-                responses={404: {}, 502: {}})
+    @api.delete(
+        p.lease_path("{lease_id}"),
+        status_code=204,
+        dependencies=guarded,
+        responses={404: {}, 502: {}},
+    )
     async def delete_lease(lease_id: str) -> Response:
         try:
             healed = await book.heal(lease_id, "owner")
         except RuntimeError as exc:
             raise HTTPException(502, f"heal failed: {exc}") from None
         if healed is None:
-            raise HTTPException(404, f"no live lease {lease_id!r} (already healed? see "
-                                     "GET /history?lease_id=...)")
+            raise HTTPException(
+                404, f"no live lease {lease_id!r} (already healed? see GET /history?lease_id=...)"
+            )
         # Healed. A journal file the disk would not let go is a warning, not a failure.
         headers = {"X-Chaos-Warning": healed.error[:300]} if healed.error else None
         return Response(status_code=204, headers=headers)
 
     @api.get(p.HISTORY, response_model=list[EndedLease], dependencies=guarded)
-    async def history(lease_id: str | None = Query(None, max_length=64),
-                      run_id: str | None = Query(None, max_length=64),
-                      limit: int = Query(100, ge=1, le=1000)) -> list[EndedLease]:
+    async def history(
+        lease_id: str | None = Query(None, max_length=64),
+        run_id: str | None = Query(None, max_length=64),
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> list[EndedLease]:
         """Leases that ended: who ended each (owner, ttl, owner-died, halt, heal-all,
         shutdown, leftover, guardian, apply-failed), when, and any error."""
         found = await asyncio.to_thread(book.history.find, lease_id, run_id)
@@ -149,8 +186,13 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
     async def list_proxies() -> list[ProxyView]:
         return [ProxyView(**p.to_json()) for p in proxies.proxies.values()]
 
-    @api.post(p.PROXIES, response_model=ProxyView, status_code=201, dependencies=guarded,
-              responses={400: {}})
+    @api.post(
+        p.PROXIES,
+        response_model=ProxyView,
+        status_code=201,
+        dependencies=guarded,
+        responses={400: {}},
+    )
     async def create_proxy(request: ProxyRequest) -> ProxyView:
         try:
             proxy = await proxies.create(request.name, request.listen, request.upstream)
@@ -158,8 +200,9 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
             raise HTTPException(400, str(exc)) from None
         return ProxyView(**proxy.to_json())
 
-    @api.get(p.proxy_path("{name}"), response_model=ProxyView, dependencies=guarded,
-             responses={404: {}})
+    @api.get(
+        p.proxy_path("{name}"), response_model=ProxyView, dependencies=guarded, responses={404: {}}
+    )
     async def get_proxy(name: str) -> ProxyView:
         proxy = proxies.proxies.get(name)
         if proxy is None:

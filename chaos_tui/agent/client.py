@@ -133,8 +133,10 @@ class AgentClient:
             raise AgentUnavailable(f"cannot read the agent token {path}: {why}") from None
         problem = token_problem(text) if stat.S_ISREG(info.st_mode) else "is not a regular file"
         if problem:
-            raise AgentUnavailable(f"the agent token {path} {problem}: stop the agent "
-                                   "(chaos-tui agent stop); the next one makes a new token")
+            raise AgentUnavailable(
+                f"the agent token {path} {problem}: stop the agent "
+                "(chaos-tui agent stop); the next one makes a new token"
+            )
         return text
 
     async def ensure(self) -> bool:
@@ -171,8 +173,9 @@ class AgentClient:
         (self.folder / p.SPAWNED_FILE).unlink(missing_ok=True)
         return stopped
 
-    def stop_running(self, timeout_s: float = STOP_TIMEOUT_S,
-                     announce=lambda line: None) -> tuple[int | None, bool]:
+    def stop_running(
+        self, timeout_s: float = STOP_TIMEOUT_S, announce=lambda line: None
+    ) -> tuple[int | None, bool]:
         """Stop whichever agent serves this state dir: (its pid or None, whether it stopped).
         If it had to be killed with leases still journalled, a replacement agent heals them
         and is stopped in turn; `announce` is told each line of that."""
@@ -183,8 +186,10 @@ class AgentClient:
         ended = _stop_alone(record, timeout_s, self.folder)
         left = self.journal_ids()
         if ended == "killed" and left:
-            announce(f"agent pid {info['pid']} did not stop by itself and was killed holding "
-                     f"{len(left)} lease(s): a replacement agent heals them")
+            announce(
+                f"agent pid {info['pid']} did not stop by itself and was killed holding "
+                f"{len(left)} lease(s): a replacement agent heals them"
+            )
             for line in self._heal_with_replacement():
                 announce(line)
         return info["pid"], ended != "running"
@@ -192,6 +197,7 @@ class AgentClient:
     def _heal_with_replacement(self) -> list[str]:
         """Start an agent (or use the one the guardian started): it heals leftovers before it
         serves. Then stop it cleanly. Returns what it reported."""
+
         async def recovered() -> list[RecoveredLease]:
             deadline = time.monotonic() + self.settings.agent.start_timeout_s
             while True:
@@ -204,19 +210,24 @@ class AgentClient:
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.5)
+
         try:
             items = asyncio.run(recovered())
         except (AgentError, httpx.HTTPError) as exc:
             return [f"the replacement agent failed: {exc}"]
-        lines = [f"leftover lease {item.id} ({item.kind} {json.dumps(item.params)}): "
-                 + ("healed" if item.healed else f"heal FAILED: {item.error}")
-                 for item in items]
+        lines = [
+            f"leftover lease {item.id} ({item.kind} {json.dumps(item.params)}): "
+            + ("healed" if item.healed else f"heal FAILED: {item.error}")
+            for item in items
+        ]
         info = self.info()
         if info is not None:
             record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
             ended = _stop_alone(record, STOP_TIMEOUT_S, self.folder)
-            lines.append(f"replacement agent pid {info['pid']} " + (
-                "stopped" if ended == "exited" else f"{ended} (it would not stop)"))
+            lines.append(
+                f"replacement agent pid {info['pid']} "
+                + ("stopped" if ended == "exited" else f"{ended} (it would not stop)")
+            )
             (self.folder / p.SPAWNED_FILE).unlink(missing_ok=True)
         return lines
 
@@ -233,8 +244,9 @@ class AgentClient:
         if info is None:
             raise AgentUnavailable(f"no agent runs for {self.settings.state_dir}")
         headers = {} if path == p.HEALTH else {"Authorization": f"Bearer {self.token()}"}
-        async with httpx.AsyncClient(base_url=info["url"], timeout=REQUEST_TIMEOUT_S,
-                                     verify=_tls_context()) as http:
+        async with httpx.AsyncClient(
+            base_url=info["url"], timeout=REQUEST_TIMEOUT_S, verify=_tls_context()
+        ) as http:
             response = await http.request(method, path, json=body, headers=headers)
         return response
 
@@ -263,8 +275,8 @@ class AgentClient:
         return dict(await self._ok("GET", p.KINDS))
 
     async def create_lease(self, **request: Any) -> Lease:
-        """Ask for a fault (the fields of `protocol.LeaseRequest`). Unless the caller says otherwise,
-        this process owns it: the agent heals it as soon as this process dies
+        """Ask for a fault (the fields of `protocol.LeaseRequest`). Unless the caller says
+        otherwise, this process owns it: the agent heals it as soon as this process dies
         (`orphan_ok=True` holds it until its TTL)."""
         if request.get("owner_pid") is None and not request.get("orphan_ok"):
             request["owner_pid"] = os.getpid()
@@ -321,8 +333,9 @@ class AgentClient:
                 return current  # as asked (down on purpose counts: a lease holds it)
             await self._ok("DELETE", p.proxy_path(name), allow=(404,))
         try:
-            made = await self._ok("POST", p.PROXIES,
-                                  {"name": name, "listen": listen, "upstream": upstream})
+            made = await self._ok(
+                "POST", p.PROXIES, {"name": name, "listen": listen, "upstream": upstream}
+            )
         except AgentRefused as exc:
             again = await self.proxy(name)
             if exc.status == 400 and again is not None and again.listen == listen:

@@ -1,7 +1,8 @@
 """Fault kinds on Docker containers, found by their compose project and service labels (the
 same for Compose v1 and v2, whatever the container is named). Every Docker Engine call
 blocks, so each one runs in a thread. Only the compose projects chaos-tui is configured for
-(settings.docker) may be broken, and a sidecar runs only from the configured image. Params: {"project": NAME, "service": NAME}.
+(settings.docker) may be broken, and a sidecar runs only from the configured image.
+Params: {"project": NAME, "service": NAME}.
 
     docker.restart restart the container now (`docker restart`: SIGTERM, SIGKILL after 10 s,
                    start); heal makes sure it runs
@@ -51,8 +52,9 @@ class DockerFault:
         if target != "docker":
             return f"{self.kind} works on target 'docker', not {target!r}"
         if set(params) != {"project", "service"} or not all(
-                isinstance(params[k], str) and params[k] for k in ("project", "service")):
-            return f"{self.kind} needs params {{\"project\": NAME, \"service\": NAME}}"
+            isinstance(params[k], str) and params[k] for k in ("project", "service")
+        ):
+            return f'{self.kind} needs params {{"project": NAME, "service": NAME}}'
         if problem := project_problem(self.projects, params["project"]):
             return problem
         try:
@@ -60,8 +62,10 @@ class DockerFault:
         except DockerUnavailable as exc:
             return str(exc)
         if container is None:
-            return (f"no container of compose service {params['service']!r} in project "
-                    f"{params['project']!r}")
+            return (
+                f"no container of compose service {params['service']!r} in project "
+                f"{params['project']!r}"
+            )
         if container.status != self.needs_state:
             return f"container {container.name} is {container.status}: there is nothing to break"
         return None
@@ -143,8 +147,10 @@ class DockerNetCut:
     fails unless they are gone."""
 
     kind = "docker.netcut"
-    description = ("reset TCP on a port of compose services' containers (iptables in their "
-                   "network namespace); heal removes the rules")
+    description = (
+        "reset TCP on a port of compose services' containers (iptables in their "
+        "network namespace); heal removes the rules"
+    )
 
     def __init__(self, docker: DockerSettings) -> None:
         self.projects = (docker.project, docker.mesh_project)
@@ -160,19 +166,28 @@ class DockerNetCut:
         if target != "docker":
             return f"{self.kind} works on target 'docker', not {target!r}"
         services, port = params.get("services"), params.get("port")
-        if (set(params) != {"project", "services", "port", "image"}
-                or not isinstance(params.get("project"), str)
-                or not isinstance(services, list) or not services
-                or not all(isinstance(x, str) and x for x in services)
-                or isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
-                or not isinstance(params.get("image"), str)):
-            return (f"{self.kind} needs params {{\"project\": NAME, \"services\": [NAME, ...], "
-                    f"\"port\": 1-65535, \"image\": IMAGE with iptables}}")
+        if (
+            set(params) != {"project", "services", "port", "image"}
+            or not isinstance(params.get("project"), str)
+            or not isinstance(services, list)
+            or not services
+            or not all(isinstance(x, str) and x for x in services)
+            or isinstance(port, bool)
+            or not isinstance(port, int)
+            or not 0 < port < 65536
+            or not isinstance(params.get("image"), str)
+        ):
+            return (
+                f'{self.kind} needs params {{"project": NAME, "services": [NAME, ...], '
+                f'"port": 1-65535, "image": IMAGE with iptables}}'
+            )
         if problem := project_problem(self.projects, params["project"]):
             return problem
         if params["image"] != self.image:
-            return (f"sidecar image {params['image']!r} is not the agent's ({self.image!r}); "
-                    "start the agent with the same CHAOS_DOCKER__SIDECAR_IMAGE")
+            return (
+                f"sidecar image {params['image']!r} is not the agent's ({self.image!r}); "
+                "start the agent with the same CHAOS_DOCKER__SIDECAR_IMAGE"
+            )
         try:
             for service in services:
                 container = find_container(params["project"], service)
@@ -194,8 +209,10 @@ class DockerNetCut:
         # once: one by one, a link would fail over to a node not yet cut. All of them are
         # waited for, even when one fails, so the undo that follows comes after every insert.
         inbound, outbound = self.rules(params["port"])
-        script = (f"iptables -I {inbound} && (ss -K state established "
-                  f"'( sport = :{params['port']} )' || true) && iptables -I {outbound}")
+        script = (
+            f"iptables -I {inbound} && (ss -K state established "
+            f"'( sport = :{params['port']} )' || true) && iptables -I {outbound}"
+        )
         await self._on_every_service(lease, script, healing=False)
         return {"cut": list(params["services"])}
 
@@ -210,15 +227,24 @@ class DockerNetCut:
         rules = self.rules(params["port"])
         script = " ; ".join(
             [f"while iptables -D {rule} 2>/dev/null; do :; done" for rule in rules]
-            + [" && ".join(f"{{ iptables -C {rule} 2>/dev/null; test $? -eq 1; }}" for rule in rules)])
+            + [
+                " && ".join(
+                    f"{{ iptables -C {rule} 2>/dev/null; test $? -eq 1; }}" for rule in rules
+                )
+            ]
+        )
         await self._on_every_service(lease, script, healing=True)
 
     async def _on_every_service(self, lease: Lease, script: str, healing: bool) -> None:
         """The script in a sidecar on every service at once; each one is waited for, even when
         another fails, and then the first failure is raised."""
         outcomes = await asyncio.gather(
-            *(asyncio.to_thread(self._sidecar, lease, service, script, healing)
-              for service in lease.params["services"]), return_exceptions=True)
+            *(
+                asyncio.to_thread(self._sidecar, lease, service, script, healing)
+                for service in lease.params["services"]
+            ),
+            return_exceptions=True,
+        )
         errors = [o for o in outcomes if isinstance(o, BaseException)]
         if errors:
             raise errors[0]
@@ -237,14 +263,23 @@ class DockerNetCut:
             raise RuntimeError(f"{params['project']}/{service} is not running: nothing to cut")
         try:
             sidecar = docker_client().containers.create(
-                params["image"], ["sh", "-c", script], user="root",
-                network_mode=f"container:{container.id}", cap_add=["NET_ADMIN"],
-                labels={SIDECAR_LABEL: "netcut", "chaos-tui.target": container.name,
-                        "chaos-tui.lease": lease.id, "chaos-tui.run": lease.run_id})
+                params["image"],
+                ["sh", "-c", script],
+                user="root",
+                network_mode=f"container:{container.id}",
+                cap_add=["NET_ADMIN"],
+                labels={
+                    SIDECAR_LABEL: "netcut",
+                    "chaos-tui.target": container.name,
+                    "chaos-tui.lease": lease.id,
+                    "chaos-tui.run": lease.run_id,
+                },
+            )
         except docker.errors.ImageNotFound:
             if not healing:
-                raise RuntimeError(f"sidecar image {params['image']!r} is not present: "
-                                   f"{BUILD_SIDECAR_HINT}") from None
+                raise RuntimeError(
+                    f"sidecar image {params['image']!r} is not present: {BUILD_SIDECAR_HINT}"
+                ) from None
             # The last resort: a restarted container has a new network namespace, no rule.
             container.restart(timeout=10)
             return
@@ -259,8 +294,9 @@ class DockerNetCut:
 
     @staticmethod
     def _finish_sidecars_of(lease_id: str) -> None:
-        for sidecar in docker_client().containers.list(all=True, filters={
-                "label": [SIDECAR_LABEL, f"chaos-tui.lease={lease_id}"]}):
+        for sidecar in docker_client().containers.list(
+            all=True, filters={"label": [SIDECAR_LABEL, f"chaos-tui.lease={lease_id}"]}
+        ):
             try:
                 if sidecar.status == "running":
                     sidecar.wait(timeout=SIDECAR_TIMEOUT_S)

@@ -75,9 +75,11 @@ class Gate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         if (scope["method"], scope["path"]) not in OPEN_ROUTES and not bearer_matches(
-                scope["headers"], self.token):
-            return await _refuse(send, 401, "a valid bearer token is required",
-                                 ((b"www-authenticate", b"Bearer"),))
+            scope["headers"], self.token
+        ):
+            return await _refuse(
+                send, 401, "a valid bearer token is required", ((b"www-authenticate", b"Bearer"),)
+            )
         declared = _content_length(scope["headers"])
         if declared is not None and declared > self.max_body:
             return await _refuse(send, 413, f"request body over {self.max_body} bytes")
@@ -133,12 +135,21 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int, detail: str,
-                  headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+async def _refuse(
+    send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     """Answer and close: the body the client may still be sending is never read."""
     payload = json.dumps({"detail": detail}, separators=(",", ":")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close"), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -3,7 +3,8 @@
 Each agent starts one at start-up (`spawn_guardian`). It runs detached from the agent (its own
 session, re-parented away from it by a double fork), so whatever kills the agent or its process
 tree (SIGKILL, the OOM killer) leaves the guardian running. It imports the standard library
-only (and chaos_tui.core.procinfo, itself stdlib only), so it is up in milliseconds and costs almost no memory. Several times a second it looks
+only (and chaos_tui.core.procinfo, itself stdlib only), so it is up in milliseconds and costs
+almost no memory. Several times a second it looks
 at its one agent, named by pid and kernel start ticks (a reused pid is never signalled), and:
 
 - agent gone uncleanly (it did not stand the guardian down, and it left `agent.json` or a
@@ -47,6 +48,7 @@ REPLACEMENT_WINDOW_S = 600.0
 
 # -- processes, by pid and kernel start ticks ---------------------------------------------------
 
+
 def signal_exact(pid: int, ticks: int, sig: int) -> bool:
     """Signal the process only if it is still the one we mean."""
     if not alive(pid, ticks):
@@ -80,6 +82,7 @@ def _log(message: str) -> None:
 
 
 # -- what the agent left on disk ---------------------------------------------------------------
+
 
 class AgentFolder:
     """`<state>/agent/`: the journal, agent.json, the heartbeat, guardian.json."""
@@ -128,8 +131,11 @@ class AgentFolder:
     def budget_left(self, now: float) -> bool:
         """Count this replacement against the shared budget; False when it is spent."""
         path = self.path / "guardian-replacements.json"
-        times = [t for t in (_read_json(path) or []) if isinstance(t, (int, float))
-                 and t > now - REPLACEMENT_WINDOW_S]
+        times = [
+            t
+            for t in (_read_json(path) or [])
+            if isinstance(t, (int, float)) and t > now - REPLACEMENT_WINDOW_S
+        ]
         if len(times) >= MAX_REPLACEMENTS:
             return False
         try:
@@ -141,9 +147,9 @@ class AgentFolder:
 
 # -- the watch -----------------------------------------------------------------------------------
 
+
 class Guardian:
-    def __init__(self, folder: Path, agent_pid: int, agent_ticks: int,
-                 command: list[str]) -> None:
+    def __init__(self, folder: Path, agent_pid: int, agent_ticks: int, command: list[str]) -> None:
         self.folder = AgentFolder(folder)
         self.pid, self.ticks = agent_pid, agent_ticks
         self.command = command
@@ -163,15 +169,19 @@ class Guardian:
             if overdue is None:
                 self.woken_at = None  # running, or nothing it should be healing now
             elif self.woken_at is not None and now >= max(overdue, self.woken_at) + KILL_GRACE_S:
-                _log(f"agent {self.pid} still {'stopped' if stopped else 'hung'} "
-                     f"{now - overdue:.1f}s past a lease's TTL, though woken: SIGKILL; a "
-                     "replacement heals its leases")
+                _log(
+                    f"agent {self.pid} still {'stopped' if stopped else 'hung'} "
+                    f"{now - overdue:.1f}s past a lease's TTL, though woken: SIGKILL; a "
+                    "replacement heals its leases"
+                )
                 signal_exact(self.pid, self.ticks, signal.SIGKILL)
                 self.wait_gone(5.0)
                 return self.after_death()
             elif now - self.last_cont >= CONT_EVERY_S:
-                _log(f"agent {self.pid} is {'stopped' if stopped else 'hung'} with a lease "
-                     "past its TTL: SIGCONT")
+                _log(
+                    f"agent {self.pid} is {'stopped' if stopped else 'hung'} with a lease "
+                    "past its TTL: SIGCONT"
+                )
                 signal_exact(self.pid, self.ticks, signal.SIGCONT)
                 self.last_cont = now
                 self.woken_at = self.woken_at or now
@@ -193,8 +203,10 @@ class Guardian:
         _log(f"agent {self.pid} died holding {len(left)} lease(s): starting a replacement")
         for attempt in range(1, TRIES_PER_DEATH + 1):
             if not self.folder.budget_left(time.time()):
-                _log(f"gave up: {MAX_REPLACEMENTS} replacements within "
-                     f"{REPLACEMENT_WINDOW_S:.0f}s already; run `chaos-tui heal`")
+                _log(
+                    f"gave up: {MAX_REPLACEMENTS} replacements within "
+                    f"{REPLACEMENT_WINDOW_S:.0f}s already; run `chaos-tui heal`"
+                )
                 return 1
             outcome = self.replace()
             if outcome is not None:
@@ -208,8 +220,13 @@ class Guardian:
     def replace(self) -> int | None:
         """Start one replacement and wait until an agent serves (0), or it died (None)."""
         with open(self.folder.path / "agent.log", "ab") as log:
-            child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+            child = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.hand_over(child.pid, (proc_stat(child.pid) or ("", -1))[1])
         deadline = time.monotonic() + REPLACE_WAIT_S
         while time.monotonic() < deadline:
@@ -221,8 +238,10 @@ class Guardian:
                 _log(f"replacement {child.pid} exited with {child.returncode}")
                 return None
             time.sleep(POLL_S)
-        _log(f"replacement {child.pid} did not serve within {REPLACE_WAIT_S:.0f}s; it has "
-             "a guardian of its own")
+        _log(
+            f"replacement {child.pid} did not serve within {REPLACE_WAIT_S:.0f}s; it has "
+            "a guardian of its own"
+        )
         return 1
 
     def hand_over(self, pid: int, ticks: int) -> None:
@@ -246,16 +265,32 @@ def _stand_down(*_) -> None:
 
 # -- the agent's side: start its guardian, beat, stand it down ---------------------------------
 
+
 def spawn_guardian(folder: Path, agent_command: list[str], env: dict[str, str]) -> str | None:
     """Start this agent's guardian (detached; it forks once more and writes guardian.json).
     Returns why it could not be started, if it could not: the agent still serves."""
     pid = os.getpid()
-    command = [sys.executable, "-P", "-m", "chaos_tui.agent.guardian", str(folder), str(pid),
-               str((proc_stat(pid) or ("", -1))[1]), "--", *agent_command]
+    command = [
+        sys.executable,
+        "-P",
+        "-m",
+        "chaos_tui.agent.guardian",
+        str(folder),
+        str(pid),
+        str((proc_stat(pid) or ("", -1))[1]),
+        "--",
+        *agent_command,
+    ]
     try:
         with open(folder / "agent.log", "ab") as log:
-            first = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            first = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         first.wait(10)  # it only forks and exits
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
@@ -280,12 +315,16 @@ def stand_down(folder: Path) -> None:
 def main(argv: list[str]) -> int:
     """guardian AGENT_DIR AGENT_PID AGENT_TICKS -- COMMAND..."""
     folder, pid, ticks = Path(argv[0]), int(argv[1]), int(argv[2])
-    command = argv[argv.index("--") + 1:]
+    command = argv[argv.index("--") + 1 :]
     if os.fork():  # leave the agent's process tree: a kill of its tree must not reach us
         os._exit(0)
     guardian = Guardian(folder, pid, ticks, command)
-    own = {"pid": os.getpid(), "start_ticks": (proc_stat(os.getpid()) or ("", -1))[1],
-           "agent_pid": pid, "agent_start_ticks": ticks}
+    own = {
+        "pid": os.getpid(),
+        "start_ticks": (proc_stat(os.getpid()) or ("", -1))[1],
+        "agent_pid": pid,
+        "agent_start_ticks": ticks,
+    }
     record = folder / "guardian.json"
     signal.signal(signal.SIGTERM, _stand_down)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -18,8 +18,17 @@ MAX_BYTES = 1 << 20  # then the file moves to history.1.jsonl (one generation ke
 #   halt          POST /halt;   heal-all   POST /heal;   shutdown   the agent stopping cleanly
 #   leftover      a new agent healing what a dead one left (guardian: started by the guardian)
 #   apply-failed  the fault could not be applied and was undone
-ENDINGS = ("owner", "ttl", "owner-died", "halt", "heal-all", "shutdown", "leftover",
-           "guardian", "apply-failed")
+ENDINGS = (
+    "owner",
+    "ttl",
+    "owner-died",
+    "halt",
+    "heal-all",
+    "shutdown",
+    "leftover",
+    "guardian",
+    "apply-failed",
+)
 
 
 class LeaseHistory:
@@ -59,6 +68,9 @@ class LeaseHistory:
         return found
 
     def find(self, lease_id: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.entries()
-                if (lease_id is None or e.get("id") == lease_id)
-                and (run_id is None or e.get("run_id") == run_id)]
+        return [
+            e
+            for e in self.entries()
+            if (lease_id is None or e.get("id") == lease_id)
+            and (run_id is None or e.get("run_id") == run_id)
+        ]

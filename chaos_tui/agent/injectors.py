@@ -51,7 +51,7 @@ class SandboxServiceFault:
         if target != "sandbox":
             return f"{self.kind} works on target 'sandbox', not {target!r}"
         if params.get("service") not in BY_NAME or set(params) != {"service"}:
-            return f"{self.kind} needs params {{\"service\": one of {', '.join(BY_NAME)}}}"
+            return f'{self.kind} needs params {{"service": one of {", ".join(BY_NAME)}}}'
         if not self.sandbox.running(params["service"]):
             return f"sandbox {params['service']} is not running: there is nothing to break"
         return None
@@ -111,8 +111,10 @@ class SandboxPause(SandboxServiceFault):
 class ProxyToxic:
     """A toxic on one of the agent's proxies; the heal removes it."""
 
-    description = ("a toxic on an agent proxy: params {proxy, type, stream, toxicity, "
-                   "attributes} with Toxiproxy's types " + ", ".join(TOXIC_TYPES))
+    description = (
+        "a toxic on an agent proxy: params {proxy, type, stream, toxicity, "
+        "attributes} with Toxiproxy's types " + ", ".join(TOXIC_TYPES)
+    )
 
     def __init__(self, proxies: ProxyManager) -> None:
         self.proxies = proxies
@@ -123,8 +125,13 @@ class ProxyToxic:
             return f"proxy.toxic has no parameter {sorted(unknown)[0]!r}"
         try:
             self.proxies.get(str(params.get("proxy")))
-            Toxic.build("check", str(params.get("type")), params.get("stream", "downstream"),
-                        params.get("toxicity", 1.0), params.get("attributes") or {})
+            Toxic.build(
+                "check",
+                str(params.get("type")),
+                params.get("stream", "downstream"),
+                params.get("toxicity", 1.0),
+                params.get("attributes") or {},
+            )
         except (ProxyProblem, TypeError, ValueError) as exc:
             return str(exc)
         return None
@@ -132,8 +139,13 @@ class ProxyToxic:
     async def apply(self, lease: Lease) -> dict[str, Any]:
         params = lease.params
         name = params.get("name") or f"{params['type']}_{uuid.uuid4().hex[:8]}"
-        toxic = Toxic.build(name, params["type"], params.get("stream", "downstream"),
-                            params.get("toxicity", 1.0), params.get("attributes") or {})
+        toxic = Toxic.build(
+            name,
+            params["type"],
+            params.get("stream", "downstream"),
+            params.get("toxicity", 1.0),
+            params.get("attributes") or {},
+        )
         self.proxies.get(params["proxy"]).add_toxic(toxic)
         return {"toxic": name}
 
@@ -159,11 +171,19 @@ class ProxyDown:
 
     def check(self, target: str, params: dict[str, Any]) -> str | None:
         many = params.get("proxies")
-        if not (set(params) == {"proxy"} or (
-                set(params) == {"proxies"} and isinstance(many, list) and many
-                and len(many) == len(set(map(str, many))))):
-            return ("proxy.down needs params {\"proxy\": NAME} or {\"proxies\": [NAME, ...]} "
-                    "(distinct names) and nothing else")
+        if not (
+            set(params) == {"proxy"}
+            or (
+                set(params) == {"proxies"}
+                and isinstance(many, list)
+                and many
+                and len(many) == len(set(map(str, many)))
+            )
+        ):
+            return (
+                'proxy.down needs params {"proxy": NAME} or {"proxies": [NAME, ...]} '
+                "(distinct names) and nothing else"
+            )
         for name in self.names(params):
             try:
                 self.proxies.get(str(name))

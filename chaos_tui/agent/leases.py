@@ -78,9 +78,16 @@ class LeaseBook:
     Every way a lease ends is written to the history; every heal path tries every lease
     whatever another one raised."""
 
-    def __init__(self, journal: LeaseJournal, injectors: dict[str, Injector], max_ttl_s: float,
-                 halt_file: Path, history: LeaseHistory | None = None,
-                 leftover_by: str = "leftover", log=None) -> None:
+    def __init__(
+        self,
+        journal: LeaseJournal,
+        injectors: dict[str, Injector],
+        max_ttl_s: float,
+        halt_file: Path,
+        history: LeaseHistory | None = None,
+        leftover_by: str = "leftover",
+        log=None,
+    ) -> None:
         self.journal = journal
         self.injectors = injectors
         self.max_ttl_s = max_ttl_s
@@ -93,6 +100,7 @@ class LeaseBook:
         self._locks: dict[str, asyncio.Lock] = {}
         self._counter = 0
         self._healing: set[str] = set()  # leases the reaper is healing now
+        self._reaps: set[asyncio.Task[None]] = set()  # those heals, held until they end
         self._pending: set[str] = set()  # ids claimed by a request still being applied
         self._claims: dict[str, str] = {}  # object a fault would fight over -> its lease id
         self._ending: dict[str, str] = {}  # lease id -> why the reaper is ending it early
@@ -111,14 +119,26 @@ class LeaseBook:
         """Leases an earlier agent left behind (it died): heal each before serving anyone."""
         leases, unreadable = self.journal.load_all()
         for path in unreadable:
-            self.recovered.append({"id": path.stem, "kind": "?", "params": {}, "healed": False,
-                                   "error": f"unreadable lease file {path}: heal it by hand, "
-                                            "then delete the file"})
+            self.recovered.append(
+                {
+                    "id": path.stem,
+                    "kind": "?",
+                    "params": {},
+                    "healed": False,
+                    "error": f"unreadable lease file {path}: heal it by hand, then delete the file",
+                }
+            )
         for lease in leases:
             started = time.time()
             error = await self._undo(lease)
-            item = {"id": lease.id, "kind": lease.kind, "params": lease.params,
-                    "run_id": lease.run_id, "healed": error is None, "error": error}
+            item = {
+                "id": lease.id,
+                "kind": lease.kind,
+                "params": lease.params,
+                "run_id": lease.run_id,
+                "healed": error is None,
+                "error": error,
+            }
             if error is None:
                 item["warning"] = self._forget(lease, self.leftover_by, started)
             else:
@@ -137,8 +157,11 @@ class LeaseBook:
         makes it atomic."""
         if request.id and request.id in self.leases:
             known = self.leases[request.id]
-            raise LeaseRefused(409, f"lease {request.id} exists ({known.kind}, {known.state}); "
-                                    "a new fault needs a new id")
+            raise LeaseRefused(
+                409,
+                f"lease {request.id} exists ({known.kind}, {known.state}); "
+                "a new fault needs a new id",
+            )
         if request.id and request.id in self._pending:
             raise LeaseRefused(409, f"lease {request.id} is being applied by another request")
         if request.id and request.id in self._ended:
@@ -147,17 +170,22 @@ class LeaseBook:
             raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
         injector = self.injectors.get(request.kind)
         if injector is None:
-            raise LeaseRefused(400, f"unknown fault kind {request.kind!r} "
-                                    f"(known: {', '.join(sorted(self.injectors))})")
+            raise LeaseRefused(
+                400,
+                f"unknown fault kind {request.kind!r} (known: {', '.join(sorted(self.injectors))})",
+            )
         if request.ttl_s > self.max_ttl_s:
-            raise LeaseRefused(400, f"ttl_s {request.ttl_s:g} is above the agent's cap of "
-                                    f"{self.max_ttl_s:g}s")
+            raise LeaseRefused(
+                400, f"ttl_s {request.ttl_s:g} is above the agent's cap of {self.max_ttl_s:g}s"
+            )
         owner_ticks = self._owner_ticks(request)
         conflicts = self._conflicts(request.kind, request.params)
         for key in conflicts:
             if key in self._claims:
-                raise LeaseRefused(409, f"{key} already has a live fault (lease "
-                                        f"{self._claims[key]}); heal it first")
+                raise LeaseRefused(
+                    409,
+                    f"{key} already has a live fault (lease {self._claims[key]}); heal it first",
+                )
         now = time.time()
         self._counter += 1
         lease_id = request.id or f"l{int(now * 1000):x}{self._counter:x}"
@@ -173,15 +201,21 @@ class LeaseBook:
             if not applied and lease_id not in self.leases:
                 self._release(lease_id)
 
-    async def _apply(self, injector: Injector, request: LeaseRequest, lease_id: str,
-                     owner_ticks: int | None) -> Lease:
+    async def _apply(
+        self, injector: Injector, request: LeaseRequest, lease_id: str, owner_ticks: int | None
+    ) -> Lease:
         # In a thread: a check may ask the Docker Engine, and the reaper's heals must not wait.
         problem = await asyncio.to_thread(injector.check, request.target, request.params)
         if problem:
             raise LeaseRefused(400, problem)
         now = time.time()
-        lease = Lease(**request.model_dump(exclude={"id"}), id=lease_id, created_at=now,
-                      expires_at=now + request.ttl_s, owner_start_ticks=owner_ticks)
+        lease = Lease(
+            **request.model_dump(exclude={"id"}),
+            id=lease_id,
+            created_at=now,
+            expires_at=now + request.ttl_s,
+            owner_start_ticks=owner_ticks,
+        )
         async with self._lock(lease.id):
             # Asked again after the check's await: a halt that came meanwhile healed only
             # the leases it could see, and promised that nothing new lands after it.
@@ -194,8 +228,11 @@ class LeaseBook:
             try:
                 self.journal.write(lease)
             except OSError as exc:
-                raise LeaseRefused(507, f"cannot journal the lease in {self.journal.root} "
-                                        f"({exc.strerror or exc}): nothing was applied") from None
+                raise LeaseRefused(
+                    507,
+                    f"cannot journal the lease in {self.journal.root} "
+                    f"({exc.strerror or exc}): nothing was applied",
+                ) from None
             self.leases[lease.id] = lease
             try:
                 lease.data = await injector.apply(lease)
@@ -239,11 +276,18 @@ class LeaseBook:
         for lease_id in list(self.leases):
             try:
                 lease = await self.heal(lease_id, by)
-                results.append({"id": lease_id, "healed": True, "error": None,
-                                "warning": lease.error if lease is not None else None})
+                results.append(
+                    {
+                        "id": lease_id,
+                        "healed": True,
+                        "error": None,
+                        "warning": lease.error if lease is not None else None,
+                    }
+                )
             except Exception as exc:  # a heal failure of one never stops the others
-                results.append({"id": lease_id, "healed": False,
-                                "error": str(exc) or type(exc).__name__})
+                results.append(
+                    {"id": lease_id, "healed": False, "error": str(exc) or type(exc).__name__}
+                )
         return results
 
     async def halt(self) -> list[dict]:
@@ -253,8 +297,13 @@ class LeaseBook:
             self._log(f"halt: could not write the latch {self.halt_file}: {exc}")
         results = await self.heal_all("halt")
         if not self.halted:  # the latch is the promise: say it could not be kept
-            results.append({"id": "-", "healed": False,
-                            "error": f"the halt latch {self.halt_file} could not be written"})
+            results.append(
+                {
+                    "id": "-",
+                    "healed": False,
+                    "error": f"the halt latch {self.halt_file} could not be written",
+                }
+            )
         return results
 
     def release_halt(self) -> None:
@@ -276,7 +325,9 @@ class LeaseBook:
                 for lease in list(self.leases.values()):
                     if lease.expires_at <= now and lease.id not in self._healing:
                         self._healing.add(lease.id)
-                        asyncio.create_task(self._reap(lease.id))
+                        reap = asyncio.create_task(self._reap(lease.id))
+                        self._reaps.add(reap)  # held: the loop keeps only a weak reference
+                        reap.add_done_callback(self._reaps.discard)
                 await asyncio.sleep(REAP_INTERVAL_S)
         except asyncio.CancelledError:
             raise
@@ -287,9 +338,12 @@ class LeaseBook:
     def _end_orphans(self, now: float) -> None:
         """The dead man's switch: a lease whose owner process is gone is due now."""
         for lease in list(self.leases.values()):
-            if (lease.owner_pid is not None and lease.state == "applied"
-                    and lease.id not in self._ending
-                    and not alive(lease.owner_pid, lease.owner_start_ticks)):
+            if (
+                lease.owner_pid is not None
+                and lease.state == "applied"
+                and lease.id not in self._ending
+                and not alive(lease.owner_pid, lease.owner_start_ticks)
+            ):
                 self._ending[lease.id] = "owner-died"
                 lease.data["owner_died_seen_at"] = now
                 lease.expires_at = min(lease.expires_at, now)
@@ -310,14 +364,20 @@ class LeaseBook:
     def _owner_ticks(self, request: LeaseRequest) -> int | None:
         if request.owner_pid is None:
             if not request.orphan_ok:
-                raise LeaseRefused(400, "name the process that holds the fault (owner_pid: it is "
-                                        "healed as soon as that process dies) or say orphan_ok: "
-                                        "true to hold it until its TTL")
+                raise LeaseRefused(
+                    400,
+                    "name the process that holds the fault (owner_pid: it is "
+                    "healed as soon as that process dies) or say orphan_ok: "
+                    "true to hold it until its TTL",
+                )
             return None
         if request.owner_pid in (1, os.getpid()):  # they outlive the agent: no switch at all
-            raise LeaseRefused(400, f"owner_pid {request.owner_pid} can never die while this "
-                                    "agent lives; name the process that holds the fault, or "
-                                    "say orphan_ok: true")
+            raise LeaseRefused(
+                400,
+                f"owner_pid {request.owner_pid} can never die while this "
+                "agent lives; name the process that holds the fault, or "
+                "say orphan_ok: true",
+            )
         ticks = start_ticks(request.owner_pid)
         if ticks is None:
             raise LeaseRefused(400, f"owner_pid {request.owner_pid} is not running")
@@ -355,8 +415,9 @@ class LeaseBook:
     def _lock(self, lease_id: str) -> asyncio.Lock:
         return self._locks.setdefault(lease_id, asyncio.Lock())
 
-    def _forget(self, lease: Lease, by: str, heal_started_at: float,
-                error: str | None = None) -> str | None:
+    def _forget(
+        self, lease: Lease, by: str, heal_started_at: float, error: str | None = None
+    ) -> str | None:
         """The lease has ended: out of memory, off the journal, into the history. Never
         raises: the fault is already undone. Returns a warning when the disk said no."""
         self.leases.pop(lease.id, None)
@@ -371,17 +432,29 @@ class LeaseBook:
         try:
             self.journal.remove(lease.id)
         except OSError as exc:
-            problems.append(f"its journal file could not be removed ({exc}); the next agent "
-                            "will heal it again, harmlessly")
+            problems.append(
+                f"its journal file could not be removed ({exc}); the next agent "
+                "will heal it again, harmlessly"
+            )
         try:
-            self.history.append({
-                "id": lease.id, "kind": lease.kind, "target": lease.target,
-                "params": lease.params, "run_id": lease.run_id, "owner": lease.owner,
-                "owner_pid": lease.owner_pid, "created_at": lease.created_at,
-                "expires_at": lease.expires_at,
-                "owner_died_seen_at": lease.data.get("owner_died_seen_at"),
-                "heal_started_at": heal_started_at, "ended_at": now, "by": by,
-                "error": error})
+            self.history.append(
+                {
+                    "id": lease.id,
+                    "kind": lease.kind,
+                    "target": lease.target,
+                    "params": lease.params,
+                    "run_id": lease.run_id,
+                    "owner": lease.owner,
+                    "owner_pid": lease.owner_pid,
+                    "created_at": lease.created_at,
+                    "expires_at": lease.expires_at,
+                    "owner_died_seen_at": lease.data.get("owner_died_seen_at"),
+                    "heal_started_at": heal_started_at,
+                    "ended_at": now,
+                    "by": by,
+                    "error": error,
+                }
+            )
         except OSError as exc:
             problems.append(f"its history record could not be written ({exc})")
         warning = "; ".join(problems) or None

@@ -42,7 +42,9 @@ MAX_ATTRIBUTE = 1e12  # no attribute beyond this (an hour is 3.6e6 ms; a TB is 1
 MAX_CONNECTIONS = 1024  # per proxy: beyond it new connections are refused (and counted)
 FD_RESERVE = 256  # fds the agent keeps for its API, journal and heals whatever the proxies do
 RESOLVE_TIMEOUT_S = 2.0
-HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$")
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_-]{1,63})*\.?$"
+)
 
 
 def fd_budget() -> int:
@@ -74,18 +76,27 @@ class Toxic:
         if seconds > 0 and not self.removed.is_set():
             try:
                 await asyncio.wait_for(self.removed.wait(), seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     @classmethod
-    def build(cls, name: str, type: str, stream: str = "downstream", toxicity: float = 1.0,
-              attributes: dict[str, Any] | None = None) -> "Toxic":
+    def build(
+        cls,
+        name: str,
+        type: str,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        attributes: dict[str, Any] | None = None,
+    ) -> Toxic:
         if type not in TOXIC_TYPES:
             raise ProxyProblem(f"unknown toxic type {type!r} (known: {', '.join(TOXIC_TYPES)})")
         if stream not in STREAMS:
             raise ProxyProblem(f"stream must be upstream or downstream, not {stream!r}")
-        if (isinstance(toxicity, bool) or not isinstance(toxicity, (int, float))
-                or not 0 <= toxicity <= 1):
+        if (
+            isinstance(toxicity, bool)
+            or not isinstance(toxicity, (int, float))
+            or not 0 <= toxicity <= 1
+        ):
             raise ProxyProblem(f"toxicity must be a number between 0 and 1, not {toxicity!r}")
         if not isinstance(attributes or {}, dict):
             raise ProxyProblem(f"attributes must be an object, not {attributes!r}")
@@ -93,16 +104,26 @@ class Toxic:
         for key, value in (attributes or {}).items():
             if key not in attrs:
                 raise ProxyProblem(f"{type} has no attribute {key!r} (has: {', '.join(attrs)})")
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or not math.isfinite(value) or not 0 <= value <= MAX_ATTRIBUTE):
-                raise ProxyProblem(f"{type}.{key} must be a number from 0 to {MAX_ATTRIBUTE:g}, "
-                                   f"not {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or not 0 <= value <= MAX_ATTRIBUTE
+            ):
+                raise ProxyProblem(
+                    f"{type}.{key} must be a number from 0 to {MAX_ATTRIBUTE:g}, not {value!r}"
+                )
             attrs[key] = float(value)
         return cls(name, type, stream, float(toxicity), attrs)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "type": self.type, "stream": self.stream,
-                "toxicity": self.toxicity, "attributes": self.attributes}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "stream": self.stream,
+            "toxicity": self.toxicity,
+            "attributes": self.attributes,
+        }
 
 
 @dataclass(eq=False)
@@ -132,8 +153,9 @@ class Connection:
                 sock = writer.get_extra_info("socket")
                 if sock is not None:
                     try:
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                        struct.pack("ii", 1, 0))
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
                     except OSError:
                         pass
             writer.close()
@@ -148,9 +170,16 @@ class Budget:
 
 
 class Proxy:
-    def __init__(self, name: str, listen_host: str, listen_port: int, upstream_host: str,
-                 upstream_port: int, max_connections: int = MAX_CONNECTIONS,
-                 budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        listen_host: str,
+        listen_port: int,
+        upstream_host: str,
+        upstream_port: int,
+        max_connections: int = MAX_CONNECTIONS,
+        budget: Budget | None = None,
+    ) -> None:
         self.name = name
         self.listen = (listen_host, listen_port)
         self.upstream = (upstream_host, upstream_port)
@@ -169,8 +198,9 @@ class Proxy:
         try:
             self._server = await asyncio.start_server(self._accept, *self.listen)
         except OSError as exc:
-            raise ProxyProblem(f"cannot listen on {self.listen[0]}:{self.listen[1]}: "
-                               f"{exc.strerror}") from None
+            raise ProxyProblem(
+                f"cannot listen on {self.listen[0]}:{self.listen[1]}: {exc.strerror}"
+            ) from None
         self.listen = self._server.sockets[0].getsockname()[:2]
 
     async def stop(self) -> None:
@@ -181,11 +211,16 @@ class Proxy:
         self.connections.clear()
 
     def to_json(self) -> dict:
-        return {"name": self.name, "listen": _show(*self.listen),
-                "upstream": _show(*self.upstream), "enabled": self.enabled,
-                "listening": self._server is not None,
-                "connections": len(self.connections), "refused": self.refused,
-                "toxics": [t.to_json() for t in self.toxics.values()]}
+        return {
+            "name": self.name,
+            "listen": _show(*self.listen),
+            "upstream": _show(*self.upstream),
+            "enabled": self.enabled,
+            "listening": self._server is not None,
+            "connections": len(self.connections),
+            "refused": self.refused,
+            "toxics": [t.to_json() for t in self.toxics.values()],
+        }
 
     # -- toxics -------------------------------------------------------------------------------
 
@@ -230,10 +265,12 @@ class Proxy:
         delay = toxic.attributes.get("timeout", 0) / 1000
         if toxic.type == "reset_peer" and conn.affected(toxic):
             conn.timers[toxic.name] = asyncio.get_running_loop().call_later(
-                delay, self._drop, conn, True)
+                delay, self._drop, conn, True
+            )
         elif toxic.type == "timeout" and delay > 0 and conn.affected(toxic):
             conn.timers[toxic.name] = asyncio.get_running_loop().call_later(
-                delay, self._drop, conn, False)
+                delay, self._drop, conn, False
+            )
 
     def _drop(self, conn: Connection, reset: bool) -> None:
         conn.close(reset=reset)
@@ -257,11 +294,12 @@ class Proxy:
             self.open -= 1
             self.budget.taken -= 1
 
-    async def _relay_both(self, client_r: asyncio.StreamReader,
-                          client_w: asyncio.StreamWriter) -> None:
+    async def _relay_both(
+        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
         try:
             server_r, server_w = await asyncio.wait_for(asyncio.open_connection(*self.upstream), 5)
-        except (OSError, ValueError, asyncio.TimeoutError):  # ValueError: a name IDNA refuses
+        except (TimeoutError, OSError, ValueError):  # ValueError: a name IDNA refuses
             client_w.close()
             return
         peer = server_w.get_extra_info("peername")
@@ -284,16 +322,23 @@ class Proxy:
         for toxic in list(self.toxics.values()):
             self._arm(conn, toxic)
         try:
-            await asyncio.gather(self._relay(client_r, server_w, "upstream", conn),
-                                 self._relay(server_r, client_w, "downstream", conn))
+            await asyncio.gather(
+                self._relay(client_r, server_w, "upstream", conn),
+                self._relay(server_r, client_w, "downstream", conn),
+            )
         except asyncio.CancelledError:
             pass  # dropped by a toxic, a down or a stop
         finally:
             self.connections.discard(conn)
             conn.close()
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     stream: str, conn: Connection) -> None:
+    async def _relay(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        stream: str,
+        conn: Connection,
+    ) -> None:
         try:
             while True:
                 data = await reader.read(CHUNK)
@@ -312,22 +357,28 @@ class Proxy:
                 pass
 
     def _active(self, stream: str, conn: Connection, kind: str) -> list[Toxic]:
-        return [t for t in self.toxics.values()
-                if t.type == kind and t.stream == stream and conn.affected(t)]
+        return [
+            t
+            for t in self.toxics.values()
+            if t.type == kind and t.stream == stream and conn.affected(t)
+        ]
 
-    async def _through(self, data: bytes, writer: asyncio.StreamWriter, stream: str,
-                       conn: Connection) -> bool:
+    async def _through(
+        self, data: bytes, writer: asyncio.StreamWriter, stream: str, conn: Connection
+    ) -> bool:
         """Pass one chunk through the toxics of this direction; False ends the connection."""
         if self._active(stream, conn, "timeout"):
             conn.lost_data = True
             return True  # a black hole: nothing gets through while it lasts
         for toxic in self._active(stream, conn, "latency"):
             a = toxic.attributes
-            await toxic.sleep(max(0.0, a["latency"] + random.uniform(-a["jitter"], a["jitter"])) / 1000)
+            await toxic.sleep(
+                max(0.0, a["latency"] + random.uniform(-a["jitter"], a["jitter"])) / 1000
+            )
         for toxic in self._active(stream, conn, "limit_data"):
             room = int(toxic.attributes["bytes"]) - conn.passed[stream]
             if room <= len(data):
-                writer.write(data[:max(0, room)])
+                writer.write(data[: max(0, room)])
                 await writer.drain()
                 conn.passed[stream] += max(0, room)
                 self._drop(conn, False)
@@ -363,7 +414,7 @@ class Proxy:
             per_tenth = max(1, int(slowest.attributes["rate"] * 1024 / 10))
             size = min(size, per_tenth)
             pause = (slowest, "rate", size / (slowest.attributes["rate"] * 1024))
-        return data[at:at + size], pause
+        return data[at : at + size], pause
 
     async def _slow_close(self, stream: str, conn: Connection) -> None:
         for toxic in self._active(stream, conn, "slow_close"):
@@ -408,19 +459,28 @@ class ProxyManager:
         port = proxy.upstream[1]
         if upstream_local:
             if port == proxy.listen[1]:
-                raise ProxyProblem(f"upstream {_show(*proxy.upstream)} is the proxy's own "
-                                   "listen address: it would connect to itself")
+                raise ProxyProblem(
+                    f"upstream {_show(*proxy.upstream)} is the proxy's own "
+                    "listen address: it would connect to itself"
+                )
             if port in self.agent_ports:
                 raise ProxyProblem(f"upstream {_show(*proxy.upstream)} is the agent's own API")
             for other in others:
                 if port == other.listen[1]:
-                    raise ProxyProblem(f"upstream {_show(*proxy.upstream)} is proxy "
-                                       f"{other.name}'s listen address: proxies do not chain")
+                    raise ProxyProblem(
+                        f"upstream {_show(*proxy.upstream)} is proxy "
+                        f"{other.name}'s listen address: proxies do not chain"
+                    )
         for other in others:  # and no existing proxy may relay into the new one
-            if proxy.listen[1] and other.upstream[1] == proxy.listen[1] and _is_local_name(
-                    other.upstream[0]):
-                raise ProxyProblem(f"listen {_show(*proxy.listen)} is the upstream of proxy "
-                                   f"{other.name}: proxies do not chain")
+            if (
+                proxy.listen[1]
+                and other.upstream[1] == proxy.listen[1]
+                and _is_local_name(other.upstream[0])
+            ):
+                raise ProxyProblem(
+                    f"listen {_show(*proxy.listen)} is the upstream of proxy "
+                    f"{other.name}: proxies do not chain"
+                )
 
     def _refresh_forbidden(self) -> None:
         """What each proxy checks again when it dials (a name may resolve differently later)."""
@@ -476,8 +536,9 @@ def _is_local(address: str) -> bool:
     if ip.is_loopback or ip.is_unspecified:
         return True
     try:
-        with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
-                           socket.SOCK_DGRAM) as probe:
+        with socket.socket(
+            socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_DGRAM
+        ) as probe:
             probe.bind((str(ip), 0))
         return True
     except OSError:
@@ -497,7 +558,8 @@ async def _resolves_local(host: str) -> bool:
     try:
         infos = await asyncio.wait_for(
             asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM),
-            RESOLVE_TIMEOUT_S)
-    except (OSError, UnicodeError, asyncio.TimeoutError):
+            RESOLVE_TIMEOUT_S,
+        )
+    except (TimeoutError, OSError, UnicodeError):
         return host == "localhost"
     return any(_is_local(str(info[4][0])) for info in infos)

@@ -63,13 +63,17 @@ def load_or_make_token(folder: Path, announce=print) -> str:
         return _make_token(path)
     except OSError as exc:
         if exc.errno != errno.ELOOP:
-            raise AgentError(f"cannot read the agent token {path}: {exc.strerror}; "
-                             "fix its permissions or delete it") from None
+            raise AgentError(
+                f"cannot read the agent token {path}: {exc.strerror}; "
+                "fix its permissions or delete it"
+            ) from None
         weakness: str | None = "is a symlink"
     else:
         if info.st_uid != os.geteuid():
-            raise AgentError(f"the agent token {path} belongs to uid {info.st_uid}, not to you: "
-                             "delete it so a new token is made")
+            raise AgentError(
+                f"the agent token {path} belongs to uid {info.st_uid}, not to you: "
+                "delete it so a new token is made"
+            )
         if not stat.S_ISREG(info.st_mode):
             raise AgentError(f"the agent token {path} is not a regular file: delete it")
         weakness = token_problem(text)
@@ -78,8 +82,10 @@ def load_or_make_token(folder: Path, announce=print) -> str:
         if weakness is None:
             return text
     if folder.stat().st_uid != os.geteuid():
-        raise AgentError(f"the agent token {path} {weakness} and {folder} is not yours: "
-                         "delete the token so a new one is made")
+        raise AgentError(
+            f"the agent token {path} {weakness} and {folder} is not yours: "
+            "delete the token so a new one is made"
+        )
     token = _make_token(path)
     announce(f"the agent token {path} {weakness}: replaced with a new one")
     return token
@@ -115,12 +121,21 @@ def check_bind(host: str, allow_remote: bool) -> None:
     except ValueError:
         loopback = host == "localhost"
     if not loopback and not allow_remote:
-        raise AgentError(f"refusing to listen on {host}: the agent binds loopback only unless "
-                         "--allow-remote is given", exit_code=ExitCode.USAGE)
+        raise AgentError(
+            f"refusing to listen on {host}: the agent binds loopback only unless "
+            "--allow-remote is given",
+            exit_code=ExitCode.USAGE,
+        )
 
 
-def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
-              announce=print, started_by: str = "user") -> None:
+def run_agent(
+    settings: Settings,
+    host: str,
+    port: int,
+    allow_remote: bool,
+    announce=print,
+    started_by: str = "user",
+) -> None:
     check_not_production(settings)  # before anything else: no lock, no token, no socket
     check_bind(host, allow_remote)
     folder = agent_dir(settings)
@@ -132,15 +147,20 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held for the agent's whole life
     except BlockingIOError:
-        raise AgentError(f"an agent already runs for {settings.state_dir} "
-                         f"(see {folder / INFO_FILE})") from None
+        raise AgentError(
+            f"an agent already runs for {settings.state_dir} (see {folder / INFO_FILE})"
+        ) from None
     token = load_or_make_token(folder, announce)
     proxies = ProxyManager()
-    book = LeaseBook(LeaseJournal(folder / LEASES_DIR), injectors_for(Sandbox(settings), proxies),
-                     settings.agent.max_ttl_s, folder / HALT_FILE,
-                     LeaseHistory(folder / HISTORY_FILE),
-                     leftover_by="guardian" if started_by == "guardian" else "leftover",
-                     log=announce)
+    book = LeaseBook(
+        LeaseJournal(folder / LEASES_DIR),
+        injectors_for(Sandbox(settings), proxies),
+        settings.agent.max_ttl_s,
+        folder / HALT_FILE,
+        LeaseHistory(folder / HISTORY_FILE),
+        leftover_by="guardian" if started_by == "guardian" else "leftover",
+        log=announce,
+    )
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,19 +172,34 @@ def run_agent(settings: Settings, host: str, port: int, allow_remote: bool,
     # Its guardian replaces this agent if it dies holding leases, and wakes or replaces it if
     # it freezes: same command, same environment, same state dir; the replacement records
     # its leftover heals as the guardian's.
-    command = [sys.executable, "-P", "-m", "chaos_tui", "agent", "--host", host, "--port", str(port),
-               *(["--allow-remote"] if allow_remote else []), "--started-by", "guardian"]
-    problem = spawn_guardian(folder, command,
-                             {**os.environ, "CHAOS_STATE_DIR": str(settings.state_dir)})
+    command = [
+        sys.executable,
+        "-P",
+        "-m",
+        "chaos_tui",
+        "agent",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *(["--allow-remote"] if allow_remote else []),
+        "--started-by",
+        "guardian",
+    ]
+    problem = spawn_guardian(
+        folder, command, {**os.environ, "CHAOS_STATE_DIR": str(settings.state_dir)}
+    )
     if problem:
-        announce(f"warning: no guardian for this agent ({problem}): if it dies, its leases "
-                 "wait for the next chaos-tui command")
+        announce(
+            f"warning: no guardian for this agent ({problem}): if it dies, its leases "
+            "wait for the next chaos-tui command"
+        )
     run_loop(_serve(book, proxies, token, sock, folder, announce))
 
 
-
-async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socket.socket,
-                 folder: Path, announce) -> None:
+async def _serve(
+    book: LeaseBook, proxies: ProxyManager, token: str, sock: socket.socket, folder: Path, announce
+) -> None:
     beat = asyncio.create_task(heartbeat(folder))  # the guardian's sign that the loop runs
     for item in await book.heal_leftovers():
         state = "healed" if item["healed"] else f"heal FAILED ({item['error']})"
@@ -175,13 +210,16 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
     # QuietServer: uvicorn would re-raise the stopping signal and kill the agent before it
     # heals its leases; our own handlers only ask it to stop. Installed before agent.json
     # names us: whoever reads it may send SIGTERM at once, and must get a clean stop.
-    server = QuietServer(uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning",
-                                    lifespan="off"))
+    server = QuietServer(
+        uvicorn.Config(make_api(book, proxies, token, pid), log_level="warning", lifespan="off")
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
-    write_atomic(folder / INFO_FILE, json.dumps(
-        {"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n")
+    write_atomic(
+        folder / INFO_FILE,
+        json.dumps({"pid": pid, "start_ticks": start_ticks(pid), "url": url}) + "\n",
+    )
     announce(f"agent {pid} serving {url} (token in {folder / TOKEN_FILE})")
     reaper = asyncio.create_task(book.reap_forever())
     try:
@@ -190,9 +228,11 @@ async def _serve(book: LeaseBook, proxies: ProxyManager, token: str, sock: socke
         reaper.cancel()
         # A clean stop leaves nothing broken; a SIGKILL leaves the journal for the next agent.
         for result in await book.heal_all("shutdown"):
-            announce(f"stopping: lease {result['id']} "
-                     f"{'healed' if result['healed'] else 'heal FAILED: ' + str(result['error'])}"
-                     + (f" ({result['warning']})" if result.get("warning") else ""))
+            announce(
+                f"stopping: lease {result['id']} "
+                f"{'healed' if result['healed'] else 'heal FAILED: ' + str(result['error'])}"
+                + (f" ({result['warning']})" if result.get("warning") else "")
+            )
         await proxies.stop_all()
         (folder / INFO_FILE).unlink(missing_ok=True)
         beat.cancel()

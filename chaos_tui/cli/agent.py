@@ -18,8 +18,9 @@ from chaos_tui.core.exit_codes import ExitCode
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default: any free one, see status).")
 @click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host.")
-@click.option("--started-by", type=click.Choice(["user", "guardian"]), default="user",
-              hidden=True)  # the guardian's replacement: its leftover heals are the guardian's
+@click.option(
+    "--started-by", type=click.Choice(["user", "guardian"]), default="user", hidden=True
+)  # the guardian's replacement: its leftover heals are the guardian's
 @click.pass_context
 def agent(ctx, host, port, allow_remote, started_by):
     """The fault agent: leases with TTLs, healed even if the console dies.
@@ -34,9 +35,14 @@ def agent(ctx, host, port, allow_remote, started_by):
     from chaos_tui.agent.server import run_agent
 
     settings = _settings(report_killed_runs=False)
-    run_agent(settings, host or settings.agent.host,  # it refuses in production first
-              settings.agent.port if port is None else port, allow_remote,
-              announce=lambda line: click.echo(line, err=True), started_by=started_by)
+    run_agent(
+        settings,
+        host or settings.agent.host,  # it refuses in production first
+        settings.agent.port if port is None else port,
+        allow_remote,
+        announce=lambda line: click.echo(line, err=True),
+        started_by=started_by,
+    )
 
 
 def _agent_call(action):
@@ -56,8 +62,11 @@ def _agent_call(action):
         if spawned:  # a new agent healed what a dead one left: say so
             for item in (await client.status()).recovered:
                 state = "healed" if item.healed else f"heal FAILED: {item.error}"
-                click.echo(f"leftover lease {item.id} ({item.kind} "
-                           f"{json.dumps(item.params)}) of a dead agent: {state}", err=True)
+                click.echo(
+                    f"leftover lease {item.id} ({item.kind} "
+                    f"{json.dumps(item.params)}) of a dead agent: {state}",
+                    err=True,
+                )
         return await action(client)
 
     try:
@@ -69,8 +78,11 @@ def _agent_call(action):
 
 def _print_heals(results) -> int:
     for r in results:
-        click.echo(f"lease {r.id}: " + ("healed" if r.healed else f"heal FAILED: {r.error}")
-                   + (f" (warning: {r.warning})" if r.warning else ""))
+        click.echo(
+            f"lease {r.id}: "
+            + ("healed" if r.healed else f"heal FAILED: {r.error}")
+            + (f" (warning: {r.warning})" if r.warning else "")
+        )
     if not results:
         click.echo("no live lease")
     return int(ExitCode.HEAL_FAILED) if any(not r.healed for r in results) else 0
@@ -89,11 +101,14 @@ def agent_status(as_json):
     health = _answer_soon(client, client.status())
     url = (client.info() or {}).get("url")
     if as_json:
-        click.echo(json.dumps({"running": True, "url": url,
-                               **health.model_dump(mode="json")}, indent=2))
+        click.echo(
+            json.dumps({"running": True, "url": url, **health.model_dump(mode="json")}, indent=2)
+        )
         return
-    click.echo(f"agent pid {health.pid} at {url}: {health.leases} lease(s)"
-               + (", HALTED" if health.halted else ""))
+    click.echo(
+        f"agent pid {health.pid} at {url}: {health.leases} lease(s)"
+        + (", HALTED" if health.halted else "")
+    )
 
 
 @agent.command("stop")
@@ -118,8 +133,11 @@ def _stop_agent(client) -> tuple[int | None, int]:
     if pid is None:
         left = client.journal_ids()
         if left:  # a dead agent's (its guardian may be replacing it): nothing healed them yet
-            click.echo(f"no agent running, yet {len(left)} lease(s) on disk: "
-                       f"{', '.join(left)}; `chaos-tui heal` heals them", err=True)
+            click.echo(
+                f"no agent running, yet {len(left)} lease(s) on disk: "
+                f"{', '.join(left)}; `chaos-tui heal` heals them",
+                err=True,
+            )
             return None, int(ExitCode.HEAL_FAILED)
         return None, 0
     if not stopped:
@@ -131,8 +149,11 @@ def _stop_agent(client) -> tuple[int | None, int]:
         note = " (but its journal file could not be removed)" if lease_id in left else ""
         click.echo(f"lease {lease_id}: healed ({entry.by}){note}")
     for lease_id in failed:
-        click.echo(f"lease {lease_id}: heal FAILED; it stays on disk for the next agent "
-                   "(`chaos-tui heal`)", err=True)
+        click.echo(
+            f"lease {lease_id}: heal FAILED; it stays on disk for the next agent "
+            "(`chaos-tui heal`)",
+            err=True,
+        )
     if failed:
         return pid, int(ExitCode.HEAL_FAILED)
     return pid, int(ExitCode.ERROR) if left else 0
@@ -149,9 +170,14 @@ def heal():
         # What the agent could not even read (a torn lease file) is in no result, yet may
         # still be a live fault: the journal on disk has the last word on what is left.
         stays = (before & set(client.journal_ids())) - {r.id for r in results}
-        return results + [HealResult(id=lease_id, healed=False,
-                                     error=f"its journal file stays in {client.journal_folder}")
-                          for lease_id in sorted(stays)]
+        return results + [
+            HealResult(
+                id=lease_id,
+                healed=False,
+                error=f"its journal file stays in {client.journal_folder}",
+            )
+            for lease_id in sorted(stays)
+        ]
 
     raise SystemExit(_print_heals(_agent_call(heal_and_look)))
 
@@ -185,8 +211,11 @@ def leases(as_json):
         leftover, unreadable = client.journal_leases()
         rows = [lease.model_dump(mode="json") for lease in leftover]
         if rows or unreadable:
-            click.echo(f"no agent running: {len(rows) + len(unreadable)} leftover lease(s) "
-                       "on disk; `chaos-tui heal` starts one to heal them", err=True)
+            click.echo(
+                f"no agent running: {len(rows) + len(unreadable)} leftover lease(s) "
+                "on disk; `chaos-tui heal` starts one to heal them",
+                err=True,
+            )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -194,6 +223,8 @@ def leases(as_json):
         click.echo("no live lease")
     for r in rows:
         left = r["expires_at"] - time.time()
-        click.echo(f"{r['id']}  {r['kind']} {json.dumps(r['params'])} on {r['target']}  "
-                   f"{r['state']}  expires in {left:.0f}s  owner {r['owner'] or '-'}"
-                   + (f"  run {r['run_id']}" if r.get("run_id") else ""))
+        click.echo(
+            f"{r['id']}  {r['kind']} {json.dumps(r['params'])} on {r['target']}  "
+            f"{r['state']}  expires in {left:.0f}s  owner {r['owner'] or '-'}"
+            + (f"  run {r['run_id']}" if r.get("run_id") else "")
+        )

@@ -37,4 +37,3 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
         link = f" (a symlink to {os.readlink(path)})" if os.path.islink(path) else ""
         return ExitCode.ERROR, f"{path}{link}: {exc.strerror or exc}"
     return None
-

@@ -157,8 +157,14 @@ class Target(ABC):
 class RunContext:
     """What a scenario sees while it runs: the target, the plan it runs and the live samples."""
 
-    def __init__(self, run_id: str, target: Target, timeline: Timeline,
-                 note: Callable[..., None], plan: RunPlan) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        target: Target,
+        timeline: Timeline,
+        note: Callable[..., None],
+        plan: RunPlan,
+    ) -> None:
         self.run_id = run_id
         self.target = target
         self.timeline = timeline
@@ -169,8 +175,13 @@ class RunContext:
 def hold_s_field(default: float, le: float, description: str, ge: float = 0) -> Any:
     """`hold_s`, also accepted under the names each scenario used before it had one
     (`--set down_s=10` keeps working; listings and results say hold_s)."""
-    return Field(default=default, ge=ge, le=le, description=description,
-                 validation_alias=AliasChoices("hold_s", "down_s", "stall_s", "cut_s"))
+    return Field(
+        default=default,
+        ge=ge,
+        le=le,
+        description=description,
+        validation_alias=AliasChoices("hold_s", "down_s", "stall_s", "cut_s"),
+    )
 
 
 class ScenarioParams(BaseModel):
@@ -183,6 +194,7 @@ class ScenarioParams(BaseModel):
     warmup_s: float = Field(default=3.0, ge=0, le=600, description="load before the fault")
     hold_s: float = hold_s_field(3.0, 60, "how long the fault is held")
     recover_s: float = Field(default=5.0, ge=0, le=600, description="load after the heal")
+
 
 TargetT = TypeVar("TargetT", bound=Target)
 

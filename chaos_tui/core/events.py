@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from chaos_tui.core.model import InjectionWindow, InvariantResult, ProbeSample, RunResult
 from chaos_tui.core.plan import RunPlan
@@ -57,8 +57,14 @@ class RunFinished:
     result: RunResult
 
 
-RunEvent = Union[
-    RunPlanned, PhaseChanged, SampleTaken, FaultInjected, FaultHealed, InvariantChecked, Note,
-    RunFinished,
-]
+RunEvent = (
+    RunPlanned
+    | PhaseChanged
+    | SampleTaken
+    | FaultInjected
+    | FaultHealed
+    | InvariantChecked
+    | Note
+    | RunFinished
+)
 EmitFn = Callable[[RunEvent], None]

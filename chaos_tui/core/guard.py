@@ -13,8 +13,15 @@ from chaos_tui.core.exit_codes import ExitCode
 # Every variable that deploy tooling uses to name an environment. Any one of them naming
 # production refuses, whatever the others say: an empty or harmless value in one never hides
 # another.
-ENVIRONMENT_VARIABLES = ("ENVIRONMENT", "CHAOS_ENVIRONMENT", "ENV", "APP_ENV", "NODE_ENV",
-                         "RAILS_ENV", "DEPLOY_ENV")
+ENVIRONMENT_VARIABLES = (
+    "ENVIRONMENT",
+    "CHAOS_ENVIRONMENT",
+    "ENV",
+    "APP_ENV",
+    "NODE_ENV",
+    "RAILS_ENV",
+    "DEPLOY_ENV",
+)
 # Always in force; CHAOS_PRODUCTION_MARKERS can add to them, never take them away.
 BUILTIN_MARKERS = ("production", "prod", "prd")
 
@@ -80,8 +87,9 @@ def check_not_production(
 ) -> None:
     reason = production_reason(settings, environ)
     if reason is not None:
-        raise Refusal(ExitCode.PRODUCTION_LOCKOUT,
-                      f"refusing to run: {reason}; chaos-tui never runs there")
+        raise Refusal(
+            ExitCode.PRODUCTION_LOCKOUT, f"refusing to run: {reason}; chaos-tui never runs there"
+        )
 
 
 def check_enabled(target_name: str, target_is_sandbox: bool, enabled: bool) -> None:

@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float,
-                     interval_s: float = 0.1) -> bool:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, interval_s: float = 0.1
+) -> bool:
     """True once `check` says so; False if it has not by `timeout_s`. A check that raises
     counts as a no (the thing is not there yet)."""
     deadline = asyncio.get_running_loop().time() + timeout_s

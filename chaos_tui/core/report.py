@@ -20,7 +20,9 @@ def percent(value: float | None) -> str:
 
 
 def verdict_line(result: RunResult) -> str:
-    line = f"{result.outcome.upper()} {result.scenario} on {result.target} in {result.duration_s:.1f}s"
+    line = (
+        f"{result.outcome.upper()} {result.scenario} on {result.target} in {result.duration_s:.1f}s"
+    )
     return line + (f" - {result.reason}" if result.reason else "")
 
 
@@ -45,11 +47,13 @@ def recovery_facts(
         ]
     if delivery is not None:
         d = delivery
-        facts.append((
-            "delivery",
-            f"written {d.acknowledged}, published {d.published}, lost {d.lost}, "
-            f"duplicated {d.duplicated}, unexpected {d.unexpected}",
-        ))
+        facts.append(
+            (
+                "delivery",
+                f"written {d.acknowledged}, published {d.published}, lost {d.lost}, "
+                f"duplicated {d.duplicated}, unexpected {d.unexpected}",
+            )
+        )
     return facts
 
 
@@ -107,7 +111,9 @@ def markdown_report(result: RunResult) -> str:
     lines += ["", "## Invariants", "", "| | Invariant | Measured | Detail |", "|---|---|---|---|"]
     for inv in result.invariants:
         mark = "pass" if inv.passed else "FAIL"
-        lines.append(f"| {mark} | {inv.name}: {inv.description} | {invariant_measure(inv)} | {inv.detail} |")
+        lines.append(
+            f"| {mark} | {inv.name}: {inv.description} | {invariant_measure(inv)} | {inv.detail} |"
+        )
     if not result.invariants:
         lines.append("| | (none checked) | | |")
     lines += ["", "## Faults", ""]

@@ -19,9 +19,16 @@ class RunRecord:
     def __init__(self, folder: Path, run_id: str, scenario: str, target: str) -> None:
         self.path = folder / f"{run_id}.json"
         pid = os.getpid()
-        self.data = {"run_id": run_id, "scenario": scenario, "target": target, "pid": pid,
-                     "start_ticks": start_ticks(pid), "started_at": time.time(),
-                     "phase": "prepare", "phase_at": time.time()}
+        self.data = {
+            "run_id": run_id,
+            "scenario": scenario,
+            "target": target,
+            "pid": pid,
+            "start_ticks": start_ticks(pid),
+            "started_at": time.time(),
+            "phase": "prepare",
+            "phase_at": time.time(),
+        }
 
     def phase(self, name: str) -> None:
         """Written at each phase: a few small writes a run; never fails the run."""
@@ -59,7 +66,11 @@ def dead_runs(folder: Path) -> list[dict[str, Any]]:
 def _ours(data: object, path: Path) -> bool:
     """The shape RunRecord writes, named after its run (so a run_id can never point the
     report outside `runs/`)."""
-    return (isinstance(data, dict) and data.get("run_id") == path.stem
-            and isinstance(data.get("scenario"), str)
-            and isinstance(data.get("pid"), int) and not isinstance(data.get("pid"), bool)
-            and isinstance(data.get("started_at"), (int, float)))
+    return (
+        isinstance(data, dict)
+        and data.get("run_id") == path.stem
+        and isinstance(data.get("scenario"), str)
+        and isinstance(data.get("pid"), int)
+        and not isinstance(data.get("pid"), bool)
+        and isinstance(data.get("started_at"), (int, float))
+    )

@@ -120,7 +120,9 @@ class Run:
         self._heal_early = asyncio.Event()  # set by heal_now(): the current hold ends at once
         self._halted = False  # set by halt(): no further fault is injected in this run
         self._sampling_stopped = False
-        self._injecting: asyncio.Future[None] | None = None  # an inject in flight, which a heal awaits
+        self._injecting: asyncio.Future[None] | None = (
+            None  # an inject in flight, which a heal awaits
+        )
         self._target_gone: str | None = None  # why the target went away under the run
         self.ctx = RunContext(self.run_id, target, self.timeline, self._note, plan)
         self._record = (
@@ -176,7 +178,7 @@ class Run:
                 try:
                     # The TTL caps the hold: while the runner lives, no lease outlives it.
                     await asyncio.wait_for(self._heal_early.wait(), min(fault.hold_s, fault.ttl_s))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass  # the fault was held for as long as planned
                 await self._heal(self._live[-1])
             if self._halted and not self._live:
@@ -187,8 +189,10 @@ class Run:
             budget = self.options.invariant_budget_s or plan.invariant_budget_s
             self._phase("verify", f"invariant budget {budget:g}s")
             try:
-                invariants = await asyncio.wait_for(self.scenario.check_invariants(self.ctx), budget)
-            except asyncio.TimeoutError:
+                invariants = await asyncio.wait_for(
+                    self.scenario.check_invariants(self.ctx), budget
+                )
+            except TimeoutError:
                 raise BudgetExceeded(f"checking invariants took longer than {budget:g}s") from None
             for checked in invariants:
                 self._emit(InvariantChecked(checked))
@@ -196,7 +200,9 @@ class Run:
             outcome = "fail" if failed else "pass"
             reason = f"invariant(s) broken: {', '.join(failed)}" if failed else ""
             if self._halted:
-                reason = "; ".join(filter(None, [reason, "halted by the operator: faults healed early"]))
+                reason = "; ".join(
+                    filter(None, [reason, "halted by the operator: faults healed early"])
+                )
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -207,7 +213,10 @@ class Run:
         except (SteadyStateNotMet, HaltedBeforeInject, TargetMoved) as exc:
             outcome, reason = "aborted", str(exc)
         except Exception as exc:
-            outcome, reason = "error", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            outcome, reason = (
+                "error",
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            )
             self._note(reason, "error")
         watch.cancel()  # from here on the run only heals and reports
 
@@ -311,7 +320,7 @@ class Run:
         )
         try:
             await asyncio.shield(self._injecting)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise BudgetExceeded(
                 f"injecting {fault.name} took longer than {self.options.inject_budget_s:g}s"
             ) from None
@@ -334,7 +343,7 @@ class Run:
         try:
             await asyncio.shield(task)
             live.healed, live.error = True, None
-        except asyncio.TimeoutError:
+        except TimeoutError:
             live.error = f"heal took longer than {self.options.heal_budget_s:g}s"
         except asyncio.CancelledError:
             if not task.cancelled():
@@ -359,13 +368,15 @@ class Run:
         window, elsewhere = live.window, live.lease.healed_elsewhere
         window.healed_at = time.time()
         if elsewhere is not None and elsewhere.healed_at < window.healed_at:
-            window.heal_started_at = min(window.heal_started_at or elsewhere.started_at,
-                                         elsewhere.started_at)
+            window.heal_started_at = min(
+                window.heal_started_at or elsewhere.started_at, elsewhere.started_at
+            )
             window.healed_at = elsewhere.healed_at
             window.healed_by = elsewhere.by
             when = time.strftime("%H:%M:%S", time.localtime(elsewhere.healed_at))
-            self._note(f"{live.fault.name} had already been healed by {elsewhere.by} at {when}",
-                       "warning")
+            self._note(
+                f"{live.fault.name} had already been healed by {elsewhere.by} at {when}", "warning"
+            )
 
     # -- operator controls (the console's heal / halt keys) --------------------------------
 
@@ -385,7 +396,8 @@ class Run:
         return [live.window for live in self._live if not live.healed]
 
     async def _heal_everything(self) -> HealReport:
-        """Undo every live fault, stop load and sampling. Shielded: a second signal can't stop it."""
+        """Undo every live fault, stop load and sampling. Shielded: a second signal cannot
+        stop it."""
         task = asyncio.ensure_future(self._heal_everything_unshielded())
         while True:
             try:
@@ -424,14 +436,18 @@ class Run:
         if self._samplers:
             _, stuck = await asyncio.wait(self._samplers, timeout=SAMPLER_STOP_S)
             for task in stuck:
-                self._note(f"probe {task.get_name()} did not stop in {SAMPLER_STOP_S:g}s; "
-                           "left behind", "warning")
+                self._note(
+                    f"probe {task.get_name()} did not stop in {SAMPLER_STOP_S:g}s; left behind",
+                    "warning",
+                )
         for probe in self._probes:
             try:
                 await probe.close()
             except Exception:
                 pass
-        return HealReport(ok=all(r.ok for r in reports) and verified, verified=verified, faults=reports)
+        return HealReport(
+            ok=all(r.ok for r in reports) and verified, verified=verified, faults=reports
+        )
 
     def _read_versions(self) -> dict[str, str]:
         try:

@@ -82,9 +82,7 @@ class Timeline:
             before=summarise(by_phase["before"]),
             during=summarise(by_phase["during"]),
             after=summarise(by_phase["after"]),
-            samples=[
-                (round(s.t - run_started_at, 3), s.ok, s.latency_ms, s.value) for s in series
-            ],
+            samples=[(round(s.t - run_started_at, 3), s.ok, s.latency_ms, s.value) for s in series],
         )
 
     def recovery(self, probe: str | None, backlog_probe: str | None) -> RecoveryMetrics:
@@ -140,7 +138,6 @@ class Timeline:
         if drained is not None:
             metrics.backlog_drain_s = round(max(0.0, drained.t - heal_start), 3)
 
-
     def _values_before(self, probe: str, t: float, count: int) -> list[float]:
         """The last `count` passing values taken before `t`, reading back from the newest."""
         values: list[float] = []
@@ -152,8 +149,9 @@ class Timeline:
         return values[::-1]
 
 
-def _outage(series: list[ProbeSample], for_good: bool = False
-            ) -> tuple[ProbeSample | None, ProbeSample | None]:
+def _outage(
+    series: list[ProbeSample], for_good: bool = False
+) -> tuple[ProbeSample | None, ProbeSample | None]:
     """The first failing sample, and the first passing one after it; `for_good`: the first
     passing one after the last failure (None while the probe still fails)."""
     first_fail = next((s for s in series if not s.ok), None)

@@ -14,8 +14,17 @@ TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody
 
 
 class LeasedFault(Fault):
-    def __init__(self, agent: AgentClient, kind: str, params: dict, name: str, description: str,
-                 hold_s: float, verify=None, resolve=None) -> None:
+    def __init__(
+        self,
+        agent: AgentClient,
+        kind: str,
+        params: dict,
+        name: str,
+        description: str,
+        hold_s: float,
+        verify=None,
+        resolve=None,
+    ) -> None:
         super().__init__(name, description)
         self.agent = agent
         self.kind = kind
@@ -34,8 +43,13 @@ class LeasedFault(Fault):
         # This process owns the lease: if it dies, the agent heals the fault at once.
         try:
             created = await self.agent.create_lease(
-                id=lease.lease_id, kind=self.kind, target=lease.target, params=self.params,
-                ttl_s=lease.ttl_s, owner=f"chaos-tui pid {os.getpid()}", owner_pid=os.getpid(),
+                id=lease.lease_id,
+                kind=self.kind,
+                target=lease.target,
+                params=self.params,
+                ttl_s=lease.ttl_s,
+                owner=f"chaos-tui pid {os.getpid()}",
+                owner_pid=os.getpid(),
                 run_id=lease.run_id,
             )
         except (AgentUnavailable, httpx.ConnectError) as exc:
@@ -64,8 +78,10 @@ class LeasedFault(Fault):
                 ended = None
             if ended is not None and ended.ended_at is not None:
                 lease.healed_elsewhere = HealedElsewhere(
-                    started_at=ended.heal_started_at or ended.ended_at, healed_at=ended.ended_at,
-                    by=f"the agent ({ended.by})")
+                    started_at=ended.heal_started_at or ended.ended_at,
+                    healed_at=ended.ended_at,
+                    by=f"the agent ({ended.by})",
+                )
 
     async def verify_healed(self, lease: FaultLease) -> bool:
         # A fault that never landed broke nothing: the target's health is not its to answer

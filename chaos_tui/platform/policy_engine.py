@@ -30,7 +30,9 @@ MAX_INPUT_DEPTH = 100
 _MAX_PLANS = 256  # paths come from HTTP requests: do not let them grow memory without bound
 # rego-cpp reports a parse error as an S-expression, strings prefixed by their byte length:
 # (error 11:gateway.rego|19|1 (errormsg 16:this is unclosed) ...)
-_ERROR = re.compile(rb"\(error \d+:(?P<file>[^|]*)\|(?P<offset>\d+)\|\d+\s+\(errormsg (?P<len>\d+):")
+_ERROR = re.compile(
+    rb"\(error \d+:(?P<file>[^|]*)\|(?P<offset>\d+)\|\d+\s+\(errormsg (?P<len>\d+):"
+)
 
 
 class PolicyError(Exception):
@@ -154,7 +156,7 @@ def _describe(exc: regopy.RegoError, modules: dict[str, str], policy_dir: Path) 
     match = _ERROR.search(raw)
     if match is None:
         return f"{policy_dir}: {' '.join(str(exc).split())}"
-    message = raw[match.end():match.end() + int(match["len"])].decode(errors="replace")
+    message = raw[match.end() : match.end() + int(match["len"])].decode(errors="replace")
     name, offset = match["file"].decode(errors="replace"), int(match["offset"])
     source = modules.get(name, "").encode()[:offset]
     line = source.count(b"\n") + 1

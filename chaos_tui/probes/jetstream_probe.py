@@ -44,8 +44,13 @@ class StoredMessage:
 
 
 async def read_subject(
-    url: str, stream: str, subject: str, domain: str | None = None, batch: int = 500,
-    start_seq: int | None = None, timeout_s: float = 60.0,
+    url: str,
+    stream: str,
+    subject: str,
+    domain: str | None = None,
+    batch: int = 500,
+    start_seq: int | None = None,
+    timeout_s: float = 60.0,
 ) -> list[StoredMessage]:
     """Every message on `subject` in `stream` (from `start_seq` on, if given), oldest first,
     through an ephemeral consumer. A slow fetch does not end the read early: it ends when the

@@ -58,8 +58,13 @@ def export_request(marker: str, body: str, now_ns: int) -> bytes:
 
 
 class MarkerSender:
-    def __init__(self, collector_http_url: str, run_id: str, rate_hz: float = 10.0,
-                 post_timeout_s: float = POST_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        collector_http_url: str,
+        run_id: str,
+        rate_hz: float = 10.0,
+        post_timeout_s: float = POST_TIMEOUT_S,
+    ) -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
         self.url = collector_http_url.rstrip("/") + "/v1/logs"
@@ -90,8 +95,9 @@ class MarkerSender:
     def rejected(self) -> dict[str, int]:
         """Pushback reason -> how many markers got it (in-flight ones, and ones the sender
         itself cancelled when it stopped, are not the collector's pushback)."""
-        return dict(Counter(s.outcome for s in self.sends
-                            if s.outcome not in (None, ACCEPTED, CANCELLED)))
+        return dict(
+            Counter(s.outcome for s in self.sends if s.outcome not in (None, ACCEPTED, CANCELLED))
+        )
 
     def sent_between(self, start: float, end: float) -> list[MarkerSend]:
         """The sends whose POST started in [start, end) (wall clock seconds)."""
@@ -152,8 +158,9 @@ class MarkerSender:
                 self.url, content=body, headers={"Content-Type": "application/x-protobuf"}
             )
             send.status = response.status_code
-            send.outcome = ACCEPTED if 200 <= response.status_code < 300 else \
-                f"http {response.status_code}"
+            send.outcome = (
+                ACCEPTED if 200 <= response.status_code < 300 else f"http {response.status_code}"
+            )
         except httpx.TimeoutException as exc:
             send.outcome = f"timeout ({type(exc).__name__})"
         except httpx.ConnectError:
@@ -173,14 +180,20 @@ def marker_count_sql(prefix: str, stream: str = "default") -> str:
     attribute `chaos.marker` to the column `chaos_marker`)."""
     if not re.fullmatch(r"[A-Za-z0-9_-]*", prefix):
         raise ValueError(f"marker prefix {prefix!r} must be letters, digits, - or _")
-    return (f'SELECT chaos_marker, count(*) AS n FROM "{stream}" '
-            f"WHERE chaos_marker LIKE '{prefix}%' GROUP BY chaos_marker")
+    return (
+        f'SELECT chaos_marker, count(*) AS n FROM "{stream}" '
+        f"WHERE chaos_marker LIKE '{prefix}%' GROUP BY chaos_marker"
+    )
 
 
-async def fetch_markers(sink_url: str, org: str, prefix: str,
-                        timeout_s: float = POST_TIMEOUT_S,
-                        client: httpx.AsyncClient | None = None,
-                        auth: tuple[str, str] | None = None) -> dict[str, int]:
+async def fetch_markers(
+    sink_url: str,
+    org: str,
+    prefix: str,
+    timeout_s: float = POST_TIMEOUT_S,
+    client: httpx.AsyncClient | None = None,
+    auth: tuple[str, str] | None = None,
+) -> dict[str, int]:
     """marker -> times the backend received it, for the markers starting with `prefix`,
     through OpenObserve's search API (our sink answers the same query). Pass a client to
     reuse it (a probe asks ten times a second)."""
@@ -188,12 +201,22 @@ async def fetch_markers(sink_url: str, org: str, prefix: str,
         async with httpx.AsyncClient(timeout=timeout_s) as own:
             return await fetch_markers(sink_url, org, prefix, timeout_s, own, auth)
     now_us = int(time.time() * 1e6)
-    body = {"query": {"sql": marker_count_sql(prefix), "start_time": now_us - 86_400_000_000,
-                      "end_time": now_us + 60_000_000, "from": 0, "size": 100_000}}
+    body = {
+        "query": {
+            "sql": marker_count_sql(prefix),
+            "start_time": now_us - 86_400_000_000,
+            "end_time": now_us + 60_000_000,
+            "from": 0,
+            "size": 100_000,
+        }
+    }
     # No auth given: the client's own (none, for the clients passed here).
-    response = await client.post(f"{sink_url.rstrip('/')}/api/{org}/_search", json=body,
-                                 timeout=timeout_s,
-                                 auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth)
+    response = await client.post(
+        f"{sink_url.rstrip('/')}/api/{org}/_search",
+        json=body,
+        timeout=timeout_s,
+        auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth,
+    )
     response.raise_for_status()
     return {str(h["chaos_marker"]): int(h["n"]) for h in response.json()["hits"]}
 

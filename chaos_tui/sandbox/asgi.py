@@ -73,17 +73,22 @@ def parse_json(body: bytes) -> Any:
 
 
 async def send_json(send: Send, status: int, payload: Any) -> None:
-    await send_bytes(send, status, json.dumps(payload, separators=(",", ":")).encode(),
-                     "application/json")
+    await send_bytes(
+        send, status, json.dumps(payload, separators=(",", ":")).encode(), "application/json"
+    )
 
 
 async def send_bytes(send: Send, status: int, body: bytes, content_type: str) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", content_type.encode()),
-                    (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -116,9 +121,15 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def serve(app: App, sock: socket.socket, *, ready_file: str | Path | None = None,
-          on_shutdown: Callable[[], Awaitable[None]] | None = None, keep_alive_s: int = 5,
-          fast_loop: bool = True) -> None:
+def serve(
+    app: App,
+    sock: socket.socket,
+    *,
+    ready_file: str | Path | None = None,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    keep_alive_s: int = 5,
+    fast_loop: bool = True,
+) -> None:
     """Serve until SIGTERM or SIGINT. `ready_file` is written once requests are accepted;
     idle client connections are closed after `keep_alive_s`; `fast_loop` uses uvloop when
     installed."""
@@ -138,11 +149,18 @@ def run_loop(main, fast: bool = True) -> None:
 
 
 async def _serve(app: App, sock: socket.socket, ready_file, on_shutdown, keep_alive_s) -> None:
-    server = QuietServer(uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False,
-        server_header=False, date_header=False, timeout_graceful_shutdown=2,
-        timeout_keep_alive=keep_alive_s,
-    ))
+    server = QuietServer(
+        uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            timeout_graceful_shutdown=2,
+            timeout_keep_alive=keep_alive_s,
+        )
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, setattr, server, "should_exit", True)
@@ -159,5 +177,4 @@ async def _serve(app: App, sock: socket.socket, ready_file, on_shutdown, keep_al
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

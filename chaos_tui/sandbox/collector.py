@@ -29,7 +29,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from chaos_tui.platform.telemetry import ORG  # noqa: F401  (importable from here as before)
+from chaos_tui.platform.telemetry import ORG
 from chaos_tui.sandbox.postgres import SandboxError
 
 # Batches leave within 100 ms, so a marker's delivery time is the backend's, not the batcher's.
@@ -55,15 +55,22 @@ def binary() -> Path:
         raise SandboxError("the rotel collector is not installed: pip install rotel") from exc
     path = Path(rotel.__file__).parent / "rotel-agent"
     if not path.is_file():
-        raise SandboxError(f"rotel is installed but {path} is missing (a wheel for another platform?)")
+        raise SandboxError(
+            f"rotel is installed but {path} is missing (a wheel for another platform?)"
+        )
     return path
 
 
 def version(path: Path | None = None) -> str:
     """What `rotel-agent --version` says, e.g. 'rotel 0.0.1-alpha10' (the wheel's own version
     number differs: rotel 0.0.1a15 ships agent 0.0.1-alpha10)."""
-    out = subprocess.run([str(path or binary()), "--version"], capture_output=True, text=True,
-                         timeout=10, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [str(path or binary()), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        stdin=subprocess.DEVNULL,
+    )
     if out.returncode != 0:
         raise SandboxError(f"rotel-agent --version failed: {out.stderr.strip()}")
     return out.stdout.strip()
@@ -96,25 +103,40 @@ def command(
     log = Path(log_file) if log_file is not None else state / "rotel-agent.log"
     base = f"{sink_base_url.rstrip('/')}/api/{org}"
     cmd = [
-        str(binary), "start",  # no --daemon: we own the process and its pid
-        "--pid-file", str(state / "rotel-agent.pid"),
-        "--log-file", str(log),
-        "--otlp-grpc-endpoint", f"{host}:{grpc_port}",
-        "--otlp-http-endpoint", f"{host}:{http_port}",
+        str(binary),
+        "start",  # no --daemon: we own the process and its pid
+        "--pid-file",
+        str(state / "rotel-agent.pid"),
+        "--log-file",
+        str(log),
+        "--otlp-grpc-endpoint",
+        f"{host}:{grpc_port}",
+        "--otlp-http-endpoint",
+        f"{host}:{http_port}",
         "--otlp-receiver-metrics-disabled",
-        "--exporter", "otlp",
-        "--otlp-exporter-protocol", "http",
-        "--otlp-exporter-endpoint", base,  # required for metrics; logs and traces are explicit
-        "--otlp-exporter-logs-endpoint", f"{base}/v1/logs",
-        "--otlp-exporter-traces-endpoint", f"{base}/v1/traces",
-        "--otlp-exporter-request-timeout", request_timeout,
-        "--batch-timeout", BATCH_TIMEOUT,
+        "--exporter",
+        "otlp",
+        "--otlp-exporter-protocol",
+        "http",
+        "--otlp-exporter-endpoint",
+        base,  # required for metrics; logs and traces are explicit
+        "--otlp-exporter-logs-endpoint",
+        f"{base}/v1/logs",
+        "--otlp-exporter-traces-endpoint",
+        f"{base}/v1/traces",
+        "--otlp-exporter-request-timeout",
+        request_timeout,
+        "--batch-timeout",
+        BATCH_TIMEOUT,
     ]
     if retries:
         cmd += [
-            "--otlp-exporter-retry-initial-backoff", retry_initial_backoff,
-            "--otlp-exporter-retry-max-backoff", retry_max_backoff,
-            "--otlp-exporter-retry-max-elapsed-time", RETRY_MAX_ELAPSED,
+            "--otlp-exporter-retry-initial-backoff",
+            retry_initial_backoff,
+            "--otlp-exporter-retry-max-backoff",
+            retry_max_backoff,
+            "--otlp-exporter-retry-max-elapsed-time",
+            RETRY_MAX_ELAPSED,
         ]
     else:
         cmd += ["--otlp-exporter-retry-max-elapsed-time", "0s"]

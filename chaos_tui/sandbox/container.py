@@ -24,8 +24,9 @@ def run_postgres(port: int, root: Path) -> None:
     hba = data / "pg_hba.conf"
     if "chaos-tui test bed" not in hba.read_text():
         with open(hba, "a") as fh:
-            fh.write("# chaos-tui test bed: the compose network is isolated\n"
-                     "host all all all trust\n")
+            fh.write(
+                "# chaos-tui test bed: the compose network is isolated\nhost all all all trust\n"
+            )
     command = postgres.server_command(bin_dir, data, port)
     command[command.index("listen_addresses=127.0.0.1")] = "listen_addresses=*"
     if user:
@@ -39,8 +40,14 @@ def run_postgres(port: int, root: Path) -> None:
 
 
 def run_collector(sink_url: str, grpc_port: int, http_port: int) -> None:
-    command = collector.command(collector.binary(), grpc_port, http_port, sink_url,
-                                state_dir=Path("/tmp/rotel"), host="0.0.0.0")
+    command = collector.command(
+        collector.binary(),
+        grpc_port,
+        http_port,
+        sink_url,
+        state_dir=Path("/tmp/rotel"),
+        host="0.0.0.0",
+    )
     os.execv(command[0], command)
 
 

@@ -52,11 +52,12 @@ def make_app(engine: PolicyEngine) -> asgi.App:
             except asgi.BadRequest as exc:
                 return await _error(send, 400, "invalid_parameter", str(exc))
             if not isinstance(request, dict):
-                return await _error(send, 400, "invalid_parameter",
-                                    "body must be a JSON object like {\"input\": ...}")
+                return await _error(
+                    send, 400, "invalid_parameter", 'body must be a JSON object like {"input": ...}'
+                )
             document = request.get("input")
         try:
-            defined, value = engine.evaluate(path[len(DATA):], document)
+            defined, value = engine.evaluate(path[len(DATA) :], document)
         except InputError as exc:
             return await _error(send, 400, "invalid_parameter", str(exc))
         except PolicyError as exc:
@@ -76,11 +77,15 @@ async def _error(send: asgi.Send, status: int, code: str, message: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="decision_server", description="OPA-compatible decision server (Rego via regopy)")
+        prog="decision_server", description="OPA-compatible decision server (Rego via regopy)"
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--policy-dir", default=None,
-                        help="directory of .rego files (default: the policies in the package)")
+    parser.add_argument(
+        "--policy-dir",
+        default=None,
+        help="directory of .rego files (default: the policies in the package)",
+    )
     parser.add_argument("--ready-file", default=None)
     args = parser.parse_args()
     asgi.setup_logging()
@@ -90,8 +95,13 @@ def main() -> None:
         sock = asgi.listen(args.host, args.port)
     except (PolicyError, asgi.ServeError) as exc:
         asgi.fail(parser.prog, str(exc))
-    log.info("serving %s on http://%s:%d (%s)", policy_dir, args.host, args.port,
-             ", ".join(engine.modules))
+    log.info(
+        "serving %s on http://%s:%d (%s)",
+        policy_dir,
+        args.host,
+        args.port,
+        ", ".join(engine.modules),
+    )
     asgi.serve(make_app(engine), sock, ready_file=args.ready_file)
     log.info("stopped")
 

@@ -45,6 +45,7 @@ from chaos_tui.platform.streams import (  # noqa: F401
 )
 from chaos_tui.sandbox.nats import server_binary
 from chaos_tui.sandbox.postgres import SandboxError
+
 # How long B waits between leafnode connect attempts. nats-server 2.15 wants a duration
 # string here (a bare integer is refused: "reconnect should be converted to a duration"), and
 # accepts it only at the `leafnodes` level, not inside a remote block.
@@ -55,8 +56,9 @@ def _quote(text: object) -> str:
     return json.dumps(str(text))  # a JSON string is a valid NATS config string
 
 
-def _server(server_name: str, client_port: int, monitor_port: int, store_dir: Path,
-            domain: str) -> str:
+def _server(
+    server_name: str, client_port: int, monitor_port: int, store_dir: Path, domain: str
+) -> str:
     """What both servers share: name, loopback listeners, JetStream in their own domain."""
     return f"""\
 server_name: {_quote(server_name)}
@@ -69,27 +71,45 @@ jetstream {{
 """
 
 
-def write_config_a(path: Path, store_dir: Path, client_port: int, monitor_port: int,
-                   leaf_port: int, domain: str = DOMAIN_A, server_name: str = "nats_a") -> Path:
+def write_config_a(
+    path: Path,
+    store_dir: Path,
+    client_port: int,
+    monitor_port: int,
+    leaf_port: int,
+    domain: str = DOMAIN_A,
+    server_name: str = "nats_a",
+) -> Path:
     """The hub: JetStream in `domain`, leafnode connections accepted on `leaf_port`, and its
     leafnode URLs never advertised (so a remote keeps going through the proxies it was given)."""
-    text = _server(server_name, client_port, monitor_port, store_dir, domain) + f"""\
+    text = (
+        _server(server_name, client_port, monitor_port, store_dir, domain)
+        + f"""\
 leafnodes {{
   listen: "127.0.0.1:{leaf_port}"
   no_advertise: true
 }}
 """
+    )
     return _write(path, text)
 
 
-def write_config_b(path: Path, store_dir: Path, client_port: int, monitor_port: int,
-                   domain: str = DOMAIN_B, remote_urls: Sequence[str] = (),
-                   server_name: str = "nats_b") -> Path:
+def write_config_b(
+    path: Path,
+    store_dir: Path,
+    client_port: int,
+    monitor_port: int,
+    domain: str = DOMAIN_B,
+    remote_urls: Sequence[str] = (),
+    server_name: str = "nats_b",
+) -> Path:
     """The spoke: JetStream in `domain`, one leafnode remote to A listing every path (proxy)."""
     if not remote_urls:
         raise SandboxError("nats_b needs at least one leafnode remote URL")
     urls = ", ".join(_quote(leaf_url(u)) for u in remote_urls)
-    text = _server(server_name, client_port, monitor_port, store_dir, domain) + f"""\
+    text = (
+        _server(server_name, client_port, monitor_port, store_dir, domain)
+        + f"""\
 leafnodes {{
   reconnect: {_quote(LEAF_RECONNECT)}
   remotes: [
@@ -97,6 +117,7 @@ leafnodes {{
   ]
 }}
 """
+    )
     return _write(path, text)
 
 
@@ -119,13 +140,15 @@ def server_command(conf_path: Path) -> list[str]:
 
 # -- monitoring --------------------------------------------------------------------------------
 
+
 def _get_json(url: str, timeout: float) -> dict:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         return json.loads(resp.read())
 
 
-def wait_ready(monitor_port: int, timeout_s: float = 15.0,
-               alive: Callable[[], bool] | None = None) -> float:
+def wait_ready(
+    monitor_port: int, timeout_s: float = 15.0, alive: Callable[[], bool] | None = None
+) -> float:
     """Wait until the server answers healthy with JetStream on; returns the seconds it took.
     `alive` (e.g. is_running of its record) ends the wait at once when the server has died."""
     url = f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true"
@@ -143,5 +166,6 @@ def wait_ready(monitor_port: int, timeout_s: float = 15.0,
         except (OSError, ValueError) as exc:
             last = str(exc)
         time.sleep(0.05)
-    raise SandboxError(f"nats on monitor port {monitor_port} not ready after {timeout_s:g} s "
-                       f"({last})")
+    raise SandboxError(
+        f"nats on monitor port {monitor_port} not ready after {timeout_s:g} s ({last})"
+    )

@@ -35,12 +35,17 @@ def server_binary() -> Path:
 def server_command(store: Path, port: int, monitor_port: int, name: str) -> list[str]:
     return [
         str(server_binary()),
-        "--name", name,
-        "--addr", "127.0.0.1",
-        "--port", str(port),
-        "--http_port", str(monitor_port),
+        "--name",
+        name,
+        "--addr",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http_port",
+        str(monitor_port),
         "--jetstream",
-        "--store_dir", str(store),
+        "--store_dir",
+        str(store),
     ]
 
 

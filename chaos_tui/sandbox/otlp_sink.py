@@ -89,7 +89,8 @@ class BadRequest(Exception):
 # The query openobserve_stall sends (chaos_tui.probes.otlp_markers.marker_count_sql).
 MARKER_COUNT_SQL = re.compile(
     r"SELECT chaos_marker, count\(\*\) AS n FROM \"(?P<stream>[A-Za-z0-9_-]+)\" "
-    r"WHERE chaos_marker LIKE '(?P<prefix>[A-Za-z0-9_-]*)%' GROUP BY chaos_marker")
+    r"WHERE chaos_marker LIKE '(?P<prefix>[A-Za-z0-9_-]*)%' GROUP BY chaos_marker"
+)
 
 
 class MarkerStore:
@@ -180,6 +181,7 @@ def collect(kind: str, request) -> tuple[list[str], int]:
 
 # -- decoding -----------------------------------------------------------------------------
 
+
 def decode(kind: str, body: bytes, content_type: str, content_encoding: str):
     request_type = SIGNALS[kind][0]
     encoding = content_encoding.strip().lower()
@@ -232,6 +234,7 @@ def _hex_ids_to_base64(node) -> None:
 
 # -- the ASGI app -------------------------------------------------------------------------
 
+
 class Sink:
     def __init__(self, store: MarkerStore) -> None:
         self.store = store
@@ -265,15 +268,26 @@ class Sink:
         try:
             sql = json.loads(await _read_body(receive) or b"{}")["query"]["sql"]
         except (ValueError, KeyError, TypeError):
-            raise BadRequest(400, "expected {\"query\": {\"sql\": ...}}") from None
+            raise BadRequest(400, 'expected {"query": {"sql": ...}}') from None
         match = MARKER_COUNT_SQL.fullmatch(sql.strip())
         if match is None:
-            raise BadRequest(400, "this sink answers only the marker count query: "
-                                  + MARKER_COUNT_SQL.pattern)
+            raise BadRequest(
+                400, "this sink answers only the marker count query: " + MARKER_COUNT_SQL.pattern
+            )
         counts = self.store.query(org, match["prefix"])["markers"]
         hits = [{"chaos_marker": m, "n": n} for m, n in counts.items()]
-        await send_json(send, 200, {"took": 0, "hits": hits, "total": len(hits), "from": 0,
-                                    "size": len(hits), "scan_size": 0})
+        await send_json(
+            send,
+            200,
+            {
+                "took": 0,
+                "hits": hits,
+                "total": len(hits),
+                "from": 0,
+                "size": len(hits),
+                "scan_size": 0,
+            },
+        )
 
     async def _export(self, scope, receive, send, org: str, kind: str) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -286,7 +300,9 @@ class Sink:
         self.store.add(org, markers, records)
         response = SIGNALS[kind][1]()
         if content_type == "application/json":
-            await send_bytes(send, 200, json_format.MessageToJson(response).encode(), "application/json")
+            await send_bytes(
+                send, 200, json_format.MessageToJson(response).encode(), "application/json"
+            )
         else:
             await send_bytes(send, 200, response.SerializeToString(), "application/x-protobuf")
 
@@ -315,8 +331,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--store", default=None, help="append every record here; reload at start")
     parser.add_argument("--ready-file", default=None)
-    parser.add_argument("--keep-alive-s", type=int, default=KEEP_ALIVE_S,
-                        help="close idle client connections after this long")
+    parser.add_argument(
+        "--keep-alive-s",
+        type=int,
+        default=KEEP_ALIVE_S,
+        help="close idle client connections after this long",
+    )
     args = parser.parse_args()
     setup_logging()
     try:
@@ -328,8 +348,13 @@ def main() -> None:
     log.info("listening on %s:%d (%d records loaded from the store)", args.host, args.port, loaded)
     try:
         # The stdlib loop, not uvloop: every number in collector.py was measured on it.
-        serve(Sink(store), sock, ready_file=args.ready_file, keep_alive_s=args.keep_alive_s,
-              fast_loop=False)
+        serve(
+            Sink(store),
+            sock,
+            ready_file=args.ready_file,
+            keep_alive_s=args.keep_alive_s,
+            fast_loop=False,
+        )
     finally:
         store.close()
 

@@ -102,9 +102,7 @@ class OutboxRelay:
                 self._seen += 1
                 if self.test_drop_every and self._seen % self.test_drop_every == 0:
                     continue
-                await js.publish(
-                    subject, payload.encode(), headers={"Nats-Msg-Id": str(row_id)}
-                )
+                await js.publish(subject, payload.encode(), headers={"Nats-Msg-Id": str(row_id)})
             if rows:
                 await conn.execute(MARK, ([r[0] for r in rows],))
         self.published += len(rows)

@@ -30,8 +30,13 @@ DEFAULT_POLICY_PATH = "chaos/gateway/allow"
 
 
 class Gateway:
-    def __init__(self, opa_url: str, policy_path: str = DEFAULT_POLICY_PATH,
-                 timeout_s: float = 0.5, test_fail_open: bool = False) -> None:
+    def __init__(
+        self,
+        opa_url: str,
+        policy_path: str = DEFAULT_POLICY_PATH,
+        timeout_s: float = 0.5,
+        test_fail_open: bool = False,
+    ) -> None:
         self.url = f"{opa_url.rstrip('/')}/v1/data/{policy_path.strip('/')}"
         self.timeout_s = timeout_s
         self.test_fail_open = test_fail_open
@@ -47,7 +52,8 @@ class Gateway:
             # httpx's timeout bounds each phase; this bounds the whole exchange.
             async with asyncio.timeout(self.timeout_s):
                 response = await self.client.post(
-                    self.url, content=payload, headers={"content-type": "application/json"})
+                    self.url, content=payload, headers={"content-type": "application/json"}
+                )
         except TimeoutError:
             return self._unreachable(f"opa unreachable: no answer within {self.timeout_s:g}s")
         except httpx.HTTPError as exc:
@@ -95,7 +101,8 @@ def make_app(gateway: Gateway) -> asgi.App:
         except asgi.BadRequest as exc:
             # Still a decision in the body: a careless client that ignores the status denies.
             return await asgi.send_json(
-                send, 400, {"allow": False, "reason": f"bad request: {exc}"})
+                send, 400, {"allow": False, "reason": f"bad request: {exc}"}
+            )
         try:
             allow, reason = await gateway.decide(body)
         except Exception as exc:  # whatever went wrong, the answer is deny
@@ -108,12 +115,17 @@ def make_app(gateway: Gateway) -> asgi.App:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="policy_gateway", description="Policy gateway: asks OPA for every decision, fails closed")
+        prog="policy_gateway",
+        description="Policy gateway: asks OPA for every decision, fails closed",
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--opa-url", required=True, help="e.g. http://127.0.0.1:8181")
-    parser.add_argument("--policy-path", default=DEFAULT_POLICY_PATH,
-                        help="the document to ask for, under /v1/data/")
+    parser.add_argument(
+        "--policy-path",
+        default=DEFAULT_POLICY_PATH,
+        help="the document to ask for, under /v1/data/",
+    )
     parser.add_argument("--opa-timeout-s", type=float, default=0.5)
     parser.add_argument("--test-fail-open", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", default=None)
@@ -121,7 +133,9 @@ def main() -> None:
     asgi.setup_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request at INFO
     if not args.opa_url.startswith(("http://", "https://")):
-        asgi.fail(parser.prog, f"--opa-url must be an http:// or https:// URL, not {args.opa_url!r}")
+        asgi.fail(
+            parser.prog, f"--opa-url must be an http:// or https:// URL, not {args.opa_url!r}"
+        )
     if args.opa_timeout_s <= 0:
         asgi.fail(parser.prog, "--opa-timeout-s must be positive")
     try:
@@ -130,10 +144,17 @@ def main() -> None:
         asgi.fail(parser.prog, str(exc))
     gateway = Gateway(args.opa_url, args.policy_path, args.opa_timeout_s, args.test_fail_open)
     if args.test_fail_open:
-        log.warning("!!! TEST-ONLY --test-fail-open: this gateway ALLOWS every request while OPA "
-                    "cannot be asked. It is broken on purpose; never run it outside a test. !!!")
-    log.info("serving on http://%s:%d, asking %s (timeout %gs)",
-             args.host, args.port, gateway.url, args.opa_timeout_s)
+        log.warning(
+            "!!! TEST-ONLY --test-fail-open: this gateway ALLOWS every request while OPA "
+            "cannot be asked. It is broken on purpose; never run it outside a test. !!!"
+        )
+    log.info(
+        "serving on http://%s:%d, asking %s (timeout %gs)",
+        args.host,
+        args.port,
+        gateway.url,
+        args.opa_timeout_s,
+    )
     asgi.serve(make_app(gateway), sock, ready_file=args.ready_file, on_shutdown=gateway.close)
     log.info("stopped")
 

@@ -22,8 +22,6 @@ from pathlib import Path
 
 from chaos_tui.core.errors import TargetError
 
-from chaos_tui.core.errors import TargetError
-
 
 def _wheel_install() -> Path:
     # Located without importing the package: its import creates runtime dirs we don't use.
@@ -135,8 +133,16 @@ def init_cluster(bin_dir: Path, data: Path, user: str | None) -> None:
     if entry:
         os.chown(data, entry.pw_uid, entry.pw_gid)
     result = subprocess.run(
-        [str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
-         "--encoding=UTF8", "--no-instructions"],
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ],
         user=user,
         group=entry.pw_gid if entry else None,  # not root's group: it would open root's dirs
         extra_groups=[] if entry else None,
@@ -238,8 +244,10 @@ def _root_dir(path: Path, group: int) -> None:
         pass
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != 0:
-        raise SandboxError(f"{path} must be a directory owned by root (it holds PostgreSQL's "
-                           "binaries and data when chaos-tui runs as root)")
+        raise SandboxError(
+            f"{path} must be a directory owned by root (it holds PostgreSQL's "
+            "binaries and data when chaos-tui runs as root)"
+        )
     if info.st_gid != group or stat.S_IMODE(info.st_mode) != 0o750:
         os.chown(path, 0, group, follow_symlinks=False)
         os.chmod(path, 0o750)
@@ -351,12 +359,18 @@ def clear_stale_lock(data: Path) -> None:
 def server_command(bin_dir: Path, data: Path, port: int) -> list[str]:
     return [
         str(bin_dir / "postgres"),
-        "-D", str(data),
-        "-p", str(port),
-        "-c", "listen_addresses=127.0.0.1",
-        "-c", "unix_socket_directories=",  # TCP on loopback only: no socket path to clash
-        "-c", "max_connections=100",
-        "-c", "logging_collector=off",
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",  # TCP on loopback only: no socket path to clash
+        "-c",
+        "max_connections=100",
+        "-c",
+        "logging_collector=off",
     ]
 
 

@@ -134,8 +134,12 @@ def signal_only(record: ProcessRecord, sig: int) -> bool:
     return True
 
 
-def stop(record: ProcessRecord, timeout_s: float = 10.0, sig: int = signal.SIGTERM,
-         kill_tree: bool = True) -> bool:
+def stop(
+    record: ProcessRecord,
+    timeout_s: float = 10.0,
+    sig: int = signal.SIGTERM,
+    kill_tree: bool = True,
+) -> bool:
     """Ask nicely, then kill (the whole tree, or with kill_tree=False the process alone: the
     fault agent's children are services it restarted, which must keep running)."""
     if not signal_only(record, sig):

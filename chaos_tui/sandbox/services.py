@@ -82,6 +82,7 @@ def _http_ok(url: str) -> None:
 
 # -- chaos-outbox: Postgres, NATS and the outbox relay ------------------------------------------
 
+
 def _launch_postgres(w: Where) -> Launch:
     user = w.settings.sandbox.pg_user if postgres.running_as_root() else None
     bin_dir, data = postgres.sandbox_dirs(w.root / "pg", user)
@@ -94,8 +95,11 @@ def _launch_postgres(w: Where) -> Launch:
 
 
 def _launch_nats(w: Where) -> Launch:
-    return Launch(nats_server.server_command(
-        w.root / "nats", w.ports["nats"], w.ports["nats_monitor"], "chaos-sandbox"))
+    return Launch(
+        nats_server.server_command(
+            w.root / "nats", w.ports["nats"], w.ports["nats_monitor"], "chaos-sandbox"
+        )
+    )
 
 
 def _ready_nats(w: Where) -> None:
@@ -104,28 +108,45 @@ def _ready_nats(w: Where) -> None:
 
 
 def _launch_relay(w: Where) -> Launch:
-    return Launch(_python(
-        "chaos_tui.sandbox.outbox_relay",
-        "--postgres-url", postgres.url(w.ports["postgres"]),
-        "--nats-url", w.url("nats", "nats"),
-        "--test-drop-every", str(w.settings.sandbox.relay_test_drop_every),
-        "--ready-file", str(w.ready_file("relay")),
-    ))
+    return Launch(
+        _python(
+            "chaos_tui.sandbox.outbox_relay",
+            "--postgres-url",
+            postgres.url(w.ports["postgres"]),
+            "--nats-url",
+            w.url("nats", "nats"),
+            "--test-drop-every",
+            str(w.settings.sandbox.relay_test_drop_every),
+            "--ready-file",
+            str(w.ready_file("relay")),
+        )
+    )
 
 
 # -- chaos-opa: the decision server (real Rego) and our policy gateway ---------------------------
 
+
 def _launch_opa(w: Where) -> Launch:
-    return Launch(_python(
-        "chaos_tui.sandbox.decision_server", "--port", str(w.ports["opa"]),
-        "--ready-file", str(w.ready_file("opa")),
-    ))
+    return Launch(
+        _python(
+            "chaos_tui.sandbox.decision_server",
+            "--port",
+            str(w.ports["opa"]),
+            "--ready-file",
+            str(w.ready_file("opa")),
+        )
+    )
 
 
 def _launch_gateway(w: Where) -> Launch:
     command = _python(
-        "chaos_tui.sandbox.policy_gateway", "--port", str(w.ports["gateway"]),
-        "--opa-url", w.url("opa"), "--ready-file", str(w.ready_file("gateway")),
+        "chaos_tui.sandbox.policy_gateway",
+        "--port",
+        str(w.ports["gateway"]),
+        "--opa-url",
+        w.url("opa"),
+        "--ready-file",
+        str(w.ready_file("gateway")),
     )
     if w.settings.sandbox.gateway_test_fail_open:
         command.append("--test-fail-open")
@@ -134,37 +155,64 @@ def _launch_gateway(w: Where) -> Launch:
 
 # -- chaos-observe: the OTLP sink standing in for OpenObserve, and the rotel collector -----------
 
+
 def _launch_sink(w: Where) -> Launch:
-    return Launch(_python(
-        "chaos_tui.sandbox.otlp_sink", "--port", str(w.ports["sink"]),
-        "--store", str(w.root / "sink" / "markers.log"),
-        "--ready-file", str(w.ready_file("sink")),
-    ))
+    return Launch(
+        _python(
+            "chaos_tui.sandbox.otlp_sink",
+            "--port",
+            str(w.ports["sink"]),
+            "--store",
+            str(w.root / "sink" / "markers.log"),
+            "--ready-file",
+            str(w.ready_file("sink")),
+        )
+    )
 
 
 def _launch_collector(w: Where) -> Launch:
-    return Launch(collector.command(
-        collector.binary(), w.ports["otlp_grpc"], w.ports["otlp_http"], w.url("sink"),
-        collector.ORG, retries=w.settings.sandbox.collector_retries, state_dir=w.root / "rotel",
-    ))
+    return Launch(
+        collector.command(
+            collector.binary(),
+            w.ports["otlp_grpc"],
+            w.ports["otlp_http"],
+            w.url("sink"),
+            collector.ORG,
+            retries=w.settings.sandbox.collector_retries,
+            state_dir=w.root / "rotel",
+        )
+    )
 
 
 # -- mesh: NATS domains sea-a and sea-b joined by a leafnode link through the agent's proxies ----
 
+
 def _launch_nats_a(w: Where) -> Launch:
     conf = w.root / "mesh" / "nats_a.conf"
-    mesh.write_config_a(conf, w.root / "mesh" / "a", w.ports["nats_a"],
-                        w.ports["nats_a_monitor"], w.ports["nats_a_leaf"],
-                        w.settings.platform.domain_a, "chaos-sea-a")
+    mesh.write_config_a(
+        conf,
+        w.root / "mesh" / "a",
+        w.ports["nats_a"],
+        w.ports["nats_a_monitor"],
+        w.ports["nats_a_leaf"],
+        w.settings.platform.domain_a,
+        "chaos-sea-a",
+    )
     return Launch(mesh.server_command(conf))
 
 
 def _launch_nats_b(w: Where) -> Launch:
     conf = w.root / "mesh" / "nats_b.conf"
     remotes = [f"nats-leaf://127.0.0.1:{w.ports[p]}" for p in mesh_link_ports()]
-    mesh.write_config_b(conf, w.root / "mesh" / "b", w.ports["nats_b"],
-                        w.ports["nats_b_monitor"], w.settings.platform.domain_b, remotes,
-                        "chaos-sea-b")
+    mesh.write_config_b(
+        conf,
+        w.root / "mesh" / "b",
+        w.ports["nats_b"],
+        w.ports["nats_b_monitor"],
+        w.settings.platform.domain_b,
+        remotes,
+        "chaos-sea-b",
+    )
     return Launch(mesh.server_command(conf))
 
 
@@ -177,9 +225,14 @@ def _ready_nats_b(w: Where) -> None:
     # reaches sea-a's API (the target puts the link proxies up first): a mirror made before
     # that waits about 40 s for its first message.
     _http_ok(w.url("nats_b_monitor") + "/healthz?js-enabled-only=true")
-    asyncio.run(mesh.ensure_mesh_streams(
-        w.url("nats_a", "nats"), w.url("nats_b", "nats"), w.settings.platform.domain_a,
-        w.settings.sandbox.mesh_origin_max_msgs))
+    asyncio.run(
+        mesh.ensure_mesh_streams(
+            w.url("nats_a", "nats"),
+            w.url("nats_b", "nats"),
+            w.settings.platform.domain_a,
+            w.settings.sandbox.mesh_origin_max_msgs,
+        )
+    )
 
 
 MESH_PATHS = 2  # two leafnode paths, so one can be cut while the other carries the mirror
@@ -190,27 +243,80 @@ def mesh_link_ports() -> list[str]:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("postgres", "chaos-outbox", "PostgreSQL with the outbox table", ("postgres",),
-            _launch_postgres, lambda w: postgres.apply_migrations(postgres.url(w.ports["postgres"])),
-            stop_signal=signal.SIGINT),  # postgres's "fast" shutdown
-    Service("nats", "chaos-outbox", "NATS JetStream with SEA_EVENTS", ("nats", "nats_monitor"),
-            _launch_nats, _ready_nats),
-    Service("relay", "chaos-outbox", "outbox relay (Postgres -> JetStream)", (),
-            _launch_relay, lambda w: _ready_file_written(w, "relay")),
-    Service("opa", "chaos-opa", "OPA-compatible decision server (Rego via regopy)", ("opa",),
-            _launch_opa, lambda w: _http_ok(w.url("opa") + "/health")),
-    Service("gateway", "chaos-opa", "policy gateway (asks OPA, fails closed)", ("gateway",),
-            _launch_gateway, lambda w: _http_ok(w.url("gateway") + "/health")),
-    Service("sink", "chaos-observe", "OTLP sink standing in for OpenObserve", ("sink",),
-            _launch_sink, lambda w: _http_ok(w.url("sink") + "/healthz")),
-    Service("collector", "chaos-observe", "rotel OpenTelemetry collector",
-            ("otlp_grpc", "otlp_http"), _launch_collector,
-            lambda w: collector.ready(w.ports["otlp_http"])),  # rotel has no health endpoint
-    Service("nats_a", "mesh", "NATS domain sea-a with SEA_EVENTS, leafnode hub",
-            ("nats_a", "nats_a_monitor", "nats_a_leaf"), _launch_nats_a, _ready_nats_a),
-    Service("nats_b", "mesh", "NATS domain sea-b with SEA_EVENTS_MIRROR, leafnode remote",
-            ("nats_b", "nats_b_monitor"), _launch_nats_b, _ready_nats_b,
-            dials=tuple(mesh_link_ports())),
+    Service(
+        "postgres",
+        "chaos-outbox",
+        "PostgreSQL with the outbox table",
+        ("postgres",),
+        _launch_postgres,
+        lambda w: postgres.apply_migrations(postgres.url(w.ports["postgres"])),
+        stop_signal=signal.SIGINT,
+    ),  # postgres's "fast" shutdown
+    Service(
+        "nats",
+        "chaos-outbox",
+        "NATS JetStream with SEA_EVENTS",
+        ("nats", "nats_monitor"),
+        _launch_nats,
+        _ready_nats,
+    ),
+    Service(
+        "relay",
+        "chaos-outbox",
+        "outbox relay (Postgres -> JetStream)",
+        (),
+        _launch_relay,
+        lambda w: _ready_file_written(w, "relay"),
+    ),
+    Service(
+        "opa",
+        "chaos-opa",
+        "OPA-compatible decision server (Rego via regopy)",
+        ("opa",),
+        _launch_opa,
+        lambda w: _http_ok(w.url("opa") + "/health"),
+    ),
+    Service(
+        "gateway",
+        "chaos-opa",
+        "policy gateway (asks OPA, fails closed)",
+        ("gateway",),
+        _launch_gateway,
+        lambda w: _http_ok(w.url("gateway") + "/health"),
+    ),
+    Service(
+        "sink",
+        "chaos-observe",
+        "OTLP sink standing in for OpenObserve",
+        ("sink",),
+        _launch_sink,
+        lambda w: _http_ok(w.url("sink") + "/healthz"),
+    ),
+    Service(
+        "collector",
+        "chaos-observe",
+        "rotel OpenTelemetry collector",
+        ("otlp_grpc", "otlp_http"),
+        _launch_collector,
+        lambda w: collector.ready(w.ports["otlp_http"]),
+    ),  # rotel has no health endpoint
+    Service(
+        "nats_a",
+        "mesh",
+        "NATS domain sea-a with SEA_EVENTS, leafnode hub",
+        ("nats_a", "nats_a_monitor", "nats_a_leaf"),
+        _launch_nats_a,
+        _ready_nats_a,
+    ),
+    Service(
+        "nats_b",
+        "mesh",
+        "NATS domain sea-b with SEA_EVENTS_MIRROR, leafnode remote",
+        ("nats_b", "nats_b_monitor"),
+        _launch_nats_b,
+        _ready_nats_b,
+        dials=tuple(mesh_link_ports()),
+    ),
 )
 
 BY_NAME = {s.name: s for s in SERVICES}
@@ -228,6 +334,5 @@ def services_of(profiles: list[str] | tuple[str, ...] | None) -> list[Service]:
         return list(SERVICES)
     unknown = [p for p in profiles if p not in PROFILES]
     if unknown:
-        raise SandboxError(f"unknown sandbox profile {unknown[0]!r} "
-                           f"(known: {', '.join(PROFILES)})")
+        raise SandboxError(f"unknown sandbox profile {unknown[0]!r} (known: {', '.join(PROFILES)})")
     return [s for s in SERVICES if s.profile in profiles]

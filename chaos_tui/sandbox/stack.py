@@ -36,6 +36,7 @@ from chaos_tui.statedir import open_lock_file, prepare_state_dir
 READY_POLL_MIN_S = 0.01  # readiness is asked again after this, doubling up to the max
 READY_POLL_MAX_S = 0.1
 
+
 class Sandbox:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -132,14 +133,18 @@ class Sandbox:
         """Stop the processes we started (all, or `only` these); return those that ran."""
         with self._locked():
             state = self._load()
-            ours = [s for s in SERVICES if (only is None or s.name in only)
-                    and state["processes"].get(s.name)]
+            ours = [
+                s
+                for s in SERVICES
+                if (only is None or s.name in only) and state["processes"].get(s.name)
+            ]
             stopped = []
             # In two waves (see _waves), each asked to stop at once and then waited for: the
             # stops overlap, and no service loses what it uses while it is still stopping.
             for wave in _waves(ours, last=False):
-                records = {s.name: ProcessRecord.from_json(state["processes"][s.name])
-                           for s in wave}
+                records = {
+                    s.name: ProcessRecord.from_json(state["processes"][s.name]) for s in wave
+                }
                 running = {name: is_running(rec) for name, rec in records.items()}
                 for service in wave:
                     signal_tree(records[service.name], signal.SIGCONT)  # paused: cannot act
@@ -295,8 +300,9 @@ class Sandbox:
         where = self.where(ports)
         where.ready_file(service).unlink(missing_ok=True)
         launch = BY_NAME[service].launch(where)
-        return spawn(service, launch.command, self.logs / f"{service}.log", user=launch.user,
-                     cwd=launch.cwd)
+        return spawn(
+            service, launch.command, self.logs / f"{service}.log", user=launch.user, cwd=launch.cwd
+        )
 
     def _wait_ready(self, service: str, ports: dict) -> None:
         deadline = time.monotonic() + self.settings.sandbox.start_timeout_s
@@ -305,7 +311,9 @@ class Sandbox:
         while time.monotonic() < deadline:
             rec = self.record(service)
             if rec is None or not is_running(rec):
-                raise SandboxError(f"{service} exited while starting; see {self.logs / service}.log")
+                raise SandboxError(
+                    f"{service} exited while starting; see {self.logs / service}.log"
+                )
             try:
                 self._check_ready(service, ports)
                 return
@@ -314,7 +322,9 @@ class Sandbox:
             # Short at first (most services answer within a few tens of ms), then 0.1 s.
             time.sleep(pause)
             pause = min(pause * 2, READY_POLL_MAX_S)
-        raise SandboxError(f"{service} not ready after {self.settings.sandbox.start_timeout_s:g}s: {last_error}")
+        raise SandboxError(
+            f"{service} not ready after {self.settings.sandbox.start_timeout_s:g}s: {last_error}"
+        )
 
     def _check_ready(self, service: str, ports: dict) -> None:
         BY_NAME[service].ready(self.where(ports))

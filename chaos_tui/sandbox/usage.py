@@ -54,10 +54,14 @@ class RunLock:
             os.close(fd)
             raise RunBusy(
                 f"another run uses profile {self.profile} in {self.state_dir} ({holder}); "
-                "wait for it to end, or give this run its own CHAOS_STATE_DIR") from None
+                "wait for it to end, or give this run its own CHAOS_STATE_DIR"
+            ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "scenario": scenario,
-                                  "since": time.time()}).encode(), 0)
+        os.pwrite(
+            fd,
+            json.dumps({"pid": os.getpid(), "scenario": scenario, "since": time.time()}).encode(),
+            0,
+        )
         self._fd = fd
 
     def release(self) -> None:

@@ -49,5 +49,5 @@ class SteadyLoad(ABC):
                 due, delay = loop.time(), 0.0
             try:
                 await asyncio.wait_for(self._stop.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -97,8 +97,9 @@ class MirrorProbe(Probe):
             self._b = await connect(self.b_url, "chaos-tui-mirror-probe-b")
         origin = await origin_last_seq(self._a)
         mirror = await mirror_state(self._b)
-        self.readings.append(MirrorReading(time.time(), origin, mirror["last_seq"],
-                                           mirror["active_s"]))
+        self.readings.append(
+            MirrorReading(time.time(), origin, mirror["last_seq"], mirror["active_s"])
+        )
         return float(max(0, origin - mirror["last_seq"]))
 
     async def close(self) -> None:
@@ -188,8 +189,10 @@ class NatsPartitionMesh(PlatformScenario):
         return [target.cut_link(LinkCutParams(scope=self.params.scope, hold_s=self.params.hold_s))]
 
     def workload(self) -> str:
-        return (f"{self.params.publish_rate:g} msg/s to {PROBE_SUBJECT} in sea-a, each to be "
-                f"mirrored once into {MIRROR_STREAM}")
+        return (
+            f"{self.params.publish_rate:g} msg/s to {PROBE_SUBJECT} in sea-a, each to be "
+            f"mirrored once into {MIRROR_STREAM}"
+        )
 
     async def start_workload(self, ctx: RunContext) -> None:
         at = self.endpoints(ctx)
@@ -197,8 +200,9 @@ class NatsPartitionMesh(PlatformScenario):
         self.start_seq = await origin_last_seq(at.nats_a_url)
         self.publisher = MeshPublisher(at.nats_a_url, ctx.run_id, self.params.publish_rate)
         self.publisher.start()
-        ctx.note(f"publishing {self.params.publish_rate:g} msg/s to {PROBE_SUBJECT} in "
-                 f"{at.domain_a}")
+        ctx.note(
+            f"publishing {self.params.publish_rate:g} msg/s to {PROBE_SUBJECT} in {at.domain_a}"
+        )
 
     async def stop_workload(self, ctx: RunContext) -> None:
         if self.publisher is not None:
@@ -207,22 +211,44 @@ class NatsPartitionMesh(PlatformScenario):
     def invariants(self) -> list[InvariantSpec]:
         p = self.params
         specs = [
-            InvariantSpec(name="no_lost_messages", description="every acked message reached "
-                          "SEA_EVENTS_MIRROR", limit=0, unit="messages"),
-            InvariantSpec(name="no_duplicate_messages", description="no message id twice in "
-                          "SEA_EVENTS_MIRROR", limit=0, unit="messages"),
-            InvariantSpec(name="mirror_catches_up", description="from heal to the mirror "
-                          "holding everything published before it", limit=p.catchup_limit_s,
-                          unit="s"),
+            InvariantSpec(
+                name="no_lost_messages",
+                description="every acked message reached SEA_EVENTS_MIRROR",
+                limit=0,
+                unit="messages",
+            ),
+            InvariantSpec(
+                name="no_duplicate_messages",
+                description="no message id twice in SEA_EVENTS_MIRROR",
+                limit=0,
+                unit="messages",
+            ),
+            InvariantSpec(
+                name="mirror_catches_up",
+                description="from heal to the mirror holding everything published before it",
+                limit=p.catchup_limit_s,
+                unit="s",
+            ),
         ]
         if p.scope == "full":
-            specs.append(InvariantSpec(
-                name="partition_visible", description="the mirror went silent during the cut "
-                "(mirror.active grew)", limit=min(2.0, p.hold_s / 2), comparison=">=", unit="s"))
+            specs.append(
+                InvariantSpec(
+                    name="partition_visible",
+                    description="the mirror went silent during the cut (mirror.active grew)",
+                    limit=min(2.0, p.hold_s / 2),
+                    comparison=">=",
+                    unit="s",
+                )
+            )
         else:
-            specs.append(InvariantSpec(
-                name="mirror_keeps_flowing", description="with one path cut the mirror is "
-                "never silent for long", limit=p.flow_limit_s, unit="s"))
+            specs.append(
+                InvariantSpec(
+                    name="mirror_keeps_flowing",
+                    description="with one path cut the mirror is never silent for long",
+                    limit=p.flow_limit_s,
+                    unit="s",
+                )
+            )
         return specs
 
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
@@ -239,31 +265,49 @@ class NatsPartitionMesh(PlatformScenario):
 
         publisher = self.publisher
         assert publisher is not None, "check_invariants before start_workload"
-        stored = await read_subject(self.endpoints(ctx).nats_b_url, MIRROR_STREAM, PROBE_SUBJECT,
-                                    start_seq=self.start_seq + 1)
+        stored = await read_subject(
+            self.endpoints(ctx).nats_b_url,
+            MIRROR_STREAM,
+            PROBE_SUBJECT,
+            start_seq=self.start_seq + 1,
+        )
         ours = [m.msg_id or "" for m in stored if (m.msg_id or "").startswith(ctx.run_id)]
         self.delivery = d = check_delivery(publisher.attempted, publisher.acknowledged, ours)
-        ctx.note(f"mirror: {d.acknowledged} published, {d.published} mirrored, {d.lost} lost, "
-                 f"{d.duplicated} duplicated")
+        ctx.note(
+            f"mirror: {d.acknowledged} published, {d.published} mirrored, {d.lost} lost, "
+            f"{d.duplicated} duplicated"
+        )
 
         readings = mirror.readings
-        silent = [r.silent_s for r in readings if window and r.silent_s is not None
-                  and window.injected_at <= r.t <= (healed_at or float("inf"))]
+        silent = [
+            r.silent_s
+            for r in readings
+            if window
+            and r.silent_s is not None
+            and window.injected_at <= r.t <= (healed_at or float("inf"))
+        ]
         longest_silence = round(max(silent), 3) if silent else None
-        self.measurements.update({
-            "mirror catch-up (s)": catch_up,
-            "longest mirror silence during cut (s)": longest_silence,
-            "messages published during cut": sum(
-                1 for t in publisher.sent_at.values() if window and window.contains(t)),
-            "scope": p.scope,
-            "paths cut": ", ".join(cut_paths(cut)) or None,
-        })
+        self.measurements.update(
+            {
+                "mirror catch-up (s)": catch_up,
+                "longest mirror silence during cut (s)": longest_silence,
+                "messages published during cut": sum(
+                    1 for t in publisher.sent_at.values() if window and window.contains(t)
+                ),
+                "scope": p.scope,
+                "paths cut": ", ".join(cut_paths(cut)) or None,
+            }
+        )
         results = [
             self.judge("no_lost_messages", d.lost, examples(d.lost_sample)),
             self.judge("no_duplicate_messages", d.duplicated, examples(d.duplicated_sample)),
-            self.judge("mirror_catches_up",
-                catch_up, "" if catch_up is not None else f"not caught up {p.catchup_limit_s:g}s "
-                "after the heal"),
+            self.judge(
+                "mirror_catches_up",
+                catch_up,
+                ""
+                if catch_up is not None
+                else f"not caught up {p.catchup_limit_s:g}s after the heal",
+            ),
         ]
         if p.scope == "full":
             results.append(self.judge("partition_visible", longest_silence))
@@ -272,9 +316,7 @@ class NatsPartitionMesh(PlatformScenario):
         return results
 
 
-
-async def catch_up_s(mirror: MirrorProbe, healed_at: float | None,
-                     deadline: float) -> float | None:
+async def catch_up_s(mirror: MirrorProbe, healed_at: float | None, deadline: float) -> float | None:
     """Seconds from the heal until the mirror held what the origin held at the first
     reading after the heal, read off the mirror probe (which keeps sampling)."""
     if healed_at is None:

@@ -22,8 +22,12 @@ from chaos_tui.scenarios.load import SteadyLoad
 
 def _request(role: str, action: str, resource_tenant: str) -> dict:
     """A caller of tenant acme with this role, acting on a resource of some tenant."""
-    return {"subject": {"role": role}, "tenant": "acme", "action": action,
-            "resource": {"tenant": resource_tenant}}
+    return {
+        "subject": {"role": role},
+        "tenant": "acme",
+        "action": action,
+        "resource": {"tenant": resource_tenant},
+    }
 
 
 # A spread of requests: some the policy allows, some it denies. What each should get is not
@@ -144,14 +148,18 @@ class OpaRestart(PlatformScenario):
         return [target.hard_restart(ServiceFaultParams(service="opa", hold_s=self.params.hold_s))]
 
     def workload(self) -> str:
-        return (f"{self.params.decision_rate:g} gateway decisions/s over {len(REQUESTS)} "
-                "requests, allowed and denied")
+        return (
+            f"{self.params.decision_rate:g} gateway decisions/s over {len(REQUESTS)} "
+            "requests, allowed and denied"
+        )
 
     async def start_workload(self, ctx: RunContext) -> None:
         self.stream = DecisionStream(self.endpoints(ctx).gateway_url, self.params.decision_rate)
         self.stream.start()
-        ctx.note(f"asking the gateway {self.params.decision_rate:g} decisions/s over "
-                 f"{len(REQUESTS)} requests, allowed and denied")
+        ctx.note(
+            f"asking the gateway {self.params.decision_rate:g} decisions/s over "
+            f"{len(REQUESTS)} requests, allowed and denied"
+        )
 
     async def stop_workload(self, ctx: RunContext) -> None:
         if self.stream is not None:
@@ -159,48 +167,81 @@ class OpaRestart(PlatformScenario):
 
     def invariants(self) -> list[InvariantSpec]:
         return [
-            InvariantSpec(name="fails_closed", description="every decision while OPA is "
-                          "down is deny (not allow, not unanswered)", limit=0, unit="decisions"),
-            InvariantSpec(name="never_allows_denied", description="no allow, ever, for a "
-                          "request the policy denies", limit=0, unit="allows"),
-            InvariantSpec(name="allow_resumes", description="allow comes back after OPA "
-                          "answers again", limit=self.params.resume_limit_s, unit="s"),
+            InvariantSpec(
+                name="fails_closed",
+                description="every decision while OPA is down is deny (not allow, not unanswered)",
+                limit=0,
+                unit="decisions",
+            ),
+            InvariantSpec(
+                name="never_allows_denied",
+                description="no allow, ever, for a request the policy denies",
+                limit=0,
+                unit="allows",
+            ),
+            InvariantSpec(
+                name="allow_resumes",
+                description="allow comes back after OPA answers again",
+                limit=self.params.resume_limit_s,
+                unit="s",
+            ),
         ]
 
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         decisions = self.stream.decisions if self.stream else []
         should_allow = expected()
         down_at, last_down, back_at = opa_down_span(ctx)
-        phases: dict[str, list[Decision]] = {"before fault": [], "while OPA down": [], "across an edge": [],
-                  "after OPA back": []}
+        phases: dict[str, list[Decision]] = {
+            "before fault": [],
+            "while OPA down": [],
+            "across an edge": [],
+            "after OPA back": [],
+        }
         for d in decisions:
             phases[phase_of(d, down_at, last_down, back_at)].append(d)
         for phase, items in phases.items():
             self.measurements[f"decisions {phase}"] = count_answers(items)
         self.measurements["OPA down (s)"] = (
-            round(back_at - down_at, 3) if down_at and back_at else None)
+            round(back_at - down_at, 3) if down_at and back_at else None
+        )
 
         during = phases["while OPA down"]
         not_denied = [d for d in during if d.answer != "deny"]
         unanswered = sum(d.answer == "error" for d in not_denied)
-        wrongly_allowed = [d for d in decisions if d.answer == "allow" and not should_allow[d.request]]
+        wrongly_allowed = [
+            d for d in decisions if d.answer == "allow" and not should_allow[d.request]
+        ]
         resume = await self._allow_resume_s(ctx, decisions, should_allow, back_at)
-        ctx.note(f"decisions: {len(decisions)}, {len(during)} while OPA was down, "
-                 f"{len(not_denied)} of them not deny")
+        ctx.note(
+            f"decisions: {len(decisions)}, {len(during)} while OPA was down, "
+            f"{len(not_denied)} of them not deny"
+        )
         return [
-            self.judge("fails_closed",
+            self.judge(
+                "fails_closed",
                 len(not_denied) if during else None,
                 f"{len(during)} decisions while OPA was down: {len(not_denied) - unanswered} "
-                f"allowed, {unanswered} unanswered" if during else
-                "no decision was made while OPA was down: nothing to judge"),
+                f"allowed, {unanswered} unanswered"
+                if during
+                else "no decision was made while OPA was down: nothing to judge",
+            ),
             self.judge("never_allows_denied", len(wrongly_allowed), _example(wrongly_allowed)),
-            self.judge("allow_resumes",
-                resume, "" if resume is not None else
-                f"no allow within {self.params.resume_limit_s:g}s of OPA answering again"),
+            self.judge(
+                "allow_resumes",
+                resume,
+                ""
+                if resume is not None
+                else f"no allow within {self.params.resume_limit_s:g}s of OPA answering again",
+            ),
         ]
 
-    async def _allow_resume_s(self, ctx: RunContext, decisions: list[Decision],
-                              should_allow: list[bool], back_at: float | None) -> float | None:
+    async def _allow_resume_s(
+        self,
+        ctx: RunContext,
+        decisions: list[Decision],
+        should_allow: list[bool],
+        back_at: float | None,
+    ) -> float | None:
         """Seconds from OPA answering again to the gateway's first allow of an allowed
         request: a decision of the stream, or the allow_path probe, which goes on sampling
         while this waits (so a run with no load after the heal is still judged)."""
@@ -208,8 +249,11 @@ class OpaRestart(PlatformScenario):
             return None
         deadline = back_at + self.params.resume_limit_s
         while True:
-            allows = [d.answered_at for d in decisions
-                      if d.answer == "allow" and should_allow[d.request] and d.sent_at >= back_at]
+            allows = [
+                d.answered_at
+                for d in decisions
+                if d.answer == "allow" and should_allow[d.request] and d.sent_at >= back_at
+            ]
             allows += [x.t for x in ctx.timeline.since("allow_path", back_at) if x.ok]
             if allows:
                 return round(max(0.0, min(allows) - back_at), 3)
@@ -225,16 +269,20 @@ def opa_down_span(ctx: RunContext) -> tuple[float | None, float | None, float | 
     down_at, back_at = ctx.timeline.outage("opa")
     if down_at is None:
         return None, None, None
-    failed = [s.t for s in ctx.timeline.samples("opa")
-              if not s.ok and down_at <= s.t and (back_at is None or s.t < back_at)]
+    failed = [
+        s.t
+        for s in ctx.timeline.samples("opa")
+        if not s.ok and down_at <= s.t and (back_at is None or s.t < back_at)
+    ]
     # A health check may have begun a moment before the kill landed: OPA is surely down
     # only once the inject returned too.
     applied = ctx.timeline.windows[0].applied_at
     return max(down_at, applied or down_at), max(failed), back_at
 
 
-def phase_of(d: Decision, down_at: float | None, last_down: float | None,
-             back_at: float | None) -> str:
+def phase_of(
+    d: Decision, down_at: float | None, last_down: float | None, back_at: float | None
+) -> str:
     """Only a decision asked and answered while OPA was surely down must be deny; one that
     straddles either edge may have reached a live OPA, so it is counted apart."""
     if down_at is None or d.answered_at < down_at:

@@ -27,8 +27,12 @@ class OpenObserveStallParams(ScenarioParams):
     # pause: it hangs (SIGSTOP); exports time out, and a retried export can then arrive twice.
     mode: Literal["stop", "pause"] = Field("stop", description="stop or freeze the backend")
     recover_s: float = Field(3.0, ge=0, le=600, description="load after the heal")
-    arrival_limit_s: float = Field(60.0, gt=0, le=170, description="stalled markers must "
-                                   "arrive within this long after the heal")
+    arrival_limit_s: float = Field(
+        60.0,
+        gt=0,
+        le=170,
+        description="stalled markers must arrive within this long after the heal",
+    )
 
 
 Params = OpenObserveStallParams  # the name tests and callers import
@@ -38,8 +42,13 @@ class ArrivalProbe(HttpClientProbe):
     """Markers the collector accepted that the backend has not shown yet; it notes when each
     marker was first seen, so delivery delays are measured, not guessed."""
 
-    def __init__(self, name: str, sink_url: str, scenario: "OpenObserveStall",
-                 auth: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        sink_url: str,
+        scenario: OpenObserveStall,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__(name, "markers accepted by the collector, not yet at the backend")
         self.sink_url = sink_url
         self.auth = auth
@@ -50,8 +59,9 @@ class ArrivalProbe(HttpClientProbe):
         sender = self.scenario.sender
         if sender is None:
             return 0.0
-        counts = await fetch_markers(self.sink_url, ORG, sender.prefix, self.timeout_s,
-                                     self.http, self.auth)
+        counts = await fetch_markers(
+            self.sink_url, ORG, sender.prefix, self.timeout_s, self.http, self.auth
+        )
         now = time.time()
         for marker in counts:
             self.first_seen.setdefault(marker, now)
@@ -97,8 +107,9 @@ class OpenObserveStall(PlatformScenario):
         return f"{self.params.marker_rate:g} marker logs/s to the collector, each to arrive once"
 
     async def start_workload(self, ctx: RunContext) -> None:
-        self.sender = MarkerSender(self.endpoints(ctx).collector_url, ctx.run_id,
-                                   self.params.marker_rate)
+        self.sender = MarkerSender(
+            self.endpoints(ctx).collector_url, ctx.run_id, self.params.marker_rate
+        )
         self.sender.start()
         ctx.note(f"sending {self.params.marker_rate:g} marker logs/s to the collector")
 
@@ -108,18 +119,36 @@ class OpenObserveStall(PlatformScenario):
 
     def invariants(self) -> list[InvariantSpec]:
         return [
-            InvariantSpec(name="collector_keeps_accepting", description="the collector "
-                          "refused no marker (no error, timeout or refusal)", limit=0,
-                          unit="markers"),
-            InvariantSpec(name="stalled_markers_arrive", description="markers sent during the "
-                          "stall that never reached the backend", limit=0, unit="markers"),
-            InvariantSpec(name="arrival_after_heal", description="from heal until the backend "
-                          "held every marker sent before it", limit=self.params.arrival_limit_s,
-                          unit="s"),
-            InvariantSpec(name="no_lost_markers", description="sent = received, by marker id",
-                          limit=0, unit="markers"),
-            InvariantSpec(name="no_duplicate_markers", description="no marker received twice",
-                          limit=0, unit="markers"),
+            InvariantSpec(
+                name="collector_keeps_accepting",
+                description="the collector refused no marker (no error, timeout or refusal)",
+                limit=0,
+                unit="markers",
+            ),
+            InvariantSpec(
+                name="stalled_markers_arrive",
+                description="markers sent during the stall that never reached the backend",
+                limit=0,
+                unit="markers",
+            ),
+            InvariantSpec(
+                name="arrival_after_heal",
+                description="from heal until the backend held every marker sent before it",
+                limit=self.params.arrival_limit_s,
+                unit="s",
+            ),
+            InvariantSpec(
+                name="no_lost_markers",
+                description="sent = received, by marker id",
+                limit=0,
+                unit="markers",
+            ),
+            InvariantSpec(
+                name="no_duplicate_markers",
+                description="no marker received twice",
+                limit=0,
+                unit="markers",
+            ),
         ]
 
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
@@ -133,38 +162,58 @@ class OpenObserveStall(PlatformScenario):
         counts = await self._wait_for_arrivals(ctx, sender, arrivals, accepted, healed_at)
         self.delivery = d = check_delivery(sender.attempted, accepted, received_ids(counts))
 
-        stalled = [s.marker for s in sender.sends if window and window.contains(s.sent_at)
-                   and s.marker in accepted]
+        stalled = [
+            s.marker
+            for s in sender.sends
+            if window and window.contains(s.sent_at) and s.marker in accepted
+        ]
         missing_stalled = [m for m in stalled if m not in counts]
-        before_heal = [s.marker for s in sender.sends if healed_at and s.sent_at < healed_at
-                       and s.marker in accepted]
+        before_heal = [
+            s.marker
+            for s in sender.sends
+            if healed_at and s.sent_at < healed_at and s.marker in accepted
+        ]
         arrival = arrival_s(arrivals.first_seen, before_heal, healed_at)
         rejected = sender.rejected
-        self.measurements.update({
-            "markers sent": len(sender.attempted),
-            "markers accepted by the collector": len(accepted),
-            "collector pushback": rejected,
-            "markers sent during the stall": len(stalled),
-            "markers received by the backend": d.received,
-            "all markers in after heal (s)": arrival,
-        })
-        ctx.note(f"markers: {len(sender.attempted)} sent, {len(accepted)} accepted, "
-                 f"{d.published} received, {d.lost} lost, {len(stalled)} during the stall")
+        self.measurements.update(
+            {
+                "markers sent": len(sender.attempted),
+                "markers accepted by the collector": len(accepted),
+                "collector pushback": rejected,
+                "markers sent during the stall": len(stalled),
+                "markers received by the backend": d.received,
+                "all markers in after heal (s)": arrival,
+            }
+        )
+        ctx.note(
+            f"markers: {len(sender.attempted)} sent, {len(accepted)} accepted, "
+            f"{d.published} received, {d.lost} lost, {len(stalled)} during the stall"
+        )
         pushback = ", ".join(f"{n} {why}" for why, n in rejected.items())
         return [
             self.judge("collector_keeps_accepting", sum(rejected.values()), pushback),
-            self.judge("stalled_markers_arrive",
+            self.judge(
+                "stalled_markers_arrive",
                 len(missing_stalled) if stalled else None,
-                examples(missing_stalled) if stalled else "no marker was sent during the stall"),
-            self.judge("arrival_after_heal",
-                arrival, "" if arrival is not None else "not every marker arrived"),
+                examples(missing_stalled) if stalled else "no marker was sent during the stall",
+            ),
+            self.judge(
+                "arrival_after_heal",
+                arrival,
+                "" if arrival is not None else "not every marker arrived",
+            ),
             self.judge("no_lost_markers", d.lost, examples(d.lost_sample)),
             self.judge("no_duplicate_markers", d.duplicated, examples(d.duplicated_sample)),
         ]
 
-    async def _wait_for_arrivals(self, ctx: RunContext, sender: MarkerSender,
-                                 arrivals: ArrivalProbe, accepted: set[str],
-                                 healed_at: float | None) -> dict[str, int]:
+    async def _wait_for_arrivals(
+        self,
+        ctx: RunContext,
+        sender: MarkerSender,
+        arrivals: ArrivalProbe,
+        accepted: set[str],
+        healed_at: float | None,
+    ) -> dict[str, int]:
         """Poll the backend until every accepted marker is there or the arrival limit since
         the heal has passed; the collector's retries need that long at most."""
         deadline = (healed_at or time.time()) + self.params.arrival_limit_s
@@ -181,7 +230,6 @@ class OpenObserveStall(PlatformScenario):
             if accepted <= counts.keys() or now > deadline:
                 return counts
             await asyncio.sleep(0.2)
-
 
 
 def arrival_s(seen: dict[str, float], markers: list[str], healed_at: float | None) -> float | None:

@@ -70,7 +70,7 @@ class OutboxWriter(SteadyLoad):
                 self.acknowledged.add(row_id)
                 self._pending.popleft()
             return True
-        except (psycopg.Error, OSError, asyncio.TimeoutError):
+        except (TimeoutError, psycopg.Error, OSError):
             self.failures += 1
             await self._close()
             return False

@@ -66,7 +66,9 @@ class PostgresRestartOutbox(PlatformScenario):
         return {"postgres": None, "nats": None, "sea_events": None, "outbox_backlog": 1000}
 
     def faults(self, target: PlatformTarget) -> list[Fault]:
-        return [target.hard_restart(ServiceFaultParams(service="postgres", hold_s=self.params.hold_s))]
+        return [
+            target.hard_restart(ServiceFaultParams(service="postgres", hold_s=self.params.hold_s))
+        ]
 
     def workload(self) -> str:
         return f"{self.params.write_rate:g} outbox rows/s, each to reach {EVENTS_STREAM} once"
@@ -103,8 +105,10 @@ class PostgresRestartOutbox(PlatformScenario):
             self.judge("no_lost_events", d.lost, examples(d.lost_sample)),
             self.judge("no_duplicate_events", d.duplicated, examples(d.duplicated_sample)),
             self.judge("no_unexpected_events", d.unexpected),
-            self.judge("relay_resumes",
-                resume, "no event published after Postgres came back" if resume is None else ""
+            self.judge(
+                "relay_resumes",
+                resume,
+                "no event published after Postgres came back" if resume is None else "",
             ),
             self.judge("backlog_drains", backlog, f"waited up to {p.drain_timeout_s:g}s"),
         ]
@@ -112,16 +116,36 @@ class PostgresRestartOutbox(PlatformScenario):
     def invariants(self) -> list[InvariantSpec]:
         p = self.params
         return [
-            InvariantSpec(name="no_lost_events", description="every written outbox row reached "
-                          "SEA_EVENTS", limit=0, unit="events"),
-            InvariantSpec(name="no_duplicate_events", description="no outbox id appears twice "
-                          "in SEA_EVENTS", limit=0, unit="events"),
-            InvariantSpec(name="no_unexpected_events", description="SEA_EVENTS holds no id this "
-                          "run did not write", limit=0, unit="events"),
-            InvariantSpec(name="relay_resumes", description="the relay publishes again soon "
-                          "after Postgres accepts connections", limit=p.resume_limit_s, unit="s"),
-            InvariantSpec(name="backlog_drains", description="no unpublished outbox row is left "
-                          "once the load stops", limit=0, unit="rows"),
+            InvariantSpec(
+                name="no_lost_events",
+                description="every written outbox row reached SEA_EVENTS",
+                limit=0,
+                unit="events",
+            ),
+            InvariantSpec(
+                name="no_duplicate_events",
+                description="no outbox id appears twice in SEA_EVENTS",
+                limit=0,
+                unit="events",
+            ),
+            InvariantSpec(
+                name="no_unexpected_events",
+                description="SEA_EVENTS holds no id this run did not write",
+                limit=0,
+                unit="events",
+            ),
+            InvariantSpec(
+                name="relay_resumes",
+                description="the relay publishes again soon after Postgres accepts connections",
+                limit=p.resume_limit_s,
+                unit="s",
+            ),
+            InvariantSpec(
+                name="backlog_drains",
+                description="no unpublished outbox row is left once the load stops",
+                limit=0,
+                unit="rows",
+            ),
         ]
 
     async def _wait_for_drain(self, dsn: str, timeout_s: float) -> float | None:

@@ -33,8 +33,10 @@ class ConfirmRunScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
             yield Label(f"Inject faults into [b]{self.target}[/b]?", id="confirm-title")
-            yield Static("\n".join(f"• {line}" for line in self.blast_radius) or "• (nothing)",
-                         id="confirm-radius")
+            yield Static(
+                "\n".join(f"• {line}" for line in self.blast_radius) or "• (nothing)",
+                id="confirm-radius",
+            )
             yield Label(f"Type [b]{self.scenario}[/b] to run it, esc to cancel.")
             box = Input(placeholder="the scenario name, exactly", id="confirm-input")
             box.cursor_blink = False  # steady for screenshots and screen readers alike

@@ -26,16 +26,25 @@ def describe(plan: RunPlan) -> Group:
     """The plan the run will execute, as the user reads it before confirming."""
     parts: list = [Text(plan.scenario_name, style="bold"), Text(plan.hypothesis), Text("")]
 
-    probes = Table(title="steady state (must hold before anything is injected)", title_justify="left",
-                   expand=True, show_edge=False)
+    probes = Table(
+        title="steady state (must hold before anything is injected)",
+        title_justify="left",
+        expand=True,
+        show_edge=False,
+    )
     probes.add_column("probe")
     probes.add_column("measures")
     probes.add_column("required")
     ceilings = plan.ceilings
     for probe in plan.probes:
         ceiling = ceilings.get(probe.name, "watched")
-        need = ("watched only" if ceiling == "watched" else
-                "passing" if ceiling is None else f"passing, value <= {ceiling:g}")
+        need = (
+            "watched only"
+            if ceiling == "watched"
+            else "passing"
+            if ceiling is None
+            else f"passing, value <= {ceiling:g}"
+        )
         probes.add_row(probe.name, probe.description, need)
     parts += [probes, Text("")]
 
@@ -55,8 +64,12 @@ def describe(plan: RunPlan) -> Group:
     parts += [Text(f"  • {line}") for line in plan.blast_radius] or [Text("  (nothing)")]
     parts.append(Text(""))
 
-    checks = Table(title="invariants (checked after the heal)", title_justify="left", expand=True,
-                   show_edge=False)
+    checks = Table(
+        title="invariants (checked after the heal)",
+        title_justify="left",
+        expand=True,
+        show_edge=False,
+    )
     checks.add_column("invariant")
     checks.add_column("holds when")
     checks.add_column("limit", justify="right")
@@ -67,8 +80,10 @@ def describe(plan: RunPlan) -> Group:
 
     params = plan.params
     if params:
-        parts += [Text(""), Text("parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()),
-                                 style="dim")]
+        parts += [
+            Text(""),
+            Text("parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()), style="dim"),
+        ]
     return Group(*parts)
 
 

@@ -70,9 +70,7 @@ class PickerScreen(Screen):
         yield Input(placeholder="filter scenarios by name or hypothesis", id="filter")
         yield DataTable(id="scenarios", cursor_type="row", zebra_stripes=True)
         yield Static(id="preview")
-        yield Static(
-            "enter: details and run   /: filter   ?: help   q: quit", id="picker-hint"
-        )
+        yield Static("enter: details and run   /: filter   ?: help   q: quit", id="picker-hint")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -98,8 +96,11 @@ class PickerScreen(Screen):
                 entry.name,
                 entry.target,
                 entry.profile,
-                Text(entry.hypothesis[:HYPOTHESIS_CHARS - 1] + "…"
-                     if len(entry.hypothesis) > HYPOTHESIS_CHARS else entry.hypothesis),
+                Text(
+                    entry.hypothesis[: HYPOTHESIS_CHARS - 1] + "…"
+                    if len(entry.hypothesis) > HYPOTHESIS_CHARS
+                    else entry.hypothesis
+                ),
                 f"~{entry.duration_s:.0f}s",
                 last_result_cell(entry),
                 key=entry.name,

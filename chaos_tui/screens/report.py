@@ -20,21 +20,29 @@ from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import invariant_measure, markdown_report, result_facts
 from chaos_tui.widgets.title_bar import TitleBar
 
-OUTCOME_STYLE = {"pass": "bold white on dark_green", "fail": "bold white on red3",
-                 "interrupted": "bold black on yellow"}
+OUTCOME_STYLE = {
+    "pass": "bold white on dark_green",
+    "fail": "bold white on red3",
+    "interrupted": "bold black on yellow",
+}
 
 
 def report_body(result: RunResult) -> Group:
-    verdict = Text(f"  {result.outcome.upper()}  ", style=OUTCOME_STYLE.get(result.outcome,
-                                                                          "bold white on red3"))
-    verdict.append(f"  {result.scenario} on {result.target}, {result.duration_s:.1f}s", style="bold")
+    verdict = Text(
+        f"  {result.outcome.upper()}  ",
+        style=OUTCOME_STYLE.get(result.outcome, "bold white on red3"),
+    )
+    verdict.append(
+        f"  {result.scenario} on {result.target}, {result.duration_s:.1f}s", style="bold"
+    )
     parts: list = [verdict]
     if result.reason:
         parts.append(Text(result.reason, style="yellow"))
     parts += [Text(result.hypothesis, style="dim"), Text("")]
 
-    facts = Table(title="recovery", title_justify="left", show_header=False, expand=True,
-                  show_edge=False)
+    facts = Table(
+        title="recovery", title_justify="left", show_header=False, expand=True, show_edge=False
+    )
     facts.add_column(style="dim")
     facts.add_column()
     for label, value in result_facts(result):

@@ -63,7 +63,9 @@ def invariant_table(live: LiveRun) -> Table:
             table.add_row(mark, spec.name, Text(limit.strip(), style="dim"))
         else:
             mark = Text("✔", style="bold green") if got.passed else Text("✘", style="bold red")
-            table.add_row(mark, spec.name, Text(invariant_measure(got), style="" if got.passed else "red"))
+            table.add_row(
+                mark, spec.name, Text(invariant_measure(got), style="" if got.passed else "red")
+            )
     return table
 
 
@@ -148,7 +150,7 @@ class RunScreen(Screen):
             self._box("#invariants", invariant_state(live), lambda: invariant_table(live))
             log = self.query_one(RichLog)
             new = min(live.log_total - self._drawn_log, len(live.log))
-            for line in list(live.log)[len(live.log) - new:] if new > 0 else []:
+            for line in list(live.log)[len(live.log) - new :] if new > 0 else []:
                 log.write(Text.from_markup(line))
             self._drawn_log = live.log_total
 

@@ -12,7 +12,6 @@ import asyncio
 from urllib.parse import quote
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.docker_engine import DockerUnavailable, find_container, sidecar_image_problem
 from chaos_tui.core.contracts import Fault, Probe
 from chaos_tui.core.errors import TargetError
 from chaos_tui.core.platform_target import (
@@ -22,6 +21,7 @@ from chaos_tui.core.platform_target import (
     ServiceFaultParams,
 )
 from chaos_tui.core.polling import eventually
+from chaos_tui.docker_engine import DockerUnavailable, find_container, sidecar_image_problem
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.platform.outbox import apply_migrations
 from chaos_tui.platform.streams import ensure_events_stream, ensure_mesh_streams, leafz
@@ -30,8 +30,13 @@ from chaos_tui.settings import Settings
 
 # The scenarios' service names -> the compose files' service names.
 COMPOSE_SERVICE = {
-    "postgres": "postgres", "nats": "nats", "relay": "sea-mq-worker", "opa": "opa",
-    "gateway": "policy-gateway", "sink": "openobserve", "collector": "otel-collector",
+    "postgres": "postgres",
+    "nats": "nats",
+    "relay": "sea-mq-worker",
+    "opa": "opa",
+    "gateway": "policy-gateway",
+    "sink": "openobserve",
+    "collector": "otel-collector",
 }
 MESH_SERVICES = [f"sea-nats-{c}-{i}" for c in "ab" for i in (1, 2, 3)]
 PROFILE_SERVICES = {
@@ -62,25 +67,32 @@ class DockerTarget(PlatformTarget):
             if missing:
                 raise TargetError(
                     f"docker: {', '.join(missing)} of compose project {self.project_of(name)!r} "
-                    f"not running; start them with `just chaos-up {name}`")
+                    f"not running; start them with `just chaos-up {name}`"
+                )
         if profile in (None, "mesh"):  # the link cut runs a sidecar: know now, not mid-run
-            problem = await asyncio.to_thread(sidecar_image_problem, self.settings.docker.sidecar_image)
+            problem = await asyncio.to_thread(
+                sidecar_image_problem, self.settings.docker.sidecar_image
+            )
             if problem:
                 raise TargetError(f"docker: {problem}")
         self.agent_started = await self.agent.ensure() or self.agent_started
         # What chaos-tui itself keeps in the stack: the outbox table and the streams.
         if profile in (None, "chaos-outbox"):
-            await when_ready("postgres", lambda: asyncio.to_thread(
-                apply_migrations, self.postgres_url))
+            await when_ready(
+                "postgres", lambda: asyncio.to_thread(apply_migrations, self.postgres_url)
+            )
             await when_ready("nats", lambda: ensure_events_stream(self.nats_url))
         if profile in (None, "mesh"):
-            await when_ready("the mesh", lambda: ensure_mesh_streams(
-                self.nats_a_url, self.nats_b_url, self.domain_a))
+            await when_ready(
+                "the mesh",
+                lambda: ensure_mesh_streams(self.nats_a_url, self.nats_b_url, self.domain_a),
+            )
 
     def _not_running(self, profile: str) -> list[str]:
         try:
-            found = {s: find_container(self.project_of(profile), s)
-                     for s in PROFILE_SERVICES[profile]}
+            found = {
+                s: find_container(self.project_of(profile), s) for s in PROFILE_SERVICES[profile]
+            }
         except DockerUnavailable as exc:
             raise TargetError(str(exc)) from None
         return [s for s, c in found.items() if c is None or c.status != "running"]
@@ -104,26 +116,37 @@ class DockerTarget(PlatformTarget):
                 except DockerUnavailable:
                     return found
                 if container is not None:
-                    found[service] = f"{service} {', '.join(container.image.tags) or container.image.short_id}"
+                    found[service] = (
+                        f"{service} {', '.join(container.image.tags) or container.image.short_id}"
+                    )
         return found
 
     def blast_radius(self, profile: str | None = None) -> list[str]:
         lines = []
         for name in [profile] if profile else list(PROFILE_SERVICES):
             project = self.project_of(name)
-            lines += [f"docker container of {project}/{s} (compose project {project})"
-                      for s in PROFILE_SERVICES[name]]
+            lines += [
+                f"docker container of {project}/{s} (compose project {project})"
+                for s in PROFILE_SERVICES[name]
+            ]
         return lines
 
     # -- addresses: what the compose files publish ----------------------------------------
 
     def endpoints(self, profile: str | None = None) -> Endpoints:
         return Endpoints(
-            postgres_url=self.postgres_url, nats_url=self.nats_url, opa_url=self.opa_url,
-            gateway_url=self.gateway_url, collector_url=self.collector_url,
-            collector_port=self.collector_port, sink_url=self.sink_url,
-            sink_auth=self.sink_auth, nats_a_url=self.nats_a_url, nats_b_url=self.nats_b_url,
-            link_monitor_url=self.link_monitor_url, domain_a=self.domain_a,
+            postgres_url=self.postgres_url,
+            nats_url=self.nats_url,
+            opa_url=self.opa_url,
+            gateway_url=self.gateway_url,
+            collector_url=self.collector_url,
+            collector_port=self.collector_port,
+            sink_url=self.sink_url,
+            sink_auth=self.sink_auth,
+            nats_a_url=self.nats_a_url,
+            nats_b_url=self.nats_b_url,
+            link_monitor_url=self.link_monitor_url,
+            domain_a=self.domain_a,
         )
 
     @property
@@ -173,28 +196,47 @@ class DockerTarget(PlatformTarget):
 
     # -- faults, applied by the agent through the Docker Engine ----------------------------
 
-    def _container_fault(self, kind: str, verb: str, service: str, hold_s: float,
-                         what: str) -> Fault:
+    def _container_fault(
+        self, kind: str, verb: str, service: str, hold_s: float, what: str
+    ) -> Fault:
         compose = COMPOSE_SERVICE[service]
         project = self.settings.docker.project
         return LeasedFault(
-            self.agent, kind, {"project": project, "service": compose},
-            name=f"{verb}:{compose}", hold_s=hold_s,
+            self.agent,
+            kind,
+            {"project": project, "service": compose},
+            name=f"{verb}:{compose}",
+            hold_s=hold_s,
             description=what.format(f"{project}/{compose}", f"{hold_s:g}s"),
             verify=lambda: self.container_running(project, compose),
         )
 
     def hard_restart(self, params: ServiceFaultParams) -> Fault:
-        return self._container_fault("docker.kill", "kill", params.service, params.hold_s,
-                                     "docker kill {} (SIGKILL), start it again after {}")
+        return self._container_fault(
+            "docker.kill",
+            "kill",
+            params.service,
+            params.hold_s,
+            "docker kill {} (SIGKILL), start it again after {}",
+        )
 
     def stop(self, params: ServiceFaultParams) -> Fault:
-        return self._container_fault("docker.stop", "stop", params.service, params.hold_s,
-                                     "docker stop {}, start it again after {}")
+        return self._container_fault(
+            "docker.stop",
+            "stop",
+            params.service,
+            params.hold_s,
+            "docker stop {}, start it again after {}",
+        )
 
     def pause(self, params: ServiceFaultParams) -> Fault:
-        return self._container_fault("docker.pause", "pause", params.service, params.hold_s,
-                                     "docker pause {} for {}, then unpause")
+        return self._container_fault(
+            "docker.pause",
+            "pause",
+            params.service,
+            params.hold_s,
+            "docker pause {} for {}, then unpause",
+        )
 
     def cut_link(self, params: LinkCutParams) -> Fault:
         """Cut the leafnode link port on cluster A's nodes: all of them (`full`), or the one
@@ -203,19 +245,30 @@ class DockerTarget(PlatformTarget):
         scope, hold_s = params.scope, params.hold_s
         every = [s for s in MESH_SERVICES if s.startswith("sea-nats-a-")]
         port = self.platform.nats_leafnode_port
-        lease_params = {"project": self.settings.docker.mesh_project, "services": every, "port": port,
-                  "image": self.settings.docker.sidecar_image}
+        lease_params = {
+            "project": self.settings.docker.mesh_project,
+            "services": every,
+            "port": port,
+            "image": self.settings.docker.sidecar_image,
+        }
 
         async def linked_node() -> dict:
             return {**lease_params, "services": [await asyncio.to_thread(self._a_node_of_b1)]}
 
         one = scope == "one-node"
         return LeasedFault(
-            self.agent, "docker.netcut", lease_params, name=f"cut_link:{scope}", hold_s=hold_s,
-            description=(f"reset TCP port {port} (the leafnode link) on "
-                         + ("the sea-a node sea-nats-b-1 is linked to" if one else
-                            ", ".join(every)) + f" for {hold_s:g}s"),
-            verify=self.mesh_linked, resolve=linked_node if one else None,
+            self.agent,
+            "docker.netcut",
+            lease_params,
+            name=f"cut_link:{scope}",
+            hold_s=hold_s,
+            description=(
+                f"reset TCP port {port} (the leafnode link) on "
+                + ("the sea-a node sea-nats-b-1 is linked to" if one else ", ".join(every))
+                + f" for {hold_s:g}s"
+            ),
+            verify=self.mesh_linked,
+            resolve=linked_node if one else None,
         )
 
     @property

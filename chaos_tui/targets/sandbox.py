@@ -33,8 +33,10 @@ from chaos_tui.settings import Settings
 
 LINK_PROXY = "mesh-link-{}"  # the agent proxy carrying leafnode path N from sea-b to sea-a
 GONE_POLL_S = 0.5  # how often a run looks whether `sandbox down` took the sandbox away
-TAKEN_DOWN = ("the sandbox was taken down under the run (`chaos-tui sandbox down`); the fault "
-              "agent healed its faults as it stopped")
+TAKEN_DOWN = (
+    "the sandbox was taken down under the run (`chaos-tui sandbox down`); the fault "
+    "agent healed its faults as it stopped"
+)
 
 
 async def _to_the_end(starting):
@@ -108,8 +110,12 @@ class SandboxTarget(PlatformTarget):
         finally:
             # Even when the run was cancelled meanwhile (the start went on to its end): an
             # agent this target spawned is one it must stop.
-            if starting.done() and not starting.cancelled() and starting.exception() is None \
-                    and starting.result():
+            if (
+                starting.done()
+                and not starting.cancelled()
+                and starting.exception() is None
+                and starting.result()
+            ):
                 self.agent_started = True
                 info = self.agent.info()
                 self._agent_pid = info["pid"] if info else None
@@ -138,23 +144,31 @@ class SandboxTarget(PlatformTarget):
         stopped: list[str] = []
         with ExitStack() as leaving:
             # None: others still use it. Else {name: pid} to stop now, as its last user.
-            now = {name: leaving.enter_context(users.leaving(behind.get(name, {})))
-                   for name, users in self._users.items()}
+            now = {
+                name: leaving.enter_context(users.leaving(behind.get(name, {})))
+                for name, users in self._users.items()
+            }
             self._users.clear()
-            self.left_in_use = [item for name, items in behind.items() if now.get(name) is None
-                                for item in items]
+            self.left_in_use = [
+                item for name, items in behind.items() if now.get(name) is None for item in items
+            ]
             # Only the very processes handed over: a service started again since is not ours.
-            stopping = [service for name, items in now.items() if name != "agent"
-                        for service, pid in (items or {}).items()
-                        if (rec := self.sandbox.record(service)) is not None and rec.pid == pid]
+            stopping = [
+                service
+                for name, items in now.items()
+                if name != "agent"
+                for service, pid in (items or {}).items()
+                if (rec := self.sandbox.record(service)) is not None and rec.pid == pid
+            ]
             # A mesh that stays up needs the agent: its link runs through the agent's proxies.
-            mesh_stays = any(self.sandbox.running(s) and s not in stopping
-                             for s in PROFILES["mesh"])
+            mesh_stays = any(
+                self.sandbox.running(s) and s not in stopping for s in PROFILES["mesh"]
+            )
             agent_pid = (now.get("agent") or {}).get("agent")
             info = self.agent.info() if agent_pid is not None else None
-            if info is not None and info["pid"] == agent_pid and not mesh_stays:
-                if self.agent.stop_running()[1]:
-                    stopped.append("agent")
+            ours = info is not None and info["pid"] == agent_pid and not mesh_stays
+            if ours and self.agent.stop_running()[1]:
+                stopped.append("agent")
             self.agent_started, self._agent_pid = False, None
             if stopping:
                 stopped += self.sandbox.down(only=stopping)
@@ -189,11 +203,18 @@ class SandboxTarget(PlatformTarget):
         if profile is not None and not self.read_only:
             self.sandbox.reserve_ports([profile])
         return Endpoints(
-            postgres_url=self.postgres_url, nats_url=self.nats_url, opa_url=self.opa_url,
-            gateway_url=self.gateway_url, collector_url=self.collector_url,
-            collector_port=self.collector_port, sink_url=self.sink_url, sink_auth=None,
-            nats_a_url=self.nats_a_url, nats_b_url=self.nats_b_url,
-            link_monitor_url=self.link_monitor_url, domain_a=self.domain_a,
+            postgres_url=self.postgres_url,
+            nats_url=self.nats_url,
+            opa_url=self.opa_url,
+            gateway_url=self.gateway_url,
+            collector_url=self.collector_url,
+            collector_port=self.collector_port,
+            sink_url=self.sink_url,
+            sink_auth=None,
+            nats_a_url=self.nats_a_url,
+            nats_b_url=self.nats_b_url,
+            link_monitor_url=self.link_monitor_url,
+            domain_a=self.domain_a,
         )
 
     def _url(self, port: str, scheme: str = "http") -> str:
@@ -253,8 +274,10 @@ class SandboxTarget(PlatformTarget):
             where = f"pid {rec.pid}" if rec else "not started yet"
             lines.append(f"sandbox process {service.name}: {service.description} ({where})")
         if profile in (None, "mesh"):
-            lines.append(f"leafnode link sea-b -> sea-a through agent proxies "
-                         f"{', '.join(LINK_PROXY.format(i + 1) for i in range(len(mesh_link_ports())))}")
+            lines.append(
+                f"leafnode link sea-b -> sea-a through agent proxies "
+                f"{', '.join(LINK_PROXY.format(i + 1) for i in range(len(mesh_link_ports())))}"
+            )
         return lines
 
     # -- the mesh link ----------------------------------------------------------------------
@@ -265,9 +288,13 @@ class SandboxTarget(PlatformTarget):
         ports = self.sandbox.ports
         made = []
         for i, port_name in enumerate(mesh_link_ports(), start=1):
-            made.append(await self.agent.ensure_proxy(
-                LINK_PROXY.format(i), f"127.0.0.1:{ports[port_name]}",
-                f"127.0.0.1:{ports['nats_a_leaf']}"))
+            made.append(
+                await self.agent.ensure_proxy(
+                    LINK_PROXY.format(i),
+                    f"127.0.0.1:{ports[port_name]}",
+                    f"127.0.0.1:{ports['nats_a_leaf']}",
+                )
+            )
         return made
 
     async def mesh_linked(self, timeout_s: float = 10.0) -> bool:
@@ -300,30 +327,47 @@ class SandboxTarget(PlatformTarget):
         """SIGKILL a service and its children (no shutdown, like a power cut), start it again
         at heal time."""
         service, hold_s = params.service, params.hold_s
-        return self._service_fault("sandbox.hard_restart", "hard_restart", service, hold_s,
-                                   f"SIGKILL {self.describe(service)} and its children, "
-                                   f"down {hold_s:g}s, start again")
+        return self._service_fault(
+            "sandbox.hard_restart",
+            "hard_restart",
+            service,
+            hold_s,
+            f"SIGKILL {self.describe(service)} and its children, down {hold_s:g}s, start again",
+        )
 
     def stop(self, params: ServiceFaultParams) -> Fault:
         """Stop a service gracefully (like `docker stop`): its port refuses connections."""
         service, hold_s = params.service, params.hold_s
-        return self._service_fault("sandbox.stop", "stop", service, hold_s,
-                                   f"stop {self.describe(service)} (SIGTERM) for {hold_s:g}s, "
-                                   "start again")
+        return self._service_fault(
+            "sandbox.stop",
+            "stop",
+            service,
+            hold_s,
+            f"stop {self.describe(service)} (SIGTERM) for {hold_s:g}s, start again",
+        )
 
     def pause(self, params: ServiceFaultParams) -> Fault:
         """SIGSTOP a service: its port stays open but nothing answers, like a hung server."""
         service, hold_s = params.service, params.hold_s
-        return self._service_fault("sandbox.pause", "pause", service, hold_s,
-                                   f"SIGSTOP {self.describe(service)} for {hold_s:g}s, "
-                                   "then SIGCONT")
+        return self._service_fault(
+            "sandbox.pause",
+            "pause",
+            service,
+            hold_s,
+            f"SIGSTOP {self.describe(service)} for {hold_s:g}s, then SIGCONT",
+        )
 
-    def _service_fault(self, kind: str, verb: str, service: str, hold_s: float,
-                       description: str) -> Fault:
+    def _service_fault(
+        self, kind: str, verb: str, service: str, hold_s: float, description: str
+    ) -> Fault:
         """A fault on one service, held by the agent as a lease; healed when it answers."""
         return SandboxFault(
-            self, kind, {"service": service}, name=f"{verb}:{service}",
-            description=description, hold_s=hold_s,
+            self,
+            kind,
+            {"service": service},
+            name=f"{verb}:{service}",
+            description=description,
+            hold_s=hold_s,
             verify=lambda: self.service_healthy(service),
         )
 
@@ -339,11 +383,16 @@ class SandboxTarget(PlatformTarget):
 
         one = scope == "one-node"
         return SandboxFault(
-            self, "proxy.down", {"proxies": every},
+            self,
+            "proxy.down",
+            {"proxies": every},
             name=f"cut_link:{scope}",
-            description=(f"cut the leafnode path in use (1 of {paths}) between sea-b and sea-a"
-                         if one else f"cut all {paths} leafnode paths between sea-b and sea-a")
-                        + f" for {hold_s:g}s",
+            description=(
+                f"cut the leafnode path in use (1 of {paths}) between sea-b and sea-a"
+                if one
+                else f"cut all {paths} leafnode paths between sea-b and sea-a"
+            )
+            + f" for {hold_s:g}s",
             hold_s=hold_s,
             verify=self.mesh_linked,
             resolve=active_path if one else None,
@@ -385,8 +434,11 @@ def sandbox_versions() -> dict[str, str]:
     found = {}
     for name, product, command in (
         ("nats", "nats-server", lambda: [str(nats_server.server_binary()), "--version"]),
-        ("postgres", "PostgreSQL",
-         lambda: [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"]),
+        (
+            "postgres",
+            "PostgreSQL",
+            lambda: [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"],
+        ),
         ("collector", "rotel", lambda: [str(collector.binary()), "--version"]),
     ):
         try:
@@ -400,5 +452,3 @@ def sandbox_versions() -> dict[str, str]:
     except importlib.metadata.PackageNotFoundError:
         found["policy engine"] = "regopy unknown (not installed)"
     return found
-
-

@@ -62,8 +62,12 @@ class ProbePanel(Painted):
             use_value=use_value,
             colour=STATUS_STYLE["ok"],
         )
-        legend = Text(f"{'value' if use_value else 'latency'}, last {span:.0f}s  ", style="dim",
-                      no_wrap=True, overflow="crop")
+        legend = Text(
+            f"{'value' if use_value else 'latency'}, last {span:.0f}s  ",
+            style="dim",
+            no_wrap=True,
+            overflow="crop",
+        )
         legend.append("  ", style=WINDOW_BAND)
         legend.append(" fault  ", style="dim")
         legend.append("✕", style="bold red")

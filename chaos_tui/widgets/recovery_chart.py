@@ -59,8 +59,9 @@ def chart_data(live: LiveRun, width: int) -> ChartData:
     start = max(origin, (live.now or origin) - WINDOW_S)
     data = ChartData()
     for probe in live.probes:
-        data.series.append((probe.name, ok_segments(live.timeline.since(probe.name, start),
-                                                    origin, width)))
+        data.series.append(
+            (probe.name, ok_segments(live.timeline.since(probe.name, start), origin, width))
+        )
     for w in live.windows:
         if w.injected_at >= start:
             data.injects.append(w.injected_at - origin)
@@ -77,9 +78,13 @@ def render(data: ChartData, width: int, height: int) -> str:
     plotted = False
     for i, (name, segments) in enumerate(data.series):
         for n, segment in enumerate(segments):
-            plt.plot([p[0] for p in segment], [p[1] for p in segment],
-                     label=name if n == 0 else None, marker="braille",
-                     color=COLOURS[i % len(COLOURS)])
+            plt.plot(
+                [p[0] for p in segment],
+                [p[1] for p in segment],
+                label=name if n == 0 else None,
+                marker="braille",
+                color=COLOURS[i % len(COLOURS)],
+            )
             plotted = True
     for x in data.injects:
         plt.vertical_line(x, color="red")

@@ -58,7 +58,11 @@ def render_sparkline(
     line = Text(no_wrap=True, overflow="crop")
     for col in range(width):
         col_start = start + col * step
-        band = WINDOW_BAND if any(_overlaps(w, col_start, col_start + step, end) for w in windows) else ""
+        band = (
+            WINDOW_BAND
+            if any(_overlaps(w, col_start, col_start + step, end) for w in windows)
+            else ""
+        )
         if failed[col]:
             line.append(FAILED, style=f"bold red {band}".strip())
         elif (value := highest[col]) is not None:

@@ -31,8 +31,16 @@ ROOT = Path(__file__).resolve().parents[3]
 SUITE = "bookworm"  # Debian 12: python3.11, the same minor version as the wheels
 MIRROR = os.environ.get("CHAOS_TESTBED_MIRROR", "http://deb.debian.org/debian")
 # libatomic1: regopy; libpython3.11: the rotel collector binary links against it.
-PACKAGES = ["python3", "python3-venv", "libpython3.11", "libatomic1", "ca-certificates", "iproute2",
-            "iptables", "procps"]
+PACKAGES = [
+    "python3",
+    "python3-venv",
+    "libpython3.11",
+    "libatomic1",
+    "ca-certificates",
+    "iproute2",
+    "iptables",
+    "procps",
+]
 BASE_REPO = "chaos-tui-testbed-base"
 REPO = "chaos-tui-testbed"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chaos-tui" / "testbed"
@@ -87,12 +95,27 @@ def build_base() -> str:
     with tempfile.TemporaryDirectory(prefix="chaos-testbed-rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         say(f"debootstrap {SUITE} into {rootfs}")
-        run("debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
-            str(rootfs), MIRROR, stdout=subprocess.DEVNULL)
+        run(
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            str(rootfs),
+            MIRROR,
+            stdout=subprocess.DEVNULL,
+        )
         shutil.rmtree(rootfs / "var" / "cache" / "apt" / "archives", ignore_errors=True)
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        run("docker", "import", "--change", "CMD [\"/bin/bash\"]", "-", tag, stdin=tar.stdout,
-            stdout=subprocess.DEVNULL)
+        run(
+            "docker",
+            "import",
+            "--change",
+            'CMD ["/bin/bash"]',
+            "-",
+            tag,
+            stdin=tar.stdout,
+            stdout=subprocess.DEVNULL,
+        )
         if tar.wait() != 0:
             sys.exit("testbed: packing the rootfs failed")
     say(f"base image {tag} made in {time.monotonic() - started:.0f}s")
@@ -111,8 +134,17 @@ def build_wheels(workdir: Path) -> Path:
         shutil.rmtree(deps, ignore_errors=True)
         deps.mkdir(parents=True)
         say(f"wheels of the dependencies into {deps}")
-        run(sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-            "--wheel-dir", str(deps), str(ROOT))
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "--wheel-dir",
+            str(deps),
+            str(ROOT),
+        )
         for own in deps.glob("chaos_tui-*.whl"):
             own.unlink()
         (deps / ".complete").touch()
@@ -121,11 +153,25 @@ def build_wheels(workdir: Path) -> Path:
     shutil.copytree(deps, wheels, ignore=shutil.ignore_patterns(".complete"))
     with tempfile.TemporaryDirectory(prefix="chaos-testbed-src-") as src:
         # Built from a copy: pip would otherwise leave build/ and egg-info in the checkout.
-        shutil.copytree(ROOT, src, dirs_exist_ok=True, symlinks=True,
-                        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info",
-                                                      "__pycache__"))
-        run(sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-            "--no-deps", "--wheel-dir", str(wheels), src)
+        shutil.copytree(
+            ROOT,
+            src,
+            dirs_exist_ok=True,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"),
+        )
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--wheel-dir",
+            str(wheels),
+            src,
+        )
     return wheels
 
 
@@ -142,8 +188,17 @@ def build_image() -> str:
         build_wheels(context)
         (context / "Dockerfile").write_text(DOCKERFILE.format(base=base))
         # --network none: nothing in the image is fetched from anywhere.
-        run("docker", "build", "-q", "--network", "none", "-t", tag, str(context),
-            stdout=subprocess.DEVNULL)
+        run(
+            "docker",
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-t",
+            tag,
+            str(context),
+            stdout=subprocess.DEVNULL,
+        )
     say(f"image {tag} made in {time.monotonic() - started:.0f}s")
     return tag
 
@@ -151,8 +206,11 @@ def build_image() -> str:
 def prune(repo: str, keep: str) -> None:
     """Older builds of our own test-bed images go (never anything else); one in use by a
     container stays, as docker refuses to remove it."""
-    listed = subprocess.run(["docker", "image", "ls", repo, "--format", "{{.Repository}}:{{.Tag}}"],
-                            capture_output=True, text=True).stdout.split()
+    listed = subprocess.run(
+        ["docker", "image", "ls", repo, "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     for old in (t for t in listed if t != keep and t.startswith(repo + ":")):
         subprocess.run(["docker", "image", "rm", old], capture_output=True)
 
@@ -160,23 +218,31 @@ def prune(repo: str, keep: str) -> None:
 def main() -> None:
     exports = sys.argv[1:] == ["--exports"]
     if sys.argv[1:] and not exports:
-        sys.exit("usage: build_testbed.py [--exports]  (prints CHAOS_TESTBED_IMAGE=TAG, or "
-                 "shell exports of it and of the sidecar image)")
+        sys.exit(
+            "usage: build_testbed.py [--exports]  (prints CHAOS_TESTBED_IMAGE=TAG, or "
+            "shell exports of it and of the sidecar image)"
+        )
     if sys.version_info[:2] != (3, 11):
         # The wheels are built here and installed on Debian bookworm's Python 3.11.
-        sys.exit(f"testbed: run this with Python 3.11 (this is {sys.version.split()[0]}): the "
-                 "test bed's wheels must match Debian bookworm's python3")
+        sys.exit(
+            f"testbed: run this with Python 3.11 (this is {sys.version.split()[0]}): the "
+            "test bed's wheels must match Debian bookworm's python3"
+        )
     started = time.monotonic()
     try:
         tag = build_image()
         prune(REPO, tag)
         prune(BASE_REPO, build_base())
     except subprocess.CalledProcessError as exc:
-        sys.exit(f"testbed: {' '.join(map(str, exc.cmd[:3]))} failed with exit code {exc.returncode}")
+        sys.exit(
+            f"testbed: {' '.join(map(str, exc.cmd[:3]))} failed with exit code {exc.returncode}"
+        )
     say(f"ready in {time.monotonic() - started:.1f}s")
     if exports:  # for `eval` in the justfile: a sidecar image already chosen is kept
-        print(f"export CHAOS_TESTBED_IMAGE={tag}\n"
-              f"export CHAOS_DOCKER__SIDECAR_IMAGE=${{CHAOS_DOCKER__SIDECAR_IMAGE:-{tag}}}")
+        print(
+            f"export CHAOS_TESTBED_IMAGE={tag}\n"
+            f"export CHAOS_DOCKER__SIDECAR_IMAGE=${{CHAOS_DOCKER__SIDECAR_IMAGE:-{tag}}}"
+        )
     else:
         print(f"CHAOS_TESTBED_IMAGE={tag}")
 
