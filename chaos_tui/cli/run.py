@@ -76,7 +76,7 @@ def launch(
         )
 
     from chaos_tui.headless import run_headless
-    from chaos_tui.sandbox.usage import RunBusy, RunLock
+    from chaos_tui.sandbox.usage import RunLock
 
     assert scenario_cls is not None  # --headless without --scenario was refused above
 
@@ -84,9 +84,7 @@ def launch(
     check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
     run_lock = RunLock(Path(settings.state_dir), scenario_cls.profile)  # held until exit
     try:  # one run per profile and state dir: a second is refused, nothing started
-        run_lock.acquire(scenario_cls.name)
-    except RunBusy as exc:
-        raise UsageError(str(exc)) from None
+        run_lock.acquire(scenario_cls.name)  # RunBusy is a UsageError: exit 2
     except OSError as exc:
         raise UsageError(f"cannot lock {settings.state_dir} for this run: {exc}") from None
     return run_headless(

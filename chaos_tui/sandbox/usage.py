@@ -23,11 +23,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from chaos_tui.core.errors import UsageError
 from chaos_tui.statedir import open_lock_file
 
 
-class RunBusy(Exception):
-    """Another run of the same profile holds this state dir."""
+class RunBusy(UsageError):
+    """Another run of the same profile holds this state dir: refused at once (exit 2),
+    nothing started."""
 
 
 def _open(path: Path) -> int:
