@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.conftest import env_for
 
-CHAOS_TUI_SCRIPT = Path(sys.executable).parent / "chaos-tui"  # what `pip install` puts on PATH
+INSTALLED_SCRIPT = Path(sys.executable).parent / "chaos-tui"  # what `pip install` puts on PATH
 
 
 def test_a_chaos_tui_folder_in_the_working_directory_is_never_run(fresh_state_dir, tmp_path):
@@ -25,7 +25,7 @@ def test_a_chaos_tui_folder_in_the_working_directory_is_never_run(fresh_state_di
 
     # `heal` starts an agent (which starts its guardian) and stops it again.
     done = subprocess.run(
-        [str(CHAOS_TUI_SCRIPT), "heal"],
+        [str(INSTALLED_SCRIPT), "heal"],
         cwd=tmp_path,
         env=env_for(fresh_state_dir),
         capture_output=True,
