@@ -232,13 +232,20 @@ class ChaosApp(App):
         """After the app has stopped, however it stopped: a run still going is aborted and its
         heal awaited on this loop. `chaos-tui` calls this before it returns."""
         task = self._run_task
-        if task is None or task.done():
+        if task is None:
             return
-        task.cancel()
-        try:
-            self.last_result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            self.last_result = await task  # a second signal: the runner still heals first
+        if task.done():
+            # Ended just as the app quit: the worker that saves it may have been cancelled
+            # before it could. Saving again is harmless (the saver writes a run once).
+            if task.cancelled() or task.exception() is not None:
+                return
+            self.last_result = task.result()
+        else:
+            task.cancel()
+            try:
+                self.last_result = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                self.last_result = await task  # a second signal: the runner still heals first
         if self.last_result is None:
             return
         try:

@@ -136,3 +136,37 @@ def test_the_real_console_exits_1_after_a_fail(sandbox):
     assert len(saved) == 1, saved
     assert json.loads(saved.pop().read_text())["outcome"] == "fail"
     assert code == ExitCode.FAIL, console.text()[-1500:]
+
+
+async def test_a_run_that_ended_as_the_console_quit_is_still_saved(tmp_path, save_calls):
+    """The run task done, the worker that saves it cancelled by the app's shutdown before it
+    could: settle saves it (and the exit code is then that run's)."""
+    import asyncio
+    import time
+
+    from chaos_tui.core.model import RunResult
+
+    app = ChaosApp(Settings(state_dir=tmp_path / "state"), export_dir=tmp_path)
+    now = time.time()
+    result = RunResult(
+        run_id="endedatquit",
+        scenario=NAME,
+        hypothesis="",
+        target="sandbox",
+        outcome="fail",
+        started_at=now - 5,
+        finished_at=now,
+        duration_s=5.0,
+        probe_rate_hz=10.0,
+    )
+
+    async def the_run() -> RunResult:
+        return result
+
+    app._run_task = asyncio.ensure_future(the_run())
+    await app._run_task
+    await app.settle()
+    assert app.last_result is result
+    assert save_calls == ["endedatquit"]
+    await app.settle()  # twice: still one file
+    assert save_calls == ["endedatquit"]

@@ -217,3 +217,19 @@ async def test_the_console_runs_the_plan_it_showed(sandbox, tmp_path, calls):
             assert calls[name] == {"probes": 1, "faults": 1}, "the run asked again"
     finally:
         app.target.stop_what_we_started(keep_sandbox=True)
+
+
+def test_planning_another_profile_does_not_make_a_plan_stale(tmp_path):
+    """The console plans whatever the user looks at: opa_restart's ports being picked after
+    postgres_restart_outbox was planned moves none of the addresses that plan relies on."""
+    from chaos_tui.core.runner import addresses_moved
+
+    settings = Settings(state_dir=tmp_path / "state")
+    catalog = Catalog(make_target("sandbox", settings), tmp_path / "results")
+    outbox = catalog.plan("postgres_restart_outbox")
+    catalog.plan("opa_restart")  # its detail screen, opened and closed
+    now = make_target("sandbox", settings).endpoints("chaos-outbox")
+    assert now != outbox.endpoints, "opa's ports were placed since"
+    assert addresses_moved(outbox.endpoints, now) == []
+    moved = now.model_copy(update={"postgres_url": "postgresql://chaos@127.0.0.1:1/postgres"})
+    assert addresses_moved(outbox.endpoints, moved) == ["postgres_url"]

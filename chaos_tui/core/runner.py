@@ -13,6 +13,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
 
 from chaos_tui.core.contracts import Fault, FaultLease, Probe, RunContext, Scenario, Target
 from chaos_tui.core.events import (
@@ -87,6 +90,29 @@ class _LiveFault:
     heal_task: asyncio.Future[None] | None = None
     reported_task: asyncio.Future[None] | None = None  # the heal attempt whose outcome was emitted
     error: str | None = None  # why the last heal attempt failed
+
+
+def addresses_moved(planned: BaseModel, now: BaseModel) -> list[str]:
+    """The addresses a plan relied on that are no longer where they were. One the plan did
+    not have yet (port 0: that part was not placed, since its profile was not planned) may
+    have been placed since, by a plan or a run of another profile: not a move."""
+    before, after = planned.model_dump(), now.model_dump()
+    return [
+        name for name, value in before.items() if after.get(name) != value and not _unplaced(value)
+    ]
+
+
+def _unplaced(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value == 0
+    if isinstance(value, str):
+        try:
+            return urlsplit(value).port == 0
+        except ValueError:
+            return False
+    return False
 
 
 class Run:
@@ -234,10 +260,11 @@ class Run:
         if self.plan.endpoints is None:
             return
         now = await asyncio.to_thread(self.target.endpoints, self.plan.profile)
-        if now != self.plan.endpoints:
+        moved = addresses_moved(self.plan.endpoints, now) if now is not None else ["all"]
+        if moved:
             raise TargetMoved(
                 f"the {self.target.name} target's addresses changed after the run was planned "
-                "(a port was taken meanwhile); nothing injected: run it again"
+                f"({', '.join(moved)}: a port was taken meanwhile); nothing injected: run it again"
             )
 
     async def _watch_target(self, run_task: asyncio.Task[Any] | None) -> None:
