@@ -102,3 +102,24 @@ def test_restart_one_service_leaves_the_others_alone(sandbox):
     assert sandbox.sandbox.healthy("relay")
     bad = run_cli(["sandbox", "restart", "kafka"], sandbox.env)
     assert bad.returncode == 2 and "unknown service 'kafka'" in bad.stderr
+
+
+def test_sandbox_up_keeps_what_a_run_ending_meanwhile_handed_over(fresh_state_dir):
+    """A run that ends while `sandbox up` is starting things hands its services over to the
+    last user; `sandbox up` takes them back, so they stay up rather than go with the next
+    run to end."""
+    from chaos_tui.sandbox.usage import Users
+    from chaos_tui.settings import Settings
+    from chaos_tui.targets.sandbox import SandboxTarget
+
+    up = SandboxTarget(Settings(state_dir=fresh_state_dir))
+    up._join(["chaos-outbox"])  # `sandbox up`, while it starts the services
+    run = Users(fresh_state_dir, "chaos-outbox")
+    run.join()
+    with run.leaving({"postgres": 4242}) as to_stop:
+        assert to_stop is None  # not the last user: handed over
+    up.keep_up()
+    later = Users(fresh_state_dir, "chaos-outbox")
+    later.join()
+    with later.leaving({}) as to_stop:
+        assert to_stop == {}, "what `sandbox up` kept up would be stopped by the next run"

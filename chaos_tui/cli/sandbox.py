@@ -70,6 +70,7 @@ def sandbox_up(profiles):
 
     try:
         asyncio.run(up())
+        target.keep_up()
     except (
         SandboxError,
         AgentUnavailable,

@@ -129,6 +129,11 @@ class Users:
         finally:
             os.close(fd)
 
+    def take_back(self) -> dict[str, int]:
+        """Whatever users that left handed over for the last one to stop stays up instead (a
+        `sandbox up` keeps it); returns those items."""
+        return self._handover(lambda items: {})
+
     def _handover(self, change) -> dict[str, int]:
         """Apply `change` to the handed-over items under their own lock; the items before."""
         fd = _open(self.handover_path)

@@ -128,6 +128,16 @@ class SandboxTarget(PlatformTarget):
             users = self._users.setdefault(name, Users(self.settings.state_dir, name))
             users.join()
 
+    def keep_up(self) -> None:
+        """`sandbox up`: what is up now stays up until `sandbox down`. This process leaves
+        every profile it joined without stopping anything, and what a run that ended
+        meanwhile handed over to the last user (to stop) is taken back: kept up too."""
+        for users in self._users.values():
+            users.take_back()
+            with users.leaving({}):
+                pass
+        self._users.clear()
+
     def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
         """The agent this target spawned (it heals any lease left first), then the services
         it started, unless the sandbox is to be kept. Only what nobody else uses is stopped
