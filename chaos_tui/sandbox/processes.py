@@ -47,6 +47,7 @@ def spawn(
 ) -> ProcessRecord:
     """Start a detached process in its own session (so its whole group can be signalled)."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = with_our_code(env if env is not None else dict(os.environ))
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             command,
@@ -64,6 +65,15 @@ def spawn(
     if ticks is None:
         raise RuntimeError(f"{name} exited at once; see {log}")
     return ProcessRecord(name, proc.pid, ticks, command, str(log))
+
+
+def with_our_code(env: dict[str, str]) -> dict[str, str]:
+    """`env` with this process's own chaos_tui first on PYTHONPATH. Our Python services run
+    with -P (never the working directory's code); this makes them run the very code that
+    started them, whether installed or run from a checkout (`python -m chaos_tui` there)."""
+    ours = str(Path(__file__).resolve().parents[2])  # the folder holding the chaos_tui package
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != ours]
+    return {**env, "PYTHONPATH": os.pathsep.join([ours, *rest])}
 
 
 def _group_of(user: str | None) -> int | None:
