@@ -44,9 +44,13 @@ class Progress:
 def print_summary(console: Console, result: RunResult) -> None:
     colour = {"pass": "green", "fail": "red", "interrupted": "yellow"}.get(result.outcome, "red")
     verdict, _, rest = verdict_line(result).partition(" ")
-    console.print(f"\n[bold {colour}]verdict: {verdict}[/bold {colour}] {rest}", highlight=False)
+    console.print(
+        f"\n[bold {colour}]verdict: {verdict}[/bold {colour}] {rest}",
+        highlight=False,
+        soft_wrap=True,
+    )
     for label, value in result_facts(result):
-        console.print(f"{label}: {value}", highlight=False, markup=False)
+        console.print(f"{label}: {value}", highlight=False, markup=False, soft_wrap=True)
 
 
 def check_output_path(path: Path) -> None:
