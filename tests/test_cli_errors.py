@@ -46,6 +46,11 @@ def one_line(stderr: str) -> str:
         (["--headless", "--scenario", SCENARIO, "--set", "down_s=soon"], ExitCode.USAGE, "down_s"),
         (["--headless", "--scenario", SCENARIO, "--set", "nonsense=1"], ExitCode.USAGE, "nonsense"),
         (
+            ["--headless", "--scenario", SCENARIO, "--set", "hold_s=5", "--set", "down_s=10"],
+            ExitCode.USAGE,
+            "--set hold_s and down_s name the same parameter (hold_s): give one",
+        ),
+        (
             ["--headless", "--scenario", SCENARIO, "--target", "mars"],
             ExitCode.USAGE,
             "unknown target",
