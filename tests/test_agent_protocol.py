@@ -237,3 +237,16 @@ async def test_a_netcut_heal_takes_its_lease_as_an_argument():
     await cut.heal(lease)  # no container: no namespace holds a rule, the heal is done
     with pytest.raises(RuntimeError, match="not running"):
         await cut.apply(lease)
+
+
+def test_an_answer_of_another_shape_is_one_agent_error(tmp_path):
+    """An agent of another version (or not ours) answering in a shape the protocol does not
+    know is an AgentError (one line, exit 5), not a pydantic traceback."""
+    from chaos_tui.agent.client import AgentClient
+    from chaos_tui.agent.protocol import Health
+    from chaos_tui.core.errors import AgentError
+    from chaos_tui.settings import Settings
+
+    client = AgentClient(Settings(state_dir=tmp_path))
+    with pytest.raises(AgentError, match=r"does not read \(Health: \w+: Field required\)"):
+        client._read(Health, {"ok": True})

@@ -21,9 +21,10 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from chaos_tui.agent import protocol as p
 from chaos_tui.agent.guardian import HEARTBEAT_FILE
@@ -50,6 +51,8 @@ from chaos_tui.sandbox.processes import (
     wait_gone,
 )
 from chaos_tui.settings import Settings
+
+M = TypeVar("M", bound=BaseModel)  # a protocol model an answer is read as
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
 STOP_TIMEOUT_S = 180.0  # a stopping agent heals every lease it holds first
@@ -262,13 +265,27 @@ class AgentClient:
             raise AgentRefused(response.status_code, str(detail))
         return response.json() if response.content else None
 
+    def _read(self, model: type[M], answer: Any) -> M:
+        """An answer as the protocol says it looks; another shape (an agent of another
+        version, or not ours) is one line, not a traceback."""
+        try:
+            return model.model_validate(answer)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the answer"
+            url = (self.info() or {}).get("url", "?")
+            raise AgentError(
+                f"the agent at {url} answered in a shape this chaos-tui does not read "
+                f"({model.__name__}: {where}: {first['msg']}); is it another version?"
+            ) from None
+
     async def health(self) -> Health:
         """Liveness only (no token needed)."""
-        return Health.model_validate(await self._ok("GET", p.HEALTH))
+        return self._read(Health, await self._ok("GET", p.HEALTH))
 
     async def status(self) -> Status:
         """pid, live leases, halt latch, start time, leftovers healed at start-up."""
-        return Status.model_validate(await self._ok("GET", p.STATUS))
+        return self._read(Status, await self._ok("GET", p.STATUS))
 
     async def kinds(self) -> dict[str, str]:
         """The fault kinds this agent knows, each with what it does."""
@@ -281,7 +298,7 @@ class AgentClient:
         if request.get("owner_pid") is None and not request.get("orphan_ok"):
             request["owner_pid"] = os.getpid()
         # Sent as given: the agent validates it (a bad field is its 422, an AgentRefused).
-        return Lease.model_validate(await self._ok("POST", p.LEASES, request))
+        return self._read(Lease, await self._ok("POST", p.LEASES, request))
 
     async def heal_lease(self, lease_id: str) -> bool:
         """Heal one lease; False if it was no longer live (already healed: fine; `ended`
@@ -301,26 +318,26 @@ class AgentClient:
         """How a lease ended, from the agent's history; None if the agent has no record
         of it."""
         found = await self._ok("GET", f"{p.HISTORY}?lease_id={lease_id}")
-        return EndedLease.model_validate(found[-1]) if found else None
+        return self._read(EndedLease, found[-1]) if found else None
 
     async def leases(self) -> list[Lease]:
-        return [Lease.model_validate(item) for item in await self._ok("GET", p.LEASES)]
+        return [self._read(Lease, item) for item in await self._ok("GET", p.LEASES)]
 
     async def heal_all(self) -> list[HealResult]:
-        return HealResults.model_validate(await self._ok("POST", p.HEAL_ALL)).results
+        return self._read(HealResults, await self._ok("POST", p.HEAL_ALL)).results
 
     async def halt(self) -> list[HealResult]:
-        return HealResults.model_validate(await self._ok("POST", p.HALT)).results
+        return self._read(HealResults, await self._ok("POST", p.HALT)).results
 
     async def release_halt(self) -> None:
         await self._ok("DELETE", p.HALT)
 
     async def proxies(self) -> list[ProxyView]:
-        return [ProxyView.model_validate(item) for item in await self._ok("GET", p.PROXIES)]
+        return [self._read(ProxyView, item) for item in await self._ok("GET", p.PROXIES)]
 
     async def proxy(self, name: str) -> ProxyView | None:
         found = await self._ok("GET", p.proxy_path(name), allow=(404,))
-        return ProxyView.model_validate(found) if found and "listen" in found else None
+        return self._read(ProxyView, found) if found and "listen" in found else None
 
     async def ensure_proxy(self, name: str, listen: str, upstream: str) -> ProxyView:
         """A proxy with exactly this listen address and upstream: kept if it exists as
@@ -341,7 +358,7 @@ class AgentClient:
             if exc.status == 400 and again is not None and again.listen == listen:
                 return again  # another caller made it a moment ago
             raise
-        return ProxyView.model_validate(made)
+        return self._read(ProxyView, made)
 
     # -- the agent's folder, read without asking the agent (none may be running) --------------
 
