@@ -4,6 +4,7 @@ library only: the agent's guardian and the core both use it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -28,3 +29,61 @@ def start_ticks(pid: int) -> int | None:
 def alive(pid: int | None, ticks: int | None) -> bool:
     """The process `pid` that started at `ticks` still runs."""
     return pid is not None and ticks is not None and start_ticks(pid) == ticks
+
+
+LISTEN = "0A"  # the TCP state /proc/net/tcp writes for a listening socket
+
+
+def listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP `port` (IPv4 and IPv6, any address)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if (
+                len(fields) > 9
+                and fields[3] == LISTEN
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                found.add(fields[9])
+    return found
+
+
+def listeners(port: int) -> list[tuple[int, int]]:
+    """(pid, start ticks) of every process holding a socket that listens on TCP `port`: the
+    exact processes a fault on "whatever listens on PORT" may touch. Processes this user may
+    not look into are not found (run as root to see them all)."""
+    inodes = listening_inodes(port)
+    if not inodes:
+        return []
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    found: list[tuple[int, int]] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            holds = any(os.readlink(fd) in wanted for fd in (entry / "fd").iterdir())
+        except OSError:  # gone meanwhile, or not ours to look into
+            continue
+        ticks = start_ticks(int(entry.name)) if holds else None
+        if ticks is not None:
+            found.append((int(entry.name), ticks))
+    return sorted(found)
+
+
+def from_pid_file(path: str | Path) -> tuple[int, int]:
+    """(pid, start ticks) of the live process a pid file names; ValueError saying why not."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read pid file {path}: {exc.strerror or exc}") from None
+    if not text.isdigit() or int(text) <= 1:
+        raise ValueError(f"pid file {path} holds {text[:40]!r}, not a process id")
+    ticks = start_ticks(int(text))
+    if ticks is None:
+        raise ValueError(f"pid file {path} names pid {text}, which is not running")
+    return int(text), ticks
