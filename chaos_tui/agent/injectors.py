@@ -228,8 +228,10 @@ class ProxyDown:
 
 def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector]:
     from chaos_tui.agent.docker_faults import docker_injectors
+    from chaos_tui.agent.process_faults import process_injectors
 
     kinds = cast("dict[str, Injector]", docker_injectors(sandbox.settings.docker))
+    kinds.update(cast("dict[str, Injector]", process_injectors()))
     return {
         **kinds,
         "sandbox.hard_restart": SandboxHardRestart(sandbox),
