@@ -77,3 +77,17 @@ def remove_quietly(container) -> None:
         container.remove(force=True)
     except docker.errors.NotFound:
         pass
+
+
+def find_named(name: str):
+    """The container with exactly this name (a user's own, named in their scenario file), or
+    None. Sidecars of ours are never "the user's" container."""
+    import docker
+
+    try:
+        container = docker_client().containers.get(name)
+    except docker.errors.NotFound:
+        return None
+    if container.name != name.lstrip("/") or SIDECAR_LABEL in (container.labels or {}):
+        return None  # an id or a prefix matched, or one of our own sidecars
+    return container

@@ -190,3 +190,31 @@ async def agent(sandbox):
 async def healthy(sandbox, service: str) -> bool:
     # The health check runs its own event loop (for NATS): keep it off the test's loop.
     return await asyncio.to_thread(sandbox.sandbox.healthy, service)
+
+
+TESTBED = Path(__file__).resolve().parents[1] / "infra" / "docker" / "testbed"
+
+
+def testbed_problem() -> str | None:
+    """Why the offline test bed's image cannot be had here, if it cannot."""
+    has_base = subprocess.run(
+        ["docker", "image", "ls", "-q", "chaos-tui-testbed-base"], capture_output=True, text=True
+    ).stdout.strip()
+    if not has_base and (shutil.which("debootstrap") is None or os.geteuid() != 0):
+        return (
+            "the offline test bed needs debootstrap, run as root, for its first build "
+            "(apt-get install debootstrap; .ci/run installs it)"
+        )
+    return None
+
+
+def testbed_image() -> str:
+    """The test bed's image tag, built offline (a blink once cached)."""
+    built = subprocess.run(
+        [sys.executable, str(TESTBED / "build_testbed.py")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return built.stdout.strip().split("=", 1)[1]

@@ -27,7 +27,14 @@ from chaos_tui.agent.client import AgentClient, AgentError
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.scenarios import SCENARIOS
 from chaos_tui.settings import Settings
-from tests.conftest import CHAOS_TUI, env_for, leftovers, make_state_dir
+from tests.conftest import (
+    CHAOS_TUI,
+    env_for,
+    leftovers,
+    make_state_dir,
+    testbed_image,
+    testbed_problem,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "infra" / "docker"
@@ -324,14 +331,8 @@ def stack(request):
     turn), under this session's projects and ports; afterwards `just chaos-down`. Whatever
     else runs on the engine is left alone: nothing here is named or labelled like it."""
     assert not _ours_exist(), f"this session's projects are already in use: {_ours_exist()}"
-    has_base = subprocess.run(
-        ["docker", "image", "ls", "-q", "chaos-tui-testbed-base"], capture_output=True, text=True
-    ).stdout.strip()
-    if not has_base and (shutil.which("debootstrap") is None or os.geteuid() != 0):
-        pytest.skip(
-            "the offline test bed needs debootstrap, run as root, for its first build "
-            "(apt-get install debootstrap; .ci/run installs it)"
-        )
+    if problem := testbed_problem():
+        pytest.skip(problem)
     state_dir = make_state_dir("docker")
     env = env_for(
         state_dir,
@@ -341,14 +342,7 @@ def stack(request):
         **_own_projects_and_ports(),
     )
     started = time.monotonic()
-    built = subprocess.run(
-        [sys.executable, str(DOCKER / "testbed" / "build_testbed.py")],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    image = built.stdout.strip().split("=", 1)[1]
+    image = testbed_image()
     print(f"test bed {image} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     env.update(CHAOS_TESTBED_IMAGE=image, CHAOS_DOCKER__SIDECAR_IMAGE=image)
     try:

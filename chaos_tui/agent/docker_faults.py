@@ -2,7 +2,8 @@
 same for Compose v1 and v2, whatever the container is named). Every Docker Engine call
 blocks, so each one runs in a thread. Only the compose projects chaos-tui is configured for
 (settings.docker) may be broken, and a sidecar runs only from the configured image.
-Params: {"project": NAME, "service": NAME}.
+Params: {"project": NAME, "service": NAME}; or, on target `local`, {"container": NAME}: a
+user's own container by its exact name (restart, kill, stop, pause), only the one named.
 
     docker.restart restart the container now (`docker restart`: SIGTERM, SIGKILL after 10 s,
                    start); heal makes sure it runs
@@ -32,6 +33,7 @@ from chaos_tui.docker_engine import (  # noqa: F401  (DockerUnavailable: importa
     DockerUnavailable,
     docker_client,
     find_container,
+    find_named,
     project_problem,
     remove_quietly,
     sidecar_image_problem,
@@ -49,6 +51,8 @@ class DockerFault:
         self.projects = (docker.project, docker.mesh_project)
 
     def check(self, target: str, params: dict[str, Any]) -> str | None:
+        if "container" in params:
+            return self._check_named(target, params)
         if target != "docker":
             return f"{self.kind} works on target 'docker', not {target!r}"
         if set(params) != {"project", "service"} or not all(
@@ -70,8 +74,34 @@ class DockerFault:
             return f"container {container.name} is {container.status}: there is nothing to break"
         return None
 
+    def _check_named(self, target: str, params: dict[str, Any]) -> str | None:
+        """A user's own container, by its exact name (target `local`): only the container
+        the lease names is ever touched."""
+        if target != "local":
+            return f"{self.kind} on a container by name works on target 'local', not {target!r}"
+        name = params["container"]
+        if set(params) != {"container"} or not isinstance(name, str) or not name:
+            return f'{self.kind} needs params {{"container": NAME}}'
+        try:
+            container = find_named(name)
+        except DockerUnavailable as exc:
+            return str(exc)
+        if container is None:
+            return f"no container named {name!r}"
+        if container.status != self.needs_state:
+            return f"container {name} is {container.status}: there is nothing to break"
+        return None
+
     def conflicts(self, params: dict[str, Any]) -> list[str]:
+        if "container" in params:
+            return [f"container {params['container']}"]
         return [f"container {params['project']}/{params['service']}"]
+
+    @staticmethod
+    def _find(params: dict[str, Any]):
+        if "container" in params:
+            return find_named(params["container"])
+        return find_container(params["project"], params["service"])
 
     async def apply(self, lease: Lease) -> dict[str, Any]:
         return await asyncio.to_thread(self._apply, lease.params)
@@ -80,9 +110,10 @@ class DockerFault:
         await asyncio.to_thread(self._heal, lease.params)
 
     def _container(self, params: dict[str, Any]):
-        container = find_container(params["project"], params["service"])
+        container = self._find(params)
         if container is None:
-            raise RuntimeError(f"the container of {params['project']}/{params['service']} is gone")
+            what = params.get("container") or f"{params['project']}/{params['service']}"
+            raise RuntimeError(f"the container {what} is gone")
         return container
 
     def _apply(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +127,7 @@ class DockerFault:
 
     def _heal(self, params: dict[str, Any]) -> None:
         """Whatever the fault did, the container ends up running (and not paused)."""
-        container = find_container(params["project"], params["service"])
+        container = self._find(params)
         if container is None:
             return  # gone: nothing of the fault is left to undo
         container.reload()
