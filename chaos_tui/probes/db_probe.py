@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import psycopg
 
 from chaos_tui.core.contracts import Probe
@@ -16,14 +18,41 @@ class PostgresProbe(Probe):
         super().__init__(name, "connect + SELECT 1 (latency ms)")
         self.dsn = dsn
 
+    query = "SELECT 1"
+
     async def measure(self) -> float | None:
         conn = await psycopg.AsyncConnection.connect(
             self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
         )
         try:
-            await conn.execute("SELECT 1")
+            cur = await conn.execute(self.query)
+            row = await cur.fetchone() if cur.description else None
         finally:
             await conn.close()
+        return self.value_of(row)
+
+    def value_of(self, row: tuple[object, ...] | None) -> float | None:
+        return None
+
+
+class PostgresQueryProbe(PostgresProbe):
+    """A user's query over a fresh connection per sample. The value is the first column of the
+    first row when it is a number (a boolean counts as 1 or 0), else None; an error in the
+    query fails the sample with the server's message."""
+
+    def __init__(self, name: str, dsn: str, query: str, timeout_s: float | None = None) -> None:
+        super().__init__(name, dsn)
+        self.query = query
+        self.description = f"connect + {' '.join(query.split())[:60]} (latency ms; value = col 1)"
+        if timeout_s is not None:
+            self.timeout_s = timeout_s
+
+    def value_of(self, row: tuple[object, ...] | None) -> float | None:
+        if not row:
+            return None
+        first = row[0]
+        if isinstance(first, bool | int | float | Decimal):
+            return float(first)
         return None
 
 
