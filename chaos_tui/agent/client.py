@@ -360,6 +360,10 @@ class AgentClient:
             raise
         return self._read(ProxyView, made)
 
+    async def delete_proxy(self, name: str) -> None:
+        """Close a proxy and its connections; one that is gone already is fine."""
+        await self._ok("DELETE", p.proxy_path(name), allow=(404,))
+
     # -- the agent's folder, read without asking the agent (none may be running) --------------
 
     def journal_leases(self) -> tuple[list[Lease], list[Path]]:

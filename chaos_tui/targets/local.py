@@ -1,0 +1,224 @@
+"""The `local` target: the user's own system on this machine. Its parts are whatever a
+scenario file names: processes (by the port they listen on, or a pid file), containers on
+the local Docker Engine (by exact name), and network paths through a proxy of the agent's
+that the run opens (the user points their client at its listen address).
+
+Every fault is a lease the agent holds, with a TTL, so it heals even if the console dies.
+What a fault will touch is resolved when the run is planned (shown in the detail view and the
+confirmation): exact pids with their start time, a container that exists, a proxy address
+that is free; a name that resolves to nothing is bad input, refused before anything starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from chaos_tui.agent.client import AgentClient
+from chaos_tui.core.contracts import Fault, Probe, Target
+from chaos_tui.core.errors import UsageError
+from chaos_tui.core.procinfo import from_pid_file, listeners
+from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.probes.agent_probe import AgentProbe
+from chaos_tui.settings import Settings
+
+PROCESS_SIGNALS = {
+    "process.kill": "SIGKILL",
+    "process.terminate": "SIGTERM",
+    "process.pause": "SIGSTOP",
+}
+CONTAINER_KINDS = ("docker.kill", "docker.stop", "docker.pause", "docker.restart")
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """A proxy the run opens: clients connect to `listen`, it relays to `upstream`."""
+
+    name: str
+    listen: str
+    upstream: str
+
+
+def host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def port_is_free(listen: str) -> bool:
+    host, port = host_port(listen)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class LocalTarget(Target):
+    """The user's own processes, containers and network paths (target `local`)."""
+
+    name: ClassVar[str] = "local"
+    is_sandbox: ClassVar[bool] = False
+    read_only = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.agent = AgentClient(settings)
+        self.agent_started = False
+        self.proxies: dict[str, ProxySpec] = {}  # by listen address: the ones faults need
+        self.touches: list[str] = []  # what the planned faults will touch, exactly
+        self._opened: list[str] = []  # proxy names this target made, to delete at the end
+
+    # -- the Target contract ------------------------------------------------------------------
+
+    async def ensure_up(self, profile: str | None = None) -> None:
+        """The agent (it holds every fault), and the proxies the faults need, open and idle."""
+        self.agent_started = await self.agent.ensure() or self.agent_started
+        for spec in self.proxies.values():
+            await self.agent.ensure_proxy(spec.name, spec.listen, spec.upstream)
+            if spec.name not in self._opened:
+                self._opened.append(spec.name)
+
+    def blast_radius(self, profile: str | None = None) -> list[str]:
+        return list(self.touches)
+
+    def probes(self) -> list[Probe]:
+        return [AgentProbe("agent", self.agent)]
+
+    def stop_what_we_started(self, keep_sandbox: bool) -> list[str]:
+        """The proxies this target opened, then the agent if it started it."""
+        stopped: list[str] = []
+
+        async def close() -> None:
+            for name in self._opened:
+                await self.agent.delete_proxy(name)
+                stopped.append(f"proxy {name}")
+
+        if self._opened and self.agent.info() is not None:
+            try:
+                asyncio.run(close())
+            except Exception:  # the agent going away takes its proxies with it
+                pass
+        self._opened.clear()
+        if self.agent_started and self.agent.stop_spawned():
+            stopped.append("agent")
+        self.agent_started = False
+        return stopped
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def process_fault(
+        self,
+        kind: str,
+        *,
+        listening_on: int | None = None,
+        pid_file: str | Path | None = None,
+        restart: str | None = None,
+        hold_s: float,
+    ) -> Fault:
+        """SIGKILL / SIGTERM / SIGSTOP the exact processes named now (pid + start time)."""
+        if kind not in PROCESS_SIGNALS:
+            raise UsageError(
+                f"unknown process fault {kind!r} (known: {', '.join(PROCESS_SIGNALS)})"
+            )
+        if (listening_on is None) == (pid_file is None):
+            raise UsageError("a process target is {listening_on: PORT} or {pid_file: PATH}")
+        if listening_on is not None:
+            named = listeners(listening_on)
+            what = f"the process(es) listening on port {listening_on}"
+            if not named:
+                raise UsageError(f"nothing listens on port {listening_on} (as this user sees it)")
+        else:
+            try:
+                named = [from_pid_file(str(pid_file))]
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            what = f"the process in {pid_file}"
+        for pid, _ in named:
+            self.touches.append(f"process {pid}: {_command_line(pid)}")
+        if restart:
+            self.touches.append(f"command run by the agent at the heal: {restart}")
+        params: dict = {"pids": [list(p) for p in named]}
+        if restart and kind != "process.pause":
+            params["restart"] = restart
+        return LeasedFault(
+            self.agent,
+            kind,
+            params,
+            name=f"{kind.split('.')[1]}:{listening_on or Path(str(pid_file)).name}",
+            description=f"{PROCESS_SIGNALS[kind]} {what} for {hold_s:g}s",
+            hold_s=hold_s,
+        )
+
+    def container_fault(self, kind: str, container: str, *, hold_s: float) -> Fault:
+        """Kill, stop, pause or restart the container of exactly this name."""
+        if kind not in CONTAINER_KINDS:
+            raise UsageError(
+                f"unknown container fault {kind!r} (known: {', '.join(CONTAINER_KINDS)})"
+            )
+        from chaos_tui.docker_engine import DockerUnavailable, find_named
+
+        try:
+            found = find_named(container)
+        except DockerUnavailable as exc:
+            raise UsageError(str(exc)) from None
+        if found is None:
+            raise UsageError(f"no container named {container!r} on the local Docker Engine")
+        self.touches.append(f"container {container} ({found.short_id})")
+        return LeasedFault(
+            self.agent,
+            kind,
+            {"container": container},
+            name=f"{kind.split('.')[1]}:{container}",
+            description=f"{kind.split('.')[1]} container {container} for {hold_s:g}s",
+            hold_s=hold_s,
+        )
+
+    def proxy_fault(
+        self,
+        toxic: str,
+        *,
+        listen: str,
+        upstream: str,
+        attributes: dict | None = None,
+        hold_s: float,
+    ) -> Fault:
+        """A toxic (latency, bandwidth, timeout, reset_peer, slicer, limit_data) or `down` on
+        a proxy the run opens between the user's client (at `listen`) and `upstream`."""
+        host_port(upstream)
+        spec = self.proxies.get(listen)
+        if spec is None:
+            if not port_is_free(listen):
+                raise UsageError(f"proxy listen address {listen} is already taken")
+            spec = ProxySpec(f"local-{host_port(listen)[1]}", listen, upstream)
+            self.proxies[listen] = spec
+            self.touches.append(f"proxy {listen} -> {upstream} (opened for the run)")
+        elif spec.upstream != upstream:
+            raise UsageError(f"proxy {listen} is given two upstreams ({spec.upstream}, {upstream})")
+        params: dict[str, object]
+        if toxic == "down":
+            kind, params = "proxy.down", {"proxy": spec.name}
+        else:
+            kind = "proxy.toxic"
+            params = {"proxy": spec.name, "type": toxic, "attributes": dict(attributes or {})}
+        return LeasedFault(
+            self.agent,
+            kind,
+            params,
+            name=f"{toxic}:{listen}",
+            description=f"{toxic} on {listen} -> {upstream} for {hold_s:g}s",
+            hold_s=hold_s,
+        )
+
+
+def _command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)[:200]
