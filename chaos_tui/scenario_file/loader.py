@@ -99,7 +99,9 @@ def load_text(text: str, source: str, overrides: dict[str, str] | None = None) -
     if problems:
         # In file order, each said once.
         said = dict.fromkeys(
-            f"{source}:{line}:{col}: {_path(loc)}: {msg}"
+            f"{source}: {msg}"  # not in the file: a --set
+            if line == 0
+            else f"{source}:{line}:{col}: {_path(loc)}: {msg}"
             if loc
             else f"{source}:{line}:{col}: {msg}"
             for loc, (line, col), msg in sorted(problems, key=lambda p: p[1])
@@ -165,7 +167,18 @@ def _substitute(data: dict[str, Any], read: _Read, overrides: dict[str, str]) ->
     string that is only `${name}` takes the variable's own type (a port stays a number)."""
     declared = data.get("variables")
     values: dict[str, Any] = dict(declared) if isinstance(declared, dict) else {}
-    values.update(overrides)
+    for name, text in overrides.items():
+        if name not in values:
+            known = ", ".join(sorted(values)) or "none declared"
+            read.errors.append(
+                (
+                    (),
+                    (0, 0),
+                    f"--set {name}={text}: no variable {name!r} is declared (variables: {known})",
+                )
+            )
+            continue
+        values[name] = _typed_like(values[name], name, text, read)
 
     def fill(value: Any, loc: Loc) -> Any:
         if isinstance(value, dict):
@@ -193,6 +206,25 @@ def _substitute(data: dict[str, Any], read: _Read, overrides: dict[str, str]) ->
     if "scenarios" in data:
         data = {**data, "scenarios": fill(data["scenarios"], ("scenarios",))}
     return data
+
+
+def _typed_like(default: Any, name: str, text: str, read: _Read) -> Any:
+    """An override (`--set name=text`) in the type of the variable's default."""
+    if isinstance(default, bool):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        what = "true or false"
+    elif isinstance(default, int | float):
+        try:
+            return type(default)(text)
+        except ValueError:
+            what = "a number"
+    else:
+        return text
+    read.errors.append(
+        ((), (0, 0), f"--set {name}={text}: {name} is {what} (its default is {default!r})")
+    )
+    return default
 
 
 # --- pydantic errors to lines ---------------------------------------------------------------
