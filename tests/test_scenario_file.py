@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -382,3 +383,28 @@ scenarios:
     assert caught.value.lines[0].startswith(
         "seed.yaml:49:34: scenarios.opa_restart.validation[0].decisions_during_outage:"
     )
+
+
+def test_validate_loads_neither_the_built_ins_nor_the_sandbox_nor_textual(state_dir):
+    path = state_dir / "mine.yaml"
+    path.write_text(GOOD)
+    done = subprocess.run(
+        [*CHAOS_TUI[:1], "-X", "importtime", *CHAOS_TUI[1:], "validate", str(path)],
+        env=env_for(state_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "chaos_tui.scenario_file.loader" in loaded  # the measurement works
+    for heavy in ("textual", "chaos_tui.scenarios", "chaos_tui.sandbox", "chaos_tui.agent.server"):
+        assert heavy not in loaded, heavy
+
+
+def test_the_readme_example_validates():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Your own system", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert block == GOOD
+    assert list(load_text(block, "README.md").scenarios) == ["checkout_crash"]
