@@ -184,6 +184,19 @@ BROKEN = {
         broken("- type: kill_process\n", "- kill_process: {}\n"),
         f"14:9: {CHECKOUT}.actions[0]: an action needs `type:`",
     ),
+    "two probe kinds in one entry": (
+        broken("      - tcp_open: 127.0.0.1:5432\n", "        tcp_open: 127.0.0.1:5432\n"),
+        f"10:9: {CHECKOUT}.steady_state[0].tcp_open: one kind per entry: 'tcp_open' is a second "
+        "one",
+    ),
+    "a scenario name that is not a name": (
+        broken("  checkout_crash:", '  "checkout crash":'),
+        "6:3: scenarios.checkout crash: 'checkout crash' is not a name",
+    ),
+    "an empty command": (
+        broken('restart: "systemctl start checkout"', 'restart: ""'),
+        f"17:18: {CHECKOUT}.actions[0].restart: must not be empty",
+    ),
     "a file that is not a mapping": ("- a\n- b\n", "1:1: expected a mapping (version, safety, "),
 }
 

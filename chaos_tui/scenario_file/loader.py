@@ -239,6 +239,12 @@ def _explain(err: Any) -> tuple[Loc, str, bool]:
         valid = _fields(model)
         if key in m.ACTION_TYPES and "type" in valid:
             return loc, f"unknown key {key!r} (did you mean `type: {key}`?)", True
+        if getattr(model, "TAGS", ()) and key in _KINDS:
+            return (
+                loc,
+                f"one kind per entry: {key!r} is a second one (start another `- ` item)",
+                True,
+            )
         return loc, f"unknown key {key!r}{_suggest(key, valid)}", True
     if kind == "union_tag_invalid":
         tag = str(err["ctx"]["tag"])
@@ -269,8 +275,9 @@ def _explain(err: Any) -> tuple[Loc, str, bool]:
         return loc, err["msg"], False
     if kind == "missing":
         return loc, f"{loc[-1]!s} is required" if loc else "required", False
-    if loc and loc[-1] == "[key]":
-        return loc[:-1], f"bad name: {err['msg']}", True
+    on_key = bool(loc) and loc[-1] == "[key]"
+    if on_key:  # a mapping key that is not a valid name (a scenario's, a variable's)
+        loc = loc[:-1]
     message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
@@ -278,7 +285,36 @@ def _explain(err: Any) -> tuple[Loc, str, bool]:
         message = f"unsupported version {err['input']!r}: this chaos-tui reads version 1"
     if kind in ("float_type", "int_type") and isinstance(err["input"], str):
         message += f" (found the string {err['input']!r})"
-    return loc, message, False
+    if kind == "string_pattern_mismatch":
+        pattern = str((err.get("ctx") or {}).get("pattern", ""))
+        message = f"{err['input']!r} is not {m.PATTERN_WORDS.get(pattern, 'valid here')}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        message = f"expected a mapping (key: value), found {_what(err['input'])}"
+    if kind == "list_type":
+        message = f"expected a list (`- ` items), found {_what(err['input'])}"
+    if kind == "literal_error" and err["input"] is not True and "True" in message:
+        message = "only `true` means something here (leave the entry out instead)"
+    if kind == "too_short":
+        message = "needs at least one entry"
+    if kind == "string_too_short":
+        message = "must not be empty"
+    return loc, message, on_key
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r}"
+
+
+_KINDS = frozenset(
+    tag
+    for models in (m.PROBE_MODELS, m.LOAD_MODELS, m.CHECK_MODELS, m.CLEANUP_MODELS)
+    for model in models
+    for tag in model.TAGS
+)
 
 
 def _suggest(key: str, valid: typing.Iterable[str], valid_list: bool = True) -> str:

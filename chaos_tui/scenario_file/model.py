@@ -79,8 +79,20 @@ Seconds = Annotated[float, Field(gt=0, le=MAX_DURATION_S)]
 TimeoutMs = Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)]
 Millis = Annotated[int, Field(ge=0, le=int(MAX_DURATION_S * 1000))]
 Fraction = Annotated[float, Field(ge=0, le=1)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-ContainerName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CONTAINER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# What each pattern means, for an error message a person can act on.
+PATTERN_WORDS = {
+    NAME_PATTERN: "a name: letters, digits, _ . - (up to 64), starting with a letter or digit",
+    CONTAINER_PATTERN: "a container name: letters, digits, _ . -, starting with a letter or digit",
+    METRIC_PATTERN: "a Prometheus metric name: letters, digits, _ and :",
+    VARIABLE_PATTERN: "a variable name: letters, digits and _, not starting with a digit",
+    "^/": "an absolute path",
+}
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+ContainerName = Annotated[str, Field(pattern=CONTAINER_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
@@ -230,7 +242,7 @@ class JetStreamProbe(ProbeBase):
 
 class MetricSpec(Strict):
     url: HttpUrl
-    name: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
+    name: Annotated[str, Field(pattern=METRIC_PATTERN)]
     labels: dict[str, str] = Field(default_factory=dict)
 
 
@@ -750,7 +762,7 @@ def _scalar(value: Any) -> Any:
     raise ValueError("a variable's default is a string, a number or true/false")
 
 
-VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]
 
 
 class ScenarioFile(Strict):
