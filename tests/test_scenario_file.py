@@ -322,10 +322,17 @@ def test_variables_fill_strings_and_keep_a_whole_values_type():
     overridden = load_text(text, "f.yaml", overrides={"port": "9090"})
     assert overridden.scenarios["checkout_crash"].actions[0].target.listening_on == 9090
     with pytest.raises(ScenarioFileError) as caught:
-        load_text(text, "f.yaml", overrides={"port": "eighty", "prot": "1"})
+        load_text(
+            text.replace("duration_seconds: 3", "duration_seconds: -3"),
+            "f.yaml",
+            overrides={"port": "eighty", "prot": "1"},
+        )
+    # A bad --set does not hide what is wrong in the file.
     assert caught.value.lines == [
         "f.yaml: --set port=eighty: port is a number (its default is 8080)",
         "f.yaml: --set prot=1: no variable 'prot' is declared (variables: port)",
+        "f.yaml:18:27: scenarios.checkout_crash.actions[0].duration_seconds: "
+        "Input should be greater than 0",
     ]
 
 

@@ -88,7 +88,8 @@ def load_text(text: str, source: str, overrides: dict[str, str] | None = None) -
         parsed = m.ScenarioFile.model_validate(data)
     except ValidationError as exc:
         parsed = None
-        skip = {loc for loc, _, _ in read.errors}  # an undefined ${var} is said once
+        # An undefined ${var} or a duplicate key is said once, not again as what it caused.
+        skip = {loc for loc, _, _ in read.errors if loc}
         for err in exc.errors():
             loc, message, on_key = _explain(err)
             if any(loc[: len(s)] == s for s in skip):
@@ -147,7 +148,9 @@ def _node(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, read: _Read) -> An
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool):
-                read.errors.append((loc, _mark(key_node), "a key must be a plain name"))
+                read.errors.append(
+                    (loc + ("<key>",), _mark(key_node), "a key must be a plain name")
+                )
                 continue
             key = str(key) if not isinstance(key, str) else key
             if key in out:
