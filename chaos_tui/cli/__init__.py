@@ -15,7 +15,7 @@ import click
 from chaos_tui import status_line
 
 # Each module registers its commands on the group as it is imported.
-from chaos_tui.cli import agent, listing, sandbox  # noqa: F401
+from chaos_tui.cli import agent, listing, sandbox, scenario_file  # noqa: F401
 from chaos_tui.cli.errors import explain
 from chaos_tui.cli.root import cli
 from chaos_tui.core.exit_codes import ExitCode
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         problem = explain(exc)
         if problem is None:
             raise  # a bug: its traceback is what a report needs
-        code, line = problem
-        click.echo(f"chaos-tui: {line}", err=True)
+        code, message = problem
+        # A scenario file's problems are one line each, all of them (`validate`).
+        for line in message.splitlines() or [""]:
+            click.echo(f"chaos-tui: {line}", err=True)
         return int(code)
     return 0

@@ -1,8 +1,9 @@
-"""`chaos-tui list`: the built-in scenarios."""
+"""`chaos-tui list [--file FILE]`: the built-in scenarios, and a scenario file's beside them."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,8 +13,16 @@ from chaos_tui.cli.root import cli
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_scenarios(as_json):
-    """List the built-in scenarios."""
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    help="A scenario file: its scenarios are listed too (checked first, as `validate` does).",
+)
+def list_scenarios(as_json, file):
+    """List the built-in scenarios (and a scenario file's with --file)."""
+    # The file first: a bad file is its errors alone, before anything heavier is imported.
+    file_rows = _file_rows(file) if file is not None else []
     from chaos_tui.scenarios import SCENARIOS
 
     rows: list[dict[str, Any]] = [
@@ -25,10 +34,36 @@ def list_scenarios(as_json):
         }
         for cls in SCENARIOS.values()
     ]
+    for row in rows:
+        row["source"] = "built-in"
+    rows += file_rows
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
+        if row["source"] != "built-in":
+            click.echo(f"{row['name']}  (from {row['source']})\n    {row['hypothesis']}")
+            click.echo(f"    {row['summary']}")
+            continue
         click.echo(f"{row['name']}  (profile {row['profile']})\n    {row['hypothesis']}")
         params = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
         click.echo(f"    parameters: {params}")
+
+
+def _file_rows(file: Path) -> list[dict[str, Any]]:
+    from chaos_tui.scenario_file.loader import load_file
+    from chaos_tui.scenario_file.summary import summary_line
+
+    parsed = load_file(file)
+    return [
+        {
+            "name": name,
+            "source": str(file),
+            "hypothesis": scenario.hypothesis,
+            "summary": summary_line(name, scenario).partition(": ")[2],
+            "probes": scenario.probe_names,
+            "actions": [action.type for action in scenario.actions],
+            "hold_s": scenario.hold_s,
+        }
+        for name, scenario in parsed.scenarios.items()
+    ]

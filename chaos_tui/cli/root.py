@@ -59,6 +59,7 @@ def cli(ctx, /, headless, scenario_name, **_options):
     \b
     chaos-tui --headless --scenario postgres_restart_outbox
     chaos-tui list
+    chaos-tui init; chaos-tui validate chaos-scenarios.yaml
     chaos-tui sandbox up|down|status
     """
     if ctx.invoked_subcommand is not None:

@@ -1,0 +1,776 @@
+"""The scenario file's shape (issue 14): pydantic models, strict, unknown keys refused.
+
+A probe, a validation check and a cleanup step are each a mapping with one *kind* key
+(`http_200_from: URL`, `error_rate_max: {...}`); an action is a mapping tagged by `type`. Both
+are tagged unions, so an error names the one kind the user wrote instead of every possible one.
+Every tagged model lists its tags in `TAGS`: the loader uses them to drop pydantic's tag
+elements from an error's location, so the path it shows is the path in the file.
+
+Nothing here resolves anything (no pid, no container, no port is looked at): a later
+`to_plan(target)` turns a validated `FileScenario` into a RunPlan, probes from `steady_state`
+(`default_name` gives each its name), faults from `actions` (`hold_s` / `ttl_s`), invariants
+from `validation`, with the heal of every action first in cleanup.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+MAX_DURATION_S = 3600.0  # an hour: anything longer in a chaos run is a typo, not a plan
+MAX_TIMEOUT_MS = 60_000
+
+
+class Strict(BaseModel):
+    """Every model of the file: unknown keys refused, no string-to-number coercion, frozen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    TAGS: ClassVar[tuple[str, ...]] = ()
+
+
+# --- scalar types ---------------------------------------------------------------------------
+
+
+def _url(schemes: tuple[str, ...]) -> Any:
+    def check(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not a URL: expected {' or '.join(s + '://' for s in schemes)}HOST..."
+            )
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number or out of range
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: bad port ({exc})") from None
+        return value
+
+    return AfterValidator(check)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port:
+        raise ValueError(f"{value!r} is not HOST:PORT (a port is required, e.g. 127.0.0.1:5432)")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port {port!r} is not a port (1-65535)")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f"{value!r}: an IPv6 host goes in brackets, e.g. [::1]:5432")
+    return value
+
+
+HttpUrl = Annotated[str, _url(("http", "https"))]
+NatsUrl = Annotated[str, _url(("nats", "tls", "ws", "wss"))]
+HostPort = Annotated[str, AfterValidator(_host_port)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0, le=MAX_DURATION_S)]
+TimeoutMs = Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)]
+Millis = Annotated[int, Field(ge=0, le=int(MAX_DURATION_S * 1000))]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CONTAINER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+METRIC_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# What each pattern means, for an error message a person can act on.
+PATTERN_WORDS = {
+    NAME_PATTERN: "a name: letters, digits, _ . - (up to 64), starting with a letter or digit",
+    CONTAINER_PATTERN: "a container name: letters, digits, _ . -, starting with a letter or digit",
+    METRIC_PATTERN: "a Prometheus metric name: letters, digits, _ and :",
+    VARIABLE_PATTERN: "a variable name: letters, digits and _, not starting with a digit",
+    "^/": "an absolute path",
+}
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+ContainerName = Annotated[str, Field(pattern=CONTAINER_PATTERN)]
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+def _dsn(value: str) -> str:
+    if urlsplit(value).scheme in ("postgres", "postgresql") or "=" in value:
+        return value
+    raise ValueError(
+        f"{value!r} is not a DSN: postgresql://USER@HOST:PORT/DB or 'host=... dbname=...'"
+    )
+
+
+Dsn = Annotated[str, AfterValidator(_dsn)]
+
+
+def _one_key(kinds: tuple[str, ...]) -> Any:
+    """A callable discriminator: the one kind key a mapping carries (None: pydantic's error)."""
+
+    def pick(value: Any) -> str | None:
+        if isinstance(value, BaseModel):
+            return next(iter(type(value).TAGS), None)  # type: ignore[attr-defined]
+        if not isinstance(value, dict):
+            return None
+        found = [k for k in value if k in kinds]
+        return found[0] if found else None
+
+    return pick
+
+
+def _tagged(models: tuple[type[Strict], ...], what: str) -> Any:
+    kinds = tuple(tag for m in models for tag in m.TAGS)
+    members = tuple(Annotated[m, Tag(m.TAGS[0])] for m in models)
+    return Annotated[
+        _union(members),
+        Discriminator(
+            _one_key(kinds),
+            custom_error_type="missing_kind",
+            custom_error_message=f"{what} needs one of: {', '.join(kinds)}",
+            custom_error_context={"kinds": ", ".join(kinds), "what": what},
+        ),
+    ]
+
+
+def _union(members: tuple[Any, ...]) -> Any:
+    from functools import reduce
+    from operator import or_
+
+    return reduce(or_, members) if len(members) > 1 else members[0]
+
+
+# --- probes (steady_state) ------------------------------------------------------------------
+
+
+class ProbeBase(Strict):
+    name: Name | None = None
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ProbeBase:
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.TAGS[0]
+
+    @property
+    def default_name(self) -> str:
+        return self.kind
+
+    @property
+    def probe_name(self) -> str:
+        return self.name or self.default_name
+
+
+def _last_segment(url: str) -> str:
+    parts = urlsplit(url)
+    segment = next((s for s in reversed(parts.path.split("/")) if s), "")
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", segment or parts.hostname or "http")
+
+
+class Http200Probe(ProbeBase):
+    TAGS = ("http_200_from",)
+    http_200_from: HttpUrl
+
+    @property
+    def default_name(self) -> str:
+        return _last_segment(self.http_200_from)
+
+
+class HttpSpec(Strict):
+    url: HttpUrl
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
+    timeout_ms: TimeoutMs = 1000
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class HttpProbe(ProbeBase):
+    TAGS = ("http",)
+    http: HttpSpec
+
+    @property
+    def default_name(self) -> str:
+        return _last_segment(self.http.url)
+
+
+class TcpProbe(ProbeBase):
+    TAGS = ("tcp_open",)
+    tcp_open: HostPort
+
+    @property
+    def default_name(self) -> str:
+        return "tcp_" + self.tcp_open.rpartition(":")[2]
+
+
+class PostgresSpec(Strict):
+    dsn: Dsn
+    query: Text = "select 1"
+
+
+class PostgresProbe(ProbeBase):
+    TAGS = ("postgres",)
+    postgres: PostgresSpec
+
+
+class NatsProbe(ProbeBase):
+    TAGS = ("nats",)
+    nats: NatsUrl
+
+
+class JetStreamSpec(Strict):
+    url: NatsUrl
+    stream: Name
+
+
+class JetStreamProbe(ProbeBase):
+    TAGS = ("jetstream_stream",)
+    jetstream_stream: JetStreamSpec
+
+    @property
+    def default_name(self) -> str:
+        return self.jetstream_stream.stream
+
+
+class MetricSpec(Strict):
+    url: HttpUrl
+    name: Annotated[str, Field(pattern=METRIC_PATTERN)]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class MetricProbe(ProbeBase):
+    TAGS = ("prometheus_metric",)
+    prometheus_metric: MetricSpec
+
+    @property
+    def default_name(self) -> str:
+        return self.prometheus_metric.name
+
+
+class QuerySpec(Strict):
+    url: HttpUrl
+    query: Text
+
+
+class QueryProbe(ProbeBase):
+    TAGS = ("prometheus_query",)
+    prometheus_query: QuerySpec
+
+
+class CommandProbe(ProbeBase):
+    TAGS = ("command",)
+    command: Text
+    timeout_ms: TimeoutMs = 5000
+
+
+# The seed's names for the platform's own probes: meaningful on the sandbox and Docker targets.
+class DbConnectionProbe(ProbeBase):
+    TAGS = ("db_connection",)
+    db_connection: Literal[True]
+
+
+class NatsFlowingProbe(ProbeBase):
+    TAGS = ("nats_messages_flowing",)
+    nats_messages_flowing: Literal[True]
+
+
+class OpaHealthProbe(ProbeBase):
+    TAGS = ("opa_health",)
+    opa_health: Literal[True]
+
+
+class OutboxQueueProbe(ProbeBase):
+    TAGS = ("outbox_queue_size_lt",)
+    outbox_queue_size_lt: Annotated[int, Field(gt=0)]
+
+
+class DecisionRateProbe(ProbeBase):
+    TAGS = ("policy_decisions_success_rate_gt",)
+    policy_decisions_success_rate_gt: Fraction
+
+
+PROBE_MODELS: tuple[type[Strict], ...] = (
+    Http200Probe,
+    HttpProbe,
+    TcpProbe,
+    PostgresProbe,
+    NatsProbe,
+    JetStreamProbe,
+    MetricProbe,
+    QueryProbe,
+    CommandProbe,
+    DbConnectionProbe,
+    NatsFlowingProbe,
+    OpaHealthProbe,
+    OutboxQueueProbe,
+    DecisionRateProbe,
+)
+if TYPE_CHECKING:  # the type checker sees what every member has in common
+    Probe = ProbeBase
+else:
+    Probe = _tagged(PROBE_MODELS, "steady_state probe")
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+class HttpRequestsSpec(Strict):
+    url: HttpUrl
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    rate_per_s: Annotated[float, Field(gt=0, le=1000)] = 10
+    timeout_ms: TimeoutMs = 2000
+
+
+class HttpRequestsLoad(Strict):
+    TAGS = ("http_requests",)
+    name: Name | None = None
+    http_requests: HttpRequestsSpec
+
+    @property
+    def load_name(self) -> str:
+        return self.name or _last_segment(self.http_requests.url)
+
+
+LOAD_MODELS: tuple[type[Strict], ...] = (HttpRequestsLoad,)
+if TYPE_CHECKING:
+    Load = HttpRequestsLoad
+else:
+    Load = _tagged(LOAD_MODELS, "load entry")
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+class ActionBase(Strict):
+    # None: the run's default hold (the built-ins' hold_s), settable with --set later.
+    duration_seconds: Seconds | None = None
+    ttl_seconds: Seconds | None = None
+
+    @field_validator("ttl_seconds")
+    @classmethod
+    def _ttl_covers_hold(cls, ttl: float | None, info: Any) -> float | None:
+        hold = info.data.get("duration_seconds")
+        if ttl is not None and hold is not None and ttl < hold:
+            raise ValueError(
+                f"ttl_seconds ({ttl:g}) is shorter than duration_seconds ({hold:g}): "
+                "the agent would heal the fault before the run is done holding it"
+            )
+        return ttl
+
+
+class ProcessTarget(Strict):
+    listening_on: Port | None = None
+    pid_file: Annotated[str, Field(pattern=r"^/")] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ProcessTarget:
+        if (self.listening_on is None) == (self.pid_file is None):
+            raise ValueError("a process target takes exactly one of listening_on, pid_file")
+        return self
+
+
+class ProcessAction(ActionBase):
+    TAGS = ("kill_process", "terminate_process", "pause_process")
+    type: Literal["kill_process", "terminate_process", "pause_process"]
+    target: ProcessTarget
+    restart: Text | None = None  # the heal, run by the agent (also at the TTL or owner death)
+
+
+class ContainerAction(ActionBase):
+    TAGS = ("kill_container", "stop_container", "pause_container", "restart_container")
+    type: Literal["kill_container", "stop_container", "pause_container", "restart_container"]
+    # A container's name; on the sandbox and Docker targets also a platform part (postgres...).
+    target: ContainerName
+    graceful: bool = True
+
+
+class PartitionAction(ActionBase):
+    TAGS = ("network_partition",)
+    type: Literal["network_partition"]
+    target: ContainerName
+    ports: list[Port] | None = None  # None: all traffic
+
+
+class ProxySpec(Strict):
+    listen: HostPort
+    upstream: HostPort
+
+
+class ProxyActionBase(ActionBase):
+    proxy: ProxySpec
+    stream: Literal["downstream", "upstream"] = "downstream"
+    toxicity: Fraction = 1.0
+
+
+class LatencyAction(ProxyActionBase):
+    TAGS = ("latency",)
+    type: Literal["latency"]
+    latency: Millis  # ms added to every chunk
+    jitter: Millis = 0
+
+
+class BandwidthAction(ProxyActionBase):
+    TAGS = ("bandwidth",)
+    type: Literal["bandwidth"]
+    rate: Annotated[int, Field(ge=0)]  # KB/s
+
+
+class TimeoutAction(ProxyActionBase):
+    TAGS = ("timeout",)
+    type: Literal["timeout"]
+    timeout: Millis = 0  # drop data, close after this many ms (0: never)
+
+
+class ResetPeerAction(ProxyActionBase):
+    TAGS = ("reset_peer",)
+    type: Literal["reset_peer"]
+    timeout: Millis = 0
+
+
+class SlicerAction(ProxyActionBase):
+    TAGS = ("slicer",)
+    type: Literal["slicer"]
+    average_size: Annotated[int, Field(gt=0)]
+    size_variation: Annotated[int, Field(ge=0)] = 0
+    delay: Annotated[int, Field(ge=0)] = 0  # µs between pieces
+
+
+class LimitDataAction(ProxyActionBase):
+    TAGS = ("limit_data",)
+    type: Literal["limit_data"]
+    bytes: Annotated[int, Field(ge=0)]
+
+
+class DownAction(ProxyActionBase):
+    TAGS = ("down",)
+    type: Literal["down"]
+
+
+ACTION_MODELS: tuple[type[Strict], ...] = (
+    ProcessAction,
+    ContainerAction,
+    PartitionAction,
+    LatencyAction,
+    BandwidthAction,
+    TimeoutAction,
+    ResetPeerAction,
+    SlicerAction,
+    LimitDataAction,
+    DownAction,
+)
+ACTION_TYPES: tuple[str, ...] = tuple(t for m in ACTION_MODELS for t in m.TAGS)
+if TYPE_CHECKING:
+    Action = (
+        ProcessAction
+        | ContainerAction
+        | PartitionAction
+        | LatencyAction
+        | BandwidthAction
+        | TimeoutAction
+        | ResetPeerAction
+        | SlicerAction
+        | LimitDataAction
+        | DownAction
+    )
+else:
+    Action = Annotated[_union(ACTION_MODELS), Field(discriminator="type")]
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _number_is_max(value: Any) -> Any:
+    """`recovery_time_max_seconds: 10` is `{max: 10}` on the scenario's recovery probe."""
+    return (
+        {"max": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
+    )
+
+
+class TimeBound(Strict):
+    probe: Name | None = None  # None: the scenario's first steady_state probe
+    max: Seconds
+
+
+class ProbeOrLoad(Strict):
+    probe: Name | None = None
+    load: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProbeOrLoad:
+        if (self.probe is None) == (self.load is None):
+            raise ValueError("name exactly one of probe, load")
+        return self
+
+
+class ErrorRateBound(ProbeOrLoad):
+    max: Fraction
+
+
+class LatencyBound(ProbeOrLoad):
+    phase: Literal["during", "after"] = "during"
+    max: Annotated[float, Field(gt=0)]
+
+
+class ValueBound(Strict):
+    probe: Name
+    phase: Literal["before", "during", "after"] = "after"
+
+
+class ValueMax(ValueBound):
+    max: float
+
+
+class ValueMin(ValueBound):
+    min: float
+
+
+class Within(Strict):
+    within_seconds: Seconds
+
+
+class CheckBase(Strict):
+    pass
+
+
+class HttpRecoveryCheck(CheckBase):
+    TAGS = ("http_recovery_time_max_seconds",)
+    http_recovery_time_max_seconds: Seconds
+
+
+class RecoveryCheck(CheckBase):
+    TAGS = ("recovery_time_max_seconds",)
+    recovery_time_max_seconds: Annotated[TimeBound, BeforeValidator(_number_is_max)]
+
+
+class DetectCheck(CheckBase):
+    TAGS = ("detect_time_max_seconds",)
+    detect_time_max_seconds: Annotated[TimeBound, BeforeValidator(_number_is_max)]
+
+
+class ErrorRateCheck(CheckBase):
+    TAGS = ("error_rate_max",)
+    error_rate_max: ErrorRateBound
+
+
+class LatencyCheck(CheckBase):
+    TAGS = ("latency_p95_max_ms",)
+    latency_p95_max_ms: LatencyBound
+
+
+class SteadyAfterCheck(CheckBase):
+    TAGS = ("steady_state_after",)
+    steady_state_after: Within
+
+
+class ValueMaxCheck(CheckBase):
+    TAGS = ("value_max",)
+    value_max: ValueMax
+
+
+class ValueMinCheck(CheckBase):
+    TAGS = ("value_min",)
+    value_min: ValueMin
+
+
+# The built-in checks, by name: a target that does not provide one refuses it at planning.
+class NoEventLossCheck(CheckBase):
+    TAGS = ("no_event_loss",)
+    no_event_loss: Literal[True]
+
+
+class NoDataLossCheck(CheckBase):
+    TAGS = ("no_data_loss",)
+    no_data_loss: Literal[True]
+
+
+class RedeliveryCheck(CheckBase):
+    TAGS = ("nats_message_redelivery",)
+    nats_message_redelivery: Literal[True]
+
+
+class OutboxResumesCheck(CheckBase):
+    TAGS = ("outbox_processing_resumes_within_seconds",)
+    outbox_processing_resumes_within_seconds: Seconds
+
+
+class DecisionsCheck(CheckBase):
+    TAGS = ("decisions_during_outage",)
+    decisions_during_outage: Literal["deny_all"]
+
+
+CHECK_MODELS: tuple[type[Strict], ...] = (
+    HttpRecoveryCheck,
+    RecoveryCheck,
+    DetectCheck,
+    ErrorRateCheck,
+    LatencyCheck,
+    SteadyAfterCheck,
+    ValueMaxCheck,
+    ValueMinCheck,
+    NoEventLossCheck,
+    NoDataLossCheck,
+    RedeliveryCheck,
+    OutboxResumesCheck,
+    DecisionsCheck,
+)
+# A check written as a bare name (`- no_event_loss`) means `no_event_loss: true`.
+NAMED_CHECKS = ("no_event_loss", "no_data_loss", "nats_message_redelivery")
+
+
+def _bare_name(names: tuple[str, ...]) -> Any:
+    def expand(value: Any) -> Any:
+        return {value: True} if isinstance(value, str) and value in names else value
+
+    return BeforeValidator(expand)
+
+
+if TYPE_CHECKING:
+    Check = CheckBase
+else:
+    Check = Annotated[_tagged(CHECK_MODELS, "validation check"), _bare_name(NAMED_CHECKS)]
+
+
+# --- cleanup --------------------------------------------------------------------------------
+
+
+class VerifyStep(Strict):
+    TAGS = ("verify_steady_state",)
+    verify_steady_state: Literal[True] | Within
+
+
+class CommandStep(Strict):
+    TAGS = ("command",)
+    command: Text
+    timeout_ms: TimeoutMs = 30_000
+
+
+class RestoreNetworkStep(Strict):
+    TAGS = ("restore_network",)
+    restore_network: Literal[True]
+
+
+class DbHealthyStep(Strict):
+    TAGS = ("verify_db_healthy",)
+    verify_db_healthy: Literal[True]
+
+
+class OutboxDrainedStep(Strict):
+    TAGS = ("verify_outbox_drained",)
+    verify_outbox_drained: Literal[True]
+
+
+class PoliciesLoadedStep(Strict):
+    TAGS = ("verify_opa_policies_loaded",)
+    verify_opa_policies_loaded: Literal[True]
+
+
+CLEANUP_MODELS: tuple[type[Strict], ...] = (
+    VerifyStep,
+    CommandStep,
+    RestoreNetworkStep,
+    DbHealthyStep,
+    OutboxDrainedStep,
+    PoliciesLoadedStep,
+)
+NAMED_STEPS = (
+    "verify_steady_state",
+    "restore_network",
+    "verify_db_healthy",
+    "verify_outbox_drained",
+    "verify_opa_policies_loaded",
+)
+if TYPE_CHECKING:
+    Cleanup = Strict
+else:
+    Cleanup = Annotated[_tagged(CLEANUP_MODELS, "cleanup step"), _bare_name(NAMED_STEPS)]
+
+
+# --- the file -------------------------------------------------------------------------------
+
+
+class FileScenario(Strict):
+    hypothesis: Text
+    description: Text | None = None
+    steady_state: Annotated[list[Probe], Field(min_length=1)]
+    load: list[Load] = Field(default_factory=list)
+    actions: Annotated[list[Action], Field(min_length=1)]
+    validation: list[Check] = Field(default_factory=list)
+    cleanup: list[Cleanup] = Field(default_factory=list)
+    # The run's own phases; None: the built-ins' defaults (and --set warmup_s=... later).
+    warmup_seconds: Seconds | None = None
+    recover_seconds: Seconds | None = None
+
+    @property
+    def probe_names(self) -> list[str]:
+        return [p.probe_name for p in self.steady_state]
+
+    @property
+    def load_names(self) -> list[str]:
+        return [entry.load_name for entry in self.load]
+
+    @property
+    def hold_s(self) -> float | None:
+        """Seconds the faults are held in all, None when one takes the run's default hold."""
+        holds = [a.duration_seconds for a in self.actions]
+        return None if None in holds else sum(h for h in holds if h is not None)
+
+
+class Safety(Strict):
+    environment_check: bool = True
+    require_explicit_enable: bool = True
+
+    @field_validator("environment_check")
+    @classmethod
+    def _lockout_on(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "the production lockout is always on: environment_check cannot be false"
+            )
+        return value
+
+    @field_validator("require_explicit_enable")
+    @classmethod
+    def _enable_on(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "anything but the sandbox always needs --enable-chaos or CHAOS_ENABLED=true: "
+                "require_explicit_enable cannot be false"
+            )
+        return value
+
+
+class Isolation(Strict):
+    """The seed's `isolation:` block: where the platform's containers live (Docker target)."""
+
+    docker_network: ContainerName | None = None
+    docker_profile: Name | None = None
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError("a variable's default is a string, a number or true/false")
+
+
+VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]
+
+
+class ScenarioFile(Strict):
+    version: Literal[1] = 1
+    safety: Safety = Field(default_factory=Safety)
+    isolation: Isolation | None = None
+    # name -> default; `${name}` in any string value of the scenarios, `--set name=...` later.
+    variables: dict[VariableName, Annotated[Any, AfterValidator(_scalar)]] = Field(
+        default_factory=dict
+    )
+    scenarios: Annotated[dict[Name, FileScenario], Field(min_length=1)]
