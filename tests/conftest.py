@@ -195,7 +195,7 @@ async def healthy(sandbox, service: str) -> bool:
 TESTBED = Path(__file__).resolve().parents[1] / "infra" / "docker" / "testbed"
 
 
-def testbed_problem() -> str | None:
+def why_no_testbed() -> str | None:
     """Why the offline test bed's image cannot be had here, if it cannot."""
     has_base = subprocess.run(
         ["docker", "image", "ls", "-q", "chaos-tui-testbed-base"], capture_output=True, text=True
@@ -208,7 +208,7 @@ def testbed_problem() -> str | None:
     return None
 
 
-def testbed_image() -> str:
+def build_testbed_image() -> str:
     """The test bed's image tag, built offline (a blink once cached)."""
     built = subprocess.run(
         [sys.executable, str(TESTBED / "build_testbed.py")],

@@ -29,11 +29,11 @@ from chaos_tui.scenarios import SCENARIOS
 from chaos_tui.settings import Settings
 from tests.conftest import (
     CHAOS_TUI,
+    build_testbed_image,
     env_for,
     leftovers,
     make_state_dir,
-    testbed_image,
-    testbed_problem,
+    why_no_testbed,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -331,7 +331,7 @@ def stack(request):
     turn), under this session's projects and ports; afterwards `just chaos-down`. Whatever
     else runs on the engine is left alone: nothing here is named or labelled like it."""
     assert not _ours_exist(), f"this session's projects are already in use: {_ours_exist()}"
-    if problem := testbed_problem():
+    if problem := why_no_testbed():
         pytest.skip(problem)
     state_dir = make_state_dir("docker")
     env = env_for(
@@ -342,7 +342,7 @@ def stack(request):
         **_own_projects_and_ports(),
     )
     started = time.monotonic()
-    image = testbed_image()
+    image = build_testbed_image()
     print(f"test bed {image} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     env.update(CHAOS_TESTBED_IMAGE=image, CHAOS_DOCKER__SIDECAR_IMAGE=image)
     try:

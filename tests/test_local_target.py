@@ -26,6 +26,10 @@ class Quick(ScenarioParams):
     recover_s: float = 1.5
 
 
+class LongerHold(Quick):
+    hold_s: float = 2.5  # a request through 300 ms of latency each way takes 0.6 s: room for some
+
+
 class OwnServiceKill(Scenario):
     """What a scenario file's kill_process with `restart:` becomes."""
 
@@ -131,7 +135,7 @@ class ProxyLatency(Scenario):
 
     name = "own_proxy_latency"
     hypothesis = "requests through the proxy slow down by the toxic's latency, and recover"
-    Params = Quick
+    Params = LongerHold
 
     def __init__(self, listen: str, upstream: str) -> None:
         super().__init__()
@@ -168,7 +172,13 @@ def test_latency_on_a_proxy_the_run_opens_shows_during_the_fault_only(local):
         samples = run.timeline.since("through_proxy", 0)
 
         def latencies(start: float, end: float) -> list[float]:
-            return [s.value for s in samples if s.ok and s.value is not None and start <= s.t < end]
+            """Requests begun and answered between start and end (one begun before the heal
+            and answered after it saw only part of the toxic)."""
+            return [
+                s.value
+                for s in samples
+                if s.ok and s.value is not None and start <= s.t and s.t + s.value / 1000 < end
+            ]
 
         during = latencies(window.applied_at + 0.1, window.heal_started_at)
         after = latencies(window.healed_at + 0.1, float("inf"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.agent.client import AgentRefused
-from tests.conftest import testbed_image, testbed_problem
+from tests.conftest import build_testbed_image, why_no_testbed
 
 DOCKER = Path(__file__).resolve().parents[1] / "infra" / "docker"
 
@@ -22,7 +22,7 @@ def _problem() -> str | None:
         return "docker is not installed"
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         return "no Docker Engine answers"
-    return testbed_problem()
+    return why_no_testbed()
 
 
 PROBLEM = _problem()
@@ -38,7 +38,7 @@ def docker(*args: str) -> str:
 @pytest.fixture(scope="module")
 def own_container():
     """A container of the user's (named, no compose labels), removed afterwards by its id."""
-    image = testbed_image()
+    image = build_testbed_image()
     name = f"chaos-t{os.getpid()}-own"
     cid = docker("run", "-d", "--name", name, "--init", image, "sleep", "3600")
     try:
