@@ -111,12 +111,9 @@ def bare_python() -> float:
     return time.time() - started
 
 
-def one_run(env: dict[str, str], state: Path, args, keep: bool) -> dict:
-    """One headless run; its overhead and the breakdown, in seconds."""
-    output = state / "run.json"
-    output.unlink(missing_ok=True)
-    command = [
-        *cli(),
+def run_arguments(args, output: Path) -> list[str]:
+    """The short headless run every measurement makes, its JSON result into `output`."""
+    return [
         "--headless",
         "--scenario",
         SCENARIO,
@@ -129,6 +126,13 @@ def one_run(env: dict[str, str], state: Path, args, keep: bool) -> dict:
         "--output",
         str(output),
     ]
+
+
+def one_run(env: dict[str, str], state: Path, args, keep: bool) -> dict:
+    """One headless run; its overhead and the breakdown, in seconds."""
+    output = state / "run.json"
+    output.unlink(missing_ok=True)
+    command = [*cli(), *run_arguments(args, output)]
     if keep:
         command.append("--keep-sandbox")
     master, slave = os.openpty()  # stderr a terminal, as a user's: the status line shows
@@ -227,20 +231,7 @@ def import_costs(env: dict[str, str], state: Path, args) -> dict:
         ("help", ["--help"]),
         (
             "headless_run",
-            [
-                "--headless",
-                "--scenario",
-                SCENARIO,
-                "--keep-sandbox",
-                "--set",
-                f"warmup_s={args.warmup:g}",
-                "--set",
-                f"{args.hold_name}={args.hold:g}",
-                "--set",
-                f"recover_s={args.recover:g}",
-                "--output",
-                str(state / "importtime.json"),
-            ],
+            [*run_arguments(args, state / "importtime.json"), "--keep-sandbox"],
         ),
     ):
         proc = subprocess.run(
