@@ -98,9 +98,6 @@ def launch(
     )
 
 
-HOLD_NAMES = ("hold_s", "down_s", "stall_s", "cut_s")  # hold_s and the names it had before
-
-
 def parse_params(scenario_cls, assignments: tuple[str, ...]):
     """`--set key=value` pairs, validated against the scenario's parameter model."""
     values = {}
@@ -109,6 +106,8 @@ def parse_params(scenario_cls, assignments: tuple[str, ...]):
         if not sep or not key:
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         values[key.strip()] = value.strip()
+    from chaos_tui.core.contracts import HOLD_NAMES
+
     holds = [name for name in HOLD_NAMES if name in values]
     if len(holds) > 1:  # one parameter under its old names too: which one is meant?
         raise UsageError(f"--set {' and '.join(holds)} name the same parameter (hold_s): give one")

@@ -172,6 +172,10 @@ class RunContext:
         self.plan = plan
 
 
+# `hold_s` and the names each scenario gave it before it had one, still accepted as input.
+HOLD_NAMES = ("hold_s", "down_s", "stall_s", "cut_s")
+
+
 def hold_s_field(default: float, le: float, description: str, ge: float = 0) -> Any:
     """`hold_s`, also accepted under the names each scenario used before it had one
     (`--set down_s=10` keeps working; listings and results say hold_s)."""
@@ -180,7 +184,7 @@ def hold_s_field(default: float, le: float, description: str, ge: float = 0) -> 
         ge=ge,
         le=le,
         description=description,
-        validation_alias=AliasChoices("hold_s", "down_s", "stall_s", "cut_s"),
+        validation_alias=AliasChoices(*HOLD_NAMES),
     )
 
 
