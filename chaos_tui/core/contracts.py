@@ -96,6 +96,9 @@ class Fault(ABC):
     def __init__(self, name: str, description: str) -> None:
         self.name = name
         self.description = description
+        # The exact things it breaks (pids with their command lines, a container, a proxy),
+        # where the target alone cannot say: the plan adds them to the blast radius.
+        self.touches: tuple[str, ...] = ()
 
     def lease(self, target: str) -> FaultLease:
         return FaultLease(fault=self.name, target=target, ttl_s=self.ttl_s)

@@ -110,7 +110,8 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
         workload=scenario.workload(),
         invariants=tuple(scenario.invariants()),
         invariant_budget_s=scenario.invariant_budget_s,
-        blast_radius=tuple(target.blast_radius(scenario.profile)),
+        blast_radius=tuple(target.blast_radius(scenario.profile))
+        + tuple(line for f in faults for line in f.fault.touches),
         warmup_s=scenario.warmup_s,
         recover_s=scenario.recover_s,
         recovery_probe=scenario.recovery_probe,

@@ -71,7 +71,6 @@ class LocalTarget(Target):
         self.agent = AgentClient(settings)
         self.agent_started = False
         self.proxies: dict[str, ProxySpec] = {}  # by listen address: the ones faults need
-        self.touches: list[str] = []  # what the planned faults will touch, exactly
         self._opened: list[str] = []  # proxy names this target made, to delete at the end
 
     # -- the Target contract ------------------------------------------------------------------
@@ -83,9 +82,6 @@ class LocalTarget(Target):
             await self.agent.ensure_proxy(spec.name, spec.listen, spec.upstream)
             if spec.name not in self._opened:
                 self._opened.append(spec.name)
-
-    def blast_radius(self, profile: str | None = None) -> list[str]:
-        return list(self.touches)
 
     def probes(self) -> list[Probe]:
         return [AgentProbe("agent", self.agent)]
@@ -122,6 +118,7 @@ class LocalTarget(Target):
         hold_s: float,
     ) -> Fault:
         """SIGKILL / SIGTERM / SIGSTOP the exact processes named now (pid + start time)."""
+        touches: list[str] = []
         if kind not in PROCESS_SIGNALS:
             raise UsageError(
                 f"unknown process fault {kind!r} (known: {', '.join(PROCESS_SIGNALS)})"
@@ -140,23 +137,27 @@ class LocalTarget(Target):
                 raise UsageError(str(exc)) from None
             what = f"the process in {pid_file}"
         for pid, _ in named:
-            self.touches.append(f"process {pid}: {_command_line(pid)}")
+            touches.append(f"process {pid}: {_command_line(pid)}")
         if restart:
-            self.touches.append(f"command run by the agent at the heal: {restart}")
+            touches.append(f"command run by the agent at the heal: {restart}")
         params: dict = {"pids": [list(p) for p in named]}
         if restart and kind != "process.pause":
             params["restart"] = restart
-        return LeasedFault(
-            self.agent,
-            kind,
-            params,
-            name=f"{kind.split('.')[1]}:{listening_on or Path(str(pid_file)).name}",
-            description=f"{PROCESS_SIGNALS[kind]} {what} for {hold_s:g}s",
-            hold_s=hold_s,
+        return _touching(
+            touches,
+            LeasedFault(
+                self.agent,
+                kind,
+                params,
+                name=f"{kind.split('.')[1]}:{listening_on or Path(str(pid_file)).name}",
+                description=f"{PROCESS_SIGNALS[kind]} {what} for {hold_s:g}s",
+                hold_s=hold_s,
+            ),
         )
 
     def container_fault(self, kind: str, container: str, *, hold_s: float) -> Fault:
         """Kill, stop, pause or restart the container of exactly this name."""
+        touches: list[str] = []
         if kind not in CONTAINER_KINDS:
             raise UsageError(
                 f"unknown container fault {kind!r} (known: {', '.join(CONTAINER_KINDS)})"
@@ -169,14 +170,17 @@ class LocalTarget(Target):
             raise UsageError(str(exc)) from None
         if found is None:
             raise UsageError(f"no container named {container!r} on the local Docker Engine")
-        self.touches.append(f"container {container} ({found.short_id})")
-        return LeasedFault(
-            self.agent,
-            kind,
-            {"container": container},
-            name=f"{kind.split('.')[1]}:{container}",
-            description=f"{kind.split('.')[1]} container {container} for {hold_s:g}s",
-            hold_s=hold_s,
+        touches.append(f"container {container} ({found.short_id})")
+        return _touching(
+            touches,
+            LeasedFault(
+                self.agent,
+                kind,
+                {"container": container},
+                name=f"{kind.split('.')[1]}:{container}",
+                description=f"{kind.split('.')[1]} container {container} for {hold_s:g}s",
+                hold_s=hold_s,
+            ),
         )
 
     def proxy_fault(
@@ -190,6 +194,7 @@ class LocalTarget(Target):
     ) -> Fault:
         """A toxic (latency, bandwidth, timeout, reset_peer, slicer, limit_data) or `down` on
         a proxy the run opens between the user's client (at `listen`) and `upstream`."""
+        touches: list[str] = []
         host_port(upstream)
         spec = self.proxies.get(listen)
         if spec is None:
@@ -197,7 +202,7 @@ class LocalTarget(Target):
                 raise UsageError(f"proxy listen address {listen} is already taken")
             spec = ProxySpec(f"local-{host_port(listen)[1]}", listen, upstream)
             self.proxies[listen] = spec
-            self.touches.append(f"proxy {listen} -> {upstream} (opened for the run)")
+            touches.append(f"proxy {listen} -> {upstream} (opened for the run)")
         elif spec.upstream != upstream:
             raise UsageError(f"proxy {listen} is given two upstreams ({spec.upstream}, {upstream})")
         params: dict[str, object]
@@ -206,14 +211,23 @@ class LocalTarget(Target):
         else:
             kind = "proxy.toxic"
             params = {"proxy": spec.name, "type": toxic, "attributes": dict(attributes or {})}
-        return LeasedFault(
-            self.agent,
-            kind,
-            params,
-            name=f"{toxic}:{listen}",
-            description=f"{toxic} on {listen} -> {upstream} for {hold_s:g}s",
-            hold_s=hold_s,
+        return _touching(
+            touches,
+            LeasedFault(
+                self.agent,
+                kind,
+                params,
+                name=f"{toxic}:{listen}",
+                description=f"{toxic} on {listen} -> {upstream} for {hold_s:g}s",
+                hold_s=hold_s,
+            ),
         )
+
+
+def _touching(touches: list[str], fault: Fault) -> Fault:
+    """The fault, naming the exact things it breaks (the plan adds them to the blast radius)."""
+    fault.touches = tuple(touches)
+    return fault
 
 
 def _command_line(pid: int) -> str:
