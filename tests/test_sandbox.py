@@ -123,3 +123,40 @@ def test_sandbox_up_keeps_what_a_run_ending_meanwhile_handed_over(fresh_state_di
     later.join()
     with later.leaving({}) as to_stop:
         assert to_stop == {}, "what `sandbox up` kept up would be stopped by the next run"
+
+
+def test_sandbox_up_during_a_run_keeps_what_the_run_started(fresh_state_dir):
+    """`sandbox up` while a run is starting the same services finds them "already running"
+    and promises they stay up: the run, ending later, must not stop them."""
+    import subprocess
+
+    from tests.conftest import CHAOS_TUI, FAST
+
+    env = env_for(fresh_state_dir)
+    run = subprocess.Popen(
+        [*CHAOS_TUI, "--headless", "--scenario", "postgres_restart_outbox", *FAST],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sandbox_json = fresh_state_dir / "sandbox.json"
+        deadline = time.monotonic() + 60
+        while not (sandbox_json.exists() and "relay" in sandbox_json.read_text()):
+            assert time.monotonic() < deadline and run.poll() is None, "the run started nothing"
+            time.sleep(0.1)
+        up = run_cli(["sandbox", "up", "--profile", "chaos-outbox"], env)
+        assert up.returncode == 0, up.stderr
+        assert run.wait(120) == 0, run.stderr.read()
+        status = json.loads(run_cli(["sandbox", "status", "--json"], env).stdout)
+        assert all(status["services"][s]["running"] for s in SERVICES), status["services"]
+        agent_pid = json.loads((fresh_state_dir / "agent" / "agent.json").read_text())["pid"]
+        assert _alive(agent_pid)
+    finally:
+        run.kill()
+        run.wait(10)
+    down = run_cli(["sandbox", "down"], env)
+    assert down.returncode == 0, down.stderr
+    assert not _alive(agent_pid)

@@ -92,6 +92,7 @@ def sandbox_down():
     from chaos_tui.agent.client import AgentClient, AgentUnavailable
     from chaos_tui.core.guard import check_not_production
     from chaos_tui.sandbox.postgres import SandboxError
+    from chaos_tui.sandbox.usage import release_kept
 
     sb = _sandbox(starts_something=False)
     try:  # runs using the sandbox see this and end at once, as errors (healed)
@@ -109,6 +110,7 @@ def sandbox_down():
             raise TargetError(f"sandbox down: leftover leases could not be healed: {exc}") from None
     pid, code = _stop_agent(client)  # it heals its leases first
     try:
+        release_kept(sb.settings.state_dir)
         stopped = sb.down()
     except (SandboxError, OSError) as exc:
         raise TargetError(f"sandbox down: {exc}") from None

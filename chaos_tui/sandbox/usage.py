@@ -88,6 +88,8 @@ class Users:
     def __init__(self, state_dir: Path, name: str) -> None:
         self.path = Path(state_dir) / "users" / f"{name}.lock"
         self.handover_path = self.path.with_suffix(".handover")
+        # `sandbox up` was asked for it: kept up until `sandbox down`, whoever started it.
+        self.kept_path = self.path.with_suffix(".kept")
         self._fd: int | None = None
 
     @property
@@ -129,6 +131,13 @@ class Users:
         finally:
             os.close(fd)
 
+    @property
+    def kept(self) -> bool:
+        return self.kept_path.exists()
+
+    def keep(self) -> None:
+        self.kept_path.touch()
+
     def take_back(self) -> dict[str, int]:
         """Whatever users that left handed over for the last one to stop stays up instead (a
         `sandbox up` keeps it); returns those items."""
@@ -148,3 +157,9 @@ class Users:
             return items
         finally:
             os.close(fd)
+
+
+def release_kept(state_dir: Path) -> None:
+    """`sandbox down`: nothing is kept up any longer (the next run stops what it starts)."""
+    for path in (Path(state_dir) / "users").glob("*.kept"):
+        path.unlink(missing_ok=True)

@@ -133,6 +133,7 @@ class SandboxTarget(PlatformTarget):
         every profile it joined without stopping anything, and what a run that ended
         meanwhile handed over to the last user (to stop) is taken back: kept up too."""
         for users in self._users.values():
+            users.keep()
             users.take_back()
             with users.leaving({}):
                 pass
@@ -155,8 +156,11 @@ class SandboxTarget(PlatformTarget):
         with ExitStack() as leaving:
             # None: others still use it. Else {name: pid} to stop now, as its last user.
             now = {
-                name: leaving.enter_context(users.leaving(behind.get(name, {})))
+                # Kept up by `sandbox up` (even one that found this run's services already
+                # starting): left running, as if others still used it.
+                name: None if users.kept else handed
                 for name, users in self._users.items()
+                for handed in [leaving.enter_context(users.leaving(behind.get(name, {})))]
             }
             self._users.clear()
             self.left_in_use = [
