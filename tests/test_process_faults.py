@@ -5,6 +5,7 @@ heals), and refused on a stale name, init or the agent itself."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -79,6 +80,17 @@ def server():
     stop_listeners(port)
 
 
+def guardian_of(agent) -> list[int]:
+    """[pid, start ticks] of the agent's guardian, once it has said it runs."""
+    path = agent.folder / "guardian.json"
+    deadline = time.monotonic() + 5
+    while not path.exists():
+        assert time.monotonic() < deadline, "the agent's guardian never wrote guardian.json"
+        time.sleep(0.05)
+    pid = json.loads(path.read_text())["pid"]
+    return [pid, start_ticks(pid)]
+
+
 def restart_command(port: int) -> str:
     # Starts the service and returns, as `systemctl start` would.
     return f"setsid {SERVER.format(port=port)} >/dev/null 2>&1 < /dev/null &"
@@ -126,7 +138,7 @@ async def test_a_failing_restart_is_a_failed_heal_that_says_why(agent, tmp_path,
     assert await agent.heal_lease(lease.id)  # tried again, it works
 
 
-@pytest.mark.parametrize("who", ["stale", "init", "agent"])
+@pytest.mark.parametrize("who", ["stale", "init", "agent", "guardian"])
 async def test_a_process_not_exactly_named_is_never_touched(agent, who):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
@@ -135,6 +147,7 @@ async def test_a_process_not_exactly_named_is_never_touched(agent, who):
             "stale": [pid, ticks + 1],  # the pid reused by another process since
             "init": [1, start_ticks(1)],
             "agent": [agent.info()["pid"], start_ticks(agent.info()["pid"])],
+            "guardian": guardian_of(agent),
         }[who]
         with pytest.raises(AgentRefused) as refused:
             await agent.create_lease(

@@ -19,7 +19,9 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from chaos_tui.agent.protocol import Lease
@@ -74,8 +76,11 @@ class ProcessFault:
         except ValueError as exc:
             return f"{self.kind} {exc}"
         for pid, ticks in named:
-            if pid in self.protected:
-                return f"{self.kind} may not touch pid {pid} (init, the agent or its parent)"
+            if pid in self.protected or _is_our_machinery(pid):
+                return (
+                    f"{self.kind} may not touch pid {pid} (init, the agent, its parent or its "
+                    "guardian: what heals faults is never one)"
+                )
             if not alive(pid, ticks):
                 return (
                     f"pid {pid} is no longer the process named (it exited, or its pid was "
@@ -130,6 +135,17 @@ class ProcessPause(ProcessFault):
                 os.kill(pid, signal.SIGCONT)
 
 
+def _is_our_machinery(pid: int) -> bool:
+    """A fault agent or guardian of chaos-tui (of any state dir), by its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"chaos_tui.agent.guardian" in argv or (
+        b"chaos_tui" in argv and b"agent" in argv and b"-m" in argv
+    )
+
+
 def run_restart(command: str) -> None:
     """Run the restart command in a session of its own. Raises when it fails; returns when it
     succeeded, or when it still runs after RESTART_RETURN_S (it is the service itself)."""
@@ -146,7 +162,14 @@ def run_restart(command: str) -> None:
     try:
         code = proc.wait(timeout=RESTART_RETURN_S)
     except subprocess.TimeoutExpired:
-        return  # a foreground service: left running in its own session
+        # A foreground service: left running in its own session, and said where to find it.
+        print(
+            f"restart command {command!r} still runs after {RESTART_RETURN_S:g}s: "
+            f"taken to be the service itself, left running as pid {proc.pid}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
     if code != 0:
         raise RuntimeError(f"restart command {command!r} exited {code} (its output: agent.log)")
 
