@@ -16,8 +16,8 @@ from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
-from chaos_tui.catalog import Catalog
-from chaos_tui.core.contracts import ScenarioParams
+from chaos_tui.catalog import Catalog, scenarios_for
+from chaos_tui.core.contracts import Scenario, ScenarioParams
 from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
@@ -58,6 +58,7 @@ class ChaosApp(App):
         enable_chaos: bool = False,
         export_dir: Path | None = None,
         open_scenario: str | None = None,
+        file_scenarios: dict[str, type[Scenario]] | None = None,
     ) -> None:
         # Textual's own driver freezes the loop once the terminal is gone (see terminal.py).
         super().__init__(driver_class=HangupSafeDriver)
@@ -67,7 +68,12 @@ class ChaosApp(App):
         # Each run's result is saved once, when it ends; `chaos-tui`'s run session saves the
         # last one through this same saver on the way out, which then writes nothing again.
         self.saver = ResultSaver(self.results_dir)
-        self.catalog = Catalog(self.target, self.results_dir, params)
+        self.catalog = Catalog(
+            self.target,
+            self.results_dir,
+            params,
+            scenarios_for(self.target.name, file_scenarios or {}),
+        )
         self.options = options or RunOptions(
             rate_hz=settings.probe_rate_hz, invariant_budget_s=settings.invariant_budget_s
         )

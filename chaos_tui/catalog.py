@@ -22,13 +22,20 @@ class ScenarioEntry:
     target: str
     duration_s: float
     last_result: RunResult | None
+    source: str = "built-in"  # or the scenario file it was read from
 
 
 class Catalog:
     def __init__(
-        self, target: Target, results_dir: Path, params: dict[str, ScenarioParams] | None = None
+        self,
+        target: Target,
+        results_dir: Path,
+        params: dict[str, ScenarioParams] | None = None,
+        scenarios: dict[str, type[Scenario]] | None = None,
     ):
         self.target = target
+        # By name, in listing order: the built-ins by default; the faces add a file's.
+        self.scenarios = dict(SCENARIOS) if scenarios is None else scenarios
         self.results_dir = results_dir
         self.params = params or {}  # scenario name -> parameters chosen on the command line
         self.entries: list[ScenarioEntry] = []
@@ -38,7 +45,7 @@ class Catalog:
 
     def scenario(self, name: str) -> Scenario:
         """A fresh scenario object with the chosen parameters (one per run)."""
-        cls = SCENARIOS[name]
+        cls = self.scenarios[name]
         return cls(self.params.get(name))
 
     def entry(self, name: str) -> ScenarioEntry | None:
@@ -54,8 +61,9 @@ class Catalog:
                 target=self.target.name,
                 duration_s=self.scenario(name).expected_duration_s(),
                 last_result=latest_result(self.results_dir, name),
+                source=getattr(cls, "source", "built-in"),
             )
-            for name, cls in SCENARIOS.items()  # the registry order: the main job first
+            for name, cls in self.scenarios.items()  # the registry order: the main job first
         ]
 
     def plan(self, name: str) -> RunPlan:
@@ -73,3 +81,14 @@ class Catalog:
         plan = self.plan(name)
         del self._plans[name]
         return plan
+
+
+def scenarios_for(target_name: str, file_scenarios: dict[str, type[Scenario]]) -> dict:
+    """What a console on this target lists: the built-ins on the platform's targets, then a
+    file's scenarios that run there (the user's own system's on `local` only)."""
+    local = target_name == "local"
+    listed: dict[str, type[Scenario]] = {} if local else dict(SCENARIOS)
+    for name, cls in file_scenarios.items():
+        if (cls.profile == "local") == local:
+            listed[name] = cls  # a file's scenario wins over a built-in of the same name
+    return listed

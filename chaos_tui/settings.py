@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     production_markers: Annotated[list[str], NoDecode] = []
     # Overrides every scenario's invariant budget (seconds); tests shorten it.
     invariant_budget_s: float | None = Field(None, gt=0)
+    # CHAOS_FILE: a scenario file whose scenarios the console and --headless offer (--file).
+    file: Path | None = None
     sandbox: SandboxSettings = SandboxSettings()
     agent: AgentSettings = AgentSettings()
     platform: PlatformSettings = PlatformSettings()

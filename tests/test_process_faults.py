@@ -42,11 +42,15 @@ def start_server(port: int) -> subprocess.Popen:
         cwd="/",
         start_new_session=True,
     )
-    deadline = time.monotonic() + 10
-    while not listeners(port):
-        assert time.monotonic() < deadline, "the test's server did not listen"
-        time.sleep(0.05)
+    wait_listening(port)
     return proc
+
+
+def wait_listening(port: int, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not listeners(port):
+        assert time.monotonic() < deadline, f"nothing listened on port {port}"
+        time.sleep(0.05)
 
 
 def stop_listeners(port: int) -> None:

@@ -26,7 +26,23 @@ from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
     "--json", "as_json", is_flag=True, help="The JSON result on stdout even when it is a terminal."
 )
 @click.option(
-    "--target", "target_name", default="sandbox", show_default=True, help="Where faults land."
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A scenario file (also CHAOS_FILE): its scenarios run beside the built-ins.",
+)
+@click.option(
+    "--target",
+    "target_name",
+    default=None,
+    help="Where faults land: sandbox (default), docker, or local (your own system; the "
+    "default for a file scenario that names your own processes, containers or proxies).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Resolve the scenario's targets and print its plan and blast radius; inject nothing.",
 )
 @click.option(
     "--enable-chaos", is_flag=True, help="Allow faults on a target that is not the sandbox."
@@ -36,7 +52,7 @@ from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
     "assignments",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a scenario parameter (repeatable).",
+    help="Override a scenario parameter or a scenario file's variable (repeatable).",
 )
 @click.option(
     "--rate",
@@ -60,6 +76,7 @@ def cli(ctx, /, headless, scenario_name, **_options):
     chaos-tui --headless --scenario postgres_restart_outbox
     chaos-tui list
     chaos-tui init; chaos-tui validate chaos-scenarios.yaml
+    chaos-tui --headless --file chaos-scenarios.yaml --scenario NAME --enable-chaos
     chaos-tui sandbox up|down|status
     """
     if ctx.invoked_subcommand is not None:

@@ -19,7 +19,9 @@ def launch(
     scenario_name,
     output,
     as_json,
+    file,
     target_name,
+    dry_run,
     enable_chaos,
     assignments,
     rate_hz,
@@ -34,21 +36,24 @@ def launch(
     from chaos_tui.core.guard import check_enabled, check_not_production
     from chaos_tui.core.runner import RunOptions
     from chaos_tui.headless import check_output_path
-    from chaos_tui.scenarios import UnknownScenario, get_scenario
-    from chaos_tui.targets import TARGET_NAMES, make_target
+    from chaos_tui.scenarios import UnknownScenario
 
     settings = command_settings()
-    if headless:
+    if headless or dry_run:
         check_not_production(settings)  # first, whatever else was asked
+    file = file if file is not None else settings.file
     try:
-        if headless and not scenario_name:
-            raise UsageError("--headless needs --scenario NAME (see `chaos-tui list`)")
+        if (headless or dry_run) and not scenario_name:
+            flag = "--headless" if headless else "--dry-run"
+            raise UsageError(f"{flag} needs --scenario NAME (see `chaos-tui list`)")
         if assignments and not scenario_name:
             raise UsageError("--set needs --scenario NAME: parameters belong to a scenario")
-        scenario_cls = get_scenario(scenario_name) if scenario_name else None
+        file_scenarios, assignments = _file_scenarios(file, assignments)
+        scenario_cls = (
+            _scenario_class(scenario_name, file_scenarios, file) if scenario_name else None
+        )
+        target_name = _target_name(target_name, scenario_cls, file_scenarios)
         params = parse_params(scenario_cls, assignments) if scenario_cls else None
-        if target_name not in TARGET_NAMES:
-            raise UsageError(f"unknown target {target_name!r} (known: {', '.join(TARGET_NAMES)})")
         if rate_hz is not None and not 0 < rate_hz <= PROBE_RATE_MAX_HZ:
             raise UsageError(
                 f"--rate must be between 0 and {PROBE_RATE_MAX_HZ:g} Hz, got {rate_hz:g}"
@@ -70,25 +75,43 @@ def launch(
         invariant_budget_s=invariant_budget or settings.invariant_budget_s,
         record_dir=Path(settings.state_dir) / "runs",
     )
-    if not headless:
+    if not headless and not dry_run:
         return run_console(
-            settings, target_name, scenario_name, params, options, enable_chaos, keep_sandbox
+            settings,
+            target_name,
+            scenario_name,
+            params,
+            options,
+            enable_chaos,
+            keep_sandbox,
+            file_scenarios,
         )
 
+    from chaos_tui.core.plan import plan_run
     from chaos_tui.headless import run_headless
     from chaos_tui.sandbox.usage import RunLock
+    from chaos_tui.targets import make_target
 
     assert scenario_cls is not None  # --headless without --scenario was refused above
 
     target = make_target(target_name, settings)
+    if dry_run:
+        # Resolved as for a run (pids, containers, free ports), and nothing more.
+        target.read_only = True
+        from chaos_tui.cli.dry_run import print_plan
+
+        print_plan(plan_run(scenario_cls(params), target))
+        return 0
     check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
     run_lock = RunLock(Path(settings.state_dir), scenario_cls.profile)  # held until exit
     try:  # one run per profile and state dir: a second is refused, nothing started
         run_lock.acquire(scenario_cls.name)  # RunBusy is a UsageError: exit 2
     except OSError as exc:
         raise UsageError(f"cannot lock {settings.state_dir} for this run: {exc}") from None
+    # Planned before anything starts: a name that resolves to nothing is refused here.
+    plan = plan_run(scenario_cls(params), target)
     return run_headless(
-        scenario_cls(params),
+        plan,
         target,
         options=options,
         results_dir=Path(settings.state_dir) / "results",
@@ -96,6 +119,59 @@ def launch(
         stop_sandbox_after=not keep_sandbox,
         json_to_stdout=True if as_json else None,
     )
+
+
+def _file_scenarios(file, assignments: tuple[str, ...]):
+    """The scenario file's scenarios by name (none without a file), and the `--set` pairs
+    left once those naming the file's variables are taken."""
+    if file is None:
+        return {}, assignments
+    from chaos_tui.from_file.load import declared_variables, load_scenarios, split_assignments
+
+    variables, rest = split_assignments(assignments, declared_variables(file))
+    return load_scenarios(file, variables), rest
+
+
+def _scenario_class(name: str, file_scenarios: dict, file):
+    """A scenario of the file, else a built-in, by name."""
+    from chaos_tui.scenarios import SCENARIOS, get_scenario
+
+    if name in file_scenarios:
+        if name in SCENARIOS:
+            from chaos_tui.signals import say
+
+            say(f"chaos-tui: {name} is the scenario of {file} (a built-in has the same name)")
+        return file_scenarios[name]
+    if file_scenarios:
+        known = ", ".join(list(file_scenarios) + sorted(SCENARIOS))
+        if name not in SCENARIOS:
+            raise UsageError(f"unknown scenario {name!r}: not in {file} nor built in ({known})")
+    return get_scenario(name)
+
+
+def _target_name(given: str | None, scenario_cls, file_scenarios: dict) -> str:
+    """--target as given, checked against the scenario; else `local` for a file scenario of the
+    user's own system, else the sandbox."""
+    from chaos_tui.targets import PLATFORM_TARGETS, TARGET_NAMES
+
+    own_system = getattr(scenario_cls, "profile", None) == "local"
+    if given is None:
+        return "local" if own_system else "sandbox"
+    if given not in TARGET_NAMES:
+        raise UsageError(f"unknown target {given!r} (known: {', '.join(TARGET_NAMES)})")
+    if scenario_cls is None:
+        return given
+    if given == "local" and file_scenarios.get(scenario_cls.name) is not scenario_cls:
+        raise UsageError(
+            f"{scenario_cls.name} is a built-in scenario of the platform: it runs on "
+            f"{' or '.join(PLATFORM_TARGETS)}, not local (your own system is a scenario file's)"
+        )
+    if given in PLATFORM_TARGETS and own_system:
+        raise UsageError(
+            f"{scenario_cls.name} breaks your own processes, containers or proxies: it runs on "
+            "--target local, not " + given
+        )
+    return given
 
 
 def parse_params(scenario_cls, assignments: tuple[str, ...]):
@@ -123,7 +199,14 @@ def parse_params(scenario_cls, assignments: tuple[str, ...]):
 
 
 def run_console(
-    settings, target_name, scenario_name, params, options, enable_chaos, keep_sandbox
+    settings,
+    target_name,
+    scenario_name,
+    params,
+    options,
+    enable_chaos,
+    keep_sandbox,
+    file_scenarios=None,
 ) -> int:
     """The Textual console. It opens even where chaos is refused (production, a target not
     enabled): it then shows why, and nothing can be run from it."""
@@ -138,6 +221,7 @@ def run_console(
         options=options,
         enable_chaos=enable_chaos,
         open_scenario=scenario_name,
+        file_scenarios=file_scenarios,
     )
     session = console_session(app, keep_sandbox)
     session.install()

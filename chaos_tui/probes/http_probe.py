@@ -55,6 +55,7 @@ class HttpProbe(HttpClientProbe):
         *,
         method: str = "GET",
         body: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
         timeout_ms: float | None = None,
         value: Literal["status", "latency"] = "status",
     ) -> None:
@@ -69,6 +70,7 @@ class HttpProbe(HttpClientProbe):
             (expect_status,) if isinstance(expect_status, int) else expect_status
         )
         self.body = body
+        self.headers = dict(headers or {})
         self.value = value
         if timeout_ms is not None:
             if timeout_ms <= 0:
@@ -77,7 +79,9 @@ class HttpProbe(HttpClientProbe):
 
     async def measure(self) -> float | None:
         clock = time.perf_counter()
-        response = await self.http.request(self.method, self.url, content=self.body)
+        response = await self.http.request(
+            self.method, self.url, content=self.body, headers=self.headers or None
+        )
         latency_ms = (time.perf_counter() - clock) * 1000.0
         status = response.status_code
         if self.expect is not None and status not in self.expect:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from rich.console import Group
@@ -95,7 +96,7 @@ class PickerScreen(Screen):
             table.add_row(
                 entry.name,
                 entry.target,
-                entry.profile,
+                entry.profile if entry.source == "built-in" else Path(entry.source).name,
                 Text(
                     entry.hypothesis[: HYPOTHESIS_CHARS - 1] + "…"
                     if len(entry.hypothesis) > HYPOTHESIS_CHARS

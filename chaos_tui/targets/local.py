@@ -190,6 +190,8 @@ class LocalTarget(Target):
         listen: str,
         upstream: str,
         attributes: dict | None = None,
+        stream: str = "downstream",
+        toxicity: float = 1.0,
         hold_s: float,
     ) -> Fault:
         """A toxic (latency, bandwidth, timeout, reset_peer, slicer, limit_data) or `down` on
@@ -210,7 +212,13 @@ class LocalTarget(Target):
             kind, params = "proxy.down", {"proxy": spec.name}
         else:
             kind = "proxy.toxic"
-            params = {"proxy": spec.name, "type": toxic, "attributes": dict(attributes or {})}
+            params = {
+                "proxy": spec.name,
+                "type": toxic,
+                "stream": stream,
+                "toxicity": toxicity,
+                "attributes": dict(attributes or {}),
+            }
         return _touching(
             touches,
             LeasedFault(

@@ -1,0 +1,34 @@
+"""`--dry-run`: a scenario's plan as a run would make it (pids, containers, proxies resolved),
+printed; nothing is started, injected or opened."""
+
+from __future__ import annotations
+
+import click
+
+from chaos_tui.core.plan import RunPlan
+
+
+def print_plan(plan: RunPlan) -> None:
+    echo = click.echo
+    echo(f"{plan.scenario_name} on target {plan.target} (dry run: nothing injected)")
+    echo(f"  hypothesis: {plan.hypothesis}")
+    echo(f"  expected duration: {plan.expected_duration_s:g} s")
+    echo("  probes:")
+    for probe in plan.probes:
+        steady = ""
+        if probe.name in plan.ceilings:
+            ceiling = plan.ceilings[probe.name]
+            steady = " [steady state" + (f", max {ceiling:g}" if ceiling is not None else "") + "]"
+        echo(f"    {probe.name}: {probe.description}{steady}")
+    echo("  faults:")
+    for fault in plan.faults:
+        echo(f"    {fault.name}: {fault.description} (TTL {fault.ttl_s:g} s)")
+    if plan.workload:
+        echo(f"  load: {plan.workload}")
+    echo("  invariants:")
+    for inv in plan.invariants:
+        limit = "" if inv.limit is None else f" ({inv.comparison} {inv.limit:g}{inv.unit})"
+        echo(f"    {inv.name}{limit}: {inv.description}")
+    echo("  blast radius:")
+    for line in plan.blast_radius or ("nothing beyond the faults above",):
+        echo(f"    {line}")

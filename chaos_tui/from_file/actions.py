@@ -1,0 +1,178 @@
+"""A file's `actions` as faults on a target. On `local` they name the user's own processes,
+containers and network paths; on the platform's targets (sandbox, docker) a container action
+names one of the platform's parts (`target: postgres`), as the seed's config does.
+
+Each fault is resolved here, when the run is planned: exact pids, a container that exists, a
+proxy address that is free. A name that resolves to nothing is bad input, refused before
+anything is injected."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from chaos_tui.core.contracts import Fault, Target
+from chaos_tui.core.errors import UsageError
+from chaos_tui.core.platform_target import (
+    LinkCutParams,
+    PlatformTarget,
+    ServiceFaultParams,
+    ServiceName,
+)
+from chaos_tui.scenario_file import model as m
+from chaos_tui.targets.local import LocalTarget
+
+PROCESS_KINDS = {
+    "kill_process": "process.kill",
+    "terminate_process": "process.terminate",
+    "pause_process": "process.pause",
+}
+CONTAINER_KINDS = {
+    "kill_container": "docker.kill",
+    "stop_container": "docker.stop",
+    "pause_container": "docker.pause",
+    "restart_container": "docker.restart",
+}
+# The seed's and the compose file's names for the platform's parts.
+PART_ALIASES: dict[str, str] = {
+    **{part: part for part in get_args(ServiceName)},
+    "openobserve": "sink",
+    "otel-collector": "collector",
+    "otel_collector": "collector",
+    "policy-gateway": "gateway",
+    "outbox-relay": "relay",
+}
+TOXIC_ATTRIBUTES = {
+    "latency": ("latency", "jitter"),
+    "bandwidth": ("rate",),
+    "timeout": ("timeout",),
+    "reset_peer": ("timeout",),
+    "slicer": ("average_size", "size_variation", "delay"),
+    "limit_data": ("bytes",),
+    "down": (),
+}
+
+
+def platform_part(action: m.ActionBase) -> str | None:
+    """The platform part a container or partition action names, if it names one."""
+    if isinstance(action, m.ContainerAction | m.PartitionAction):
+        return PART_ALIASES.get(action.target)
+    return None
+
+
+def build_fault(action: m.ActionBase, target: Target, hold_s: float) -> Fault:
+    """The fault of one action on this target, its TTL the file's `ttl_seconds` if given."""
+    if isinstance(target, LocalTarget):
+        fault = _on_local(action, target, hold_s)
+    elif isinstance(target, PlatformTarget):
+        fault = _on_platform(action, target, hold_s)
+    else:
+        raise UsageError(f"target {target.name!r} takes no scenario file actions")
+    if action.ttl_seconds is not None:
+        fault.ttl_s = action.ttl_seconds
+    return fault
+
+
+def _on_local(action: m.ActionBase, target: LocalTarget, hold_s: float) -> Fault:
+    if isinstance(action, m.ProcessAction):
+        restart = action.restart
+        if restart is not None:
+            check_executable(restart)
+        return target.process_fault(
+            PROCESS_KINDS[action.type],
+            listening_on=action.target.listening_on,
+            pid_file=action.target.pid_file,
+            restart=restart,
+            hold_s=hold_s,
+        )
+    if isinstance(action, m.ContainerAction):
+        kind = CONTAINER_KINDS[action.type]
+        if action.type == "restart_container" and not action.graceful:
+            kind = "docker.kill"  # the seed's hard restart: killed, started again at the heal
+        return target.container_fault(kind, action.target, hold_s=hold_s)
+    if isinstance(action, m.PartitionAction):
+        partition = getattr(target, "partition_fault", None)
+        if partition is None:
+            raise UsageError("network_partition on a container is not available on this target")
+        fault: Fault = partition(action.target, ports=action.ports, hold_s=hold_s)
+        return fault
+    if isinstance(action, m.ProxyActionBase):
+        toxic = action.TAGS[0]
+        attributes: dict[str, Any] = {a: getattr(action, a) for a in TOXIC_ATTRIBUTES[toxic]}
+        return target.proxy_fault(
+            toxic,
+            listen=action.proxy.listen,
+            upstream=action.proxy.upstream,
+            attributes=attributes,
+            stream=action.stream,
+            toxicity=action.toxicity,
+            hold_s=hold_s,
+        )
+    raise UsageError(f"action {type(action).__name__} is not known on target local")
+
+
+def _on_platform(action: m.ActionBase, target: PlatformTarget, hold_s: float) -> Fault:
+    parts = ", ".join(sorted(PART_ALIASES))
+    where = f"on target {target.name}"
+    if isinstance(action, m.PartitionAction):
+        if platform_part(action) != "nats":
+            raise UsageError(
+                f"network_partition {where} cuts the NATS mesh link: target: nats "
+                f"(not {action.target!r})"
+            )
+        if action.ports:
+            raise UsageError(f"network_partition {where} cuts the whole link: give no ports")
+        return target.cut_link(LinkCutParams(hold_s=hold_s))
+    if isinstance(action, m.ContainerAction):
+        part = platform_part(action)
+        if part is None:
+            raise UsageError(
+                f"{action.type} {where} names a part of the platform ({parts}), "
+                f"not {action.target!r}; the user's own containers are on --target local"
+            )
+        params = ServiceFaultParams(service=part, hold_s=hold_s)  # type: ignore[arg-type]
+        if action.type == "pause_container":
+            return target.pause(params)
+        if action.type == "stop_container" or (
+            action.type == "restart_container" and action.graceful
+        ):
+            return target.stop(params)
+        return target.hard_restart(params)  # kill, or a restart with graceful: false
+    raise UsageError(
+        f"{action.TAGS[0]} {where}: processes and proxies of your own system are on --target local"
+    )
+
+
+SHELL_BUILTINS = frozenset(
+    ("cd", "exec", "export", ".", "source", "set", "ulimit", "umask", ":", "true", "eval")
+)
+
+
+def check_executable(command: str) -> None:
+    """A `restart:` command whose program cannot be run is refused now, not at the heal. The
+    agent runs it with /bin/sh from `/`, so a relative path would not mean what it says."""
+    import os
+    import shlex
+    import shutil
+
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise UsageError(f"restart command {command!r} cannot be parsed: {exc}") from None
+    program = next((w for w in words if "=" not in w.split("/")[0]), None)  # skip VAR=value
+    if program is None:
+        raise UsageError(f"restart command {command!r} runs no program")
+    if program in SHELL_BUILTINS:
+        return
+    if "/" in program:
+        if not program.startswith("/"):
+            raise UsageError(
+                f"restart command {command!r}: give {program!r} as an absolute path "
+                "(the agent runs the command from /)"
+            )
+        if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+            raise UsageError(f"restart command {command!r}: {program} is not an executable file")
+        return
+    if shutil.which(program) is None:
+        raise UsageError(
+            f"restart command {command!r}: {program!r} is not an executable program on PATH"
+        )

@@ -1,0 +1,142 @@
+"""The seed's names for the platform's own probes and checks (`db_connection`,
+`no_event_loss`, `decisions_during_outage: deny_all`...). Each belongs to a built-in scenario,
+which a file scenario using them runs beside its own parts as its *companion*: the built-in's
+probes and workload, and its judgement of the invariants the file names. One engine: the
+numbers are the built-in's own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from chaos_tui.core.contracts import Scenario
+from chaos_tui.core.errors import UsageError
+from chaos_tui.from_file.actions import platform_part
+from chaos_tui.scenario_file import model as m
+
+OUTBOX, MESH, OPA, OBSERVE = (
+    "postgres_restart_outbox",
+    "nats_partition_mesh",
+    "opa_restart",
+    "openobserve_stall",
+)
+# A probe kind -> (the built-in whose probe it is, that probe's name).
+NAMED_PROBES: dict[str, tuple[str, str]] = {
+    "db_connection": (OUTBOX, "postgres"),
+    "outbox_queue_size_lt": (OUTBOX, "outbox_backlog"),
+    "nats_messages_flowing": (MESH, "mirror_silence"),
+    "opa_health": (OPA, "opa"),
+    "policy_decisions_success_rate_gt": (OPA, "allow_path"),
+}
+# A check kind -> for each built-in that judges it, the invariants it stands for.
+NAMED_CHECKS: dict[str, dict[str, tuple[str, ...]]] = {
+    "no_event_loss": {
+        OUTBOX: ("no_lost_events", "no_duplicate_events", "no_unexpected_events"),
+        MESH: ("no_lost_messages", "no_duplicate_messages"),
+        OBSERVE: ("no_lost_markers", "no_duplicate_markers"),
+    },
+    "nats_message_redelivery": {MESH: ("mirror_catches_up",)},
+    "outbox_processing_resumes_within_seconds": {OUTBOX: ("relay_resumes",)},
+    "decisions_during_outage": {OPA: ("fails_closed", "never_allows_denied")},
+    "verify_outbox_drained": {OUTBOX: ("backlog_drains",)},
+    "verify_opa_policies_loaded": {OPA: ("allow_resumes",)},
+    # Judged by the file's own check on the built-in's probe (checks.py), not by the built-in.
+    "verify_db_healthy": {OUTBOX: ()},
+}
+NAMED_CHECKS["no_data_loss"] = NAMED_CHECKS["no_event_loss"]
+# The built-in scenario around each part of the platform, when the file names none by check.
+PART_SCENARIO = {
+    "postgres": OUTBOX,
+    "relay": OUTBOX,
+    "nats": OUTBOX,
+    "opa": OPA,
+    "gateway": OPA,
+    "sink": OBSERVE,
+    "collector": OBSERVE,
+}
+# A named probe's ceiling in the steady state where the built-in has one of its own.
+NAMED_CEILINGS = {"nats_messages_flowing": 5.0}
+# A limit a named check carries -> the built-in's parameter it sets.
+CHECK_PARAMS = {"outbox_processing_resumes_within_seconds": "resume_limit_s"}
+
+
+@dataclass
+class Companion:
+    """The built-in scenario a file scenario runs beside, and what of it the file uses."""
+
+    scenario: Scenario[Any]
+    probes: dict[str, str] = field(default_factory=dict)  # file probe name -> built-in's
+    ceilings: dict[str, float | None] = field(default_factory=dict)  # built-in probe -> ceiling
+    invariants: list[str] = field(default_factory=list)  # the built-in's, to judge
+
+
+def part_scenario(action: m.ActionBase) -> str | None:
+    """The built-in scenario around the platform part an action names."""
+    part = platform_part(action)
+    if part is None:
+        return None
+    if part == "nats" and isinstance(action, m.PartitionAction):
+        return MESH  # the link between the mesh's domains
+    return PART_SCENARIO[part]
+
+
+def uses_platform(spec: m.FileScenario) -> bool:
+    return any(_named(spec))
+
+
+def _named(spec: m.FileScenario) -> list[str]:
+    kinds = [p.kind for p in spec.steady_state if p.kind in NAMED_PROBES]
+    kinds += [c.TAGS[0] for c in spec.validation if c.TAGS[0] in NAMED_CHECKS]
+    kinds += [s.TAGS[0] for s in spec.cleanup if s.TAGS[0] in NAMED_CHECKS]
+    return kinds
+
+
+def companion_for(
+    spec: m.FileScenario, builtins: dict[str, type[Scenario[Any]]], params: dict[str, Any]
+) -> Companion | None:
+    """The companion the file's named probes and checks call for, or None when it names none.
+    `params` are the run's phases and hold, passed to the built-in's parameters."""
+    named = _named(spec)
+    if not named:
+        return None
+    candidates: set[str] | None = None
+    for kind in named:
+        owners = {NAMED_PROBES[kind][0]} if kind in NAMED_PROBES else set(NAMED_CHECKS[kind])
+        candidates = owners if candidates is None else candidates & owners
+    by_action = [s for s in (part_scenario(a) for a in spec.actions) if s is not None]
+    if not candidates:
+        raise UsageError(
+            f"{', '.join(dict.fromkeys(named))} are checked by different built-in scenarios: "
+            "one scenario of the file can use the names of one of them"
+        )
+    chosen = next((s for s in by_action if s in candidates), None) or sorted(candidates)[0]
+    cls = builtins[chosen]
+    values = dict(params)
+    for check in spec.validation:
+        kind = check.TAGS[0]
+        if kind in CHECK_PARAMS:
+            values[CHECK_PARAMS[kind]] = getattr(check, kind)
+    known = set(cls.Params.model_fields)
+    try:
+        built = cls(cls.Params(**{k: v for k, v in values.items() if k in known}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UsageError(
+            f"{chosen} (which judges {', '.join(dict.fromkeys(named))}) refuses "
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        ) from None
+    companion = Companion(built)
+    for probe in spec.steady_state:
+        if probe.kind in NAMED_PROBES:
+            ours = NAMED_PROBES[probe.kind][1]
+            companion.probes[probe.probe_name] = ours
+            ceiling = getattr(probe, "outbox_queue_size_lt", NAMED_CEILINGS.get(probe.kind))
+            companion.ceilings[ours] = float(ceiling) if ceiling is not None else None
+    for kind in named:
+        if kind in NAMED_CHECKS:
+            companion.invariants += [
+                i for i in NAMED_CHECKS[kind][chosen] if i not in companion.invariants
+            ]
+    return companion

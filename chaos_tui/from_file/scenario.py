@@ -1,0 +1,221 @@
+"""One scenario of a file as a Scenario: the same plan, runner, agent, probes, timeline and
+result as a built-in. Its class is made per file scenario (`scenario_class`), so its name,
+hypothesis, profile and parameters are class attributes like a built-in's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario, ScenarioParams, Target
+from chaos_tui.core.errors import UsageError
+from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.core.platform_target import PlatformTarget
+from chaos_tui.from_file.actions import build_fault, platform_part
+from chaos_tui.from_file.checks import FileCheck, Judging, build_checks
+from chaos_tui.from_file.platform import (
+    NAMED_PROBES,
+    Companion,
+    companion_for,
+    part_scenario,
+)
+from chaos_tui.from_file.probes import build_probe
+from chaos_tui.probes.http_load import HttpRequestLoad
+from chaos_tui.scenario_file import model as m
+
+LOCAL_PROFILE = "local"  # the user's own system: no profile of the platform's stack
+DEFAULT_WARMUP_S, DEFAULT_HOLD_S, DEFAULT_RECOVER_S = 3.0, 3.0, 5.0
+
+
+class FileScenarioBase(Scenario[Target]):
+    """A scenario written in a file (not listed itself: `scenario_class` makes one per file
+    scenario, with `spec` and `source` set)."""
+
+    spec: ClassVar[m.FileScenario]
+    source: ClassVar[str]  # the file it came from, as given
+    order = 1000  # after the built-ins
+
+    def __init__(self, params: ScenarioParams | None = None) -> None:
+        super().__init__(params)
+        from chaos_tui.scenarios import SCENARIOS
+
+        shared = self.params.model_dump()
+        first_hold = self.spec.actions[0].duration_seconds
+        if first_hold is not None:
+            shared["hold_s"] = first_hold  # the built-in's limits may follow its hold
+        self.companion: Companion | None = companion_for(self.spec, SCENARIOS, shared)
+        self.loads: dict[str, HttpRequestLoad] = {}
+        first_http = next(
+            (p.probe_name for p in self.spec.steady_state if p.kind in ("http_200_from", "http")),
+            None,
+        )
+        self.checks: list[FileCheck] = build_checks(
+            self.spec, self._plan_name(self.spec.steady_state[0].probe_name), first_http
+        )
+
+    # -- names ------------------------------------------------------------------------------
+
+    def _plan_name(self, file_name: str) -> str:
+        """The plan's name of a probe the file names (a platform one is the built-in's)."""
+        if self.companion is not None:
+            return self.companion.probes.get(file_name, file_name)
+        return file_name
+
+    # -- the hooks ------------------------------------------------------------------------
+
+    def probes(self, target: Target) -> list[Probe]:
+        platform = isinstance(target, PlatformTarget)
+        named = [p.kind for p in self.spec.steady_state if p.kind in NAMED_PROBES]
+        if named and not platform:
+            raise UsageError(
+                f"{self.name}: {named[0]} is a probe of the platform's targets "
+                f"(sandbox, docker), not of target {target.name}"
+            )
+        if self.companion is not None and not platform:
+            raise UsageError(
+                f"{self.name}: {', '.join(self.companion.invariants)} are checks of the "
+                f"platform's targets (sandbox, docker), not of target {target.name}"
+            )
+        probes: list[Probe] = []
+        if self.companion is not None:
+            probes += self.companion.scenario.probes(target)
+        probes += [build_probe(p) for p in self.spec.steady_state if p.kind not in NAMED_PROBES]
+        return probes
+
+    def steady_state(self) -> dict[str, float | None]:
+        ceilings = self.companion.ceilings if self.companion is not None else {}
+        return {
+            self._plan_name(p.probe_name): ceilings.get(self._plan_name(p.probe_name))
+            for p in self.spec.steady_state
+        }
+
+    def faults(self, target: Target) -> list[Fault]:
+        return [
+            build_fault(a, target, a.duration_seconds or self.params.hold_s)
+            for a in self.spec.actions
+        ]
+
+    def workload(self) -> str | None:
+        parts = [_load(entry).describe() for entry in self.spec.load]
+        if self.companion is not None:
+            parts.append(self.companion.scenario.workload() or "")
+        return "; ".join(p for p in parts if p) or None
+
+    async def start_workload(self, ctx: RunContext) -> None:
+        for entry in self.spec.load:
+            load = _load(entry)
+            self.loads[entry.load_name] = load
+            load.start()
+            ctx.note(f"load {entry.load_name}: {load.describe()}")
+        if self.companion is not None:
+            await self.companion.scenario.start_workload(ctx)
+
+    async def stop_workload(self, ctx: RunContext) -> None:
+        for load in self.loads.values():
+            await load.stop()
+        if self.companion is not None:
+            await self.companion.scenario.stop_workload(ctx)
+
+    def invariants(self) -> list[InvariantSpec]:
+        specs: list[InvariantSpec] = []
+        if self.companion is not None:
+            wanted = self.companion.invariants
+            specs += [i for i in self.companion.scenario.invariants() if i.name in wanted]
+        return specs + [check.spec for check in self.checks]
+
+    def expected_duration_s(self) -> float:
+        holds = [a.duration_seconds or self.params.hold_s for a in self.spec.actions]
+        return self.params.warmup_s + sum(holds) + self.params.recover_s
+
+    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
+        results: list[InvariantResult] = []
+        if self.companion is not None:
+            built = self.companion.scenario
+            judged = await built.check_invariants(ctx)
+            results += [r for r in judged if r.name in self.companion.invariants]
+            self.delivery = built.delivery
+            self.measurements.update(built.measurements)
+        for name, load in self.loads.items():
+            for phase, stats in load.summary(ctx.timeline.phase_of).items():
+                self.measurements[f"load.{name}.{phase}"] = stats.as_measurement()
+        judging = Judging(
+            ctx,
+            self.loads,
+            list(self.steady_state()),
+            {p.probe_name: self._plan_name(p.probe_name) for p in self.spec.steady_state},
+        )
+        for check in self.checks:
+            results.append(await check.judge(judging))
+        return results
+
+
+def _load(entry: m.HttpRequestsLoad) -> HttpRequestLoad:
+    spec = entry.http_requests
+    return HttpRequestLoad(
+        entry.load_name,
+        spec.url,
+        method=spec.method,
+        body=spec.body,
+        headers=spec.headers,
+        rate_per_s=spec.rate_per_s,
+        timeout_s=spec.timeout_ms / 1000.0,
+    )
+
+
+def profile_of(spec: m.FileScenario) -> str:
+    """The platform profile a scenario's actions need; `local` when they name none of its
+    parts. Refused when they need two (one run brings up one profile)."""
+    from chaos_tui.scenarios import SCENARIOS
+
+    wanted = {s for s in (part_scenario(a) for a in spec.actions) if s is not None}
+    profiles = {SCENARIOS[s].profile for s in wanted}
+    if any(platform_part(a) is None for a in spec.actions):
+        profiles.add(LOCAL_PROFILE)
+    if len(profiles) > 1:
+        raise UsageError(
+            "its actions need parts of several profiles "
+            f"({', '.join(sorted(profiles))}): one scenario breaks one of them"
+        )
+    return profiles.pop() if profiles else LOCAL_PROFILE
+
+
+def scenario_class(name: str, spec: m.FileScenario, source: str | Path) -> type[FileScenarioBase]:
+    """A Scenario class for one file scenario: its name, hypothesis, profile and parameters."""
+    try:
+        profile = profile_of(spec)
+    except UsageError as exc:
+        raise UsageError(f"{source}: scenario {name}: {exc}") from None
+    warmup = spec.warmup_seconds if spec.warmup_seconds is not None else DEFAULT_WARMUP_S
+    recover = spec.recover_seconds if spec.recover_seconds is not None else DEFAULT_RECOVER_S
+
+    class Params(ScenarioParams):
+        warmup_s: float = Field(
+            default=warmup, ge=0, le=m.MAX_DURATION_S, description="load before the fault"
+        )
+        hold_s: float = Field(
+            default=DEFAULT_HOLD_S,
+            gt=0,
+            le=m.MAX_DURATION_S,
+            description="hold of an action with no duration_seconds",
+        )
+        recover_s: float = Field(
+            default=recover, ge=0, le=m.MAX_DURATION_S, description="load after the heal"
+        )
+
+    attributes: dict[str, Any] = {
+        "name": name,
+        "hypothesis": spec.hypothesis,
+        "profile": profile,
+        "Params": Params,
+        "spec": spec,
+        "source": str(source),
+        "__module__": __name__,
+        "__doc__": spec.description or spec.hypothesis,
+    }
+    first = spec.steady_state[0]
+    attributes["recovery_probe"] = NAMED_PROBES.get(first.kind, ("", first.probe_name))[1]
+    if any(a.type == "network_partition" for a in spec.actions):
+        attributes["invariant_budget_s"] = 180.0  # the mesh's catch-up and read-back
+    return type(f"FileScenario_{name}", (FileScenarioBase,), attributes)
