@@ -49,8 +49,11 @@ class Narrator:
             if before is None or before == s.ok:
                 return None
             if s.ok:
-                return s.t, f"[green]probe {s.probe} ok again[/green]"
-            return s.t, f"[yellow]probe {s.probe} failing: {escape(s.error or '')}[/yellow]"
+                return s.t, f"[green]probe {escape(s.probe)} ok again[/green]"
+            return (
+                s.t,
+                f"[yellow]probe {escape(s.probe)} failing: {escape(s.error or '')}[/yellow]",
+            )
         if isinstance(event, PhaseChanged):
             detail = f" ({escape(event.detail)})" if event.detail else ""
             return event.t, f"[bold]{event.phase}[/bold]{detail}"
@@ -58,7 +61,7 @@ class Narrator:
             w = event.window
             return (
                 w.injected_at,
-                f"[bold red]INJECTED[/bold red] {w.fault}: {escape(w.description)}",
+                f"[bold red]INJECTED[/bold red] {escape(w.fault)}: {escape(w.description)}",
             )
         if isinstance(event, FaultHealed):
             w = event.window
@@ -67,16 +70,16 @@ class Narrator:
                 by = f" (by {w.healed_by})" if w.healed_by != "the run" else ""
                 return (
                     w.healed_at,
-                    f"[bold green]HEALED[/bold green] {w.fault} after {took:.1f}s{by}",
+                    f"[bold green]HEALED[/bold green] {escape(w.fault)} after {took:.1f}s{by}",
                 )
             when = w.heal_started_at or w.injected_at  # a failed heal leaves the window open
-            return when, f"[bold red]HEAL FAILED[/bold red] {w.fault}: {escape(event.error or '')}"
+            return when, f"[bold red]HEAL FAILED[/bold red] {escape(w.fault)}: {escape(event.error or '')}"
         if isinstance(event, InvariantChecked):
             r = event.result
             mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
             return (
                 self._last_t,
-                f"{mark} {r.name}: {escape(invariant_measure(r))} {escape(r.detail)}",
+                f"{mark} {escape(r.name)}: {escape(invariant_measure(r))} {escape(r.detail)}",
             )
         if isinstance(event, Note):
             style = NOTE_STYLES.get(event.level, "cyan")

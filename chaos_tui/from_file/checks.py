@@ -126,7 +126,7 @@ def _validation(entry: m.CheckBase, first_probe: str, first_http: str | None) ->
         rate = entry.error_rate_max
         source = rate.probe or rate.load or first_probe
         return _phase_stat(
-            f"error_rate[{source}]",
+            f"error_rate({source})",
             f"share of failed {_what(rate)} {source} during the fault",
             rate.max,
             "",
@@ -138,7 +138,7 @@ def _validation(entry: m.CheckBase, first_probe: str, first_http: str | None) ->
         lat = entry.latency_p95_max_ms
         source = lat.probe or lat.load or first_probe
         return _phase_stat(
-            f"latency_p95[{source}]",
+            f"latency_p95({source})",
             f"p95 latency of {_what(lat)} {source} {lat.phase} the fault",
             lat.max,
             "ms",
@@ -151,7 +151,7 @@ def _validation(entry: m.CheckBase, first_probe: str, first_http: str | None) ->
     if isinstance(entry, m.ValueMaxCheck):
         vmax = entry.value_max
         return _phase_stat(
-            f"value_max[{vmax.probe}]",
+            f"value_max({vmax.probe})",
             f"highest value of {vmax.probe} {vmax.phase} the fault",
             vmax.max,
             "",
@@ -162,7 +162,7 @@ def _validation(entry: m.CheckBase, first_probe: str, first_http: str | None) ->
     if isinstance(entry, m.ValueMinCheck):
         vmin = entry.value_min
         return _phase_stat(
-            f"value_min[{vmin.probe}]",
+            f"value_min({vmin.probe})",
             f"lowest value of {vmin.probe} {vmin.phase} the fault",
             vmin.min,
             "",
@@ -180,7 +180,7 @@ def _what(bound: m.ProbeOrLoad) -> str:
 
 def _recovery(probe: str, limit: float) -> FileCheck:
     spec = InvariantSpec(
-        name=f"recovery_time[{probe}]",
+        name=f"recovery_time({probe})",
         description=f"{probe} passes again for good within {limit:g} s of the heal",
         limit=limit,
         unit="s",
@@ -223,7 +223,7 @@ def _back_for_good(timeline: Timeline, probe: str) -> float | None:
 
 def _detect(probe: str, limit: float) -> FileCheck:
     spec = InvariantSpec(
-        name=f"detect_time[{probe}]",
+        name=f"detect_time({probe})",
         description=f"{probe} notices the fault within {limit:g} s of the injection",
         limit=limit,
         unit="s",
