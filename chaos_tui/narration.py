@@ -73,7 +73,8 @@ class Narrator:
                     f"[bold green]HEALED[/bold green] {escape(w.fault)} after {took:.1f}s{by}",
                 )
             when = w.heal_started_at or w.injected_at  # a failed heal leaves the window open
-            return when, f"[bold red]HEAL FAILED[/bold red] {escape(w.fault)}: {escape(event.error or '')}"
+            failed = f"{escape(w.fault)}: {escape(event.error or '')}"
+            return when, f"[bold red]HEAL FAILED[/bold red] {failed}"
         if isinstance(event, InvariantChecked):
             r = event.result
             mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"
