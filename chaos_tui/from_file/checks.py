@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chaos_tui.core.contracts import RunContext
-from chaos_tui.core.model import InvariantResult, InvariantSpec, PhaseSummary
+from chaos_tui.core.model import InvariantResult, InvariantSpec, PhaseSummary, ProbeSample
 from chaos_tui.core.timeline import Timeline, summarise
 from chaos_tui.probes.command_probe import kill_group, last_line
 from chaos_tui.probes.http_load import HttpRequestLoad, LoadPhaseStats
@@ -28,7 +28,9 @@ class Judging:
 
     ctx: RunContext
     loads: dict[str, HttpRequestLoad]
-    steady_probes: list[str]  # every probe the steady state watched (plan names)
+    # Every probe the steady state watched (plan names), with its ceiling: a probe over it
+    # is not back to its steady state, as the runner judged it before the fault.
+    steady: dict[str, float | None]
     probe_names: dict[str, str]  # the file's name for a probe -> the plan's
 
     @property
@@ -281,41 +283,51 @@ def _steady_after(name: str, within: float, only: list[str] | None = None) -> Fi
     async def measure(j: Judging) -> tuple[float | None, str]:
         healed = j.heal_done_at()
         deadline = healed + within + 1.0
-        probes = j.steady_probes if only is None else only
+        probes = {p: j.steady.get(p) for p in (j.steady if only is None else only)}
         while True:
-            failing = [p for p in probes if not _passing_since(j.timeline, p, healed)]
+            failing = [p for p, c in probes.items() if not _passing_since(j.timeline, p, healed, c)]
             if not failing:
                 return _steady_at(j, healed, probes), ""
             if time.time() > deadline:
                 waited = time.time() - healed
                 return None, (
                     f"still failing after {waited:.1f} s: "
-                    + "; ".join(f"{p}: {_last_error(j.timeline, p)}" for p in failing)
+                    + "; ".join(f"{p}: {_last_error(j.timeline, p, probes[p])}" for p in failing)
                 )
             await asyncio.sleep(POLL_S)
 
     return FileCheck(spec, measure)
 
 
-def _passing_since(timeline: Timeline, probe: str, t: float) -> bool:
+def _steady(sample: ProbeSample, ceiling: float | None) -> bool:
+    """A sample as the runner's steady-state check reads it: passing, and not over the
+    probe's ceiling (no value counts as 0 there too)."""
+    return sample.ok and (ceiling is None or (sample.value or 0) <= ceiling)
+
+
+def _passing_since(timeline: Timeline, probe: str, t: float, ceiling: float | None) -> bool:
     recent = timeline.since(probe, t)[-STEADY_STREAK:]
-    return len(recent) == STEADY_STREAK and all(s.ok for s in recent)
+    return len(recent) == STEADY_STREAK and all(_steady(s, ceiling) for s in recent)
 
 
-def _steady_at(j: Judging, healed: float, probes: list[str]) -> float:
+def _steady_at(j: Judging, healed: float, probes: dict[str, float | None]) -> float:
     """Seconds from the heal to the moment the last of the probes passed again for good."""
     latest = healed
-    for probe in probes:
+    for probe, ceiling in probes.items():
         series = j.timeline.since(probe, healed)
-        failures = [i for i, s in enumerate(series) if not s.ok]
+        failures = [i for i, s in enumerate(series) if not _steady(s, ceiling)]
         if failures and failures[-1] + 1 < len(series):
             latest = max(latest, series[failures[-1] + 1].t)
     return round(latest - healed, 3)
 
 
-def _last_error(timeline: Timeline, probe: str) -> str:
+def _last_error(timeline: Timeline, probe: str, ceiling: float | None = None) -> str:
     last = timeline.recent(probe, 1)
-    return (last[0].error or "passing") if last else "no sample"
+    if not last:
+        return "no sample"
+    if last[0].ok and not _steady(last[0], ceiling):
+        return f"value {last[0].value:g} above {ceiling:g}"
+    return last[0].error or "passing"
 
 
 def _command(step: m.CommandStep, n: int) -> FileCheck:

@@ -58,6 +58,11 @@ PART_SCENARIO = {
 }
 # A named probe's ceiling in the steady state where the built-in has one of its own.
 NAMED_CEILINGS = {"nats_messages_flowing": 5.0}
+# A named probe that does not fail while its part is broken -> the built-in's probe that does,
+# read for the recovery timings and `recovery_time_max_seconds`: mirror_silence is a number
+# that grows through a cut (it fails only when the mirror cannot be read), so "recovered" on
+# it would be a vacuous 0 s; the link probe fails for as long as the cut lasts.
+RECOVERY_PROBES = {"nats_messages_flowing": "link"}
 # A limit a named check carries -> the built-in's parameter it sets.
 CHECK_PARAMS = {"outbox_processing_resumes_within_seconds": "resume_limit_s"}
 
@@ -83,22 +88,22 @@ def part_scenario(action: m.ActionBase) -> str | None:
 
 
 def uses_platform(spec: m.FileScenario) -> bool:
-    return any(_named(spec))
+    return any(named_kinds(spec))
 
 
-def _named(spec: m.FileScenario) -> list[str]:
+def named_kinds(spec: m.FileScenario) -> list[str]:
+    """The platform's named probes and checks a file scenario uses, in file order."""
     kinds = [p.kind for p in spec.steady_state if p.kind in NAMED_PROBES]
     kinds += [c.TAGS[0] for c in spec.validation if c.TAGS[0] in NAMED_CHECKS]
     kinds += [s.TAGS[0] for s in spec.cleanup if s.TAGS[0] in NAMED_CHECKS]
     return kinds
 
 
-def companion_for(
-    spec: m.FileScenario, builtins: dict[str, type[Scenario[Any]]], params: dict[str, Any]
-) -> Companion | None:
-    """The companion the file's named probes and checks call for, or None when it names none.
-    `params` are the run's phases and hold, passed to the built-in's parameters."""
-    named = _named(spec)
+def companion_name(spec: m.FileScenario) -> str | None:
+    """The built-in the file's named probes and checks call for (None: it names none). Known
+    from the file alone, so the scenario's class can take the built-in's recovery and backlog
+    probes and its runbook."""
+    named = named_kinds(spec)
     if not named:
         return None
     candidates: set[str] | None = None
@@ -111,7 +116,27 @@ def companion_for(
             f"{', '.join(dict.fromkeys(named))} are checked by different built-in scenarios: "
             "one scenario of the file can use the names of one of them"
         )
-    chosen = next((s for s in by_action if s in candidates), None) or sorted(candidates)[0]
+    return next((s for s in by_action if s in candidates), None) or sorted(candidates)[0]
+
+
+def recovery_probe(spec: m.FileScenario) -> str:
+    """The probe the recovery timings read: the first steady-state probe (a named one as the
+    built-in calls it, or the probe that shows its fault)."""
+    first = spec.steady_state[0]
+    if first.kind in NAMED_PROBES:
+        return RECOVERY_PROBES.get(first.kind, NAMED_PROBES[first.kind][1])
+    return first.probe_name
+
+
+def companion_for(
+    spec: m.FileScenario, builtins: dict[str, type[Scenario[Any]]], params: dict[str, Any]
+) -> Companion | None:
+    """The companion the file's named probes and checks call for, or None when it names none.
+    `params` are the run's phases and hold, passed to the built-in's parameters."""
+    chosen = companion_name(spec)
+    if chosen is None:
+        return None
+    named = named_kinds(spec)
     cls = builtins[chosen]
     values = dict(params)
     for check in spec.validation:

@@ -19,7 +19,10 @@ from chaos_tui.from_file.platform import (
     NAMED_PROBES,
     Companion,
     companion_for,
+    companion_name,
+    named_kinds,
     part_scenario,
+    recovery_probe,
 )
 from chaos_tui.from_file.probes import build_probe
 from chaos_tui.probes.http_load import HttpRequestLoad
@@ -51,8 +54,10 @@ class FileScenarioBase(Scenario[Target]):
             (p.probe_name for p in self.spec.steady_state if p.kind in ("http_200_from", "http")),
             None,
         )
+        # Checks with no probe named read the recovery probe (a named one as the built-in
+        # calls it, or the built-in probe that shows the fault: platform.RECOVERY_PROBES).
         self.checks: list[FileCheck] = build_checks(
-            self.spec, self._plan_name(self.spec.steady_state[0].probe_name), first_http
+            self.spec, recovery_probe(self.spec), first_http
         )
 
     # -- names ------------------------------------------------------------------------------
@@ -65,19 +70,20 @@ class FileScenarioBase(Scenario[Target]):
 
     # -- the hooks ------------------------------------------------------------------------
 
+    def _check_target(self, target: Target) -> None:
+        """The seed's names (db_connection, no_event_loss...) are the platform's probes and
+        checks: refused on any other target, and before its faults are resolved there (the
+        planner asks for faults first, and on local `target: postgres` names a container of
+        your own, which is not what the names watch)."""
+        named = named_kinds(self.spec)
+        if named and not isinstance(target, PlatformTarget):
+            raise UsageError(
+                f"{self.name}: {', '.join(dict.fromkeys(named))} are the platform's probes "
+                f"and checks: it runs on --target sandbox or docker, not {target.name}"
+            )
+
     def probes(self, target: Target) -> list[Probe]:
-        platform = isinstance(target, PlatformTarget)
-        named = [p.kind for p in self.spec.steady_state if p.kind in NAMED_PROBES]
-        if named and not platform:
-            raise UsageError(
-                f"{self.name}: {named[0]} is a probe of the platform's targets "
-                f"(sandbox, docker), not of target {target.name}"
-            )
-        if self.companion is not None and not platform:
-            raise UsageError(
-                f"{self.name}: {', '.join(self.companion.invariants)} are checks of the "
-                f"platform's targets (sandbox, docker), not of target {target.name}"
-            )
+        self._check_target(target)
         probes: list[Probe] = []
         if self.companion is not None:
             probes += self.companion.scenario.probes(target)
@@ -92,6 +98,7 @@ class FileScenarioBase(Scenario[Target]):
         }
 
     def faults(self, target: Target) -> list[Fault]:
+        self._check_target(target)
         return [
             build_fault(a, target, a.duration_seconds or self.params.hold_s)
             for a in self.spec.actions
@@ -143,7 +150,7 @@ class FileScenarioBase(Scenario[Target]):
         judging = Judging(
             ctx,
             self.loads,
-            list(self.steady_state()),
+            self.steady_state(),
             {p.probe_name: self._plan_name(p.probe_name) for p in self.spec.steady_state},
         )
         for check in self.checks:
@@ -185,6 +192,7 @@ def scenario_class(name: str, spec: m.FileScenario, source: str | Path) -> type[
     """A Scenario class for one file scenario: its name, hypothesis, profile and parameters."""
     try:
         profile = profile_of(spec)
+        builtin = companion_name(spec)
     except UsageError as exc:
         raise UsageError(f"{source}: scenario {name}: {exc}") from None
     warmup = spec.warmup_seconds if spec.warmup_seconds is not None else DEFAULT_WARMUP_S
@@ -214,8 +222,14 @@ def scenario_class(name: str, spec: m.FileScenario, source: str | Path) -> type[
         "__module__": __name__,
         "__doc__": spec.description or spec.hypothesis,
     }
-    first = spec.steady_state[0]
-    attributes["recovery_probe"] = NAMED_PROBES.get(first.kind, ("", first.probe_name))[1]
+    attributes["recovery_probe"] = recovery_probe(spec)
+    if builtin is not None:
+        from chaos_tui.scenarios import SCENARIOS
+
+        # The built-in's probes run beside the file's: its backlog peak and drain time go in
+        # the result, and its runbook answers a failure of the invariants it judges.
+        attributes["backlog_probe"] = SCENARIOS[builtin].backlog_probe
+        attributes["runbook"] = SCENARIOS[builtin].runbook
     if any(a.type == "network_partition" for a in spec.actions):
         attributes["invariant_budget_s"] = 180.0  # the mesh's catch-up and read-back
     return type(f"FileScenario_{name}", (FileScenarioBase,), attributes)
