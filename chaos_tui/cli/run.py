@@ -166,6 +166,11 @@ def _target_name(given: str | None, scenario_cls, file_scenarios: dict) -> str:
             f"{scenario_cls.name} is a built-in scenario of the platform: it runs on "
             f"{' or '.join(PLATFORM_TARGETS)}, not local (your own system is a scenario file's)"
         )
+    if given == "local" and not own_system:
+        raise UsageError(
+            f"{scenario_cls.name} breaks parts of the platform: it runs on "
+            f"{' or '.join(PLATFORM_TARGETS)}, not local"
+        )
     if given in PLATFORM_TARGETS and own_system:
         raise UsageError(
             f"{scenario_cls.name} breaks your own processes, containers or proxies: it runs on "

@@ -87,10 +87,6 @@ def part_scenario(action: m.ActionBase) -> str | None:
     return PART_SCENARIO[part]
 
 
-def uses_platform(spec: m.FileScenario) -> bool:
-    return any(named_kinds(spec))
-
-
 def named_kinds(spec: m.FileScenario) -> list[str]:
     """The platform's named probes and checks a file scenario uses, in file order."""
     kinds = [p.kind for p in spec.steady_state if p.kind in NAMED_PROBES]
