@@ -91,3 +91,36 @@ def find_named(name: str):
     if container.name != name.lstrip("/") or SIDECAR_LABEL in (container.labels or {}):
         return None  # an id or a prefix matched, or one of our own sidecars
     return container
+
+
+def namespace_problem(container) -> str | None:
+    """Why a cut of this container's network namespace (iptables in it, from a sidecar)
+    would not be a cut of this one container, or None. Rules in the host's namespace would
+    cut this machine; a namespace borrowed from another container is that one's."""
+    mode = (container.attrs.get("HostConfig") or {}).get("NetworkMode") or ""
+    if mode == "host":
+        return f"container {container.name} uses the host's network: a cut would cut this machine"
+    if mode.startswith("container:"):
+        owner = mode.removeprefix("container:")
+        owner = owner[:12] if len(owner) == 64 else owner  # an id, shown short
+        return f"container {container.name} uses the network of container {owner}: cut that one"
+    networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if any(net.get("GlobalIPv6Address") for net in networks.values()):
+        # iptables rules are IPv4's: its IPv6 traffic would go on as if nothing were cut.
+        return f"container {container.name} has an IPv6 address, which the cut would not cover"
+    return None
+
+
+def namespace_sharers(container) -> list[str]:
+    """The other containers living in this one's network namespace (`--network
+    container:...`): a cut of it cuts them too. Our own sidecars are not counted."""
+    # The Engine may keep the name the sharer was created with, or the id.
+    sharing = {f"container:{container.id}", f"container:{container.name}"}
+    found = []
+    for listed in docker_client().containers.list(sparse=True):
+        attrs = listed.attrs  # sparse: the list's fields, `Names` and no `Name`
+        if (attrs.get("HostConfig") or {}).get("NetworkMode") in sharing and SIDECAR_LABEL not in (
+            attrs.get("Labels") or {}
+        ):
+            found.append((attrs.get("Names") or ["?"])[0].lstrip("/"))
+    return sorted(found)

@@ -218,3 +218,29 @@ def build_testbed_image() -> str:
     )
     assert built.returncode == 0, built.stderr[-3000:]
     return built.stdout.strip().split("=", 1)[1]
+
+
+def iptables_rules(image: str, container: str) -> str:
+    """`iptables -S` in a running container's network namespace, from a throwaway container of
+    the test bed's image (it has iptables), as root with NET_ADMIN."""
+    listed = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            f"container:{container}",
+            "--cap-add",
+            "NET_ADMIN",
+            "--user",
+            "root",
+            image,
+            "iptables",
+            "-S",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0 and "-P INPUT" in listed.stdout, listed.stderr
+    return listed.stdout

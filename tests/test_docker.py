@@ -31,6 +31,7 @@ from tests.conftest import (
     CHAOS_TUI,
     build_testbed_image,
     env_for,
+    iptables_rules,
     leftovers,
     make_state_dir,
     why_no_testbed,
@@ -362,26 +363,7 @@ def stack(request):
 def _iptables_rules(env: dict, service: str) -> str:
     container = _container_id(MESH_PROJECT, service)
     assert container, f"{service} is not running"
-    listed = subprocess.run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            f"container:{container}",
-            "--cap-add",
-            "NET_ADMIN",
-            "--user",
-            "root",
-            env["CHAOS_TESTBED_IMAGE"],
-            "iptables",
-            "-S",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert listed.returncode == 0 and "-P INPUT" in listed.stdout, listed.stderr
-    return listed.stdout
+    return iptables_rules(env["CHAOS_TESTBED_IMAGE"], container)
 
 
 @pytest.mark.slow

@@ -13,7 +13,9 @@ user's own container by its exact name (restart, kill, stop, pause), only the on
     docker.netcut  reset every TCP connection on a port of several services' containers
                    (iptables in a one-shot sidecar sharing each one's network namespace);
                    heal removes the rules the same way. Params: {"project", "services": [...],
-                   "port", "image" (with iptables)}
+                   "port", "image" (with iptables)}; or, on target `local`, {"container":
+                   NAME, "ports": [...] (TCP on each, served or dialled; [] = every packet
+                   but loopback), "image"}
 
 A heal of a container that is gone (say, `just chaos-down` while a lease was live) is done:
 nothing of the fault is left to undo.
@@ -22,6 +24,7 @@ nothing of the fault is left to undo.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from chaos_tui.agent.protocol import Lease
@@ -34,6 +37,7 @@ from chaos_tui.docker_engine import (  # noqa: F401  (DockerUnavailable: importa
     docker_client,
     find_container,
     find_named,
+    namespace_problem,
     project_problem,
     remove_quietly,
     sidecar_image_problem,
@@ -41,6 +45,19 @@ from chaos_tui.docker_engine import (  # noqa: F401  (DockerUnavailable: importa
 from chaos_tui.settings import DockerSettings
 
 SIDECAR_TIMEOUT_S = 30.0  # one iptables script; far longer means the sidecar is stuck
+
+
+def _named_in_state(name: str, state: str, verb: str) -> tuple[Any, str | None]:
+    """The container of exactly this name if it is in this state, else None and why."""
+    try:
+        container = find_named(name)
+    except DockerUnavailable as exc:
+        return None, str(exc)
+    if container is None:
+        return None, f"no container named {name!r}"
+    if container.status != state:
+        return None, f"container {name} is {container.status}: there is nothing to {verb}"
+    return container, None
 
 
 class DockerFault:
@@ -82,15 +99,7 @@ class DockerFault:
         name = params["container"]
         if set(params) != {"container"} or not isinstance(name, str) or not name:
             return f'{self.kind} needs params {{"container": NAME}}'
-        try:
-            container = find_named(name)
-        except DockerUnavailable as exc:
-            return str(exc)
-        if container is None:
-            return f"no container named {name!r}"
-        if container.status != self.needs_state:
-            return f"container {name} is {container.status}: there is nothing to break"
-        return None
+        return _named_in_state(name, self.needs_state, "break")[1]
 
     def conflicts(self, params: dict[str, Any]) -> list[str]:
         if "container" in params:
@@ -170,17 +179,105 @@ class DockerPause(DockerFault):
         container.pause()
 
 
+REJECT = "-j REJECT --reject-with tcp-reset"
+MAX_PORTS = 64  # four rules a port, in one sidecar's script
+NOT_LOOPBACK = "! dst 127.0.0.0/8 and ! dst [::1]"  # `ss` filter: what a named cut ends
+
+
+def _is_port(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 65536
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The iptables rules of one cut (INPUT ones go in before `ss -K`, OUTPUT ones after it)
+    and the `ss` filter of the connections it ends at once."""
+
+    inbound: tuple[str, ...]
+    outbound: tuple[str, ...]
+    established: str
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> Cut:
+        """The rules a lease's params mean. A compose cut: the port its services serve, as
+        it always was (a heal deletes the rules its apply inserted, to the letter). A named
+        container's cut: TCP on each port both as server and as client (its own connections
+        to that port elsewhere), or with no port every packet that is not loopback."""
+        if "container" not in params:
+            return cls._ports([params["port"]], named=False)
+        if params["ports"]:
+            return cls._ports(params["ports"], named=True)
+        # Dropped, not rejected: a reply (reset or ICMP) would have to leave through the
+        # outbound rule too. Loopback stays: the container still talks to itself.
+        return cls(
+            ("INPUT ! -i lo -j DROP",),
+            ("OUTPUT ! -o lo -j DROP",),
+            f"( {NOT_LOOPBACK} )",
+        )
+
+    @classmethod
+    def _ports(cls, ports: list[int], named: bool) -> Cut:
+        # A named cut keeps loopback (the container still talks to itself), and lets resets
+        # through: a reset made by REJECT passes the chains too, and the port's rule the
+        # other way would reject it (a REJECT of a reset drops it), so the peer would wait
+        # out a timeout instead of being refused at once.
+        inn, out = ("! -i lo ", "! -o lo ") if named else ("", "")
+        reject = f"! --tcp-flags RST RST {REJECT}" if named else REJECT
+        inbound, outbound, ends = [], [], []
+        for port in ports:
+            inbound.append(f"INPUT {inn}-p tcp --dport {port} {reject}")
+            outbound.append(f"OUTPUT {out}-p tcp --sport {port} {reject}")
+            ends.append(f"sport = :{port}")
+            if named:  # the container as a client of that port elsewhere
+                inbound.append(f"INPUT {inn}-p tcp --sport {port} {reject}")
+                outbound.append(f"OUTPUT {out}-p tcp --dport {port} {reject}")
+                ends.append(f"dport = :{port}")
+        established = " or ".join(ends)
+        if named:
+            established = f"( {established} ) and {NOT_LOOPBACK}"
+        return cls(tuple(inbound), tuple(outbound), f"( {established} )")
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return self.inbound + self.outbound
+
+    def apply_script(self) -> str:
+        # Inbound first (no new link can form), then `ss -K` ends the connections already
+        # open while their resets can still leave, so both ends notice now and not at their
+        # next ping (where the kernel allows it: `|| true`); then outbound.
+        insert = [f"iptables -I {rule}" for rule in self.inbound]
+        insert.append(f"(ss -K state established '{self.established}' || true)")
+        insert += [f"iptables -I {rule}" for rule in self.outbound]
+        return " && ".join(insert)
+
+    def heal_script(self) -> str:
+        # Delete every copy, then fail unless none is left (`iptables -C` says 1 for "no such
+        # rule"; anything else is an error). Safe to repeat, and where the apply never got
+        # that far.
+        return " ; ".join(
+            [f"while iptables -D {rule} 2>/dev/null; do :; done" for rule in self.rules]
+            + [
+                " && ".join(
+                    f"{{ iptables -C {rule} 2>/dev/null; test $? -eq 1; }}" for rule in self.rules
+                )
+            ]
+        )
+
+
 class DockerNetCut:
-    """A network cut: REJECT with a TCP reset, both ways, on one port, inside the target's
-    network namespace. Resets (not drops) so both ends see the cut at once instead of
-    waiting out a ping timeout. Each sidecar runs one command and is removed: nothing of
-    ours runs while the cut holds, and a heal's sidecar deletes every copy of the rules and
-    fails unless they are gone."""
+    """A network cut inside the target's network namespace. On target 'docker': REJECT with
+    a TCP reset, both ways, on one port of compose services' containers. On target 'local':
+    one container by its exact name, TCP on given ports or all its traffic (see `Cut`).
+    Resets (not drops) on ports, and `ss -K` on the connections already open, so the
+    container's side sees the cut at once instead of waiting out a ping timeout. Each
+    sidecar runs one command and is removed: nothing of ours runs while the cut holds, and a
+    heal's sidecar deletes every copy of the rules and fails unless they are gone."""
 
     kind = "docker.netcut"
     description = (
-        "reset TCP on a port of compose services' containers (iptables in their "
-        "network namespace); heal removes the rules"
+        "reset TCP on a port of compose services' containers, or cut a named container's "
+        "network (ports or all traffic), with iptables in its network namespace; heal "
+        "removes the rules"
     )
 
     def __init__(self, docker: DockerSettings) -> None:
@@ -188,24 +285,19 @@ class DockerNetCut:
         # The one image a sidecar may run from: it runs as root with NET_ADMIN.
         self.image = docker.sidecar_image
 
-    @staticmethod
-    def rules(port: int) -> list[str]:
-        reject = "-j REJECT --reject-with tcp-reset"
-        return [f"INPUT -p tcp --dport {port} {reject}", f"OUTPUT -p tcp --sport {port} {reject}"]
-
     def check(self, target: str, params: dict[str, Any]) -> str | None:
+        if "container" in params:
+            return self._check_named(target, params)
         if target != "docker":
             return f"{self.kind} works on target 'docker', not {target!r}"
-        services, port = params.get("services"), params.get("port")
+        services = params.get("services")
         if (
             set(params) != {"project", "services", "port", "image"}
             or not isinstance(params.get("project"), str)
             or not isinstance(services, list)
             or not services
             or not all(isinstance(x, str) and x for x in services)
-            or isinstance(port, bool)
-            or not isinstance(port, int)
-            or not 0 < port < 65536
+            or not _is_port(params.get("port"))
             or not isinstance(params.get("image"), str)
         ):
             return (
@@ -214,11 +306,8 @@ class DockerNetCut:
             )
         if problem := project_problem(self.projects, params["project"]):
             return problem
-        if params["image"] != self.image:
-            return (
-                f"sidecar image {params['image']!r} is not the agent's ({self.image!r}); "
-                "start the agent with the same CHAOS_DOCKER__SIDECAR_IMAGE"
-            )
+        if problem := self._not_ours(params["image"]):
+            return problem
         try:
             for service in services:
                 container = find_container(params["project"], service)
@@ -228,51 +317,77 @@ class DockerNetCut:
             return str(exc)
         return sidecar_image_problem(params["image"])
 
+    def _check_named(self, target: str, params: dict[str, Any]) -> str | None:
+        """A user's own container by its exact name (target `local`), and only if a cut of
+        its namespace is a cut of that container (not of this machine, nor of another's)."""
+        if target != "local":
+            return f"{self.kind} on a container by name works on target 'local', not {target!r}"
+        name, ports = params.get("container"), params.get("ports")
+        if (
+            set(params) != {"container", "ports", "image"}
+            or not isinstance(name, str)
+            or not name
+            or not isinstance(ports, list)
+            or len(ports) > MAX_PORTS
+            or not all(_is_port(p) for p in ports)
+            or len(set(ports)) != len(ports)
+            or not isinstance(params.get("image"), str)
+        ):
+            return (
+                f'{self.kind} needs params {{"container": NAME, "ports": [1-65535, ...] '
+                f'(distinct, at most {MAX_PORTS}; [] for all traffic), "image": IMAGE with '
+                "iptables}"
+            )
+        if problem := self._not_ours(params["image"]):
+            return problem
+        container, problem = _named_in_state(name, "running", "cut")
+        if container is None:
+            return problem
+        return namespace_problem(container) or sidecar_image_problem(params["image"])
+
+    def _not_ours(self, image: str) -> str | None:
+        if image == self.image:
+            return None
+        return (
+            f"sidecar image {image!r} is not the agent's ({self.image!r}); "
+            "start the agent with the same CHAOS_DOCKER__SIDECAR_IMAGE"
+        )
+
     def conflicts(self, params: dict[str, Any]) -> list[str]:
         # A heal deletes every copy of its rules: two cuts of one port would heal each other.
+        if "container" in params:
+            name = params["container"]
+            if not params["ports"]:
+                return [f"all traffic of container {name}"]
+            return [f"port {port} of container {name}" for port in params["ports"]]
         return [f"port {params['port']} of {params['project']}/{s}" for s in params["services"]]
 
+    @staticmethod
+    def _targets(params: dict[str, Any]) -> list[str]:
+        """The containers a lease cuts, as its params name them."""
+        return [params["container"]] if "container" in params else list(params["services"])
+
     async def apply(self, lease: Lease) -> dict[str, Any]:
-        params = lease.params
-        # Inbound first (no new link can form), then `ss -K` ends the connections already
-        # open while their resets can still leave, so both ends notice now and not at their
-        # next ping (where the kernel allows it: `|| true`); then outbound. Every service at
-        # once: one by one, a link would fail over to a node not yet cut. All of them are
-        # waited for, even when one fails, so the undo that follows comes after every insert.
-        inbound, outbound = self.rules(params["port"])
-        script = (
-            f"iptables -I {inbound} && (ss -K state established "
-            f"'( sport = :{params['port']} )' || true) && iptables -I {outbound}"
-        )
-        await self._on_every_service(lease, script, healing=False)
-        return {"cut": list(params["services"])}
+        # Every container at once: one by one, a link would fail over to a node not yet cut.
+        # All of them are waited for, even when one fails, so the undo that follows comes
+        # after every insert.
+        await self._on_every_target(lease, Cut.of(lease.params).apply_script(), healing=False)
+        return {"cut": self._targets(lease.params)}
 
     async def heal(self, lease: Lease) -> None:
-        params = lease.params
         # A sidecar of this lease still at work (a dead agent's apply) would insert after
         # this heal: let it finish first.
         await asyncio.to_thread(self._finish_sidecars_of, lease.id)
-        # Delete every copy, then fail unless none is left (`iptables -C` says 1 for "no such
-        # rule"; anything else is an error). Safe to repeat, and where the apply never got
-        # that far. Every service is tried even when another one fails.
-        rules = self.rules(params["port"])
-        script = " ; ".join(
-            [f"while iptables -D {rule} 2>/dev/null; do :; done" for rule in rules]
-            + [
-                " && ".join(
-                    f"{{ iptables -C {rule} 2>/dev/null; test $? -eq 1; }}" for rule in rules
-                )
-            ]
-        )
-        await self._on_every_service(lease, script, healing=True)
+        # Every container is tried even when another one fails.
+        await self._on_every_target(lease, Cut.of(lease.params).heal_script(), healing=True)
 
-    async def _on_every_service(self, lease: Lease, script: str, healing: bool) -> None:
-        """The script in a sidecar on every service at once; each one is waited for, even when
-        another fails, and then the first failure is raised."""
+    async def _on_every_target(self, lease: Lease, script: str, healing: bool) -> None:
+        """The script in a sidecar on every container at once; each one is waited for, even
+        when another fails, and then the first failure is raised."""
         outcomes = await asyncio.gather(
             *(
-                asyncio.to_thread(self._sidecar, lease, service, script, healing)
-                for service in lease.params["services"]
+                asyncio.to_thread(self._sidecar, lease, ref, script, healing)
+                for ref in self._targets(lease.params)
             ),
             return_exceptions=True,
         )
@@ -280,18 +395,21 @@ class DockerNetCut:
         if errors:
             raise errors[0]
 
-    def _sidecar(self, lease: Lease, service: str, script: str, healing: bool = False) -> None:
-        """Run the script as root with NET_ADMIN in the service container's network
-        namespace; created (never pulled) and always removed by us. Labelled with the lease
-        and its run, so a later heal finds a sidecar still at work."""
+    def _sidecar(self, lease: Lease, ref: str, script: str, healing: bool = False) -> None:
+        """Run the script as root with NET_ADMIN in the container's network namespace;
+        created (never pulled) and always removed by us. Labelled with the lease and its run,
+        so a later heal finds a sidecar still at work."""
         import docker
 
         params = lease.params
-        container = find_container(params["project"], service)
+        if "container" in params:
+            container, what = find_named(ref), f"container {ref}"
+        else:
+            container, what = find_container(params["project"], ref), f"{params['project']}/{ref}"
         if container is None or container.status not in ("running", "paused"):
             if healing:
                 return  # no namespace to hold a rule: a container that starts gets a new one
-            raise RuntimeError(f"{params['project']}/{service} is not running: nothing to cut")
+            raise RuntimeError(f"{what} is not running: nothing to cut")
         try:
             sidecar = docker_client().containers.create(
                 params["image"],

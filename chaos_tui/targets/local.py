@@ -157,28 +157,59 @@ class LocalTarget(Target):
 
     def container_fault(self, kind: str, container: str, *, hold_s: float) -> Fault:
         """Kill, stop, pause or restart the container of exactly this name."""
-        touches: list[str] = []
         if kind not in CONTAINER_KINDS:
             raise UsageError(
                 f"unknown container fault {kind!r} (known: {', '.join(CONTAINER_KINDS)})"
             )
-        from chaos_tui.docker_engine import DockerUnavailable, find_named
-
-        try:
-            found = find_named(container)
-        except DockerUnavailable as exc:
-            raise UsageError(str(exc)) from None
-        if found is None:
-            raise UsageError(f"no container named {container!r} on the local Docker Engine")
-        touches.append(f"container {container} ({found.short_id})")
+        found = _named_container(container)
         return _touching(
-            touches,
+            [f"container {container} ({found.short_id})"],
             LeasedFault(
                 self.agent,
                 kind,
                 {"container": container},
                 name=f"{kind.split('.')[1]}:{container}",
                 description=f"{kind.split('.')[1]} container {container} for {hold_s:g}s",
+                hold_s=hold_s,
+            ),
+        )
+
+    def partition_fault(self, container: str, *, ports: list[int] | None, hold_s: float) -> Fault:
+        """Cut the network of the container of exactly this name: TCP on these ports, both
+        to them and from the container to them elsewhere (reset), or with no port every packet
+        in and out but loopback (dropped). The agent puts iptables rules in the container's
+        network namespace from a one-shot sidecar of the configured image, and removes them
+        at the heal."""
+        wanted = list(dict.fromkeys(ports or []))  # [] means what None does: all traffic
+        for port in wanted:
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise UsageError(f"a port is a number from 1 to 65535, not {port!r}")
+        from chaos_tui.docker_engine import (
+            namespace_problem,
+            namespace_sharers,
+            sidecar_image_problem,
+        )
+
+        found = _named_container(container)
+        if found.status != "running":
+            raise UsageError(f"container {container} is {found.status}: there is no network to cut")
+        image = self.settings.docker.sidecar_image
+        if problem := namespace_problem(found) or sidecar_image_problem(image):
+            raise UsageError(problem)
+        what = f"ports {', '.join(map(str, wanted))}" if wanted else "all traffic but loopback"
+        cut = f"on {what}" if wanted else f"of {what}"
+        touches = [f"container {container} ({found.short_id}): network cut {cut}"]
+        touches += [
+            f"container {c}: in its network namespace, cut too" for c in (namespace_sharers(found))
+        ]
+        return _touching(
+            touches,
+            LeasedFault(
+                self.agent,
+                "docker.netcut",
+                {"container": container, "ports": wanted, "image": image},
+                name=f"partition:{container}",
+                description=f"cut {what} of container {container} for {hold_s:g}s",
                 hold_s=hold_s,
             ),
         )
@@ -230,6 +261,19 @@ class LocalTarget(Target):
                 hold_s=hold_s,
             ),
         )
+
+
+def _named_container(name: str):
+    """The container of exactly this name on the local Docker Engine, or a UsageError."""
+    from chaos_tui.docker_engine import DockerUnavailable, find_named
+
+    try:
+        found = find_named(name)
+    except DockerUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    if found is None:
+        raise UsageError(f"no container named {name!r} on the local Docker Engine")
+    return found
 
 
 def _touching(touches: list[str], fault: Fault) -> Fault:
