@@ -343,3 +343,46 @@ def test_a_container_in_its_network_namespace_is_named_in_the_blast_radius(local
     finally:
         docker("rm", "-f", sharer)
     assert local.agent.info() is None, "planning started nothing"
+
+
+def test_a_scenario_files_network_partition_runs_through_the_cli(served, tmp_path, fresh_state_dir):
+    """The file's `network_partition` on the container by name, as a user runs it: the probe
+    through the cut port fails during the fault and answers after; the other port is untouched."""
+    from tests.conftest import env_for, run_cli
+
+    cut, kept = served.published[8080], served.published[8081]
+    path = tmp_path / "partition.yaml"
+    path.write_text(
+        f"""\
+version: 1
+scenarios:
+  api_cut:
+    hypothesis: "the api answers again within 5 s of its port being cut"
+    warmup_seconds: 0.5
+    recover_seconds: 1
+    steady_state:
+      - http_200_from: http://127.0.0.1:{cut}/
+        name: cut_port
+      - http_200_from: http://127.0.0.1:{kept}/
+        name: kept_port
+    actions:
+      - type: network_partition
+        target: {served.name}
+        ports: [8080]
+        duration_seconds: 2
+    validation:
+      - recovery_time_max_seconds: {{probe: cut_port, max: 5}}
+      - error_rate_max: {{probe: kept_port, max: 0}}
+      - detect_time_max_seconds: {{probe: cut_port, max: 2}}
+"""
+    )
+    env = env_for(fresh_state_dir, CHAOS_ENABLED="true", CHAOS_DOCKER__SIDECAR_IMAGE=served.image)
+    done = run_cli(["--headless", "--file", str(path), "--scenario", "api_cut", "--json"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    judged = {i["name"]: i for i in result["invariants"]}
+    assert all(i["passed"] for i in judged.values()), judged
+    assert judged["detect_time(cut_port)"]["measured"] is not None
+    assert result["probes"]["cut_port"]["during"]["error_rate"] > 0.5
+    assert result["probes"]["kept_port"]["during"]["error_rate"] == 0
+    assert "REJECT" not in iptables_rules(served.image, served.cid), "the heal took every rule"
