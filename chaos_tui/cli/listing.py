@@ -23,7 +23,7 @@ def list_scenarios(as_json, file):
     """List the built-in scenarios (and a scenario file's with --file)."""
     # The file first: a bad file is its errors alone, before anything heavier is imported.
     file_rows = _file_rows(file) if file is not None else []
-    from chaos_tui.scenarios import SCENARIOS
+    from chaos_tui.scenarios import SCENARIOS, source_of
 
     rows: list[dict[str, Any]] = [
         {
@@ -31,21 +31,21 @@ def list_scenarios(as_json, file):
             "profile": cls.profile,
             "hypothesis": cls.hypothesis,
             "parameters": {k: f.default for k, f in cls.Params.model_fields.items()},
+            "source": source_of(cls.name),  # built-in, or plugin DISTRIBUTION
         }
         for cls in SCENARIOS.values()
     ]
-    for row in rows:
-        row["source"] = "built-in"
     rows += file_rows
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        if row["source"] != "built-in":
+        if "summary" in row:  # a scenario of the file
             click.echo(f"{row['name']}  (from {row['source']})\n    {row['hypothesis']}")
             click.echo(f"    {row['summary']}")
             continue
-        click.echo(f"{row['name']}  (profile {row['profile']})\n    {row['hypothesis']}")
+        plugin = "" if row["source"] == "built-in" else f", {row['source']}"
+        click.echo(f"{row['name']}  (profile {row['profile']}{plugin})\n    {row['hypothesis']}")
         params = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
         click.echo(f"    parameters: {params}")
 

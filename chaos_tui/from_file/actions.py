@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+from chaos_tui import plugins
 from chaos_tui.core.contracts import Fault, Target
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.platform_target import (
@@ -18,6 +19,7 @@ from chaos_tui.core.platform_target import (
     ServiceFaultParams,
     ServiceName,
 )
+from chaos_tui.faults.leased import TTL_MARGIN_S
 from chaos_tui.scenario_file import model as m
 from chaos_tui.targets.local import LocalTarget
 
@@ -61,7 +63,9 @@ def platform_part(action: m.ActionBase) -> str | None:
 
 def build_fault(action: m.ActionBase, target: Target, hold_s: float) -> Fault:
     """The fault of one action on this target, its TTL the file's `ttl_seconds` if given."""
-    if isinstance(target, LocalTarget):
+    if isinstance(action, m.PluginActionBase):
+        fault = plugin_fault(action, target, hold_s)
+    elif isinstance(target, LocalTarget):
         fault = _on_local(action, target, hold_s)
     elif isinstance(target, PlatformTarget):
         fault = _on_platform(action, target, hold_s)
@@ -69,6 +73,20 @@ def build_fault(action: m.ActionBase, target: Target, hold_s: float) -> Fault:
         raise UsageError(f"target {target.name!r} takes no scenario file actions")
     if action.ttl_seconds is not None:
         fault.ttl_s = action.ttl_seconds
+    return fault
+
+
+def plugin_fault(action: m.PluginActionBase, target: Target, hold_s: float) -> Fault:
+    """A plugin type's fault, on whatever target the run has: its `build(params, target,
+    hold_s)`, checked to be a Fault, held as the file says and leased at least that long."""
+    plugin = action.PLUGIN
+    fault = plugins.call(plugin, "build", plugin.obj.build, action.params, target, hold_s)
+    if not isinstance(fault, Fault):
+        raise plugins.PluginError(
+            f"{plugin.describe()}: build returned {type(fault).__name__}, not a Fault"
+        )
+    fault.hold_s = hold_s
+    fault.ttl_s = max(fault.ttl_s, hold_s + TTL_MARGIN_S)  # as the agent's own leases
     return fault
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from chaos_tui import plugins
 from chaos_tui.core.contracts import Probe
 from chaos_tui.core.errors import UsageError
 from chaos_tui.probes.command_probe import CommandProbe
@@ -62,6 +63,8 @@ def build_probe(entry: m.ProbeBase) -> Probe:
 
 def _plain(entry: m.ProbeBase, bounded: bool) -> Probe:
     name = entry.probe_name
+    if isinstance(entry, m.PluginProbeBase):
+        return plugin_probe(entry)
     # An HTTP probe's value is its status; with bounds it is the latency they limit.
     value: Literal["status", "latency"] = "latency" if bounded else "status"
     if isinstance(entry, m.Http200Probe):
@@ -95,3 +98,15 @@ def _plain(entry: m.ProbeBase, bounded: bool) -> Probe:
     if isinstance(entry, m.CommandProbe):
         return CommandProbe(name, entry.command, entry.timeout_ms / 1000.0)
     raise UsageError(f"steady_state {entry.kind!r} has no probe on this target")
+
+
+def plugin_probe(entry: m.PluginProbeBase) -> Probe:
+    """A plugin kind's probe: its `build(name, spec)`, checked to be a Probe of that name."""
+    plugin = entry.PLUGIN
+    probe = plugins.call(plugin, "build", plugin.obj.build, entry.probe_name, entry.plugin_spec())
+    if not isinstance(probe, Probe):
+        raise plugins.PluginError(
+            f"{plugin.describe()}: build returned {type(probe).__name__}, not a Probe"
+        )
+    probe.name = entry.probe_name  # the plan and the file's checks know it by this name
+    return probe

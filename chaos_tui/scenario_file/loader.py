@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from chaos_tui import plugins
 from chaos_tui.core.errors import UsageError
 from chaos_tui.scenario_file import model as m
 
@@ -251,6 +252,10 @@ def _explain(err: Any) -> tuple[Loc, str, bool]:
         return loc, f"unknown key {key!r}{_suggest(key, valid)}", True
     if kind == "union_tag_invalid":
         tag = str(err["ctx"]["tag"])
+        left_out = plugins.failed(plugins.FAULTS).get(tag)
+        if left_out is not None:
+            message = f"action type {tag!r} is a plugin's, left out: {left_out}"
+            return loc + ("type",), message, False
         hint = _suggest(tag, m.ACTION_TYPES, valid_list=False)
         types = ", ".join(m.ACTION_TYPES)
         return loc + ("type",), f"unknown action type {tag!r}{hint}; valid types: {types}", False
@@ -262,6 +267,9 @@ def _explain(err: Any) -> tuple[Loc, str, bool]:
         kinds = str(ctx.get("kinds", "")).split(", ")
         if isinstance(given, dict) and given:
             first = str(next(iter(given)))
+            left_out = plugins.failed(plugins.PROBES).get(first)
+            if left_out is not None and ctx.get("what") == "steady_state probe":
+                return loc, f"probe kind {first!r} is a plugin's, left out: {left_out}", False
             hint = _suggest(first, kinds, valid_list=False)
             return (
                 loc,
@@ -329,9 +337,14 @@ def _suggest(key: str, valid: typing.Iterable[str], valid_list: bool = True) -> 
 
 
 def _fields(model: Any) -> list[str]:
-    if isinstance(model, type) and issubclass(model, BaseModel):
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    flat = getattr(model, "FLAT", None)
+    if flat is None:
         return list(model.model_fields)
-    return []
+    # A plugin action: its own keys and its params' keys are written side by side.
+    params = model.model_fields[flat].annotation
+    return [f for f in model.model_fields if f != flat] + _fields(params)
 
 
 def _clean(loc: Loc) -> tuple[Loc, Any]:
@@ -340,6 +353,7 @@ def _clean(loc: Loc) -> tuple[Loc, Any]:
     tp: Any = m.ScenarioFile
     out: list[str | int] = []
     holder: Any = None
+    flat_owner: Any = None  # the plugin action whose `params` were just passed through
     for elem in loc:
         tp = _unwrap(tp)
         members = _union_members(tp)
@@ -351,9 +365,14 @@ def _clean(loc: Loc) -> tuple[Loc, Any]:
             if chosen is not None:
                 tp = chosen
                 continue
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and elem == getattr(tp, "FLAT", None):
+            # A plugin action's keys are written beside `type`, not under `params`.
+            flat_owner = tp
+            tp = tp.model_fields[str(elem)].annotation
+            continue
         out.append(elem)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            holder = tp
+            holder, flat_owner = flat_owner or tp, None
             info = tp.model_fields.get(str(elem))
             tp = info.annotation if info else Any
         elif typing.get_origin(tp) is dict:

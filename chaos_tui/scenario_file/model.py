@@ -6,6 +6,10 @@ are tagged unions, so an error names the one kind the user wrote instead of ever
 Every tagged model lists its tags in `TAGS`: the loader uses them to drop pydantic's tag
 elements from an error's location, so the path it shows is the path in the file.
 
+Plugins add probe kinds and action types (chaos_tui/plugins.py): their models are made here,
+at import, and join the same tagged unions, so a plugin's value is checked, and its errors
+placed, like a built-in's.
+
 Nothing here resolves anything (no pid, no container, no port is looked at): a later
 `to_plan(target)` turns a validated `FileScenario` into a RunPlan, probes from `steady_state`
 (`default_name` gives each its name), faults from `actions` (`hold_s` / `ttl_s`), invariants
@@ -29,6 +33,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from chaos_tui import plugins
 
 MAX_DURATION_S = 3600.0  # an hour: anything longer in a chaos run is a typo, not a plan
 MAX_TIMEOUT_MS = 60_000
@@ -297,7 +303,7 @@ class DecisionRateProbe(ProbeBase):
     policy_decisions_success_rate_gt: Fraction
 
 
-PROBE_MODELS: tuple[type[Strict], ...] = (
+BUILTIN_PROBE_MODELS: tuple[type[Strict], ...] = (
     Http200Probe,
     HttpProbe,
     TcpProbe,
@@ -313,6 +319,48 @@ PROBE_MODELS: tuple[type[Strict], ...] = (
     OutboxQueueProbe,
     DecisionRateProbe,
 )
+
+
+class PluginProbeBase(ProbeBase):
+    """A probe kind a plugin adds (entry point group `chaos_tui.probes`): one subclass per
+    kind, made by `_plugin_probe`, whose one field is named after the kind and holds the
+    plugin's `Spec`. `- redis_ping: {url: ...}` takes `name`, `max` and `min` like any probe."""
+
+    PLUGIN: ClassVar[Any]  # the chaos_tui.plugins.Plugin it came from
+
+    def plugin_spec(self) -> Any:
+        return getattr(self, self.kind)
+
+
+def _plugin_probe(plugin: Any) -> type[PluginProbeBase]:
+    kind = plugin.name
+    return type(
+        f"PluginProbe_{kind}",
+        (PluginProbeBase,),
+        {
+            "__annotations__": {kind: plugin.obj.Spec},
+            "__module__": __name__,
+            "TAGS": (kind,),
+            "PLUGIN": plugin,
+        },
+    )
+
+
+def _plugin_probes() -> tuple[type[Strict], ...]:
+    builtin = [tag for model in BUILTIN_PROBE_MODELS for tag in model.TAGS]
+    found = plugins.refuse_clashes(plugins.PROBES, builtin, "the built-in probe kind")
+    for kind, plugin in found.items():
+        # The kind is a field beside name/max/min: it must not shadow one of them, or any
+        # attribute a model has (model_dump, copy...).
+        if kind in PluginProbeBase.model_fields or hasattr(PluginProbeBase, kind):
+            raise plugins.PluginError(
+                f"the probe kind {kind!r} of {plugin.describe()} clashes with the key or "
+                f"attribute {kind!r} every probe has; uninstall {plugin.dist} or rename it"
+            )
+    return tuple(_plugin_probe(plugin) for plugin in found.values())
+
+
+PROBE_MODELS: tuple[type[Strict], ...] = BUILTIN_PROBE_MODELS + _plugin_probes()
 if TYPE_CHECKING:  # the type checker sees what every member has in common
     Probe = ProbeBase
 else:
@@ -456,7 +504,7 @@ class DownAction(ProxyActionBase):
     type: Literal["down"]
 
 
-ACTION_MODELS: tuple[type[Strict], ...] = (
+BUILTIN_ACTION_MODELS: tuple[type[Strict], ...] = (
     ProcessAction,
     ContainerAction,
     PartitionAction,
@@ -468,6 +516,50 @@ ACTION_MODELS: tuple[type[Strict], ...] = (
     LimitDataAction,
     DownAction,
 )
+
+
+class PluginActionBase(ActionBase):
+    """An action type a plugin adds (entry point group `chaos_tui.faults`): one subclass per
+    type, made by `_plugin_action`. In the file its keys sit beside `type`,
+    `duration_seconds` and `ttl_seconds`; here they are validated by the plugin's `Params`
+    into `params` (the loader leaves that step out of an error's key path: `FLAT`)."""
+
+    PLUGIN: ClassVar[Any]  # the chaos_tui.plugins.Plugin it came from
+    FLAT: ClassVar[str] = "params"
+    if TYPE_CHECKING:
+        type: str
+        params: Any
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        common = {k: v for k, v in value.items() if k in plugins.ACTION_KEYS}
+        return {**common, "params": {k: v for k, v in value.items() if k not in common}}
+
+
+def _plugin_action(plugin: Any) -> type[PluginActionBase]:
+    kind = plugin.name
+    return type(
+        f"PluginAction_{kind}",
+        (PluginActionBase,),
+        {
+            "__annotations__": {"type": Literal[kind], "params": plugin.obj.Params},
+            "__module__": __name__,
+            "TAGS": (kind,),
+            "PLUGIN": plugin,
+        },
+    )
+
+
+def _plugin_actions() -> tuple[type[Strict], ...]:
+    builtin = [tag for model in BUILTIN_ACTION_MODELS for tag in model.TAGS]
+    found = plugins.refuse_clashes(plugins.FAULTS, builtin, "the built-in action type")
+    return tuple(_plugin_action(plugin) for plugin in found.values())
+
+
+ACTION_MODELS: tuple[type[Strict], ...] = BUILTIN_ACTION_MODELS + _plugin_actions()
 ACTION_TYPES: tuple[str, ...] = tuple(t for m in ACTION_MODELS for t in m.TAGS)
 if TYPE_CHECKING:
     Action = (
@@ -481,6 +573,7 @@ if TYPE_CHECKING:
         | SlicerAction
         | LimitDataAction
         | DownAction
+        | PluginActionBase
     )
 else:
     Action = Annotated[_union(ACTION_MODELS), Field(discriminator="type")]
