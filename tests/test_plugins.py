@@ -392,8 +392,8 @@ def test_a_file_scenario_runs_the_plugins_probe_and_fault_on_its_target(
     assert "value 99 above max 5" in during["last_error"]
     assert result["probes"]["level"]["after"]["value_last"] == 3
     assert {i["name"]: i["passed"] for i in result["invariants"]} == {
-        "detect_time[level]": True,
-        "recovery_time[level]": True,
+        "detect_time(level)": True,
+        "recovery_time(level)": True,
     }
 
 
