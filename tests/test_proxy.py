@@ -116,6 +116,27 @@ async def test_latency_is_added_and_removed_at_once_under_load(agent, proxy):
     assert await round_trip(port) < 0.1
 
 
+async def test_a_reply_in_several_pieces_is_late_by_the_latency_once(agent, proxy):
+    """Pieces echoed 30 ms apart arrive behind the first while it is held: each is due at
+    its own arrival + 300 ms, so the last lands about 360 ms after the first was sent. (It
+    once took 600 ms and more: each read waited the full latency after the previous one.)"""
+    name, port = proxy
+    lease = await toxic(agent, name, "latency", attributes={"latency": 300})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        started = time.perf_counter()
+        for piece in (b"a", b"b", b"c"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.03)
+        assert await asyncio.wait_for(reader.readexactly(3), 5) == b"abc"
+        took = time.perf_counter() - started
+    finally:
+        writer.close()
+        await agent.heal_lease(lease.id)
+    assert 0.35 <= took < 0.5, f"three pieces through 300 ms took {took:.3f}s"
+
+
 async def test_data_held_by_a_toxic_goes_on_when_it_is_removed(agent, proxy):
     name, port = proxy
     lease = await toxic(agent, name, "latency", attributes={"latency": 3000})

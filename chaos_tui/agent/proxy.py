@@ -4,7 +4,8 @@ A proxy listens on loopback and relays to an upstream. Toxics sit on one directi
 ("upstream": client to server, "downstream": server to client) and apply to each connection
 with probability `toxicity`. The relay reads the toxic list for every chunk, so adding or
 removing a toxic takes effect on live connections at once; removing never waits on a lock or
-on the traffic it slowed.
+on the traffic it slowed. A latency delays each chunk from the time it arrived (ReadAhead), so
+a reply written in several pieces is late by the latency once, not once per piece.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import resource
 import socket
 import struct
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ from chaos_tui.core.errors import AgentError
 from chaos_tui.core.exit_codes import ExitCode
 
 CHUNK = 64 * 1024
+READ_AHEAD = 2 * CHUNK  # bytes one direction may read ahead of a latency toxic, stamped
 STREAMS = ("upstream", "downstream")
 
 # type -> {attribute: default}; an attribute not listed here is refused.
@@ -159,6 +162,56 @@ class Connection:
                     except OSError:
                         pass
             writer.close()
+
+
+class ReadAhead:
+    """One direction read ahead of its toxics, each chunk stamped with the time it arrived,
+    up to READ_AHEAD bytes held. A relay starts one at its first chunk under a latency toxic:
+    while that chunk waits, what follows keeps arriving, and each piece is due at its own
+    arrival plus the latency, as on a slow link (and as with Toxiproxy), not at the end of
+    the previous piece's wait. From then on the relay takes its chunks from here only."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.chunks: deque[tuple[bytes, float]] = deque()  # (data, arrival); b"" is the end
+        self.held = 0
+        self.error: BaseException | None = None
+        self.ready = asyncio.Event()  # a chunk, the end or an error to take
+        self.room = asyncio.Event()  # below READ_AHEAD: read on
+        self.room.set()
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self.room.wait()
+                data = await self.reader.read(min(CHUNK, READ_AHEAD - self.held))
+                self.chunks.append((data, loop.time()))
+                self.held += len(data)
+                if self.held >= READ_AHEAD:
+                    self.room.clear()
+                self.ready.set()
+                if not data:
+                    return
+        except (ConnectionError, OSError) as exc:
+            self.error = exc
+            self.ready.set()
+
+    async def next(self) -> tuple[bytes, float]:
+        """The next chunk and its arrival (loop time); raises the reader's error at its turn."""
+        while not self.chunks:
+            if self.error is not None:
+                raise self.error
+            self.ready.clear()
+            await self.ready.wait()
+        data, arrived = self.chunks.popleft()
+        self.held -= len(data)
+        self.room.set()
+        return data, arrived
+
+    def stop(self) -> None:
+        self.task.cancel()
 
 
 class Budget:
@@ -339,17 +392,26 @@ class Proxy:
         stream: str,
         conn: Connection,
     ) -> None:
+        loop = asyncio.get_running_loop()
+        ahead: ReadAhead | None = None
         try:
             while True:
-                data = await reader.read(CHUNK)
+                if ahead is None:
+                    data, arrived = await reader.read(CHUNK), loop.time()
+                else:
+                    data, arrived = await ahead.next()
                 if not data:
                     await self._slow_close(stream, conn)
                     break
-                if not await self._through(data, writer, stream, conn):
+                if ahead is None and self._active(stream, conn, "latency"):
+                    ahead = ReadAhead(reader)  # stamps what arrives while this chunk waits
+                if not await self._through(data, writer, stream, conn, arrived):
                     break
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            if ahead is not None:
+                ahead.stop()
             try:
                 if writer.can_write_eof():
                     writer.write_eof()
@@ -364,17 +426,26 @@ class Proxy:
         ]
 
     async def _through(
-        self, data: bytes, writer: asyncio.StreamWriter, stream: str, conn: Connection
+        self,
+        data: bytes,
+        writer: asyncio.StreamWriter,
+        stream: str,
+        conn: Connection,
+        arrived: float,
     ) -> bool:
-        """Pass one chunk through the toxics of this direction; False ends the connection."""
+        """Pass one chunk (arrived at loop time `arrived`) through the toxics of this
+        direction; False ends the connection."""
         if self._active(stream, conn, "timeout"):
             conn.lost_data = True
             return True  # a black hole: nothing gets through while it lasts
+        due = arrived  # latencies add up from the chunk's arrival, not from the last write
         for toxic in self._active(stream, conn, "latency"):
             a = toxic.attributes
-            await toxic.sleep(
-                max(0.0, a["latency"] + random.uniform(-a["jitter"], a["jitter"])) / 1000
-            )
+            delay = max(0.0, a["latency"] + random.uniform(-a["jitter"], a["jitter"])) / 1000
+            due += delay
+            await toxic.sleep(due - asyncio.get_running_loop().time())
+            if toxic.removed.is_set():
+                due -= delay  # removed while holding it: its share is no longer owed
         for toxic in self._active(stream, conn, "limit_data"):
             room = int(toxic.attributes["bytes"]) - conn.passed[stream]
             if room <= len(data):

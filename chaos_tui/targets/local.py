@@ -50,8 +50,12 @@ def host_port(text: str) -> tuple[str, int]:
 
 
 def port_is_free(listen: str) -> bool:
+    """Whether the proxy could listen here. Bound as the agent's proxy binds (asyncio's
+    servers set SO_REUSEADDR): connections a previous run's proxy closed linger in TIME_WAIT
+    on this port for a minute, and they must not make it look taken; a listener still does."""
     host, port = host_port(listen)
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
