@@ -60,6 +60,10 @@ def test_slow_network_slows_the_load_only_while_the_toxic_is_on(
     assert window["fault"] == f"latency:127.0.0.1:{proxy_port}"
     assert window["healed_by"] == "the run"
     # The service itself was never touched: the direct probe passed throughout.
+    # The bounded probe through the proxy saw the slowed path, and its recovery is the result's.
+    assert result["recovery"]["probe"] == "via_proxy"
+    assert result["probes"]["via_proxy"]["during"]["error_rate"] > 0.5
+    assert result["recovery"]["time_to_detect_s"] is not None
     service = result["probes"]["service"]
     assert service["during"]["samples"] > 0 and service["during"]["error_rate"] == 0
     assert proc.poll() is None
