@@ -198,8 +198,9 @@ def parse_params(scenario_cls, assignments: tuple[str, ...]):
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "?"
         known = ", ".join(scenario_cls.Params.model_fields)
+        reason = err["msg"].removeprefix("Value error, ")
         raise UsageError(
-            f"bad --set {field} for {scenario_cls.name}: {err['msg']} (parameters: {known})"
+            f"bad --set {field} for {scenario_cls.name}: {reason} (parameters: {known})"
         ) from None
 
 

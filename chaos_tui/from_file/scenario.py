@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from chaos_tui.core.contracts import Fault, Probe, RunContext, Scenario, ScenarioParams, Target
 from chaos_tui.core.errors import UsageError
@@ -198,19 +198,35 @@ def scenario_class(name: str, spec: m.FileScenario, source: str | Path) -> type[
     warmup = spec.warmup_seconds if spec.warmup_seconds is not None else DEFAULT_WARMUP_S
     recover = spec.recover_seconds if spec.recover_seconds is not None else DEFAULT_RECOVER_S
 
+    # When every action has its own duration_seconds, hold_s is what they hold in all (what
+    # the result's parameters say), and --set hold_s would change nothing: it is refused.
+    fixed = spec.hold_s
+
     class Params(ScenarioParams):
         warmup_s: float = Field(
             default=warmup, ge=0, le=m.MAX_DURATION_S, description="load before the fault"
         )
         hold_s: float = Field(
-            default=DEFAULT_HOLD_S,
+            default=DEFAULT_HOLD_S if fixed is None else fixed,
             gt=0,
             le=m.MAX_DURATION_S,
-            description="hold of an action with no duration_seconds",
+            description="hold of an action with no duration_seconds"
+            if fixed is None
+            else "held in all (each action's own duration_seconds)",
         )
         recover_s: float = Field(
             default=recover, ge=0, le=m.MAX_DURATION_S, description="load after the heal"
         )
+
+        @field_validator("hold_s")
+        @classmethod
+        def _not_fixed(cls, value: float) -> float:
+            if fixed is not None:
+                raise ValueError(
+                    "every action has its own duration_seconds: change those in the file "
+                    "(a variable makes one settable with --set)"
+                )
+            return value
 
     attributes: dict[str, Any] = {
         "name": name,
