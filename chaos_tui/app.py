@@ -16,9 +16,8 @@ from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
-from chaos_tui.catalog import Catalog, scenarios_for
+from chaos_tui.catalog import PLAN_REFUSALS, Catalog, scenarios_for, unlisted_note
 from chaos_tui.core.contracts import Scenario, ScenarioParams
-from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
 from chaos_tui.core.model import RunResult
@@ -68,12 +67,10 @@ class ChaosApp(App):
         # Each run's result is saved once, when it ends; `chaos-tui`'s run session saves the
         # last one through this same saver on the way out, which then writes nothing again.
         self.saver = ResultSaver(self.results_dir)
-        self.catalog = Catalog(
-            self.target,
-            self.results_dir,
-            params,
-            scenarios_for(self.target.name, file_scenarios or {}),
-        )
+        listed = scenarios_for(self.target.name, file_scenarios or {})
+        self.catalog = Catalog(self.target, self.results_dir, params, listed)
+        # Why the list is empty, or which of the file's scenarios run elsewhere (the picker).
+        self.picker_note = unlisted_note(self.target.name, file_scenarios or {}, listed)
         self.options = options or RunOptions(
             rate_hz=settings.probe_rate_hz, invariant_budget_s=settings.invariant_budget_s
         )
@@ -148,13 +145,16 @@ class ChaosApp(App):
             return False
         return True
 
-    def request_run(self, name: str) -> None:
-        """Ask for the typed confirmation, unless a safety rule or a live run says no."""
+    def request_run(self, name: str, *, fresh: bool = True) -> None:
+        """Ask for the typed confirmation, unless a safety rule or a live run says no. The
+        detail screen passes `fresh=False`: the plan it shows is the one confirmed and run.
+        From elsewhere (the palette) the scenario is planned now, so a pid is never one
+        named long ago; the confirmation shows that plan's blast radius either way."""
         if isinstance(self.screen, ConfirmRunScreen) or not self._may_run():
             return
-        try:  # the plan the detail screen shows, and the run executes
-            plan = self.catalog.plan(name)
-        except (ChaosError, OSError) as exc:
+        try:
+            plan = self.catalog.plan(name, fresh=fresh)
+        except PLAN_REFUSALS as exc:
             self.notify(
                 f"cannot plan {name}: {exc}",
                 title="refused: nothing injected",

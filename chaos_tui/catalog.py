@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos_tui.core.contracts import Scenario, ScenarioParams, Target
+from chaos_tui.core.errors import ChaosError
 from chaos_tui.core.journal import latest_result
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.plan import RunPlan, plan_run
 from chaos_tui.scenarios import SCENARIOS
+
+# What planning raises when a scenario cannot be planned now: bad input or a target that says
+# no (ChaosError: nothing listens on the port any more), a file that cannot be read (OSError),
+# a scenario whose probes clash (ValueError, from plan_run). The console shows it as one line
+# and injects nothing.
+PLAN_REFUSALS = (ChaosError, OSError, ValueError)
 
 
 @dataclass
@@ -66,12 +73,20 @@ class Catalog:
             for name, cls in self.scenarios.items()  # the registry order: the main job first
         ]
 
-    def plan(self, name: str) -> RunPlan:
+    def plan(self, name: str, *, fresh: bool = False) -> RunPlan:
         """What a run of this scenario would touch and check: planned once, then shown by the
-        detail screen and the confirmation, and executed by the run that `take_plan`s it."""
+        detail screen and the confirmation, and executed by the run that `take_plan`s it.
+        `fresh` plans again: on the user's own system a pid named a minute ago may be gone,
+        or another process may listen on the port now."""
+        if fresh:
+            self._plans.pop(name, None)
         if name not in self._plans:
             self._plans[name] = plan_run(self.scenario(name), self.target)
         return self._plans[name]
+
+    def planned(self, name: str) -> RunPlan | None:
+        """The plan kept for this scenario, without planning."""
+        return self._plans.get(name)
 
     detail = plan  # the detail screen's name for it
 
@@ -83,6 +98,11 @@ class Catalog:
         return plan
 
 
+def source_label(source: str) -> str:
+    """A scenario's source as a list shows it: `built-in`, or the file's name."""
+    return source if source == "built-in" else Path(source).name
+
+
 def scenarios_for(target_name: str, file_scenarios: dict[str, type[Scenario]]) -> dict:
     """What a console on this target lists: the built-ins on the platform's targets, then a
     file's scenarios that run there (the user's own system's on `local` only)."""
@@ -92,3 +112,33 @@ def scenarios_for(target_name: str, file_scenarios: dict[str, type[Scenario]]) -
         if (cls.profile == "local") == local:
             listed[name] = cls  # a file's scenario wins over a built-in of the same name
     return listed
+
+
+def unlisted_note(
+    target_name: str,
+    file_scenarios: dict[str, type[Scenario]],
+    listed: dict[str, type[Scenario]],
+) -> str | None:
+    """What the list cannot show by itself: why it is empty on `local` and how to fill it,
+    or which of the file's scenarios run on another target than this one."""
+    hidden = [name for name, cls in file_scenarios.items() if listed.get(name) is not cls]
+    files = sorted({str(getattr(cls, "source", "the file")) for cls in file_scenarios.values()})
+    where = ", ".join(files)
+    they = f"{', '.join(hidden)} {'runs' if len(hidden) == 1 else 'run'}"
+    if target_name == "local" and not listed:
+        if not file_scenarios:
+            return (
+                "Nothing to run on target local: it runs the scenarios of a scenario file, "
+                "which name your own processes, containers and proxies. Start the console "
+                "with --file FILE (or set CHAOS_FILE=FILE); `chaos-tui init` writes an "
+                "example to start from."
+            )
+        return (
+            f"Nothing to run on target local: {where} has no scenario of your own system "
+            f"({they} on the platform's parts: --target sandbox or docker)."
+        )
+    if not hidden:
+        return None
+    if target_name == "local":
+        return f"{where}: {they} on the platform's parts, with --target sandbox or docker."
+    return f"{where}: {they} on your own system, with --target local."

@@ -58,6 +58,18 @@ def test_picker(snap_compare, app):
     assert snap_compare(app, terminal_size=SIZE)
 
 
+def test_picker_on_local_without_a_file(snap_compare):
+    """Nothing to list: the picker says so and how to give a scenario file."""
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    app = ChaosApp(
+        Settings(state_dir=STATE_DIR), target_name="local", enable_chaos=True, export_dir=STATE_DIR
+    )
+    try:
+        assert snap_compare(app, terminal_size=SIZE)
+    finally:
+        shutil.rmtree(STATE_DIR, ignore_errors=True)
+
+
 def test_confirmation_modal_after_a_wrong_name(snap_compare, app):
     assert snap_compare(app, press=["enter", "r", *"postgres", "enter"], terminal_size=SIZE)
 

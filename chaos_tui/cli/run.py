@@ -151,10 +151,13 @@ def _scenario_class(name: str, file_scenarios: dict, file):
 
 def _target_name(given: str | None, scenario_cls, file_scenarios: dict) -> str:
     """--target as given, checked against the scenario; else `local` for a file scenario of the
-    user's own system, else the sandbox."""
+    user's own system (or, for the console, a file whose scenarios all are), else the
+    sandbox."""
     from chaos_tui.targets import PLATFORM_TARGETS, TARGET_NAMES
 
     own_system = getattr(scenario_cls, "profile", None) == "local"
+    if scenario_cls is None and file_scenarios:  # the console, no scenario named
+        own_system = all(cls.profile == "local" for cls in file_scenarios.values())
     if given is None:
         return "local" if own_system else "sandbox"
     if given not in TARGET_NAMES:

@@ -1,10 +1,15 @@
-"""Modal guards: type the scenario name to run it; answer yes before quitting a live run."""
+"""Modal guards: type the scenario name to run it; answer yes before quitting a live run.
+
+The run's question shows what the typed name agrees to: each fault with its TTL, and the
+blast radius exactly as planned (the pids and command lines, containers, proxies it opens,
+commands the agent will run), before the box to type in."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -16,32 +21,63 @@ class ConfirmRunScreen(ModalScreen[bool]):
     """Dismisses with True only when the exact scenario name was typed; esc is False."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    AUTO_FOCUS = "#confirm-input"  # typing goes to the box, not to the scrollable list
 
-    def __init__(self, scenario: str, target: str, blast_radius: list[str]) -> None:
+    def __init__(
+        self, scenario: str, target: str, faults: list[str], blast_radius: list[str]
+    ) -> None:
         super().__init__()
         self.scenario = scenario
         self.target = target
+        self.faults = faults
         self.blast_radius = blast_radius
 
     @classmethod
     def for_plan(cls, plan: RunPlan) -> ConfirmRunScreen:
-        """The question for this plan: the faults it will inject, each with its TTL (the
-        plan the run then executes, so what is confirmed is what runs)."""
-        radius = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in plan.faults]
-        return cls(plan.scenario_name, plan.target, radius)
+        """The question for this plan: the faults it will inject, each with its TTL, and
+        what they touch, resolved (the plan the run then executes, so what is confirmed is
+        what runs)."""
+        faults = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in plan.faults]
+        radius = list(dict.fromkeys(plan.blast_radius))  # two faults through one proxy: once
+        return cls(plan.scenario_name, plan.target, faults, radius)
+
+    def what_it_does(self) -> Text:
+        text = Text()
+        for heading, lines in (
+            ("faults", self.faults),
+            ("blast radius, resolved now", self.blast_radius),
+        ):
+            if text:
+                text.append("\n\n")
+            text.append(heading, style="bold")
+            for line in lines or ["(nothing)"]:
+                text.append(f"\n• {line}")
+        return text
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
             yield Label(f"Inject faults into [b]{self.target}[/b]?", id="confirm-title")
-            yield Static(
-                "\n".join(f"• {line}" for line in self.blast_radius) or "• (nothing)",
-                id="confirm-radius",
-            )
+            with VerticalScroll(id="confirm-scroll"):  # many pids: this part scrolls
+                yield Static(self.what_it_does(), id="confirm-radius")
             yield Label(f"Type [b]{self.scenario}[/b] to run it, esc to cancel.")
             box = Input(placeholder="the scenario name, exactly", id="confirm-input")
             box.cursor_blink = False  # steady for screenshots and screen readers alike
             yield box
             yield Label("", id="confirm-error")
+
+    def on_mount(self) -> None:
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        # The list gets the rows the rest of the box leaves, so the box to type in stays on
+        # the screen however many pids there are (a `vh` max-height in the CSS is not counted
+        # when the box sizes itself to its content).
+        rest = 16  # border, padding, title, margins, the question, the input, the error line
+        scroll = self.query_one("#confirm-scroll", VerticalScroll)
+        scroll.styles.max_height = max(3, self.app.size.height - rest)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if confirmation_matches(event.value, self.scenario):

@@ -1,5 +1,10 @@
-"""One scenario before it runs: the hypothesis, what is probed, what is broken and for how
-long, exactly which processes are in the blast radius, and what must hold."""
+"""One scenario before it runs: the hypothesis, where it comes from (built in, or a scenario
+file), what is probed, what is broken and for how long, exactly which processes, containers,
+proxies and commands are in the blast radius, and what must hold.
+
+It is planned afresh each time it opens: on the user's own system the pid listening on a port
+changes when the service restarts, and a plan that cannot be made now (nothing listens there
+any more) is one line here, with nothing injected."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from chaos_tui.core.errors import ChaosError
+from chaos_tui.catalog import PLAN_REFUSALS
 from chaos_tui.core.plan import RunPlan
 from chaos_tui.widgets.title_bar import TitleBar
 
@@ -24,7 +29,11 @@ if TYPE_CHECKING:  # for the type only: the app imports this screen
 
 def describe(plan: RunPlan) -> Group:
     """The plan the run will execute, as the user reads it before confirming."""
-    parts: list = [Text(plan.scenario_name, style="bold"), Text(plan.hypothesis), Text("")]
+    parts: list = [Text(plan.scenario_name, style="bold"), Text(plan.hypothesis)]
+    source = getattr(plan.scenario, "source", None)
+    if source:
+        parts.append(Text(f"from {source}", style="dim"))
+    parts.append(Text(""))
 
     probes = Table(
         title="steady state (must hold before anything is injected)",
@@ -61,7 +70,8 @@ def describe(plan: RunPlan) -> Group:
         parts += [Text("load: ", style="bold") + Text(plan.workload), Text("")]
 
     parts.append(Text(f"blast radius (profile {plan.profile})", style="bold"))
-    parts += [Text(f"  • {line}") for line in plan.blast_radius] or [Text("  (nothing)")]
+    lines = dict.fromkeys(plan.blast_radius)  # two faults through one proxy: said once
+    parts += [Text(f"  • {line}") for line in lines] or [Text("  (nothing)")]
     parts.append(Text(""))
 
     checks = Table(
@@ -97,6 +107,7 @@ class DetailScreen(Screen):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.scenario_name = name
+        self.shown_plan: RunPlan | None = None
 
     @property
     def chaos(self) -> ChaosApp:
@@ -106,15 +117,39 @@ class DetailScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         with VerticalScroll():
-            try:
-                shown: Group | Text = describe(self.chaos.catalog.plan(self.scenario_name))
-            except (ChaosError, OSError) as exc:  # e.g. the sandbox's port book unreadable
-                shown = Text(f"cannot plan {self.scenario_name}: {exc}", style="bold red")
-            yield Static(shown, id="detail")
+            yield Static(id="detail")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.show(fresh=True)
+
+    def on_screen_resume(self) -> None:
+        # Back from the confirmation or the palette: the plan kept for a run may be a newer
+        # one than shown (planned there after this screen said it could not be): show that.
+        kept = self.chaos.catalog.planned(self.scenario_name)
+        if kept is not None and kept is not self.shown_plan:
+            self.show()
+
+    def show(self, *, fresh: bool = False) -> None:
+        detail = self.query_one("#detail", Static)
+        try:
+            self.shown_plan = self.chaos.catalog.plan(self.scenario_name, fresh=fresh)
+        except PLAN_REFUSALS as exc:  # nothing listens on the port; a port book unreadable
+            self.shown_plan = None
+            detail.update(
+                Group(
+                    Text(self.scenario_name, style="bold"),
+                    Text(f"cannot plan {self.scenario_name}: {exc}", style="bold red"),
+                    Text("nothing was injected; r plans it again, esc goes back", style="dim"),
+                )
+            )
+            return
+        detail.update(describe(self.shown_plan))
+
     def action_run(self) -> None:
-        self.chaos.request_run(self.scenario_name)
+        # The plan shown is the plan confirmed; when none could be made, request_run plans
+        # again and says why it still cannot, or asks to confirm the new plan.
+        self.chaos.request_run(self.scenario_name, fresh=False)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -1,9 +1,11 @@
-"""The first screen: every scenario with its target, hypothesis, duration and last verdict."""
+"""The first screen: every scenario with its source (built-in or the scenario file it came
+from), profile, hypothesis, duration and last verdict. The target is the title bar's: every
+row runs there. A list that cannot explain itself (nothing on `local` without a file, a
+file's scenarios that run elsewhere) gets a note saying why and what to do."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from rich.console import Group
@@ -14,7 +16,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from chaos_tui.catalog import ScenarioEntry
+from chaos_tui.catalog import ScenarioEntry, source_label
 from chaos_tui.core.report import result_facts
 from chaos_tui.widgets.title_bar import TitleBar
 
@@ -37,7 +39,10 @@ def last_result_cell(entry: ScenarioEntry) -> Text:
 
 def preview(entry: ScenarioEntry) -> Group:
     """The highlighted scenario: its whole hypothesis and what its last run measured."""
-    parts: list = [Text(entry.name, style="bold"), Text(entry.hypothesis), Text("")]
+    parts: list = [Text(entry.name, style="bold"), Text(entry.hypothesis)]
+    if entry.source != "built-in":
+        parts.append(Text(f"from {entry.source}", style="dim"))
+    parts.append(Text(""))
     last = entry.last_result
     if last is None:
         parts.append(Text("never run on this machine", style="dim"))
@@ -70,14 +75,18 @@ class PickerScreen(Screen):
         yield TitleBar()
         yield Input(placeholder="filter scenarios by name or hypothesis", id="filter")
         yield DataTable(id="scenarios", cursor_type="row", zebra_stripes=True)
+        yield Static(id="picker-note")
         yield Static(id="preview")
         yield Static("enter: details and run   /: filter   ?: help   q: quit", id="picker-hint")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("scenario", "target", "profile", "hypothesis", "duration", "last result")
+        table.add_columns("scenario", "source", "profile", "hypothesis", "duration", "last result")
         self.query_one("#filter", Input).display = False
+        note = self.query_one("#picker-note", Static)
+        note.update(Text(self.chaos.picker_note or ""))  # a file's path is not markup
+        note.display = self.chaos.picker_note is not None
         self.refill()
         table.focus()
 
@@ -95,8 +104,8 @@ class PickerScreen(Screen):
                 continue
             table.add_row(
                 entry.name,
-                entry.target,
-                entry.profile if entry.source == "built-in" else Path(entry.source).name,
+                source_label(entry.source),
+                entry.profile,
                 Text(
                     entry.hypothesis[: HYPOTHESIS_CHARS - 1] + "…"
                     if len(entry.hypothesis) > HYPOTHESIS_CHARS

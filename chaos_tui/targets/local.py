@@ -239,9 +239,11 @@ class LocalTarget(Target):
                 raise UsageError(f"proxy listen address {listen} is already taken")
             spec = ProxySpec(f"local-{host_port(listen)[1]}", listen, upstream)
             self.proxies[listen] = spec
-            touches.append(f"proxy {listen} -> {upstream} (opened for the run)")
         elif spec.upstream != upstream:
             raise UsageError(f"proxy {listen} is given two upstreams ({spec.upstream}, {upstream})")
+        # Said by every plan of it, not only the first: the console plans a scenario again
+        # each time it is shown, and a run after the first one uses the proxy just the same.
+        touches.append(f"proxy {listen} -> {upstream} (opened for the run)")
         params: dict[str, object]
         if toxic == "down":
             kind, params = "proxy.down", {"proxy": spec.name}
