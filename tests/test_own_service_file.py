@@ -231,3 +231,30 @@ def test_a_built_in_scenario_is_refused_on_the_local_target(fresh_state_dir):
     )
     assert done.returncode == 2
     assert "runs on sandbox or docker, not local" in done.stderr
+
+
+def test_a_probe_named_like_the_targets_own_is_one_line(tmp_path, fresh_state_dir):
+    path = tmp_path / "clash.yaml"
+    path.write_text(
+        """\
+version: 1
+scenarios:
+  clash:
+    hypothesis: "a probe may not take the fault agent's name"
+    steady_state:
+      - tcp_open: 127.0.0.1:1
+        name: agent
+    actions:
+      - type: latency
+        proxy: {listen: "127.0.0.1:1", upstream: "127.0.0.1:2"}
+        latency: 10
+"""
+    )
+    done = run_cli(
+        ["--dry-run", "--file", str(path), "--scenario", "clash"], env_for(fresh_state_dir)
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "chaos-tui: clash: steady_state probe name 'agent' is taken by the target's own probe: "
+        "give it another `name:`"
+    ]

@@ -84,11 +84,22 @@ class FileScenarioBase(Scenario[Target]):
 
     def probes(self, target: Target) -> list[Probe]:
         self._check_target(target)
-        probes: list[Probe] = []
+        builtin = self.companion.scenario.probes(target) if self.companion is not None else []
+        # The target's own probes (its fault agent) and a built-in's run beside the file's:
+        # a file probe of the same name is the user's to rename, said as such.
+        taken = {p.name: "the target's" for p in target.probes()}
         if self.companion is not None:
-            probes += self.companion.scenario.probes(target)
-        probes += [build_probe(p) for p in self.spec.steady_state if p.kind not in NAMED_PROBES]
-        return probes
+            taken.update((p.name, f"{self.companion.scenario.name}'s") for p in builtin)
+        for entry in self.spec.steady_state:
+            owner = taken.get(entry.probe_name)
+            if entry.kind not in NAMED_PROBES and owner is not None:
+                raise UsageError(
+                    f"{self.name}: steady_state probe name {entry.probe_name!r} is taken by "
+                    f"{owner} own probe: give it another `name:`"
+                )
+        return builtin + [
+            build_probe(p) for p in self.spec.steady_state if p.kind not in NAMED_PROBES
+        ]
 
     def steady_state(self) -> dict[str, float | None]:
         ceilings = self.companion.ceilings if self.companion is not None else {}

@@ -54,7 +54,7 @@ def describe(plan: RunPlan) -> Group:
             if ceiling is None
             else f"passing, value <= {ceiling:g}"
         )
-        probes.add_row(probe.name, probe.description, need)
+        probes.add_row(Text(probe.name), Text(probe.description), need)
     parts += [probes, Text("")]
 
     faults = Table(title="faults", title_justify="left", expand=True, show_edge=False)
@@ -63,7 +63,9 @@ def describe(plan: RunPlan) -> Group:
     faults.add_column("held", justify="right")
     faults.add_column("TTL", justify="right")
     for fault in plan.faults:
-        faults.add_row(fault.name, fault.description, f"{fault.hold_s:g}s", f"{fault.ttl_s:g}s")
+        faults.add_row(
+            Text(fault.name), Text(fault.description), f"{fault.hold_s:g}s", f"{fault.ttl_s:g}s"
+        )
     parts += [faults, Text("")]
 
     if plan.workload:
@@ -85,7 +87,7 @@ def describe(plan: RunPlan) -> Group:
     checks.add_column("limit", justify="right")
     for inv in plan.invariants:
         limit = "" if inv.limit is None else f"{inv.comparison} {inv.limit:g} {inv.unit}".strip()
-        checks.add_row(inv.name, inv.description, limit)
+        checks.add_row(Text(inv.name), Text(inv.description), limit)
     parts.append(checks)
 
     params = plan.params

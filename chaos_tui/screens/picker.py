@@ -55,7 +55,7 @@ def preview(entry: ScenarioEntry) -> Group:
     facts.add_column(style="dim")
     facts.add_column()
     for label, value in result_facts(last):
-        facts.add_row(label, value)
+        facts.add_row(label, Text(value))
     return Group(*parts, head, facts)
 
 

@@ -46,7 +46,7 @@ def report_body(result: RunResult) -> Group:
     facts.add_column(style="dim")
     facts.add_column()
     for label, value in result_facts(result):
-        facts.add_row(label, value)
+        facts.add_row(label, Text(value))
     parts += [facts, Text("")]
 
     checks = Table(title="invariants", title_justify="left", expand=True, show_edge=False)
@@ -56,7 +56,7 @@ def report_body(result: RunResult) -> Group:
     checks.add_column("detail", style="dim")
     for inv in result.invariants:
         mark = Text("✔", style="bold green") if inv.passed else Text("✘", style="bold red")
-        checks.add_row(mark, inv.name, invariant_measure(inv), inv.detail)
+        checks.add_row(mark, Text(inv.name), invariant_measure(inv), Text(inv.detail))
     if not result.invariants:
         checks.add_row("", "none checked", "", "")
     parts += [checks, Text("")]

@@ -60,11 +60,13 @@ def invariant_table(live: LiveRun) -> Table:
         if got is None:
             mark = Text("…" if checking else "○", style="yellow" if checking else "dim")
             limit = "" if spec.limit is None else f"{spec.comparison} {spec.limit:g} {spec.unit}"
-            table.add_row(mark, spec.name, Text(limit.strip(), style="dim"))
+            table.add_row(mark, Text(spec.name), Text(limit.strip(), style="dim"))
         else:
             mark = Text("✔", style="bold green") if got.passed else Text("✘", style="bold red")
             table.add_row(
-                mark, spec.name, Text(invariant_measure(got), style="" if got.passed else "red")
+                mark,
+                Text(spec.name),
+                Text(invariant_measure(got), style="" if got.passed else "red"),
             )
     return table
 
@@ -86,7 +88,7 @@ def metrics_table(facts: tuple[tuple[str, str], ...]) -> Table:
     table.add_column(style="dim", ratio=1)
     table.add_column(justify="right")
     for label, value in facts:
-        table.add_row(label, value)
+        table.add_row(label, Text(value))
     if not facts:
         table.add_row("no fault injected yet", "")
     return table
