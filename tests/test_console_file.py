@@ -340,3 +340,36 @@ def test_the_console_on_local_without_a_file_says_how_to_give_one(fresh_state_di
         assert console.wait(15) == 0
     finally:
         console.close()
+
+
+def test_sigkill_of_the_console_mid_fault_still_restarts_the_service(
+    server,  # noqa: F811 - the imported fixture, by name
+    tmp_path,
+    fresh_state_dir,
+):
+    """The console itself (`chaos-tui --file F --scenario NAME`, in a terminal) is SIGKILLed
+    while its kill_process is held: nothing is typed afterwards, and the agent, finding the
+    lease's owner dead, runs the file's restart command."""
+    port, proc = server
+    path = scenario_file(tmp_path, port, restart_command(port))
+    path.write_text(path.read_text().replace("duration_seconds: 1", "duration_seconds: 60"))
+    env = env_for(fresh_state_dir, CHAOS_ENABLED="true")
+    console = PtyConsole(["--file", str(path), "--scenario", NAME], env)
+    try:
+        console.wait_for("blast radius")  # the detail view of the scenario, opened at start
+        console.type("r")
+        console.wait_for(f"Type {NAME} to run it")
+        console.type(NAME + "\r")
+        deadline = time.monotonic() + 60
+        while proc.poll() is None:  # the fault has landed once the service is dead
+            assert time.monotonic() < deadline, "the fault never landed"
+            time.sleep(0.05)
+        console.proc.send_signal(signal.SIGKILL)
+        console.wait(5)
+        deadline = time.monotonic() + 15
+        while not listeners(port):
+            assert time.monotonic() < deadline, "the service never came back"
+            time.sleep(0.1)
+    finally:
+        console.close()
+        AgentClient(Settings(state_dir=fresh_state_dir)).stop_spawned()
