@@ -68,6 +68,8 @@ class Narrator:
             if event.ok and w.healed_at is not None:
                 took = w.healed_at - w.injected_at
                 by = f" (by {w.healed_by})" if w.healed_by != "the run" else ""
+                if w.applied_at is None:  # refused, or cut short: it may never have landed
+                    by += " (its inject never completed)"
                 return (
                     w.healed_at,
                     f"[bold green]HEALED[/bold green] {escape(w.fault)} after {took:.1f}s{by}",

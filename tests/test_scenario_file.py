@@ -198,6 +198,19 @@ BROKEN = {
         f"17:18: {CHECKOUT}.actions[0].restart: must not be empty",
     ),
     "a file that is not a mapping": ("- a\n- b\n", "1:1: expected a mapping (version, safety, "),
+    "restart on a pause": (
+        broken("type: kill_process", "type: pause_process"),
+        f"14:9: {CHECKOUT}.actions[0]: pause_process resumes the process (SIGCONT) at the heal: "
+        "it takes no restart",
+    ),
+    "a load where only a probe will do": (
+        broken(
+            "http_recovery_time_max_seconds: 10",
+            "recovery_time_max_seconds: {probe: checkout, max: 5}",
+        ),
+        f"19:44: {CHECKOUT}.validation[0].recovery_time_max_seconds.probe: no probe named "
+        "'checkout' in this scenario (probes: health, tcp_5432)",
+    ),
 }
 
 

@@ -21,11 +21,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from chaos_tui.agent.protocol import Lease
-from chaos_tui.core.procinfo import alive
+from chaos_tui.core.procinfo import alive, is_chaos_machinery
 
 RESTART_RETURN_S = 10.0  # a start command (systemctl start, docker start) returns in seconds
 GONE_WAIT_S = 5.0  # how long a kill waits to see its processes gone
@@ -76,7 +75,7 @@ class ProcessFault:
         except ValueError as exc:
             return f"{self.kind} {exc}"
         for pid, ticks in named:
-            if pid in self.protected or _is_our_machinery(pid):
+            if pid in self.protected or is_chaos_machinery(pid):
                 return (
                     f"{self.kind} may not touch pid {pid} (init, the agent, its parent or its "
                     "guardian: what heals faults is never one)"
@@ -133,17 +132,6 @@ class ProcessPause(ProcessFault):
         for pid, ticks in _pids(lease.params):
             if alive(pid, ticks):  # one that exited meanwhile has nothing left to resume
                 os.kill(pid, signal.SIGCONT)
-
-
-def _is_our_machinery(pid: int) -> bool:
-    """A fault agent or guardian of chaos-tui (of any state dir), by its command line."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"chaos_tui.agent.guardian" in argv or (
-        b"chaos_tui" in argv and b"agent" in argv and b"-m" in argv
-    )
 
 
 def run_restart(command: str) -> None:

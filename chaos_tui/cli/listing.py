@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,13 @@ from chaos_tui.cli.root import cli
     "--file",
     "file",
     type=click.Path(path_type=Path),
-    help="A scenario file: its scenarios are listed too (checked first, as `validate` does).",
+    help="A scenario file (also CHAOS_FILE): its scenarios are listed too (checked first, as "
+    "`validate` does).",
 )
 def list_scenarios(as_json, file):
     """List the built-in scenarios (and a scenario file's with --file)."""
+    if file is None and os.environ.get("CHAOS_FILE"):  # the setting --file stands for
+        file = Path(os.environ["CHAOS_FILE"])
     # The file first: a bad file is its errors alone, before anything heavier is imported.
     file_rows = _file_rows(file) if file is not None else []
     from chaos_tui.scenarios import SCENARIOS, source_of

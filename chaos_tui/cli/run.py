@@ -53,7 +53,9 @@ def launch(
             _scenario_class(scenario_name, file_scenarios, file) if scenario_name else None
         )
         target_name = _target_name(target_name, scenario_cls, file_scenarios)
-        params = parse_params(scenario_cls, assignments) if scenario_cls else None
+        params = (
+            parse_params(scenario_cls, assignments, variables_of(file)) if scenario_cls else None
+        )
         if rate_hz is not None and not 0 < rate_hz <= PROBE_RATE_MAX_HZ:
             raise UsageError(
                 f"--rate must be between 0 and {PROBE_RATE_MAX_HZ:g} Hz, got {rate_hz:g}"
@@ -182,7 +184,16 @@ def _target_name(given: str | None, scenario_cls, file_scenarios: dict) -> str:
     return given
 
 
-def parse_params(scenario_cls, assignments: tuple[str, ...]):
+def variables_of(file) -> tuple[str, ...]:
+    """The file's declared variables, named when a --set matches neither them nor a parameter."""
+    if file is None:
+        return ()
+    from chaos_tui.from_file.load import declared_variables
+
+    return tuple(sorted(declared_variables(file)))
+
+
+def parse_params(scenario_cls, assignments: tuple[str, ...], variables: tuple[str, ...] = ()):
     """`--set key=value` pairs, validated against the scenario's parameter model."""
     values = {}
     for item in assignments:
@@ -202,8 +213,11 @@ def parse_params(scenario_cls, assignments: tuple[str, ...]):
         field = ".".join(str(p) for p in err["loc"]) or "?"
         known = ", ".join(scenario_cls.Params.model_fields)
         reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            reason = "no such parameter" + (" or variable of the file" if variables else "")
+        also = f"; the file's variables: {', '.join(variables)}" if variables else ""
         raise UsageError(
-            f"bad --set {field} for {scenario_cls.name}: {reason} (parameters: {known})"
+            f"bad --set {field} for {scenario_cls.name}: {reason} (parameters: {known}{also})"
         ) from None
 
 

@@ -87,3 +87,15 @@ def from_pid_file(path: str | Path) -> tuple[int, int]:
     if ticks is None:
         raise ValueError(f"pid file {path} names pid {text}, which is not running")
     return int(text), ticks
+
+
+def is_chaos_machinery(pid: int) -> bool:
+    """A fault agent or guardian of chaos-tui (of any state dir), by its command line: what no
+    process fault may touch, since it is what heals the others."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"chaos_tui.agent.guardian" in argv or (
+        b"chaos_tui" in argv and b"agent" in argv and b"-m" in argv
+    )

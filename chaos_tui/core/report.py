@@ -79,9 +79,15 @@ def result_facts(result: RunResult) -> list[tuple[str, str]]:
 
 
 def heal_text(result: RunResult) -> str:
+    faults = result.heal.faults
+    undone = sum(f.ok for f in faults)
+    if not result.heal.ok and undone < len(faults):
+        # A failed heal is said as what failed, with no "verified" beside it to contradict it.
+        failed = "; ".join(f"{f.fault}: {f.error or 'failed'}" for f in faults if not f.ok)
+        return f"FAILED, {undone} of {len(faults)} fault(s) undone ({failed})"
     state = "ok" if result.heal.ok else "FAILED"
     verified = "verified" if result.heal.verified else "NOT verified"
-    return f"{state}, {len(result.heal.faults)} fault(s) undone, {verified}"
+    return f"{state}, {undone} fault(s) undone, {verified}"
 
 
 def invariant_measure(r: InvariantResult) -> str:

@@ -160,6 +160,8 @@ def _on_platform(action: m.ActionBase, target: PlatformTarget, hold_s: float) ->
     )
 
 
+SHELL_KEYWORDS = frozenset(("if", "for", "while", "until", "case", "{", "!", "[[", "[", "test"))
+SHELL_SYNTAX = frozenset("()${}`~;&|<>*?")
 SHELL_BUILTINS = frozenset(
     ("cd", "exec", "export", ".", "source", "set", "ulimit", "umask", ":", "true", "eval")
 )
@@ -179,8 +181,8 @@ def check_executable(command: str) -> None:
     program = next((w for w in words if "=" not in w.split("/")[0]), None)  # skip VAR=value
     if program is None:
         raise UsageError(f"restart command {command!r} runs no program")
-    if program in SHELL_BUILTINS:
-        return
+    if program in SHELL_BUILTINS or program in SHELL_KEYWORDS or SHELL_SYNTAX & set(program):
+        return  # shell syntax (a subshell, $VAR, ~, a keyword): only /bin/sh can tell
     if "/" in program:
         if not program.startswith("/"):
             raise UsageError(

@@ -6,6 +6,7 @@ did not hold."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from chaos_tui.scenario_file import model as m
 STEADY_STREAK = 3  # consecutive passing samples: "passes again", as the steady state counts
 DEFAULT_VERIFY_S = 30.0  # `verify_steady_state` with no bound
 POLL_S = 0.1
+P95 = 0.95
 
 
 @dataclass
@@ -147,6 +149,7 @@ def _validation(entry: m.CheckBase, first_probe: str, first_http: str | None) ->
             source,
             lat.phase,
             lambda s: s.latency_ms_p95,
+            failures_are_slow=True,
         )
     if isinstance(entry, m.SteadyAfterCheck):
         return _steady_after("steady_state_after", entry.steady_state_after.within_seconds)
@@ -249,6 +252,7 @@ def _phase_stat(
     phase: str,
     read: Callable[[PhaseSummary | LoadPhaseStats], float | None],
     comparison: str = "<=",
+    failures_are_slow: bool = False,
 ) -> FileCheck:
     spec = InvariantSpec(
         name=name,
@@ -261,12 +265,18 @@ def _phase_stat(
     async def measure(j: Judging) -> tuple[float | None, str]:
         stats = j.phase(source, phase)
         value = read(stats)
-        count = getattr(stats, "samples", None)
-        if count is None:
-            count = getattr(stats, "requests", 0)
+        count: int = stats.samples if isinstance(stats, PhaseSummary) else stats.requests
+        failed = round((stats.error_rate or 0) * count)
+        if failures_are_slow and failed > count * (1 - P95):
+            # A request that failed (timed out, refused) is slower than any answer: with more
+            # than 5% of them failing, the 95th percentile is itself a failure.
+            return None, (
+                f"{failed} of {count} {phase} the fault failed: counted as slower than any "
+                "answer, the p95 is a failure"
+            )
         if value is None:
             return None, f"no measurement of {source} {phase} the fault ({count} in that phase)"
-        return value, f"{count} {phase} the fault"
+        return value, f"{count} {phase} the fault" + (f", {failed} failed" if failed else "")
 
     return FileCheck(spec, measure)
 
@@ -345,20 +355,26 @@ def _command(step: m.CommandStep, n: int) -> FileCheck:
 
 
 async def run_command(command: str, timeout_s: float) -> tuple[float | None, str]:
-    """Exit code and the last line it wrote; its whole process group is killed afterwards."""
-    proc = await asyncio.create_subprocess_shell(
-        command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except TimeoutError:
-        return None, f"still running after {timeout_s:g} s: killed"
-    finally:
-        kill_group(proc.pid)
-        if proc.returncode is None:
+    """Exit code and the last line it wrote. Judged when the shell exits, not when its output
+    closes: something it started in the background (a service brought back) is its purpose
+    and keeps running. Only a command still running at its timeout, or when the run is
+    cancelled, has its process group killed."""
+    with tempfile.TemporaryFile() as out:
+        proc = await asyncio.create_subprocess_shell(
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            kill_group(proc.pid)
             await proc.wait()
-    return float(proc.returncode or 0), last_line(out)
+            return None, f"still running after {timeout_s:g} s: killed"
+        except asyncio.CancelledError:
+            kill_group(proc.pid)
+            raise
+        out.seek(0)
+        return float(code), last_line(out.read()[-4096:])

@@ -28,6 +28,7 @@ from chaos_tui.from_file.probes import build_probe
 from chaos_tui.probes.http_load import HttpRequestLoad
 from chaos_tui.scenario_file import model as m
 
+PROCESS_ENDERS = ("kill_process", "terminate_process")
 LOCAL_PROFILE = "local"  # the user's own system: no profile of the platform's stack
 DEFAULT_WARMUP_S, DEFAULT_HOLD_S, DEFAULT_RECOVER_S = 3.0, 3.0, 5.0
 
@@ -110,10 +111,27 @@ class FileScenarioBase(Scenario[Target]):
 
     def faults(self, target: Target) -> list[Fault]:
         self._check_target(target)
-        return [
+        faults = [
             build_fault(a, target, a.duration_seconds or self.params.hold_s)
             for a in self.spec.actions
         ]
+        self._check_gone_before(faults)
+        return faults
+
+    def _check_gone_before(self, faults: list[Fault]) -> None:
+        """Pids are resolved once, when the run is planned: a process an earlier action kills
+        (or terminates) is gone when a later one comes to it, so naming it twice is refused."""
+        killed: dict[tuple[int, int], int] = {}  # pid -> the action that ends it
+        for n, (action, fault) in enumerate(zip(self.spec.actions, faults, strict=True)):
+            pids = [tuple(p) for p in getattr(fault, "params", {}).get("pids", [])]
+            for pid in pids:
+                if pid in killed:
+                    raise UsageError(
+                        f"{self.name}: actions[{n}] names pid {pid[0]}, which "
+                        f"actions[{killed[pid]}] ends first: one scenario ends a process once"
+                    )
+            if action.TAGS[0] != "pause_process" and action.type in PROCESS_ENDERS:
+                killed.update((pid, n) for pid in pids)
 
     def workload(self) -> str | None:
         parts = [_load(entry).describe() for entry in self.spec.load]

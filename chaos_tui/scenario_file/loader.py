@@ -467,7 +467,10 @@ def _cross_check(data: dict[str, Any], read: _Read) -> list[tuple[Loc, tuple[int
                 wanted = getattr(bound, ref, None)
                 if wanted is None:
                     continue
-                known = {**probes, **loads} if ref == "probe" else loads
+                # Rates and latencies are read off a probe or a load alike; recovery, detection
+                # and values are a probe's alone.
+                either = ref == "probe" and kind in ("error_rate_max", "latency_p95_max_ms")
+                known = {**probes, **loads} if either else probes if ref == "probe" else loads
                 if wanted in known:
                     continue
                 loc = (*base, "validation", i, kind, ref)
@@ -478,7 +481,8 @@ def _cross_check(data: dict[str, Any], read: _Read) -> list[tuple[Loc, tuple[int
                         loc,
                         pos,
                         f"no {ref} named {wanted!r} in this scenario "
-                        f"({'probes and loads' if ref == 'probe' else 'loads'}: {listed})",
+                        f"({'probes and loads' if either else ref + 's'}: "
+                        f"{listed})",
                     )
                 )
     return problems

@@ -433,6 +433,14 @@ class ProcessAction(ActionBase):
     target: ProcessTarget
     restart: Text | None = None  # the heal, run by the agent (also at the TTL or owner death)
 
+    @model_validator(mode="after")
+    def _restart_restarts(self) -> ProcessAction:
+        if self.type == "pause_process" and self.restart is not None:
+            raise ValueError(
+                "pause_process resumes the process (SIGCONT) at the heal: it takes no restart"
+            )
+        return self
+
 
 class ContainerAction(ActionBase):
     TAGS = ("kill_container", "stop_container", "pause_container", "restart_container")

@@ -12,6 +12,7 @@ that is free; a name that resolves to nothing is bad input, refused before anyth
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import ClassVar
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.core.contracts import Fault, Probe, Target
 from chaos_tui.core.errors import UsageError
-from chaos_tui.core.procinfo import from_pid_file, listeners
+from chaos_tui.core.procinfo import from_pid_file, is_chaos_machinery, listeners
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.settings import Settings
@@ -30,6 +31,7 @@ PROCESS_SIGNALS = {
     "process.terminate": "SIGTERM",
     "process.pause": "SIGSTOP",
 }
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # where the agent's proxies may listen
 CONTAINER_KINDS = ("docker.kill", "docker.stop", "docker.pause", "docker.restart")
 
 
@@ -141,6 +143,11 @@ class LocalTarget(Target):
                 raise UsageError(str(exc)) from None
             what = f"the process in {pid_file}"
         for pid, _ in named:
+            if pid in (1, os.getpid()) or is_chaos_machinery(pid):
+                raise UsageError(
+                    f"{what} include pid {pid} ({_command_line(pid)[:80]}): init, chaos-tui or "
+                    "its fault agent, which no fault may touch"
+                )
             touches.append(f"process {pid}: {_command_line(pid)}")
         if restart:
             touches.append(f"command run by the agent at the heal: {restart}")
@@ -232,7 +239,16 @@ class LocalTarget(Target):
         """A toxic (latency, bandwidth, timeout, reset_peer, slicer, limit_data) or `down` on
         a proxy the run opens between the user's client (at `listen`) and `upstream`."""
         touches: list[str] = []
-        host_port(upstream)
+        listen_host, listen_port = host_port(listen)
+        upstream_host, upstream_port = host_port(upstream)
+        # What the agent would refuse at injection, refused now, before anything starts.
+        if listen_host not in LOOPBACK:
+            raise UsageError(
+                f"proxy listen address {listen}: the run's proxies listen on loopback only "
+                f"({', '.join(LOOPBACK)})"
+            )
+        if upstream_port == listen_port and upstream_host in (*LOOPBACK, "0.0.0.0", "::"):
+            raise UsageError(f"proxy {listen} would relay to itself (upstream {upstream})")
         spec = self.proxies.get(listen)
         if spec is None:
             if not port_is_free(listen):
