@@ -44,6 +44,7 @@ def window(healed: bool = True) -> InjectionWindow:
         lease_id="lease0000001",
         description="SIGKILL sandbox postgres (pid 4242) and its children, down 3s, start again",
         injected_at=T0 + INJECT_AT,
+        applied_at=T0 + INJECT_AT + 0.05,  # the inject completed, as in every run that held it
         heal_started_at=T0 + HEAL_AT if healed else None,
         healed_at=T0 + HEAL_AT + 0.4 if healed else None,
     )
