@@ -258,3 +258,27 @@ scenarios:
         "chaos-tui: clash: steady_state probe name 'agent' is taken by the target's own probe: "
         "give it another `name:`"
     ]
+
+
+def test_the_examples_service_crash_passes_as_written(unsupervised, fresh_state_dir):
+    """examples/own-service.yaml, with only its variables set, as its header says to run it."""
+    port, proc = unsupervised
+    example = Path(__file__).parent.parent / "examples" / "own-service.yaml"
+    done = run_cli(
+        [
+            "--headless",
+            *("--file", str(example), "--scenario", "service_crash", "--json"),
+            *("--set", f"port={port}", "--set", f"restart_command={restart_command(port)}"),
+            "--enable-chaos",
+        ],
+        env_for(fresh_state_dir),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["outcome"] == "pass"
+    assert proc.poll() is not None and answers(port), "killed, and started again by the file"
+    assert {i["name"] for i in result["invariants"]} == {
+        "detect_time(service)",
+        "recovery_time(service)",
+        "cleanup_steady_state",
+    }
