@@ -189,3 +189,23 @@ def test_latency_on_a_proxy_the_run_opens_shows_during_the_fault_only(local):
         stop_listeners(port)
     stopped = local.stop_what_we_started(keep_sandbox=False)
     assert f"proxy local-{listen_port}" in stopped
+
+
+def test_the_agent_is_stopped_by_its_last_user_not_under_another(fresh_state_dir):
+    """Two users of one state dir's agent (a local run and, say, a sandbox run): the one that
+    started it leaves first and the agent stays for the other, who stops it on leaving."""
+    first = LocalTarget(Settings(state_dir=fresh_state_dir))
+    second = LocalTarget(Settings(state_dir=fresh_state_dir))
+    try:
+        asyncio.run(first.ensure_up())
+        asyncio.run(second.ensure_up())
+        pid = first.agent.info()["pid"]
+        assert first.agent_started and not second.agent_started
+        assert "agent" not in first.stop_what_we_started(keep_sandbox=False)
+        assert first.agent.info() is not None and first.agent.info()["pid"] == pid
+        assert "agent" in second.stop_what_we_started(keep_sandbox=False)
+        assert second.agent.info() is None
+    finally:
+        first.stop_what_we_started(keep_sandbox=False)
+        second.stop_what_we_started(keep_sandbox=False)
+        first.agent.stop_running()

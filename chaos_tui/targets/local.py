@@ -24,6 +24,7 @@ from chaos_tui.core.errors import UsageError
 from chaos_tui.core.procinfo import from_pid_file, is_chaos_machinery, listeners
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
+from chaos_tui.sandbox.usage import Users
 from chaos_tui.settings import Settings
 
 PROCESS_SIGNALS = {
@@ -76,14 +77,22 @@ class LocalTarget(Target):
         self.settings = settings
         self.agent = AgentClient(settings)
         self.agent_started = False
+        self._agent_pid: int | None = None
+        self._agent_users = Users(settings.state_dir, "agent")
         self.proxies: dict[str, ProxySpec] = {}  # by listen address: the ones faults need
         self._opened: list[str] = []  # proxy names this target made, to delete at the end
 
     # -- the Target contract ------------------------------------------------------------------
 
     async def ensure_up(self, profile: str | None = None) -> None:
-        """The agent (it holds every fault), and the proxies the faults need, open and idle."""
-        self.agent_started = await self.agent.ensure() or self.agent_started
+        """The agent (it holds every fault), and the proxies the faults need, open and idle.
+        The agent is shared with whatever else uses this state dir (a sandbox run, `sandbox
+        up`): its users are counted as the sandbox's are, and only the last one stops it."""
+        self._agent_users.join()
+        if await self.agent.ensure():
+            self.agent_started = True
+            info = self.agent.info()
+            self._agent_pid = info["pid"] if info else None
         for spec in self.proxies.values():
             await self.agent.ensure_proxy(spec.name, spec.listen, spec.upstream)
             if spec.name not in self._opened:
@@ -107,9 +116,14 @@ class LocalTarget(Target):
             except Exception:  # the agent going away takes its proxies with it
                 pass
         self._opened.clear()
-        if self.agent_started and self.agent.stop_spawned():
-            stopped.append("agent")
-        self.agent_started = False
+        behind = {"agent": self._agent_pid} if self._agent_pid is not None else {}
+        with self._agent_users.leaving(behind) as now:
+            # None: another user still needs it (it is theirs to stop); kept: `sandbox up`.
+            pid = None if now is None or self._agent_users.kept else now.get("agent")
+            info = self.agent.info() if pid is not None else None
+            if info is not None and info["pid"] == pid and self.agent.stop_running()[1]:
+                stopped.append("agent")
+        self.agent_started, self._agent_pid = False, None
         return stopped
 
     # -- faults ---------------------------------------------------------------------------------
