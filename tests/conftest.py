@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -86,10 +87,11 @@ def sandbox():
         remove_state_dir(state_dir)
 
 
-@pytest.fixture
-def fresh_state_dir():
-    """A state directory with nothing running in it; whatever a test starts there is stopped."""
-    state_dir = make_state_dir("fresh")
+@contextmanager
+def clean_state_dir(tag: str):
+    """A state directory with nothing running in it; whatever was started there is stopped,
+    and anything of ours found still running fails the test."""
+    state_dir = make_state_dir(tag)
     try:
         yield state_dir
     finally:
@@ -97,6 +99,12 @@ def fresh_state_dir():
         Sandbox(Settings(state_dir=state_dir)).down()
         remove_state_dir(state_dir)
         assert not left, f"left behind: {left}"
+
+
+@pytest.fixture
+def fresh_state_dir():
+    with clean_state_dir("fresh") as state_dir:
+        yield state_dir
 
 
 def leftovers(state_dir: Path) -> list[str]:

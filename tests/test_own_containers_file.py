@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -22,26 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TESTBED, env_for, run_cli, why_no_testbed
+from tests.conftest import TESTBED, env_for, run_cli
+from tests.test_own_containers import PROBLEM, docker
 from tests.test_process_faults import free_port
 
-
-def _problem() -> str | None:
-    if shutil.which("docker") is None:
-        return "docker is not installed"
-    if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        return "no Docker Engine answers"
-    return why_no_testbed()
-
-
-PROBLEM = _problem()
 pytestmark = pytest.mark.skipif(PROBLEM is not None, reason=f"docker tests skipped: {PROBLEM}")
-
-
-def docker(*args: str) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def base_image() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.core.exit_codes import ExitCode
-from tests.conftest import CHAOS_TUI, env_for
+from tests.conftest import CHAOS_TUI, env_for, run_cli
 
 # The plugin under test: a probe kind that reads a number from a file, a fault that writes
 # another number into it (keeping the original in a marker file until the heal), a scenario
@@ -237,17 +237,6 @@ def plugin_env(state_dir: Path, *sites: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def cli(args: list[str], env: dict[str, str], timeout: float = 60):
-    return subprocess.run(
-        CHAOS_TUI + args,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def stderr_lines(done: subprocess.CompletedProcess) -> list[str]:
     assert "Traceback" not in done.stderr, done.stderr
     return [line for line in done.stderr.splitlines() if line.strip()]
@@ -292,13 +281,13 @@ def test_validate_takes_the_plugins_kinds_and_places_errors_in_their_values(
     env = plugin_env(fresh_state_dir, sites["demo"])
     good = tmp_path / "good.yaml"
     good.write_text(scenario_text(level))
-    done = cli(["validate", str(good)], env)
+    done = run_cli(["validate", str(good)], env)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "bump_level: 1 probe, 1 action, hold 1.5 s\n"
     assert done.stderr == ""
 
     # Without the plugin the same file is an unknown kind: the plugin is what made it valid.
-    plain = cli(["validate", str(good)], env_for(fresh_state_dir))
+    plain = run_cli(["validate", str(good)], env_for(fresh_state_dir))
     assert plain.returncode == ExitCode.USAGE
     assert "unknown steady_state probe 'file_number'" in plain.stderr
 
@@ -312,7 +301,7 @@ def test_validate_takes_the_plugins_kinds_and_places_errors_in_their_values(
         .replace("value: 99", "value: 99\n      - type: bump_fil")
         .split("    validation:")[0]
     )
-    done = cli(["validate", str(bad)], env)
+    done = run_cli(["validate", str(bad)], env)
     assert done.returncode == ExitCode.USAGE, done.stderr
     scenario = "scenarios.bump_level"
     assert stderr_lines(done) == [
@@ -334,13 +323,13 @@ def test_validate_takes_the_plugins_kinds_and_places_errors_in_their_values(
 
 def test_list_shows_the_plugins_scenario_and_its_target_plans_it(sites, fresh_state_dir, level):
     env = plugin_env(fresh_state_dir, sites["demo"], DEMO_FILES=str(level.parent))
-    done = cli(["list"], env)
+    done = run_cli(["list"], env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "demo_bump  (profile local, plugin chaos-demo-plugin)" in done.stdout
     assert done.stdout.index("postgres_restart_outbox") < done.stdout.index("demo_bump")
 
-    plan = cli(["--dry-run", "--scenario", "demo_bump", "--target", "files"], env)
+    plan = run_cli(["--dry-run", "--scenario", "demo_bump", "--target", "files"], env)
     assert plan.returncode == 0, plan.stderr
     assert f"the files under {level.parent}" in plan.stdout
     assert level.read_text() == "3", "a dry run injects nothing"
@@ -355,7 +344,7 @@ def test_a_file_scenario_runs_the_plugins_probe_and_fault_on_its_target(
     args = ["--headless", "--file", str(path), "--scenario", "bump_level", "--target", "files"]
     env = plugin_env(fresh_state_dir, sites["demo"], DEMO_FILES=str(level.parent))
 
-    refused = cli([*args, "--json"], env)  # a plugin's target is never the sandbox
+    refused = run_cli([*args, "--json"], env)  # a plugin's target is never the sandbox
     assert refused.returncode == ExitCode.CHAOS_NOT_ENABLED, refused.stderr
     assert not marker.exists() and level.read_text() == "3"
 
@@ -401,7 +390,7 @@ def test_a_plugin_that_cannot_be_imported_is_one_warning_and_the_rest_works(
     sites, fresh_state_dir, level, tmp_path
 ):
     env = plugin_env(fresh_state_dir, sites["broken"], sites["demo"])
-    done = cli(["list"], env)
+    done = run_cli(["list"], env)
     assert done.returncode == 0, done.stderr
     assert "demo_bump" in done.stdout and "postgres_restart_outbox" in done.stdout
     assert stderr_lines(done) == [
@@ -412,7 +401,7 @@ def test_a_plugin_that_cannot_be_imported_is_one_warning_and_the_rest_works(
 
     good = tmp_path / "good.yaml"
     good.write_text(scenario_text(level))
-    checked = cli(["validate", str(good)], env)
+    checked = run_cli(["validate", str(good)], env)
     assert checked.returncode == 0, checked.stderr
     [warning] = stderr_lines(checked)
     assert warning.startswith("chaos-tui: warning: entry point chaos_tui.probes:gone_kind = ")
@@ -421,7 +410,7 @@ def test_a_plugin_that_cannot_be_imported_is_one_warning_and_the_rest_works(
     uses_it.write_text(
         scenario_text(level, probe="gone_kind: {path: /x}").split("    validation:")[0]
     )
-    refused = cli(["validate", str(uses_it)], env)
+    refused = run_cli(["validate", str(uses_it)], env)
     assert refused.returncode == ExitCode.USAGE
     warning, error = stderr_lines(refused)
     assert error.startswith(
@@ -435,7 +424,7 @@ def test_a_plugin_taking_a_built_in_name_is_one_error_line_naming_both(
 ):
     good = tmp_path / "good.yaml"
     good.write_text(scenario_text(level))
-    done = cli(["validate", str(good)], plugin_env(fresh_state_dir, sites["clash"]))
+    done = run_cli(["validate", str(good)], plugin_env(fresh_state_dir, sites["clash"]))
     assert done.returncode == ExitCode.USAGE
     assert stderr_lines(done) == [
         "chaos-tui: the probe kind 'http' of entry point chaos_tui.probes:http = "

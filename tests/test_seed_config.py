@@ -19,10 +19,8 @@ from chaos_tui.core.model import InjectionWindow, ProbeSample
 from chaos_tui.core.timeline import Timeline
 from chaos_tui.from_file.checks import Judging
 from chaos_tui.from_file.load import load_scenarios
-from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.scenarios import SCENARIOS
-from chaos_tui.settings import Settings
-from tests.conftest import env_for, leftovers, make_state_dir, remove_state_dir, run_cli
+from tests.conftest import clean_state_dir, env_for, leftovers, run_cli
 
 SEED = Path(__file__).resolve().parents[1] / "examples" / "seed-config.yaml"
 # Each scenario's duration variable, shortened (the mesh's built-in holds a cut 2 s at least).
@@ -69,14 +67,8 @@ EXPECTED = {
 def seed_state_dir():
     """One state dir for the three runs (each starts and stops its own profile); afterwards
     nothing of ours may be left running in it."""
-    state_dir = make_state_dir("seed")
-    try:
+    with clean_state_dir("seed") as state_dir:
         yield state_dir
-    finally:
-        left = leftovers(state_dir)
-        Sandbox(Settings(state_dir=state_dir)).down()
-        remove_state_dir(state_dir)
-        assert not left, f"left behind: {left}"
 
 
 def seed_args(name: str, *extra: str) -> list[str]:

@@ -48,14 +48,12 @@ def launch(
             raise UsageError(f"{flag} needs --scenario NAME (see `chaos-tui list`)")
         if assignments and not scenario_name:
             raise UsageError("--set needs --scenario NAME: parameters belong to a scenario")
-        file_scenarios, assignments = _file_scenarios(file, assignments)
+        file_scenarios, assignments, variables = _file_scenarios(file, assignments)
         scenario_cls = (
             _scenario_class(scenario_name, file_scenarios, file) if scenario_name else None
         )
         target_name = _target_name(target_name, scenario_cls, file_scenarios)
-        params = (
-            parse_params(scenario_cls, assignments, variables_of(file)) if scenario_cls else None
-        )
+        params = parse_params(scenario_cls, assignments, variables) if scenario_cls else None
         if rate_hz is not None and not 0 < rate_hz <= PROBE_RATE_MAX_HZ:
             raise UsageError(
                 f"--rate must be between 0 and {PROBE_RATE_MAX_HZ:g} Hz, got {rate_hz:g}"
@@ -124,14 +122,16 @@ def launch(
 
 
 def _file_scenarios(file, assignments: tuple[str, ...]):
-    """The scenario file's scenarios by name (none without a file), and the `--set` pairs
-    left once those naming the file's variables are taken."""
+    """The scenario file's scenarios by name (none without a file), the `--set` pairs left
+    once those naming the file's variables are taken, and the variables' names (said when a
+    --set names neither them nor a parameter)."""
     if file is None:
-        return {}, assignments
+        return {}, assignments, ()
     from chaos_tui.from_file.load import declared_variables, load_scenarios, split_assignments
 
-    variables, rest = split_assignments(assignments, declared_variables(file))
-    return load_scenarios(file, variables), rest
+    declared = declared_variables(file)
+    variables, rest = split_assignments(assignments, declared)
+    return load_scenarios(file, variables), rest, tuple(sorted(declared))
 
 
 def _scenario_class(name: str, file_scenarios: dict, file):
@@ -182,15 +182,6 @@ def _target_name(given: str | None, scenario_cls, file_scenarios: dict) -> str:
             "--target local, not " + given
         )
     return given
-
-
-def variables_of(file) -> tuple[str, ...]:
-    """The file's declared variables, named when a --set matches neither them nor a parameter."""
-    if file is None:
-        return ()
-    from chaos_tui.from_file.load import declared_variables
-
-    return tuple(sorted(declared_variables(file)))
 
 
 def parse_params(scenario_cls, assignments: tuple[str, ...], variables: tuple[str, ...] = ()):

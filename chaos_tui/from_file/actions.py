@@ -108,11 +108,7 @@ def _on_local(action: m.ActionBase, target: LocalTarget, hold_s: float) -> Fault
             kind = "docker.kill"  # the seed's hard restart: killed, started again at the heal
         return target.container_fault(kind, action.target, hold_s=hold_s)
     if isinstance(action, m.PartitionAction):
-        partition = getattr(target, "partition_fault", None)
-        if partition is None:
-            raise UsageError("network_partition on a container is not available on this target")
-        fault: Fault = partition(action.target, ports=action.ports, hold_s=hold_s)
-        return fault
+        return target.partition_fault(action.target, ports=action.ports, hold_s=hold_s)
     if isinstance(action, m.ProxyActionBase):
         toxic = action.TAGS[0]
         attributes: dict[str, Any] = {a: getattr(action, a) for a in TOXIC_ATTRIBUTES[toxic]}

@@ -145,6 +145,8 @@ class LocalTarget(Target):
             )
         if (listening_on is None) == (pid_file is None):
             raise UsageError("a process target is {listening_on: PORT} or {pid_file: PATH}")
+        if restart and kind == "process.pause":
+            raise UsageError("a pause is undone by SIGCONT at the heal: it takes no restart")
         if listening_on is not None:
             named = listeners(listening_on)
             what = f"the process(es) listening on port {listening_on}"
@@ -166,7 +168,7 @@ class LocalTarget(Target):
         if restart:
             touches.append(f"command run by the agent at the heal: {restart}")
         params: dict = {"pids": [list(p) for p in named]}
-        if restart and kind != "process.pause":
+        if restart:
             params["restart"] = restart
         return _touching(
             touches,
