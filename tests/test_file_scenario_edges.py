@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
+from chaos_tui.agent.client import AgentClient
 from chaos_tui.core.contracts import RunContext
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.model import InjectionWindow
-from chaos_tui.core.procinfo import listeners
+from chaos_tui.core.procinfo import is_chaos_machinery, listeners
 from chaos_tui.core.timeline import Timeline
 from chaos_tui.from_file.checks import Judging, build_checks, run_command
 from chaos_tui.from_file.load import load_scenarios
@@ -129,6 +132,9 @@ scenarios:
     [
         ("0.0.0.0:{p}", "127.0.0.1:{q}", "listen on loopback only"),
         ("127.0.0.1:{p}", "127.0.0.1:{p}", "would relay to itself"),
+        ("127.0.0.1:{p}", "127.1:{p}", "would relay to itself"),
+        ("127.0.0.1:{p}", "0:{p}", "would relay to itself"),
+        ("127.0.0.1:{p}", "LOCALHOST:{p}", "would relay to itself"),
     ],
 )
 def test_a_proxy_the_agent_would_refuse_is_refused_when_planned(
@@ -163,3 +169,64 @@ def test_list_reads_chaos_file(tmp_path, fresh_state_dir):
     assert listed.returncode == 0 and f"slow  (from {path})" in listed.stdout
     missing = run_cli(["list"], env_for(fresh_state_dir, CHAOS_FILE=str(tmp_path / "no.yaml")))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_one_listen_port_spelled_two_ways_is_one_proxy(fresh_state_dir):
+    p, q, r = free_port(), free_port(), free_port()
+    target = LocalTarget(Settings(state_dir=fresh_state_dir))
+    target.proxy_fault("latency", listen=f"127.0.0.1:{p}", upstream=f"127.0.0.1:{q}", hold_s=1)
+    with pytest.raises(UsageError, match="two upstreams"):
+        target.proxy_fault("latency", listen=f"localhost:{p}", upstream=f"127.0.0.1:{r}", hold_s=1)
+
+
+def test_huge_cleanup_output_is_read_from_its_tail_as_text():
+    code, last = asyncio.run(run_command("head -c 50000000 /dev/zero; printf '\\nx\\001 end'", 30))
+    assert code == 0.0 and last == "x? end"
+
+
+def agents_of(state_dir) -> list[int]:
+    """Agent processes serving this state dir, by their environment (ours to read as root or
+    as their user)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            env = open(f"/proc/{entry}/environ", "rb").read()  # noqa: SIM115
+        except OSError:
+            continue
+        if f"CHAOS_STATE_DIR={state_dir}".encode() in env.split(b"\0") and is_chaos_machinery(
+            int(entry)
+        ):
+            found.append(int(entry))
+    return found
+
+
+def test_an_agent_whose_caller_gave_up_while_it_started_is_stopped(fresh_state_dir):
+    client = AgentClient(Settings(state_dir=fresh_state_dir))
+
+    async def give_up():
+        task = asyncio.ensure_future(client.ensure())
+        await asyncio.sleep(0.3)  # spawned, not serving yet (start-up takes about a second)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(give_up())
+    deadline = time.monotonic() + 10
+    while agents_of(fresh_state_dir):
+        assert time.monotonic() < deadline, "the abandoned agent still runs"
+        time.sleep(0.1)
+
+
+def test_an_agent_started_by_the_console_script_is_machinery(tmp_path):
+    # argv as the console script runs it: python3 .../bin/chaos-tui agent
+    script = tmp_path / "chaos-tui"
+    script.write_text("import time\ntime.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, str(script), "agent"])
+    try:
+        time.sleep(0.2)
+        assert is_chaos_machinery(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()

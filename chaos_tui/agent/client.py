@@ -50,6 +50,7 @@ from chaos_tui.sandbox.processes import (
     spawn,
     wait_gone,
 )
+from chaos_tui.sandbox.processes import stop as stop_process
 from chaos_tui.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)  # a protocol model an answer is read as
@@ -152,15 +153,21 @@ class AgentClient:
         record = spawn("agent", command, self.folder / p.LOG_FILE, env=env)
         # A new agent heals an old one's leftovers before it serves: that may take a while.
         deadline = time.monotonic() + self.settings.agent.start_timeout_s
-        while time.monotonic() < deadline:
-            info = self.info()
-            if info is not None and info["pid"] == record.pid and await self._healthy():
-                # Only the spawn that won is recorded, so stop_spawned finds the live one.
-                write_atomic(self.folder / p.SPAWNED_FILE, json.dumps(record.to_json()))
-                return True
-            if not is_running(record):
-                break  # e.g. another agent won the lock: use that one if it answers
-            await asyncio.sleep(0.05)
+        try:
+            while time.monotonic() < deadline:
+                info = self.info()
+                if info is not None and info["pid"] == record.pid and await self._healthy():
+                    # Only the spawn that won is recorded, so stop_spawned finds the live one.
+                    write_atomic(self.folder / p.SPAWNED_FILE, json.dumps(record.to_json()))
+                    return True
+                if not is_running(record):
+                    break  # e.g. another agent won the lock: use that one if it answers
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            # The caller gave up (a signal) while the agent came up: it holds no lease yet,
+            # and nobody would stop it later.
+            stop_process(record, kill_tree=False)
+            raise
         if self.info() is not None and await self._healthy():
             return False
         raise AgentUnavailable(f"the agent did not start; see {self.folder / p.LOG_FILE}")

@@ -96,6 +96,8 @@ def is_chaos_machinery(pid: int) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
+    started_as = b"chaos_tui" in argv and b"-m" in argv  # python -m chaos_tui agent
+    console_script = any(os.path.basename(a) == b"chaos-tui" for a in argv[:2])  # chaos-tui agent
     return b"chaos_tui.agent.guardian" in argv or (
-        b"chaos_tui" in argv and b"agent" in argv and b"-m" in argv
+        (started_as or console_script) and b"agent" in argv
     )

@@ -6,6 +6,7 @@ did not hold."""
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from chaos_tui.scenario_file import model as m
 STEADY_STREAK = 3  # consecutive passing samples: "passes again", as the steady state counts
 DEFAULT_VERIFY_S = 30.0  # `verify_steady_state` with no bound
 POLL_S = 0.1
+OUTPUT_TAIL = 4096  # bytes of a cleanup command's output read for its last line
 P95 = 0.95
 
 
@@ -376,5 +378,7 @@ async def run_command(command: str, timeout_s: float) -> tuple[float | None, str
         except asyncio.CancelledError:
             kill_group(proc.pid)
             raise
-        out.seek(0)
-        return float(code), last_line(out.read()[-4096:])
+        # Only the tail is read (the output may be huge), as printable text.
+        out.seek(max(0, out.seek(0, os.SEEK_END) - OUTPUT_TAIL))
+        tail = last_line(out.read())
+        return float(code), "".join(c if c.isprintable() else "?" for c in tail)[-300:]

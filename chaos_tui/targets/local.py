@@ -12,6 +12,7 @@ that is free; a name that resolves to nothing is bad input, refused before anyth
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass
@@ -52,6 +53,28 @@ def host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _is_this_machine(host: str) -> bool:
+    """Loopback or the wildcard, however written (127.1, 0, LOCALHOST, ::1); a name that does
+    not resolve is not."""
+    try:
+        infos = socket.getaddrinfo(host.lower(), None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {ipaddress.ip_address(info[4][0]) for info in infos}
+    return any(a.is_loopback or a.is_unspecified for a in addresses)
+
+
+def _held_by(port: int) -> str:
+    """Who listens there, when it is a chaos-tui agent (one a killed run left behind)."""
+    for pid, _ in listeners(port):
+        if is_chaos_machinery(pid):
+            return (
+                f" by a chaos-tui fault agent (pid {pid}), left by a run that was killed? "
+                "`chaos-tui agent stop` in its state dir frees it"
+            )
+    return ""
+
+
 def port_is_free(listen: str) -> bool:
     """Whether the proxy could listen here. Bound as the agent's proxy binds (asyncio's
     servers set SO_REUSEADDR): connections a previous run's proxy closed linger in TIME_WAIT
@@ -79,7 +102,7 @@ class LocalTarget(Target):
         self.agent_started = False
         self._agent_pid: int | None = None
         self._agent_users = Users(settings.state_dir, "agent")
-        self.proxies: dict[str, ProxySpec] = {}  # by listen address: the ones faults need
+        self.proxies: dict[int, ProxySpec] = {}  # by listen port: the ones faults need
         self._opened: list[str] = []  # proxy names this target made, to delete at the end
 
     # -- the Target contract ------------------------------------------------------------------
@@ -89,7 +112,7 @@ class LocalTarget(Target):
         The agent is shared with whatever else uses this state dir (a sandbox run, `sandbox
         up`): its users are counted as the sandbox's are, and only the last one stops it."""
         self._agent_users.join()
-        if await self.agent.ensure():
+        if await self.agent.ensure():  # cancelled, it stops what it spawned itself
             self.agent_started = True
             info = self.agent.info()
             self._agent_pid = info["pid"] if info else None
@@ -258,19 +281,22 @@ class LocalTarget(Target):
         listen_host, listen_port = host_port(listen)
         upstream_host, upstream_port = host_port(upstream)
         # What the agent would refuse at injection, refused now, before anything starts.
-        if listen_host not in LOOPBACK:
+        if listen_host.lower() not in LOOPBACK:
             raise UsageError(
                 f"proxy listen address {listen}: the run's proxies listen on loopback only "
                 f"({', '.join(LOOPBACK)})"
             )
-        if upstream_port == listen_port and upstream_host in (*LOOPBACK, "0.0.0.0", "::"):
+        if upstream_port == listen_port and _is_this_machine(upstream_host):
             raise UsageError(f"proxy {listen} would relay to itself (upstream {upstream})")
-        spec = self.proxies.get(listen)
+        # By port: one port spelled two ways (localhost, 127.0.0.1) is one proxy.
+        spec = self.proxies.get(listen_port)
         if spec is None:
             if not port_is_free(listen):
-                raise UsageError(f"proxy listen address {listen} is already taken")
-            spec = ProxySpec(f"local-{host_port(listen)[1]}", listen, upstream)
-            self.proxies[listen] = spec
+                raise UsageError(
+                    f"proxy listen address {listen} is already taken{_held_by(listen_port)}"
+                )
+            spec = ProxySpec(f"local-{listen_port}", listen, upstream)
+            self.proxies[listen_port] = spec
         elif spec.upstream != upstream:
             raise UsageError(f"proxy {listen} is given two upstreams ({spec.upstream}, {upstream})")
         # Said by every plan of it, not only the first: the console plans a scenario again
