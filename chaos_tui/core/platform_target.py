@@ -13,10 +13,22 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chaos_tui.core.contracts import Fault, Target
+from chaos_tui.core.injector_spec import InjectorSpec
 
 # The platform's parts a fault may name (each target maps them to its own processes,
-# containers or workloads).
-ServiceName = Literal["postgres", "nats", "relay", "opa", "gateway", "sink", "collector"]
+# containers or workloads). `queue_primary` is a role, not a node: whichever Valkey node the
+# sentinels call primary when the fault lands (after a failover that is the other one).
+ServiceName = Literal[
+    "postgres",
+    "nats",
+    "relay",
+    "opa",
+    "gateway",
+    "sink",
+    "collector",
+    "queue_primary",
+    "job_worker",
+]
 
 
 class Endpoints(BaseModel):
@@ -38,6 +50,14 @@ class Endpoints(BaseModel):
     nats_b_url: str = Field(description="domain sea-b of the mesh (the mirror)")
     link_monitor_url: str = Field(description="a sea-b monitor with the leafnode while linked")
     domain_a: str = Field(description="the JetStream domain name of sea-a")
+    # The job queue (profile chaos-queue): Valkey primary + replica watched by sentinels.
+    queue_sentinels: tuple[str, ...] = Field(
+        default=(), description="host:port of each Valkey sentinel (the producer asks them)"
+    )
+    queue_master: str = Field(default="chaos-queue", description="the sentinels' primary name")
+    queue_ledger_url: str = Field(
+        default="", description="redis:// URL of the ledger where workers record completions"
+    )
 
 
 class FaultParams(BaseModel):
@@ -58,6 +78,22 @@ class LinkCutParams(FaultParams):
     """Cut the leafnode link between the mesh's domains: every path, or the one in use."""
 
     scope: Literal["full", "one-node"] = "full"
+
+
+class BrokerLinkParams(FaultParams):
+    """A toxic on every path between the job workers and Valkey (Toxiproxy's vocabulary):
+    latency (+ jitter) or drops (`reset_peer`, `timeout`), on a share of connections."""
+
+    type: Literal["latency", "reset_peer", "timeout", "bandwidth", "slow_close"] = "latency"
+    attributes: dict[str, float] = Field(default_factory=dict)
+    toxicity: float = Field(1.0, gt=0, le=1)
+    stream: Literal["upstream", "downstream"] = "downstream"
+
+
+class WorkerInjectorParams(FaultParams):
+    """Worker injectors granted as one agent lease: the workers poll the agent and act."""
+
+    injectors: tuple[InjectorSpec, ...] = Field(min_length=1)
 
 
 class PlatformTarget(Target):
@@ -83,3 +119,11 @@ class PlatformTarget(Target):
     @abstractmethod
     def cut_link(self, params: LinkCutParams) -> Fault:
         """Cut the leafnode link between sea-b and sea-a; whole again at heal."""
+
+    def broker_link(self, params: BrokerLinkParams) -> Fault:
+        """A toxic between the job workers and Valkey; removed at heal."""
+        raise NotImplementedError(f"target {self.name!r} has no job queue broker link")
+
+    def worker_injectors(self, params: WorkerInjectorParams) -> Fault:
+        """Injectors the job workers act on while the lease lives; off at heal or TTL."""
+        raise NotImplementedError(f"target {self.name!r} has no job workers to inject into")
