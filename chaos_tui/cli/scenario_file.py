@@ -18,11 +18,13 @@ DEFAULT_FILE = "chaos-scenarios.yaml"
 def validate(file: Path) -> None:
     """Check a scenario file: every problem at once, as FILE:LINE:COL: key.path: message."""
     from chaos_tui.scenario_file.loader import load_file
-    from chaos_tui.scenario_file.summary import summary_line
+    from chaos_tui.scenario_file.summary import pattern_lines, summary_line
 
     parsed = load_file(file)
     for name, scenario in parsed.scenarios.items():
         click.echo(summary_line(name, scenario))
+        for line in pattern_lines(scenario):
+            click.echo(f"  {line}")
 
 
 @cli.command("init")

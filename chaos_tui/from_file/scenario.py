@@ -25,6 +25,7 @@ from chaos_tui.from_file.platform import (
     recovery_probe,
 )
 from chaos_tui.from_file.probes import build_probe
+from chaos_tui.load.patterns import TooManyArrivals, check_bounded
 from chaos_tui.probes.http_load import HttpRequestLoad
 from chaos_tui.scenario_file import model as m
 
@@ -134,7 +135,14 @@ class FileScenarioBase(Scenario[Target]):
                 killed.update((pid, n) for pid in pids)
 
     def workload(self) -> str | None:
-        parts = [_load(entry).describe() for entry in self.spec.load]
+        parts = []
+        for entry in self.spec.load:
+            load = _load(entry)
+            try:  # asked once, when the run is planned: a too-big load is refused then
+                check_bounded(load.pattern, self.expected_duration_s())
+            except TooManyArrivals as exc:
+                raise UsageError(f"{self.name}: load {entry.load_name}: {exc}") from None
+            parts.append(load.describe())
         if self.companion is not None:
             parts.append(self.companion.scenario.workload() or "")
         return "; ".join(p for p in parts if p) or None
@@ -195,7 +203,9 @@ def _load(entry: m.HttpRequestsLoad) -> HttpRequestLoad:
         method=spec.method,
         body=spec.body,
         headers=spec.headers,
-        rate_per_s=spec.rate_per_s,
+        pattern=spec.load_pattern,
+        seed=spec.poisson_seed,
+        poisson=spec.poisson,
         timeout_s=spec.timeout_ms / 1000.0,
     )
 

@@ -24,7 +24,9 @@ scenarios:
     steady_state:
       - http_200_from: http://127.0.0.1:${service_port}/health   # named "health"
       - tcp_open: 127.0.0.1:5432                                 # named "tcp_5432"
-    # Optional traffic before, during and after the fault, counted per phase.
+    # Optional traffic before, during and after the fault, counted per phase. Instead of
+    # rate_per_s, a `pattern:` {kind: ramp|step|spike|sine|burst|constant, ...}, e.g.
+    # {kind: ramp, start_per_s: 5, end_per_s: 50, over_s: 30}; `arrivals: poisson` + `seed: 7`.
     load:
       - http_requests:
           {url: "http://127.0.0.1:${service_port}/checkout", method: POST, rate_per_s: 20}

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Discriminator, TypeAdapter, ValidationError
 
 from chaos_tui import plugins
 from chaos_tui.core.errors import UsageError
+from chaos_tui.load.patterns import PATTERN_KINDS
 from chaos_tui.scenario_file import model as m
 
 Loc = tuple[str | int, ...]
@@ -250,6 +251,13 @@ def _explain(err: Any) -> tuple[Loc, str, bool]:
                 True,
             )
         return loc, f"unknown key {key!r}{_suggest(key, valid)}", True
+    if kind in ("union_tag_invalid", "union_tag_not_found") and _pattern_tag(err):
+        if kind == "union_tag_not_found":
+            return loc, f"a pattern needs `kind:` (one of {', '.join(PATTERN_KINDS)})", False
+        tag = str(err["ctx"]["tag"])
+        hint = _suggest(tag, PATTERN_KINDS, valid_list=False)
+        listed = ", ".join(PATTERN_KINDS)
+        return loc + ("kind",), f"unknown pattern kind {tag!r}{hint}; one of: {listed}", False
     if kind == "union_tag_invalid":
         tag = str(err["ctx"]["tag"])
         left_out = plugins.failed(plugins.FAULTS).get(tag)
@@ -312,6 +320,11 @@ def _explain(err: Any) -> tuple[Loc, str, bool]:
     return loc, message, on_key
 
 
+def _pattern_tag(err: Any) -> bool:
+    """Whether a tag error is a load pattern's (tagged by `kind`) rather than an action's."""
+    return "'kind'" in str((err.get("ctx") or {}).get("discriminator", ""))
+
+
 def _what(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
@@ -355,7 +368,10 @@ def _clean(loc: Loc) -> tuple[Loc, Any]:
     holder: Any = None
     flat_owner: Any = None  # the plugin action whose `params` were just passed through
     for elem in loc:
+        single = _single_tagged(tp)
         tp = _unwrap(tp)
+        if single is not None and elem in getattr(single, "TAGS", ()):
+            continue  # a tagged union of one model still puts its tag in the location
         members = _union_members(tp)
         if members:
             chosen = next(
@@ -382,6 +398,16 @@ def _clean(loc: Loc) -> tuple[Loc, Any]:
         else:
             tp = Any
     return tuple(out), holder
+
+
+def _single_tagged(tp: Any) -> Any:
+    """The model of `Annotated[Model, Discriminator(...)]` (a tagged union of one), else None."""
+    if typing.get_origin(tp) is not typing.Annotated:
+        return None
+    inner, *meta = typing.get_args(tp)
+    if any(isinstance(x, Discriminator) for x in meta) and isinstance(inner, type):
+        return inner
+    return None
 
 
 def _unwrap(tp: Any) -> Any:

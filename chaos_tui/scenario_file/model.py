@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from chaos_tui import plugins
+from chaos_tui.load.patterns import MAX_RATE_PER_S, Constant, LoadPattern, PatternBase
 
 MAX_DURATION_S = 3600.0  # an hour: anything longer in a chaos run is a typo, not a plan
 MAX_TIMEOUT_MS = 60_000
@@ -370,13 +371,53 @@ else:
 # --- load -----------------------------------------------------------------------------------
 
 
+DEFAULT_RATE_PER_S = 10.0
+
+
 class HttpRequestsSpec(Strict):
     url: HttpUrl
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     body: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    rate_per_s: Annotated[float, Field(gt=0, le=1000)] = 10
+    # None: 10 a second, unless a pattern is given.
+    rate_per_s: Annotated[float, Field(gt=0, le=MAX_RATE_PER_S)] | None = None
+    # A pattern instead of the constant rate (chaos_tui/load/patterns.py), from the run's
+    # warmup on; `arrivals: poisson` draws the gaps from `seed`, the same ones every run.
+    pattern: LoadPattern | None = None
+    arrivals: Literal["even", "poisson"] = "even"
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
     timeout_ms: TimeoutMs = 2000
+
+    @field_validator("pattern")
+    @classmethod
+    def _one_rate(cls, pattern: PatternBase | None, info: Any) -> PatternBase | None:
+        if pattern is not None and info.data.get("rate_per_s") is not None:
+            raise ValueError(
+                "give rate_per_s or pattern, not both "
+                "(a constant rate is `pattern: {kind: constant, rate_per_s: N}`)"
+            )
+        return pattern
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_draws(cls, seed: int | None, info: Any) -> int | None:
+        if seed is not None and info.data.get("arrivals") == "even":
+            raise ValueError(
+                "evenly spaced arrivals draw nothing: a seed needs `arrivals: poisson`"
+            )
+        return seed
+
+    @property
+    def load_pattern(self) -> PatternBase:
+        return self.pattern or Constant(rate_per_s=self.rate_per_s or DEFAULT_RATE_PER_S)
+
+    @property
+    def poisson(self) -> bool:
+        return self.arrivals == "poisson"
+
+    @property
+    def poisson_seed(self) -> int:
+        return self.seed or 0
 
 
 class HttpRequestsLoad(Strict):

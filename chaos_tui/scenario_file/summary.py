@@ -1,7 +1,8 @@
-"""One line per file scenario, for `validate` and `list --file`."""
+"""One line per file scenario, for `validate` and `list --file`; its patterned loads."""
 
 from __future__ import annotations
 
+from chaos_tui.load.patterns import describe_mode
 from chaos_tui.scenario_file.model import FileScenario
 
 
@@ -16,3 +17,15 @@ def summary_line(name: str, scenario: FileScenario) -> str:
         f"{name}: {_count(len(scenario.steady_state), 'probe')}, "
         f"{_count(len(scenario.actions), 'action')}, {held}"
     )
+
+
+def pattern_lines(scenario: FileScenario) -> list[str]:
+    """One line per load with a pattern or Poisson arrivals (a constant rate is the default,
+    said by nothing), for `validate`."""
+    lines = []
+    for entry in scenario.load:
+        spec = entry.http_requests
+        if spec.pattern is not None or spec.poisson:
+            mode = describe_mode(spec.poisson, spec.poisson_seed)
+            lines.append(f"load {entry.load_name}: {spec.load_pattern.describe()} ({mode})")
+    return lines
