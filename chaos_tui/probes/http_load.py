@@ -20,6 +20,7 @@ from chaos_tui.load.driver import (
     BadAnswer,
     PatternedLoad,
     PhaseStats,
+    SendRecord,
 )
 from chaos_tui.load.patterns import Constant, PatternBase, describe_mode
 from chaos_tui.probes.http_probe import describe_codes
@@ -96,8 +97,6 @@ class HttpRequestLoad:
             drain_s=timeout_s + 1,
             describe_error=self._one_line,
         )
-        # The driver's own list: a record per request, in the order they ended.
-        self.records = self.driver.records
         self._client: httpx.AsyncClient | None = None
 
     def describe(self) -> str:
@@ -106,6 +105,15 @@ class HttpRequestLoad:
             return f"{pattern.rate_per_s:g} {self.method}/s to {self.url}"
         mode = describe_mode(driver.poisson, driver.seed)
         return f"{self.method} to {self.url}: {pattern.describe()} ({mode})"
+
+    @property
+    def records(self) -> list[SendRecord]:
+        """The driver's: a record per request, in the order they ended."""
+        return self.driver.records
+
+    @records.setter
+    def records(self, records: list[SendRecord]) -> None:
+        self.driver.records = records
 
     @property
     def running(self) -> bool:
