@@ -369,3 +369,30 @@ def test_a_bad_pattern_is_one_positioned_line_and_exit_2(state_dir, old, new, wh
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"chaos-tui: {path}:{where}: "), lines[0]
     assert message in lines[0]
+
+
+def test_a_load_too_big_for_the_run_is_refused_when_planned(state_dir) -> None:
+    # The proxy's upstream need not listen: a dry run resolves the plan and starts nothing.
+    text = (
+        FILE.replace("end_per_s: 50", "end_per_s: 1000")
+        .replace("          method: POST\n", "")
+        .replace(
+            "      - type: kill_process\n        target: {listening_on: 8080}\n",
+            '      - type: latency\n        proxy: {listen: "127.0.0.1:1", upstream: '
+            '"127.0.0.1:2"}\n        latency: 100\n',
+        )
+    )
+    path = state_dir / "big.yaml"
+    path.write_text(text)
+    args = ["--dry-run", "--file", str(path), "--scenario", "shaped"]
+    env = env_for(state_dir)
+    fits = run_cli(args, env, timeout=60)
+    assert fits.returncode == 0, fits.stderr
+    assert "ramp 5 -> 1000/s over 30 s (poisson arrivals, seed 7)" in fits.stdout
+    done = run_cli([*args, "--set", "warmup_s=300"], env, timeout=60)
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "chaos-tui: shaped: load checkout: ramp 5 -> 1000/s over 30 s makes about 293,075 "
+        "sends in 308 s, more than the 200,000 one run may hold: lower the rate or the duration"
+    ]
+    assert not (state_dir / "agent" / "agent.json").exists()

@@ -121,8 +121,6 @@ class HttpRequestLoad:
 
     def start(self) -> None:
         """Begin sending (call inside the running loop); a second call does nothing."""
-        if self.driver.running:
-            return
         if self._client is None:
             self._client = httpx.AsyncClient(
                 timeout=self.timeout_s,
