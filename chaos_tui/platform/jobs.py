@@ -13,10 +13,13 @@ completion, `job_id worker attempt finished_at`, so a job done twice shows twice
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
 import redis
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -153,3 +156,24 @@ def ledger_entries(ledger: redis.Redis, run_id: str) -> list[tuple[str, str, int
 def worker_restarts(ledger: redis.Redis) -> int:
     """How often the job worker's supervisor has started a new worker after one died."""
     return int(ledger.get(RESTARTS_KEY) or 0)
+
+
+def job_message(
+    run_id: str, job_id: str, work_ms: int, actor: str = JOB_ACTOR, enqueued_at: float = 0.0
+) -> Message[Any]:
+    """A job as the reference worker's actors take it (enqueued_at: now, unless given)."""
+    return Message(
+        queue_name=QUEUE,
+        actor_name=actor,
+        args=(run_id, job_id, work_ms, enqueued_at or time.time()),
+        kwargs={},
+        options={},
+    )
+
+
+def producer(client: redis.Redis) -> RedisBroker:
+    """A broker to enqueue jobs with (`.enqueue(job_message(...))`) on this client's node:
+    no middleware, no actors (the worker has those)."""
+    return RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
+        client=client, namespace=NAMESPACE, middleware=[]
+    )

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 # Dramatiq reads these when imported. A consumer that lost its connection (a failover, a
 # dropped link) starts again after this delay, not the default 3 s.
@@ -100,26 +101,43 @@ def address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def through_connection(
-    through: dict[tuple[str, int], tuple[str, int]],
-) -> type[SentinelManagedConnection]:
+class ThroughProxy(SentinelManagedConnection):
     """A sentinel-managed connection that dials the proxy in front of the node the sentinels
     name. A broker call that times out counts as a lost connection (a ConnectionError), the
     one error Dramatiq's consumer and its ack retry loop recover from."""
 
-    class ThroughProxy(SentinelManagedConnection):
-        def connect_to(self, address):
-            host, port = address
-            super().connect_to(through.get((host, int(port)), (host, int(port))))
+    through: ClassVar[dict[tuple[str, int], tuple[str, int]]] = {}  # node -> proxy, per pool
 
-        def read_response(self, *args, **kwargs):
-            try:
-                return super().read_response(*args, **kwargs)
-            except redis.TimeoutError as exc:
-                self.disconnect()
-                raise redis.ConnectionError(f"broker timed out: {exc}") from exc
+    def connect_to(self, address):
+        super().connect_to(self.through.get(normal(address), address))
 
-    return ThroughProxy
+    def read_response(self, *args, **kwargs):
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.TimeoutError as exc:
+            self.disconnect()
+            raise redis.ConnectionError(f"broker timed out: {exc}") from exc
+
+
+class ThroughPool(SentinelConnectionPool):
+    """The sentinels' pool, for connections made through the proxies: a connection belongs
+    to the pool while it goes to the proxy of the current primary (the stock check compares
+    it with the primary's own address, and would drop every connection after one use)."""
+
+    def __init__(self, master, manager, through, **kwargs) -> None:
+        self.through = through
+        connection = type("ThroughProxyConnection", (ThroughProxy,), {"through": through})
+        super().__init__(master, manager, connection_class=connection, **kwargs)
+
+    def owns_connection(self, connection) -> bool:
+        primary = self.master_address
+        proxy = self.through.get(normal(primary), primary) if primary else None
+        return proxy == (connection.host, connection.port) and connection.pid == self.pid
+
+
+def normal(address) -> tuple[str, int]:
+    host, port = address
+    return str(host), int(port)
 
 
 def broker_client(
@@ -135,10 +153,10 @@ def broker_client(
             "retry": jobs.no_retry(),
         },
     )
-    pool = SentinelConnectionPool(
+    pool = ThroughPool(
         master,
         manager,
-        connection_class=through_connection(through),
+        through,
         socket_timeout=BROKER_TIMEOUT_S,
         socket_connect_timeout=BROKER_TIMEOUT_S,
         # Dramatiq recovers from a lost connection itself (its consumer starts again, an ack
