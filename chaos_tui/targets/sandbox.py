@@ -195,9 +195,11 @@ class SandboxTarget(PlatformTarget):
                 for service, pid in (items or {}).items()
                 if (rec := self.sandbox.record(service)) is not None and rec.pid == pid
             ]
-            # A mesh that stays up needs the agent: its link runs through the agent's proxies.
+            # A mesh or a job queue that stays up needs the agent: the mesh's link and the job
+            # worker's broker connections run through the agent's proxies.
             mesh_stays = any(
-                self.sandbox.running(s) and s not in stopping for s in PROFILES["mesh"]
+                self.sandbox.running(s) and s not in stopping
+                for s in (*PROFILES["mesh"], *PROFILES["chaos-queue"])
             )
             agent_pid = (now.get("agent") or {}).get("agent")
             info = self.agent.info() if agent_pid is not None else None
