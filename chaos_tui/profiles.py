@@ -4,4 +4,10 @@ its check of --profile) and the sandbox's service table (sandbox/services.py) ag
 A module of its own, importing nothing: `chaos-tui --help` must not load the sandbox.
 """
 
-PROFILE_NAMES: tuple[str, ...] = ("chaos-outbox", "chaos-opa", "chaos-observe", "mesh")
+PROFILE_NAMES: tuple[str, ...] = (
+    "chaos-outbox",
+    "chaos-opa",
+    "chaos-observe",
+    "mesh",
+    "chaos-queue",
+)

@@ -40,6 +40,7 @@ class SandboxSettings(BaseModel):
     gateway_test_fail_open: bool = False  # the policy gateway allows when OPA is unreachable
     collector_retries: bool = True  # False: the collector drops a batch the sink refuses
     mesh_origin_max_msgs: int = Field(0, ge=0)  # >0: SEA_EVENTS too small to ride out a cut
+    job_worker_threads: int = Field(4, ge=1, le=64)  # the reference job worker's Dramatiq threads
 
 
 class AgentSettings(BaseModel):

@@ -109,22 +109,38 @@ class SandboxPause(SandboxServiceFault):
 
 
 class ProxyToxic:
-    """A toxic on one of the agent's proxies; the heal removes it."""
+    """A toxic on agent proxies (one, or several at once under one lease: every path between
+    the job workers and their broker); the heal removes it from each."""
 
     description = (
-        "a toxic on an agent proxy: params {proxy, type, stream, toxicity, "
-        "attributes} with Toxiproxy's types " + ", ".join(TOXIC_TYPES)
+        "a toxic on agent proxies: params {proxy: NAME or proxies: [NAME, ...], type, stream, "
+        "toxicity, attributes} with Toxiproxy's types " + ", ".join(TOXIC_TYPES)
     )
 
     def __init__(self, proxies: ProxyManager) -> None:
         self.proxies = proxies
 
     def check(self, target: str, params: dict[str, Any]) -> str | None:
-        unknown = set(params) - {"proxy", "name", "type", "stream", "toxicity", "attributes"}
+        unknown = set(params) - {
+            "proxy",
+            "proxies",
+            "name",
+            "type",
+            "stream",
+            "toxicity",
+            "attributes",
+        }
         if unknown:
             return f"proxy.toxic has no parameter {sorted(unknown)[0]!r}"
+        named = proxy_names(params)
+        if named is None:
+            return (
+                'proxy.toxic needs {"proxy": NAME} or {"proxies": [NAME, ...]} (distinct '
+                "names), not both"
+            )
         try:
-            self.proxies.get(str(params.get("proxy")))
+            for name in named:
+                self.proxies.get(name)
             Toxic.build(
                 "check",
                 str(params.get("type")),
@@ -139,21 +155,53 @@ class ProxyToxic:
     async def apply(self, lease: Lease) -> dict[str, Any]:
         params = lease.params
         name = params.get("name") or f"{params['type']}_{uuid.uuid4().hex[:8]}"
-        toxic = Toxic.build(
-            name,
-            params["type"],
-            params.get("stream", "downstream"),
-            params.get("toxicity", 1.0),
-            params.get("attributes") or {},
-        )
-        self.proxies.get(params["proxy"]).add_toxic(toxic)
-        return {"toxic": name}
+        done: list[str] = []
+        try:
+            for proxy in proxy_names(params) or []:
+                # One toxic each: a toxic holds its own state (its removal event).
+                self.proxies.get(proxy).add_toxic(
+                    Toxic.build(
+                        name,
+                        params["type"],
+                        params.get("stream", "downstream"),
+                        params.get("toxicity", 1.0),
+                        params.get("attributes") or {},
+                    )
+                )
+                done.append(proxy)
+        except BaseException:
+            self._remove(done, name)  # on all of them or none
+            raise
+        return {"toxic": name, "proxies": done}
 
     async def heal(self, lease: Lease) -> None:
-        proxy = self.proxies.proxies.get(str(lease.params.get("proxy", "")))
         toxic = lease.data.get("toxic")
-        if proxy is not None and toxic:  # a proxy that is gone took its toxics
-            proxy.remove_toxic(toxic)
+        if toxic:
+            # A lease journalled before toxics could span proxies recorded none: its param.
+            self._remove(lease.data.get("proxies") or proxy_names(lease.params) or [], toxic)
+
+    def _remove(self, names: list[str], toxic: str) -> None:
+        for name in names:
+            proxy = self.proxies.proxies.get(str(name))
+            if proxy is not None:  # a proxy that is gone took its toxics
+                proxy.remove_toxic(toxic)
+
+
+def proxy_names(params: dict[str, Any]) -> list[str] | None:
+    """The proxies a proxy fault names: {"proxy": NAME} or {"proxies": [NAME, ...]} (a
+    non-empty list of distinct names); None when the params say neither, or both."""
+    if "proxy" in params and "proxies" not in params:
+        return [str(params["proxy"])]
+    many = params.get("proxies")
+    if (
+        "proxy" not in params
+        and isinstance(many, list)
+        and many
+        and all(isinstance(n, str) for n in many)
+        and len(many) == len(set(many))
+    ):
+        return list(many)
+    return None
 
 
 class ProxyDown:
@@ -167,19 +215,10 @@ class ProxyDown:
 
     @staticmethod
     def names(params: dict[str, Any]) -> list[str]:
-        return [params["proxy"]] if "proxy" in params else list(params.get("proxies") or [])
+        return proxy_names(params) or []
 
     def check(self, target: str, params: dict[str, Any]) -> str | None:
-        many = params.get("proxies")
-        if not (
-            set(params) == {"proxy"}
-            or (
-                set(params) == {"proxies"}
-                and isinstance(many, list)
-                and many
-                and len(many) == len(set(map(str, many)))
-            )
-        ):
+        if len(params) != 1 or proxy_names(params) is None:
             return (
                 'proxy.down needs params {"proxy": NAME} or {"proxies": [NAME, ...]} '
                 "(distinct names) and nothing else"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from chaos_tui.platform import jobs
 from chaos_tui.profiles import PROFILE_NAMES
-from chaos_tui.sandbox import collector, mesh, postgres
+from chaos_tui.sandbox import collector, mesh, postgres, valkey
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox.postgres import SandboxError
 from chaos_tui.settings import Settings
@@ -242,6 +243,148 @@ def mesh_link_ports() -> list[str]:
     return [f"mesh_link_{i}" for i in range(1, MESH_PATHS + 1)]
 
 
+# -- chaos-queue: Valkey primary + replica under three sentinels, a ledger, the job worker -------
+
+QUEUE_NODES = ("valkey_1", "valkey_2")  # valkey_1 is the primary when the queue first starts
+SENTINELS = ("sentinel_1", "sentinel_2", "sentinel_3")
+
+
+def queue_proxy_ports() -> list[str]:
+    """The ports of the agent proxies in front of each node, in QUEUE_NODES' order: the job
+    worker reaches Valkey only through them, so a broker fault is a toxic there."""
+    return [f"queue_proxy_{i}" for i in range(1, len(QUEUE_NODES) + 1)]
+
+
+def _queue_dir(w: Where) -> Path:
+    return w.root / "queue"
+
+
+def _launch_queue_node(name: str) -> Callable[[Where], Launch]:
+    def launch(w: Where) -> Launch:
+        follow = valkey.node_role(
+            w.ports[name],
+            [w.ports[n] for n in QUEUE_NODES],
+            [_queue_dir(w) / f"{n}.conf" for n in QUEUE_NODES],
+            [w.ports[s] for s in SENTINELS],
+            jobs.SENTINEL_MASTER,
+        )
+        config = _queue_dir(w) / f"{name}.conf"
+        valkey.write_node_config(config, _queue_dir(w) / name, w.ports[name], follow)
+        return Launch(valkey.server_command(config))
+
+    return launch
+
+
+def _launch_sentinel(index: int) -> Callable[[Where], Launch]:
+    def launch(w: Where) -> Launch:
+        config = _queue_dir(w) / f"sentinel_{index}.conf"
+        nodes = [w.ports[n] for n in QUEUE_NODES]
+        # A sentinel file written afresh watches the primary the nodes' own files name (the
+        # nodes of this wave are launched first), not always the first node.
+        primary = valkey.last_primary(nodes, [_queue_dir(w) / f"{n}.conf" for n in QUEUE_NODES])
+        valkey.write_sentinel_config(
+            config,
+            w.root,
+            index,
+            w.ports[f"sentinel_{index}"],
+            [w.ports[s] for s in SENTINELS],
+            jobs.SENTINEL_MASTER,
+            primary,
+            [p for p in nodes if p != primary],
+        )
+        return Launch(valkey.server_command(config, sentinel=True))
+
+    return launch
+
+
+def _ready_queue_node(name: str) -> Callable[[Where], None]:
+    return lambda w: valkey.ready_node(w.ports[name])
+
+
+def _ready_sentinel(name: str) -> Callable[[Where], None]:
+    return lambda w: valkey.ready_sentinel(w.ports[name], jobs.SENTINEL_MASTER, len(SENTINELS) - 1)
+
+
+def _launch_ledger(w: Where) -> Launch:
+    config = _queue_dir(w) / "ledger.conf"
+    valkey.write_node_config(config, _queue_dir(w) / "ledger", w.ports["ledger"], None)
+    return Launch(valkey.server_command(config))
+
+
+def _launch_job_worker(w: Where) -> Launch:
+    # Each node as the sentinels name it -> the agent proxy in front of it.
+    through = [
+        f"{valkey.HOST}:{w.ports[node]}={valkey.HOST}:{w.ports[proxy]}"
+        for node, proxy in zip(QUEUE_NODES, queue_proxy_ports(), strict=True)
+    ]
+    return Launch(
+        _python(
+            "chaos_tui.sandbox.job_worker",
+            "--sentinels",
+            ",".join(f"{valkey.HOST}:{w.ports[s]}" for s in SENTINELS),
+            "--master",
+            jobs.SENTINEL_MASTER,
+            "--through",
+            ",".join(through),
+            "--ledger-url",
+            f"redis://{valkey.HOST}:{w.ports['ledger']}/0",
+            "--threads",
+            str(w.settings.sandbox.job_worker_threads),
+            "--worker-id",
+            "job_worker",
+            "--state-dir",
+            str(w.root),
+            "--ready-file",
+            str(w.ready_file("job_worker")),
+        )
+    )
+
+
+def _queue_member(
+    name: str, description: str, launch: Callable[[Where], Launch], ready: Callable[[Where], None]
+) -> Service:
+    return Service(name, "chaos-queue", description, (name,), launch, ready)
+
+
+def _queue_services() -> tuple[Service, ...]:
+    nodes = tuple(
+        _queue_member(
+            name,
+            f"Valkey node {i} of the job queue (first {'primary' if i == 1 else 'a replica'})",
+            _launch_queue_node(name),
+            _ready_queue_node(name),
+        )
+        for i, name in enumerate(QUEUE_NODES, start=1)
+    )
+    sentinels = tuple(
+        _queue_member(
+            name,
+            f"Valkey sentinel {i} of 3 (quorum {valkey.QUORUM}) watching the queue's primary",
+            _launch_sentinel(i),
+            _ready_sentinel(name),
+        )
+        for i, name in enumerate(SENTINELS, start=1)
+    )
+    ledger = Service(
+        "ledger",
+        "chaos-queue",
+        "Valkey ledger of job completions (never faulted: the run's observer)",
+        ("ledger",),
+        _launch_ledger,
+        lambda w: valkey.ready_node(w.ports["ledger"]),
+    )
+    worker = Service(
+        "job_worker",
+        "chaos-queue",
+        "reference job worker (Dramatiq, retries, dead letters) under a restarting supervisor",
+        (),
+        _launch_job_worker,
+        lambda w: _ready_file_written(w, "job_worker"),
+        dials=tuple(queue_proxy_ports()),
+    )
+    return (*nodes, *sentinels, ledger, worker)
+
+
 SERVICES: tuple[Service, ...] = (
     Service(
         "postgres",
@@ -317,6 +460,7 @@ SERVICES: tuple[Service, ...] = (
         _ready_nats_b,
         dials=tuple(mesh_link_ports()),
     ),
+    *_queue_services(),
 )
 
 BY_NAME = {s.name: s for s in SERVICES}

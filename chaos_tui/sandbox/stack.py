@@ -29,10 +29,20 @@ from chaos_tui.sandbox.processes import (
     start_ticks,
     wait_gone,
 )
-from chaos_tui.sandbox.services import BY_NAME, PROFILES, SERVICES, Service, Where, services_of
+from chaos_tui.sandbox.services import (
+    BY_NAME,
+    PROFILES,
+    QUEUE_NODES,
+    SENTINELS,
+    SERVICES,
+    Service,
+    Where,
+    services_of,
+)
 from chaos_tui.settings import Settings
 from chaos_tui.statedir import open_lock_file, prepare_state_dir
 
+QUEUE_PORTS = {*QUEUE_NODES, *SENTINELS, "ledger"}  # Valkey speaks redis://
 READY_POLL_MIN_S = 0.01  # readiness is asked again after this, doubling up to the max
 READY_POLL_MAX_S = 0.1
 
@@ -287,6 +297,8 @@ class Sandbox:
                 urls[name] = nats_server.url(port)
             elif name == "nats_a_leaf" or name.startswith("mesh_link"):
                 urls[name] = f"nats-leaf://127.0.0.1:{port}"
+            elif name in QUEUE_PORTS or name.startswith("queue_proxy"):
+                urls[name] = f"redis://127.0.0.1:{port}"
             elif name != "otlp_grpc":
                 urls[name] = f"http://127.0.0.1:{port}"
         return urls

@@ -9,29 +9,42 @@ import subprocess
 from contextlib import ExitStack
 
 import httpx
+import redis
 
 from chaos_tui.agent.client import AgentClient, AgentError, AgentRefused, AgentUnavailable
 from chaos_tui.agent.protocol import ProxyView
 from chaos_tui.core.contracts import Fault, FaultLease, Probe
 from chaos_tui.core.platform_target import (
+    BrokerLinkParams,
     Endpoints,
     LinkCutParams,
     PlatformTarget,
     ServiceFaultParams,
+    WorkerInjectorParams,
 )
 from chaos_tui.core.polling import eventually
 from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.platform import jobs
 from chaos_tui.platform.streams import leafz
 from chaos_tui.probes.agent_probe import AgentProbe
-from chaos_tui.sandbox import collector, postgres
+from chaos_tui.sandbox import collector, postgres, valkey
 from chaos_tui.sandbox import nats as nats_server
 from chaos_tui.sandbox.postgres import SandboxError
-from chaos_tui.sandbox.services import BY_NAME, PROFILES, mesh_link_ports, services_of
+from chaos_tui.sandbox.services import (
+    BY_NAME,
+    PROFILES,
+    QUEUE_NODES,
+    SENTINELS,
+    mesh_link_ports,
+    queue_proxy_ports,
+    services_of,
+)
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.sandbox.usage import Users
 from chaos_tui.settings import Settings
 
 LINK_PROXY = "mesh-link-{}"  # the agent proxy carrying leafnode path N from sea-b to sea-a
+QUEUE_PROXY = "queue-valkey-{}"  # the agent proxy in front of Valkey node N (job worker side)
 GONE_POLL_S = 0.5  # how often a run looks whether `sandbox down` took the sandbox away
 TAKEN_DOWN = (
     "the sandbox was taken down under the run (`chaos-tui sandbox down`); the fault "
@@ -76,19 +89,15 @@ class SandboxTarget(PlatformTarget):
         profiles = None if profile is None else [profile]
         self._downs_seen = await asyncio.to_thread(self.sandbox.downs)
         await asyncio.to_thread(self._join, profiles or list(PROFILES))
-        if profile in (None, "mesh"):
-            # The link proxies first: a mirror whose origin is unreachable when sea-b starts
-            # backs off for a minute or more before it tries again.
-            await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"])
-            await self._ensure_agent()
-            try:
-                await self.ensure_mesh_link()
-            except AgentRefused as exc:
-                if self.sandbox.is_up(["mesh"]) or "cannot listen" not in exc.detail:
-                    raise
-                # A link port was taken while the mesh was down: pick new ones and retry.
-                await asyncio.to_thread(self.sandbox.reserve_ports, ["mesh"], True)
-                await self.ensure_mesh_link()
+        # Profiles whose services dial the agent's proxies get them first: a mirror whose
+        # origin is unreachable when sea-b starts backs off for a minute or more, and the job
+        # worker reaches Valkey only through them.
+        for name, make in (
+            ("mesh", self.ensure_mesh_link),
+            ("chaos-queue", self.ensure_queue_link),
+        ):
+            if profile in (None, name):
+                await self._ensure_proxies(name, make)
         # The agent starts while the services do (it needs none of them to serve, and a
         # leftover heal that starts one is safe alongside: Sandbox.start is locked). Both are
         # awaited to their end, even when one fails or the run is cancelled, so what either
@@ -102,6 +111,18 @@ class SandboxTarget(PlatformTarget):
         for outcome in outcomes:  # the services' failure first: it names the cause
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    async def _ensure_proxies(self, profile: str, make) -> None:
+        await asyncio.to_thread(self.sandbox.reserve_ports, [profile])
+        await self._ensure_agent()
+        try:
+            await make()
+        except AgentRefused as exc:
+            if self.sandbox.is_up([profile]) or "cannot listen" not in exc.detail:
+                raise
+            # A proxy's port was taken while the profile was down: pick new ones and retry.
+            await asyncio.to_thread(self.sandbox.reserve_ports, [profile], True)
+            await make()
 
     async def _ensure_agent(self) -> None:
         starting = asyncio.ensure_future(self.agent.ensure())
@@ -174,9 +195,11 @@ class SandboxTarget(PlatformTarget):
                 for service, pid in (items or {}).items()
                 if (rec := self.sandbox.record(service)) is not None and rec.pid == pid
             ]
-            # A mesh that stays up needs the agent: its link runs through the agent's proxies.
+            # A mesh or a job queue that stays up needs the agent: the mesh's link and the job
+            # worker's broker connections run through the agent's proxies.
             mesh_stays = any(
-                self.sandbox.running(s) and s not in stopping for s in PROFILES["mesh"]
+                self.sandbox.running(s) and s not in stopping
+                for s in (*PROFILES["mesh"], *PROFILES["chaos-queue"])
             )
             agent_pid = (now.get("agent") or {}).get("agent")
             info = self.agent.info() if agent_pid is not None else None
@@ -229,7 +252,13 @@ class SandboxTarget(PlatformTarget):
             nats_b_url=self.nats_b_url,
             link_monitor_url=self.link_monitor_url,
             domain_a=self.domain_a,
+            queue_sentinels=tuple(self._address(s) for s in SENTINELS),
+            queue_master=jobs.SENTINEL_MASTER,
+            queue_ledger_url=f"redis://{self._address('ledger')}/0",
         )
+
+    def _address(self, port: str) -> str:
+        return f"127.0.0.1:{self.sandbox.ports.get(port, 0)}"
 
     def _url(self, port: str, scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.sandbox.ports.get(port, 0)}"
@@ -292,6 +321,12 @@ class SandboxTarget(PlatformTarget):
                 f"leafnode link sea-b -> sea-a through agent proxies "
                 f"{', '.join(LINK_PROXY.format(i + 1) for i in range(len(mesh_link_ports())))}"
             )
+        if profile in (None, "chaos-queue"):
+            lines.append(
+                "job worker -> Valkey through agent proxies "
+                f"{', '.join(QUEUE_PROXY.format(i + 1) for i in range(len(QUEUE_NODES)))} "
+                "(the sentinels are asked directly)"
+            )
         return lines
 
     # -- the mesh link ----------------------------------------------------------------------
@@ -331,9 +366,80 @@ class SandboxTarget(PlatformTarget):
                 return i
         raise SandboxError("no leafnode path carries the link: there is no path in use to cut")
 
+    # -- the job queue's broker link ---------------------------------------------------------
+
+    async def ensure_queue_link(self) -> list[ProxyView]:
+        """One agent proxy in front of each Valkey node, on the port the job worker dials for
+        it. Proxies live in the agent, so after an agent restart they are made again here."""
+        ports = self.sandbox.ports
+        return [
+            await self.agent.ensure_proxy(
+                QUEUE_PROXY.format(i),
+                f"127.0.0.1:{ports[proxy_port]}",
+                f"127.0.0.1:{ports[node]}",
+            )
+            for i, (node, proxy_port) in enumerate(
+                zip(QUEUE_NODES, queue_proxy_ports(), strict=True), start=1
+            )
+        ]
+
+    async def queue_linked(self) -> bool:
+        """Every queue proxy listens (made again if the agent lost them)."""
+        return all(p.listening for p in await self.ensure_queue_link())
+
+    def queue_primary(self) -> str:
+        """The node the sentinels call primary now (`valkey_1` or `valkey_2`)."""
+        ports = self.sandbox.ports
+        address = jobs.primary_address([self._address(s) for s in SENTINELS])
+        for node in QUEUE_NODES:
+            if address == f"127.0.0.1:{ports.get(node)}":
+                return node
+        raise SandboxError(f"the sentinels name {address} as primary, which is no queue node")
+
+    def broker_link(self, params: BrokerLinkParams) -> Fault:
+        """A toxic on every path between the job worker and Valkey (one per node, so it
+        holds across a failover)."""
+        proxies = [QUEUE_PROXY.format(i) for i in range(1, len(QUEUE_NODES) + 1)]
+        attributes = ", ".join(f"{k}={v:g}" for k, v in params.attributes.items())
+        return SandboxFault(
+            self,
+            "proxy.toxic",
+            {
+                "proxies": proxies,
+                "type": params.type,
+                "stream": params.stream,
+                "toxicity": params.toxicity,
+                "attributes": dict(params.attributes),
+            },
+            name=f"broker_link:{params.type}",
+            description=(
+                f"{params.type} ({attributes or 'defaults'}) on {params.toxicity:.0%} of the "
+                f"job worker's Valkey connections ({', '.join(proxies)}, {params.stream}) "
+                f"for {params.hold_s:g}s"
+            ),
+            hold_s=params.hold_s,
+            verify=self.queue_linked,
+        )
+
+    def worker_injectors(self, params: WorkerInjectorParams) -> Fault:
+        """Injectors the job workers fetch from the agent and act on while the lease lives."""
+        return SandboxFault(
+            self,
+            "worker.inject",
+            {"injectors": [spec.model_dump(mode="json") for spec in params.injectors]},
+            name="worker_injectors:" + ",".join(spec.kind for spec in params.injectors),
+            description=(
+                f"{len(params.injectors)} worker injector(s) "
+                f"({', '.join(spec.kind for spec in params.injectors)}) for {params.hold_s:g}s"
+            ),
+            hold_s=params.hold_s,
+        )
+
     # -- faults, applied by the agent -------------------------------------------------------
 
     def describe(self, service: str) -> str:
+        if service == "queue_primary":
+            return "the Valkey node the sentinels call primary when the fault lands"
         rec = self.sandbox.record(service)
         return f"sandbox {service}" + (f" (pid {rec.pid})" if rec else "")
 
@@ -374,16 +480,28 @@ class SandboxTarget(PlatformTarget):
     def _service_fault(
         self, kind: str, verb: str, service: str, hold_s: float, description: str
     ) -> Fault:
-        """A fault on one service, held by the agent as a lease; healed when it answers."""
-        return SandboxFault(
+        """A fault on one service, held by the agent as a lease; healed when it answers.
+        `queue_primary` is a role: the node the sentinels call primary when the fault lands
+        (and the heal waits for that very node)."""
+        fault: SandboxFault
+
+        async def primary_now() -> dict:
+            return {"service": await asyncio.to_thread(self.queue_primary)}
+
+        async def back() -> bool:
+            return await self.service_healthy(fault.params["service"])
+
+        fault = SandboxFault(
             self,
             kind,
             {"service": service},
             name=f"{verb}:{service}",
             description=description,
             hold_s=hold_s,
-            verify=lambda: self.service_healthy(service),
+            verify=back,
+            resolve=primary_now if service == "queue_primary" else None,
         )
+        return fault
 
     def cut_link(self, params: LinkCutParams) -> Fault:
         """Cut the leafnode link between sea-b and sea-a: every path (`full`), or only the
@@ -413,7 +531,15 @@ class SandboxTarget(PlatformTarget):
         )
 
     async def service_healthy(self, service: str) -> bool:
-        return await asyncio.to_thread(self.sandbox.healthy, service)
+        """Running and answering. `queue_primary`: some node is primary for the sentinels
+        and answers."""
+        if service != "queue_primary":
+            return await asyncio.to_thread(self.sandbox.healthy, service)
+        try:
+            node = await asyncio.to_thread(self.queue_primary)
+        except (SandboxError, redis.RedisError):
+            return False
+        return await asyncio.to_thread(self.sandbox.healthy, node)
 
 
 class SandboxFault(LeasedFault):
@@ -454,11 +580,15 @@ def sandbox_versions() -> dict[str, str]:
             lambda: [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"],
         ),
         ("collector", "rotel", lambda: [str(collector.binary()), "--version"]),
+        ("queue", "Valkey", lambda: [str(valkey.binary()), "--version"]),
     ):
         try:
             out = subprocess.run(command(), capture_output=True, text=True, timeout=10)
-            # Each prints its own name and then the version: keep the version, name it alike.
-            found[name] = f"{product} {(out.stdout or out.stderr).split()[-1]}"
+            # Each prints its own name and then the version: keep the version, name it alike
+            # (Valkey says `Valkey server v=8.1.8 sha=... malloc=... bits=64 build=...`).
+            text = out.stdout or out.stderr
+            words = [w[2:] for w in text.split() if w.startswith("v=")] or text.split()[-1:]
+            found[name] = f"{product} {words[0]}"
         except Exception as exc:  # a missing binary is a fact to report, not a crash
             found[name] = f"{product} unknown ({exc})"
     try:
