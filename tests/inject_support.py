@@ -172,6 +172,24 @@ def dramatiq_worker(broker, threads: int = 4):
 # -- worker processes --------------------------------------------------------------------------
 
 
+def worker_process(kind: str, port: int, agent: AgentClient) -> tuple[subprocess.Popen, Path]:
+    """A worker process (`dramatiq` or `celery`) on our Valkey that finds the agent through
+    its state dir; its stdout is a pipe, its stderr a file (returned) that cannot fill up."""
+    from tests.conftest import env_for
+
+    state_dir = agent.settings.state_dir
+    errors = Path(state_dir) / f"{kind}-worker.err"
+    with errors.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, kind, str(port)],
+            env=env_for(state_dir, PYTHONPATH=os.getcwd()),
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+        )
+    return proc, errors
+
+
 def dramatiq_process(port: int) -> None:
     """A Dramatiq worker process with the chaos middleware from the environment and one actor
     that marks each job it starts and finishes (in Valkey)."""

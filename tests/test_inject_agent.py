@@ -168,3 +168,15 @@ async def test_a_worker_scoped_injector_hits_only_that_worker(own_agent):
         one.stop()
         two.stop()
     await own_agent.heal_all()
+
+
+def test_the_worker_library_loads_nothing_heavy():
+    """What a user's worker pays for importing it: none of the agent's server, the console,
+    the sandbox or Docker (the import contract says so of the code; this checks run time)."""
+    heavy = ("fastapi", "uvicorn", "textual", "httpx", "docker", "chaos_tui.sandbox")
+    code = (
+        "import sys, chaos_tui.inject.dramatiq, chaos_tui.inject.celery; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "[]", loaded

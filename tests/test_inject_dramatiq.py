@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import dramatiq
 import pytest
@@ -19,7 +15,6 @@ import redis
 from chaos_tui.inject import CRASH_EXIT_CODE, checkpoint
 from chaos_tui.inject.core import percent_pick
 from chaos_tui.inject.dramatiq import ChaosMiddleware
-from tests.conftest import env_for
 from tests.inject_support import (
     CRASH_ACTOR,
     Outcomes,
@@ -30,11 +25,10 @@ from tests.inject_support import (
     until,
     valkey,
     worker_for,
+    worker_process,
 )
 
 __all__ = ["own_agent"]  # a fixture
-
-SUPPORT = Path(__file__).parent / "inject_support.py"
 
 
 @pytest.fixture
@@ -172,14 +166,7 @@ async def test_partial_hang_holds_the_delivery_then_fails_it(own_agent, valkey_p
 
 async def test_crash_kills_the_worker_process_mid_job(own_agent, valkey_port):
     await grant(own_agent, {"kind": "crash", "scope": {"actor": CRASH_ACTOR}})
-    env = env_for(own_agent.settings.state_dir, PYTHONPATH=os.getcwd())
-    worker = subprocess.Popen(
-        [sys.executable, str(SUPPORT), "dramatiq", str(valkey_port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker, errors = worker_process("dramatiq", valkey_port, own_agent)
     try:
         assert worker.stdout.readline().strip() == "worker ready"
         await asyncio.sleep(0.6)  # its first polls
@@ -187,8 +174,8 @@ async def test_crash_kills_the_worker_process_mid_job(own_agent, valkey_port):
         job = dramatiq.actor(actor_name=CRASH_ACTOR, broker=broker)(lambda job: None)
         job.send("job-1")
         code = await asyncio.to_thread(worker.wait, 20)
-        assert code == CRASH_EXIT_CODE, worker.stderr.read()[-2000:]
-        assert "crash injector" in worker.stderr.read()
+        assert code == CRASH_EXIT_CODE, errors.read_text()[-2000:]
+        assert "crash injector" in errors.read_text()
         marks = redis.Redis(port=valkey_port)
         assert marks.smembers("finished") == set(), "the job never completed"
         # Not acked: the message stays with the dead worker until the broker requeues it.

@@ -140,6 +140,11 @@ def disarm() -> None:
     _partial.spec = _partial.client = None
 
 
+def armed() -> bool:
+    """A partial injector waits for this thread's actor."""
+    return _partial.spec is not None
+
+
 def finish_partial() -> None:
     """After an actor returned: a partial injector whose checkpoint was never reached cuts
     the delivery here, before it counts as done, so the message is retried."""

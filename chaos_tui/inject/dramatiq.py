@@ -21,7 +21,13 @@ from typing import Any
 
 from dramatiq.middleware import Middleware, MiddlewareError
 
-from chaos_tui.inject.core import InjectedFailure, InjectorClient, call_guarded, disarm
+from chaos_tui.inject.core import (
+    InjectedFailure,
+    InjectorClient,
+    armed,
+    call_guarded,
+    disarm,
+)
 
 
 class InjectedMessageFailure(InjectedFailure, MiddlewareError):
@@ -39,6 +45,8 @@ class ChaosMiddleware(Middleware):
         return cls(InjectorClient.from_env(**kwargs))
 
     def before_process_message(self, broker: Any, message: Any) -> None:
+        if not self.client._live:  # the common case, before reading the message (a proxy)
+            return
         action = self.client.decide(message.queue_name, message.actor_name, message.message_id)
         if action is None:
             return
@@ -52,7 +60,8 @@ class ChaosMiddleware(Middleware):
     def after_process_message(
         self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
     ) -> None:
-        disarm()  # whatever happened, a partial never outlives its delivery
+        if armed():
+            disarm()  # whatever happened, a partial never outlives its delivery
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         disarm()
