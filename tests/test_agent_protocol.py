@@ -209,6 +209,7 @@ def test_the_protocol_paths_are_the_apis_routes(tmp_path):
         p.HEAL_ALL,
         p.HALT,
         p.PROXIES,
+        p.INJECTORS,
         p.lease_path("{lease_id}"),
         p.proxy_path("{name}"),
     }

@@ -25,11 +25,13 @@ from chaos_tui.agent.protocol import (
     Health,
     Lease,
     LeaseRequest,
+    LiveInjectors,
     ProxyRequest,
     ProxyView,
     Status,
 )
 from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
+from chaos_tui.agent.worker_injectors import live_injectors
 
 
 def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Gate:
@@ -181,6 +183,11 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
     async def release_halt() -> HaltState:
         book.release_halt()
         return HaltState(halted=False)
+
+    @api.get(p.INJECTORS, response_model=LiveInjectors, dependencies=guarded)
+    async def injectors() -> LiveInjectors:
+        """What job workers act on now (they poll this every `poll_s`)."""
+        return live_injectors(book.leases.values(), book.halted)
 
     @api.get(p.PROXIES, response_model=list[ProxyView], dependencies=guarded)
     async def list_proxies() -> list[ProxyView]:

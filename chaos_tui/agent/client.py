@@ -35,6 +35,7 @@ from chaos_tui.agent.protocol import (
     HealResults,
     Health,
     Lease,
+    LiveInjectors,
     ProxyView,
     RecoveredLease,
     Status,
@@ -338,6 +339,10 @@ class AgentClient:
 
     async def release_halt(self) -> None:
         await self._ok("DELETE", p.HALT)
+
+    async def injectors(self) -> LiveInjectors:
+        """The worker injectors live now, as job workers see them."""
+        return self._read(LiveInjectors, await self._ok("GET", p.INJECTORS))
 
     async def proxies(self) -> list[ProxyView]:
         return [self._read(ProxyView, item) for item in await self._ok("GET", p.PROXIES)]

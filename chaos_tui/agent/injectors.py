@@ -268,6 +268,7 @@ class ProxyDown:
 def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector]:
     from chaos_tui.agent.docker_faults import docker_injectors
     from chaos_tui.agent.process_faults import process_injectors
+    from chaos_tui.agent.worker_injectors import WorkerInject
 
     kinds = cast("dict[str, Injector]", docker_injectors(sandbox.settings.docker))
     kinds.update(cast("dict[str, Injector]", process_injectors()))
@@ -278,4 +279,5 @@ def injectors_for(sandbox: Sandbox, proxies: ProxyManager) -> dict[str, Injector
         "sandbox.pause": SandboxPause(sandbox),
         "proxy.toxic": ProxyToxic(proxies),
         "proxy.down": ProxyDown(proxies),
+        WorkerInject.kind: WorkerInject(),
     }

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chaos_tui.core.injector_spec import InjectorSpec
+
 # -- the agent's folder in a state dir ---------------------------------------------------------
 
 AGENT_DIR = "agent"  # under the state dir
@@ -44,6 +46,7 @@ HISTORY = "/history"
 HEAL_ALL = "/heal"
 HALT = "/halt"  # POST halts, GET reads the latch, DELETE lifts it
 PROXIES = "/proxies"
+INJECTORS = "/injectors"  # the live worker injectors, what job workers poll
 
 
 def lease_path(lease_id: str) -> str:
@@ -256,3 +259,35 @@ class ProxyView(BaseModel):
     connections: int
     refused: int = 0  # connections turned away at the cap
     toxics: list[dict[str, Any]]
+
+
+# -- worker injectors (lease kind worker.inject) -----------------------------------------------
+
+WORKER_INJECT = "worker.inject"  # the lease kind: while it lives, workers act on its injectors
+INJECTOR_POLL_S = 0.25  # how often a worker asks GET /injectors (the agent says so in each answer)
+MAX_INJECTORS = 16  # per lease
+
+
+class WorkerInjectParams(BaseModel):
+    """The params of a worker.inject lease: the injectors the workers act on while it lives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    injectors: tuple[InjectorSpec, ...] = Field(..., min_length=1, max_length=MAX_INJECTORS)
+
+
+class LiveInjector(BaseModel):
+    """One injector a worker should act on now, and for how long at most: the worker counts
+    `ttl_left_s` from when it received the answer, on its own monotonic clock."""
+
+    lease_id: str
+    run_id: str = ""
+    spec: InjectorSpec
+    ttl_left_s: float = Field(..., ge=0)
+
+
+class LiveInjectors(BaseModel):
+    """GET /injectors: every injector of every live worker.inject lease (none while halted)."""
+
+    poll_s: float = INJECTOR_POLL_S
+    injectors: list[LiveInjector] = Field(default_factory=list)
