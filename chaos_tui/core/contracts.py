@@ -176,7 +176,7 @@ class RunContext:
 
 
 # `hold_s` and the names each scenario gave it before it had one, still accepted as input.
-HOLD_NAMES = ("hold_s", "down_s", "stall_s", "cut_s")
+HOLD_NAMES = ("hold_s", "down_s", "stall_s", "cut_s", "duration_s")
 
 
 def hold_s_field(default: float, le: float, description: str, ge: float = 0) -> Any:

@@ -1,0 +1,107 @@
+"""queue_broker_failover: the Valkey primary is SIGKILLed under load; the sentinels promote
+the replica. Enqueues fail for a while (the window is measured), the workers move to the new
+primary (the resume time is measured), and no acknowledged job is lost."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from chaos_tui.core.contracts import Fault, RunContext, hold_s_field
+from chaos_tui.core.model import InvariantResult, InvariantSpec
+from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
+from chaos_tui.scenarios.queue_base import JobAccount, QueueParams, QueueScenario
+
+
+class QueueBrokerFailoverParams(QueueParams):
+    hold_s: float = hold_s_field(8.0, 120, "how long the old primary stays dead", ge=4)
+    failover_limit_s: float = Field(
+        15.0, gt=0, description="enqueues succeed again (a new primary) within"
+    )
+    resume_limit_s: float = Field(
+        10.0, gt=0, description="workers complete a job sent to the new primary within"
+    )
+
+
+Params = QueueBrokerFailoverParams
+
+
+class QueueBrokerFailover(QueueScenario):
+    name = "queue_broker_failover"
+    order = 42
+    hypothesis = (
+        "When the Valkey primary dies, the sentinels promote the replica: enqueues succeed "
+        "again within 15 s, workers consume from the new primary within 10 s of that, and no "
+        "acknowledged job is lost."
+    )
+    runbook = "docs/runbooks/queue_broker_failover.md"
+    Params = QueueBrokerFailoverParams
+    params: QueueBrokerFailoverParams
+    recovery_probe = "queue_primary"
+
+    def faults(self, target: PlatformTarget) -> list[Fault]:
+        return [
+            target.hard_restart(
+                ServiceFaultParams(service="queue_primary", hold_s=self.params.hold_s)
+            )
+        ]
+
+    def invariants(self) -> list[InvariantSpec]:
+        p = self.params
+        return [
+            *super().invariants(),
+            InvariantSpec(
+                name="enqueue_resumes",
+                description="from the kill to the first enqueue the new primary takes",
+                limit=p.failover_limit_s,
+                unit="s",
+            ),
+            InvariantSpec(
+                name="workers_resume",
+                description="from the new primary taking jobs to the workers completing one",
+                limit=p.resume_limit_s,
+                unit="s",
+            ),
+        ]
+
+    def judge_more(self, ctx: RunContext, account: JobAccount) -> list[InvariantResult]:
+        windows = ctx.timeline.windows
+        if not windows:
+            return [self.judge("enqueue_resumes", None), self.judge("workers_resume", None)]
+        killed_at = windows[0].injected_at
+        after = sorted(
+            (r for r in account.producer.records.values() if r.sent_at >= killed_at),
+            key=lambda r: r.sent_at,
+        )
+        refused = [r for r in after if not r.accepted and r.answered_at is not None]
+        # The new primary takes jobs: the first enqueue accepted after the last one refused
+        # (or after the kill, when none was refused).
+        since = refused[-1].sent_at if refused else killed_at
+        switched = next((r for r in after if r.accepted and r.sent_at >= since), None)
+        enqueue_s = resume_s = None
+        if switched is not None and switched.answered_at is not None:
+            enqueue_s = round(switched.answered_at - killed_at, 3)
+            done_after = [
+                account.first_done[r.job_id]
+                for r in after
+                if r.sent_at >= switched.sent_at and r.job_id in account.first_done
+            ]
+            if done_after:
+                resume_s = round(max(0.0, min(done_after) - switched.answered_at), 3)
+        if refused:  # from the first refused send to the last refusal
+            last = max(r.answered_at or r.sent_at for r in refused)
+            self.measurements["enqueue error window s"] = round(last - refused[0].sent_at, 3)
+        self.measurements["enqueue errors during failover"] = len(refused)
+        return [
+            self.judge(
+                "enqueue_resumes",
+                enqueue_s,
+                f"{len(refused)} enqueues refused"
+                if enqueue_s is not None
+                else "no enqueue was taken after the kill",
+            ),
+            self.judge(
+                "workers_resume",
+                resume_s,
+                "" if resume_s is not None else "no job sent after the switch was completed",
+            ),
+        ]
