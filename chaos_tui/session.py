@@ -165,4 +165,4 @@ class RunSession:
             self.tell(f"stopped what {self.who} started: {', '.join(self.stopped)}")
         left = getattr(self.target, "left_in_use", [])
         if left:
-            self.tell(f"left running, another run uses them: {', '.join(left)}")
+            self.tell(f"left running (kept up, or in use by another run): {', '.join(left)}")

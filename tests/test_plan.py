@@ -55,6 +55,9 @@ def test_the_registry_finds_every_scenario_main_job_first():
         "opa_restart",
         "openobserve_stall",
         "nats_partition_mesh",
+        "queue_latency_drop",
+        "queue_worker_crash",
+        "queue_broker_failover",
     }
     with pytest.raises(UnknownScenario) as caught:
         get_scenario("no_such")

@@ -13,8 +13,8 @@ from chaos_tui.agent.client import AgentClient
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox import mesh
 from chaos_tui.sandbox.processes import ProcessRecord, is_running
+from chaos_tui.sandbox.services import SERVICES
 from chaos_tui.sandbox.stack import Sandbox
-from chaos_tui.scenarios import SCENARIOS
 from chaos_tui.settings import Settings
 from tests.conftest import env_for, run_cli
 
@@ -47,7 +47,7 @@ def test_every_scenario_passes_back_to_back_and_sandbox_down_leaves_nothing(
 ):
     env = env_for(fresh_state_dir)
     results = {}
-    for name in SCENARIOS:
+    for name in SHORT:  # the job queue's scenarios: tests/test_queue_scenarios.py
         proc, result = run(
             name,
             env,
@@ -81,7 +81,7 @@ def test_every_scenario_passes_back_to_back_and_sandbox_down_leaves_nothing(
     assert up.returncode == 0, up.stderr
     state = json.loads((fresh_state_dir / "sandbox.json").read_text())
     records = [ProcessRecord.from_json(d) for d in state["processes"].values()]
-    assert len(records) == 9 and all(is_running(r) for r in records)
+    assert len(records) == len(SERVICES) and all(is_running(r) for r in records)
     agent = json.loads((fresh_state_dir / "agent" / "agent.json").read_text())
     down = run_cli(["sandbox", "down"], env)
     assert down.returncode == 0, down.stderr

@@ -11,6 +11,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from chaos_tui.core.contracts import Fault, FaultLease, Probe, Scenario, ScenarioParams, Target
 from chaos_tui.core.events import FaultHealed, FaultInjected, RunFinished, RunPlanned
 from chaos_tui.core.model import InvariantResult, ProbeSample
@@ -334,3 +336,31 @@ def test_a_run_asks_each_hook_once_and_announces_its_plan(tmp_path):
     assert [p.name for p in plan.probes] == ["file_absent"]
     assert [(f.name, f.hold_s) for f in plan.faults] == [("file_fault", 0.3)]
     assert plan.expected_duration_s == 0.2 + 0.3 + 0.3
+
+
+class TwoFaultScenario(FileScenario):
+    """Two faults: in turn by default, at once when `faults_together`."""
+
+    def __init__(self, root: Path, first: FileFault, second: FileFault, together: bool):
+        super().__init__(root, first)
+        self.second = second
+        self.faults_together = together  # type: ignore[misc]  # per instance, for the test
+
+    def faults(self, target):
+        return [self.fault, self.second]
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_faults_run_in_turn_or_together_and_heal_in_reverse(tmp_path, together):
+    first = FileFault(tmp_path / "first", hold_s=0.3)
+    second = FileFault(tmp_path / "second", hold_s=0.5)
+    scenario = TwoFaultScenario(tmp_path, first, second, together)
+    result, _ = run(scenario, tmp_path)
+    assert result.outcome == "pass" and result.heal.ok and first.heals and second.heals
+    a, b = result.injection_windows
+    if together:  # both live at once, held for the longer hold, the later one healed first
+        assert b.injected_at < a.healed_at
+        assert b.healed_at <= a.healed_at
+        assert a.healed_at - a.injected_at >= 0.5
+    else:  # the second goes in after the first was healed
+        assert a.healed_at <= b.injected_at

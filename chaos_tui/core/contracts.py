@@ -218,6 +218,9 @@ class Scenario(ABC, Generic[TargetT]):
     profile: ClassVar[str] = "chaos-outbox"  # the part of the stack it needs (compose profile)
     Params: ClassVar[type[ScenarioParams]] = ScenarioParams
     order: ClassVar[int] = 100  # listing order (then the name); the main job comes first
+    # Several faults: one after another (each held, then healed), or all at once (injected in
+    # order, held together for the longest hold, healed in reverse order).
+    faults_together: ClassVar[bool] = False
 
     # Probes whose recovery timings go into the result, and the backlog one if any.
     recovery_probe: ClassVar[str | None] = None
@@ -265,7 +268,8 @@ class Scenario(ABC, Generic[TargetT]):
 
     def expected_duration_s(self) -> float:
         """Load before, the fault held, load after, from the parameters alone (the catalog
-        lists it without building faults); a plan sums the hold of the faults it holds."""
+        lists it without building faults); a plan adds up the holds of the faults it holds
+        one after another (or takes the longest, for faults held together)."""
         return self.params.warmup_s + self.params.hold_s + self.params.recover_s
 
     @abstractmethod

@@ -54,6 +54,7 @@ class RunPlan:
     probes: tuple[Probe, ...]  # the scenario's, then the target's own
     steady_state: tuple[SteadyCheck, ...]
     faults: tuple[PlannedFault, ...]
+    faults_together: bool  # all held at once, rather than one after another
     workload: str | None
     invariants: tuple[InvariantSpec, ...]
     invariant_budget_s: float
@@ -66,7 +67,13 @@ class RunPlan:
     @property
     def expected_duration_s(self) -> float:
         """Load before, every fault held, load after: what the user waits through."""
-        return self.warmup_s + sum(f.hold_s for f in self.faults) + self.recover_s
+        return self.warmup_s + self.hold_s + self.recover_s
+
+    @property
+    def hold_s(self) -> float:
+        """How long faults are live: every hold in turn, or the longest when held together."""
+        holds = [f.hold_s for f in self.faults]
+        return max(holds, default=0.0) if self.faults_together else sum(holds)
 
     @property
     def ceilings(self) -> dict[str, float | None]:
@@ -107,6 +114,7 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
         probes=probes,
         steady_state=steady,
         faults=faults,
+        faults_together=scenario.faults_together,
         workload=scenario.workload(),
         invariants=tuple(scenario.invariants()),
         invariant_budget_s=scenario.invariant_budget_s,

@@ -195,18 +195,31 @@ class Run:
             await self.scenario.start_workload(self.ctx)
             self._phase("warmup", f"{plan.warmup_s:g}s of load before the fault")
             await asyncio.sleep(plan.warmup_s)
-            for fault in (planned.fault for planned in plan.faults):
+            # One after another: each fault is a group of its own. Together: one group.
+            faults = [planned.fault for planned in plan.faults]
+            groups = [faults] if plan.faults_together else [[f] for f in faults]
+            for group in groups:
                 if self._halted:
-                    self._note(f"halted: {fault.name} not injected", "warning")
+                    self._note(
+                        f"halted: {', '.join(f.name for f in group)} not injected", "warning"
+                    )
                     continue
                 self._heal_early.clear()
-                await self._inject(fault)
+                held = []
+                for fault in group:
+                    if self._halted:
+                        self._note(f"halted: {fault.name} not injected", "warning")
+                        break
+                    await self._inject(fault)
+                    held.append(self._live[-1])
                 try:
                     # The TTL caps the hold: while the runner lives, no lease outlives it.
-                    await asyncio.wait_for(self._heal_early.wait(), min(fault.hold_s, fault.ttl_s))
+                    hold = max(min(f.hold_s, f.ttl_s) for f in group)
+                    await asyncio.wait_for(self._heal_early.wait(), hold)
                 except TimeoutError:
-                    pass  # the fault was held for as long as planned
-                await self._heal(self._live[-1])
+                    pass  # the faults were held for as long as planned
+                for live in reversed(held):  # undone in the reverse order they went in
+                    await self._heal(live)
             if self._halted and not self._live:
                 raise HaltedBeforeInject("halted by the operator before any fault was injected")
             self._phase("recover", f"{plan.recover_s:g}s of load after the heal")

@@ -55,6 +55,7 @@ def ledger_key(run_id: str) -> str:
 
 
 def ledger_entry(job_id: str, worker: str, attempt: int, finished_at: float) -> str:
+    """`attempt` counts deliveries from 1 (the first try); a retry adds one."""
     return f"{job_id} {worker} {attempt} {finished_at:.6f}"
 
 

@@ -158,7 +158,8 @@ class ThroughputProbe(LedgerProbe):
 
 class JobLatencyProbe(LedgerProbe):
     """Median end-to-end latency (enqueue to completion, ms) of the jobs completed since the
-    last sample; no value when none completed."""
+    last sample; no value when none completed. Above `slo_ms` the sample fails, so the run's
+    recovery timings say when jobs got slow and when they were fast again."""
 
     def __init__(
         self,
@@ -166,9 +167,14 @@ class JobLatencyProbe(LedgerProbe):
         ledger_url: str,
         run_id: Callable[[], str | None],
         enqueued_at: Callable[[str], float | None],
+        slo_ms: float | None = None,
     ) -> None:
-        super().__init__(name, "median job latency, enqueue to done (ms)", ledger_url, run_id)
+        within = f", fails above {slo_ms:g} ms" if slo_ms else ""
+        super().__init__(
+            name, f"median job latency, enqueue to done (ms{within})", ledger_url, run_id
+        )
         self.enqueued_at = enqueued_at
+        self.slo_ms = slo_ms
 
     async def measure(self) -> float | None:
         latencies = sorted(
@@ -176,4 +182,9 @@ class JobLatencyProbe(LedgerProbe):
             for job_id, _, _, finished in await self.new_entries()
             if (sent := self.enqueued_at(job_id)) is not None
         )
-        return round(latencies[len(latencies) // 2], 1) if latencies else None
+        if not latencies:
+            return None
+        median = round(latencies[len(latencies) // 2], 1)
+        if self.slo_ms and median > self.slo_ms:
+            raise RuntimeError(f"median job latency {median:g} ms, over {self.slo_ms:g} ms")
+        return median

@@ -76,7 +76,10 @@ HEARTBEAT_TIMEOUT_MS = 5_000
 # Every broker call runs that maintenance (two range reads on a small queue): requeueing
 # does not wait on a one-in-a-thousand chance, Dramatiq's default.
 MAINTENANCE_CHANCE = MAINTENANCE_SCALE
-WORKER_TIMEOUT_MS = 1_000  # how long an idle consumer waits between fetches, at most
+# How long an idle consumer waits between fetches, at most: a job sent to a quiet queue waits
+# up to this before a worker sees it, so it is kept short (job latency is a measured number).
+WORKER_TIMEOUT_MS = 100
+SWEEP_EVERY_S = 2.0  # how often a worker looks for jobs stranded in its own ack set
 TIME_LIMIT_MS = 60_000  # a job running longer is interrupted (and retried)
 BROKER_TIMEOUT_S = 5.0  # a broker call answering slower than this counts as a lost connection
 SENTINEL_TIMEOUT_S = 0.5
@@ -231,6 +234,74 @@ def declare_actors(broker: RedisBroker, ledger: redis.Redis, worker_id: str) -> 
         )(make_job(ledger, worker_id))
 
 
+# -- jobs stranded by a lost fetch reply -----------------------------------------------------
+
+
+class StrandedSweeper:
+    """Puts back jobs stranded in this worker's own ack set.
+
+    Dramatiq's Redis broker fetches with a script that moves each job's id into the worker's
+    ack set on the server, then returns the jobs. When that reply is lost (a broker connection
+    dropped mid-fetch), the jobs sit in the ack set of a worker that never got them, and
+    nothing requeues them while that worker lives: only a dead worker's acks are swept. Stock
+    Dramatiq would hold them until the worker restarts; a queue scenario would count them as
+    lost. So every SWEEP_EVERY_S this worker lists its ack sets, and an id whose job it does
+    not hold (not queued in a consumer, not cached from a fetch) in two sweeps running goes
+    back to its queue."""
+
+    def __init__(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
+        self.broker = broker
+        self.worker = worker
+        self.suspects: set[str] = set()
+        self.requeued = 0
+
+    def held(self) -> set[str]:
+        """Message ids of the jobs this worker's consumers hold now."""
+        ids: set[str] = set()
+        for thread in list(self.worker.consumers.values()):
+            consumer = getattr(thread, "consumer", None)
+            if consumer is None:
+                continue
+            ids |= set(getattr(consumer, "queued_message_ids", ()))
+            for data in list(getattr(consumer, "message_cache", ())):
+                try:
+                    ids.add(dramatiq.Message.decode(data).message_id)
+                except Exception:  # a body we cannot read is not one we hold
+                    continue
+        return ids
+
+    def sweep(self) -> None:
+        client = self.broker.client
+        held = self.held()
+        stranded: dict[str, list[str]] = {}
+        for queue in (jobs.QUEUE, f"{jobs.QUEUE}.DQ"):
+            acks = f"{jobs.NAMESPACE}:__acks__.{self.broker.broker_id}.{queue}"
+            ids = [i.decode() if isinstance(i, bytes) else i for i in client.smembers(acks)]
+            if not ids:
+                continue
+            bodies = client.hmget(f"{jobs.NAMESPACE}:{queue}.msgs", ids)
+            for redis_id, body in zip(ids, bodies, strict=True):
+                if body is None:
+                    continue  # acked or dead-lettered meanwhile
+                if dramatiq.Message.decode(body).message_id not in held:
+                    stranded.setdefault(queue, []).append(redis_id)
+        found = {i for ids in stranded.values() for i in ids}
+        for queue, ids in stranded.items():
+            confirmed = [i for i in ids if i in self.suspects]
+            if confirmed:
+                self.broker.do_requeue(queue, *confirmed)
+                self.requeued += len(confirmed)
+                log.warning("requeued %d job(s) stranded in this worker's acks", len(confirmed))
+        self.suspects = found - {i for ids in stranded.values() for i in ids if i in self.suspects}
+
+    def run(self, stopping: threading.Event) -> None:
+        while not stopping.wait(SWEEP_EVERY_S):
+            try:
+                self.sweep()
+            except redis.RedisError:
+                continue  # the broker is away: the next sweep looks again
+
+
 # -- the worker process ---------------------------------------------------------------------
 
 
@@ -252,6 +323,8 @@ def run_worker(args: argparse.Namespace) -> int:
     declare_actors(broker, ledger, args.worker_id)
     worker = dramatiq.Worker(broker, worker_threads=args.threads, worker_timeout=WORKER_TIMEOUT_MS)
     worker.start()
+    sweeper = StrandedSweeper(broker, worker)
+    threading.Thread(target=sweeper.run, args=(stopping,), daemon=True, name="sweeper").start()
     # Ready once the primary answers through its proxy: from then on jobs are consumed.
     while not stopping.is_set():
         try:

@@ -50,6 +50,9 @@ class QueueParams(ScenarioParams):
     work_ms: float = Field(20.0, ge=0, le=10_000, description="each job's own work")
     drain_timeout_s: float = Field(60.0, gt=0, le=170, description="wait for the backlog")
     drain_limit_s: float = Field(30.0, gt=0, description="backlog drains after the heal within")
+    latency_slo_ms: float = Field(
+        500.0, gt=0, description="a job slower than this (median) counts as degraded"
+    )
 
 
 class QueueScenario(PlatformScenario):
@@ -59,6 +62,7 @@ class QueueScenario(PlatformScenario):
     Params = QueueParams
     params: QueueParams
     backlog_probe = "backlog"
+    recovery_probe = "job_latency"
     invariant_budget_s = 150.0
 
     def __init__(self, params: QueueParams | None = None) -> None:
@@ -66,6 +70,7 @@ class QueueScenario(PlatformScenario):
         self.producer: JobProducer | None = None
         self.load: PatternedLoad | None = None
         self.run_id: str | None = None
+        self.restarts_before: int | None = None  # the worker restart count when the load began
 
     # -- plan -------------------------------------------------------------------------------
 
@@ -79,7 +84,11 @@ class QueueScenario(PlatformScenario):
             DeadLetterProbe("dead_letters", sentinels, master),
             ThroughputProbe("throughput", at.queue_ledger_url, lambda: self.run_id),
             JobLatencyProbe(
-                "job_latency", at.queue_ledger_url, lambda: self.run_id, self._enqueued_at
+                "job_latency",
+                at.queue_ledger_url,
+                lambda: self.run_id,
+                self._enqueued_at,
+                self.params.latency_slo_ms,
             ),
         ]
 
@@ -117,6 +126,7 @@ class QueueScenario(PlatformScenario):
             max_in_flight=MAX_IN_FLIGHT,
             drain_s=3.0,
         )
+        self.restarts_before = await asyncio.to_thread(read_restarts, at)
         self.load.start()
         ctx.note(f"enqueueing {self.workload()}")
 
@@ -186,7 +196,21 @@ class QueueScenario(PlatformScenario):
         account = JobAccount(producer, done, dead, left)
         self.delivery = account.delivery
         self.measurements.update(account.measurements(ctx))
+        restarts = await asyncio.to_thread(read_restarts, at)
+        if restarts is not None and self.restarts_before is not None:
+            self.measurements["worker restarts"] = restarts - self.restarts_before
         return account
+
+
+def read_restarts(at: Endpoints) -> int | None:
+    """How often the job worker was restarted so far (None: the ledger did not answer)."""
+    ledger = jobs.ledger_client(at.queue_ledger_url)
+    try:
+        return jobs.worker_restarts(ledger)
+    except RedisError:
+        return None
+    finally:
+        ledger.close()
 
 
 def read_jobs(
@@ -294,6 +318,24 @@ class JobAccount:
             for phase in PHASES
             if sent_by_phase[phase]
         }
+        # Deliveries that failed, by the phase the job was sent in: every completion's earlier
+        # attempts, and every try of a dead-lettered job.
+        attempts: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        sent_at = {r.job_id: r.sent_at for r in records}
+        for job_id, _, attempt, _ in self.done:
+            if job_id in sent_at:
+                phase = phase_of(sent_at[job_id])
+                attempts[phase] += attempt
+                failed[phase] += attempt - 1
+        for job_id in set(self.dead_ids):
+            if job_id in sent_at:
+                phase = phase_of(sent_at[job_id])
+                attempts[phase] += jobs.MAX_RETRIES + 1
+                failed[phase] += jobs.MAX_RETRIES + 1
+        out["job attempts failed"] = {
+            phase: round(failed[phase] / attempts[phase], 4) for phase in PHASES if attempts[phase]
+        }
         for phase in PHASES:
             latencies = sorted(
                 (first_done[r.job_id] - r.sent_at) * 1000.0
@@ -304,8 +346,8 @@ class JobAccount:
                 out[f"job latency ms ({phase})"] = {
                     f"p{pct}": round(percentile(latencies, pct), 1) for pct in (50, 95, 99)
                 }
-        retried = [attempt for _, _, attempt, _ in self.done if attempt > 0]
-        out["retries"] = {"completed after a retry": len(retried), "most": max(retried, default=0)}
+        retries = [attempt - 1 for _, _, attempt, _ in self.done if attempt > 1]  # 1: first try
+        out["retries"] = {"completed after a retry": len(retries), "most": max(retries, default=0)}
         out["dead letters"] = dead_letters_by_phase(ctx)
         return out
 

@@ -44,7 +44,7 @@ class QueueLatencyDrop(QueueScenario):
     runbook = "docs/runbooks/queue_latency_drop.md"
     Params = QueueLatencyDropParams
     params: QueueLatencyDropParams
-    recovery_probe = "throughput"
+    faults_together = True  # the note's story: slow link, drops and failing workers at once
 
     def steady_state(self) -> dict[str, float | None]:
         return {"queue_primary": None, "backlog": 1000}

@@ -38,7 +38,6 @@ class QueueWorkerCrash(QueueScenario):
     runbook = "docs/runbooks/queue_worker_crash.md"
     Params = QueueWorkerCrashParams
     params: QueueWorkerCrashParams
-    recovery_probe = "throughput"
 
     def faults(self, target: PlatformTarget) -> list[Fault]:
         p = self.params
@@ -57,7 +56,7 @@ class QueueWorkerCrash(QueueScenario):
         ]
 
     def judge_more(self, ctx: RunContext, account: JobAccount) -> list[InvariantResult]:
-        most = max((attempt for _, _, attempt, _ in account.done), default=0)
+        most = max((attempt - 1 for _, _, attempt, _ in account.done), default=0)  # 1: first try
         d = account.delivery
         return [
             self.judge(
