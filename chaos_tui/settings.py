@@ -151,6 +151,11 @@ OTHER_VARIABLES = (
     "CHAOS_OUTBOX_NATS_MONITOR_PORT",
     "CHAOS_MESH_A_PORT",
     "CHAOS_MESH_B_PORT",
+    # read by a job worker's injector library (chaos_tui/inject), not by the tool
+    "CHAOS_AGENT_URL",
+    "CHAOS_AGENT_TOKEN",
+    "CHAOS_AGENT_TOKEN_FILE",
+    "CHAOS_WORKER_ID",
 )
 OTHER_SUFFIXES = ("_IMAGE",)
 

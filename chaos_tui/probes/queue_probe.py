@@ -8,6 +8,7 @@ as a failing sample until the sentinels name the new one.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from redis.asyncio import Redis
@@ -157,9 +158,12 @@ class ThroughputProbe(LedgerProbe):
 
 
 class JobLatencyProbe(LedgerProbe):
-    """Median end-to-end latency (enqueue to completion, ms) of the jobs completed since the
-    last sample; no value when none completed. Above `slo_ms` the sample fails, so the run's
-    recovery timings say when jobs got slow and when they were fast again."""
+    """Median end-to-end latency (enqueue to completion, ms) of the jobs completed in the
+    last WINDOW_S. Above `slo_ms` the sample fails, so the run's recovery timings say when
+    jobs got slow and when they were fast again. With no completion in the window there is
+    nothing new to say: the last answer stands (a stall that was failing still fails)."""
+
+    WINDOW_S = 1.0
 
     def __init__(
         self,
@@ -171,20 +175,27 @@ class JobLatencyProbe(LedgerProbe):
     ) -> None:
         within = f", fails above {slo_ms:g} ms" if slo_ms else ""
         super().__init__(
-            name, f"median job latency, enqueue to done (ms{within})", ledger_url, run_id
+            name, f"median job latency over 1 s, enqueue to done (ms{within})", ledger_url, run_id
         )
         self.enqueued_at = enqueued_at
         self.slo_ms = slo_ms
+        self.recent: deque[tuple[float, float]] = deque()  # (finished at, latency ms)
+        self.last: float | str | None = None  # the last value, or the last failure's text
 
     async def measure(self) -> float | None:
-        latencies = sorted(
-            (finished - sent) * 1000.0
-            for job_id, _, _, finished in await self.new_entries()
-            if (sent := self.enqueued_at(job_id)) is not None
-        )
-        if not latencies:
-            return None
-        median = round(latencies[len(latencies) // 2], 1)
-        if self.slo_ms and median > self.slo_ms:
-            raise RuntimeError(f"median job latency {median:g} ms, over {self.slo_ms:g} ms")
-        return median
+        for job_id, _, _, finished in await self.new_entries():
+            sent = self.enqueued_at(job_id)
+            if sent is not None:
+                self.recent.append((finished, (finished - sent) * 1000.0))
+        horizon = time.time() - self.WINDOW_S
+        while self.recent and self.recent[0][0] < horizon:
+            self.recent.popleft()
+        if self.recent:
+            latencies = sorted(latency for _, latency in self.recent)
+            median = round(latencies[len(latencies) // 2], 1)
+            self.last = median
+            if self.slo_ms and median > self.slo_ms:
+                self.last = f"median job latency {median:g} ms, over {self.slo_ms:g} ms"
+        if isinstance(self.last, str):
+            raise RuntimeError(self.last)
+        return self.last

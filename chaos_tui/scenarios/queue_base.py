@@ -358,14 +358,17 @@ def dead_letters_by_phase(ctx: RunContext) -> dict[str, float]:
     samples = [s for s in ctx.timeline.samples("dead_letters") if s.ok and s.value is not None]
     if not samples or not ctx.timeline.windows:
         return {}
-    window = ctx.timeline.windows[0]
+    windows = ctx.timeline.windows
+    began = min(w.injected_at for w in windows)
+    healed = [w.healed_at for w in windows]
+    ended = None if None in healed else max(h for h in healed if h is not None)
 
     def last_before(t: float | None) -> float | None:
         values = [s.value for s in samples if t is None or s.t <= t]
         return values[-1] if values else None
 
-    at_start = last_before(window.injected_at)
-    at_heal = last_before(window.healed_at)
+    at_start = last_before(began)  # when the first fault went in
+    at_heal = last_before(ended) if ended is not None else None  # the last one healed
     at_end = last_before(None)
     sizes = {"before": at_start, "at heal": at_heal, "after": at_end}
     out = {k: v for k, v in sizes.items() if v is not None}
