@@ -101,7 +101,7 @@ def test_a_plan_holds_what_the_run_will_do(tmp_path, target_name, calls):
         assert calls[name] == {"probes": 1, "faults": 1}, name
         assert plan.scenario is scenario and plan.target == target_name
         assert isinstance(plan.endpoints, Endpoints)
-        assert [f.hold_s for f in plan.faults] == [2.0]
+        assert plan.faults and all(f.hold_s == 2.0 for f in plan.faults)
         assert all(f.ttl_s > f.hold_s for f in plan.faults)
         assert plan.probes[-1].name == "agent", "the target's own probe is watched too"
         assert set(plan.ceilings) <= {p.name for p in plan.probes}
