@@ -317,7 +317,7 @@ def test_validate_takes_the_plugins_kinds_and_places_errors_in_their_values(
         "(did you mean 'bump_file'?); valid types: kill_process, terminate_process, "
         "pause_process, kill_container, stop_container, pause_container, restart_container, "
         "network_partition, latency, bandwidth, timeout, reset_peer, slicer, limit_data, "
-        "down, bump_file",
+        "down, worker_injector, bump_file",
     ]
 
 

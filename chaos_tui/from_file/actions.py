@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+from pydantic import ValidationError
+
 from chaos_tui import plugins
 from chaos_tui.core.contracts import Fault, Target
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.platform_target import (
+    BrokerLinkParams,
     LinkCutParams,
     PlatformTarget,
     ServiceFaultParams,
     ServiceName,
+    WorkerInjectorParams,
 )
 from chaos_tui.faults.leased import TTL_MARGIN_S
 from chaos_tui.scenario_file import model as m
@@ -42,7 +46,13 @@ PART_ALIASES: dict[str, str] = {
     "otel_collector": "collector",
     "policy-gateway": "gateway",
     "outbox-relay": "relay",
+    # The job queue: the Valkey node the sentinels call primary when the fault lands, and
+    # the reference job worker (its supervisor restarts it).
+    "valkey_primary": "queue_primary",
+    "valkey-primary": "queue_primary",
+    "job-worker": "job_worker",
 }
+
 TOXIC_ATTRIBUTES = {
     "latency": ("latency", "jitter"),
     "bandwidth": ("rate",),
@@ -55,9 +65,15 @@ TOXIC_ATTRIBUTES = {
 
 
 def platform_part(action: m.ActionBase) -> str | None:
-    """The platform part a container or partition action names, if it names one."""
+    """The platform part a container or partition action names, if it names one; the job
+    queue's broker link (`queue_link`) or its workers for a toxic on `target: valkey` and a
+    worker injector."""
     if isinstance(action, m.ContainerAction | m.PartitionAction):
         return PART_ALIASES.get(action.target)
+    if isinstance(action, m.ProxyActionBase) and action.target is not None:
+        return "queue_link"
+    if isinstance(action, m.WorkerInjectorAction):
+        return "job_worker"
     return None
 
 
@@ -68,7 +84,14 @@ def build_fault(action: m.ActionBase, target: Target, hold_s: float) -> Fault:
     elif isinstance(target, LocalTarget):
         fault = _on_local(action, target, hold_s)
     elif isinstance(target, PlatformTarget):
-        fault = _on_platform(action, target, hold_s)
+        try:
+            fault = _on_platform(action, target, hold_s)
+        except NotImplementedError as exc:  # a target without the job queue's faults
+            raise UsageError(f"{action.TAGS[0]}: {exc}") from None
+        except ValidationError as exc:  # what the target contract bounds (a hold over 600 s)
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise UsageError(f"{action.TAGS[0]} on {target.name}: {where}: {err['msg']}") from None
     else:
         raise UsageError(f"target {target.name!r} takes no scenario file actions")
     if action.ttl_seconds is not None:
@@ -109,7 +132,7 @@ def _on_local(action: m.ActionBase, target: LocalTarget, hold_s: float) -> Fault
         return target.container_fault(kind, action.target, hold_s=hold_s)
     if isinstance(action, m.PartitionAction):
         return target.partition_fault(action.target, ports=action.ports, hold_s=hold_s)
-    if isinstance(action, m.ProxyActionBase):
+    if isinstance(action, m.ProxyActionBase) and action.proxy is not None:
         toxic = action.TAGS[0]
         attributes: dict[str, Any] = {a: getattr(action, a) for a in TOXIC_ATTRIBUTES[toxic]}
         return target.proxy_fault(
@@ -121,7 +144,10 @@ def _on_local(action: m.ActionBase, target: LocalTarget, hold_s: float) -> Fault
             toxicity=action.toxicity,
             hold_s=hold_s,
         )
-    raise UsageError(f"action {type(action).__name__} is not known on target local")
+    raise UsageError(
+        f"{action.TAGS[0]} names the job queue of the platform (target: {m.BROKER_LINK}, "
+        "worker injectors): it runs on --target sandbox or docker, not local"
+    )
 
 
 def _on_platform(action: m.ActionBase, target: PlatformTarget, hold_s: float) -> Fault:
@@ -151,8 +177,31 @@ def _on_platform(action: m.ActionBase, target: PlatformTarget, hold_s: float) ->
         ):
             return target.stop(params)
         return target.hard_restart(params)  # kill, or a restart with graceful: false
+    if isinstance(action, m.ProxyActionBase) and action.target is not None:
+        return _broker_link(action, target, hold_s)
+    if isinstance(action, m.WorkerInjectorAction):
+        return target.worker_injectors(
+            WorkerInjectorParams(
+                hold_s=hold_s, injectors=tuple(spec.spec() for spec in action.injectors)
+            )
+        )
     raise UsageError(
         f"{action.TAGS[0]} {where}: processes and proxies of your own system are on --target local"
+    )
+
+
+def _broker_link(action: m.ProxyActionBase, target: PlatformTarget, hold_s: float) -> Fault:
+    """A toxic on every path between the job workers and Valkey, in the proxy's words."""
+    toxic = action.TAGS[0]  # one of m.BROKER_TOXICS: the model refuses any other there
+    attributes = {a: float(getattr(action, a)) for a in TOXIC_ATTRIBUTES[toxic]}
+    return target.broker_link(
+        BrokerLinkParams(
+            hold_s=hold_s,
+            type=toxic,  # type: ignore[arg-type]
+            attributes=attributes,
+            toxicity=action.toxicity,
+            stream=action.stream,
+        )
     )
 
 

@@ -22,14 +22,26 @@ OUTBOX, MESH, OPA, OBSERVE = (
     "opa_restart",
     "openobserve_stall",
 )
-# A probe kind -> (the built-in whose probe it is, that probe's name).
-NAMED_PROBES: dict[str, tuple[str, str]] = {
-    "db_connection": (OUTBOX, "postgres"),
-    "outbox_queue_size_lt": (OUTBOX, "outbox_backlog"),
-    "nats_messages_flowing": (MESH, "mirror_silence"),
-    "opa_health": (OPA, "opa"),
-    "policy_decisions_success_rate_gt": (OPA, "allow_path"),
+QUEUE_DROP, QUEUE_CRASH, QUEUE_FAILOVER = (
+    "queue_latency_drop",
+    "queue_worker_crash",
+    "queue_broker_failover",
+)
+QUEUE = (QUEUE_DROP, QUEUE_CRASH, QUEUE_FAILOVER)  # one probe set, one producer, one account
+# A probe kind -> (the built-ins whose probe it is, that probe's name).
+NAMED_PROBES: dict[str, tuple[tuple[str, ...], str]] = {
+    "db_connection": ((OUTBOX,), "postgres"),
+    "outbox_queue_size_lt": ((OUTBOX,), "outbox_backlog"),
+    "nats_messages_flowing": ((MESH,), "mirror_silence"),
+    "opa_health": ((OPA,), "opa"),
+    "policy_decisions_success_rate_gt": ((OPA,), "allow_path"),
+    "queue_primary_up": (QUEUE, "queue_primary"),
+    "queue_backlog_lt": (QUEUE, "backlog"),
 }
+# A load kind -> the built-ins whose workload it sets (`jobs:` is the queue's producer).
+NAMED_LOADS: dict[str, tuple[str, ...]] = {"jobs": QUEUE}
+# What of the built-in's parameters a `jobs:` load sets.
+JOB_PARAMS = {"rate_per_s": "job_rate", "pattern": "pattern", "seed": "seed", "work_ms": "work_ms"}
 # A check kind -> for each built-in that judges it, the invariants it stands for.
 NAMED_CHECKS: dict[str, dict[str, tuple[str, ...]]] = {
     "no_event_loss": {
@@ -44,6 +56,13 @@ NAMED_CHECKS: dict[str, dict[str, tuple[str, ...]]] = {
     "verify_opa_policies_loaded": {OPA: ("allow_resumes",)},
     # Judged by the file's own check on the built-in's probe (checks.py), not by the built-in.
     "verify_db_healthy": {OUTBOX: ()},
+    "no_job_loss": dict.fromkeys(QUEUE, ("no_lost_jobs",)),
+    "verify_queue_drained": dict.fromkeys(QUEUE, ("backlog_drains",)),
+    "backlog_drains_within_seconds": dict.fromkeys(QUEUE, ("backlog_drains",)),
+    "retries_bounded": {QUEUE_CRASH: ("retries_bounded",)},
+    "dead_letter_share_max": {QUEUE_DROP: ("dead_letter_share",)},
+    "failover_within_seconds": {QUEUE_FAILOVER: ("enqueue_resumes",)},
+    "workers_resume_within_seconds": {QUEUE_FAILOVER: ("workers_resume",)},
 }
 NAMED_CHECKS["no_data_loss"] = NAMED_CHECKS["no_event_loss"]
 # The built-in scenario around each part of the platform, when the file names none by check.
@@ -55,16 +74,31 @@ PART_SCENARIO = {
     "gateway": OPA,
     "sink": OBSERVE,
     "collector": OBSERVE,
+    "queue_primary": QUEUE_FAILOVER,
+    "job_worker": QUEUE_CRASH,
+    "queue_link": QUEUE_DROP,  # a toxic on the broker link (platform_part of `target: valkey`)
 }
 # A named probe's ceiling in the steady state where the built-in has one of its own.
 NAMED_CEILINGS = {"nats_messages_flowing": 5.0}
+# A named probe whose value is the ceiling the file gives it.
+CEILING_KINDS = ("outbox_queue_size_lt", "queue_backlog_lt")
 # A named probe that does not fail while its part is broken -> the built-in's probe that does,
 # read for the recovery timings and `recovery_time_max_seconds`: mirror_silence is a number
 # that grows through a cut (it fails only when the mirror cannot be read), so "recovered" on
 # it would be a vacuous 0 s; the link probe fails for as long as the cut lasts.
 RECOVERY_PROBES = {"nats_messages_flowing": "link"}
+# A named probe read for recovery only when it is the built-in's own recovery probe: which of
+# the queue's probes shows a fault depends on the fault (the primary for a failover, the
+# throughput for slow links and crashing workers), so the companion's choice is taken.
+COMPANION_RECOVERY = ("queue_primary_up", "queue_backlog_lt")
 # A limit a named check carries -> the built-in's parameter it sets.
-CHECK_PARAMS = {"outbox_processing_resumes_within_seconds": "resume_limit_s"}
+CHECK_PARAMS = {
+    "outbox_processing_resumes_within_seconds": "resume_limit_s",
+    "backlog_drains_within_seconds": "drain_limit_s",
+    "dead_letter_share_max": "max_dead_share",
+    "failover_within_seconds": "failover_limit_s",
+    "workers_resume_within_seconds": "resume_limit_s",
+}
 
 
 @dataclass
@@ -84,15 +118,28 @@ def part_scenario(action: m.ActionBase) -> str | None:
         return None
     if part == "nats" and isinstance(action, m.PartitionAction):
         return MESH  # the link between the mesh's domains
+    if isinstance(action, m.WorkerInjectorAction):
+        crash = any(spec.kind == "crash" for spec in action.injectors)
+        return QUEUE_CRASH if crash else QUEUE_DROP
     return PART_SCENARIO[part]
 
 
 def named_kinds(spec: m.FileScenario) -> list[str]:
-    """The platform's named probes and checks a file scenario uses, in file order."""
+    """The platform's named probes, loads and checks a file scenario uses, in file order."""
     kinds = [p.kind for p in spec.steady_state if p.kind in NAMED_PROBES]
+    kinds += [entry.TAGS[0] for entry in spec.load if entry.TAGS[0] in NAMED_LOADS]
     kinds += [c.TAGS[0] for c in spec.validation if c.TAGS[0] in NAMED_CHECKS]
     kinds += [s.TAGS[0] for s in spec.cleanup if s.TAGS[0] in NAMED_CHECKS]
     return kinds
+
+
+def owners(kind: str) -> set[str]:
+    """The built-ins that serve a named probe, load or check."""
+    if kind in NAMED_PROBES:
+        return set(NAMED_PROBES[kind][0])
+    if kind in NAMED_LOADS:
+        return set(NAMED_LOADS[kind])
+    return set(NAMED_CHECKS[kind])
 
 
 def companion_name(spec: m.FileScenario) -> str | None:
@@ -104,8 +151,7 @@ def companion_name(spec: m.FileScenario) -> str | None:
         return None
     candidates: set[str] | None = None
     for kind in named:
-        owners = {NAMED_PROBES[kind][0]} if kind in NAMED_PROBES else set(NAMED_CHECKS[kind])
-        candidates = owners if candidates is None else candidates & owners
+        candidates = owners(kind) if candidates is None else candidates & owners(kind)
     by_action = [s for s in (part_scenario(a) for a in spec.actions) if s is not None]
     if not candidates:
         raise UsageError(
@@ -115,10 +161,13 @@ def companion_name(spec: m.FileScenario) -> str | None:
     return next((s for s in by_action if s in candidates), None) or sorted(candidates)[0]
 
 
-def recovery_probe(spec: m.FileScenario) -> str:
+def recovery_probe(spec: m.FileScenario, companion_recovery: str | None = None) -> str:
     """The probe the recovery timings read: the first steady-state probe (a named one as the
-    built-in calls it, or the probe that shows its fault)."""
+    built-in calls it, or the probe that shows its fault: for the queue's, the companion's
+    own recovery probe, `companion_recovery`)."""
     first = spec.steady_state[0]
+    if first.kind in COMPANION_RECOVERY and companion_recovery is not None:
+        return companion_recovery
     if first.kind in NAMED_PROBES:
         return RECOVERY_PROBES.get(first.kind, NAMED_PROBES[first.kind][1])
     return first.probe_name
@@ -139,6 +188,10 @@ def companion_for(
         kind = check.TAGS[0]
         if kind in CHECK_PARAMS:
             values[CHECK_PARAMS[kind]] = getattr(check, kind)
+    for entry in spec.load:
+        if isinstance(entry, m.JobsLoad):
+            given = entry.jobs.model_dump(exclude_none=True)
+            values.update((JOB_PARAMS[k], v) for k, v in given.items())
     known = set(cls.Params.model_fields)
     try:
         built = cls(cls.Params(**{k: v for k, v in values.items() if k in known}))
@@ -153,7 +206,11 @@ def companion_for(
         if probe.kind in NAMED_PROBES:
             ours = NAMED_PROBES[probe.kind][1]
             companion.probes[probe.probe_name] = ours
-            ceiling = getattr(probe, "outbox_queue_size_lt", NAMED_CEILINGS.get(probe.kind))
+            ceiling = (
+                getattr(probe, probe.kind)
+                if probe.kind in CEILING_KINDS
+                else NAMED_CEILINGS.get(probe.kind)
+            )
             companion.ceilings[ours] = float(ceiling) if ceiling is not None else None
     for kind in named:
         if kind in NAMED_CHECKS:

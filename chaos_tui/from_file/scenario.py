@@ -47,9 +47,9 @@ class FileScenarioBase(Scenario[Target]):
         from chaos_tui.scenarios import SCENARIOS
 
         shared = self.params.model_dump()
-        first_hold = self.spec.actions[0].duration_seconds
-        if first_hold is not None:
-            shared["hold_s"] = first_hold  # the built-in's limits may follow its hold
+        # What the faults hold in all (held one after another): the built-in's limits and
+        # its load's shape (a ramp over the run) follow it.
+        shared["hold_s"] = sum(a.duration_seconds or self.params.hold_s for a in self.spec.actions)
         self.companion: Companion | None = companion_for(self.spec, SCENARIOS, shared)
         self.loads: dict[str, HttpRequestLoad] = {}
         first_http = next(
@@ -58,8 +58,9 @@ class FileScenarioBase(Scenario[Target]):
         )
         # Checks with no probe named read the recovery probe (a named one as the built-in
         # calls it, or the built-in probe that shows the fault: platform.RECOVERY_PROBES).
+        own_recovery = self.companion.scenario.recovery_probe if self.companion else None
         self.checks: list[FileCheck] = build_checks(
-            self.spec, recovery_probe(self.spec), first_http
+            self.spec, recovery_probe(self.spec, own_recovery), first_http
         )
 
     # -- names ------------------------------------------------------------------------------
@@ -134,9 +135,13 @@ class FileScenarioBase(Scenario[Target]):
             if action.TAGS[0] != "pause_process" and action.type in PROCESS_ENDERS:
                 killed.update((pid, n) for pid in pids)
 
+    def http_loads(self) -> list[m.HttpRequestsLoad]:
+        """The file's own loads (a `jobs:` entry sets the queue's built-in producer)."""
+        return [entry for entry in self.spec.load if isinstance(entry, m.HttpRequestsLoad)]
+
     def workload(self) -> str | None:
         parts = []
-        for entry in self.spec.load:
+        for entry in self.http_loads():
             load = _load(entry)
             try:  # asked once, when the run is planned: a too-big load is refused then
                 check_bounded(load.pattern, self.expected_duration_s())
@@ -148,7 +153,7 @@ class FileScenarioBase(Scenario[Target]):
         return "; ".join(p for p in parts if p) or None
 
     async def start_workload(self, ctx: RunContext) -> None:
-        for entry in self.spec.load:
+        for entry in self.http_loads():
             load = _load(entry)
             self.loads[entry.load_name] = load
             load.start()
@@ -282,9 +287,15 @@ def scenario_class(name: str, spec: m.FileScenario, source: str | Path) -> type[
         from chaos_tui.scenarios import SCENARIOS
 
         # The built-in's probes run beside the file's: its backlog peak and drain time go in
-        # the result, and its runbook answers a failure of the invariants it judges.
-        attributes["backlog_probe"] = SCENARIOS[builtin].backlog_probe
-        attributes["runbook"] = SCENARIOS[builtin].runbook
+        # the result, and its runbook answers a failure of the invariants it judges, which
+        # take as long as the built-in gives itself (the queue waits for its backlog).
+        companion = SCENARIOS[builtin]
+        attributes["recovery_probe"] = recovery_probe(spec, companion.recovery_probe)
+        attributes["backlog_probe"] = companion.backlog_probe
+        attributes["runbook"] = companion.runbook
+        attributes["invariant_budget_s"] = max(
+            FileScenarioBase.invariant_budget_s, companion.invariant_budget_s
+        )
     if any(a.type == "network_partition" for a in spec.actions):
         attributes["invariant_budget_s"] = 180.0  # the mesh's catch-up and read-back
     return type(f"FileScenario_{name}", (FileScenarioBase,), attributes)

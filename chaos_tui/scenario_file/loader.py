@@ -448,6 +448,11 @@ def _valid(adapter: TypeAdapter[Any], value: Any) -> Any:
         return None  # said already, where the whole file was checked
 
 
+def _is_jobs(scenario: dict[str, Any], loc: Loc) -> bool:
+    entry = scenario["load"][loc[-1]]
+    return isinstance(entry, dict) and "jobs" in entry
+
+
 def _cross_check(data: dict[str, Any], read: _Read) -> list[tuple[Loc, tuple[int, int], str]]:
     """What one entry cannot know alone: names unique, validation naming probes that exist."""
     problems: list[tuple[Loc, tuple[int, int], str]] = []
@@ -482,6 +487,9 @@ def _cross_check(data: dict[str, Any], read: _Read) -> list[tuple[Loc, tuple[int
                         )
                     )
                 names[probe_name] = loc
+        # The job queue's load is the built-in's producer, measured by its own numbers: no
+        # check reads it by name.
+        loads = {n: loc for n, loc in loads.items() if not _is_jobs(scenario, loc)}
         checks = scenario.get("validation")
         for i, entry in enumerate(checks if isinstance(checks, list) else []):
             parsed = _valid(_CHECK, entry)

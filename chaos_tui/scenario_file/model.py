@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from chaos_tui import plugins
+from chaos_tui.core.injector_spec import InjectorScope, InjectorSpec
 from chaos_tui.load.patterns import MAX_RATE_PER_S, Constant, LoadPattern, PatternBase
 
 MAX_DURATION_S = 3600.0  # an hour: anything longer in a chaos run is a typo, not a plan
@@ -97,6 +98,8 @@ PATTERN_WORDS = {
     METRIC_PATTERN: "a Prometheus metric name: letters, digits, _ and :",
     VARIABLE_PATTERN: "a variable name: letters, digits and _, not starting with a digit",
     "^/": "an absolute path",
+    # core/injector_spec.py's pattern for a worker injector's queue, actor and worker names.
+    r"^[A-Za-z0-9_.:*-]{1,128}$": "a name: letters, digits and _ . : * - (up to 128)",
 }
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 ContainerName = Annotated[str, Field(pattern=CONTAINER_PATTERN)]
@@ -304,6 +307,17 @@ class DecisionRateProbe(ProbeBase):
     policy_decisions_success_rate_gt: Fraction
 
 
+# The job queue's (profile chaos-queue): its primary answers, its backlog under a ceiling.
+class QueuePrimaryUpProbe(ProbeBase):
+    TAGS = ("queue_primary_up",)
+    queue_primary_up: Literal[True]
+
+
+class QueueBacklogProbe(ProbeBase):
+    TAGS = ("queue_backlog_lt",)
+    queue_backlog_lt: Annotated[int, Field(gt=0)]
+
+
 BUILTIN_PROBE_MODELS: tuple[type[Strict], ...] = (
     Http200Probe,
     HttpProbe,
@@ -319,6 +333,8 @@ BUILTIN_PROBE_MODELS: tuple[type[Strict], ...] = (
     OpaHealthProbe,
     OutboxQueueProbe,
     DecisionRateProbe,
+    QueuePrimaryUpProbe,
+    QueueBacklogProbe,
 )
 
 
@@ -430,9 +446,32 @@ class HttpRequestsLoad(Strict):
         return self.name or _last_segment(self.http_requests.url)
 
 
-LOAD_MODELS: tuple[type[Strict], ...] = (HttpRequestsLoad,)
+JobPattern = Literal["constant", "ramp", "step", "spike", "sine", "burst"]
+
+
+class JobsSpec(Strict):
+    """The job queue's own load (the queue scenarios' producer, every job followed to its
+    completion or the dead letters): None keeps the built-in's default."""
+
+    rate_per_s: Annotated[float, Field(gt=0, le=300)] | None = None
+    # A shape scaled so that its mean over the run is rate_per_s (the built-ins' `pattern`).
+    pattern: JobPattern | None = None
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None  # Poisson arrivals
+    work_ms: Annotated[float, Field(ge=0, le=10_000)] | None = None  # each job's own work
+
+
+class JobsLoad(Strict):
+    TAGS = ("jobs",)
+    jobs: JobsSpec
+
+    @property
+    def load_name(self) -> str:
+        return "jobs"
+
+
+LOAD_MODELS: tuple[type[Strict], ...] = (HttpRequestsLoad, JobsLoad)
 if TYPE_CHECKING:
-    Load = HttpRequestsLoad
+    Load = HttpRequestsLoad | JobsLoad
 else:
     Load = _tagged(LOAD_MODELS, "load entry")
 
@@ -503,10 +542,31 @@ class ProxySpec(Strict):
     upstream: HostPort
 
 
+# On the platform's targets a toxic may sit on the job queue's broker link instead: every
+# path between the job workers and Valkey (the agent's proxies in front of each node).
+BROKER_LINK = "valkey"
+BROKER_TOXICS = ("latency", "reset_peer", "timeout", "bandwidth")  # what the agent puts there
+
+
 class ProxyActionBase(ActionBase):
-    proxy: ProxySpec
+    proxy: ProxySpec | None = None  # a proxy the run opens (target local)
+    target: Literal["valkey"] | None = None  # the job queue's broker link (sandbox, docker)
     stream: Literal["downstream", "upstream"] = "downstream"
     toxicity: Fraction = 1.0
+
+    @model_validator(mode="after")
+    def _one_path(self) -> ProxyActionBase:
+        if (self.proxy is None) == (self.target is None):
+            raise ValueError(
+                "give proxy: {listen, upstream} (a proxy of your own) or "
+                f"target: {BROKER_LINK} (the job queue's broker link), one of them"
+            )
+        if self.target is not None and self.TAGS[0] not in BROKER_TOXICS:
+            raise ValueError(
+                f"the broker link takes {', '.join(BROKER_TOXICS)}, not {self.TAGS[0]} "
+                "(a proxy of your own takes every toxic)"
+            )
+        return self
 
 
 class LatencyAction(ProxyActionBase):
@@ -553,6 +613,31 @@ class DownAction(ProxyActionBase):
     type: Literal["down"]
 
 
+class FileInjectorScope(InjectorScope):
+    """The worker injectors' scope (core/injector_spec.py) as a file states it: strict."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class FileInjector(InjectorSpec):
+    """One worker injector: the agent's own model (its checks, its defaults), strict."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+    scope: FileInjectorScope = FileInjectorScope()
+
+    def spec(self) -> InjectorSpec:
+        return InjectorSpec.model_validate(self.model_dump())
+
+
+class WorkerInjectorAction(ActionBase):
+    """Injectors the job workers act on while the lease lives (delay, fail, crash,
+    partial), each with its scope; off at the heal or the TTL, and if the agent is gone."""
+
+    TAGS = ("worker_injector",)
+    type: Literal["worker_injector"]
+    injectors: Annotated[list[FileInjector], Field(min_length=1, max_length=16)]
+
+
 BUILTIN_ACTION_MODELS: tuple[type[Strict], ...] = (
     ProcessAction,
     ContainerAction,
@@ -564,6 +649,7 @@ BUILTIN_ACTION_MODELS: tuple[type[Strict], ...] = (
     SlicerAction,
     LimitDataAction,
     DownAction,
+    WorkerInjectorAction,
 )
 
 
@@ -622,6 +708,7 @@ if TYPE_CHECKING:
         | SlicerAction
         | LimitDataAction
         | DownAction
+        | WorkerInjectorAction
         | PluginActionBase
     )
 else:
@@ -750,6 +837,39 @@ class DecisionsCheck(CheckBase):
     decisions_during_outage: Literal["deny_all"]
 
 
+# The job queue's, judged by its built-in scenarios (queue_latency_drop, queue_worker_crash,
+# queue_broker_failover): every job accounted for, retries within the budget, the dead-letter
+# share, and a failover's two times.
+class NoJobLossCheck(CheckBase):
+    TAGS = ("no_job_loss",)
+    no_job_loss: Literal[True]
+
+
+class RetriesBoundedCheck(CheckBase):
+    TAGS = ("retries_bounded",)
+    retries_bounded: Literal[True]
+
+
+class DeadLetterShareCheck(CheckBase):
+    TAGS = ("dead_letter_share_max",)
+    dead_letter_share_max: Fraction
+
+
+class BacklogDrainsCheck(CheckBase):
+    TAGS = ("backlog_drains_within_seconds",)
+    backlog_drains_within_seconds: Seconds
+
+
+class FailoverCheck(CheckBase):
+    TAGS = ("failover_within_seconds",)
+    failover_within_seconds: Seconds
+
+
+class WorkersResumeCheck(CheckBase):
+    TAGS = ("workers_resume_within_seconds",)
+    workers_resume_within_seconds: Seconds
+
+
 CHECK_MODELS: tuple[type[Strict], ...] = (
     HttpRecoveryCheck,
     RecoveryCheck,
@@ -764,9 +884,21 @@ CHECK_MODELS: tuple[type[Strict], ...] = (
     RedeliveryCheck,
     OutboxResumesCheck,
     DecisionsCheck,
+    NoJobLossCheck,
+    RetriesBoundedCheck,
+    DeadLetterShareCheck,
+    BacklogDrainsCheck,
+    FailoverCheck,
+    WorkersResumeCheck,
 )
 # A check written as a bare name (`- no_event_loss`) means `no_event_loss: true`.
-NAMED_CHECKS = ("no_event_loss", "no_data_loss", "nats_message_redelivery")
+NAMED_CHECKS = (
+    "no_event_loss",
+    "no_data_loss",
+    "nats_message_redelivery",
+    "no_job_loss",
+    "retries_bounded",
+)
 
 
 def _bare_name(names: tuple[str, ...]) -> Any:
@@ -816,6 +948,11 @@ class PoliciesLoadedStep(Strict):
     verify_opa_policies_loaded: Literal[True]
 
 
+class QueueDrainedStep(Strict):
+    TAGS = ("verify_queue_drained",)
+    verify_queue_drained: Literal[True]
+
+
 CLEANUP_MODELS: tuple[type[Strict], ...] = (
     VerifyStep,
     CommandStep,
@@ -823,6 +960,7 @@ CLEANUP_MODELS: tuple[type[Strict], ...] = (
     DbHealthyStep,
     OutboxDrainedStep,
     PoliciesLoadedStep,
+    QueueDrainedStep,
 )
 NAMED_STEPS = (
     "verify_steady_state",
@@ -830,6 +968,7 @@ NAMED_STEPS = (
     "verify_db_healthy",
     "verify_outbox_drained",
     "verify_opa_policies_loaded",
+    "verify_queue_drained",
 )
 if TYPE_CHECKING:
     Cleanup = Strict

@@ -428,9 +428,9 @@ class SandboxTarget(PlatformTarget):
             "worker.inject",
             {"injectors": [spec.model_dump(mode="json") for spec in params.injectors]},
             name="worker_injectors:" + ",".join(spec.kind for spec in params.injectors),
-            description=(
-                f"{len(params.injectors)} worker injector(s) "
-                f"({', '.join(spec.kind for spec in params.injectors)}) for {params.hold_s:g}s"
+            description=(  # each with its scope: the plan, the console and leases show it
+                f"worker injectors for {params.hold_s:g}s: "
+                + "; ".join(f"{spec.kind}: {spec.describe()}" for spec in params.injectors)
             ),
             hold_s=params.hold_s,
         )
