@@ -75,6 +75,8 @@ class QueueBacklogProbe(QueueProbe):
     """Messages waiting or being worked on: the queue's bodies plus those waiting out a retry
     backoff (the delayed queue)."""
 
+    unit = "jobs"
+
     def __init__(self, name: str, sentinels: tuple[str, ...], master: str) -> None:
         super().__init__(name, "jobs queued, in flight or waiting to retry", sentinels, master)
 
@@ -89,6 +91,8 @@ class QueueBacklogProbe(QueueProbe):
 class RetryingProbe(QueueProbe):
     """Jobs waiting out a retry backoff (Dramatiq's delayed queue): failures being retried."""
 
+    unit = "jobs"
+
     def __init__(self, name: str, sentinels: tuple[str, ...], master: str) -> None:
         super().__init__(name, "jobs waiting to be retried", sentinels, master)
 
@@ -98,6 +102,8 @@ class RetryingProbe(QueueProbe):
 
 class DeadLetterProbe(QueueProbe):
     """Size of the dead-letter queue (every run's: it is what an operator would see)."""
+
+    unit = "jobs"
 
     def __init__(self, name: str, sentinels: tuple[str, ...], master: str) -> None:
         super().__init__(name, "jobs in the dead-letter queue", sentinels, master)
@@ -145,6 +151,8 @@ class LedgerProbe(Probe):
 
 
 class ThroughputProbe(LedgerProbe):
+    unit = "jobs/s"
+
     def __init__(self, name: str, ledger_url: str, run_id: Callable[[], str | None]) -> None:
         super().__init__(name, "jobs completed per second", ledger_url, run_id)
         self._last: float | None = None
@@ -159,6 +167,8 @@ class ThroughputProbe(LedgerProbe):
 class JobLatencyProbe(LedgerProbe):
     """Median end-to-end latency (enqueue to completion, ms) of the jobs completed since the
     last sample; no value when none completed."""
+
+    unit = "ms"
 
     def __init__(
         self,
