@@ -182,7 +182,7 @@ class ChaosApp(App):
         self.live = LiveRun(
             name,
             self.target.name,
-            [ProbeInfo(p.name, p.description) for p in plan.probes],
+            [ProbeInfo(p.name, p.description, p.unit) for p in plan.probes],
             list(plan.invariants),
             plan.recovery_probe,
             plan.backlog_probe,

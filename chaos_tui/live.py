@@ -40,6 +40,17 @@ SLOW_FACTOR = 3.0  # latency this many times the pre-fault median counts as degr
 class ProbeInfo:
     name: str
     description: str
+    unit: str = ""  # what its value counts, e.g. "jobs/s"
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """Seconds from the latest event until a live fault's planned heal (the end of its hold)
+    and until its lease's TTL runs out; None where the events have not said yet (applying,
+    or a result saved before windows carried these). Below 0: overdue."""
+
+    heal_in_s: float | None
+    expires_in_s: float | None
 
 
 class LiveRun:
@@ -97,6 +108,8 @@ class LiveRun:
         elif isinstance(event, (FaultInjected, FaultHealed)):
             self.injecting = None
             self._upsert(event.window)
+            w = event.window
+            self._tick(w.healed_at or w.heal_started_at or w.applied_at or w.injected_at)
         elif isinstance(event, InvariantChecked):
             self.invariant_results[event.result.name] = event.result
         elif isinstance(event, RunFinished):
@@ -127,6 +140,13 @@ class LiveRun:
     @property
     def live_faults(self) -> list[InjectionWindow]:
         return [w for w in self.windows if w.healed_at is None]
+
+    def countdown(self, window: InjectionWindow) -> Countdown:
+        now = self.now if self.now is not None else window.injected_at
+        return Countdown(
+            None if window.planned_heal_at is None else window.planned_heal_at - now,
+            None if window.expires_at is None else window.expires_at - now,
+        )
 
     @property
     def chaos_live(self) -> bool:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+import tui_queue_data
 from rich.text import Text
 
 import tui_data
 from chaos_tui.core.events import FaultHealed, Note, SampleTaken
-from chaos_tui.core.model import ProbeSample
-from chaos_tui.core.report import markdown_report, result_facts
-from chaos_tui.live import LOG_LINES_KEPT
+from chaos_tui.core.model import ProbeSample, RunResult
+from chaos_tui.core.report import impact_facts, markdown_report, result_facts
+from chaos_tui.live import LOG_LINES_KEPT, Countdown
 from chaos_tui.narration import Narrator
+from chaos_tui.widgets.faults_panel import fault_rows
 from chaos_tui.widgets.recovery_chart import ok_segments
 from chaos_tui.widgets.sparkline import FAILED, WINDOW_BAND, render_sparkline
 
@@ -116,3 +119,68 @@ def test_markdown_report_carries_the_verdict_and_every_number():
         assert f"| pass | {inv.name}:" in text
     failed = result.model_copy(update={"outcome": "fail", "reason": "invariant(s) broken: x"})
     assert "**Verdict: FAIL**: invariant(s) broken: x" in markdown_report(failed)
+
+
+def test_the_time_left_of_each_live_fault_follows_the_events():
+    """Until the planned heal (the end of the hold) and until the lease's TTL, counted from the
+    latest event, never from a clock; a window without them (an older result) says so."""
+    live = tui_queue_data.live_run(until_s=9.0, healed=False)
+    assert [w.fault for w in live.live_faults] == [f[0] for f in tui_queue_data.FAULTS]
+    latency, _, injectors = live.live_faults
+    left = live.countdown(latency)  # applied at 6.05 s, held 8 s; its TTL is 18 s from 6.0 s
+    assert left.heal_in_s == pytest.approx(14.05 - 9.0)
+    assert left.expires_in_s == pytest.approx(24.0 - 9.0)
+    later = tui_queue_data.live_run(until_s=14.2, healed=False)  # past the planned heal
+    assert later.countdown(later.live_faults[0]).heal_in_s == pytest.approx(-0.15)
+    assert later.countdown(later.live_faults[0]).expires_in_s == pytest.approx(9.8)
+    assert injectors.parts == [
+        "fail: raise at 20%, every message (queue chaos_jobs)",
+        "delay 50 ms, 25% of messages (actor do_job, worker w1)",
+    ]
+    old = latency.model_copy(update={"planned_heal_at": None, "expires_at": None})
+    assert live.countdown(old) == Countdown(None, None)
+
+
+def test_the_live_faults_panel_lists_each_injector_with_its_times():
+    live = tui_queue_data.live_run(until_s=9.0, healed=False)
+    rows = [(what.plain, heal.plain, ttl.plain) for what, heal, ttl in fault_rows(live)]
+    assert rows[0] == ("broker_link:latency", "0:06", "0:15")  # 5.05 s left reads 0:06
+    assert rows[4:7] == [
+        ("worker_injectors:fail,delay", "0:06", "0:16"),
+        ("  fail: raise at 20%, every message (queue chaos_jobs)", "", ""),
+        ("  delay 50 ms, 25% of messages (actor do_job, worker w1)", "", ""),
+    ]
+    assert len(rows) == 7, "a line per fault and a line per thing it does"
+    overdue = tui_queue_data.live_run(until_s=14.2, healed=False)
+    assert fault_rows(overdue)[0][1].plain == "due"
+    assert fault_rows(tui_queue_data.live_run()) == [], "nothing live once healed"
+
+
+def test_a_queue_report_puts_the_dlq_impact_and_the_drain_first():
+    result = tui_queue_data.result()
+    assert impact_facts(result) == [
+        ("DLQ impact", "+12 during the fault, +3 after (0 → 12 → 15 jobs)"),
+        ("backlog drain after the heal", f"{result.recovery.backlog_drain_s:g} s (peak 58)"),
+        ("jobs", "lost 0, duplicated 2, dead-lettered 15 of 480 acknowledged"),
+    ]
+    facts = dict(result_facts(result))
+    assert (
+        facts["dead letters"] == "before 0, at heal 12, after 15, growth during 12, growth after 3"
+    )
+    assert facts["enqueue error rate"] == "before 0%, during 1.2%, after 0%"
+    assert facts["jobs"].startswith("sent 482, acknowledged 480, completed 465, dead lettered 15")
+    assert facts["job latency ms (during)"] == "p50 352, p95 410, p99 433.5"
+    md = markdown_report(result)
+    assert md.index("## Impact") < md.index("## Recovery")
+    assert "- **DLQ impact**: +12 during the fault, +3 after (0 → 12 → 15 jobs)" in md
+    assert "  - fail: raise at 20%, every message (queue chaos_jobs)" in md
+    assert impact_facts(tui_data.result()) == [], "only a job queue's result has these"
+
+
+def test_a_result_saved_before_windows_had_times_and_parts_still_loads():
+    saved = tui_queue_data.result().model_dump(mode="json")
+    for w in saved["injection_windows"]:
+        for key in ("planned_heal_at", "expires_at", "parts"):
+            del w[key]
+    window = RunResult.model_validate(saved).injection_windows[0]
+    assert (window.planned_heal_at, window.expires_at, window.parts) == (None, None, [])

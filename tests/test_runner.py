@@ -115,6 +115,24 @@ def test_pass_measures_the_window_and_recovery(tmp_path):
     assert kinds.index(FaultInjected) < kinds.index(FaultHealed) < kinds.index(RunFinished)
 
 
+def test_the_injected_window_says_when_the_fault_ends_and_what_it_does(tmp_path):
+    """The console counts down from these: the planned heal (end of the hold, from when the
+    inject returned), the lease's TTL, and a line per thing the fault does."""
+    fault = FileFault(tmp_path / "marker", hold_s=0.3)
+    fault.ttl_s = 5.0
+    fault.parts = ("create the marker", "and keep it")
+    result, events = run(FileScenario(tmp_path, fault), tmp_path)
+    injected = next(e.window for e in events if isinstance(e, FaultInjected))
+    assert injected.healed_at is None and injected.applied_at is not None
+    assert injected.planned_heal_at == pytest.approx(injected.applied_at + 0.3)
+    assert injected.expires_at is not None
+    assert 4.9 < injected.expires_at - injected.injected_at <= 5.0
+    assert injected.parts == ["create the marker", "and keep it"]
+    saved = result.injection_windows[0]
+    assert saved.planned_heal_at == injected.planned_heal_at and saved.healed_at is not None
+    assert saved.healed_at - saved.injected_at < saved.expires_at - saved.injected_at
+
+
 def test_steady_state_failure_aborts_with_nothing_injected(tmp_path):
     marker = tmp_path / "marker"
     marker.write_text("already broken")

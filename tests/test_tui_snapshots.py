@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import tui_queue_data
 
 import tui_data
 from chaos_tui.app import ChaosApp
@@ -74,25 +75,40 @@ def test_confirmation_modal_after_a_wrong_name(snap_compare, app):
     assert snap_compare(app, press=["enter", "r", *"postgres", "enter"], terminal_size=SIZE)
 
 
-def test_run_screen_while_the_fault_is_live(snap_compare, app):
+def showing(make_screen):
+    """A run_before that shows the screen made by `make_screen` and waits for its chart."""
+
     async def show(pilot):
-        await pilot.app.push_screen(RunScreen(tui_data.live_run(until_s=10.5, healed=False)))
+        await pilot.app.push_screen(make_screen())
         await chart_drawn(pilot)
 
-    assert snap_compare(app, run_before=show, terminal_size=SIZE)
+    return show
+
+
+def test_run_screen_while_the_fault_is_live(snap_compare, app):
+    live = tui_data.live_run(until_s=10.5, healed=False)
+    assert snap_compare(app, run_before=showing(lambda: RunScreen(live)), terminal_size=SIZE)
 
 
 def test_run_screen_after_the_heal(snap_compare, app):
-    async def show(pilot):
-        await pilot.app.push_screen(RunScreen(tui_data.live_run(until_s=20.0)))
-        await chart_drawn(pilot)
-
-    assert snap_compare(app, run_before=show, terminal_size=SIZE)
+    live = tui_data.live_run(until_s=20.0)
+    assert snap_compare(app, run_before=showing(lambda: RunScreen(live)), terminal_size=SIZE)
 
 
 def test_report(snap_compare, app):
-    async def show(pilot):
-        await pilot.app.push_screen(ReportScreen(tui_data.result(), STATE_DIR))
-        await pilot.pause()
+    report = showing(lambda: ReportScreen(tui_data.result(), STATE_DIR))
+    assert snap_compare(app, run_before=report, terminal_size=SIZE)
 
-    assert snap_compare(app, run_before=show, terminal_size=SIZE)
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["130x42", "80x24"])
+def test_run_screen_of_a_queue_scenario_with_three_live_faults(snap_compare, app, size):
+    """The queue probes in their units, the three windows marked, and the live faults with a
+    line per worker injector and the time left to the heal and to the TTL; compact on 80x24."""
+    live = tui_queue_data.live_run(until_s=9.0, healed=False)
+    assert snap_compare(app, run_before=showing(lambda: RunScreen(live)), terminal_size=size)
+
+
+def test_report_of_a_queue_scenario(snap_compare, app):
+    """The DLQ impact, the backlog drain and the jobs' fate first; a line per injector."""
+    report = showing(lambda: ReportScreen(tui_queue_data.result(), STATE_DIR))
+    assert snap_compare(app, run_before=report, terminal_size=SIZE)

@@ -6,6 +6,7 @@ out by hand so a screenshot of them is the same on every machine.
 
 from __future__ import annotations
 
+from chaos_tui.core.contracts import Scenario
 from chaos_tui.core.events import (
     FaultHealed,
     FaultInjected,
@@ -45,6 +46,8 @@ def window(healed: bool = True) -> InjectionWindow:
         description="SIGKILL sandbox postgres (pid 4242) and its children, down 3s, start again",
         injected_at=T0 + INJECT_AT,
         applied_at=T0 + INJECT_AT + 0.05,  # the inject completed, as in every run that held it
+        planned_heal_at=T0 + INJECT_AT + 0.05 + 3.0,  # its hold: 3 s
+        expires_at=T0 + INJECT_AT + 13.0,  # its lease's TTL: the hold and 10 s
         heal_started_at=T0 + HEAL_AT if healed else None,
         healed_at=T0 + HEAL_AT + 0.4 if healed else None,
     )
@@ -88,30 +91,42 @@ def events(until_s: float = END_AT, healed: bool = True) -> list[RunEvent]:
     return out
 
 
-def live_run(until_s: float = END_AT, healed: bool = True) -> LiveRun:
-    scenario = PostgresRestartOutbox()
+def replay(scenario: Scenario, probes: list[ProbeInfo], run: list[RunEvent]) -> LiveRun:
+    """A LiveRun of this scenario fed these events, as the console feeds it."""
     live = LiveRun(
-        "postgres_restart_outbox",
+        scenario.name,
         "sandbox",
-        PROBES,
+        probes,
         scenario.invariants(),
         scenario.recovery_probe,
         scenario.backlog_probe,
     )
-    for event in events(until_s, healed):
+    for event in run:
         live.apply(event)
     return live
 
 
-def result() -> RunResult:
-    """The RunResult such a run ends with, built by the core's own timeline and invariants."""
+def timeline_of(
+    probes: list[ProbeInfo], run: list[RunEvent], windows: list[InjectionWindow]
+) -> Timeline:
+    """The core's timeline of a whole run: what its result's numbers are computed from."""
     timeline = Timeline()
-    for p in PROBES:
+    for p in probes:
         timeline.register(p.name, p.description)
-    for event in events():
+    for event in run:
         if isinstance(event, SampleTaken):
             timeline.add(event.sample)
-    timeline.windows.append(window())
+    timeline.windows.extend(windows)
+    return timeline
+
+
+def live_run(until_s: float = END_AT, healed: bool = True) -> LiveRun:
+    return replay(PostgresRestartOutbox(), PROBES, events(until_s, healed))
+
+
+def result() -> RunResult:
+    """The RunResult such a run ends with, built by the core's own timeline and invariants."""
+    timeline = timeline_of(PROBES, events(), [window()])
     scenario = PostgresRestartOutbox()
     spec = {i.name: i for i in scenario.invariants()}
     invariants = [

@@ -23,6 +23,7 @@ class Probe(ABC):
     """Measures one thing. `measure` returns a value (or None) and raises when the thing fails."""
 
     timeout_s: float = 1.0
+    unit: str = ""  # what a value counts ("jobs", "jobs/s", "ms"); the console labels it so
 
     def __init__(self, name: str, description: str) -> None:
         self.name = name
@@ -99,6 +100,9 @@ class Fault(ABC):
         # The exact things it breaks (pids with their command lines, a container, a proxy),
         # where the target alone cannot say: the plan adds them to the blast radius.
         self.touches: tuple[str, ...] = ()
+        # What it does, a line each, where it does several things (e.g. one per worker
+        # injector): the console lists them under the fault while it is live.
+        self.parts: tuple[str, ...] = ()
 
     def lease(self, target: str) -> FaultLease:
         return FaultLease(fault=self.name, target=target, ttl_s=self.ttl_s)

@@ -34,6 +34,14 @@ class InjectionWindow(BaseModel):
     heal_started_at: float | None = None
     healed_at: float | None = None
     healed_by: str = "the run"  # or the agent, when it undid the fault first (e.g. its TTL)
+    # Known once it is applied: when the runner means to heal it (the end of its hold) and
+    # when its lease runs out (the agent heals it then, whoever else forgot). Results saved
+    # before these existed load with None.
+    planned_heal_at: float | None = None
+    expires_at: float | None = None
+    # What it does, a line each where it is several things (one per worker injector, with
+    # its scope); empty when the description says it all.
+    parts: list[str] = Field(default_factory=list)
 
     def contains(self, t: float) -> bool:
         end = self.healed_at if self.healed_at is not None else float("inf")

@@ -57,19 +57,75 @@ def recovery_facts(
     return facts
 
 
-def measurement_text(value: object) -> str:
-    """A scenario's own number as words: a float to 3 significant figures, named counts as
-    'allow 3, deny 40'."""
+def measurement_text(value: object, rate: bool = False) -> str:
+    """A scenario's own number as words: a float to 4 significant figures, named counts as
+    'allow 3, deny 40' (a key's underscores read as spaces), and a rate as a percentage."""
     if isinstance(value, dict):
-        return ", ".join(f"{k} {measurement_text(v)}" for k, v in value.items()) or "none"
+        return (
+            ", ".join(
+                f"{str(k).replace('_', ' ')} {measurement_text(v, rate)}" for k, v in value.items()
+            )
+            or "none"
+        )
+    if rate and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return percent(value)
     if isinstance(value, float):
         return f"{value:.4g}"
     return "n/a" if value is None else str(value)
 
 
+def is_rate(label: str, value: object) -> bool:
+    """A measurement named a rate whose values are all shares (0 to 1) reads as percentages."""
+    values = value.values() if isinstance(value, dict) else [value]
+    shares = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return "rate" in label.split() and bool(shares) and all(0 <= v <= 1 for v in shares)
+
+
+# The queue scenarios' measurements (scenarios/queue_base.py) that impact_facts words.
+DEAD_LETTERS = "dead letters"  # the DLQ's size before, at heal, after; its growth during/after
+JOBS = "jobs"  # what became of the run's jobs
+
+
+def impact_facts(result: RunResult) -> list[tuple[str, str]]:
+    """The numbers a game day on a job queue asks first, worded for the top of a report: the
+    DLQ impact, the backlog drain and what became of the jobs. Empty for other scenarios."""
+    m = result.measurements
+    dlq, jobs = m.get(DEAD_LETTERS), m.get(JOBS)
+    if not isinstance(dlq, dict) and not isinstance(jobs, dict):
+        return []
+    facts: list[tuple[str, str]] = []
+    if isinstance(dlq, dict) and dlq:
+        growth = [
+            f"{dlq[key]:+g} {when}"
+            for key, when in (("growth during", "during the fault"), ("growth after", "after"))
+            if isinstance(dlq.get(key), (int, float))
+        ]
+        sizes = [f"{dlq[k]:g}" for k in ("before", "at heal", "after") if k in dlq]
+        facts.append(
+            ("DLQ impact", ", ".join(growth) + (f" ({' → '.join(sizes)} jobs)" if sizes else ""))
+        )
+    r = result.recovery
+    if r.backlog_probe:
+        peak = "" if r.backlog_peak is None else f" (peak {r.backlog_peak:g})"
+        drained = "never rose" if r.backlog_peak is None else seconds(r.backlog_drain_s)
+        facts.append(("backlog drain after the heal", drained + peak))
+    if isinstance(jobs, dict) and jobs:
+        facts.append(
+            (
+                "jobs",
+                f"lost {jobs.get('lost', 'n/a')}, duplicated {jobs.get('duplicated', 'n/a')}, "
+                f"dead-lettered {jobs.get('dead_lettered', 'n/a')} "
+                f"of {jobs.get('acknowledged', 'n/a')} acknowledged",
+            )
+        )
+    return facts
+
+
 def result_facts(result: RunResult) -> list[tuple[str, str]]:
     facts = recovery_facts(result.recovery, bool(result.injection_windows), result.delivery)
-    facts += [(label, measurement_text(v)) for label, v in result.measurements.items()]
+    facts += [
+        (label, measurement_text(v, is_rate(label, v))) for label, v in result.measurements.items()
+    ]
     facts.append(("heal", heal_text(result)))
     if result.versions:
         facts.append(("versions", ", ".join(result.versions.values())))
@@ -108,6 +164,11 @@ def markdown_report(result: RunResult) -> str:
         f"- Started: {when}, ran {result.duration_s:.1f} s (run {result.run_id})",
         f"- Hypothesis: {result.hypothesis}",
         "",
+    ]
+    impact = impact_facts(result)
+    if impact:
+        lines += ["## Impact", ""] + [f"- **{label}**: {value}" for label, value in impact] + [""]
+    lines += [
         "## Recovery",
         "",
         "| Metric | Value |",
@@ -128,6 +189,7 @@ def markdown_report(result: RunResult) -> str:
         if w.healed_at and w.healed_by != "the run":
             held += f", healed by {w.healed_by}"
         lines.append(f"- {w.fault}: {w.description}; {held}")
+        lines += [f"  - {part}" for part in w.parts]
     if not result.injection_windows:
         lines.append("- none injected")
     if result.parameters:

@@ -351,6 +351,8 @@ class Run:
             lease_id=lease.lease_id,
             description=fault.description,
             injected_at=time.time(),
+            expires_at=lease.expires_at,
+            parts=list(fault.parts),
         )
         # Known before it is applied: whatever happens next, this lease gets healed.
         self._live.append(_LiveFault(fault, lease, window))
@@ -365,6 +367,7 @@ class Run:
                 f"injecting {fault.name} took longer than {self.options.inject_budget_s:g}s"
             ) from None
         window.applied_at = time.time()
+        window.planned_heal_at = window.applied_at + min(fault.hold_s, fault.ttl_s)  # the hold
         self._emit(FaultInjected(window.model_copy()))  # as it is now; the run keeps changing it
 
     async def _heal(self, live: _LiveFault) -> FaultHealReport:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 
 import httpx
+from pydantic import ValidationError
 
 from chaos_tui.agent.client import AgentClient, AgentRefused, AgentUnavailable
 from chaos_tui.core.contracts import Fault, FaultLease, HealedElsewhere
+from chaos_tui.core.injector_spec import InjectorSpec
 
 TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
 
@@ -34,6 +36,8 @@ class LeasedFault(Fault):
         self._verify = verify  # async () -> bool: is the target whole again
         # async () -> dict: params known only at inject time (e.g. the path in use right now)
         self._resolve = resolve
+        if kind == "worker.inject":
+            self.parts = injector_lines(params.get("injectors") or [])
 
     async def inject(self, lease: FaultLease) -> None:
         if self._resolve is not None:
@@ -89,3 +93,17 @@ class LeasedFault(Fault):
         if "never_landed" in lease.data or self._verify is None:
             return True
         return await self._verify()
+
+
+def injector_lines(injectors: list) -> tuple[str, ...]:
+    """A line per worker injector (kind, rate, scope) for the console, or none at all for a
+    list the agent would refuse anyway (it says why; a plan is no place to guess)."""
+    try:
+        specs = [InjectorSpec.model_validate(i) for i in injectors]
+    except ValidationError:
+        return ()
+    # describe() says "raise" for fail and "kill the worker process" for crash: name the kind
+    return tuple(
+        s.describe() if s.describe().startswith(s.kind) else f"{s.kind}: {s.describe()}"
+        for s in specs
+    )

@@ -76,6 +76,8 @@ class QueueBacklogProbe(QueueProbe):
     """Messages waiting or being worked on: the queue's bodies plus those waiting out a retry
     backoff (the delayed queue)."""
 
+    unit = "jobs"
+
     def __init__(self, name: str, sentinels: tuple[str, ...], master: str) -> None:
         super().__init__(name, "jobs queued, in flight or waiting to retry", sentinels, master)
 
@@ -90,6 +92,8 @@ class QueueBacklogProbe(QueueProbe):
 class RetryingProbe(QueueProbe):
     """Jobs waiting out a retry backoff (Dramatiq's delayed queue): failures being retried."""
 
+    unit = "jobs"
+
     def __init__(self, name: str, sentinels: tuple[str, ...], master: str) -> None:
         super().__init__(name, "jobs waiting to be retried", sentinels, master)
 
@@ -99,6 +103,8 @@ class RetryingProbe(QueueProbe):
 
 class DeadLetterProbe(QueueProbe):
     """Size of the dead-letter queue (every run's: it is what an operator would see)."""
+
+    unit = "jobs"
 
     def __init__(self, name: str, sentinels: tuple[str, ...], master: str) -> None:
         super().__init__(name, "jobs in the dead-letter queue", sentinels, master)
@@ -146,6 +152,8 @@ class LedgerProbe(Probe):
 
 
 class ThroughputProbe(LedgerProbe):
+    unit = "jobs/s"
+
     def __init__(self, name: str, ledger_url: str, run_id: Callable[[], str | None]) -> None:
         super().__init__(name, "jobs completed per second", ledger_url, run_id)
         self._last: float | None = None
@@ -164,6 +172,8 @@ class JobLatencyProbe(LedgerProbe):
     nothing new to say: the last answer stands (a stall that was failing still fails)."""
 
     WINDOW_S = 1.0
+
+    unit = "ms"
 
     def __init__(
         self,

@@ -111,7 +111,7 @@ class PickerScreen(Screen):
                     if len(entry.hypothesis) > HYPOTHESIS_CHARS
                     else entry.hypothesis
                 ),
-                f"~{entry.duration_s:.0f}s",
+                f"~{about(entry.duration_s)}",
                 last_result_cell(entry),
                 key=entry.name,
             )
@@ -149,3 +149,9 @@ class PickerScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
             self.chaos.open_detail(event.row_key.value)
+
+
+def about(seconds: float) -> str:
+    """A run's expected length: seconds under two minutes, else minutes and seconds."""
+    whole = round(seconds)
+    return f"{whole}s" if whole < 120 else f"{whole // 60}m{whole % 60:02d}s"

@@ -17,7 +17,12 @@ from textual.widgets import Footer, Static
 
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
-from chaos_tui.core.report import invariant_measure, markdown_report, result_facts
+from chaos_tui.core.report import (
+    impact_facts,
+    invariant_measure,
+    markdown_report,
+    result_facts,
+)
 from chaos_tui.widgets.title_bar import TitleBar
 
 OUTCOME_STYLE = {
@@ -39,6 +44,16 @@ def report_body(result: RunResult) -> Group:
     if result.reason:
         parts.append(Text(result.reason, style="yellow"))
     parts += [Text(result.hypothesis, style="dim"), Text("")]
+    impact = impact_facts(result)
+    if impact:  # a job queue's DLQ impact and drain time come first, where the eye lands
+        headline = Table(
+            title="impact", title_justify="left", show_header=False, expand=True, show_edge=False
+        )
+        headline.add_column(style="bold")
+        headline.add_column()
+        for label, value in impact:
+            headline.add_row(label, Text(value, style="bold"))
+        parts += [headline, Text("")]
 
     facts = Table(
         title="recovery", title_justify="left", show_header=False, expand=True, show_edge=False
@@ -64,6 +79,7 @@ def report_body(result: RunResult) -> Group:
     for w in result.injection_windows:
         live_for = f"{w.healed_at - w.injected_at:.1f}s" if w.healed_at else "never healed"
         parts.append(Text(f"fault {w.fault}: {w.description} (live {live_for})"))
+        parts += [Text(f"    {part}", style="dim") for part in w.parts]
     return Group(*parts)
 
 

@@ -1,5 +1,6 @@
 """The live run: CHAOS MODE banner, probe panels with sparklines, the latency chart, the
-invariant checklist, recovery metrics as they become known, and the event log.
+live faults with their time left, the invariant checklist, recovery metrics as they become
+known, and the event log.
 
 Everything is redrawn from a LiveRun on a timer, a few times a second, whatever the probe
 rate; events only update the LiveRun.
@@ -17,6 +18,7 @@ from textual.widgets import Footer, RichLog, Static
 
 from chaos_tui.core.report import invariant_measure, recovery_facts
 from chaos_tui.live import LiveRun
+from chaos_tui.widgets.faults_panel import LiveFaultsPanel
 from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.probe_panel import ProbePanel
 from chaos_tui.widgets.recovery_chart import RecoveryChart
@@ -116,9 +118,12 @@ class RunScreen(Screen):
             with Vertical(id="run-left"):
                 with Grid(id="probe-grid"):
                     for probe in self.live.probes:
-                        yield ProbePanel(probe.name, probe.description, id=f"probe-{probe.name}")
+                        yield ProbePanel(
+                            probe.name, probe.description, probe.unit, id=f"probe-{probe.name}"
+                        )
                 yield RecoveryChart(id="chart")
             with Vertical(id="run-right"):
+                yield LiveFaultsPanel(id="live-faults")
                 yield Static(id="invariants", classes="box")
                 yield Static(id="metrics", classes="box")
                 yield RichLog(id="events", max_lines=500, markup=False, wrap=True, min_width=20)
@@ -143,6 +148,7 @@ class RunScreen(Screen):
             if live.chaos_live:
                 banner.paint(banner_text(live))
             self.query_one("#run-status", Painted).paint(status_text(live))
+            self.query_one(LiveFaultsPanel).show(live)
             for panel in self.query(ProbePanel):
                 panel.show(live)
             if force or self._redraws % SLOW_EVERY == 1 or live.finished:

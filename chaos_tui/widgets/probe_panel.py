@@ -1,13 +1,15 @@
-"""One panel per probe: its state in colour, the current reading and its recovery sparkline."""
+"""One panel per probe: its state in colour, the current reading in its unit and its recovery
+sparkline with its scale."""
 
 from __future__ import annotations
 
 from rich.console import Group
 from rich.text import Text
 
+from chaos_tui.core.model import ProbeSample
 from chaos_tui.live import LiveRun
 from chaos_tui.widgets.painted import Painted
-from chaos_tui.widgets.sparkline import WINDOW_BAND, render_sparkline
+from chaos_tui.widgets.sparkline import WINDOW_BAND, render_sparkline, sample_metric
 
 SPAN_S = 60.0  # the sparkline shows at most the last minute
 MIN_SPAN_S = 10.0  # and at least ten seconds, so a short run fills the width
@@ -24,9 +26,10 @@ class ProbePanel(Painted):
     ProbePanel.-waiting { border: round $panel-lighten-2; }
     """
 
-    def __init__(self, probe: str, description: str, **kwargs) -> None:
+    def __init__(self, probe: str, description: str, unit: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.probe = probe
+        self.unit = unit
         self.border_title = probe
         self.border_subtitle = description
         self._status = ""
@@ -44,14 +47,7 @@ class ProbePanel(Painted):
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append(f"{status.upper():<9}", style=f"bold {STATUS_STYLE[status]}")
         if recent:
-            last = recent[-1]
-            if not last.ok:
-                head.append(last.error or "failed", style="red")
-            else:
-                if last.value is not None:
-                    head.append(f"value {last.value:g}  ")
-                if last.latency_ms is not None:
-                    head.append(f"{last.latency_ms:.1f} ms")
+            head.append_text(reading(recent[-1], use_value, self.unit))
         width = max(10, self.content_size.width or 40)
         spark = render_sparkline(
             recent,
@@ -62,14 +58,33 @@ class ProbePanel(Painted):
             use_value=use_value,
             colour=STATUS_STYLE["ok"],
         )
+        shown = [m for s in recent if s.ok and (m := sample_metric(s, use_value)) is not None]
+        measure = (self.unit or "value") if use_value else "latency ms"
+        low, high = (min(shown), max(shown)) if shown else (None, None)
+        scale = "" if low is None else f" {low:g}" + (f"-{high:g}" if high != low else "")
         legend = Text(
-            f"{'value' if use_value else 'latency'}, last {span:.0f}s  ",
-            style="dim",
-            no_wrap=True,
-            overflow="crop",
+            f"{measure}{scale}, last {span:.0f}s  ", style="dim", no_wrap=True, overflow="crop"
         )
         legend.append("  ", style=WINDOW_BAND)
         legend.append(" fault  ", style="dim")
         legend.append("✕", style="bold red")
         legend.append(" failed", style="dim")
         self.paint(Group(head, spark, legend))
+
+
+def reading(last: ProbeSample, use_value: bool, unit: str) -> Text:
+    """The latest sample in words: its value in its unit (the probe's own round trip beside
+    it, dim), or the round trip alone for a probe that measures nothing else."""
+    if not last.ok:
+        return Text(last.error or "failed", style="red")
+    text = Text()
+    if use_value:
+        if last.value is None:
+            text.append("no value", style="dim")
+        else:
+            text.append(f"{last.value:g}{unit and ' ' + unit}", style="bold")
+        if last.latency_ms is not None:
+            text.append(f"  probe {last.latency_ms:.1f} ms", style="dim")
+    elif last.latency_ms is not None:
+        text.append(f"{last.latency_ms:.1f} ms")
+    return text
