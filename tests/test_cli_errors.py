@@ -137,6 +137,9 @@ def test_list_shows_every_scenario_with_its_hypothesis_and_profile(state_dir):
         "opa_restart": "chaos-opa",
         "openobserve_stall": "chaos-observe",
         "nats_partition_mesh": "mesh",
+        "queue_latency_drop": "chaos-queue",
+        "queue_worker_crash": "chaos-queue",
+        "queue_broker_failover": "chaos-queue",
     }
     assert all(r["hypothesis"].endswith(".") for r in rows.values())
     assert (

@@ -32,6 +32,11 @@ HOOKS = ("probes", "faults")
 SHORT = {"warmup_s": 0.5, "hold_s": 2.0, "recover_s": 0.5}  # 2 s: the mesh's shortest cut
 
 
+def short(name: str) -> dict:
+    """SHORT, but a failover needs its primary down longer than the sentinels take (>= 4 s)."""
+    return {**SHORT, "hold_s": 4.0} if name == "queue_broker_failover" else SHORT
+
+
 @pytest.fixture
 def calls(monkeypatch):
     """Counts every call of each scenario's probes() and faults(), per scenario."""
@@ -96,18 +101,19 @@ def test_a_plan_holds_what_the_run_will_do(tmp_path, target_name, calls):
     target = make_target(target_name, Settings(state_dir=tmp_path / "state"))
     assert isinstance(target, PlatformTarget)
     for name, cls in SCENARIOS.items():
-        scenario = cls(cls.Params(**SHORT))
+        scenario = cls(cls.Params(**short(name)))
         plan = plan_run(scenario, target)
         assert calls[name] == {"probes": 1, "faults": 1}, name
         assert plan.scenario is scenario and plan.target == target_name
         assert isinstance(plan.endpoints, Endpoints)
-        assert plan.faults and all(f.hold_s == 2.0 for f in plan.faults)
+        hold = short(name)["hold_s"]
+        assert plan.faults and all(f.hold_s == hold for f in plan.faults)
         assert all(f.ttl_s > f.hold_s for f in plan.faults)
         assert plan.probes[-1].name == "agent", "the target's own probe is watched too"
         assert set(plan.ceilings) <= {p.name for p in plan.probes}
         assert plan.workload and plan.invariants and plan.blast_radius
-        assert plan.expected_duration_s == pytest.approx(3.0)
-        assert plan.params["hold_s"] == 2.0
+        assert plan.expected_duration_s == pytest.approx(1.0 + hold)
+        assert plan.params["hold_s"] == hold
 
 
 def test_sandbox_ports_are_fixed_when_planned_and_not_when_read_only(tmp_path):
@@ -184,9 +190,11 @@ def test_every_scenario_asks_its_hooks_once_per_headless_run(fresh_state_dir, ca
     still watch the right ports."""
     target = make_target("sandbox", Settings(state_dir=fresh_state_dir))
     try:
-        for name, cls in SCENARIOS.items():
+        # The job queue's once (its other scenarios run in tests/test_queue_scenarios.py).
+        names = [n for n in SCENARIOS if not n.startswith("queue_")] + ["queue_broker_failover"]
+        for name, cls in ((n, SCENARIOS[n]) for n in names):
             events = []
-            run = Run(cls(cls.Params(**SHORT)), target, events.append, RunOptions(rate_hz=10))
+            run = Run(cls(cls.Params(**short(name))), target, events.append, RunOptions(rate_hz=10))
             result = asyncio.run(run.execute())
             assert result.outcome == "pass", f"{name}: {result.reason}"
             assert calls[name] == {"probes": 1, "faults": 1}, name

@@ -124,7 +124,7 @@ def test_dry_run_shows_the_injectors_with_their_scope_and_the_broker_link(fresh_
     invariants = out.split("  invariants:\n", 1)[1].split("  blast radius:", 1)[0]
     names = [line.split()[0] for line in invariants.splitlines()]
     assert names == ["no_lost_jobs", "backlog_drains", "dead_letter_share", "cleanup_steady_state"]
-    assert "backlog_drains (<= 30s)" in invariants and "dead_letter_share (<= 0.01)" in invariants
+    assert "backlog_drains (<= 30 s)" in invariants and "dead_letter_share (<= 0.01)" in invariants
     radius = out.split("  blast radius:\n", 1)[1]
     assert "sandbox process job_worker" in radius and "queue-valkey-1" in radius
 
@@ -132,7 +132,7 @@ def test_dry_run_shows_the_injectors_with_their_scope_and_the_broker_link(fresh_
 def test_dry_run_of_the_failover_kills_the_primary_role(fresh_state_dir):
     out = dry_run(fresh_state_dir, "queue_broker_failover")
     assert "    hard_restart:queue_primary: SIGKILL the Valkey node the sentinels call" in out
-    assert "enqueue_resumes (<= 15s)" in out and "workers_resume (<= 10s)" in out
+    assert "enqueue_resumes (<= 15 s)" in out and "workers_resume (<= 10 s)" in out
 
 
 def test_checks_of_two_queue_built_ins_are_refused_before_anything_starts(
