@@ -47,9 +47,9 @@ class FileScenarioBase(Scenario[Target]):
         from chaos_tui.scenarios import SCENARIOS
 
         shared = self.params.model_dump()
-        # What the faults hold in all (held one after another): the built-in's limits and
-        # its load's shape (a ramp over the run) follow it.
-        shared["hold_s"] = sum(a.duration_seconds or self.params.hold_s for a in self.spec.actions)
+        # What the faults hold in all: the built-in's limits and its load's shape (a ramp
+        # over the run) follow it.
+        shared["hold_s"] = self.spec.held(self.params.hold_s)
         self.companion: Companion | None = companion_for(self.spec, SCENARIOS, shared)
         self.loads: dict[str, HttpRequestLoad] = {}
         first_http = next(
@@ -175,8 +175,7 @@ class FileScenarioBase(Scenario[Target]):
         return specs + [check.spec for check in self.checks]
 
     def expected_duration_s(self) -> float:
-        holds = [a.duration_seconds or self.params.hold_s for a in self.spec.actions]
-        return self.params.warmup_s + sum(holds) + self.params.recover_s
+        return self.params.warmup_s + self.spec.held(self.params.hold_s) + self.params.recover_s
 
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         results: list[InvariantResult] = []
@@ -281,6 +280,7 @@ def scenario_class(name: str, spec: m.FileScenario, source: str | Path) -> type[
         "source": str(source),
         "__module__": __name__,
         "__doc__": spec.description or spec.hypothesis,
+        "faults_together": spec.together,
     }
     attributes["recovery_probe"] = recovery_probe(spec)
     if builtin is not None:

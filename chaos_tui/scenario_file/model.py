@@ -990,6 +990,9 @@ class FileScenario(Strict):
     # The run's own phases; None: the built-ins' defaults (and --set warmup_s=... later).
     warmup_seconds: Seconds | None = None
     recover_seconds: Seconds | None = None
+    # true: every action is held at once (injected in order, healed in reverse order);
+    # false: one after another.
+    together: bool = False
 
     @property
     def probe_names(self) -> list[str]:
@@ -1003,7 +1006,13 @@ class FileScenario(Strict):
     def hold_s(self) -> float | None:
         """Seconds the faults are held in all, None when one takes the run's default hold."""
         holds = [a.duration_seconds for a in self.actions]
-        return None if None in holds else sum(h for h in holds if h is not None)
+        return None if None in holds else self.held(0.0)
+
+    def held(self, default_s: float) -> float:
+        """Seconds the faults are held in all (an action with no duration_seconds holds
+        `default_s`): their sum, or the longest when they are held together."""
+        holds = [a.duration_seconds or default_s for a in self.actions]
+        return max(holds) if self.together else sum(holds)
 
 
 class Safety(Strict):
