@@ -93,7 +93,8 @@ def test_worker_crashes_lose_no_job_and_count_duplicates(queue_env, tmp_path):
     assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
     jobs = result["measurements"]["jobs"]
     assert jobs["lost"] == 0 and jobs["acknowledged"] > 30, jobs
-    assert "duplicated" in jobs  # at-least-once: counted, reported
+    assert "duplicated" in jobs  # at-least-once: counted, reported, and said so
+    assert result["measurements"]["delivery contract"].startswith("at-least-once")
     assert result["measurements"]["worker restarts"] >= 1
     assert invariant(result, "retries_bounded")["passed"]
 

@@ -39,6 +39,10 @@ from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.job_producer import JobProducer
 
 PHASES = ("before", "during", "after")
+CONTRACT = (
+    "at-least-once: a job whose worker died after the work and before the ack runs again, so "
+    "duplicates are counted and reported, not failed; a lost job fails the run"
+)
 MAX_IN_FLIGHT = 8  # enqueues waiting on the broker at once; more are skipped (and counted)
 PatternName = Literal["constant", "ramp", "step", "spike", "sine", "burst"]
 
@@ -301,6 +305,7 @@ class JobAccount:
         phase_of = ctx.timeline.phase_of
         first_done = self.first_done
         out: dict[str, object] = {
+            "delivery contract": CONTRACT,
             "jobs": {
                 "sent": len(self.producer.records),
                 "acknowledged": self.delivery.acknowledged,
