@@ -84,6 +84,15 @@ class PlatformSettings(BaseModel):
     otlp_http_port: int = 4318
     collector_metrics_port: int = 8888
     collector_health_port: int = 13133
+    # The job queue (chaos-queue): the sentinels and the ledger on 127.0.0.1, and the ports
+    # the agent's proxies in front of valkey-1 and valkey-2 take on the compose network's
+    # gateway (the job worker dials them). docker-compose.chaos.yml reads the same variables.
+    queue_sentinel_1_port: int = 26379
+    queue_sentinel_2_port: int = 26380
+    queue_sentinel_3_port: int = 26381
+    queue_ledger_port: int = 6390
+    queue_proxy_1_port: int = 16379
+    queue_proxy_2_port: int = 16380
 
 
 class Settings(BaseSettings):
@@ -151,6 +160,7 @@ OTHER_VARIABLES = (
     "CHAOS_OUTBOX_NATS_MONITOR_PORT",
     "CHAOS_MESH_A_PORT",
     "CHAOS_MESH_B_PORT",
+    "CHAOS_QUEUE_WORKER_THREADS",  # the compose stack's job worker threads
 )
 OTHER_SUFFIXES = ("_IMAGE",)
 
