@@ -48,7 +48,7 @@ testbed:
 chaos-build:
     {{compose}} {{chaos_files}} --profile chaos-outbox build sea-mq-worker
 
-# Bring up the chaos stack: a profile (chaos-outbox, chaos-opa, chaos-observe) or mesh.
+# Bring up the chaos stack: a profile (chaos-outbox, chaos-opa, chaos-observe, chaos-queue) or mesh.
 chaos-up profile="chaos-outbox":
     #!/usr/bin/env bash
     set -euo pipefail
@@ -69,7 +69,7 @@ chaos-down:
     #!/usr/bin/env bash
     set -euo pipefail
     export CHAOS_TESTBED_IMAGE=${CHAOS_TESTBED_IMAGE:-unused}
-    for p in chaos-outbox chaos-opa chaos-observe; do
+    for p in chaos-outbox chaos-opa chaos-observe chaos-queue; do
       {{compose}} -p {{project}} {{chaos_files}} --profile $p down -v --remove-orphans
     done
     {{compose}} -p {{mesh_project}} {{mesh_files}} down -v --remove-orphans

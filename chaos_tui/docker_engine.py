@@ -47,6 +47,27 @@ def find_container(project: str, service: str):
     return sorted(found, key=lambda c: c.name)[0] if found else None
 
 
+def compose_gateways(projects: tuple[str, ...]) -> set[str]:
+    """The gateway addresses (this host's side of the bridge) of every network of these
+    compose projects; none when no Docker Engine answers."""
+    try:
+        networks = [
+            network
+            for project in projects
+            for network in docker_client().networks.list(
+                filters={"label": [f"{PROJECT_LABEL}={project}"]}
+            )
+        ]
+    except Exception:  # no engine, or it failed to answer: no gateway is allowed then
+        return set()
+    return {
+        config["Gateway"]
+        for network in networks
+        for config in (network.attrs.get("IPAM") or {}).get("Config") or []
+        if config.get("Gateway")
+    }
+
+
 def sidecar_image_problem(image: str) -> str | None:
     """Why the network-cut sidecar cannot run from this image, or None."""
     import docker

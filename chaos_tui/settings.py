@@ -84,6 +84,15 @@ class PlatformSettings(BaseModel):
     otlp_http_port: int = 4318
     collector_metrics_port: int = 8888
     collector_health_port: int = 13133
+    # The job queue (chaos-queue): the sentinels and the ledger on 127.0.0.1, and the ports
+    # the agent's proxies in front of valkey-1 and valkey-2 take on the compose network's
+    # gateway (the job worker dials them). docker-compose.chaos.yml reads the same variables.
+    queue_sentinel_1_port: int = 26379
+    queue_sentinel_2_port: int = 26380
+    queue_sentinel_3_port: int = 26381
+    queue_ledger_port: int = 6390
+    queue_proxy_1_port: int = 16379
+    queue_proxy_2_port: int = 16380
 
 
 class Settings(BaseSettings):
@@ -156,6 +165,8 @@ OTHER_VARIABLES = (
     "CHAOS_AGENT_TOKEN",
     "CHAOS_AGENT_TOKEN_FILE",
     "CHAOS_WORKER_ID",
+    "CHAOS_INJECTORS_MIRROR",
+    "CHAOS_QUEUE_WORKER_THREADS",  # the compose stack's job worker threads
 )
 OTHER_SUFFIXES = ("_IMAGE",)
 

@@ -5,7 +5,9 @@ worker processes (Dramatiq or Celery) run as `python tests/inject_support.py KIN
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,6 +79,23 @@ def wait_until(check, timeout_s: float, what: str, every: float = 0.02) -> float
         assert time.monotonic() < deadline, f"{what} within {timeout_s:g} s"
         time.sleep(every)
     return time.time()
+
+
+async def kill_agent_and_watch(agent: AgentClient, workers, until_t: float) -> tuple[float, list]:
+    """SIGKILL the agent's guardian (so no replacement answers) and then the agent; watch
+    which workers still inject (`decide("q", "a", "m")`) until `until_t` (wall time).
+    Returns the kill's time and, per worker, the last time it injected (0.0 if never)."""
+    guardian = json.loads((agent.folder / "guardian.json").read_text())["pid"]
+    os.kill(guardian, signal.SIGKILL)
+    killed_at = time.time()
+    os.kill(agent.info()["pid"], signal.SIGKILL)
+    last = [0.0 for _ in workers]
+    while time.time() < until_t:
+        for i, w in enumerate(workers):
+            if w.decide("q", "a", "m") is not None:
+                last[i] = time.time()
+        await asyncio.sleep(0.01)
+    return killed_at, last
 
 
 def inject_params(*specs: dict) -> dict:

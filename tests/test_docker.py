@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -334,20 +335,29 @@ def stack(request):
     assert not _ours_exist(), f"this session's projects are already in use: {_ours_exist()}"
     if problem := why_no_testbed():
         pytest.skip(problem)
-    state_dir = make_state_dir("docker")
-    env = env_for(
-        state_dir,
-        CHAOS_TESTBED="1",
-        PYTHON=sys.executable,
-        COMPOSE=COMPOSE[request.param],
+    with stack_from_testbed(
+        "docker",
+        COMPOSE[request.param],
+        [*PROFILES, "mesh"],
+        _ours_exist,
         **_own_projects_and_ports(),
-    )
+    ) as env:
+        yield env
+
+
+@contextmanager
+def stack_from_testbed(tag: str, compose: str, profiles: list[str], ours, **settings: str):
+    """These profiles up from the test bed's image (built here, cached by hash) through
+    `just chaos-up`, in a state dir of their own with these settings; afterwards `just
+    chaos-down`, which must leave nothing `ours()` finds, and no agent or lease behind."""
+    state_dir = make_state_dir(tag)
+    env = env_for(state_dir, CHAOS_TESTBED="1", PYTHON=sys.executable, COMPOSE=compose, **settings)
     started = time.monotonic()
     image = build_testbed_image()
     print(f"test bed {image} ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     env.update(CHAOS_TESTBED_IMAGE=image, CHAOS_DOCKER__SIDECAR_IMAGE=image)
     try:
-        for profile in (*PROFILES, "mesh"):
+        for profile in profiles:
             up = just("chaos-up", profile, env=env)
             assert up.returncode == 0, up.stdout + up.stderr
         yield env
@@ -356,7 +366,7 @@ def stack(request):
         down = just("chaos-down", env=env)
         shutil.rmtree(state_dir, ignore_errors=True)
         assert down.returncode == 0, down.stdout + down.stderr
-        assert not _ours_exist(), f"chaos-down left: {_ours_exist()}"
+        assert not ours(), f"chaos-down left: {ours()}"
         assert not left, f"left behind: {left}"
 
 

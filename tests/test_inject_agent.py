@@ -5,9 +5,6 @@ halt, owner death, TTL, the agent SIGKILLed) turns the worker's injectors off in
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +12,14 @@ import time
 import httpx
 
 from tests.conftest import env_for, run_cli
-from tests.inject_support import grant, inject_params, own_agent, until, worker_for
+from tests.inject_support import (
+    grant,
+    inject_params,
+    kill_agent_and_watch,
+    own_agent,
+    until,
+    worker_for,
+)
 
 __all__ = ["own_agent"]  # a fixture
 
@@ -117,16 +121,10 @@ async def test_the_ttl_holds_with_the_agent_sigkilled(own_agent):
         lease = await grant(own_agent, FAIL_A, ttl_s=3, orphan_ok=True)
         for w in (trusting, default):
             await until(lambda w=w: w.decide("q", "a", "m") is not None, 3, "the worker sees it")
-        guardian = json.loads((own_agent.folder / "guardian.json").read_text())["pid"]
-        os.kill(guardian, signal.SIGKILL)
-        killed_at = time.time()
-        os.kill(own_agent.info()["pid"], signal.SIGKILL)
-        last = {id(trusting): 0.0, id(default): 0.0}
-        while time.time() < lease.expires_at + 2:
-            for w in (trusting, default):
-                if w.decide("q", "a", "m") is not None:
-                    last[id(w)] = time.time()
-            await asyncio.sleep(0.01)
+        killed_at, (last_trusting, last_default) = await kill_agent_and_watch(
+            own_agent, (trusting, default), lease.expires_at + 2
+        )
+        last = {id(trusting): last_trusting, id(default): last_default}
         assert killed_at < last[id(default)] <= killed_at + default.stale_s + 0.1
         # On past the kill (it trusted its last answer), off by the TTL.
         assert lease.expires_at - 0.5 < last[id(trusting)] <= lease.expires_at + 1.0

@@ -291,3 +291,19 @@ class LiveInjectors(BaseModel):
 
     poll_s: float = INJECTOR_POLL_S
     injectors: list[LiveInjector] = Field(default_factory=list)
+
+
+# Where a worker that cannot reach the agent (a container: the agent listens on the host's
+# loopback) reads its injectors instead: a Valkey/Redis key a run keeps refreshing with the
+# agent's answer (the Docker target's job queue; chaos_tui.inject reads it).
+INJECTOR_MIRROR_KEY = "chaos:injectors"
+
+
+class MirroredInjectors(BaseModel):
+    """The value of INJECTOR_MIRROR_KEY. The reader dates it without trusting any clock but
+    the key store's: the key was written `expires_ms - PTTL` ms ago, and the agent was asked
+    `polled_ago_s` before that, so every deadline it derives can only come early."""
+
+    expires_ms: int = Field(gt=0, description="the PX the key was written with")
+    polled_ago_s: float = Field(ge=0, description="from sending the agent poll to the write")
+    live: LiveInjectors

@@ -19,6 +19,7 @@ import resource
 import socket
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -496,8 +497,16 @@ class ProxyManager:
     """Every proxy of one agent, by name. No proxy relays to a proxy or to the agent itself:
     a loop would multiply connections until the agent ran out of fds."""
 
-    def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        max_connections: int = MAX_CONNECTIONS,
+        gateways: Callable[[], set[str]] | None = None,
+    ) -> None:
         self.proxies: dict[str, Proxy] = {}
+        # Beyond loopback, a proxy may listen only on an address this gives (blocking, asked
+        # in a thread): the gateways of the agent's own compose projects' networks, where the
+        # job queue's containers dial the host. The API itself stays on loopback.
+        self.gateways = gateways
         self.max_connections = max_connections
         self.budget = Budget(fd_budget())
         self.agent_ports: set[int] = set()  # the agent's own API port(s), set once it listens
@@ -506,8 +515,13 @@ class ProxyManager:
         if name in self.proxies:
             raise ProxyProblem(f"a proxy named {name!r} exists")
         listen_at, upstream_at = _address(listen, "listen"), _address(upstream, "upstream")
-        if listen_at[0] not in ("127.0.0.1", "localhost", "::1"):
-            raise ProxyProblem(f"proxies listen on loopback only, not {listen_at[0]}")
+        if listen_at[0] not in ("127.0.0.1", "localhost", "::1") and not await self._gateway(
+            listen_at[0]
+        ):
+            raise ProxyProblem(
+                "proxies listen on loopback, or on the gateway of a network of the compose "
+                f"projects this agent may break, not {listen_at[0]}"
+            )
         if upstream_at[1] == 0:
             raise ProxyProblem("upstream port 0 names no service")
         upstream_local = await _resolves_local(upstream_at[0])
@@ -524,6 +538,11 @@ class ProxyManager:
         self.proxies[name] = proxy
         self._refresh_forbidden()
         return proxy
+
+    async def _gateway(self, host: str) -> bool:
+        if self.gateways is None or _ip(host) is None:
+            return False
+        return host in await asyncio.to_thread(self.gateways)
 
     def _check_loop(self, proxy: Proxy, upstream_local: bool) -> None:
         others = [p for p in self.proxies.values() if p is not proxy]

@@ -41,6 +41,7 @@ from chaos_tui.core.errors import AgentError
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.core.guard import check_not_production
 from chaos_tui.core.journal import write_atomic
+from chaos_tui.docker_engine import compose_gateways
 from chaos_tui.sandbox.asgi import QuietServer, run_loop
 from chaos_tui.sandbox.processes import start_ticks
 from chaos_tui.sandbox.stack import Sandbox
@@ -151,7 +152,8 @@ def run_agent(
             f"an agent already runs for {settings.state_dir} (see {folder / INFO_FILE})"
         ) from None
     token = load_or_make_token(folder, announce)
-    proxies = ProxyManager()
+    projects = (settings.docker.project, settings.docker.mesh_project)
+    proxies = ProxyManager(gateways=lambda: compose_gateways(projects))
     book = LeaseBook(
         LeaseJournal(folder / LEASES_DIR),
         injectors_for(Sandbox(settings), proxies),

@@ -6,6 +6,9 @@ deadline: the monotonic time the poll was SENT plus the `ttl_left_s` the agent a
 not received: the deadline can only come early, never late). Fail safe: an injector acts only
 while its deadline is ahead AND the last good poll is younger than `stale_s`. An agent that is
 unreachable, killed, answers 401 or anything odd, or a TTL that passed: every injector is off.
+A worker that cannot reach the agent (in a container; the agent listens on its host's loopback)
+reads a mirror a run keeps of the agent's answer in a Valkey key instead (`mirror.py`), dated by
+the key's own age: the same deadlines and the same fail safe.
 Nothing here raises into the worker except the InjectedFailure it was asked to raise.
 
 `decide()` runs on every message, so its path with nothing live is one attribute read.
@@ -44,6 +47,7 @@ from chaos_tui.agent.protocol import (
     token_problem,
 )
 from chaos_tui.core.injector_spec import InjectorSpec
+from chaos_tui.inject.mirror import MirrorReader
 
 log = logging.getLogger("chaos_tui.inject")
 
@@ -61,7 +65,8 @@ class InjectedFailure(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where the agent answers, and its token."""
+    """Where the agent answers, and its token; or (a redis:// URL, no token) the key store
+    holding a run's mirror of the agent's injectors."""
 
     url: str
     token: str
@@ -188,6 +193,7 @@ class InjectorClient:
         self._thread: threading.Thread | None = None
         self._reachable: bool | None = None  # for one log line per change, not per poll
         self._http: http.client.HTTPConnection | None = None
+        self._mirror: MirrorReader | None = None
         self._endpoint: Endpoint | None = None
         if locate is not None:
             me = weakref.ref(self)
@@ -197,10 +203,11 @@ class InjectorClient:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **kwargs: Any) -> InjectorClient:
-        """CHAOS_AGENT_URL with CHAOS_AGENT_TOKEN (or CHAOS_AGENT_TOKEN_FILE); else the agent
-        of CHAOS_STATE_DIR (found again after each failed poll: a replacement agent may
-        listen elsewhere); else off, said in one log line. CHAOS_WORKER_ID names the worker
-        (default host-pid). Started already."""
+        """CHAOS_AGENT_URL with CHAOS_AGENT_TOKEN (or CHAOS_AGENT_TOKEN_FILE); else
+        CHAOS_INJECTORS_MIRROR, a redis:// URL of the key store a run mirrors the agent's
+        injectors into; else the agent of CHAOS_STATE_DIR (found again after each failed
+        poll: a replacement agent may listen elsewhere); else off, said in one log line.
+        CHAOS_WORKER_ID names the worker (default host-pid). Started already."""
         env = os.environ if environ is None else environ
         kwargs.setdefault("worker_id", env.get("CHAOS_WORKER_ID") or None)
         locate: Locate | None = None
@@ -210,12 +217,16 @@ class InjectorClient:
                 env.get("CHAOS_AGENT_TOKEN"),
                 env.get("CHAOS_AGENT_TOKEN_FILE"),
             )
+        elif env.get("CHAOS_INJECTORS_MIRROR"):
+            mirror = Endpoint(env["CHAOS_INJECTORS_MIRROR"], "")
+            locate = lambda: mirror  # noqa: E731
         elif env.get("CHAOS_STATE_DIR"):
             locate = _state_dir_agent(Path(env["CHAOS_STATE_DIR"]))
         else:
             log.warning(
                 "chaos injectors off: no agent configured "
-                "(CHAOS_AGENT_URL and CHAOS_AGENT_TOKEN, or CHAOS_STATE_DIR)"
+                "(CHAOS_AGENT_URL and CHAOS_AGENT_TOKEN, CHAOS_INJECTORS_MIRROR or "
+                "CHAOS_STATE_DIR)"
             )
         return cls(locate, **kwargs).start()
 
@@ -357,7 +368,11 @@ class InjectorClient:
             raise ConnectionError("no agent found")
         self._endpoint = endpoint
         sent = time.monotonic()
-        answer = self._get(endpoint)
+        if endpoint.url.startswith("redis://"):
+            answer, age_s = self._read_mirror(endpoint)
+            sent -= age_s  # when the agent was asked, at the latest
+        else:
+            answer = self._get(endpoint)
         self.poll_s = min(MAX_POLL_S, max(MIN_POLL_S, answer.poll_s))
         self._live = tuple(
             _Live(item.lease_id, item.spec, sent + item.ttl_left_s) for item in answer.injectors
@@ -392,10 +407,18 @@ class InjectorClient:
                 f"the agent's answer is not a list of injectors ({exc})"
             ) from None
 
+    def _read_mirror(self, endpoint: Endpoint) -> tuple[LiveInjectors, float]:
+        if self._mirror is None:
+            self._mirror = MirrorReader(endpoint.url, POLL_TIMEOUT_S)
+        return self._mirror.read()
+
     def _drop_connection(self) -> None:
         if self._http is not None:
             self._http.close()
         self._http = None
+        if self._mirror is not None:
+            self._mirror.close()
+        self._mirror = None
         self._endpoint = None  # found again next time: a replacement agent may move
 
     def _say_reachable(self, ok: bool, detail: str) -> None:
@@ -408,6 +431,7 @@ class InjectorClient:
 
     def _after_fork(self) -> None:
         self._http = None  # the parent's socket is not ours
+        self._mirror = None
         self._live = ()
         self._thread = None
         self._lock = threading.Lock()

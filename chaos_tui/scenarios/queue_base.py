@@ -314,7 +314,7 @@ class JobAccount:
                 "lost": self.delivery.lost,
                 "duplicated": self.delivery.duplicated,
                 "lost_unreplicated": len(self.unreplicated_lost),
-            }
+            },
         }
         sent_by_phase = Counter(phase_of(r.sent_at) for r in records)
         failed_by_phase = Counter(phase_of(r.sent_at) for r in records if not r.accepted)

@@ -9,24 +9,32 @@ scenario needs is running, and says how to start it when it is not.
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 from urllib.parse import quote
 
+import redis
+
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.core.contracts import Fault, Probe
+from chaos_tui.agent.protocol import INJECTOR_MIRROR_KEY, ProxyView
+from chaos_tui.core.contracts import Fault, FaultLease, Probe
 from chaos_tui.core.errors import TargetError
 from chaos_tui.core.platform_target import (
+    BrokerLinkParams,
     Endpoints,
     LinkCutParams,
     PlatformTarget,
     ServiceFaultParams,
+    WorkerInjectorParams,
 )
 from chaos_tui.core.polling import eventually
 from chaos_tui.docker_engine import DockerUnavailable, find_container, sidecar_image_problem
 from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.platform import jobs
 from chaos_tui.platform.outbox import apply_migrations
 from chaos_tui.platform.streams import ensure_events_stream, ensure_mesh_streams, leafz
 from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.settings import Settings
+from chaos_tui.targets.injector_mirror import InjectorMirror
 
 # The scenarios' service names -> the compose files' service names.
 COMPOSE_SERVICE = {
@@ -37,6 +45,7 @@ COMPOSE_SERVICE = {
     "gateway": "policy-gateway",
     "sink": "openobserve",
     "collector": "otel-collector",
+    "job_worker": "job-worker",
 }
 MESH_SERVICES = [f"sea-nats-{c}-{i}" for c in "ab" for i in (1, 2, 3)]
 PROFILE_SERVICES = {
@@ -44,11 +53,12 @@ PROFILE_SERVICES = {
     "chaos-opa": ["opa", "policy-gateway"],
     "chaos-observe": ["openobserve", "otel-collector"],
     "mesh": MESH_SERVICES,
-    # The compose file's chaos-queue profile is still to be written: these are the names the
-    # sandbox's services suggest, to be matched (or changed here) when it is.
     "chaos-queue": ["valkey-1", "valkey-2", "sentinel-1", "sentinel-2", "sentinel-3", "ledger"]
     + ["job-worker"],
 }
+QUEUE_NODES = ("valkey-1", "valkey-2")
+QUEUE_PROXY = "queue-valkey-{}"  # the agent proxy in front of node N, on the network's gateway
+VALKEY_PORT = 6379
 
 
 class DockerTarget(PlatformTarget):
@@ -60,6 +70,7 @@ class DockerTarget(PlatformTarget):
         self.platform = settings.platform
         self.agent = AgentClient(settings)
         self.agent_started = False
+        self.mirror = InjectorMirror(self.agent, self.queue_ledger_url)
 
     def project_of(self, profile: str) -> str:
         d = self.settings.docker
@@ -91,6 +102,11 @@ class DockerTarget(PlatformTarget):
                 "the mesh",
                 lambda: ensure_mesh_streams(self.nats_a_url, self.nats_b_url, self.domain_a),
             )
+        if profile in (None, "chaos-queue"):
+            # The worker's broker connections run through the agent's proxies: made first,
+            # then the queue is ready once it is whole and the worker has reached it.
+            await when_ready("the job queue's proxies", self.ensure_queue_link)
+            await when_ready("the job queue", self.queue_ready)
 
     def _not_running(self, profile: str) -> list[str]:
         try:
@@ -133,6 +149,18 @@ class DockerTarget(PlatformTarget):
                 f"docker container of {project}/{s} (compose project {project})"
                 for s in PROFILE_SERVICES[name]
             ]
+        if profile in (None, "chaos-queue"):
+            p = self.platform
+            lines += [
+                "job worker -> Valkey through agent proxies "
+                + ", ".join(
+                    f"{QUEUE_PROXY.format(i)} (port {port} on the network's gateway)"
+                    for i, port in enumerate((p.queue_proxy_1_port, p.queue_proxy_2_port), 1)
+                )
+                + " (the sentinels are asked directly)",
+                f"worker injectors mirrored into the ledger (key {INJECTOR_MIRROR_KEY}) while "
+                "a worker-injector fault lives",
+            ]
         return lines
 
     # -- addresses: what the compose files publish ----------------------------------------
@@ -151,7 +179,20 @@ class DockerTarget(PlatformTarget):
             nats_b_url=self.nats_b_url,
             link_monitor_url=self.link_monitor_url,
             domain_a=self.domain_a,
+            queue_sentinels=self.queue_sentinels,
+            queue_master=jobs.SENTINEL_MASTER,
+            queue_ledger_url=self.queue_ledger_url,
         )
+
+    @property
+    def queue_sentinels(self) -> tuple[str, ...]:
+        p = self.platform
+        ports = (p.queue_sentinel_1_port, p.queue_sentinel_2_port, p.queue_sentinel_3_port)
+        return tuple(f"127.0.0.1:{port}" for port in ports)
+
+    @property
+    def queue_ledger_url(self) -> str:
+        return f"redis://127.0.0.1:{self.platform.queue_ledger_port}/0"
 
     @property
     def postgres_url(self) -> str:
@@ -203,8 +244,10 @@ class DockerTarget(PlatformTarget):
     def _container_fault(
         self, kind: str, verb: str, service: str, hold_s: float, what: str
     ) -> Fault:
-        compose = COMPOSE_SERVICE[service]
         project = self.settings.docker.project
+        if service == "queue_primary":
+            return self._queue_primary_fault(kind, verb, hold_s, what)
+        compose = COMPOSE_SERVICE[service]
         return LeasedFault(
             self.agent,
             kind,
@@ -214,6 +257,36 @@ class DockerTarget(PlatformTarget):
             description=what.format(f"{project}/{compose}", f"{hold_s:g}s"),
             verify=lambda: self.container_running(project, compose),
         )
+
+    def _queue_primary_fault(self, kind: str, verb: str, hold_s: float, what: str) -> Fault:
+        """`queue_primary` is a role: the node the sentinels call primary when the fault
+        lands (after a failover, the other one). Healed when that very container runs again
+        and some node is primary for the sentinels and answers."""
+        project = self.settings.docker.project
+        fault: LeasedFault
+
+        async def primary_now() -> dict:
+            return {"project": project, "service": await asyncio.to_thread(self.queue_primary)}
+
+        async def back() -> bool:
+            return await self.container_running(
+                project, fault.params["service"]
+            ) and await asyncio.to_thread(self._a_primary_answers)
+
+        fault = LeasedFault(
+            self.agent,
+            kind,
+            {"project": project, "service": "queue_primary"},
+            name=f"{verb}:queue_primary",
+            hold_s=hold_s,
+            description=what.format(
+                f"{project}'s Valkey node the sentinels call primary when the fault lands",
+                f"{hold_s:g}s",
+            ),
+            verify=back,
+            resolve=primary_now,
+        )
+        return fault
 
     def hard_restart(self, params: ServiceFaultParams) -> Fault:
         return self._container_fault(
@@ -275,6 +348,143 @@ class DockerTarget(PlatformTarget):
             resolve=linked_node if one else None,
         )
 
+    # -- the job queue ----------------------------------------------------------------------
+
+    def _node_address(self, service: str) -> tuple[str, str]:
+        """(its address, the gateway of its network) of a running queue node."""
+        container = find_container(self.settings.docker.project, service)
+        if container is None or container.status != "running":
+            raise TargetError(f"docker: {service} is not running")
+        for network in container.attrs["NetworkSettings"]["Networks"].values():
+            if network.get("IPAddress") and network.get("Gateway"):
+                return network["IPAddress"], network["Gateway"]
+        raise TargetError(f"docker: {service} has no network address")
+
+    async def ensure_queue_link(self) -> list[ProxyView]:
+        """One agent proxy in front of each Valkey node, listening on the compose network's
+        gateway on the port the job worker dials for that node (the agent allows that
+        address because the network is its project's; its API stays on loopback). Proxies
+        live in the agent: made again here after an agent restart, or after a node came
+        back at another address."""
+        p = self.platform
+        made = []
+        for i, (node, port) in enumerate(
+            zip(QUEUE_NODES, (p.queue_proxy_1_port, p.queue_proxy_2_port), strict=True), start=1
+        ):
+            address, gateway = await asyncio.to_thread(self._node_address, node)
+            made.append(
+                await self.agent.ensure_proxy(
+                    QUEUE_PROXY.format(i), f"{gateway}:{port}", f"{address}:{VALKEY_PORT}"
+                )
+            )
+        return made
+
+    async def queue_linked(self) -> bool:
+        """Every queue proxy listens (made again if the agent lost them)."""
+        return all(p.listening for p in await self.ensure_queue_link())
+
+    def queue_primary(self) -> str:
+        """The compose service (valkey-1 or valkey-2) the sentinels call primary now."""
+        address = jobs.primary_address(self.queue_sentinels).rsplit(":", 1)[0]
+        for node in QUEUE_NODES:
+            try:
+                if self._node_address(node)[0] == address:
+                    return node
+            except TargetError:
+                continue
+        raise TargetError(f"docker: the sentinels name {address} as primary, no queue node")
+
+    def _a_primary_answers(self) -> bool:
+        try:
+            client = jobs.primary_client(self.queue_sentinels)
+        except redis.RedisError:
+            return False
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    async def queue_ready(self) -> None:
+        """Whole: every sentinel names the same primary (one of the nodes) and knows the
+        other two, the primary has a replica online, and the worker's connections reach the
+        primary through its proxy. Raises (for when_ready) while not."""
+
+        def whole() -> str:
+            named = set()
+            for sentinel in self.queue_sentinels:
+                host, port = sentinel.rsplit(":", 1)
+                ask = redis.Redis(
+                    host=host, port=int(port), socket_timeout=1, decode_responses=True
+                )
+                try:
+                    state = cast("dict[str, Any]", ask.sentinel_master(jobs.SENTINEL_MASTER))
+                finally:
+                    ask.close()
+                if int(state.get("num-other-sentinels", 0)) < len(self.queue_sentinels) - 1:
+                    raise TargetError(f"sentinel {sentinel} does not know the others yet")
+                named.add(f"{state['ip']}:{state['port']}")
+            if len(named) != 1:
+                raise TargetError(f"the sentinels disagree on the primary: {sorted(named)}")
+            primary = jobs.primary_client(self.queue_sentinels)
+            try:
+                info = primary.info("replication")
+            finally:
+                primary.close()
+            online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+            if not any(r.get("state") == "online" for r in online):
+                raise TargetError("the primary has no replica online yet")
+            return self.queue_primary()
+
+        node = await asyncio.to_thread(whole)
+        proxies = {p.name: p for p in await self.agent.proxies()}
+        proxy = proxies.get(QUEUE_PROXY.format(QUEUE_NODES.index(node) + 1))
+        if proxy is None or not proxy.connections:
+            raise TargetError("the job worker has not reached the primary through its proxy")
+
+    def broker_link(self, params: BrokerLinkParams) -> Fault:
+        """A toxic on every path between the job worker and Valkey (one proxy per node, so
+        it holds across a failover)."""
+        proxies = [QUEUE_PROXY.format(i) for i in range(1, len(QUEUE_NODES) + 1)]
+        attributes = ", ".join(f"{k}={v:g}" for k, v in params.attributes.items())
+        return LeasedFault(
+            self.agent,
+            "proxy.toxic",
+            {
+                "proxies": proxies,
+                "type": params.type,
+                "stream": params.stream,
+                "toxicity": params.toxicity,
+                "attributes": dict(params.attributes),
+            },
+            name=f"broker_link:{params.type}",
+            description=(
+                f"{params.type} ({attributes or 'defaults'}) on {params.toxicity:.0%} of the "
+                f"job worker's Valkey connections ({', '.join(proxies)}, {params.stream}) "
+                f"for {params.hold_s:g}s"
+            ),
+            hold_s=params.hold_s,
+            verify=self.queue_linked,
+        )
+
+    def worker_injectors(self, params: WorkerInjectorParams) -> Fault:
+        """Injectors granted as an agent lease, which the run mirrors into the ledger for
+        the containerised worker while the lease lives."""
+        kinds = ", ".join(spec.kind for spec in params.injectors)
+        return MirroredLease(
+            self.mirror,
+            self.agent,
+            "worker.inject",
+            {"injectors": [spec.model_dump(mode="json") for spec in params.injectors]},
+            name="worker_injectors:" + kinds.replace(" ", ""),
+            description=(
+                f"{len(params.injectors)} worker injector(s) ({kinds}) for {params.hold_s:g}s, "
+                "mirrored into the ledger for the job worker"
+            ),
+            hold_s=params.hold_s,
+        )
+
     @property
     def link_monitor_url(self) -> str:
         """sea-nats-b-1's monitor: it has exactly one leafnode while the link is up."""
@@ -320,3 +530,25 @@ async def when_ready(what: str, action, timeout_s: float = 60.0) -> None:
             if asyncio.get_running_loop().time() > deadline:
                 raise TargetError(f"docker: {what} not ready after {timeout_s:g}s: {exc}") from None
         await asyncio.sleep(0.5)
+
+
+class MirroredLease(LeasedFault):
+    """A worker-injector lease whose injectors the run copies into the ledger while it lives
+    (the containerised worker cannot ask the agent): copies start once the agent granted it
+    and stop, after a last one without it, once it is healed."""
+
+    def __init__(self, mirror: InjectorMirror, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.mirror = mirror
+
+    async def inject(self, lease: FaultLease) -> None:
+        await super().inject(lease)
+        lease.data["mirrored"] = True
+        await self.mirror.hold()
+
+    async def heal(self, lease: FaultLease) -> None:
+        try:
+            await super().heal(lease)
+        finally:
+            if lease.data.pop("mirrored", False):
+                await self.mirror.release()

