@@ -158,6 +158,8 @@ def test_a_queue_scenario_passes_on_the_containers(queue_stack, scenario, tmp_pa
         moved = [n for n, at in nodes_before.items() if _container_started_at(n) != at]
         assert len(moved) == 1, (nodes_before, moved)
         assert result["measurements"]["enqueue errors during failover"] > 0
+        moved_to = result["measurements"]["primary"]  # the sentinels name the other node now
+        assert moved_to["before"] != moved_to["after"], moved_to
     if scenario == "queue_latency_drop":
         assert result["measurements"]["retries"]["most"] >= 2  # the fail injector acted
     if scenario == "queue_worker_crash":

@@ -107,6 +107,9 @@ def test_broker_failover_promotes_the_replica_and_loses_nothing(queue_env, tmp_p
     assert m["enqueue errors during failover"] >= 0
     assert invariant(result, "enqueue_resumes")["measured"] > 0
     assert invariant(result, "workers_resume")["measured"] is not None
-    # The primary moved: the probe's value is the primary's port, before and after.
+    # The primary moved: the sentinels named another node after the run than before it, and
+    # the probe's value (the primary's port on the sandbox) changed with it.
+    moved = m["primary"]
+    assert moved["before"] and moved["after"] and moved["before"] != moved["after"], moved
     primary = result["probes"]["queue_primary"]
     assert primary["before"]["value_last"] != primary["after"]["value_last"], primary

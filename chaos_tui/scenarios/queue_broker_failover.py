@@ -4,11 +4,15 @@ primary (the resume time is measured), and no acknowledged job is lost."""
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import Field
+from redis import RedisError
 
 from chaos_tui.core.contracts import Fault, RunContext, hold_s_field
 from chaos_tui.core.model import InvariantResult, InvariantSpec
-from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
+from chaos_tui.core.platform_target import Endpoints, PlatformTarget, ServiceFaultParams
+from chaos_tui.platform import jobs
 from chaos_tui.scenarios.queue_base import JobAccount, QueueParams, QueueScenario
 
 
@@ -25,6 +29,14 @@ class QueueBrokerFailoverParams(QueueParams):
 Params = QueueBrokerFailoverParams
 
 
+def primary_now(at: Endpoints) -> str | None:
+    """The node the sentinels call primary now (host:port), None when none is named."""
+    try:
+        return jobs.primary_address(at.queue_sentinels, at.queue_master)
+    except RedisError:
+        return None
+
+
 class QueueBrokerFailover(QueueScenario):
     name = "queue_broker_failover"
     order = 42
@@ -37,6 +49,12 @@ class QueueBrokerFailover(QueueScenario):
     Params = QueueBrokerFailoverParams
     params: QueueBrokerFailoverParams
     recovery_probe = "queue_primary"
+    primary_before: str | None = None  # the node the sentinels named when the load began
+
+    async def start_workload(self, ctx: RunContext) -> None:
+        at = self.endpoints(ctx)
+        self.primary_before = await asyncio.to_thread(primary_now, at)
+        await super().start_workload(ctx)
 
     def faults(self, target: PlatformTarget) -> list[Fault]:
         return [
@@ -91,6 +109,8 @@ class QueueBrokerFailover(QueueScenario):
             last = max(r.answered_at or r.sent_at for r in refused)
             self.measurements["enqueue error window s"] = round(last - refused[0].sent_at, 3)
         self.measurements["enqueue errors during failover"] = len(refused)
+        now = primary_now(self.endpoints(ctx))
+        self.measurements["primary"] = {"before": self.primary_before, "after": now}
         return [
             self.judge(
                 "enqueue_resumes",
