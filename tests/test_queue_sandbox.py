@@ -5,6 +5,7 @@ order (up, a job, a failover, a latency toxic, down)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import uuid
 
 import pytest
 import redis
+from dramatiq.brokers.redis import RedisBroker
 
 from chaos_tui.core.contracts import FaultLease
 from chaos_tui.core.platform_target import BrokerLinkParams, ServiceFaultParams
@@ -171,6 +173,47 @@ async def test_latency_on_the_broker_link_slows_the_jobs(queue):
     print(f"job latency {baseline:.3f}s, with 300 ms on the broker link {slowed:.3f}s")
     assert slowed >= baseline + 0.3
     assert queue.latency(uuid.uuid4().hex[:8], 3) < slowed  # healed: fast again
+
+
+async def test_a_workers_own_enqueue_outlasts_dropped_connections(queue):
+    """The worker re-enqueues retries itself and acks the original right after: an enqueue
+    that fails on a dropped connection must be tried again, or the job is lost. Every
+    connection through the proxies is reset at once while the toxic lives; the stock broker
+    gives up, the worker's DurableBroker lands the job once the link is back."""
+    from chaos_tui.sandbox.job_worker import DurableBroker
+    from chaos_tui.sandbox.services import QUEUE_NODES, queue_proxy_ports
+
+    primary = jobs.primary_address(queue.endpoints.queue_sentinels)
+    ports = queue.target.sandbox.ports
+    node = next(n for n in QUEUE_NODES if primary.endswith(f":{ports[n]}"))
+    proxy = ports[queue_proxy_ports()[QUEUE_NODES.index(node)]]
+
+    def through_proxy(kind):
+        client = redis.Redis(port=proxy, socket_timeout=1, retry=jobs.no_retry())
+        return kind(client=client, namespace=jobs.NAMESPACE, middleware=[])
+
+    fault = queue.target.broker_link(
+        BrokerLinkParams(type="reset_peer", attributes={"timeout": 0}, hold_s=30)
+    )
+    lease = FaultLease(fault.name, "sandbox", fault.ttl_s)
+    run_id = uuid.uuid4().hex[:8]
+    await fault.inject(lease)
+    try:
+        with pytest.raises((redis.ConnectionError, ConnectionError)):
+            await asyncio.to_thread(
+                through_proxy(RedisBroker).enqueue, jobs.job_message(run_id, "x", 1)
+            )
+        durable = asyncio.create_task(
+            asyncio.to_thread(
+                through_proxy(DurableBroker).enqueue, jobs.job_message(run_id, "j", 1)
+            )
+        )
+        await asyncio.sleep(1.0)
+        assert not durable.done(), "it cannot have landed while every connection is reset"
+    finally:
+        await fault.heal(lease)
+    await asyncio.wait_for(durable, 15)
+    assert [entry[0] for entry in queue.completed(run_id, 1)] == ["j"]
 
 
 def test_a_worker_that_dies_mid_job_is_replaced_and_its_jobs_requeued(queue):

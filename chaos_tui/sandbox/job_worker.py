@@ -39,6 +39,7 @@ os.environ.setdefault("dramatiq_restart_delay", "300")
 import dramatiq
 import redis
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, TimeLimit
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -79,6 +80,7 @@ MAINTENANCE_CHANCE = MAINTENANCE_SCALE
 # How long an idle consumer waits between fetches, at most: a job sent to a quiet queue waits
 # up to this before a worker sees it, so it is kept short (job latency is a measured number).
 WORKER_TIMEOUT_MS = 100
+ENQUEUE_GIVE_UP_S = 30.0  # a worker's own enqueue (a retry, a backoff over) is tried this long
 SWEEP_EVERY_S = 2.0  # how often a worker looks for jobs stranded in its own ack set
 TIME_LIMIT_MS = 60_000  # a job running longer is interrupted (and retried)
 BROKER_TIMEOUT_S = 5.0  # a broker call answering slower than this counts as a lost connection
@@ -197,6 +199,31 @@ def make_job(ledger: redis.Redis, worker_id: str) -> Callable[[str, str, int, fl
     return job
 
 
+class DurableBroker(RedisBroker):
+    """The worker's broker: an enqueue that meets a dropped connection is tried again.
+
+    A worker enqueues in two places, and both ack the message they came from right after:
+    the Retries middleware puts a failed job back (with its backoff), and the delayed-queue
+    consumer moves a job whose backoff is over to its queue. Stock Dramatiq logs a failed
+    enqueue there and acks anyway, so the job is gone: a queue_latency_drop run (drops and
+    failures together) lost one that way. Tried again here until it lands or ENQUEUE_GIVE_UP_S
+    passes. A reply lost after the enqueue landed makes a second copy: a duplicate, counted
+    by the run, which at-least-once allows; a loss is not."""
+
+    def enqueue(self, message, *, delay=None):
+        give_up = time.monotonic() + ENQUEUE_GIVE_UP_S
+        pause = 0.05
+        while True:
+            try:
+                return super().enqueue(message, delay=delay)
+            except (redis.ConnectionError, redis.TimeoutError, BrokerConnectionError) as exc:
+                if time.monotonic() > give_up:
+                    raise
+                log.warning("enqueue of %s failed (%s): trying again", message.message_id, exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+
 def make_broker(client: redis.Redis) -> RedisBroker:
     middleware = [
         AgeLimit(),
@@ -213,7 +240,7 @@ def make_broker(client: redis.Redis) -> RedisBroker:
         middleware.append(chaos.ChaosMiddleware.from_env())
     else:
         log.info("no worker injectors (chaos_tui.inject.dramatiq is not installed)")
-    return RedisBroker(
+    return DurableBroker(
         client=client,
         namespace=jobs.NAMESPACE,
         middleware=middleware,
