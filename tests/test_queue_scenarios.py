@@ -80,7 +80,7 @@ def test_a_failure_rate_above_the_retry_budget_fills_the_dead_letters(queue_env,
     )
     assert proc.returncode == ExitCode.FAIL, proc.stderr[-3000:]
     share = invariant(result, "dead_letter_share")
-    assert not share["passed"] and share["measured"] > 0.2, share
+    assert not share["passed"] and share["measured"] > 0.05, share
     assert "dead-lettered" in share["detail"] and "DLQ growth" in share["detail"]
     assert result["measurements"]["dead letters"]["growth during"] > 0
     assert result["measurements"]["jobs"]["lost"] == 0
@@ -88,15 +88,26 @@ def test_a_failure_rate_above_the_retry_budget_fills_the_dead_letters(queue_env,
 
 def test_worker_crashes_lose_no_job_and_count_duplicates(queue_env, tmp_path):
     proc, result = run(
-        "queue_worker_crash", queue_env, tmp_path / "r.json", "duration_s=6", "crash_rate=0.1"
+        "queue_worker_crash",
+        queue_env,
+        tmp_path / "r.json",
+        "duration_s=6",
+        "crash_rate=0.05",
+        "crash_after_rate=0.2",
     )
     assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
-    jobs = result["measurements"]["jobs"]
+    m = result["measurements"]
+    jobs = m["jobs"]
     assert jobs["lost"] == 0 and jobs["acknowledged"] > 30, jobs
-    assert "duplicated" in jobs  # at-least-once: counted, reported, and said so
+    # A worker that died after the work, before the ack: that job ran again. At-least-once:
+    # counted, reported, and said so; and the worker counted each beginning.
+    assert jobs["duplicated"] >= 1, jobs
+    assert m["deliveries"]["most of one job"] >= 2, m["deliveries"]
+    assert result["delivery"]["duplicated_sample"], result["delivery"]
     assert result["measurements"]["delivery contract"].startswith("at-least-once")
-    assert result["measurements"]["worker restarts"] >= 1
-    assert invariant(result, "retries_bounded")["passed"]
+    assert m["worker restarts"] >= 1
+    bounded = invariant(result, "retries_bounded")
+    assert bounded["passed"] and bounded["measured"] >= 2, bounded
 
 
 def test_broker_failover_promotes_the_replica_and_loses_nothing(queue_env, tmp_path):
@@ -104,7 +115,9 @@ def test_broker_failover_promotes_the_replica_and_loses_nothing(queue_env, tmp_p
     assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
     m = result["measurements"]
     assert m["jobs"]["lost"] == 0 and m["jobs"]["acknowledged"] > 30, m["jobs"]
-    assert m["enqueue errors during failover"] >= 0
+    # Judged: every job the new primary took, not only those a replica had before the kill.
+    refused = m["enqueue errors during failover"]
+    assert m["jobs"]["acknowledged"] + refused >= 0.9 * m["jobs"]["sent"], m["jobs"]
     assert invariant(result, "enqueue_resumes")["measured"] > 0
     assert invariant(result, "workers_resume")["measured"] is not None
     # The primary moved: the sentinels named another node after the run than before it, and

@@ -47,6 +47,9 @@ class InjectorSpec(BaseModel):
     delay_ms: float = Field(0.0, ge=0, le=60_000, description="delay: the mean (or fixed) delay")
     jitter_ms: float = Field(0.0, ge=0, le=60_000, description="delay: spread around it")
     distribution: Literal["fixed", "uniform", "normal", "exponential"] = "fixed"
+    # crash: where the worker process dies: before the actor runs, half-way through its work
+    # (at `checkpoint()`), or after the work and before the ack (the job will run again)
+    at: Literal["start", "checkpoint", "after"] = "start"
     # partial: the actor does part of its work, then this
     then: Literal["fail", "hang"] = "fail"
     hang_ms: float = Field(5_000.0, ge=0, le=600_000, description="partial+hang: how long")
@@ -58,6 +61,8 @@ class InjectorSpec(BaseModel):
             raise ValueError("a delay injector needs delay_ms or jitter_ms above 0")
         if self.kind != "delay" and (self.delay_ms or self.jitter_ms):
             raise ValueError(f"delay_ms and jitter_ms belong to kind delay, not {self.kind}")
+        if self.kind != "crash" and self.at != "start":
+            raise ValueError(f"at belongs to kind crash, not {self.kind}")
         if self.distribution == "fixed" and self.jitter_ms:
             raise ValueError("jitter_ms needs a distribution other than fixed")
         return self
@@ -75,7 +80,10 @@ class InjectorSpec(BaseModel):
             "delay": f"delay {self.delay_ms:g} ms"
             + (f" ({self.distribution} ±{self.jitter_ms:g})" if self.jitter_ms else ""),
             "fail": "raise",
-            "crash": "kill the worker process",
+            "crash": "kill the worker process"
+            + {"start": "", "checkpoint": " mid-job", "after": " after the work, before the ack"}[
+                self.at
+            ],
             "partial": f"stop half-way and {self.then}",
         }[self.kind]
         rate = f" at {self.rate:.0%}" if self.rate < 1 else ""

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chaos_tui.core.contracts import Fault, Probe, Scenario, Target
+from chaos_tui.core.errors import UsageError
 from chaos_tui.core.model import InvariantSpec
 
 
@@ -94,6 +95,8 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
     faults = tuple(
         PlannedFault(f, f.name, f.description, f.hold_s, f.ttl_s) for f in scenario.faults(target)
     )
+    if not faults:  # e.g. every fault of a scenario switched off by its parameters
+        raise UsageError(f"{scenario.name} has nothing to inject with these parameters")
     probes = tuple(scenario.probes(target)) + tuple(target.probes())
     names = [p.name for p in probes]
     if len(set(names)) != len(names):

@@ -3,16 +3,20 @@ heals it at its TTL, so a fault outlives neither its TTL nor a crash of the cons
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import httpx
 from pydantic import ValidationError
 
 from chaos_tui.agent.client import AgentClient, AgentRefused, AgentUnavailable
+from chaos_tui.agent.protocol import INJECTOR_POLL_S, WORKER_INJECT
 from chaos_tui.core.contracts import Fault, FaultLease, HealedElsewhere
 from chaos_tui.core.injector_spec import InjectorSpec
 
 TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
+# A worker polls every INJECTOR_POLL_S (a mirror copies as often): two polls and a margin.
+WORKERS_SEE_A_HEAL_S = 2 * INJECTOR_POLL_S + 0.1
 
 
 class LeasedFault(Fault):
@@ -36,7 +40,7 @@ class LeasedFault(Fault):
         self._verify = verify  # async () -> bool: is the target whole again
         # async () -> dict: params known only at inject time (e.g. the path in use right now)
         self._resolve = resolve
-        if kind == "worker.inject":
+        if kind == WORKER_INJECT:
             self.parts = injector_lines(params.get("injectors") or [])
 
     async def inject(self, lease: FaultLease) -> None:
@@ -68,6 +72,14 @@ class LeasedFault(Fault):
     async def heal(self, lease: FaultLease) -> None:
         if "never_landed" in lease.data:
             return  # nothing to undo (and no reason to start an agent to hear so)
+        await self._heal(lease)
+        if self.kind == WORKER_INJECT:
+            # A worker acts on what its last poll said until its next one: the fault is over
+            # once they have all asked again, not when the agent ended the lease (else the
+            # jobs of the first moments "after" the heal still meet it).
+            await asyncio.sleep(WORKERS_SEE_A_HEAL_S)
+
+    async def _heal(self, lease: FaultLease) -> None:
         try:
             healed = await self.agent.heal_lease(lease.lease_id)
         except (AgentUnavailable, httpx.TransportError):

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -135,7 +135,7 @@ def checkpoint() -> None:
     where the delivery stops: it raises InjectedFailure (then=fail) or hangs hang_ms and then
     raises (then=hang); the message is retried either way. Otherwise it does nothing."""
     spec, client, lease_id = _partial.spec, _partial.client, _partial.lease_id
-    if spec is None or client is None:
+    if spec is None or client is None or (spec.kind == "crash" and spec.at == "after"):
         return
     disarm()
     client.stop_half_way(spec, lease_id, "at its checkpoint")
@@ -152,9 +152,19 @@ def armed() -> bool:
 
 def finish_partial() -> None:
     """After an actor returned: a partial injector whose checkpoint was never reached cuts
-    the delivery here, before it counts as done, so the message is retried."""
-    if _partial.spec is not None:
-        checkpoint()
+    the delivery here, before it counts as done, so the message is retried (and a crash
+    `at: after` ends the process here, after the work and before the ack)."""
+    spec, client, lease_id = _partial.spec, _partial.client, _partial.lease_id
+    if spec is None or client is None:
+        return
+    disarm()
+    client.stop_half_way(spec, lease_id, "after the work")
+
+
+def cuts_the_actor(spec: InjectorSpec) -> bool:
+    """Whether an injector acts inside the actor's run (at its checkpoint or once it
+    returned), so the actor must run wrapped in `call_guarded`."""
+    return spec.kind == "partial" or (spec.kind == "crash" and spec.at != "start")
 
 
 def call_guarded(fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
@@ -299,14 +309,16 @@ class InjectorClient:
         if not self._still_live(entry.lease_id):
             return  # it ended while we slept
         self._count(spec.kind)
-        if spec.kind == "crash":
+        if spec.kind == "crash" and spec.at == "start":
             crash(f"crash injector of lease {entry.lease_id}")
         if spec.kind == "fail":
             raise InjectedFailure(spec.message)
-        if spec.kind == "partial":
+        if spec.kind in ("partial", "crash"):  # (a crash here is at a checkpoint or after)
             _partial.spec, _partial.client, _partial.lease_id = spec, self, entry.lease_id
 
     def stop_half_way(self, spec: InjectorSpec, lease_id: str, where: str) -> None:
+        if spec.kind == "crash":
+            crash(f"crash injector of lease {lease_id} ({where})")
         if spec.then == "hang":
             self._sleep_while_live(spec.hang_ms / 1000, lease_id)
             raise InjectedFailure(f"{spec.message} (partial: hung {where})")
@@ -444,7 +456,7 @@ def _restart_in_child(ref: weakref.ref[InjectorClient]) -> None:
         client._after_fork()
 
 
-def crash(why: str) -> None:
+def crash(why: str) -> NoReturn:
     """The worker process dies at once, after one line on stderr: no cleanup, no ack."""
     line = f"chaos-tui: {why}: worker pid {os.getpid()} exits {CRASH_EXIT_CODE} now\n"
     try:

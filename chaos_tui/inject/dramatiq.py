@@ -26,6 +26,7 @@ from chaos_tui.inject.core import (
     InjectorClient,
     armed,
     call_guarded,
+    cuts_the_actor,
     disarm,
 )
 
@@ -50,7 +51,7 @@ class ChaosMiddleware(Middleware):
         action = self.client.decide(message.queue_name, message.actor_name, message.message_id)
         if action is None:
             return
-        if action.then is not None and action.then.spec.kind == "partial":
+        if action.then is not None and cuts_the_actor(action.then.spec):
             self._guard_actor(broker.get_actor(message.actor_name))
         try:
             self.client.perform(action)

@@ -54,6 +54,12 @@ def ledger_key(run_id: str) -> str:
     return f"chaos:done:{run_id}"
 
 
+def deliveries_key(run_id: str) -> str:
+    """A hash of one run's jobs: how often a worker began each (a retry, a redelivery after
+    a worker died, a duplicate all count)."""
+    return f"chaos:deliveries:{run_id}"
+
+
 def ledger_entry(job_id: str, worker: str, attempt: int, finished_at: float) -> str:
     """`attempt` counts deliveries from 1 (the first try); a retry adds one."""
     return f"{job_id} {worker} {attempt} {finished_at:.6f}"

@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import Field
 from redis import RedisError
@@ -183,6 +183,10 @@ class QueueScenario(PlatformScenario):
         """A scenario's own invariants, from the same account."""
         return []
 
+    def acknowledged(self, ctx: RunContext, producer: JobProducer) -> list[str]:
+        """The jobs no fault of this run may lose: those a replica had (WAIT 1)."""
+        return producer.acknowledged
+
     async def account(self, ctx: RunContext) -> JobAccount:
         """Wait (bounded) until every acknowledged job is accounted for and nothing is left
         queued, then count what became of each job and record the measurements."""
@@ -190,14 +194,15 @@ class QueueScenario(PlatformScenario):
         assert producer is not None, "account before start_workload"
         at = self.endpoints(ctx)
         deadline = time.monotonic() + self.params.drain_timeout_s
-        wanted = set(producer.acknowledged)
+        wanted = set(self.acknowledged(ctx, producer))
         while True:
             done, dead, left = await asyncio.to_thread(read_jobs, at, ctx.run_id)
             seen = {job_id for job_id, _, _, _ in done} | set(dead)
             if (left == 0 and wanted <= seen) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
-        account = JobAccount(producer, done, dead, left)
+        account = JobAccount(producer, done, dead, left, sorted(wanted))
+        account.deliveries = await asyncio.to_thread(read_deliveries, at, ctx.run_id)
         self.delivery = account.delivery
         self.measurements.update(account.measurements(ctx))
         restarts = await asyncio.to_thread(read_restarts, at)
@@ -227,15 +232,33 @@ def read_jobs(
         done = jobs.ledger_entries(ledger, run_id)
     finally:
         ledger.close()
+    return done, *read_queue(at, run_id)
+
+
+def read_deliveries(at: Endpoints, run_id: str) -> dict[str, int]:
+    """How often a worker began each of the run's jobs."""
+    ledger = jobs.ledger_client(at.queue_ledger_url)
+    try:
+        raw = cast("dict[str, str]", ledger.hgetall(jobs.deliveries_key(run_id)))
+    except RedisError:
+        return {}
+    finally:
+        ledger.close()
+    return {job_id: int(count) for job_id, count in raw.items()}
+
+
+def read_queue(at: Endpoints, run_id: str) -> tuple[list[str], int | None]:
+    """The run's dead-lettered job ids and the jobs still queued, in flight or waiting to
+    retry (None when no primary answered)."""
     try:
         primary = jobs.primary_client(at.queue_sentinels, at.queue_master)
     except RedisError:
-        return done, [], None
+        return [], None
     try:
         depths = jobs.queue_depths(primary)
         bodies = primary.hvals(jobs.dead_key() + ".msgs")
     except RedisError:  # a primary still switching: asked again on the next round
-        return done, [], None
+        return [], None
     finally:
         primary.close()
     dead = []
@@ -246,7 +269,7 @@ def read_jobs(
             continue
         if len(args) >= 2 and args[0] == run_id:
             dead.append(str(args[1]))
-    return done, dead, depths["ready"] + depths["in_flight"] + depths["delayed"]
+    return dead, depths["ready"] + depths["in_flight"] + depths["delayed"]
 
 
 def pattern_of(name: str, rate: float, duration_s: float) -> PatternBase:
@@ -281,6 +304,7 @@ class JobAccount:
         done: list[tuple[str, str, int, float]],
         dead: list[str],
         left: int | None,
+        acknowledged: list[str],
     ) -> None:
         self.producer = producer
         self.done = done
@@ -291,14 +315,13 @@ class JobAccount:
         self.completed = len(self.completions)
         self.dead = len(set(dead))
         # Dead-lettered jobs are accounted for (the queue kept them): seen once each.
-        self.delivery = check_delivery(
-            producer.accepted, producer.acknowledged, ids + sorted(set(dead))
-        )
+        self.delivery = check_delivery(producer.accepted, acknowledged, ids + sorted(set(dead)))
+        self.deliveries: dict[str, int] = {}  # job id -> how often a worker began it
         self.first_done: dict[str, float] = {}  # job id -> its first completion
         for job_id, _, _, finished in done:
             self.first_done[job_id] = min(finished, self.first_done.get(job_id, finished))
         seen = set(ids) | set(dead)
-        self.unreplicated_lost = sorted(set(producer.accepted) - set(producer.acknowledged) - seen)
+        self.unreplicated_lost = sorted(set(producer.accepted) - set(acknowledged) - seen)
 
     def measurements(self, ctx: RunContext) -> dict[str, object]:
         records = self.producer.records.values()
@@ -353,6 +376,11 @@ class JobAccount:
                 }
         retries = [attempt - 1 for _, _, attempt, _ in self.done if attempt > 1]  # 1: first try
         out["retries"] = {"completed after a retry": len(retries), "most": max(retries, default=0)}
+        runs = self.deliveries.values()
+        out["deliveries"] = {
+            "most of one job": max(runs, default=0),
+            "jobs begun more than once": sum(n > 1 for n in runs),
+        }
         out["dead letters"] = dead_letters_by_phase(ctx)
         return out
 

@@ -5,6 +5,7 @@ primary (the resume time is measured), and no acknowledged job is lost."""
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 from pydantic import Field
 from redis import RedisError
@@ -13,6 +14,7 @@ from chaos_tui.core.contracts import Fault, RunContext, hold_s_field
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import Endpoints, PlatformTarget, ServiceFaultParams
 from chaos_tui.platform import jobs
+from chaos_tui.scenarios.job_producer import JobProducer, JobRecord
 from chaos_tui.scenarios.queue_base import JobAccount, QueueParams, QueueScenario
 
 
@@ -27,6 +29,15 @@ class QueueBrokerFailoverParams(QueueParams):
 
 
 Params = QueueBrokerFailoverParams
+
+
+class Switch(NamedTuple):
+    """A failover as the job producer saw it."""
+
+    killed_at: float | None
+    after: list[JobRecord]  # the sends from the kill on, in order
+    refused: list[JobRecord]  # of those, the ones no primary took
+    at: JobRecord | None  # the first the new primary took
 
 
 def primary_now(at: Endpoints) -> str | None:
@@ -81,20 +92,44 @@ class QueueBrokerFailover(QueueScenario):
             ),
         ]
 
-    def judge_more(self, ctx: RunContext, account: JobAccount) -> list[InvariantResult]:
+    def acknowledged(self, ctx: RunContext, producer: JobProducer) -> list[str]:
+        """Jobs a replica had, and every job the new primary took once it took over: no
+        failover of this run can lose those (the old node comes back as its replica)."""
+        switch = self.switch(ctx, producer)
+        taken_after = (
+            [r.job_id for r in switch.after if r.accepted and r.sent_at >= switch.at.sent_at]
+            if switch.at is not None
+            else []
+        )
+        return sorted(set(producer.acknowledged) | set(taken_after))
+
+    @staticmethod
+    def switch(ctx: RunContext, producer: JobProducer) -> Switch:
+        """The sends after the kill, those refused, and the first one the new primary took:
+        the first accepted after the last refusal (after the kill, when none was refused)."""
         windows = ctx.timeline.windows
         if not windows:
-            return [self.judge("enqueue_resumes", None), self.judge("workers_resume", None)]
+            return Switch(None, [], [], None)
         killed_at = windows[0].injected_at
         after = sorted(
-            (r for r in account.producer.records.values() if r.sent_at >= killed_at),
+            (r for r in producer.records.values() if r.sent_at >= killed_at),
             key=lambda r: r.sent_at,
         )
         refused = [r for r in after if not r.accepted and r.answered_at is not None]
-        # The new primary takes jobs: the first enqueue accepted after the last one refused
-        # (or after the kill, when none was refused).
         since = refused[-1].sent_at if refused else killed_at
-        switched = next((r for r in after if r.accepted and r.sent_at >= since), None)
+        taken = next((r for r in after if r.accepted and r.sent_at >= since), None)
+        return Switch(killed_at, after, refused, taken)
+
+    def judge_more(self, ctx: RunContext, account: JobAccount) -> list[InvariantResult]:
+        switch = self.switch(ctx, account.producer)
+        if switch.killed_at is None:
+            return [self.judge("enqueue_resumes", None), self.judge("workers_resume", None)]
+        killed_at, after, refused, switched = (
+            switch.killed_at,
+            switch.after,
+            switch.refused,
+            switch.at,
+        )
         enqueue_s = resume_s = None
         if switched is not None and switched.answered_at is not None:
             enqueue_s = round(switched.answered_at - killed_at, 3)
