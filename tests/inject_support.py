@@ -215,6 +215,7 @@ def dramatiq_process(port: int) -> None:
     import dramatiq
     import redis
 
+    from chaos_tui.inject import checkpoint
     from chaos_tui.inject.dramatiq import ChaosMiddleware
 
     broker = broker_on(port, ChaosMiddleware.from_env())
@@ -224,6 +225,7 @@ def dramatiq_process(port: int) -> None:
     @dramatiq.actor(actor_name=CRASH_ACTOR, broker=broker, max_retries=0)
     def crash_me(job: str) -> None:
         marks.sadd("started", job)
+        checkpoint()  # half-way
         marks.sadd("finished", job)
 
     worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)

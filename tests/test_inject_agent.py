@@ -35,6 +35,8 @@ BAD_PARAMS = {
     "bad actor name": inject_params({"kind": "fail", "scope": {"actor": "a b/../c"}}),
     "bad worker name": inject_params({"kind": "fail", "scope": {"worker": ""}}),
     "rate 0": inject_params({"kind": "fail", "rate": 0}),
+    "at on a fail": inject_params({"kind": "fail", "at": "after"}),
+    "crash at nowhere": inject_params({"kind": "crash", "at": "later"}),
     "delay without delay": inject_params({"kind": "delay"}),
     "empty list": {"injectors": []},
     "17 injectors": inject_params(*[FAIL_A] * 17),

@@ -164,8 +164,14 @@ async def test_partial_hang_holds_the_delivery_then_fails_it(own_agent, valkey_p
     assert ended - began[0] >= 0.3 and len(outcomes.failed()) == 1
 
 
-async def test_crash_kills_the_worker_process_mid_job(own_agent, valkey_port):
-    await grant(own_agent, {"kind": "crash", "scope": {"actor": CRASH_ACTOR}})
+@pytest.mark.parametrize(
+    "at, work_seen",
+    [("start", set()), ("checkpoint", {"started"}), ("after", {"started", "finished"})],
+)
+async def test_crash_kills_the_worker_process_mid_job(own_agent, valkey_port, at, work_seen):
+    """Before the actor, half-way through it (its checkpoint), or after its work and before
+    the ack: the process dies there and the message is not acked."""
+    await grant(own_agent, {"kind": "crash", "at": at, "scope": {"actor": CRASH_ACTOR}})
     worker, errors = worker_process("dramatiq", valkey_port, own_agent)
     try:
         assert worker.stdout.readline().strip() == "worker ready"
@@ -177,7 +183,8 @@ async def test_crash_kills_the_worker_process_mid_job(own_agent, valkey_port):
         assert code == CRASH_EXIT_CODE, errors.read_text()[-2000:]
         assert "crash injector" in errors.read_text()
         marks = redis.Redis(port=valkey_port)
-        assert marks.smembers("finished") == set(), "the job never completed"
+        seen = {name for name in ("started", "finished") if marks.smembers(name)}
+        assert seen == work_seen, f"crash at {at}: the actor got to {seen}"
         # Not acked: the message stays with the dead worker until the broker requeues it.
         assert any(k.startswith(b"dramatiq:__acks__") for k in marks.keys("dramatiq:*"))
     finally:
