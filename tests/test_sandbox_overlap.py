@@ -28,7 +28,7 @@ def test_each_profiles_last_service_starts_after_and_stops_before_the_rest():
     assert names(_waves(outbox, last=True)) == [["postgres", "nats"], ["relay"]]
     assert names(_waves(outbox, last=False)) == [["relay"], ["postgres", "nats"]]
     every = _waves(services_of(None), last=True)
-    assert names(every)[1] == ["relay", "gateway", "collector", "nats_b"]
+    assert names(every)[1] == ["relay", "gateway", "collector", "nats_b", "job_worker"]
     assert all(PROFILES[p][-1] in names(every)[1] for p in PROFILES)
     # One service alone is one wave; none is no wave.
     assert names(_waves(services_of(["chaos-outbox"])[:1], last=False)) == [["postgres"]]
