@@ -49,8 +49,9 @@ def test_the_example_validates_with_its_loads_and_injectors(fresh_state_dir):
         "  injector fail: raise at 20%, every message (queue chaos_jobs, actor chaos_job)" in lines
     )
     assert "queue_worker_crash: 2 probes, 1 action, hold 10 s" in lines
-    assert "  injector crash: kill the worker process mid-job at 5%, every message (queue chaos_jobs)" in (
-        lines
+    assert (
+        "  injector crash: kill the worker process mid-job at 5%, every message (queue chaos_jobs)"
+        in (lines)
     )
     assert "queue_broker_failover: 1 probe, 1 action, hold 8 s" in lines
 

@@ -73,7 +73,7 @@ def platform_part(action: m.ActionBase) -> str | None:
     if isinstance(action, m.ProxyActionBase) and action.target is not None:
         return "queue_link"
     if isinstance(action, m.WorkerInjectorAction):
-        return "job_worker"
+        return "job_worker" if action.target == "job_worker" else None
     return None
 
 
@@ -132,6 +132,8 @@ def _on_local(action: m.ActionBase, target: LocalTarget, hold_s: float) -> Fault
         return target.container_fault(kind, action.target, hold_s=hold_s)
     if isinstance(action, m.PartitionAction):
         return target.partition_fault(action.target, ports=action.ports, hold_s=hold_s)
+    if isinstance(action, m.WorkerInjectorAction) and action.target == "own":
+        return target.worker_injectors(tuple(spec.spec() for spec in action.injectors), hold_s)
     if isinstance(action, m.ProxyActionBase) and action.proxy is not None:
         toxic = action.TAGS[0]
         attributes: dict[str, Any] = {a: getattr(action, a) for a in TOXIC_ATTRIBUTES[toxic]}
@@ -180,6 +182,11 @@ def _on_platform(action: m.ActionBase, target: PlatformTarget, hold_s: float) ->
     if isinstance(action, m.ProxyActionBase) and action.target is not None:
         return _broker_link(action, target, hold_s)
     if isinstance(action, m.WorkerInjectorAction):
+        if action.target == "own":
+            raise UsageError(
+                f"worker_injector with target: own is for your own workers: --target local, "
+                f"not {target.name}"
+            )
         return target.worker_injectors(
             WorkerInjectorParams(
                 hold_s=hold_s, injectors=tuple(spec.spec() for spec in action.injectors)

@@ -636,6 +636,9 @@ class WorkerInjectorAction(ActionBase):
     TAGS = ("worker_injector",)
     type: Literal["worker_injector"]
     injectors: Annotated[list[FileInjector], Field(min_length=1, max_length=16)]
+    # job_worker: the platform's reference worker (sandbox/docker); own: your own workers,
+    # which import chaos_tui.inject and ask this state dir's agent (target local)
+    target: Literal["job_worker", "own"] = "job_worker"
 
 
 BUILTIN_ACTION_MODELS: tuple[type[Strict], ...] = (

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from chaos_tui.agent.client import AgentClient
+from chaos_tui.agent.protocol import WORKER_INJECT
 from chaos_tui.core.contracts import Fault, Probe, Target
 from chaos_tui.core.errors import UsageError
+from chaos_tui.core.injector_spec import InjectorSpec
 from chaos_tui.core.procinfo import from_pid_file, is_chaos_machinery, listeners
 from chaos_tui.faults.leased import LeasedFault
 from chaos_tui.probes.agent_probe import AgentProbe
@@ -322,6 +324,27 @@ class LocalTarget(Target):
                 params,
                 name=f"{toxic}:{listen}",
                 description=f"{toxic} on {listen} -> {upstream} for {hold_s:g}s",
+                hold_s=hold_s,
+            ),
+        )
+
+    def worker_injectors(self, injectors: tuple[InjectorSpec, ...], hold_s: float) -> Fault:
+        """Injectors for the user's own job workers (they import chaos_tui.inject and ask
+        this state dir's agent, or CHAOS_AGENT_URL with its token), held as one lease."""
+        kinds = ",".join(spec.kind for spec in injectors)
+        return _touching(
+            [
+                "your own job workers that ask this state dir's fault agent for injectors "
+                f"({self.settings.state_dir}; chaos_tui.inject): "
+                + "; ".join(spec.describe() for spec in injectors)
+            ],
+            LeasedFault(
+                self.agent,
+                WORKER_INJECT,
+                {"injectors": [spec.model_dump(mode="json") for spec in injectors]},
+                name=f"worker_injectors:{kinds}",
+                description=f"worker injectors for {hold_s:g}s: "
+                + "; ".join(f"{spec.kind}: {spec.describe()}" for spec in injectors),
                 hold_s=hold_s,
             ),
         )
