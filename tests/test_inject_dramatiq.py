@@ -191,3 +191,69 @@ async def test_crash_kills_the_worker_process_mid_job(own_agent, valkey_port, at
         if worker.poll() is None:
             worker.kill()
             worker.wait(5)
+
+
+async def test_real_workers_stop_injecting_at_the_ttl_with_the_agent_sigkilled(
+    own_agent, valkey_port
+):
+    """Two real Dramatiq workers on Valkey fail every message of actor `a` under a 3 s
+    injector; the agent and its guardian are SIGKILLed right after the grant. The worker that
+    trusts its last answer (stale_s 30) keeps failing messages until the TTL, on its own
+    clock, and not past it (1 s at most); the default one stops within a second of the kill.
+    Each delivery's outcome and time come from the workers themselves."""
+    from dramatiq.middleware import Middleware
+
+    from tests.inject_support import kill_agent_and_watch
+
+    class Timed(Middleware):
+        def __init__(self) -> None:
+            self.failed: list[float] = []
+            self.done: list[float] = []
+
+        def after_process_message(self, broker, message, *, result=None, exception=None):
+            (self.failed if exception is not None else self.done).append(time.time())
+
+    workers, records, actors = [], [], []
+    for queue, stale_s in (("trusting", 30.0), ("default", 1.0)):
+        client = worker_for(own_agent, stale_s=stale_s)
+        timed = Timed()
+        broker = broker_on(valkey_port, timed, ChaosMiddleware(client))
+        actors.append(
+            dramatiq.actor(actor_name="a", queue_name=queue, broker=broker, max_retries=0)(
+                lambda i: None
+            )
+        )
+        workers.append((client, broker))
+        records.append(timed)
+    fail_a = {"kind": "fail", "scope": {"actor": "a"}}
+    lease = await grant(own_agent, fail_a, ttl_s=3, orphan_ok=True)
+    with dramatiq_worker(workers[0][1], threads=2), dramatiq_worker(workers[1][1], threads=2):
+        for client, _ in workers:
+            await until(lambda c=client: c.live_count() == 1, 3, "the worker sees it")
+
+        async def send_until(t: float) -> None:
+            i = 0
+            while time.time() < t:
+                for actor in actors:
+                    actor.send(i)
+                i += 1
+                await asyncio.sleep(0.05)
+
+        sending = asyncio.create_task(send_until(lease.expires_at + 2.0))
+        killed_at, _ = await kill_agent_and_watch(own_agent, [], time.time())
+        await sending
+        await until(
+            lambda: all(r.done and r.done[-1] > lease.expires_at + 1.5 for r in records),
+            5,
+            "the last messages done",
+        )
+    trusting, default = records
+    assert trusting.failed and max(trusting.failed) > killed_at + 1.5, "it trusted its answer"
+    assert max(trusting.failed) <= lease.expires_at + 1.0, "the TTL holds on the worker's clock"
+    assert max(default.failed) <= killed_at + 1.0 + 0.2, "no agent: off within stale_s"
+    for client, _ in workers:
+        client.stop()
+    # A new agent heals the journalled lease before it serves (nothing left behind).
+    await until(lambda: own_agent.info() is None, 5, "the agent gone", every=0.1)
+    await own_agent.ensure()
+    assert [r.id for r in (await own_agent.status()).recovered] == [lease.id]
