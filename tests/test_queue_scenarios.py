@@ -65,6 +65,7 @@ def test_latency_drop_story_loses_nothing_and_reports_the_numbers(queue_env, tmp
     assert result["recovery"]["backlog_drain_s"] is not None
     assert invariant(result, "no_lost_jobs")["passed"]
     assert "backlog drain" in proc.stderr and "dead letters" in proc.stderr
+    assert "\nDLQ impact: +" in proc.stderr  # the impact first, right under the verdict
 
 
 def test_a_failure_rate_above_the_retry_budget_fills_the_dead_letters(queue_env, tmp_path):

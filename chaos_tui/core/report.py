@@ -50,7 +50,7 @@ def recovery_facts(
         facts.append(
             (
                 "delivery",
-                f"written {d.acknowledged}, published {d.published}, lost {d.lost}, "
+                f"acknowledged {d.acknowledged}, delivered {d.published}, lost {d.lost}, "
                 f"duplicated {d.duplicated}, unexpected {d.unexpected}",
             )
         )
