@@ -40,7 +40,7 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.errors import BrokerConnectionError
-from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, TimeLimit
+from dramatiq.middleware import AgeLimit, CurrentMessage, Middleware, Retries, TimeLimit
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from redis.sentinel import (
@@ -227,8 +227,9 @@ class DurableBroker(RedisBroker):
                 pause = min(pause * 2, 1.0)
 
 
-def make_broker(client: redis.Redis) -> RedisBroker:
+def make_broker(client: redis.Redis, settling: Settling) -> RedisBroker:
     middleware = [
+        settling,
         AgeLimit(),
         TimeLimit(time_limit=TIME_LIMIT_MS),
         CurrentMessage(),
@@ -267,6 +268,32 @@ def declare_actors(broker: RedisBroker, ledger: redis.Redis, worker_id: str) -> 
 # -- jobs stranded by a lost fetch reply -----------------------------------------------------
 
 
+class Settling(Middleware):
+    """The jobs whose ack (or nack) is under way: a consumer lets go of a job before its ack
+    lands, and retries an ack that met a dropped connection, so for a while the job is in the
+    ack set and held by no consumer. The sweeper must not take that for a stranded job (it
+    would run twice)."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.lock = threading.Lock()
+
+    def _begin(self, broker, message) -> None:
+        with self.lock:
+            self.ids.add(message.message_id)
+
+    def _end(self, broker, message) -> None:
+        with self.lock:
+            self.ids.discard(message.message_id)
+
+    before_ack = before_nack = _begin
+    after_ack = after_nack = _end
+
+    def now(self) -> set[str]:
+        with self.lock:
+            return set(self.ids)
+
+
 class StrandedSweeper:
     """Puts back jobs stranded in this worker's own ack set.
 
@@ -279,15 +306,16 @@ class StrandedSweeper:
     not hold (not queued in a consumer, not cached from a fetch) in two sweeps running goes
     back to its queue."""
 
-    def __init__(self, broker: RedisBroker, worker: dramatiq.Worker) -> None:
+    def __init__(self, broker: RedisBroker, worker: dramatiq.Worker, settling: Settling) -> None:
         self.broker = broker
         self.worker = worker
+        self.settling = settling
         self.suspects: set[str] = set()
         self.requeued = 0
 
     def held(self) -> set[str]:
-        """Message ids of the jobs this worker's consumers hold now."""
-        ids: set[str] = set()
+        """Message ids of the jobs this worker's consumers hold now, or are acking."""
+        ids = self.settling.now()
         for thread in list(self.worker.consumers.values()):
             consumer = getattr(thread, "consumer", None)
             if consumer is None:
@@ -349,11 +377,12 @@ def run_worker(args: argparse.Namespace) -> int:
         socket_timeout=BROKER_TIMEOUT_S,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 5),
     )
-    broker = make_broker(client)
+    settling = Settling()
+    broker = make_broker(client, settling)
     declare_actors(broker, ledger, args.worker_id)
     worker = dramatiq.Worker(broker, worker_threads=args.threads, worker_timeout=WORKER_TIMEOUT_MS)
     worker.start()
-    sweeper = StrandedSweeper(broker, worker)
+    sweeper = StrandedSweeper(broker, worker, settling)
     threading.Thread(target=sweeper.run, args=(stopping,), daemon=True, name="sweeper").start()
     # Ready once the primary answers through its proxy: from then on jobs are consumed.
     while not stopping.is_set():
