@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -13,6 +15,7 @@ from chaos_tui.agent.client import AgentClient, AgentRefused, AgentUnavailable
 from chaos_tui.agent.protocol import INJECTOR_POLL_S, WORKER_INJECT
 from chaos_tui.core.contracts import Fault, FaultLease, HealedElsewhere
 from chaos_tui.core.injector_spec import InjectorSpec
+from chaos_tui.core.platform_target import BrokerLinkParams
 
 TTL_MARGIN_S = 10.0  # how long past its planned hold a lease may live if nobody heals it
 # A worker polls every INJECTOR_POLL_S (a mirror copies as often): two polls and a margin.
@@ -119,3 +122,41 @@ def injector_lines(injectors: list) -> tuple[str, ...]:
         s.describe() if s.describe().startswith(s.kind) else f"{s.kind}: {s.describe()}"
         for s in specs
     )
+
+
+def worker_inject_lease(injectors: Sequence[InjectorSpec], hold_s: float) -> dict[str, Any]:
+    """What a worker-injector fault asks of the agent, the same on every target: one lease,
+    named by its kinds, described with each injector's scope (the plan, the console and
+    `leases` show it)."""
+    return {
+        "kind": WORKER_INJECT,
+        "params": {"injectors": [spec.model_dump(mode="json") for spec in injectors]},
+        "name": "worker_injectors:" + ",".join(spec.kind for spec in injectors),
+        "description": f"worker injectors for {hold_s:g}s: "
+        + "; ".join(f"{spec.kind}: {spec.describe()}" for spec in injectors),
+        "hold_s": hold_s,
+    }
+
+
+def broker_link_lease(params: BrokerLinkParams, proxies: Sequence[str]) -> dict[str, Any]:
+    """What a toxic on every path between the job workers and Valkey asks of the agent: one
+    `proxy.toxic` lease over the proxies in front of each node (so it holds across a
+    failover), the same on every target."""
+    attributes = ", ".join(f"{k}={v:g}" for k, v in params.attributes.items())
+    return {
+        "kind": "proxy.toxic",
+        "params": {
+            "proxies": list(proxies),
+            "type": params.type,
+            "stream": params.stream,
+            "toxicity": params.toxicity,
+            "attributes": dict(params.attributes),
+        },
+        "name": f"broker_link:{params.type}",
+        "description": (
+            f"{params.type} ({attributes or 'defaults'}) on {params.toxicity:.0%} of the job "
+            f"worker's Valkey connections ({', '.join(proxies)}, {params.stream}) for "
+            f"{params.hold_s:g}s"
+        ),
+        "hold_s": params.hold_s,
+    }

@@ -28,7 +28,7 @@ from chaos_tui.core.platform_target import (
 )
 from chaos_tui.core.polling import eventually
 from chaos_tui.docker_engine import DockerUnavailable, find_container, sidecar_image_problem
-from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.faults.leased import LeasedFault, broker_link_lease, worker_inject_lease
 from chaos_tui.platform import jobs
 from chaos_tui.platform.outbox import apply_migrations
 from chaos_tui.platform.streams import ensure_events_stream, ensure_mesh_streams, leafz
@@ -444,45 +444,17 @@ class DockerTarget(PlatformTarget):
             raise TargetError("the job worker has not reached the primary through its proxy")
 
     def broker_link(self, params: BrokerLinkParams) -> Fault:
-        """A toxic on every path between the job worker and Valkey (one proxy per node, so
-        it holds across a failover)."""
+        """A toxic on every path between the job worker and Valkey."""
         proxies = [QUEUE_PROXY.format(i) for i in range(1, len(QUEUE_NODES) + 1)]
-        attributes = ", ".join(f"{k}={v:g}" for k, v in params.attributes.items())
         return LeasedFault(
-            self.agent,
-            "proxy.toxic",
-            {
-                "proxies": proxies,
-                "type": params.type,
-                "stream": params.stream,
-                "toxicity": params.toxicity,
-                "attributes": dict(params.attributes),
-            },
-            name=f"broker_link:{params.type}",
-            description=(
-                f"{params.type} ({attributes or 'defaults'}) on {params.toxicity:.0%} of the "
-                f"job worker's Valkey connections ({', '.join(proxies)}, {params.stream}) "
-                f"for {params.hold_s:g}s"
-            ),
-            hold_s=params.hold_s,
-            verify=self.queue_linked,
+            self.agent, **broker_link_lease(params, proxies), verify=self.queue_linked
         )
 
     def worker_injectors(self, params: WorkerInjectorParams) -> Fault:
         """Injectors granted as an agent lease, which the run mirrors into the ledger for
         the containerised worker while the lease lives."""
-        kinds = ", ".join(spec.kind for spec in params.injectors)
         return MirroredLease(
-            self.mirror,
-            self.agent,
-            "worker.inject",
-            {"injectors": [spec.model_dump(mode="json") for spec in params.injectors]},
-            name="worker_injectors:" + kinds.replace(" ", ""),
-            description=(
-                f"{len(params.injectors)} worker injector(s) ({kinds}) for {params.hold_s:g}s, "
-                "mirrored into the ledger for the job worker"
-            ),
-            hold_s=params.hold_s,
+            self.mirror, self.agent, **worker_inject_lease(params.injectors, params.hold_s)
         )
 
     @property

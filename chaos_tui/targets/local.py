@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.agent.protocol import WORKER_INJECT
 from chaos_tui.core.contracts import Fault, Probe, Target
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.injector_spec import InjectorSpec
 from chaos_tui.core.procinfo import from_pid_file, is_chaos_machinery, listeners
-from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.faults.leased import LeasedFault, worker_inject_lease
 from chaos_tui.probes.agent_probe import AgentProbe
 from chaos_tui.sandbox.usage import Users
 from chaos_tui.settings import Settings
@@ -331,22 +330,13 @@ class LocalTarget(Target):
     def worker_injectors(self, injectors: tuple[InjectorSpec, ...], hold_s: float) -> Fault:
         """Injectors for the user's own job workers (they import chaos_tui.inject and ask
         this state dir's agent, or CHAOS_AGENT_URL with its token), held as one lease."""
-        kinds = ",".join(spec.kind for spec in injectors)
         return _touching(
             [
                 "your own job workers that ask this state dir's fault agent for injectors "
                 f"({self.settings.state_dir}; chaos_tui.inject): "
                 + "; ".join(spec.describe() for spec in injectors)
             ],
-            LeasedFault(
-                self.agent,
-                WORKER_INJECT,
-                {"injectors": [spec.model_dump(mode="json") for spec in injectors]},
-                name=f"worker_injectors:{kinds}",
-                description=f"worker injectors for {hold_s:g}s: "
-                + "; ".join(f"{spec.kind}: {spec.describe()}" for spec in injectors),
-                hold_s=hold_s,
-            ),
+            LeasedFault(self.agent, **worker_inject_lease(injectors, hold_s)),
         )
 
 

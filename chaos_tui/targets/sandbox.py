@@ -23,7 +23,7 @@ from chaos_tui.core.platform_target import (
     WorkerInjectorParams,
 )
 from chaos_tui.core.polling import eventually
-from chaos_tui.faults.leased import LeasedFault
+from chaos_tui.faults.leased import LeasedFault, broker_link_lease, worker_inject_lease
 from chaos_tui.platform import jobs
 from chaos_tui.platform.streams import leafz
 from chaos_tui.probes.agent_probe import AgentProbe
@@ -397,43 +397,13 @@ class SandboxTarget(PlatformTarget):
         raise SandboxError(f"the sentinels name {address} as primary, which is no queue node")
 
     def broker_link(self, params: BrokerLinkParams) -> Fault:
-        """A toxic on every path between the job worker and Valkey (one per node, so it
-        holds across a failover)."""
+        """A toxic on every path between the job worker and Valkey."""
         proxies = [QUEUE_PROXY.format(i) for i in range(1, len(QUEUE_NODES) + 1)]
-        attributes = ", ".join(f"{k}={v:g}" for k, v in params.attributes.items())
-        return SandboxFault(
-            self,
-            "proxy.toxic",
-            {
-                "proxies": proxies,
-                "type": params.type,
-                "stream": params.stream,
-                "toxicity": params.toxicity,
-                "attributes": dict(params.attributes),
-            },
-            name=f"broker_link:{params.type}",
-            description=(
-                f"{params.type} ({attributes or 'defaults'}) on {params.toxicity:.0%} of the "
-                f"job worker's Valkey connections ({', '.join(proxies)}, {params.stream}) "
-                f"for {params.hold_s:g}s"
-            ),
-            hold_s=params.hold_s,
-            verify=self.queue_linked,
-        )
+        return SandboxFault(self, **broker_link_lease(params, proxies), verify=self.queue_linked)
 
     def worker_injectors(self, params: WorkerInjectorParams) -> Fault:
         """Injectors the job workers fetch from the agent and act on while the lease lives."""
-        return SandboxFault(
-            self,
-            "worker.inject",
-            {"injectors": [spec.model_dump(mode="json") for spec in params.injectors]},
-            name="worker_injectors:" + ",".join(spec.kind for spec in params.injectors),
-            description=(  # each with its scope: the plan, the console and leases show it
-                f"worker injectors for {params.hold_s:g}s: "
-                + "; ".join(f"{spec.kind}: {spec.describe()}" for spec in params.injectors)
-            ),
-            hold_s=params.hold_s,
-        )
+        return SandboxFault(self, **worker_inject_lease(params.injectors, params.hold_s))
 
     # -- faults, applied by the agent -------------------------------------------------------
 
