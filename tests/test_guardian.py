@@ -242,6 +242,8 @@ def test_an_agent_killed_by_stop_is_replaced_to_heal_its_leases(sandbox):
     assert said[-1].startswith("replacement agent pid") and said[-1].endswith("stopped"), said
     assert client.info() is None and not any((client.folder / "leases").glob("*.json"))
     assert sandbox.sandbox.healthy("nats")
+    again = agent_running_within(client, 3.0)  # the guardian's replacement, beside ours
+    assert again is None, f"agent pid {again and again['pid']} started after the heal"
 
 
 def test_a_clean_stop_ends_the_guardian(fresh_state_dir):
@@ -267,3 +269,29 @@ def test_a_clean_stop_ends_the_guardian(fresh_state_dir):
         time.sleep(0.02)
     assert not is_running(watcher), "the guardian outlived a clean stop by over 1 s"
     assert guardian_record(client) is None
+
+
+def agent_running_within(client: AgentClient, seconds: float) -> dict | None:
+    """An agent serving this state dir at any moment in the next `seconds`, else None."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (info := client.info()) is not None:
+            return info
+        time.sleep(0.1)
+    return None
+
+
+def test_an_agent_killed_by_stop_holding_nothing_stays_stopped(fresh_state_dir):
+    """CI found an agent serving after every run had stopped its own: `stop_running` had to
+    SIGKILL one (a loaded machine), and its guardian, seeing it die with agent.json left,
+    started a replacement that nobody owned. The stopper takes over the guardian's duty: with
+    no lease journalled, nothing is started again."""
+    client = AgentClient(Settings(state_dir=fresh_state_dir))
+    asyncio.run(client.ensure())
+    old = client.info()
+    deadline = time.monotonic() + 5
+    while guardian_record(client) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.stop_running(timeout_s=0) == (old["pid"], True)
+    again = agent_running_within(client, 3.0)
+    assert again is None, f"agent pid {again and again['pid']} started after a stop that killed"

@@ -11,6 +11,7 @@ protocol's models; a refusal is an `AgentRefused` (an `AgentError`) with the HTT
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import functools
 import json
@@ -20,6 +21,7 @@ import ssl
 import stat
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +29,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from chaos_tui.agent import protocol as p
-from chaos_tui.agent.guardian import HEARTBEAT_FILE
+from chaos_tui.agent.guardian import HEARTBEAT_FILE, stand_down
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.protocol import (
     EndedLease,
@@ -55,6 +57,7 @@ from chaos_tui.sandbox.processes import stop as stop_process
 from chaos_tui.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)  # a protocol model an answer is read as
+R = TypeVar("R")
 
 REQUEST_TIMEOUT_S = 70.0  # a heal may restart a crash-recovering database
 STOP_TIMEOUT_S = 180.0  # a stopping agent heals every lease it holds first
@@ -65,7 +68,10 @@ def _stop_alone(record: ProcessRecord, timeout_s: float, folder: Path) -> str:
     """Stop the agent alone (its children are services it restarted, which must keep running):
     SIGCONT first (a stopped process cannot act on SIGTERM), SIGTERM (it heals, then exits),
     then SIGKILL at the timeout, or as soon as its heartbeat shows its loop no longer runs.
-    Returns "exited", "killed" or "running" (it would not die)."""
+    Before that SIGKILL its guardian is stood down: the caller heals what the agent leaves
+    (`_heal_with_replacement`), and a replacement of the guardian's, started beside or after
+    that, would serve for ever with nobody to stop it. Returns "exited", "killed" or
+    "running" (it would not die)."""
     signal_only(record, signal.SIGCONT)
     if not signal_only(record, signal.SIGTERM):
         return "exited"
@@ -76,6 +82,7 @@ def _stop_alone(record: ProcessRecord, timeout_s: float, folder: Path) -> str:
             return "exited"
         if _loop_stalled(folder, asked):
             break
+    stand_down(folder, record.pid)
     signal_only(record, signal.SIGKILL)
     return "killed" if wait_gone(record, 5.0) else "running"
 
@@ -88,6 +95,17 @@ def _loop_stalled(folder: Path, since: float) -> bool:
     except OSError:
         return False  # no heartbeat (an older agent): wait out the timeout
     return time.time() - max(beat, since) > STALLED_S
+
+
+def _run_apart(make: Callable[[], Coroutine[Any, Any, R]]) -> R:
+    """Run a coroutine to its end from sync code, on a thread of its own when this thread
+    already runs a loop (a stop called from inside async code)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, make()).result()
 
 
 @functools.cache
@@ -179,8 +197,7 @@ class AgentClient:
             record = ProcessRecord.from_json(json.loads((self.folder / p.SPAWNED_FILE).read_text()))
         except (OSError, ValueError):
             return False
-        # Killed holding leases? Its guardian starts a replacement, which heals them.
-        stopped = is_running(record) and _stop_alone(record, timeout_s, self.folder) != "running"
+        stopped = is_running(record) and self._stop(record, timeout_s) != "running"
         (self.folder / p.SPAWNED_FILE).unlink(missing_ok=True)
         return stopped
 
@@ -194,16 +211,21 @@ class AgentClient:
         if info is None:
             return None, True
         record = ProcessRecord("agent", info["pid"], info["start_ticks"], [], "")
+        return info["pid"], self._stop(record, timeout_s, announce) != "running"
+
+    def _stop(self, record: ProcessRecord, timeout_s: float, announce=lambda line: None) -> str:
+        """`_stop_alone`, and if the agent had to be killed holding leases, a replacement that
+        heals them (its guardian was stood down: the stopper does that duty itself)."""
         ended = _stop_alone(record, timeout_s, self.folder)
         left = self.journal_ids()
         if ended == "killed" and left:
             announce(
-                f"agent pid {info['pid']} did not stop by itself and was killed holding "
+                f"agent pid {record.pid} did not stop by itself and was killed holding "
                 f"{len(left)} lease(s): a replacement agent heals them"
             )
             for line in self._heal_with_replacement():
                 announce(line)
-        return info["pid"], ended != "running"
+        return ended
 
     def _heal_with_replacement(self) -> list[str]:
         """Start an agent (or use the one the guardian started): it heals leftovers before it
@@ -223,7 +245,7 @@ class AgentClient:
                     await asyncio.sleep(0.5)
 
         try:
-            items = asyncio.run(recovered())
+            items = _run_apart(recovered)
         except (AgentError, httpx.HTTPError) as exc:
             return [f"the replacement agent failed: {exc}"]
         lines = [

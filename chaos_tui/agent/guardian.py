@@ -195,13 +195,17 @@ class Guardian:
             time.sleep(0.02)
 
     def after_death(self) -> int:
-        left = self.folder.lease_files()
-        if not left and not self.folder.names(self.pid):
-            return 0  # gone cleanly (or nothing to heal): nothing to do
-        if self.folder.serving() is not None:
-            return 0  # another agent already serves this state dir: it healed them first
-        _log(f"agent {self.pid} died holding {len(left)} lease(s): starting a replacement")
         for attempt in range(1, TRIES_PER_DEATH + 1):
+            # Asked again before each try: someone else (a stopper, a user's command) may have
+            # started an agent meanwhile, which heals the leftovers before it serves; a
+            # replacement started after that one stopped would serve for ever, owned by nobody.
+            left = self.folder.lease_files()
+            if not left and not self.folder.names(self.pid):
+                return 0  # gone cleanly, or healed since: nothing to do
+            if self.folder.serving() is not None:
+                return 0  # another agent serves this state dir: it healed them first
+            if attempt == 1:
+                _log(f"agent {self.pid} died holding {len(left)} lease(s): starting a replacement")
             if not self.folder.budget_left(time.time()):
                 _log(
                     f"gave up: {MAX_REPLACEMENTS} replacements within "
@@ -211,8 +215,6 @@ class Guardian:
             outcome = self.replace()
             if outcome is not None:
                 return outcome
-            if not self.folder.lease_files():
-                return 0  # healed by someone else meanwhile
             time.sleep(attempt)
         _log(f"gave up after {TRIES_PER_DEATH} tries; run `chaos-tui heal`")
         return 1
@@ -305,10 +307,12 @@ async def heartbeat(folder: Path) -> None:
         await asyncio.sleep(HEARTBEAT_S)
 
 
-def stand_down(folder: Path) -> None:
-    """A clean stop: end the guardian that watches this process, if any."""
+def stand_down(folder: Path, agent_pid: int | None = None) -> None:
+    """End the guardian that watches this agent (this process by default), if any: a clean
+    stop, or a stopper about to SIGKILL the agent, which heals what it leaves itself."""
     record = _read_json(folder / "guardian.json")
-    if isinstance(record, dict) and record.get("agent_pid") == os.getpid():
+    agent_pid = os.getpid() if agent_pid is None else agent_pid
+    if isinstance(record, dict) and record.get("agent_pid") == agent_pid:
         signal_exact(record.get("pid", -1), record.get("start_ticks", -1), signal.SIGTERM)
 
 
