@@ -4,12 +4,15 @@ Textual-free."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from chaos_tui.core.contracts import Scenario, ScenarioParams, Target
 from chaos_tui.core.errors import ChaosError
-from chaos_tui.core.journal import latest_result
+from chaos_tui.core.journal import latest_result, recent_results
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.plan import RunPlan, plan_run
 from chaos_tui.scenarios import SCENARIOS
@@ -19,6 +22,16 @@ from chaos_tui.scenarios import SCENARIOS
 # a scenario whose probes clash (ValueError, from plan_run). The console shows it as one line
 # and injects nothing.
 PLAN_REFUSALS = (ChaosError, OSError, ValueError)
+
+# What a run takes beyond its load and its holds when no saved run of the scenario says
+# better: the steady-state wait, the heal and its verification, the invariant checks (about
+# 1.1 s for postgres_restart_outbox on a running sandbox, benchmarks/results/run_overhead.json;
+# more for a scenario that waits for a backlog to drain, or a profile that starts first).
+RUN_OVERHEAD_S = 2.0
+# How many of the latest saved runs refine the estimate.
+RECENT_RUNS = 5
+# Outcomes of runs that went the whole way (an aborted or errored run ends early).
+COMPLETE_OUTCOMES = ("pass", "fail")
 
 
 @dataclass
@@ -55,23 +68,64 @@ class Catalog:
         cls = self.scenarios[name]
         return cls(self.params.get(name))
 
+    def params_of(self, name: str) -> ScenarioParams:
+        """The parameters a run of this scenario uses now (its defaults until changed)."""
+        return self.scenario(name).params
+
+    def set_params(self, name: str, params: ScenarioParams) -> None:
+        """Run this scenario with these parameters from now on (the detail screen's edits):
+        the plan kept for it is dropped, so the next showing and the confirmation plan with
+        them, and its expected duration follows."""
+        self.params[name] = params
+        self._plans.pop(name, None)
+        entry = self.entry(name)
+        if entry is not None:
+            entry.duration_s = self.expected_duration_s(name)
+
     def entry(self, name: str) -> ScenarioEntry | None:
         return next((e for e in self.entries if e.name == name), None)
 
     def refresh_results(self) -> None:
-        # The list asks no hook: the duration comes from the parameters alone.
+        # The list asks no hook: the duration comes from the parameters and saved runs.
         self.entries = [
             ScenarioEntry(
                 name=name,
                 hypothesis=cls.hypothesis,
                 profile=cls.profile,
                 target=self.target.name,
-                duration_s=self.scenario(name).expected_duration_s(),
+                duration_s=self.expected_duration_s(name),
                 last_result=latest_result(self.results_dir, name),
                 source=getattr(cls, "source", "built-in"),
             )
             for name, cls in self.scenarios.items()  # the registry order: the main job first
         ]
+
+    def expected_duration_s(self, name: str) -> float:
+        """How long a run with the current parameters takes, as the list shows it: the median
+        of the latest complete runs with these same parameters when there are any; else the
+        load and holds (from the parameters) plus the overhead those runs showed beyond their
+        own load and holds, or `RUN_OVERHEAD_S` when none was saved."""
+        scenario = self.scenario(name)
+        nominal = scenario.expected_duration_s()
+        params = scenario.params.model_dump()
+        runs = [
+            r
+            for r in recent_results(self.results_dir, name, limit=RECENT_RUNS * 4)
+            if r.outcome in COMPLETE_OUTCOMES
+        ][:RECENT_RUNS]
+        same = [r.duration_s for r in runs if r.parameters == params]
+        if same:
+            return statistics.median(same)
+        cls = self.scenarios[name]
+        overheads = []
+        for r in runs:
+            try:
+                theirs = cls(cls.Params.model_validate(r.parameters)).expected_duration_s()
+            except (ValidationError, TypeError):  # saved before a parameter changed
+                continue
+            overheads.append(max(0.0, r.duration_s - theirs))
+        overhead = statistics.median(overheads) if overheads else RUN_OVERHEAD_S
+        return nominal + overhead
 
     def plan(self, name: str, *, fresh: bool = False) -> RunPlan:
         """What a run of this scenario would touch and check: planned once, then shown by the

@@ -16,7 +16,7 @@ from chaos_tui import status_line
 from chaos_tui.core.events import RunEvent, RunFinished
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
-from chaos_tui.core.report import impact_facts, result_facts, verdict_line
+from chaos_tui.core.report import impact_facts, parameters_text, result_facts, verdict_line
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.narration import Narrator
 from chaos_tui.session import RunSession
@@ -49,6 +49,9 @@ def print_summary(console: Console, result: RunResult) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    changed = parameters_text(result)
+    if changed:
+        console.print(f"parameters: {changed}", highlight=False, markup=False, soft_wrap=True)
     # A job queue's impact first (DLQ growth, drain, what became of the jobs), as the console
     # and the Markdown report put it; then every fact.
     for label, value in impact_facts(result) + result_facts(result):

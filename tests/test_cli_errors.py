@@ -43,8 +43,29 @@ def one_line(stderr: str) -> str:
             "does not exist",
         ),
         (["--headless", "--scenario", SCENARIO, "--output", "/"], ExitCode.USAGE, "directory"),
-        (["--headless", "--scenario", SCENARIO, "--set", "down_s=soon"], ExitCode.USAGE, "down_s"),
+        (
+            ["--headless", "--scenario", SCENARIO, "--set", "down_s=soon"],
+            ExitCode.USAGE,
+            "down_s must be a number of seconds, got 'soon'",
+        ),
         (["--headless", "--scenario", SCENARIO, "--set", "nonsense=1"], ExitCode.USAGE, "nonsense"),
+        # Parameters said in plain words: the key, and what it accepts (no library wording).
+        (
+            ["--headless", "--scenario", SCENARIO, "--set", "down_s", "10"],
+            ExitCode.USAGE,
+            "--set down_s: expected KEY=VALUE, e.g. --set down_s=10",
+        ),
+        (
+            ["--headless", "--scenario", "openobserve_stall", "--set", "nope=1"],
+            ExitCode.USAGE,
+            "unknown parameter nope for openobserve_stall; it takes warmup_s, hold_s, recover_s, "
+            "marker_rate, mode (stop|pause), arrival_limit_s",
+        ),
+        (
+            ["--headless", "--scenario", SCENARIO, "--set", "hold_s=1000"],
+            ExitCode.USAGE,
+            "hold_s must be between 0 and 60 seconds, got 1000",
+        ),
         (
             ["--headless", "--scenario", SCENARIO, "--set", "hold_s=5", "--set", "down_s=10"],
             ExitCode.USAGE,
@@ -59,12 +80,12 @@ def one_line(stderr: str) -> str:
         (
             ["--headless", "--scenario", "nats_partition_mesh", "--set", "scope=half"],
             ExitCode.USAGE,
-            "'full' or 'one-node'",
+            "scope must be one of full, one-node, got 'half'",
         ),
         (
             ["--headless", "--scenario", "openobserve_stall", "--set", "mode=melt"],
             ExitCode.USAGE,
-            "'stop' or 'pause'",
+            "mode must be one of stop, pause, got 'melt'",
         ),
         (
             ["--headless", "--scenario", "opa_restart", "--set", "decision_rate=0"],

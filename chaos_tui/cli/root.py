@@ -12,7 +12,44 @@ from chaos_tui.core.errors import UsageError
 from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class ChaosGroup(click.Group):
+    """The group, keeping the words it was given: `--set`'s check names the value that
+    followed a KEY with no `=` (`--set down_s 10`), which click would take for a command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["chaos_tui.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+def check_assignments(ctx: click.Context, _param, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Each --set is KEY=VALUE: a forgotten `=` is said as such, before click reads the value
+    that followed as a command (`No such command '10'`)."""
+    words = ctx.meta.get("chaos_tui.args", [])
+    for item in values:
+        key, sep, _value = item.partition("=")
+        if sep and key.strip():
+            continue
+        if not sep:
+            after = _word_after(words, item)
+            example = f"{item}={after}" if after else f"{item}=VALUE"
+            raise UsageError(f"--set {item}: expected KEY=VALUE, e.g. --set {example}")
+        raise UsageError(f"--set {item!r}: expected KEY=VALUE, e.g. --set hold_s=10")
+    return values
+
+
+def _word_after(words: list[str], item: str) -> str | None:
+    """The bare word that followed `--set ITEM` (what was meant as its value), if any."""
+    for i, word in enumerate(words[:-2]):
+        if word == "--set" and words[i + 1] == item and not words[i + 2].startswith("-"):
+            return words[i + 2]
+    return None
+
+
+@click.group(
+    cls=ChaosGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--headless", is_flag=True, help="Run one scenario without the console (for CI).")
 @click.option(
     "--scenario", "scenario_name", metavar="NAME", help="Scenario to run (see `chaos-tui list`)."
@@ -52,6 +89,7 @@ from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ
     "assignments",
     multiple=True,
     metavar="KEY=VALUE",
+    callback=check_assignments,
     help="Override a scenario parameter or a scenario file's variable (repeatable).",
 )
 @click.option(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from chaos_tui.cli.common import command_settings
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.limits import PROBE_RATE_MAX_HZ
@@ -185,31 +183,27 @@ def _target_name(given: str | None, scenario_cls, file_scenarios: dict) -> str:
 
 
 def parse_params(scenario_cls, assignments: tuple[str, ...], variables: tuple[str, ...] = ()):
-    """`--set key=value` pairs, validated against the scenario's parameter model."""
+    """`--set key=value` pairs, validated against the scenario's parameter model; a bad one is
+    said in plain words that name the key and what it accepts."""
     values = {}
     for item in assignments:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item}: expected KEY=VALUE, e.g. --set hold_s=10")
         values[key.strip()] = value.strip()
     from chaos_tui.core.contracts import HOLD_NAMES
+    from chaos_tui.core.params import check_values
 
     holds = [name for name in HOLD_NAMES if name in values]
     if len(holds) > 1:  # one parameter under its old names too: which one is meant?
         raise UsageError(f"--set {' and '.join(holds)} name the same parameter (hold_s): give one")
-    try:
-        return scenario_cls.Params(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "?"
-        known = ", ".join(scenario_cls.Params.model_fields)
-        reason = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            reason = "no such parameter" + (" or variable of the file" if variables else "")
-        also = f"; the file's variables: {', '.join(variables)}" if variables else ""
-        raise UsageError(
-            f"bad --set {field} for {scenario_cls.name}: {reason} (parameters: {known}{also})"
-        ) from None
+    params, errors = check_values(scenario_cls.Params, values, scenario_cls.name)
+    if params is not None:
+        return params
+    name, words = next(iter(errors.items()))
+    if variables and name not in scenario_cls.Params.model_fields:
+        words += f"; or one of the file's variables: {', '.join(variables)}"
+    raise UsageError(words)
 
 
 def run_console(

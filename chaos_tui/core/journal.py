@@ -51,3 +51,19 @@ def latest_result(results_dir: Path, scenario: str) -> RunResult | None:
         except (OSError, ValueError):
             continue  # a damaged file must not hide older good ones
     return None
+
+
+def recent_results(results_dir: Path, scenario: str, limit: int = 10) -> list[RunResult]:
+    """The scenario's last `limit` readable results, newest first."""
+    folder = results_dir / scenario
+    if not folder.is_dir():
+        return []
+    found: list[RunResult] = []
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            found.append(load_result(path))
+        except (OSError, ValueError):
+            continue  # a damaged file must not hide older good ones
+        if len(found) >= limit:
+            break
+    return found

@@ -169,6 +169,9 @@ class RunResult(BaseModel):
     duration_s: float
     phases: dict[str, float] = Field(default_factory=dict)  # phase name -> time it began
     parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    # The scenario's defaults for them, so a result says what a run changed (empty in results
+    # saved before they were kept); `changed_parameters` compares the two.
+    parameter_defaults: dict[str, float | int | str | bool] = Field(default_factory=dict)
     probe_rate_hz: float
     injection_windows: list[InjectionWindow] = Field(default_factory=list)
     invariants: list[InvariantResult] = Field(default_factory=list)

@@ -8,7 +8,7 @@ what was shown is what runs, and hooks may be pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from chaos_tui.core.contracts import Fault, Probe, Scenario, Target
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.model import InvariantSpec
+from chaos_tui.core.params import changed_parameters, defaults_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,13 @@ class RunPlan:
     recover_s: float
     recovery_probe: str | None
     backlog_probe: str | None
+    # The parameter model's defaults: what `params` changed is said beside the verdict.
+    param_defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def params_changed(self) -> dict[str, Any]:
+        """The parameters set to something other than their default."""
+        return changed_parameters(self.params, self.param_defaults)
 
     @property
     def expected_duration_s(self) -> float:
@@ -127,4 +135,5 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
         recover_s=scenario.recover_s,
         recovery_probe=scenario.recovery_probe,
         backlog_probe=scenario.backlog_probe,
+        param_defaults=defaults_of(type(scenario.params)),
     )

@@ -7,12 +7,40 @@ screen and an exported Markdown file never disagree about the same run.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from chaos_tui.core.model import DeliveryCounts, InvariantResult, RecoveryMetrics, RunResult
+from chaos_tui.core.params import changed_parameters, changed_text
+
+
+def _three_digits(value: float) -> str:
+    """A positive number to 3 significant digits, in fixed notation (308, 13.2, 1.93, 0.500)."""
+    decimals = max(0, 2 - math.floor(math.log10(value)))
+    return f"{value:.{decimals}f}"
+
+
+def duration_text(value: float | None) -> str:
+    """Every duration the console, the summary and the reports show, in one convention:
+    3 significant digits and a unit always; under a second in ms, else in seconds; whole
+    seconds from 1000 s. 0.03 -> "30.0 ms", 0.308 -> "308 ms", 1.93 -> "1.93 s",
+    13.24 -> "13.2 s", 1234.5 -> "1234 s"."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if value < 0:
+        return "-" + duration_text(-value)
+    if value == 0:
+        return "0 ms"
+    rounded = float(f"{value:.3g}")  # 0.9996 is "1.00 s", not "1000 ms"
+    if rounded < 1:
+        return f"{_three_digits(rounded * 1000)} ms"
+    if rounded >= 1000:
+        return f"{round(value)} s"
+    return f"{_three_digits(rounded)} s"
 
 
 def seconds(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:g} s"
+    """A duration in seconds as words (`duration_text`)."""
+    return duration_text(value)
 
 
 def percent(value: float | None) -> str:
@@ -21,9 +49,19 @@ def percent(value: float | None) -> str:
 
 def verdict_line(result: RunResult) -> str:
     line = (
-        f"{result.outcome.upper()} {result.scenario} on {result.target} in {result.duration_s:.1f}s"
+        f"{result.outcome.upper()} {result.scenario} on {result.target} "
+        f"in {duration_text(result.duration_s)}"
     )
     return line + (f" - {result.reason}" if result.reason else "")
+
+
+def parameters_text(result: RunResult) -> str | None:
+    """`hold_s=10 (default 3), mode=pause (default stop)`: what this run changed from the
+    scenario's defaults, said beside every verdict so a "last run" is read with them. None
+    when the run kept every default (or the result predates kept defaults)."""
+    if not changed_parameters(result.parameters, result.parameter_defaults):
+        return None
+    return changed_text(result.parameters, result.parameter_defaults)
 
 
 def recovery_facts(
@@ -34,16 +72,18 @@ def recovery_facts(
     facts: list[tuple[str, str]] = []
     if fault_seen:
         where = f" ({r.probe})" if r.probe else ""
+        # Each says what it is counted from: an invariant's own timing (relay_resumes, say)
+        # counts from its own moment (Postgres accepting connections), not the heal.
         facts += [
-            (f"time to detect{where}", seconds(r.time_to_detect_s)),
-            (f"time to recover{where}", seconds(r.time_to_recover_s)),
-            (f"outage{where}", seconds(r.outage_s)),
+            (f"time to detect{where}, from the fault", seconds(r.time_to_detect_s)),
+            (f"time to recover{where}, from the heal", seconds(r.time_to_recover_s)),
+            (f"outage{where}, first failure to back", seconds(r.outage_s)),
             (f"error rate during fault{where}", percent(r.error_rate_during_fault)),
         ]
     if r.backlog_probe and r.backlog_peak is not None:
         facts += [
             (f"backlog peak ({r.backlog_probe})", f"{r.backlog_peak:g}"),
-            (f"backlog drain ({r.backlog_probe})", seconds(r.backlog_drain_s)),
+            (f"backlog drain ({r.backlog_probe}), from the heal", seconds(r.backlog_drain_s)),
         ]
     if delivery is not None:
         d = delivery
@@ -146,9 +186,20 @@ def heal_text(result: RunResult) -> str:
     return f"{state}, {undone} fault(s) undone, {verified}"
 
 
+def quantity_text(value: float, unit: str) -> str:
+    """A measured value with its unit: durations (s, ms) by `duration_text`, anything else
+    to 4 significant digits with its unit when it has one."""
+    if unit in TIME_UNITS:
+        return duration_text(value * TIME_UNITS[unit])
+    return f"{value:.4g}" + (f" {unit}" if unit else "")
+
+
+TIME_UNITS = {"s": 1.0, "ms": 0.001}  # units that are durations, in seconds
+
+
 def invariant_measure(r: InvariantResult) -> str:
-    measured = "unmeasured" if r.measured is None else f"{r.measured:g}{r.unit and ' ' + r.unit}"
-    limit = "" if r.limit is None else f" (limit {r.comparison} {r.limit:g})"
+    measured = "unmeasured" if r.measured is None else quantity_text(r.measured, r.unit)
+    limit = "" if r.limit is None else f" (limit {r.comparison} {quantity_text(r.limit, r.unit)})"
     return measured + limit
 
 
@@ -161,10 +212,13 @@ def markdown_report(result: RunResult) -> str:
         f"**Verdict: {result.outcome.upper()}**" + (f": {result.reason}" if result.reason else ""),
         "",
         f"- Target: {result.target}",
-        f"- Started: {when}, ran {result.duration_s:.1f} s (run {result.run_id})",
+        f"- Started: {when}, ran {duration_text(result.duration_s)} (run {result.run_id})",
         f"- Hypothesis: {result.hypothesis}",
-        "",
     ]
+    changed = parameters_text(result)
+    if changed:
+        lines.append(f"- Parameters changed: {changed}")
+    lines.append("")
     impact = impact_facts(result)
     if impact:
         lines += ["## Impact", ""] + [f"- **{label}**: {value}" for label, value in impact] + [""]
@@ -185,7 +239,8 @@ def markdown_report(result: RunResult) -> str:
         lines.append("| | (none checked) | | |")
     lines += ["", "## Faults", ""]
     for w in result.injection_windows:
-        held = f"live {w.healed_at - w.injected_at:.3g} s" if w.healed_at else "NEVER HEALED"
+        live = duration_text(w.healed_at - w.injected_at) if w.healed_at else ""
+        held = f"live {live}" if w.healed_at else "NEVER HEALED"
         if w.healed_at and w.healed_by != "the run":
             held += f", healed by {w.healed_by}"
         lines.append(f"- {w.fault}: {w.description}; {held}")

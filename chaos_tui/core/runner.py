@@ -521,6 +521,7 @@ class Run:
             duration_s=round(finished - started, 3),
             phases=self._phases,
             parameters=plan.params,
+            parameter_defaults=plan.param_defaults,
             probe_rate_hz=self.options.rate_hz,
             injection_windows=self.timeline.windows,
             invariants=invariants,

@@ -29,8 +29,12 @@ class NatsPartitionParams(ScenarioParams):
     hold_s: float = hold_s_field(5.0, 300, "how long the link stays cut", ge=2)
     recover_s: float = Field(3.0, ge=0, le=600, description="load after the heal")
     scope: Literal["full", "one-node"] = Field("full", description="cut every path, or one")
-    catchup_limit_s: float = Field(30.0, gt=0, le=150, description="mirror must catch up within")
-    flow_limit_s: float = Field(5.0, gt=0, description="one-node: longest mirror silence")
+    catchup_limit_s: float = Field(
+        30.0, gt=0, le=150, description="the mirror must catch up within this long of the heal"
+    )
+    flow_limit_s: float = Field(
+        5.0, gt=0, description="scope one-node: the longest the mirror may go silent"
+    )
 
 
 Params = NatsPartitionParams  # the name tests and callers import

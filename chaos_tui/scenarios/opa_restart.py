@@ -45,7 +45,9 @@ REQUESTS: list[dict] = [
 class OpaRestartParams(ScenarioParams):
     decision_rate: float = Field(20.0, gt=0, le=500, description="gateway decisions per second")
     hold_s: float = hold_s_field(3.0, 60, "how long OPA stays dead")
-    resume_limit_s: float = Field(10.0, gt=0, description="allow must come back within")
+    resume_limit_s: float = Field(
+        10.0, gt=0, description="allow must come back within this long of OPA answering again"
+    )
 
 
 Params = OpaRestartParams  # the name tests and callers import
@@ -181,7 +183,7 @@ class OpaRestart(PlatformScenario):
             ),
             InvariantSpec(
                 name="allow_resumes",
-                description="allow comes back after OPA answers again",
+                description="allow comes back, counted from OPA answering again",
                 limit=self.params.resume_limit_s,
                 unit="s",
             ),

@@ -26,8 +26,14 @@ SUBJECT_PREFIX = "sea.event.outbox_probe"
 class PostgresRestartParams(ScenarioParams):
     write_rate: float = Field(20.0, gt=0, le=1000, description="outbox rows per second")
     hold_s: float = hold_s_field(3.0, 60, "how long Postgres stays dead")
-    resume_limit_s: float = Field(10.0, gt=0, description="relay must publish again within")
-    drain_timeout_s: float = Field(60.0, gt=0, le=170, description="wait for the backlog")
+    resume_limit_s: float = Field(
+        10.0,
+        gt=0,
+        description="the relay must publish again within this long of Postgres being back",
+    )
+    drain_timeout_s: float = Field(
+        60.0, gt=0, le=170, description="longest wait for the outbox backlog to drain"
+    )
 
 
 Params = PostgresRestartParams  # the name tests and callers import
@@ -136,7 +142,7 @@ class PostgresRestartOutbox(PlatformScenario):
             ),
             InvariantSpec(
                 name="relay_resumes",
-                description="the relay publishes again soon after Postgres accepts connections",
+                description="the relay publishes again, counted from Postgres taking connections",
                 limit=p.resume_limit_s,
                 unit="s",
             ),

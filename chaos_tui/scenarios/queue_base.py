@@ -52,8 +52,12 @@ class QueueParams(ScenarioParams):
     pattern: PatternName = Field("constant", description="how the job rate moves over the run")
     seed: int = Field(1, ge=0, description="the load's seed: the same seed, the same run")
     work_ms: float = Field(20.0, ge=0, le=10_000, description="each job's own work")
-    drain_timeout_s: float = Field(60.0, gt=0, le=170, description="wait for the backlog")
-    drain_limit_s: float = Field(30.0, gt=0, description="backlog drains after the heal within")
+    drain_timeout_s: float = Field(
+        60.0, gt=0, le=170, description="longest wait for the job backlog to drain"
+    )
+    drain_limit_s: float = Field(
+        30.0, gt=0, description="the backlog must drain within this long of the heal"
+    )
     latency_slo_ms: float = Field(
         500.0, gt=0, description="a job slower than this (median) counts as degraded"
     )

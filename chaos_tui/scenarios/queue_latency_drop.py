@@ -23,7 +23,9 @@ class QueueLatencyDropParams(QueueParams):
     drop_share: float = Field(
         0.2, ge=0, le=1, description="share of broker connections reset (drops)"
     )
-    drop_after_ms: float = Field(2_000.0, ge=0, le=60_000, description="a dropped one lives")
+    drop_after_ms: float = Field(
+        2_000.0, ge=0, le=60_000, description="how long a connection to be dropped lives first"
+    )
     fail_rate: float = Field(0.2, ge=0, le=1, description="chance a worker fails a delivery")
     max_dead_share: float = Field(
         0.01, ge=0, le=1, description="share of the run's jobs the dead letters may take"

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from chaos_tui.core.guard import confirmation_matches
+from chaos_tui.core.params import changed_text
 from chaos_tui.core.plan import RunPlan
 
 
@@ -24,13 +25,19 @@ class ConfirmRunScreen(ModalScreen[bool]):
     AUTO_FOCUS = "#confirm-input"  # typing goes to the box, not to the scrollable list
 
     def __init__(
-        self, scenario: str, target: str, faults: list[str], blast_radius: list[str]
+        self,
+        scenario: str,
+        target: str,
+        faults: list[str],
+        blast_radius: list[str],
+        parameters: str = "defaults",
     ) -> None:
         super().__init__()
         self.scenario = scenario
         self.target = target
         self.faults = faults
         self.blast_radius = blast_radius
+        self.parameters = parameters  # what the run changed from the defaults, in words
 
     @classmethod
     def for_plan(cls, plan: RunPlan) -> ConfirmRunScreen:
@@ -39,15 +46,19 @@ class ConfirmRunScreen(ModalScreen[bool]):
         what runs)."""
         faults = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in plan.faults]
         radius = list(dict.fromkeys(plan.blast_radius))  # two faults through one proxy: once
-        return cls(plan.scenario_name, plan.target, faults, radius)
+        parameters = changed_text(plan.params, plan.param_defaults)
+        return cls(plan.scenario_name, plan.target, faults, radius, parameters)
 
     def what_it_does(self) -> Text:
         text = Text()
+        text.append("parameters: ", style="bold")
+        text.append(self.parameters)
+        text.append("\n\n")
         for heading, lines in (
             ("faults", self.faults),
             ("blast radius, resolved now", self.blast_radius),
         ):
-            if text:
+            if heading != "faults":
                 text.append("\n\n")
             text.append(heading, style="bold")
             for line in lines or ["(nothing)"]:

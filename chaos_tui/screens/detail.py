@@ -4,7 +4,12 @@ proxies and commands are in the blast radius, and what must hold.
 
 It is planned afresh each time it opens: on the user's own system the pid listening on a port
 changes when the service restarts, and a plan that cannot be made now (nothing listens there
-any more) is one line here, with nothing injected."""
+any more) is one line here, with nothing injected.
+
+Its parameters are edited here: one input each, with the allowed values and the meaning the
+model gives, checked as they are typed (a bad one turns red with the reason and blocks the run).
+Enter in an input, or `r`, plans again with the values typed: what the confirmation shows and
+the run executes."""
 
 from __future__ import annotations
 
@@ -15,11 +20,14 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.suggester import SuggestFromList
+from textual.widgets import Footer, Input, Label, Static
 
 from chaos_tui.catalog import PLAN_REFUSALS
+from chaos_tui.core.contracts import ScenarioParams
+from chaos_tui.core.params import ParamInfo, changed_text, check_values, param_infos, value_text
 from chaos_tui.core.plan import RunPlan
 from chaos_tui.widgets.title_bar import TitleBar
 
@@ -90,26 +98,55 @@ def describe(plan: RunPlan) -> Group:
         checks.add_row(Text(inv.name), Text(inv.description), limit)
     parts.append(checks)
 
-    params = plan.params
-    if params:
+    if plan.params_changed:
         parts += [
             Text(""),
-            Text("parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()), style="dim"),
+            Text("parameters: " + changed_text(plan.params, plan.param_defaults), style="bold"),
         ]
     return Group(*parts)
+
+
+def param_hint(info: ParamInfo) -> Text:
+    """What a parameter means and takes, beside its input: `how long Postgres stays dead
+    · 0-60 s · default 3`."""
+    hint = Text(info.meaning or info.name)
+    if info.allowed:
+        hint.append(" · ")
+        hint.append(info.allowed, style="bold")
+    hint.append(" · ")
+    hint.append(f"default {value_text(info.default)}", style="dim")
+    return hint
+
+
+def input_id(name: str) -> str:
+    return f"param-{name}"
 
 
 class DetailScreen(Screen):
     BINDINGS = [
         Binding("r", "run", "Run…"),
         Binding("enter", "run", "Run…", show=False),
+        Binding("p", "edit_params", "Parameters"),
         Binding("escape", "back", "Back"),
     ]
+
+    DEFAULT_CSS = """
+    DetailScreen #params { height: auto; padding: 0 2 1 2; }
+    DetailScreen .param-row { height: 1; margin-top: 1; }
+    DetailScreen .param-name { width: 20; }
+    DetailScreen .param-row Input { width: 16; height: 1; border: none; padding: 0 1; }
+    DetailScreen .param-row Input.-invalid { border: none; background: $error 45%; color: $text; }
+    DetailScreen .param-hint { width: 1fr; padding: 0 0 0 2; }
+    DetailScreen .param-error { color: $error; text-style: bold; padding: 0 0 0 20; }
+    DetailScreen .param-error.-empty { display: none; }
+    """
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.scenario_name = name
         self.shown_plan: RunPlan | None = None
+        self.param_infos: list[ParamInfo] = []
+        self.param_errors: dict[str, str] = {}  # parameter -> why the value typed is refused
 
     @property
     def chaos(self) -> ChaosApp:
@@ -118,8 +155,29 @@ class DetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
+        cls = self.chaos.catalog.scenarios[self.scenario_name]
+        self.param_infos = param_infos(cls.Params)
+        current = self.chaos.catalog.params_of(self.scenario_name).model_dump()
         with VerticalScroll():
             yield Static(id="detail")
+            with Vertical(id="params"):
+                yield Label(
+                    "[b]parameters[/b] [dim](p or tab to edit, enter to apply; "
+                    "empty is the default)[/dim]"
+                )
+                for info in self.param_infos:
+                    with Horizontal(classes="param-row"):
+                        yield Label(info.name, classes="param-name")
+                        box = Input(
+                            value_text(current.get(info.name, info.default)),
+                            placeholder=value_text(info.default),
+                            id=input_id(info.name),
+                            suggester=SuggestFromList(info.choices) if info.choices else None,
+                        )
+                        box.cursor_blink = False
+                        yield box
+                        yield Static(param_hint(info), classes="param-hint")
+                    yield Label("", id=f"error-{info.name}", classes="param-error -empty")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -148,9 +206,66 @@ class DetailScreen(Screen):
             return
         detail.update(describe(self.shown_plan))
 
+    # -- parameters ------------------------------------------------------------------------
+
+    def typed_values(self) -> dict[str, str]:
+        """What differs from the defaults, as typed (an empty box is the default): only those
+        go to the model, as `--set` does, so a scenario that refuses a parameter outright
+        (a file's fixed hold) refuses only when it is typed."""
+        values = {}
+        for info in self.param_infos:
+            text = self.query_one(f"#{input_id(info.name)}", Input).value.strip()
+            if text and text != value_text(info.default):
+                values[info.name] = text
+        return values
+
+    def check_params(self) -> ScenarioParams | None:
+        """The parameters the boxes make, or None; each box red with its reason or clear."""
+        cls = self.chaos.catalog.scenarios[self.scenario_name]
+        params, self.param_errors = check_values(
+            cls.Params, self.typed_values(), self.scenario_name
+        )
+        for info in self.param_infos:
+            error = self.param_errors.get(info.name, "")
+            self.query_one(f"#{input_id(info.name)}", Input).set_class(bool(error), "-invalid")
+            label = self.query_one(f"#error-{info.name}", Label)
+            label.update(error)
+            label.set_class(not error, "-empty")
+        return params if isinstance(params, ScenarioParams) else None
+
+    def apply_params(self) -> bool:
+        """Use the typed parameters from now on (planned again when they changed); False,
+        with the reason said, when one is refused."""
+        params = self.check_params()
+        if params is None:
+            name, why = next(iter(self.param_errors.items()))
+            self.notify(why, title=f"{name}: not run", severity="error")
+            self.query_one(f"#{input_id(name)}", Input).focus()
+            return False
+        catalog = self.chaos.catalog
+        if params.model_dump() != catalog.params_of(self.scenario_name).model_dump():
+            catalog.set_params(self.scenario_name, params)
+            self.show(fresh=True)
+        return True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.check_params()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.apply_params()
+
+    def action_edit_params(self) -> None:
+        if self.param_infos:
+            self.query_one(f"#{input_id(self.param_infos[0].name)}", Input).focus()
+
     def action_run(self) -> None:
-        # The plan shown is the plan confirmed; when none could be made, request_run plans
-        # again and says why it still cannot, or asks to confirm the new plan.
+        # The values typed are the run's, planned again when they changed; the plan shown is
+        # the plan confirmed; when none could be made, request_run plans again and says why
+        # it still cannot, or asks to confirm the new plan.
+        if not self.apply_params():
+            return
         self.chaos.request_run(self.scenario_name, fresh=False)
 
     def action_back(self) -> None:

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from chaos_tui.catalog import ScenarioEntry, source_label
-from chaos_tui.core.report import result_facts
+from chaos_tui.core.report import duration_text, result_facts
 from chaos_tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:  # for the type only: the app imports this screen
@@ -152,6 +152,5 @@ class PickerScreen(Screen):
 
 
 def about(seconds: float) -> str:
-    """A run's expected length: seconds under two minutes, else minutes and seconds."""
-    whole = round(seconds)
-    return f"{whole}s" if whole < 120 else f"{whole // 60}m{whole % 60:02d}s"
+    """A run's expected length, as every duration is shown (core.report.duration_text)."""
+    return duration_text(seconds)

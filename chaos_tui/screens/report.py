@@ -18,9 +18,11 @@ from textual.widgets import Footer, Static
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import (
+    duration_text,
     impact_facts,
     invariant_measure,
     markdown_report,
+    parameters_text,
     result_facts,
 )
 from chaos_tui.widgets.title_bar import TitleBar
@@ -38,11 +40,15 @@ def report_body(result: RunResult) -> Group:
         style=OUTCOME_STYLE.get(result.outcome, "bold white on red3"),
     )
     verdict.append(
-        f"  {result.scenario} on {result.target}, {result.duration_s:.1f}s", style="bold"
+        f"  {result.scenario} on {result.target}, {duration_text(result.duration_s)}",
+        style="bold",
     )
     parts: list = [verdict]
     if result.reason:
         parts.append(Text(result.reason, style="yellow"))
+    changed = parameters_text(result)
+    if changed:  # a run with other parameters than the defaults says so beside its verdict
+        parts.append(Text(f"parameters: {changed}", style="bold"))
     parts += [Text(result.hypothesis, style="dim"), Text("")]
     impact = impact_facts(result)
     if impact:  # a job queue's DLQ impact and drain time come first, where the eye lands
@@ -77,7 +83,7 @@ def report_body(result: RunResult) -> Group:
     parts += [checks, Text("")]
 
     for w in result.injection_windows:
-        live_for = f"{w.healed_at - w.injected_at:.1f}s" if w.healed_at else "never healed"
+        live_for = duration_text(w.healed_at - w.injected_at) if w.healed_at else "never healed"
         parts.append(Text(f"fault {w.fault}: {w.description} (live {live_for})"))
         parts += [Text(f"    {part}", style="dim") for part in w.parts]
     return Group(*parts)
