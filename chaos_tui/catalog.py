@@ -101,31 +101,8 @@ class Catalog:
         ]
 
     def expected_duration_s(self, name: str) -> float:
-        """How long a run with the current parameters takes, as the list shows it: the median
-        of the latest complete runs with these same parameters when there are any; else the
-        load and holds (from the parameters) plus the overhead those runs showed beyond their
-        own load and holds, or `RUN_OVERHEAD_S` when none was saved."""
-        scenario = self.scenario(name)
-        nominal = scenario.expected_duration_s()
-        params = scenario.params.model_dump()
-        runs = [
-            r
-            for r in recent_results(self.results_dir, name, limit=RECENT_RUNS * 4)
-            if r.outcome in COMPLETE_OUTCOMES
-        ][:RECENT_RUNS]
-        same = [r.duration_s for r in runs if r.parameters == params]
-        if same:
-            return statistics.median(same)
-        cls = self.scenarios[name]
-        overheads = []
-        for r in runs:
-            try:
-                theirs = cls(cls.Params.model_validate(r.parameters)).expected_duration_s()
-            except (ValidationError, TypeError):  # saved before a parameter changed
-                continue
-            overheads.append(max(0.0, r.duration_s - theirs))
-        overhead = statistics.median(overheads) if overheads else RUN_OVERHEAD_S
-        return nominal + overhead
+        """How long a run with the current parameters takes (`expected_duration`)."""
+        return expected_duration(self.scenarios[name], self.params.get(name), self.results_dir)
 
     def plan(self, name: str, *, fresh: bool = False) -> RunPlan:
         """What a run of this scenario would touch and check: planned once, then shown by the
@@ -150,6 +127,34 @@ class Catalog:
         plan = self.plan(name)
         del self._plans[name]
         return plan
+
+
+def expected_duration(
+    cls: type[Scenario], params: ScenarioParams | None, results_dir: Path
+) -> float:
+    """How long a run of this scenario with these parameters takes, as the list and `chaos-tui
+    list` show it: the median of the latest complete runs with these same parameters when
+    there are any; else the load and holds (from the parameters) plus the overhead those runs
+    showed beyond their own load and holds, or `RUN_OVERHEAD_S` when none was saved."""
+    scenario = cls(params)
+    nominal = scenario.expected_duration_s()
+    values = scenario.params.model_dump()
+    runs = [
+        r
+        for r in recent_results(results_dir, cls.name, limit=RECENT_RUNS * 4)
+        if r.outcome in COMPLETE_OUTCOMES
+    ][:RECENT_RUNS]
+    same = [r.duration_s for r in runs if r.parameters == values]
+    if same:
+        return statistics.median(same)
+    overheads = []
+    for r in runs:
+        try:
+            theirs = cls(cls.Params.model_validate(r.parameters)).expected_duration_s()
+        except (ValidationError, TypeError):  # saved before a parameter changed
+            continue
+        overheads.append(max(0.0, r.duration_s - theirs))
+    return nominal + (statistics.median(overheads) if overheads else RUN_OVERHEAD_S)
 
 
 def source_label(source: str) -> str:

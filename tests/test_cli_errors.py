@@ -168,7 +168,7 @@ def test_list_shows_every_scenario_with_its_hypothesis_and_profile(state_dir):
     )  # one name for every scenario (down_s is an alias)
     assert rows["nats_partition_mesh"]["parameters"]["scope"] == "full"
     text = run_cli(["list"], env_for(state_dir)).stdout
-    assert "opa_restart  (profile chaos-opa)" in text
+    assert "opa_restart  (profile chaos-opa, about 13.0 s a run)" in text
 
 
 # -- issue 12, point 8: a production lockout that cannot be talked out of --------------------

@@ -31,7 +31,7 @@ def test_headless_never_imports_textual(fresh_state_dir):
         timeout=60,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "bad --set nope" in run.stderr
+    assert "unknown parameter nope for postgres_restart_outbox" in run.stderr
 
 
 def test_the_console_still_gets_the_hangup_safe_driver(fresh_state_dir):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chaos_tui.app import ChaosApp
-from chaos_tui.catalog import Catalog
+from chaos_tui.catalog import RUN_OVERHEAD_S, Catalog
 from chaos_tui.core.contracts import ScenarioParams
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.events import RunPlanned
@@ -133,7 +133,7 @@ def test_the_list_asks_no_hook_and_a_shown_plan_is_the_run_s(tmp_path, calls):
     catalog = Catalog(target, tmp_path / "results")
     assert all(c == {"probes": 0, "faults": 0} for c in calls.values()), calls
     entry = catalog.entry("nats_partition_mesh")
-    assert entry is not None and entry.duration_s == 3.0 + 5.0 + 3.0
+    assert entry is not None and entry.duration_s == 3.0 + 5.0 + 3.0 + RUN_OVERHEAD_S
     shown = catalog.plan("opa_restart")
     assert catalog.plan("opa_restart") is shown  # the detail screen and the confirmation
     assert catalog.take_plan("opa_restart") is shown  # ... and the run

@@ -326,7 +326,7 @@ def test_list_shows_the_plugins_scenario_and_its_target_plans_it(sites, fresh_st
     done = run_cli(["list"], env)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert "demo_bump  (profile local, plugin chaos-demo-plugin)" in done.stdout
+    assert "demo_bump  (profile local, plugin chaos-demo-plugin, about " in done.stdout
     assert done.stdout.index("postgres_restart_outbox") < done.stdout.index("demo_bump")
 
     plan = run_cli(["--dry-run", "--scenario", "demo_bump", "--target", "files"], env)

@@ -1,4 +1,7 @@
-"""`chaos-tui list [--file FILE]`: the built-in scenarios, and a scenario file's beside them."""
+"""`chaos-tui list [--file FILE]`: the built-in scenarios, and a scenario file's beside them.
+
+Each built-in with its expected duration (refined by the saved runs of the state dir) and
+each parameter with its default, allowed values and meaning: what `--set` takes."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from typing import Any
 import click
 
 from chaos_tui.cli.root import cli
+from chaos_tui.core.params import value_text
+from chaos_tui.core.report import duration_text
 
 
 @cli.command("list")
@@ -27,14 +32,22 @@ def list_scenarios(as_json, file):
         file = Path(os.environ["CHAOS_FILE"])
     # The file first: a bad file is its errors alone, before anything heavier is imported.
     file_rows = _file_rows(file) if file is not None else []
+    from chaos_tui.catalog import expected_duration
+    from chaos_tui.core.params import param_infos
     from chaos_tui.scenarios import SCENARIOS, source_of
 
+    results_dir = _results_dir()
     rows: list[dict[str, Any]] = [
         {
             "name": cls.name,
             "profile": cls.profile,
             "hypothesis": cls.hypothesis,
+            "expected_duration_s": round(expected_duration(cls, None, results_dir), 3),
             "parameters": {k: f.default for k, f in cls.Params.model_fields.items()},
+            "parameter_details": [
+                {"name": i.name, "default": i.default, "allowed": i.allowed, "meaning": i.meaning}
+                for i in param_infos(cls.Params)
+            ],
             "source": source_of(cls.name),  # built-in, or plugin DISTRIBUTION
         }
         for cls in SCENARIOS.values()
@@ -49,9 +62,26 @@ def list_scenarios(as_json, file):
             click.echo(f"    {row['summary']}")
             continue
         plugin = "" if row["source"] == "built-in" else f", {row['source']}"
-        click.echo(f"{row['name']}  (profile {row['profile']}{plugin})\n    {row['hypothesis']}")
-        params = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
-        click.echo(f"    parameters: {params}")
+        about = duration_text(row["expected_duration_s"])
+        click.echo(
+            f"{row['name']}  (profile {row['profile']}{plugin}, about {about} a run)\n"
+            f"    {row['hypothesis']}"
+        )
+        click.echo("    parameters (--set KEY=VALUE):")
+        for p in row["parameter_details"]:
+            allowed = f" ({p['allowed']})" if p["allowed"] else ""
+            setting = f"{p['name']}={value_text(p['default'])}"
+            click.echo(f"      {setting:<24} {p['meaning']}{allowed}")
+
+
+def _results_dir() -> Path:
+    """Where the saved runs are that refine the expected durations (none: nothing to read)."""
+    from chaos_tui.settings import load_settings
+
+    try:
+        return Path(load_settings().state_dir) / "results"
+    except Exception:  # a bad setting: the durations come from the parameters alone
+        return Path("/nonexistent")
 
 
 def _file_rows(file: Path) -> list[dict[str, Any]]:

@@ -135,8 +135,9 @@ class Target(ABC):
         """What a scenario of this profile may touch: exact processes, containers, links."""
         return []
 
-    def versions(self) -> dict[str, str]:
-        """Versions of the platform's parts, as the target runs them."""
+    def versions(self, profile: str | None = None) -> dict[str, str]:
+        """Versions of the parts a scenario of this profile uses (every part when None), as
+        the target runs them."""
         return {}
 
     def probes(self) -> list[Probe]:

@@ -494,7 +494,7 @@ class Run:
 
     def _read_versions(self) -> dict[str, str]:
         try:
-            return self.target.versions()
+            return self.target.versions(self.plan.profile)
         except Exception as exc:  # worth a note, never worth failing a run
             self._note(f"could not read the target's versions: {exc}", "warning")
             return {}

@@ -126,13 +126,14 @@ class DockerTarget(PlatformTarget):
         self.agent_started = False
         return stopped
 
-    def versions(self) -> dict[str, str]:
-        """The image each running service of the stack was made from."""
+    def versions(self, profile: str | None = None) -> dict[str, str]:
+        """The image each running service of this profile (of the stack, when None) was made
+        from."""
         found: dict[str, str] = {}
-        for profile, services in PROFILE_SERVICES.items():
-            for service in services:
+        for name in [profile] if profile else list(PROFILE_SERVICES):
+            for service in PROFILE_SERVICES.get(name, []):
                 try:
-                    container = find_container(self.project_of(profile), service)
+                    container = find_container(self.project_of(name), service)
                 except DockerUnavailable:
                     return found
                 if container is not None:

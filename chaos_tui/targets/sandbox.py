@@ -6,6 +6,7 @@ import asyncio
 import functools
 import importlib.metadata
 import subprocess
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import httpx
@@ -228,8 +229,8 @@ class SandboxTarget(PlatformTarget):
             await asyncio.sleep(GONE_POLL_S)
         return TAKEN_DOWN
 
-    def versions(self) -> dict[str, str]:
-        return sandbox_versions()
+    def versions(self, profile: str | None = None) -> dict[str, str]:
+        return sandbox_versions(profile)
 
     # -- addresses --------------------------------------------------------------------------
     # A profile's ports are picked when a run of it is planned (or it first starts) and kept,
@@ -536,33 +537,65 @@ class SandboxFault(LeasedFault):
         return await super().verify_healed(lease)
 
 
-@functools.lru_cache(maxsize=1)
-def sandbox_versions() -> dict[str, str]:
-    """What the sandbox runs, read from the installed binaries and packages, whichever
-    profile is up (results carry it, so a change of version can explain a change of
+# The parts whose versions a run of each profile reports: only what that profile runs (an
+# OPA run used no PostgreSQL, and its result should not say it did).
+PROFILE_PARTS: dict[str, tuple[str, ...]] = {
+    "chaos-outbox": ("postgres", "nats"),
+    "chaos-opa": ("policy engine",),
+    "chaos-observe": ("collector",),
+    "mesh": ("nats",),
+    "chaos-queue": ("queue",),
+}
+
+
+def sandbox_versions(profile: str | None = None) -> dict[str, str]:
+    """What the sandbox runs for this profile (every part when None), read from the installed
+    binaries and packages (results carry it, so a change of version can explain a change of
     behaviour)."""
-    found = {}
-    for name, product, command in (
-        ("nats", "nats-server", lambda: [str(nats_server.server_binary()), "--version"]),
-        (
-            "postgres",
-            "PostgreSQL",
-            lambda: [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"],
-        ),
-        ("collector", "rotel", lambda: [str(collector.binary()), "--version"]),
-        ("queue", "Valkey", lambda: [str(valkey.binary()), "--version"]),
-    ):
-        try:
-            out = subprocess.run(command(), capture_output=True, text=True, timeout=10)
-            # Each prints its own name and then the version: keep the version, name it alike
-            # (Valkey says `Valkey server v=8.1.8 sha=... malloc=... bits=64 build=...`).
-            text = out.stdout or out.stderr
-            words = [w[2:] for w in text.split() if w.startswith("v=")] or text.split()[-1:]
-            found[name] = f"{product} {words[0]}"
-        except Exception as exc:  # a missing binary is a fact to report, not a crash
-            found[name] = f"{product} unknown ({exc})"
+    parts = PROFILE_PARTS.get(profile, ()) if profile else tuple(PART_VERSIONS)
+    return {part: part_version(part) for part in parts}
+
+
+def _binary_version(product: str, command: list[str]) -> str:
+    """`PRODUCT VERSION` from what a binary's --version prints: each prints its own name and
+    then the version; keep the version (Valkey says `Valkey server v=8.1.8 sha=... bits=64`)."""
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL
+    )
+    text = out.stdout or out.stderr
+    words = [w[2:] for w in text.split() if w.startswith("v=")] or text.split()[-1:]
+    return f"{product} {words[0]}"
+
+
+def _rotel_version() -> str:
+    """The rotel wheel's own version (what is pinned), with the agent's: rotel 0.0.1a15 ships
+    a rotel-agent that calls itself 0.0.1-alpha10, which alone reads as the wrong pin."""
+    agent = _binary_version("rotel-agent", [str(collector.binary()), "--version"])
+    return f"rotel {importlib.metadata.version('rotel')} ({agent})"
+
+
+PART_VERSIONS: dict[str, Callable[[], str]] = {
+    "nats": lambda: _binary_version("nats-server", [str(nats_server.server_binary()), "--version"]),
+    "postgres": lambda: _binary_version(
+        "PostgreSQL", [str(postgres.WHEEL_INSTALL / "bin" / "postgres"), "--version"]
+    ),
+    "collector": _rotel_version,
+    "queue": lambda: _binary_version("Valkey", [str(valkey.binary()), "--version"]),
+    "policy engine": lambda: f"regopy {importlib.metadata.version('regopy')}",
+}
+PRODUCTS = {
+    "nats": "nats-server",
+    "postgres": "PostgreSQL",
+    "collector": "rotel",
+    "queue": "Valkey",
+    "policy engine": "regopy",
+}
+
+
+@functools.cache
+def part_version(part: str) -> str:
+    """One part's version, read once per process (a binary does not change under a run)."""
     try:
-        found["policy engine"] = f"regopy {importlib.metadata.version('regopy')}"
-    except importlib.metadata.PackageNotFoundError:
-        found["policy engine"] = "regopy unknown (not installed)"
-    return found
+        return PART_VERSIONS[part]()
+    except Exception as exc:  # a missing binary is a fact to report, not a crash
+        return f"{PRODUCTS[part]} unknown ({exc})"
