@@ -166,7 +166,7 @@ def test_list_reads_chaos_file(tmp_path, fresh_state_dir):
     path.write_text(LATENCY_FILE)
     assert "slow" in load_scenarios(path)
     listed = run_cli(["list"], env_for(fresh_state_dir, CHAOS_FILE=str(path)))
-    assert listed.returncode == 0 and f"slow  (from {path})" in listed.stdout
+    assert listed.returncode == 0 and f"slow  (from {path}, about " in listed.stdout
     missing = run_cli(["list"], env_for(fresh_state_dir, CHAOS_FILE=str(tmp_path / "no.yaml")))
     assert missing.returncode == 2 and "no such file" in missing.stderr
 

@@ -94,3 +94,14 @@ async def test_good_values_are_planned_confirmed_and_listed(app):
         assert app.catalog.planned(NAME) is plan, "the plan confirmed is the plan shown"
         await pilot.press("escape")
         assert isinstance(app.screen, DetailScreen)
+
+
+async def test_esc_in_a_box_keeps_what_was_typed_and_a_second_esc_goes_back(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_into(pilot, "hold_s", "7")
+        await pilot.press("escape")
+        assert isinstance(app.screen, DetailScreen), "the first esc only leaves the box"
+        assert app.catalog.params_of(NAME).hold_s == 7
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)

@@ -32,8 +32,6 @@ def list_scenarios(as_json, file):
         file = Path(os.environ["CHAOS_FILE"])
     # The file first: a bad file is its errors alone, before anything heavier is imported.
     file_rows = _file_rows(file) if file is not None else []
-    from chaos_tui.catalog import expected_duration
-    from chaos_tui.core.params import param_infos
     from chaos_tui.scenarios import SCENARIOS, source_of
 
     results_dir = _results_dir()
@@ -42,36 +40,50 @@ def list_scenarios(as_json, file):
             "name": cls.name,
             "profile": cls.profile,
             "hypothesis": cls.hypothesis,
-            "expected_duration_s": round(expected_duration(cls, None, results_dir), 3),
             "parameters": {k: f.default for k, f in cls.Params.model_fields.items()},
-            "parameter_details": [
-                {"name": i.name, "default": i.default, "allowed": i.allowed, "meaning": i.meaning}
-                for i in param_infos(cls.Params)
-            ],
             "source": source_of(cls.name),  # built-in, or plugin DISTRIBUTION
         }
+        | how_to_run(cls, results_dir)
         for cls in SCENARIOS.values()
     ]
-    rows += file_rows
+    rows += [row | how_to_run(cls, results_dir) for row, cls in file_rows]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        if "summary" in row:  # a scenario of the file
-            click.echo(f"{row['name']}  (from {row['source']})\n    {row['hypothesis']}")
-            click.echo(f"    {row['summary']}")
-            continue
-        plugin = "" if row["source"] == "built-in" else f", {row['source']}"
         about = duration_text(row["expected_duration_s"])
-        click.echo(
-            f"{row['name']}  (profile {row['profile']}{plugin}, about {about} a run)\n"
-            f"    {row['hypothesis']}"
-        )
+        if "summary" in row:  # a scenario of the file
+            click.echo(
+                f"{row['name']}  (from {row['source']}, about {about} a run)\n"
+                f"    {row['hypothesis']}"
+            )
+            click.echo(f"    {row['summary']}")
+        else:
+            plugin = "" if row["source"] == "built-in" else f", {row['source']}"
+            click.echo(
+                f"{row['name']}  (profile {row['profile']}{plugin}, about {about} a run)\n"
+                f"    {row['hypothesis']}"
+            )
         click.echo("    parameters (--set KEY=VALUE):")
         for p in row["parameter_details"]:
             allowed = f" ({p['allowed']})" if p["allowed"] else ""
             setting = f"{p['name']}={value_text(p['default'])}"
             click.echo(f"      {setting:<24} {p['meaning']}{allowed}")
+
+
+def how_to_run(cls, results_dir: Path) -> dict[str, Any]:
+    """What a run of it takes: its expected duration, and each parameter with its default,
+    allowed values and meaning (what `--set` takes)."""
+    from chaos_tui.catalog import expected_duration
+    from chaos_tui.core.params import param_infos
+
+    return {
+        "expected_duration_s": round(expected_duration(cls, None, results_dir), 3),
+        "parameter_details": [
+            {"name": i.name, "default": i.default, "allowed": i.allowed, "meaning": i.meaning}
+            for i in param_infos(cls.Params)
+        ],
+    }
 
 
 def _results_dir() -> Path:
@@ -84,20 +96,26 @@ def _results_dir() -> Path:
         return Path("/nonexistent")
 
 
-def _file_rows(file: Path) -> list[dict[str, Any]]:
+def _file_rows(file: Path) -> list[tuple[dict[str, Any], Any]]:
+    """The file's scenarios as rows, each with the class a run of it would use."""
     from chaos_tui.scenario_file.loader import load_file
     from chaos_tui.scenario_file.summary import summary_line
 
     parsed = load_file(file)
+    from chaos_tui.from_file.load import scenario_class  # once the file is known to be good
+
     return [
-        {
-            "name": name,
-            "source": str(file),
-            "hypothesis": scenario.hypothesis,
-            "summary": summary_line(name, scenario).partition(": ")[2],
-            "probes": scenario.probe_names,
-            "actions": [action.type for action in scenario.actions],
-            "hold_s": scenario.hold_s,
-        }
+        (
+            {
+                "name": name,
+                "source": str(file),
+                "hypothesis": scenario.hypothesis,
+                "summary": summary_line(name, scenario).partition(": ")[2],
+                "probes": scenario.probe_names,
+                "actions": [action.type for action in scenario.actions],
+                "hold_s": scenario.hold_s,
+            },
+            scenario_class(name, scenario, file),
+        )
         for name, scenario in parsed.scenarios.items()
     ]

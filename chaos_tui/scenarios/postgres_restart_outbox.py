@@ -114,7 +114,11 @@ class PostgresRestartOutbox(PlatformScenario):
             self.judge(
                 "relay_resumes",
                 resume,
-                "no event published after Postgres came back" if resume is None else "",
+                # Said beside the number: it counts from Postgres taking connections again,
+                # not from the heal that "time to recover" counts from.
+                "no event published after Postgres came back"
+                if resume is None
+                else "from Postgres taking connections to the relay's next publish",
             ),
             self.judge("backlog_drains", backlog, f"waited up to {p.drain_timeout_s:g}s"),
         ]

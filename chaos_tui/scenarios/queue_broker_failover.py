@@ -21,10 +21,14 @@ from chaos_tui.scenarios.queue_base import JobAccount, QueueParams, QueueScenari
 class QueueBrokerFailoverParams(QueueParams):
     hold_s: float = hold_s_field(8.0, 120, "how long the old primary stays dead", ge=4)
     failover_limit_s: float = Field(
-        15.0, gt=0, description="enqueues succeed again (a new primary) within"
+        15.0,
+        gt=0,
+        description="enqueues must succeed again (a new primary) within this long of the kill",
     )
     resume_limit_s: float = Field(
-        10.0, gt=0, description="workers complete a job sent to the new primary within"
+        10.0,
+        gt=0,
+        description="workers must complete a job on the new primary within this long of it",
     )
 
 

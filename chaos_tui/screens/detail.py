@@ -132,12 +132,12 @@ class DetailScreen(Screen):
 
     DEFAULT_CSS = """
     DetailScreen #params { height: auto; padding: 0 2 1 2; }
-    DetailScreen .param-row { height: 1; margin-top: 1; }
-    DetailScreen .param-name { width: 20; }
-    DetailScreen .param-row Input { width: 16; height: 1; border: none; padding: 0 1; }
+    DetailScreen .param-row { height: auto; margin-top: 1; }
+    DetailScreen .param-name { width: 18; }
+    DetailScreen .param-row Input { width: 12; height: 1; border: none; padding: 0 1; }
     DetailScreen .param-row Input.-invalid { border: none; background: $error 45%; color: $text; }
     DetailScreen .param-hint { width: 1fr; padding: 0 0 0 2; }
-    DetailScreen .param-error { color: $error; text-style: bold; padding: 0 0 0 20; }
+    DetailScreen .param-error { color: $error; text-style: bold; padding: 0 0 0 18; }
     DetailScreen .param-error.-empty { display: none; }
     """
 
@@ -269,4 +269,11 @@ class DetailScreen(Screen):
         self.chaos.request_run(self.scenario_name, fresh=False)
 
     def action_back(self) -> None:
+        # From a parameter's box, esc leaves the box (keeping what was typed, applied when
+        # accepted): a second esc goes back. Typed values are never lost to one keystroke.
+        if isinstance(self.focused, Input):
+            if self.check_params() is not None:
+                self.apply_params()
+            self.query_one(VerticalScroll).focus(scroll_visible=False)
+            return
         self.app.pop_screen()
