@@ -107,4 +107,4 @@ def test_bad_input_in_a_terminal_is_still_one_line(fresh_state_dir):
         console.close()
     lines = visible(console.text().replace("\r\n", "\n"))
     assert code == ExitCode.USAGE
-    assert len(lines) == 1 and lines[0].startswith("chaos-tui: bad --set nope"), lines
+    assert len(lines) == 1 and lines[0].startswith("chaos-tui: unknown parameter nope"), lines
