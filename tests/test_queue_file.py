@@ -115,7 +115,7 @@ def test_dry_run_shows_the_injectors_with_their_scope_and_the_broker_link(fresh_
     ]
     assert "latency=100, jitter=50" in faults[0] and "(TTL 310 s)" in faults[0]
     # `together: true`: the three are held at once, 5 minutes, not one after another.
-    assert "  expected duration: 308 s" in out
+    assert "  expected duration: 308 s of load and holds" in out
     assert "reset_peer (timeout=2000) on 20% of the job worker's Valkey connections" in faults[1]
     assert (
         "fail: raise at 20%, every message (queue chaos_jobs, actor chaos_job) (TTL 310 s)"

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import click
 
+from chaos_tui.core.params import changed_text
 from chaos_tui.core.plan import RunPlan
+from chaos_tui.core.report import duration_text
 
 
 def print_plan(plan: RunPlan) -> None:
     echo = click.echo
     echo(f"{plan.scenario_name} on target {plan.target} (dry run: nothing injected)")
     echo(f"  hypothesis: {plan.hypothesis}")
-    echo(f"  expected duration: {plan.expected_duration_s:g} s")
+    # The load and the holds; a run adds its start-up, steady state and checks (`chaos-tui
+    # list` says how long runs of it took).
+    echo(f"  expected duration: {duration_text(plan.expected_duration_s)} of load and holds")
+    echo(f"  parameters: {changed_text(plan.params, plan.param_defaults)}")
     echo("  probes:")
     for probe in plan.probes:
         steady = ""
