@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 from chaos_tui.core.guard import confirmation_matches
 from chaos_tui.core.params import changed_text
 from chaos_tui.core.plan import RunPlan
+from chaos_tui.core.report import duration_text
 
 
 class ConfirmRunScreen(ModalScreen[bool]):
@@ -44,7 +45,7 @@ class ConfirmRunScreen(ModalScreen[bool]):
         """The question for this plan: the faults it will inject, each with its TTL, and
         what they touch, resolved (the plan the run then executes, so what is confirmed is
         what runs)."""
-        faults = [f"{f.name}: {f.description} (TTL {f.ttl_s:g}s)" for f in plan.faults]
+        faults = [f"{f.name}: {f.description} (TTL {duration_text(f.ttl_s)})" for f in plan.faults]
         radius = list(dict.fromkeys(plan.blast_radius))  # two faults through one proxy: once
         parameters = changed_text(plan.params, plan.param_defaults)
         return cls(plan.scenario_name, plan.target, faults, radius, parameters)

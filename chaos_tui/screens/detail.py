@@ -29,6 +29,7 @@ from chaos_tui.catalog import PLAN_REFUSALS
 from chaos_tui.core.contracts import ScenarioParams
 from chaos_tui.core.params import ParamInfo, changed_text, check_values, param_infos, value_text
 from chaos_tui.core.plan import RunPlan
+from chaos_tui.core.report import duration_text
 from chaos_tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:  # for the type only: the app imports this screen
@@ -72,7 +73,10 @@ def describe(plan: RunPlan) -> Group:
     faults.add_column("TTL", justify="right")
     for fault in plan.faults:
         faults.add_row(
-            Text(fault.name), Text(fault.description), f"{fault.hold_s:g}s", f"{fault.ttl_s:g}s"
+            Text(fault.name),
+            Text(fault.description),
+            duration_text(fault.hold_s),
+            duration_text(fault.ttl_s),
         )
     parts += [faults, Text("")]
 
