@@ -120,8 +120,8 @@ def value_text(value: Any) -> str:
 
 
 def changed_parameters(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The parameters whose value differs from the model's default (all of them when the
-    defaults are unknown, as in a result saved before they were kept)."""
+    """The parameters whose value differs from the model's default (none when the defaults
+    are unknown, as in a result saved before they were kept: nothing to compare with)."""
     if not defaults:
         return {}
     return {k: v for k, v in values.items() if k in defaults and v != defaults[k]}
