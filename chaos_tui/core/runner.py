@@ -358,7 +358,7 @@ class Run:
     async def _judge_live_forever(self) -> None:
         """Ask the scenario what it can judge so far, about once a second, and tell the faces
         when that changed: a broken invariant shows the moment it breaks, not after the run."""
-        told: object = None
+        told: object = ([], {})  # a scenario that judges nothing live emits nothing
         warned = False
         while True:
             await asyncio.sleep(self.options.live_judge_every_s)

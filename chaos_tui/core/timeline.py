@@ -121,7 +121,12 @@ class Timeline:
         return metrics
 
     def _error_rate_during(self, series: list[ProbeSample]) -> float | None:
-        during = [s for s in series if self.phase_of(s.t) == "during"]
+        """The share of failing samples during the fault, of a series that starts at the
+        first injection: "during" runs from there until the last heal (phase_of's reading,
+        without asking it once a sample, as the console does every second for each probe)."""
+        healed = [w.healed_at for w in self.windows]
+        end = float("inf") if None in healed else max(h for h in healed if h is not None)
+        during = [s for s in series if s.t <= end]
         if not during:
             return None
         return round(sum(not s.ok for s in during) / len(during), 4)
