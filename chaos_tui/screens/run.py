@@ -16,6 +16,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 
+from chaos_tui.core.model import InvariantResult
 from chaos_tui.core.report import (
     broke_text,
     invariant_measure,
@@ -51,8 +52,9 @@ def banner_text(live: LiveRun) -> Text:
         )
     text = Text(f"⚠  CHAOS MODE  ⚠   {what}", style="bold")
     broke = broke_words(live)
-    if broke:  # the moment an invariant breaks, not after the run
-        text.append(f"   ✘ {broke}", style="bold red")
+    if broke:  # the moment an invariant breaks, not after the run (reversed: red on red hides)
+        text.append("   ")
+        text.append(f" ✘ {broke} ", style="bold reverse")
     text.append("   (h: halt and heal · ctrl+c: abort)")
     return text
 
@@ -87,8 +89,10 @@ def invariant_table(live: LiveRun) -> Table:
     or … while verify checks it)."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(width=2)
-    table.add_column(ratio=1)
-    table.add_column(justify="right")
+    # A name is never cut: the value beside it wraps instead.
+    longest = max((len(spec.name) for spec in live.invariant_specs), default=0)
+    table.add_column(no_wrap=True, min_width=longest)
+    table.add_column(justify="right", ratio=1, overflow="fold")
     checking = live.phase == "verify"
     for spec in live.invariant_specs:
         got, final = live.verdict(spec.name)
@@ -107,15 +111,22 @@ def invariant_table(live: LiveRun) -> Table:
             table.add_row(
                 Text(HOLDING, style="green"),
                 Text(spec.name),
-                Text(f"{invariant_measure(got)} so far", style="dim green"),
+                Text(so_far_text(got), style="dim green"),
             )
         else:
             table.add_row(
                 Text("✘", style="bold red"),
                 Text(spec.name, style="red"),
-                Text(f"{invariant_measure(got)} so far", style="bold red"),
+                Text(so_far_text(got), style="bold red"),
             )
     return table
+
+
+def so_far_text(r: InvariantResult) -> str:
+    """A value judged while the fault is live, short enough for the panel: '18 decisions so
+    far' (its limit is the one the unjudged row showed; the verdict shows both)."""
+    measured = "unmeasured" if r.measured is None else f"{r.measured:g}{r.unit and ' ' + r.unit}"
+    return f"{measured} so far"
 
 
 def invariant_state(live: LiveRun) -> tuple:
@@ -136,8 +147,10 @@ def metric_facts(live: LiveRun) -> tuple[tuple[str, str], ...]:
 
 def metrics_table(facts: tuple[tuple[str, str], ...]) -> Table:
     table = Table.grid(padding=(0, 1), expand=True)
-    table.add_column(style="dim", ratio=1)
-    table.add_column(justify="right")
+    # Both wrap, the label keeps the larger share: a long value (the delivery counts, the
+    # decisions so far) must not squeeze every label down to "…".
+    table.add_column(style="dim", ratio=3, min_width=12)
+    table.add_column(justify="right", ratio=2)
     for label, value in facts:
         table.add_row(label, Text(value))
     if not facts:
