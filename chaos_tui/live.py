@@ -188,14 +188,6 @@ class LiveRun:
             broken += [r for r in self.result.invariants if not r.passed and r.name not in known]
         return broken
 
-    def since_fault(self, t: float) -> float | None:
-        """Seconds from the first fault landing (applied; requested, where that is unknown)
-        to `t`; None before any fault."""
-        if not self.windows:
-            return None
-        first = self.windows[0]
-        return t - (first.applied_at if first.applied_at is not None else first.injected_at)
-
     def samples(self, probe: str) -> list[ProbeSample]:
         return self.timeline.samples(probe)
 
