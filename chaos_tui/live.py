@@ -14,6 +14,7 @@ from chaos_tui.core.events import (
     FaultHealed,
     FaultInjected,
     InvariantChecked,
+    LiveJudgement,
     PhaseChanged,
     RunEvent,
     RunFinished,
@@ -23,6 +24,7 @@ from chaos_tui.core.model import (
     InjectionWindow,
     InvariantResult,
     InvariantSpec,
+    Measurement,
     ProbeSample,
     RecoveryMetrics,
     RunResult,
@@ -77,7 +79,11 @@ class LiveRun:
         self.started_at: float | None = None
         self.now: float | None = None  # the time of the latest event: redraws never read a clock
         self.injecting: str | None = None  # a fault being applied right now
-        self.invariant_results: dict[str, InvariantResult] = {}
+        self.invariant_results: dict[str, InvariantResult] = {}  # the verdicts at verify
+        # Judged while the fault is live, as they stand so far (provisional), and the
+        # scenario's own numbers so far; the verdicts above win once they come.
+        self.live_results: dict[str, InvariantResult] = {}
+        self.live_measurements: dict[str, Measurement] = {}
         self.result: RunResult | None = None
         self.log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         self.log_total = 0  # lines ever logged, so a widget can tell which ones are new
@@ -110,6 +116,10 @@ class LiveRun:
             self._upsert(event.window)
             w = event.window
             self._tick(w.healed_at or w.heal_started_at or w.applied_at or w.injected_at)
+        elif isinstance(event, LiveJudgement):
+            self.live_results = {r.name: r for r in event.results}
+            self.live_measurements = dict(event.measurements)
+            self._tick(event.t)
         elif isinstance(event, InvariantChecked):
             self.invariant_results[event.result.name] = event.result
         elif isinstance(event, RunFinished):
@@ -156,6 +166,27 @@ class LiveRun:
     @property
     def finished(self) -> bool:
         return self.result is not None
+
+    def verdict(self, name: str) -> tuple[InvariantResult | None, bool]:
+        """An invariant as it stands: its verdict (final: True), or how it stands so far while
+        the fault is live (final: False), or (None, False) when nothing is judged yet."""
+        if name in self.invariant_results:
+            return self.invariant_results[name], True
+        return self.live_results.get(name), False
+
+    @property
+    def broken(self) -> list[InvariantResult]:
+        """What broke, in the order declared: the verdict where one came, else what broke
+        live so far (a live breach that held up at verify is gone once the verdict says so)."""
+        broken = []
+        for spec in self.invariant_specs:
+            result, _ = self.verdict(spec.name)
+            if result is not None and not result.passed:
+                broken.append(result)
+        if self.result is not None:  # a verdict on something the plan did not list
+            known = {spec.name for spec in self.invariant_specs}
+            broken += [r for r in self.result.invariants if not r.passed and r.name not in known]
+        return broken
 
     def samples(self, probe: str) -> list[ProbeSample]:
         return self.timeline.samples(probe)

@@ -14,6 +14,7 @@ from chaos_tui.core.events import (
     FaultHealed,
     FaultInjected,
     InvariantChecked,
+    LiveJudgement,
     Note,
     PhaseChanged,
     RunEvent,
@@ -30,6 +31,7 @@ class Narrator:
     def __init__(self) -> None:
         self._probe_ok: dict[str, bool] = {}
         self._last_t = 0.0  # events without a time of their own are told at the latest one
+        self._broke: set[str] = set()  # invariants already told as broken while live
 
     def __call__(self, event: RunEvent) -> str | None:
         told = self._tell(event)
@@ -77,6 +79,20 @@ class Narrator:
             when = w.heal_started_at or w.injected_at  # a failed heal leaves the window open
             failed = f"{escape(w.fault)}: {escape(event.error or '')}"
             return when, f"[bold red]HEAL FAILED[/bold red] {failed}"
+        if isinstance(event, LiveJudgement):
+            # Told once, the moment it breaks; how it stands later shows in the console's
+            # panel, and the verdict at verify is told as usual.
+            fresh = [r for r in event.results if not r.passed and r.name not in self._broke]
+            if not fresh:
+                return None
+            self._broke.update(r.name for r in fresh)
+            told = "; ".join(
+                f"{escape(r.name)}: {escape(invariant_measure(r))} so far"
+                + (f" ({escape(r.detail)})" if r.detail else "")
+                for r in fresh
+            )
+            when = min(r.broke_at or event.t for r in fresh)
+            return when, f"[bold red]BROKE[/bold red] {told}"
         if isinstance(event, InvariantChecked):
             r = event.result
             mark = "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]"

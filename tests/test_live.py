@@ -67,8 +67,10 @@ def test_live_run_follows_the_fault_and_the_probe_states():
 
 def test_live_metrics_read_the_fault_off_the_events():
     r = tui_data.live_run().recovery()
-    # The data: Postgres fails from 8.1 s to 11.1 s, passes again at 11.2 s; heal began at 11.0 s.
-    assert r.time_to_detect_s == 0.1 and r.outage_s == 3.1 and r.time_to_recover_s == 0.2
+    # The data: Postgres fails from 8.1 s to 11.1 s, passes again at 11.2 s; heal began at 11.0 s;
+    # the fault was applied at 8.05 s, which time to detect counts from.
+    assert r.time_to_detect_s == 0.05 and r.detect_from == "applied"
+    assert r.outage_s == 3.1 and r.time_to_recover_s == 0.2
     assert r.backlog_peak == 80 and r.backlog_drain_s == 1.6
 
 

@@ -56,6 +56,8 @@ def test_every_scenario_passes_back_to_back_and_sandbox_down_leaves_nothing(
             tmp_path / f"{name}.json",
         )
         assert proc.returncode == ExitCode.PASS, f"{name}: {proc.stderr[-3000:]}"
+        # Judged while the fault was live too: a passing run never shows a breach on the way.
+        assert "BROKE" not in proc.stderr, f"{name}: {proc.stderr[-3000:]}"
         results[name] = result
         # Only the parts the scenario's profile runs, each read from the installed binary.
         assert set(result["versions"]) == set(PROFILE_PARTS[SCENARIOS[name].profile]), result
@@ -98,6 +100,12 @@ def test_opa_restart_catches_a_gateway_that_fails_open(fresh_state_dir, tmp_path
     assert proc.returncode == ExitCode.FAIL, proc.stderr[-3000:]
     closed = invariant(result, "fails_closed")
     assert not closed["passed"] and closed["measured"] > 0
+    # Said while OPA was still down, once, not only in the verdict.
+    broke = [line for line in proc.stderr.splitlines() if "BROKE" in line]
+    assert len(broke) == 1 and "fails_closed" in broke[0], proc.stderr[-3000:]
+    assert proc.stderr.index("BROKE") < proc.stderr.index("HEALED")
+    window = result["injection_windows"][0]
+    assert window["applied_at"] <= closed["broke_at"] < window["healed_at"]
     assert not invariant(result, "never_allows_denied")["passed"]
     assert result["measurements"]["decisions while OPA down"]["allow"] > 0
     assert result["runbook"] == "docs/runbooks/opa_restart.md"

@@ -286,3 +286,51 @@ async def test_a_platform_scenario_runs_in_the_console_with_its_own_numbers(
                 assert label in report and value in report, (label, value)
     finally:
         app.target.stop_what_we_started(keep_sandbox=False)
+
+
+@pytest.mark.slow
+async def test_a_fail_open_gateway_shows_fails_closed_broken_before_the_heal(
+    fresh_state_dir, tmp_path, monkeypatch
+):
+    """The gateway's test mode allows when OPA is unreachable: the invariants panel must turn
+    fails_closed red while OPA is still down, not only once the run is over."""
+    from chaos_tui.scenarios.opa_restart import Params as OpaParams
+
+    monkeypatch.setenv("CHAOS_SANDBOX__GATEWAY_TEST_FAIL_OPEN", "true")
+    name = "opa_restart"
+    app = ChaosApp(
+        Settings(state_dir=fresh_state_dir),
+        export_dir=tmp_path,
+        open_scenario=name,
+        params={name: OpaParams(warmup_s=1, down_s=5, recover_s=1)},
+    )
+    healed: list[float] = []
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, DetailScreen), 10, "details")
+            await pilot.press("r", *name, "enter")
+            await wait_until(pilot, lambda: app.live.live_faults, 90, "OPA killed")
+            run_screen = app.screen
+
+            def fails_closed_row() -> str:
+                panel = shown(run_screen.query_one("#invariants", Static))
+                return next((row for row in panel.splitlines() if "fails_closed" in row), "")
+
+            def broken() -> bool:
+                healed.extend(w.healed_at for w in app.live.windows if w.healed_at is not None)
+                return "✘" in fails_closed_row()
+
+            await wait_until(pilot, broken, 30, "fails_closed red in the invariants panel")
+            assert app.live.live_faults and not healed, "it turned red only after the heal"
+            assert "so far" in fails_closed_row()
+            banner = run_screen.query_one("#banner").content.plain
+            assert "fails_closed broke at +" in banner, banner
+            assert sum("BROKE" in line for line in app.live.log) == 1  # the event log, once
+            await wait_until(pilot, lambda: report_shown(app), 120, "the report")
+            result = app.screen.result
+            closed = next(i for i in result.invariants if i.name == "fails_closed")
+            assert result.outcome == "fail" and not closed.passed
+            window = result.injection_windows[0]
+            assert closed.broke_at is not None and closed.broke_at < window.healed_at
+    finally:
+        app.target.stop_what_we_started(keep_sandbox=False)

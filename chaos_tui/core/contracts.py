@@ -280,6 +280,18 @@ class Scenario(ABC, Generic[TargetT]):
     @abstractmethod
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]: ...
 
+    async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
+        """The invariants that can be judged honestly while the fault is live, as they stand
+        so far; the runner asks about once a second from the first injection until verify.
+
+        A result that failed must stay failed whatever happens next, or say in its detail
+        that it is so far (an error rate over its limit); one that passed means "holding so
+        far", never a pass. Leave out what cannot be known yet (a message not read back
+        is late, not lost). Set `broke_at` where the moment it broke is known better than
+        "now". Numbers put in `self.measurements` here are shown as they stand, so write only
+        the keys `check_invariants` writes too. Must be cheap: it runs beside the fault."""
+        return []
+
     def judge(self, name: str, measured: float | None, detail: str = "") -> InvariantResult:
         """Judge one of `invariants()` by name against a measured value."""
         spec = next((i for i in self.invariants() if i.name == name), None)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chaos_tui.core.model import InjectionWindow, InvariantResult, ProbeSample, RunResult
+from chaos_tui.core.model import (
+    InjectionWindow,
+    InvariantResult,
+    Measurement,
+    ProbeSample,
+    RunResult,
+)
 from chaos_tui.core.plan import RunPlan
 
 
@@ -46,6 +52,18 @@ class InvariantChecked:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveJudgement:
+    """Invariants judged while the fault is live, as they stand so far, with the scenario's
+    own numbers so far. Provisional: holding so far is no pass, and the verdict at verify
+    decides. A broken result carries `broke_at` (when it was first seen broken). Emitted from
+    the first injection until verify, and only when a result or a number changed."""
+
+    t: float
+    results: tuple[InvariantResult, ...]
+    measurements: dict[str, Measurement]
+
+
+@dataclass(frozen=True, slots=True)
 class Note:
     text: str
     t: float
@@ -64,6 +82,7 @@ RunEvent = (
     | FaultInjected
     | FaultHealed
     | InvariantChecked
+    | LiveJudgement
     | Note
     | RunFinished
 )

@@ -57,6 +57,9 @@ class InvariantResult(BaseModel):
     comparison: Literal["<=", ">=", "=="] = "<="
     unit: str = ""
     detail: str = ""
+    # When the run first saw it broken while the fault was live (wall clock), for a result
+    # that also failed at verify; None: it broke only at verify, or it held.
+    broke_at: float | None = None
 
 
 class InvariantSpec(BaseModel):
@@ -114,12 +117,19 @@ class ProbeReport(BaseModel):
 
 class RecoveryMetrics(BaseModel):
     probe: str | None = None  # the probe the timings are read from
-    time_to_detect_s: float | None = None  # injection -> first failing sample
+    # The first fault landed -> the probe's first failing sample. "applied": counted from the
+    # moment the fault was in place (the window's applied_at); "injected": from the lease
+    # request (injected_at), where the applied time is unknown. Both stamps are in the window.
+    time_to_detect_s: float | None = None
+    detect_from: Literal["applied", "injected"] | None = None
     # "Back" is back for good: the first passing sample after the last failing one, so a
     # moment's pass in mid-fault (a link failing over to a node not yet cut) is no recovery.
     time_to_recover_s: float | None = None  # heal started -> back
     outage_s: float | None = None  # first failing sample -> back
     error_rate_during_fault: float | None = None
+    # Every other probe that failed during the fault, with its error rate then: the recovery
+    # probe's 0% is never the whole story while another probe was failing.
+    other_error_rates: dict[str, float] = Field(default_factory=dict)
     backlog_probe: str | None = None
     backlog_peak: float | None = None
     backlog_drain_s: float | None = None  # heal started -> backlog back to its steady level

@@ -9,7 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from chaos_tui.core.model import DeliveryCounts, InvariantResult, RecoveryMetrics, RunResult
+from chaos_tui.core.model import (
+    DeliveryCounts,
+    InjectionWindow,
+    InvariantResult,
+    Measurement,
+    RecoveryMetrics,
+    RunResult,
+)
 from chaos_tui.core.params import changed_parameters, changed_text
 
 
@@ -79,6 +86,12 @@ def recovery_facts(
             (f"time to recover{where}, from the heal", seconds(r.time_to_recover_s)),
             (f"outage{where}, first failure to back", seconds(r.outage_s)),
             (f"error rate during fault{where}", percent(r.error_rate_during_fault)),
+        ]
+        # The other probes that failed meanwhile, in the same words: a recovery probe that
+        # never failed (a gateway failing open) must not read as a healthy fault on its own.
+        facts += [
+            (f"error rate during fault ({name})", percent(rate))
+            for name, rate in r.other_error_rates.items()
         ]
     if r.backlog_probe and r.backlog_peak is not None:
         facts += [
@@ -161,11 +174,15 @@ def impact_facts(result: RunResult) -> list[tuple[str, str]]:
     return facts
 
 
+def measurement_facts(measurements: dict[str, Measurement]) -> list[tuple[str, str]]:
+    """A scenario's own numbers as (label, value) rows; the console shows them while a run
+    is live (as far as they are known) in the words the report uses afterwards."""
+    return [(label, measurement_text(v, is_rate(label, v))) for label, v in measurements.items()]
+
+
 def result_facts(result: RunResult) -> list[tuple[str, str]]:
     facts = recovery_facts(result.recovery, bool(result.injection_windows), result.delivery)
-    facts += [
-        (label, measurement_text(v, is_rate(label, v))) for label, v in result.measurements.items()
-    ]
+    facts += measurement_facts(result.measurements)
     facts.append(("heal", heal_text(result)))
     if result.versions:
         facts.append(("versions", ", ".join(result.versions.values())))
@@ -203,6 +220,24 @@ def invariant_measure(r: InvariantResult) -> str:
     return measured + limit
 
 
+def landed_at(windows: list[InjectionWindow]) -> float | None:
+    """When the first fault was in place (applied; requested, where that is unknown): what
+    "+2.1 s" in "broke at +2.1 s" counts from."""
+    if not windows:
+        return None
+    first = windows[0]
+    return first.applied_at if first.applied_at is not None else first.injected_at
+
+
+def broke_text(r: InvariantResult, landed: float | None) -> str:
+    """'fails_closed broke at +2.10 s' for an invariant seen breaking while the fault was live,
+    'allow_resumes failed' for one that failed only at verify."""
+    if r.broke_at is None:
+        return f"{r.name} failed"
+    when = "" if landed is None else f" at +{duration_text(max(0.0, r.broke_at - landed))}"
+    return f"{r.name} broke{when}"
+
+
 def markdown_report(result: RunResult) -> str:
     """A report a person can paste into a game-day write-up or a ticket."""
     when = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -232,8 +267,12 @@ def markdown_report(result: RunResult) -> str:
     lines += ["", "## Invariants", "", "| | Invariant | Measured | Detail |", "|---|---|---|---|"]
     for inv in result.invariants:
         mark = "pass" if inv.passed else "FAIL"
+        detail = inv.detail
+        if not inv.passed and inv.broke_at is not None:  # seen breaking while the fault was live
+            when = broke_text(inv, landed_at(result.injection_windows)).removeprefix(inv.name)
+            detail = "; ".join(filter(None, [when.strip(), detail]))
         lines.append(
-            f"| {mark} | {inv.name}: {inv.description} | {invariant_measure(inv)} | {inv.detail} |"
+            f"| {mark} | {inv.name}: {inv.description} | {invariant_measure(inv)} | {detail} |"
         )
     if not result.invariants:
         lines.append("| | (none checked) | | |")

@@ -23,6 +23,7 @@ from chaos_tui.core.events import (
     FaultHealed,
     FaultInjected,
     InvariantChecked,
+    LiveJudgement,
     Note,
     PhaseChanged,
     RunEvent,
@@ -48,6 +49,8 @@ STEADY_STATE_TIMEOUT_S = 15.0
 STEADY_STATE_STREAK = 3  # consecutive passing samples that count as "holds"
 WORKLOAD_STOP_S = 15.0
 SAMPLER_STOP_S = 5.0  # a probe's own timeout is about 1 s
+LIVE_JUDGE_EVERY_S = 1.0  # how often invariants are judged while the fault is live
+LIVE_JUDGE_BUDGET_S = 5.0  # one live judgement that takes longer is skipped, not waited for
 
 
 class BudgetExceeded(Exception):
@@ -70,6 +73,7 @@ class TargetMoved(Exception):
 @dataclass
 class RunOptions:
     rate_hz: float = PROBE_RATE_DEFAULT_HZ
+    live_judge_every_s: float = LIVE_JUDGE_EVERY_S
     invariant_budget_s: float | None = None  # None: the scenario's own budget
     inject_budget_s: float = INJECT_BUDGET_S
     heal_budget_s: float = HEAL_BUDGET_S
@@ -150,6 +154,8 @@ class Run:
             None  # an inject in flight, which a heal awaits
         )
         self._target_gone: str | None = None  # why the target went away under the run
+        self._live_judge: asyncio.Task[None] | None = None  # judging while the fault is live
+        self._broke_at: dict[str, float] = {}  # invariant -> when it was first seen broken
         self.ctx = RunContext(self.run_id, target, self.timeline, self._note, plan)
         self._record = (
             RunRecord(self.options.record_dir, self.run_id, plan.scenario_name, target.name)
@@ -198,6 +204,7 @@ class Run:
             # One after another: each fault is a group of its own. Together: one group.
             faults = [planned.fault for planned in plan.faults]
             groups = [faults] if plan.faults_together else [[f] for f in faults]
+            self._live_judge = asyncio.create_task(self._judge_live_forever(), name="judge-live")
             for group in groups:
                 if self._halted:
                     self._note(
@@ -225,6 +232,7 @@ class Run:
             self._phase("recover", f"{plan.recover_s:g}s of load after the heal")
             await asyncio.sleep(plan.recover_s)
             await self.scenario.stop_workload(self.ctx)
+            await self._stop_live_judge()  # from here on the verdict, not a guess, decides
             budget = self.options.invariant_budget_s or plan.invariant_budget_s
             self._phase("verify", f"invariant budget {budget:g}s")
             try:
@@ -233,6 +241,7 @@ class Run:
                 )
             except TimeoutError:
                 raise BudgetExceeded(f"checking invariants took longer than {budget:g}s") from None
+            invariants = [self._with_breach_time(r) for r in invariants]
             for checked in invariants:
                 self._emit(InvariantChecked(checked))
             failed = [r.name for r in invariants if not r.passed]
@@ -258,6 +267,8 @@ class Run:
             )
             self._note(reason, "error")
         watch.cancel()  # from here on the run only heals and reports
+        if self._live_judge is not None:
+            self._live_judge.cancel()  # a run that ended early judges nothing more live
 
         heal = await self._heal_everything()
         if outcome == "interrupted" and not heal.ok:
@@ -341,6 +352,53 @@ class Run:
         if ceiling is not None and any((s.value or 0) > ceiling for s in recent):
             return f"{probe}: value {recent[-1].value:g} above {ceiling:g}"
         return None
+
+    # -- judging while the fault is live ---------------------------------------------------
+
+    async def _judge_live_forever(self) -> None:
+        """Ask the scenario what it can judge so far, about once a second, and tell the faces
+        when that changed: a broken invariant shows the moment it breaks, not after the run."""
+        told: object = ([], {})  # a scenario that judges nothing live emits nothing
+        warned = False
+        while True:
+            await asyncio.sleep(self.options.live_judge_every_s)
+            try:
+                results = await asyncio.wait_for(
+                    self.scenario.judge_live(self.ctx), LIVE_JUDGE_BUDGET_S
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a guess that failed is no reason to stop a run
+                if not warned:
+                    warned = True
+                    why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                    self._note(f"judging invariants while the fault is live: {why}", "warning")
+                continue
+            now = time.time()
+            stamped = []
+            for r in results:
+                if not r.passed:
+                    first = self._broke_at.setdefault(r.name, min(r.broke_at or now, now))
+                    r = r.model_copy(update={"broke_at": first})
+                stamped.append(r)
+            measurements = dict(self.scenario.measurements)
+            state = ([(r.name, r.passed, r.measured) for r in stamped], measurements)
+            if state != told:
+                told = state
+                self._emit(LiveJudgement(now, tuple(stamped), measurements))
+
+    async def _stop_live_judge(self) -> None:
+        task, self._live_judge = self._live_judge, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _with_breach_time(self, result: InvariantResult) -> InvariantResult:
+        """A verdict of broken that was seen breaking live keeps when that was."""
+        at = self._broke_at.get(result.name)
+        if result.passed or at is None or result.broke_at is not None:
+            return result
+        return result.model_copy(update={"broke_at": at})
 
     async def _inject(self, fault: Fault) -> None:
         self._phase("inject", fault.name)

@@ -89,27 +89,47 @@ class Timeline:
         metrics = RecoveryMetrics(probe=probe, backlog_probe=backlog_probe)
         if not self.windows:
             return metrics
-        injected = self.windows[0].injected_at
+        first = self.windows[0]
+        injected = first.injected_at
+        # Detection counts from the moment the fault was in place, not from the lease
+        # request: an agent that takes 200 ms to apply it must not make detection look slower.
+        landed = first.applied_at if first.applied_at is not None else injected
+        metrics.detect_from = "applied" if first.applied_at is not None else "injected"
         heal_start = self.first_heal_start()
         if probe:
             series = self.since(probe, injected)  # a console asks often: read only the tail
             first_fail, back = _outage(series, for_good=True)
             if first_fail is not None:
-                metrics.time_to_detect_s = round(first_fail.t - injected, 3)
+                # A probe may see the fault before its inject call returns (a kill lands, then
+                # the agent answers): detected as it landed, 0 s, never a negative time.
+                metrics.time_to_detect_s = round(max(0.0, first_fail.t - landed), 3)
                 if back is not None:
                     metrics.outage_s = round(back.t - first_fail.t, 3)
                     if heal_start is not None:
                         metrics.time_to_recover_s = round(max(0.0, back.t - heal_start), 3)
             elif heal_start is not None:
                 metrics.time_to_recover_s = 0.0  # the probe never noticed the fault
-            during = [s for s in series if self.phase_of(s.t) == "during"]
-            if during:
-                metrics.error_rate_during_fault = round(
-                    sum(not s.ok for s in during) / len(during), 4
-                )
+            metrics.error_rate_during_fault = self._error_rate_during(series)
+        for other in self._samples:
+            if other == probe:
+                continue
+            rate = self._error_rate_during(self.since(other, injected))
+            if rate:
+                metrics.other_error_rates[other] = rate
         if backlog_probe:
             self._backlog_metrics(metrics, backlog_probe, injected, heal_start)
         return metrics
+
+    def _error_rate_during(self, series: list[ProbeSample]) -> float | None:
+        """The share of failing samples during the fault, of a series that starts at the
+        first injection: "during" runs from there until the last heal (phase_of's reading,
+        without asking it once a sample, as the console does every second for each probe)."""
+        healed = [w.healed_at for w in self.windows]
+        end = float("inf") if None in healed else max(h for h in healed if h is not None)
+        during = [s for s in series if s.t <= end]
+        if not during:
+            return None
+        return round(sum(not s.ok for s in during) / len(during), 4)
 
     def outage(self, probe: str) -> tuple[float | None, float | None]:
         """When the probe first failed after the first injection, and when it first passed

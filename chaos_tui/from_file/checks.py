@@ -1,7 +1,9 @@
 """A file's `validation` and `cleanup` as invariants, judged from the run's own timeline (and
 its loads) once every fault is healed. Each check is declared before the run (the detail view
 shows its limit) and judged after it, with the probe and the time it waited named when it
-did not hold."""
+did not hold. The checks that can be judged while the fault is live (an error rate or a p95
+so far, a value past its bound, a fault not noticed in time) are judged then too, as they
+stand so far; the verdict after the heal decides."""
 
 from __future__ import annotations
 
@@ -64,18 +66,29 @@ class Judging:
 
 
 Judge = Callable[[Judging], Awaitable[tuple[float | None, str]]]
+# How a check stands so far while the fault is live: (measured, detail), or None when
+# nothing can be said yet (no sample of the phase, a bound not yet due).
+LiveJudge = Callable[[Judging], "tuple[float | None, str] | None"]
 
 
 @dataclass
 class FileCheck:
-    """One check: its spec (shown before the run) and how it is measured."""
+    """One check: its spec (shown before the run), how it is measured, and how it stands so
+    far while the fault is live (None: only after the heal)."""
 
     spec: InvariantSpec
     measure: Judge
+    so_far: LiveJudge | None = None
 
     async def judge(self, judging: Judging) -> InvariantResult:
         measured, detail = await self.measure(judging)
         return self.spec.judge(measured, detail)
+
+    def judge_live(self, judging: Judging) -> InvariantResult | None:
+        if self.so_far is None:
+            return None
+        got = self.so_far(judging)
+        return None if got is None else self.spec.judge(*got)
 
 
 def build_checks(
@@ -231,18 +244,40 @@ def _back_for_good(timeline: Timeline, probe: str) -> float | None:
 def _detect(probe: str, limit: float) -> FileCheck:
     spec = InvariantSpec(
         name=f"detect_time({probe})",
-        description=f"{probe} notices the fault within {limit:g} s of the injection",
+        description=f"{probe} notices the fault within {limit:g} s of it landing",
         limit=limit,
         unit="s",
     )
 
     async def measure(j: Judging) -> tuple[float | None, str]:
         down, _ = j.timeline.outage(j.probe(probe))
-        if down is None or not j.timeline.windows:
+        landed = _landed(j.timeline)
+        if down is None or landed is None:
             return None, f"{probe} never failed: the fault went unnoticed"
-        return round(down - j.timeline.windows[0].injected_at, 3), ""
+        return round(max(0.0, down - landed), 3), ""
 
-    return FileCheck(spec, measure)
+    def so_far(j: Judging) -> tuple[float | None, str] | None:
+        landed = _landed(j.timeline)
+        if landed is None:
+            return None
+        down, _ = j.timeline.outage(j.probe(probe))
+        if down is not None:
+            return round(max(0.0, down - landed), 3), ""
+        waited = time.time() - landed
+        if waited <= limit:
+            return None  # not noticed yet, and still in time
+        return round(waited, 3), f"{probe} has not noticed the fault yet"
+
+    return FileCheck(spec, measure, so_far)
+
+
+def _landed(timeline: Timeline) -> float | None:
+    """When the first fault was in place (applied; requested, where that is unknown): a
+    detection time counts from there, as the recovery metrics' time to detect does."""
+    if not timeline.windows:
+        return None
+    first = timeline.windows[0]
+    return first.applied_at if first.applied_at is not None else first.injected_at
 
 
 def _phase_stat(
@@ -264,7 +299,7 @@ def _phase_stat(
         comparison=comparison,  # type: ignore[arg-type]
     )
 
-    async def measure(j: Judging) -> tuple[float | None, str]:
+    def stat(j: Judging, so_far: str = "") -> tuple[float | None, str, int]:
         stats = j.phase(source, phase)
         value = read(stats)
         count: int = stats.samples if isinstance(stats, PhaseSummary) else stats.requests
@@ -272,15 +307,36 @@ def _phase_stat(
         if failures_are_slow and failed > count * (1 - P95):
             # A request that failed (timed out, refused) is slower than any answer: with more
             # than 5% of them failing, the 95th percentile is itself a failure.
-            return None, (
-                f"{failed} of {count} {phase} the fault failed: counted as slower than any "
-                "answer, the p95 is a failure"
+            return (
+                None,
+                f"{failed} of {count} {phase} the fault{so_far} failed: counted as slower "
+                "than any answer, the p95 is a failure",
+                count,
             )
         if value is None:
-            return None, f"no measurement of {source} {phase} the fault ({count} in that phase)"
-        return value, f"{count} {phase} the fault" + (f", {failed} failed" if failed else "")
+            return (
+                None,
+                f"no measurement of {source} {phase} the fault ({count} in that phase)",
+                count,
+            )
+        detail = f"{count} {phase} the fault{so_far}" + (f", {failed} failed" if failed else "")
+        return value, detail, count
 
-    return FileCheck(spec, measure)
+    async def measure(j: Judging) -> tuple[float | None, str]:
+        value, detail, _ = stat(j)
+        return value, detail
+
+    def so_far(j: Judging) -> tuple[float | None, str] | None:
+        # Before the fault is over only "before" (complete once the fault went in) and
+        # "during" (so far) can be read; a phase with nothing in it yet says nothing.
+        if not j.timeline.windows or phase not in ("before", "during"):
+            return None
+        value, detail, count = stat(j, " so far")
+        if count == 0 or (value is None and not failures_are_slow):
+            return None  # nothing measured yet is not a breach (later samples may answer)
+        return value, detail
+
+    return FileCheck(spec, measure, so_far)
 
 
 def _steady_after(name: str, within: float, only: list[str] | None = None) -> FileCheck:

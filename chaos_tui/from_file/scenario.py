@@ -177,6 +177,30 @@ class FileScenarioBase(Scenario[Target]):
     def expected_duration_s(self) -> float:
         return self.params.warmup_s + self.spec.held(self.params.hold_s) + self.params.recover_s
 
+    def _judging(self, ctx: RunContext) -> Judging:
+        return Judging(
+            ctx,
+            self.loads,
+            self.steady_state(),
+            {p.probe_name: self._plan_name(p.probe_name) for p in self.spec.steady_state},
+        )
+
+    async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
+        """The built-in's live judgement of the invariants the file names, and the file's own
+        checks that can be read so far (checks.py says which)."""
+        results: list[InvariantResult] = []
+        if self.companion is not None:
+            built = self.companion.scenario
+            judged = await built.judge_live(ctx)
+            results += [r for r in judged if r.name in self.companion.invariants]
+            self.measurements.update(built.measurements)
+        judging = self._judging(ctx)
+        for check in self.checks:
+            live = check.judge_live(judging)
+            if live is not None:
+                results.append(live)
+        return results
+
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         results: list[InvariantResult] = []
         if self.companion is not None:
@@ -188,12 +212,7 @@ class FileScenarioBase(Scenario[Target]):
         for name, load in self.loads.items():
             for phase, stats in load.summary(ctx.timeline.phase_of).items():
                 self.measurements[f"load.{name}.{phase}"] = stats.as_measurement()
-        judging = Judging(
-            ctx,
-            self.loads,
-            self.steady_state(),
-            {p.probe_name: self._plan_name(p.probe_name) for p in self.spec.steady_state},
-        )
+        judging = self._judging(ctx)
         for check in self.checks:
             results.append(await check.judge(judging))
         return results

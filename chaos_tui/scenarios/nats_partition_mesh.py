@@ -255,6 +255,26 @@ class NatsPartitionMesh(PlatformScenario):
             )
         return specs
 
+    async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
+        """The mirror's silence during the cut so far: one-node, a silence over the limit
+        breaks mirror_keeps_flowing for good; full, a silence that reached its limit makes the
+        cut visible (until then it is not judged: it may yet grow). Messages not mirrored yet
+        are late, not lost: the delivery invariants wait for the read-back."""
+        mirror = ctx.plan.probe("mirror_lag")
+        window = ctx.timeline.windows[0] if ctx.timeline.windows else None
+        if not isinstance(mirror, MirrorProbe) or window is None:
+            return []
+        longest, at = longest_silence(mirror.readings, window.injected_at, window.healed_at)
+        if longest is None:
+            return []
+        if self.params.scope == "full":
+            visible = self.judge("partition_visible", longest)
+            return [visible] if visible.passed else []
+        flowing = self.judge("mirror_keeps_flowing", longest)
+        if not flowing.passed and at is not None:  # when the silence went past the limit
+            flowing.broke_at = at - (longest - self.params.flow_limit_s)
+        return [flowing]
+
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         p = self.params
         mirror = ctx.plan.probe("mirror_lag")
@@ -282,19 +302,15 @@ class NatsPartitionMesh(PlatformScenario):
             f"{d.duplicated} duplicated"
         )
 
-        readings = mirror.readings
-        silent = [
-            r.silent_s
-            for r in readings
+        longest, _ = (
+            longest_silence(mirror.readings, window.injected_at, healed_at)
             if window
-            and r.silent_s is not None
-            and window.injected_at <= r.t <= (healed_at or float("inf"))
-        ]
-        longest_silence = round(max(silent), 3) if silent else None
+            else (None, None)
+        )
         self.measurements.update(
             {
                 "mirror catch-up (s)": catch_up,
-                "longest mirror silence during cut (s)": longest_silence,
+                "longest mirror silence during cut (s)": longest,
                 "messages published during cut": sum(
                     1 for t in publisher.sent_at.values() if window and window.contains(t)
                 ),
@@ -314,10 +330,26 @@ class NatsPartitionMesh(PlatformScenario):
             ),
         ]
         if p.scope == "full":
-            results.append(self.judge("partition_visible", longest_silence))
+            results.append(self.judge("partition_visible", longest))
         else:
-            results.append(self.judge("mirror_keeps_flowing", longest_silence))
+            results.append(self.judge("mirror_keeps_flowing", longest))
         return results
+
+
+def longest_silence(
+    readings: list[MirrorReading], start: float, end: float | None
+) -> tuple[float | None, float | None]:
+    """The longest the mirror went without hearing from the origin during [start, end] (end
+    None: the cut goes on), and when that was read; (None, None) without a reading."""
+    silent = [
+        (r.silent_s, r.t)
+        for r in list(readings)
+        if r.silent_s is not None and start <= r.t <= (end or float("inf"))
+    ]
+    if not silent:
+        return None, None
+    longest, at = max(silent)
+    return round(longest, 3), at
 
 
 async def catch_up_s(mirror: MirrorProbe, healed_at: float | None, deadline: float) -> float | None:

@@ -133,6 +133,7 @@ class OpaRestart(PlatformScenario):
     def __init__(self, params: OpaRestartParams | None = None) -> None:
         super().__init__(params)
         self.stream: DecisionStream | None = None
+        self._should_allow: list[bool] | None = None  # the policy's answers, asked once
 
     def probes(self, target: PlatformTarget) -> list[Probe]:
         allowed = REQUESTS[0]  # an admin: allowed by any sane policy, checked in steady state
@@ -189,9 +190,16 @@ class OpaRestart(PlatformScenario):
             ),
         ]
 
-    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
-        decisions = self.stream.decisions if self.stream else []
-        should_allow = expected()
+    def _policy(self) -> list[bool]:
+        if self._should_allow is None:
+            self._should_allow = expected()
+        return self._should_allow
+
+    def _split(self, ctx: RunContext) -> tuple[list[Decision], dict[str, list[Decision]]]:
+        """Every decision so far, and by phase of the outage (as far as it is known now: a
+        decision counted "while OPA down" stays there, since OPA's last failed check only
+        moves later and its first answer again, once seen, stays)."""
+        decisions = list(self.stream.decisions) if self.stream else []
         down_at, last_down, back_at = opa_down_span(ctx)
         phases: dict[str, list[Decision]] = {
             "before fault": [],
@@ -206,28 +214,55 @@ class OpaRestart(PlatformScenario):
         self.measurements["OPA down (s)"] = (
             round(back_at - down_at, 3) if down_at and back_at else None
         )
+        return decisions, phases
 
-        during = phases["while OPA down"]
+    def _fails_closed(self, during: list[Decision]) -> InvariantResult:
         not_denied = [d for d in during if d.answer != "deny"]
         unanswered = sum(d.answer == "error" for d in not_denied)
-        wrongly_allowed = [
-            d for d in decisions if d.answer == "allow" and not should_allow[d.request]
-        ]
+        result = self.judge(
+            "fails_closed",
+            len(not_denied) if during else None,
+            f"{len(during)} decisions while OPA was down: {len(not_denied) - unanswered} "
+            f"allowed, {unanswered} unanswered"
+            if during
+            else "no decision was made while OPA was down: nothing to judge",
+        )
+        if not_denied:
+            result.broke_at = min(d.answered_at for d in not_denied)
+        return result
+
+    def _never_allows_denied(self, decisions: list[Decision]) -> InvariantResult:
+        should_allow = self._policy()
+        wrongly = [d for d in decisions if d.answer == "allow" and not should_allow[d.request]]
+        result = self.judge("never_allows_denied", len(wrongly), _example(wrongly))
+        if wrongly:
+            result.broke_at = min(d.answered_at for d in wrongly)
+        return result
+
+    async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
+        """fails_closed once OPA is seen down (one decision not denied breaks it for good),
+        and never_allows_denied from the start (one wrong allow breaks it for good);
+        allow_resumes waits for OPA to come back, so only the verdict judges it."""
+        decisions, phases = self._split(ctx)
+        live = [self._never_allows_denied(decisions)]
+        if phases["while OPA down"]:
+            live.insert(0, self._fails_closed(phases["while OPA down"]))
+        return live
+
+    async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
+        decisions, phases = self._split(ctx)
+        should_allow = self._policy()
+        _, _, back_at = opa_down_span(ctx)
+        during = phases["while OPA down"]
+        not_denied = [d for d in during if d.answer != "deny"]
         resume = await self._allow_resume_s(ctx, decisions, should_allow, back_at)
         ctx.note(
             f"decisions: {len(decisions)}, {len(during)} while OPA was down, "
             f"{len(not_denied)} of them not deny"
         )
         return [
-            self.judge(
-                "fails_closed",
-                len(not_denied) if during else None,
-                f"{len(during)} decisions while OPA was down: {len(not_denied) - unanswered} "
-                f"allowed, {unanswered} unanswered"
-                if during
-                else "no decision was made while OPA was down: nothing to judge",
-            ),
-            self.judge("never_allows_denied", len(wrongly_allowed), _example(wrongly_allowed)),
+            self._fails_closed(during),
+            self._never_allows_denied(decisions),
             self.judge(
                 "allow_resumes",
                 resume,

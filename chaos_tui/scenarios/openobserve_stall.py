@@ -54,6 +54,7 @@ class ArrivalProbe(HttpClientProbe):
         self.auth = auth
         self.scenario = scenario
         self.first_seen: dict[str, float] = {}
+        self.twice: dict[str, float] = {}  # marker -> when it was first seen received twice
 
     async def measure(self) -> float | None:
         sender = self.scenario.sender
@@ -63,6 +64,9 @@ class ArrivalProbe(HttpClientProbe):
             self.sink_url, ORG, sender.prefix, self.timeout_s, self.http, self.auth
         )
         now = time.time()
+        for marker, n in counts.items():
+            if n > 1:  # the backend keeps what it got: received twice stays twice
+                self.twice.setdefault(marker, now)
         for marker in counts:
             self.first_seen.setdefault(marker, now)
         return float(sum(1 for m in sender.accepted if m not in counts))
@@ -150,6 +154,29 @@ class OpenObserveStall(PlatformScenario):
                 unit="markers",
             ),
         ]
+
+    async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
+        """What cannot be undone: a marker the collector refused stays refused, and one the
+        backend holds twice stays doubled. A marker not at the backend yet is late, not lost:
+        no_lost_markers and stalled_markers_arrive wait for the verdict."""
+        sender = self.sender
+        if sender is None:
+            return []
+        rejected = sender.rejected
+        pushback = ", ".join(f"{n} {why}" for why, n in rejected.items())
+        refused = self.judge("collector_keeps_accepting", sum(rejected.values()), pushback)
+        if rejected:
+            refused.broke_at = min(
+                s.sent_at + (s.latency_s or 0.0) for s in sender.sends if s.outcome in rejected
+            )
+        arrivals = ctx.plan.probe("markers_pending")
+        twice = arrivals.twice if isinstance(arrivals, ArrivalProbe) else {}
+        doubled = self.judge(
+            "no_duplicate_markers", len(twice), examples(sorted(twice)) if twice else ""
+        )
+        if twice:
+            doubled.broke_at = min(twice.values())
+        return [refused, doubled]
 
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         sender = self.sender

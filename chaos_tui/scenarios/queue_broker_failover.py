@@ -5,6 +5,7 @@ primary (the resume time is measured), and no acknowledged job is lost."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import NamedTuple
 
 from pydantic import Field
@@ -123,6 +124,34 @@ class QueueBrokerFailover(QueueScenario):
         since = refused[-1].sent_at if refused else killed_at
         taken = next((r for r in after if r.accepted and r.sent_at >= since), None)
         return Switch(killed_at, after, refused, taken)
+
+    async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
+        """enqueue_resumes so far: past its limit with no enqueue taken since the kill it is
+        broken for good (measured: the time waited so far); an enqueue taken in time holds
+        so far (a later refusal could still move the switch). The rest waits for the
+        verdict: jobs still queued are late, not lost."""
+        producer = self.producer
+        if producer is None:
+            return []
+        switch = self.switch(ctx, producer)
+        if switch.killed_at is None:
+            return []
+        limit = self.params.failover_limit_s
+        # Before a refusal, an enqueue taken may still be the old primary's (the kill lands
+        # a moment after the lease): only one taken after a refusal shows the switch.
+        if switch.refused and switch.at is not None and switch.at.answered_at is not None:
+            took = round(switch.at.answered_at - switch.killed_at, 3)
+            return [self.judge("enqueue_resumes", took, f"{len(switch.refused)} enqueues refused")]
+        waited = time.time() - switch.killed_at
+        if switch.at is not None or waited <= limit:
+            return []  # not taken yet, and still in time: nothing to say
+        broken = self.judge(
+            "enqueue_resumes",
+            round(waited, 3),
+            f"no enqueue taken since the kill yet ({len(switch.refused)} refused)",
+        )
+        broken.broke_at = switch.killed_at + limit
+        return [broken]
 
     def judge_more(self, ctx: RunContext, account: JobAccount) -> list[InvariantResult]:
         switch = self.switch(ctx, account.producer)

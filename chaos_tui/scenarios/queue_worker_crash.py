@@ -5,6 +5,8 @@ job is retried beyond the retry budget."""
 
 from __future__ import annotations
 
+import asyncio
+
 from pydantic import Field
 
 from chaos_tui.core.contracts import Fault, RunContext, hold_s_field
@@ -12,7 +14,12 @@ from chaos_tui.core.injector_spec import InjectorScope, InjectorSpec
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, WorkerInjectorParams
 from chaos_tui.platform import jobs
-from chaos_tui.scenarios.queue_base import JobAccount, QueueParams, QueueScenario
+from chaos_tui.scenarios.queue_base import (
+    JobAccount,
+    QueueParams,
+    QueueScenario,
+    read_deliveries,
+)
 
 
 class QueueWorkerCrashParams(QueueParams):
@@ -72,6 +79,21 @@ class QueueWorkerCrash(QueueScenario):
                 unit="runs",
             ),
         ]
+
+    async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
+        """retries_bounded from the ledger's count of deliveries so far: a job begun more
+        often than allowed stays so. Lost jobs wait for the verdict (a job not done yet may
+        be late, or waiting for a retry)."""
+        if self.run_id is None:
+            return []
+        runs = await asyncio.to_thread(read_deliveries, self.endpoints(ctx), self.run_id)
+        if not runs:
+            return []
+        self.measurements["deliveries"] = {
+            "most of one job": max(runs.values()),
+            "jobs begun more than once": sum(n > 1 for n in runs.values()),
+        }
+        return [self.judge("retries_bounded", max(runs.values()), "deliveries so far")]
 
     def judge_more(self, ctx: RunContext, account: JobAccount) -> list[InvariantResult]:
         most = max(account.deliveries.values(), default=None)

@@ -16,7 +16,14 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
 
-from chaos_tui.core.report import invariant_measure, recovery_facts
+from chaos_tui.core.model import InvariantResult
+from chaos_tui.core.report import (
+    broke_text,
+    invariant_measure,
+    landed_at,
+    measurement_facts,
+    recovery_facts,
+)
 from chaos_tui.live import LiveRun
 from chaos_tui.widgets.faults_panel import LiveFaultsPanel
 from chaos_tui.widgets.painted import Painted
@@ -28,6 +35,13 @@ REDRAW_HZ = 4
 SLOW_EVERY = 4  # the chart (plotext) and the recovery metrics are redone once a second
 
 
+def broke_words(live: LiveRun) -> str:
+    """What broke, as the report words it: 'fails_closed broke at +2.1 s' (counted from the
+    first fault landing), 'allow_resumes failed' for one broken only at verify."""
+    landed = landed_at(live.windows)
+    return ", ".join(broke_text(r, landed) for r in live.broken)
+
+
 def banner_text(live: LiveRun) -> Text:
     if live.injecting and not live.live_faults:
         what = f"injecting {live.injecting}"
@@ -36,7 +50,13 @@ def banner_text(live: LiveRun) -> Text:
             f"{w.fault} live {max(0.0, (live.now or w.injected_at) - w.injected_at):.1f}s"
             for w in live.live_faults
         )
-    return Text(f"⚠  CHAOS MODE  ⚠   {what}   (h: halt and heal · ctrl+c: abort)", style="bold")
+    text = Text(f"⚠  CHAOS MODE  ⚠   {what}", style="bold")
+    broke = broke_words(live)
+    if broke:  # the moment an invariant breaks, not after the run (reversed: red on red hides)
+        text.append("   ")
+        text.append(f" ✘ {broke} ", style="bold reverse")
+    text.append("   (h: halt and heal · ctrl+c: abort)")
+    return text
 
 
 def status_text(live: LiveRun) -> Text:
@@ -48,47 +68,89 @@ def status_text(live: LiveRun) -> Text:
     if live.phase_detail:
         text.append(f" ({live.phase_detail})", style="dim")
     text.append(f"   {elapsed:.1f}s")
+    broke = broke_words(live)
+    if live.result is not None:
+        outcome = live.result.outcome
+        colour = {"pass": "green", "fail": "red", "interrupted": "yellow"}.get(outcome, "red")
+        text.append(f"   {outcome.upper()}", style=f"bold {colour}")
+        if broke:
+            text.append(f": {broke}", style=colour)
+    elif broke:
+        text.append(f"   ✘ {broke}", style="bold red")
     return text
 
 
+HOLDING = "◑"  # holding so far, while the fault is live: neither a pass nor unjudged
+
+
 def invariant_table(live: LiveRun) -> Table:
+    """Each invariant as it stands: its verdict (✔ / ✘), or while the fault is live broken
+    so far (✘, red, with the measured value) or holding so far (◑), else not judged yet (○,
+    or … while verify checks it)."""
     table = Table.grid(padding=(0, 1), expand=True)
     table.add_column(width=2)
-    table.add_column(ratio=1)
-    table.add_column(justify="right")
+    # A name is never cut: the value beside it wraps instead.
+    longest = max((len(spec.name) for spec in live.invariant_specs), default=0)
+    table.add_column(no_wrap=True, min_width=longest)
+    table.add_column(justify="right", ratio=1, overflow="fold")
     checking = live.phase == "verify"
     for spec in live.invariant_specs:
-        got = live.invariant_results.get(spec.name)
+        got, final = live.verdict(spec.name)
         if got is None:
             mark = Text("…" if checking else "○", style="yellow" if checking else "dim")
             limit = "" if spec.limit is None else f"{spec.comparison} {spec.limit:g} {spec.unit}"
             table.add_row(mark, Text(spec.name), Text(limit.strip(), style="dim"))
-        else:
+        elif final:
             mark = Text("✔", style="bold green") if got.passed else Text("✘", style="bold red")
             table.add_row(
                 mark,
                 Text(spec.name),
                 Text(invariant_measure(got), style="" if got.passed else "red"),
             )
+        elif got.passed:
+            table.add_row(
+                Text(HOLDING, style="green"),
+                Text(spec.name),
+                Text(so_far_text(got), style="dim green"),
+            )
+        else:
+            table.add_row(
+                Text("✘", style="bold red"),
+                Text(spec.name, style="red"),
+                Text(so_far_text(got), style="bold red"),
+            )
     return table
 
 
+def so_far_text(r: InvariantResult) -> str:
+    """A value judged while the fault is live, short enough for the panel: '18 decisions so
+    far' (its limit is the one the unjudged row showed; the verdict shows both)."""
+    measured = "unmeasured" if r.measured is None else f"{r.measured:g}{r.unit and ' ' + r.unit}"
+    return f"{measured} so far"
+
+
 def invariant_state(live: LiveRun) -> tuple:
-    return live.phase == "verify", tuple(sorted(live.invariant_results))
+    so_far = tuple((n, r.passed, r.measured) for n, r in sorted(live.live_results.items()))
+    return live.phase == "verify", tuple(sorted(live.invariant_results)), so_far
 
 
 def metric_facts(live: LiveRun) -> tuple[tuple[str, str], ...]:
-    """What is known so far; the delivery counts arrive with the result."""
+    """What is known so far, in the report's words: the recovery timings, the error rate of
+    every probe that failed during the fault, and the scenario's own numbers as far as they
+    are known while the fault is live; the delivery counts arrive with the result."""
     if not live.windows:
         return ()
     delivery = live.result.delivery if live.result else None
-    return tuple(recovery_facts(live.recovery(), True, delivery))
+    measurements = live.result.measurements if live.result else live.live_measurements
+    return tuple(recovery_facts(live.recovery(), True, delivery) + measurement_facts(measurements))
 
 
 def metrics_table(facts: tuple[tuple[str, str], ...]) -> Table:
     table = Table.grid(padding=(0, 1), expand=True)
-    table.add_column(style="dim", ratio=1)
-    table.add_column(justify="right")
+    # Both wrap, the label keeps the larger share: a long value (the delivery counts, the
+    # decisions so far) must not squeeze every label down to "…".
+    table.add_column(style="dim", ratio=3, min_width=12)
+    table.add_column(justify="right", ratio=2)
     for label, value in facts:
         table.add_row(label, Text(value))
     if not facts:
