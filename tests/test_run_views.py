@@ -163,7 +163,8 @@ def test_chart_renders_in_a_small_box_and_switches_plots():
     tall = render(data, 100, 14)
     legends = [t.plain for t in tall.renderables if "━" in t.plain]
     assert [line.split()[0] for line in legends[:2]] == [LATENCY_KEY.split()[0], "outbox_backlog"]
-    assert "u: next of 3" in legends[0]
+    assert legends[0].startswith("latency ms (1/3, u: next)")
+    assert legends[1].startswith("outbox_backlog (2/3, u: next)")
     turned = render(data, 100, 14, first=2)
     assert turned.renderables[0].plain.startswith("sea_events")
 

@@ -107,6 +107,7 @@ class RecoveryChart(Painted):
         self._choice = SeriesChoice()
         self._first_plot = 0  # which plot leads when not all of them fit
         self._live: LiveRun | None = None
+        self._all_fit = True  # every plot is shown: `u` has nothing to bring up
 
     def show(self, live: LiveRun) -> None:
         """Start a redraw unless one is still being drawn."""
@@ -117,6 +118,10 @@ class RecoveryChart(Painted):
         self._drawing = True
         data = chart_data(live, width, self._choice)
         first = self._first_plot
+        all_fit = plots_that_fit(len(data.plots), height) >= len(data.plots)
+        if all_fit != self._all_fit:
+            self._all_fit = all_fit
+            self.refresh_bindings()
         self.run_worker(self._draw(data, width, height, first), group="chart")
 
     async def _draw(self, data: ChartData, width: int, height: int, first: int) -> None:
@@ -124,6 +129,9 @@ class RecoveryChart(Painted):
             self.paint(await asyncio.to_thread(render, data, width, height, first))
         finally:
             self._drawing = False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action == "next_plot" and self._all_fit)
 
     def action_next_plot(self) -> None:
         self._first_plot += 1
@@ -242,8 +250,8 @@ def render(data: ChartData, width: int, height: int, first: int = 0) -> Group:
     for n, plot in enumerate(order):
         rows = rows_left // (fit - n)  # the last plots take the rounding
         rows_left -= rows
-        more = hidden and n == 0
-        parts.append(legend(plot, width, f"  u: next of {len(data.plots)}" if more else ""))
+        where = f" {(first + n) % len(data.plots) + 1}/{len(data.plots)}, u: next" if hidden else ""
+        parts.append(legend(plot, width, where))
         parts.extend(draw_plot(plot, data, width, rows - 1))
     return Group(*parts)
 
@@ -251,6 +259,8 @@ def render(data: ChartData, width: int, height: int, first: int = 0) -> Group:
 def legend(plot: Plot, width: int, hint: str) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(plot.title, style="bold")
+    if hint:  # before the keys: a narrow chart cuts those, never the way to the other plots
+        line.append(f" ({hint.strip()})", style="dim italic")
     for s in plot.series:
         line.append("  ━ ", style=Style(color=_rgb(s.colour)))
         line.append(s.probe)
@@ -260,8 +270,6 @@ def legend(plot: Plot, width: int, hint: str) -> Text:
     line.append(" fault ", style="dim")
     line.append(FAILED_MARK, style="bold")
     line.append(" failed", style="dim")
-    if hint:
-        line.append(hint, style="dim italic")
     line.truncate(width, overflow="ellipsis")
     return line
 
