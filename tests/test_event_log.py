@@ -1,6 +1,6 @@
-"""The run screen's event log and probe panels, driven by Textual's Pilot over a real LiveRun
-fed a run's events: out-of-order events in the order they happened, one line each, and the
-whole of a line on selection."""
+"""The run screen's event log, probe panels and chart, driven by Textual's Pilot over a real
+LiveRun fed a run's events: out-of-order events in the order they happened, one line each, the
+whole of a line on selection; a failing panel's outage; the chart's other plots on `u`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import tui_queue_data
 from rich.text import Text
 from test_run_views import out_of_order_run
 
@@ -18,6 +19,7 @@ from chaos_tui.screens.run import RunScreen
 from chaos_tui.settings import Settings
 from chaos_tui.widgets.event_log import EventLines, EventLog
 from chaos_tui.widgets.probe_panel import ProbePanel
+from chaos_tui.widgets.recovery_chart import RecoveryChart
 from tui_data import T0
 
 SIZE = (130, 42)
@@ -80,3 +82,25 @@ async def test_a_panel_all_failures_says_for_how_long_and_why(app):
         await pilot.pause()
         head = panel.content.renderables[0].plain  # type: ignore[union-attr]
         assert head.startswith("FAILING") and "down 2.0s" in head and "timed out" in head, head
+
+
+async def test_u_on_the_chart_brings_up_the_plot_that_did_not_fit(app):
+    live = tui_queue_data.live_run(until_s=9.0, healed=False)  # four units: four plots
+    async with app.run_test(size=SIZE) as pilot:
+        screen = RunScreen(live)
+        await app.push_screen(screen)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        chart = screen.query_one(RecoveryChart)
+
+        def titles() -> list[str]:
+            lines = chart.content.renderables  # type: ignore[union-attr]
+            return [t.plain.split(" (")[0] for t in lines if "━" in t.plain]
+
+        shown = titles()
+        assert shown[0] == "latency ms" and len(shown) < 4, shown
+        chart.focus()
+        await pilot.press("u")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert titles()[0] == shown[1], "u did not bring the next plot up"

@@ -355,10 +355,17 @@ def shade_windows(lines: list[Text], data: ChartData) -> list[Text]:
                     edges.append((col, style))
         new = Text("".join(chars), style=line.style, spans=list(line.spans))
         for a, b, _ in spans:
-            for col in range(a, b + 1):
-                if chars[col] == BAND_GLYPH:
-                    new.stylize(BAND_GLYPH_STYLE, col, col + 1)
             new.stylize(Style(bgcolor=BAND_BACKGROUND), a, b + 1)
+            col = a
+            while col <= b:  # one span per run of shading, not one per cell
+                if chars[col] != BAND_GLYPH:
+                    col += 1
+                    continue
+                run = col
+                while run <= b and chars[run] == BAND_GLYPH:
+                    run += 1
+                new.stylize(BAND_GLYPH_STYLE, col, run)
+                col = run
         for col, style in edges:
             new.stylize(style, col, col + 1)
         shaded[i] = new
