@@ -134,6 +134,8 @@ class RecoveryChart(Painted):
         return not (action == "next_plot" and self._all_fit)
 
     def action_next_plot(self) -> None:
+        if self._all_fit:  # a click on a chart that shows everything changes nothing
+            return
         self._first_plot += 1
         if self._live is not None:
             self.show(self._live)
