@@ -18,7 +18,7 @@ from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import impact_facts, parameters_text, result_facts, verdict_line
 from chaos_tui.core.runner import Run, RunOptions
-from chaos_tui.narration import Narrator
+from chaos_tui.narration import InOrder
 from chaos_tui.session import RunSession
 from chaos_tui.signals import say
 
@@ -29,12 +29,17 @@ class Progress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._narrate = Narrator()
+        self._narrate = InOrder()  # lines told during an inject come out in time order
 
     def __call__(self, event: RunEvent) -> None:
-        line = self._narrate(event)
-        if line is None:
-            return
+        for line in self._narrate(event):
+            self._print(line)
+
+    def flush(self) -> None:
+        for line in self._narrate.flush():
+            self._print(line)
+
+    def _print(self, line: str) -> None:
         if self.console.is_terminal:  # one row per event, cut to the width: the run fits a screen
             self.console.print(line, highlight=False, no_wrap=True, overflow="ellipsis")
         else:  # a log keeps every line whole, however long (a probe's error, say)
@@ -132,6 +137,7 @@ def run_headless(
         return await task  # an abort is caught by the runner, which heals, then returns
 
     def after(result: RunResult | None) -> None:
+        narrate.flush()  # a run cut short in the middle of an inject
         if result is not None:
             _deliver(result, session.saved_path, output, json_to_stdout, console)
 

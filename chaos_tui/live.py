@@ -6,7 +6,6 @@ and the tests and snapshots feed it events directly. Every buffer is bounded.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from statistics import median
 
@@ -30,7 +29,7 @@ from chaos_tui.core.model import (
     RunResult,
 )
 from chaos_tui.core.timeline import Timeline
-from chaos_tui.narration import Narrator
+from chaos_tui.narration import Narrator, OrderedLog
 
 SAMPLES_KEPT = 36_000  # an hour per probe at 10 Hz; the saved result has the full series
 LOG_LINES_KEPT = 500
@@ -85,8 +84,8 @@ class LiveRun:
         self.live_results: dict[str, InvariantResult] = {}
         self.live_measurements: dict[str, Measurement] = {}
         self.result: RunResult | None = None
-        self.log: deque[str] = deque(maxlen=LOG_LINES_KEPT)
-        self.log_total = 0  # lines ever logged, so a widget can tell which ones are new
+        # By each event's own time: a fault's window arrives after the failures it caused.
+        self.log = OrderedLog(LOG_LINES_KEPT)
         self.version = 0  # bumped by every event, so a redraw can be skipped when nothing changed
         self._narrate = Narrator()
         self._calm: dict[str, float | None] = {}
@@ -95,10 +94,9 @@ class LiveRun:
 
     def apply(self, event: RunEvent) -> None:
         self.version += 1
-        line = self._narrate(event)
+        line = self._narrate.tell(event)
         if line is not None:
-            self.log.append(line)
-            self.log_total += 1
+            self.log.add(line)
         if isinstance(event, SampleTaken):
             self.timeline.add(event.sample)
             self._tick(event.sample.t)

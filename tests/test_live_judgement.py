@@ -225,8 +225,8 @@ def test_the_console_shows_a_live_breach_in_red_and_holding_apart_from_unjudged(
     cells = [c for c in table_obj.columns[2].cells]
     assert "red" in str(cells[0].style)
     # The banner says what broke, counted from the fault landing (applied at +8.05 s).
-    assert "fails_closed broke at +0.1 s" in banner_text(live).plain
-    assert "fails_closed broke at +0.1 s" in status_text(live).plain
+    assert "fails_closed broke at +100 ms" in banner_text(live).plain
+    assert "fails_closed broke at +100 ms" in status_text(live).plain
     # The recovery panel: the numbers so far in the report's words, never a lone 0%.
     facts = dict(metric_facts(live))
     assert facts["decisions while OPA down"] == "allow 12, deny 0, error 0"
@@ -244,7 +244,7 @@ def test_the_status_line_after_a_failing_run_says_what_broke():
     )
     live.apply(RunFinished(result))
     status = status_text(live).plain
-    assert "FAIL: fails_closed broke at +0.1 s" in status
+    assert "FAIL: fails_closed broke at +100 ms" in status
     passing = opa_live_run(until_s=20)
     passing.apply(RunFinished(tui_data.result()))
     assert "PASS" in status_text(passing).plain and "broke" not in status_text(passing).plain

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import Footer, Static
 
 from chaos_tui.core.model import InvariantResult
 from chaos_tui.core.report import (
@@ -25,6 +25,7 @@ from chaos_tui.core.report import (
     recovery_facts,
 )
 from chaos_tui.live import LiveRun
+from chaos_tui.widgets.event_log import EventLog
 from chaos_tui.widgets.faults_panel import LiveFaultsPanel
 from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.probe_panel import ProbePanel
@@ -36,7 +37,7 @@ SLOW_EVERY = 4  # the chart (plotext) and the recovery metrics are redone once a
 
 
 def broke_words(live: LiveRun) -> str:
-    """What broke, as the report words it: 'fails_closed broke at +2.1 s' (counted from the
+    """What broke, as the report words it: 'fails_closed broke at +2.10 s' (counted from the
     first fault landing), 'allow_resumes failed' for one broken only at verify."""
     landed = landed_at(live.windows)
     return ", ".join(broke_text(r, landed) for r in live.broken)
@@ -168,7 +169,6 @@ class RunScreen(Screen):
         super().__init__()
         self.live = live
         self._drawn_version = -1
-        self._drawn_log = 0
         self._redraws = 0
         self._boxes: dict[str, object] = {}  # what each auto-sized box shows now
 
@@ -188,7 +188,7 @@ class RunScreen(Screen):
                 yield LiveFaultsPanel(id="live-faults")
                 yield Static(id="invariants", classes="box")
                 yield Static(id="metrics", classes="box")
-                yield RichLog(id="events", max_lines=500, markup=False, wrap=True, min_width=20)
+                yield EventLog(id="events")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -218,11 +218,7 @@ class RunScreen(Screen):
                 facts = metric_facts(live)
                 self._box("#metrics", facts, lambda: metrics_table(facts))
             self._box("#invariants", invariant_state(live), lambda: invariant_table(live))
-            log = self.query_one(RichLog)
-            new = min(live.log_total - self._drawn_log, len(live.log))
-            for line in list(live.log)[len(live.log) - new :] if new > 0 else []:
-                log.write(Text.from_markup(line))
-            self._drawn_log = live.log_total
+            self.query_one(EventLog).show(live.log)
 
     def _box(self, selector: str, state: object, render) -> None:
         """Auto-sized boxes are updated (a layout pass) only when what they show changed."""

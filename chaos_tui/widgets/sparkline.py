@@ -1,8 +1,9 @@
 """A one-line recovery sparkline in which the injection windows stand out.
 
 Each column is a slice of time. Columns inside a fault window get a dark red band behind
-them and orange bars, so the fault and the recovery after it read at a glance; a column with
-a failed sample is a red cross, whatever its band.
+them, orange bars and an underline, so the fault and the recovery after it read at a glance,
+in colour or without (the underline is for a colour-blind eye or a monochrome terminal); a
+column with a failed sample is a red cross, whatever its band.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from chaos_tui.core.model import InjectionWindow, ProbeSample
 
 BARS = "▁▂▃▄▅▆▇█"
 FAILED = "✕"
-WINDOW_BAND = "on #5f0000"
+WINDOW_BAND = "underline on #5f0000"
 WINDOW_BARS = "orange1"  # bars inside a window change colour too: a full bar hides its band
 
 
