@@ -21,7 +21,7 @@ from chaos_tui.core.events import (
 )
 from chaos_tui.core.report import invariant_measure
 
-NOTE_STYLES = {"warning": "yellow", "error": "red"}
+NOTE_STYLES = {"warning": "yellow", "error": "red", "operator": "bold magenta"}
 
 
 class Narrator:
@@ -86,5 +86,6 @@ class Narrator:
             )
         if isinstance(event, Note):
             style = NOTE_STYLES.get(event.level, "cyan")
-            return event.t, f"[{style}]{escape(event.text)}[/{style}]"
+            said = f"NOTE {event.text}" if event.level == "operator" else event.text
+            return event.t, f"[{style}]{escape(said)}[/{style}]"
         return None

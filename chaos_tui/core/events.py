@@ -49,7 +49,7 @@ class InvariantChecked:
 class Note:
     text: str
     t: float
-    level: str = "info"  # info | warning | error
+    level: str = "info"  # info | warning | error | operator (typed by the operator: Run.add_note)
 
 
 @dataclass(frozen=True, slots=True)

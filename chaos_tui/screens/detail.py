@@ -103,6 +103,7 @@ class DetailScreen(Screen):
     BINDINGS = [
         Binding("r", "run", "Run…"),
         Binding("enter", "run", "Run…", show=False),
+        Binding("H", "history", "History"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -152,6 +153,9 @@ class DetailScreen(Screen):
         # The plan shown is the plan confirmed; when none could be made, request_run plans
         # again and says why it still cannot, or asks to confirm the new plan.
         self.chaos.request_run(self.scenario_name, fresh=False)
+
+    def action_history(self) -> None:
+        self.chaos.open_history(self.scenario_name)
 
     def action_back(self) -> None:
         self.app.pop_screen()
