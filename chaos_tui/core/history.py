@@ -79,13 +79,13 @@ def summarize(path: Path) -> PastRun:
     try:
         data = json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
-        return unreadable(str(exc.strerror) if isinstance(exc, OSError) else "not valid JSON")
+        return unreadable(str(exc.strerror) if isinstance(exc, OSError) else "not JSON")
     if not isinstance(data, dict):
         return unreadable("not a run result")
     started, duration = _number(data.get("started_at")), _number(data.get("duration_s"))
     outcome = data.get("outcome")
     if started is None or duration is None or not isinstance(outcome, str):
-        return unreadable("an unknown or old result format")
+        return unreadable("old or unknown format")
     recovery, params, notes = data.get("recovery"), data.get("parameters"), data.get("notes")
     recovery = recovery if isinstance(recovery, dict) else {}
     params = params if isinstance(params, dict) else {}

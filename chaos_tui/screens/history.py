@@ -42,8 +42,9 @@ def row_cells(run: PastRun, defaults: dict[str, Any]) -> tuple[Text | str, ...]:
         if run.started_at
         else "?"
     )
-    if not run.readable:
-        return (when, Text(run.problem or "unreadable", style="dim red"), "", "", "", "", "", "")
+    if not run.readable:  # the reason where there is room for it: the parameters' column
+        reason = Text(run.problem or "unreadable", style="red")
+        return (when, Text("?", style="bold red"), "", "", "", "", reason, "")
     outcome = run.outcome or "?"
     changed = changed_parameters(run.parameters, defaults)
     return (
@@ -110,7 +111,7 @@ class HistoryScreen(Screen):
             key = str(run.path)
             self.runs[key] = run
             for column, cell in zip(COLUMNS, row_cells(run, self.defaults), strict=True):
-                table.update_cell(key, column, cell)
+                table.update_cell(key, column, cell, update_width=True)
 
     def action_move(self, where: str) -> None:
         table = self.query_one(DataTable)

@@ -123,15 +123,14 @@ class ExportPrompt(ModalScreen[str | None]):
         self.where = where
 
     def compose(self) -> ComposeResult:
-        text = Text("Export the report as:  ", style="bold")
-        text.append("j", style="bold cyan")
-        text.append(" JSON   ")
-        text.append("m", style="bold cyan")
-        text.append(" Markdown   ")
-        text.append("esc", style="bold cyan")
-        text.append(" cancel\n")
-        text.append(f"into {self.where}", style="dim")
-        yield Static(text, id="export-prompt")
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold cyan", justify="right")
+        keys.add_column()
+        for key, does in (("j", "JSON"), ("m", "Markdown"), ("esc", "cancel")):
+            keys.add_row(key, does)
+        into = Text(f"into {self.where}", style="dim")
+        title = Text("Export the report as", style="bold")
+        yield Static(Group(title, keys, into), id="export-prompt")
 
     def action_pick(self, kind: str) -> None:
         self.dismiss(kind or None)
