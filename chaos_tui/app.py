@@ -417,9 +417,16 @@ class ChaosApp(App):
             if isinstance(below, HistoryScreen) and below.scenario == scenario:
                 self.pop_screen()
                 return
+        self.push_screen(HistoryScreen(scenario, self._default_params(scenario)))
+
+    def _default_params(self, scenario: str) -> dict:
+        """The scenario's parameters by default, which a history row compares against (none
+        for a scenario no longer listed, or one whose parameters have no defaults)."""
         cls = self.catalog.scenarios.get(scenario)
-        defaults = cls.Params().model_dump() if cls is not None else {}
-        self.push_screen(HistoryScreen(scenario, defaults))
+        try:
+            return cls.Params().model_dump() if cls is not None else {}
+        except ValueError:
+            return {}
 
     def open_past_report(self, path: Path) -> None:
         try:

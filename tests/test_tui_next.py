@@ -386,3 +386,20 @@ async def test_a_note_during_a_real_run_is_in_the_result_and_the_report(sandbox,
     finally:
         app.target.stop_what_we_started(keep_sandbox=True)
     assert sandbox.sandbox.healthy("postgres")
+
+
+async def test_history_closed_while_it_reads_leaves_the_console_running(tmp_path):
+    state = tmp_path / "state"
+    for i in range(300):
+        save_result(state / "results", a_result(i * 60, f"run{i:09d}"))
+    app = ChaosApp(Settings(state_dir=state))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("H", "escape")  # at once: the rows are still being read
+        await pilot.pause(1.0)
+        await app.workers.wait_for_complete()
+        assert app.is_running and isinstance(app.screen, PickerScreen)
+        await pilot.press("H")  # and again, to the end: every row read
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        await wait_until(pilot, lambda: len(history.runs) == 300, what="every row")
+        assert history.query_one(DataTable).row_count == 300

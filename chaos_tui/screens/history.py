@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
 
 from chaos_tui.core.history import (
     PastRun,
@@ -98,14 +99,21 @@ class HistoryScreen(Screen):
             table.add_row(when, Text("…", style="dim"), "", "", "", "", "", "", key=str(path))
         table.focus()
         if files:
-            self.run_worker(lambda: self._read(files), thread=True, group="history")
+            self.run_worker(
+                lambda: self._read(files), thread=True, group="history", exit_on_error=False
+            )
 
     def _read(self, files: list[Path]) -> None:
+        worker = get_current_worker()
         for start in range(0, len(files), BATCH):
+            if worker.is_cancelled:  # the screen was closed: nobody to show them to
+                return
             batch = [summarize(p) for p in files[start : start + BATCH]]
             self.app.call_from_thread(self._fill, batch)
 
     def _fill(self, batch: list[PastRun]) -> None:
+        if not self.is_mounted:
+            return
         table = self.query_one(DataTable)
         for run in batch:
             key = str(run.path)
