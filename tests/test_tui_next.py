@@ -373,7 +373,11 @@ async def test_a_note_during_a_real_run_is_in_the_result_and_the_report(sandbox,
             await pilot.pause()
             [exported] = list((sandbox.state_dir / "results" / NAME / "exports").glob("*.md"))
             assert "## Notes" in exported.read_text() and note in exported.read_text()
-            exported.unlink()
+            await pilot.press("e", "j")
+            await pilot.pause()
+            [as_json] = list((sandbox.state_dir / "results" / NAME / "exports").glob("*.json"))
+            assert json.loads(as_json.read_text())["notes"] == [{"t": kept.t, "text": note}]
+            shutil.rmtree(exported.parent)
 
             await pilot.press("r")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmRunScreen), 10, "ask")
