@@ -407,3 +407,17 @@ async def test_history_closed_while_it_reads_leaves_the_console_running(tmp_path
         assert isinstance(history, HistoryScreen)
         await wait_until(pilot, lambda: len(history.runs) == 300, what="every row")
         assert history.query_one(DataTable).row_count == 300
+
+
+def test_export_dir_is_the_consoles_and_headless_refuses_it(tmp_path):
+    from conftest import env_for, run_cli
+
+    proc = run_cli(
+        ["--headless", "--scenario", NAME, "--export-dir", str(tmp_path / "out")],
+        env_for(tmp_path / "state"),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "chaos-tui: --export-dir goes with the console (headless writes --output)"
+    ]
+    assert not (tmp_path / "out").exists()
