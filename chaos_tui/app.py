@@ -20,17 +20,23 @@ from chaos_tui.catalog import PLAN_REFUSALS, Catalog, scenarios_for, unlisted_no
 from chaos_tui.core.contracts import Scenario, ScenarioParams
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
+from chaos_tui.core.history import open_result
 from chaos_tui.core.model import RunResult
+from chaos_tui.core.params import check_values
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.live import LiveRun, ProbeInfo
 from chaos_tui.messages import RunEventMessage
+from chaos_tui.runbooks import RunbookMissing, runbook_text
 from chaos_tui.sandbox.usage import RunBusy, RunLock
 from chaos_tui.screens.confirm import AskScreen, ConfirmRunScreen
 from chaos_tui.screens.detail import DetailScreen
 from chaos_tui.screens.help import HelpScreen
+from chaos_tui.screens.history import HistoryScreen
+from chaos_tui.screens.note import NoteScreen
 from chaos_tui.screens.picker import PickerScreen
-from chaos_tui.screens.report import ReportScreen
+from chaos_tui.screens.report import EXPORT_KINDS, ReportScreen
 from chaos_tui.screens.run import RunScreen
+from chaos_tui.screens.runbook import RunbookScreen
 from chaos_tui.session import ResultSaver
 from chaos_tui.settings import Settings
 from chaos_tui.targets import make_target
@@ -74,7 +80,9 @@ class ChaosApp(App):
         self.options = options or RunOptions(
             rate_hz=settings.probe_rate_hz, invariant_budget_s=settings.invariant_budget_s
         )
-        self.export_dir = export_dir or Path.cwd()
+        # Where the report's exports go: the user's --export-dir, else beside each run's
+        # saved result (export_dir_for).
+        self.export_dir = export_dir
         self.open_scenario = open_scenario
         self.lockout = self._lockout(enable_chaos or settings.enabled)
         # A locked console only shows plans: making one must change nothing (no sandbox ports).
@@ -212,8 +220,9 @@ class ChaosApp(App):
         cancel it half-way), saves the result and shows the report."""
         result = await asyncio.shield(task)
         self.last_result = result
+        saved: Path | None = None
         try:
-            await asyncio.to_thread(self.saver.save, result)
+            saved = await asyncio.to_thread(self.saver.save, result)
         except OSError as exc:
             self.notify(f"could not save the result: {exc}", severity="warning")
         if self._quit_when_done:
@@ -226,7 +235,7 @@ class ChaosApp(App):
             # report replaces the run screen, not them.
             while self.screen is not screen and screen in self.screen_stack:
                 self.pop_screen()
-            await self.switch_screen(ReportScreen(result, self.export_dir))
+            await self.switch_screen(self.report_screen(result, saved))
         except Exception as exc:  # the result is saved; say so rather than hang on the run screen
             self.notify(
                 f"could not show the report ({exc}); the result is in {self.results_dir}",
@@ -325,8 +334,155 @@ class ChaosApp(App):
             self.notify(message, severity="warning")
         self.run_worker(act(run), group="operator", exit_on_error=False)
 
+    # -- what next: the report's re-run, runbook, history and exports; notes during a run -----
+
+    def export_dir_for(self, result: RunResult) -> Path:
+        """The user's --export-dir, else `exports/` beside the scenario's saved results (not
+        in that folder itself: an exported JSON there would count as a second run)."""
+        return self.export_dir or self.results_dir / result.scenario / "exports"
+
+    def report_screen(self, result: RunResult, saved: Path | None) -> ReportScreen:
+        return ReportScreen(result, self.export_dir_for(result), saved_path=saved)
+
+    def _report(self) -> ReportScreen | None:
+        screen = self.screen
+        if isinstance(screen, ReportScreen):
+            return screen
+        self.notify("no report is open", severity="warning")
+        return None
+
+    def action_rerun(self) -> None:
+        """`r` on a report: the same scenario with the parameters that run used (edited ones
+        included: they are what the result recorded), after the typed confirmation."""
+        report = self._report()
+        if report is not None:
+            self.rerun(report.result)
+
+    def rerun(self, result: RunResult) -> None:
+        cls = self.catalog.scenarios.get(result.scenario)
+        if cls is None:
+            self.notify(
+                f"{result.scenario} is not listed in this console (target {self.target.name})",
+                title="cannot run it again",
+                severity="error",
+            )
+            return
+        params, errors = check_values(cls.Params, result.parameters, result.scenario)
+        if params is None:  # a result of an older version, whose parameters changed
+            self.notify(
+                f"its parameters do not fit {result.scenario} any more: "
+                + "; ".join(errors.values()),
+                title="cannot run it again",
+                severity="error",
+                timeout=15,
+            )
+            return
+        if not self._may_run():
+            return
+        # The catalog plans with these from now on, so what the confirmation shows is what
+        # runs, and the detail screen shows the same.
+        self.catalog.set_params(result.scenario, params)
+        self.request_run(result.scenario, fresh=True)
+
+    def action_runbook(self) -> None:
+        report = self._report()
+        if report is not None:
+            self.open_runbook(report.result.scenario, report.result.runbook)
+
+    def open_runbook(self, scenario: str, fallback: str | None = None) -> None:
+        """The scenario's runbook, read from the installed package (a result names its
+        runbook only when it failed; the scenario always does)."""
+        cls = self.catalog.scenarios.get(scenario)
+        ref = (cls.runbook if cls is not None else None) or fallback
+        if ref is None:
+            self.notify(f"{scenario} has no runbook", severity="warning")
+            return
+        try:
+            text = runbook_text(ref)
+        except (RunbookMissing, OSError) as exc:
+            self.notify(str(exc), title="no runbook", severity="error")
+            return
+        self.push_screen(RunbookScreen(ref, text))
+
+    def action_history(self) -> None:
+        report = self._report()
+        if report is not None:
+            self.open_history(report.result.scenario)
+
+    def open_history(self, scenario: str) -> None:
+        """Every saved run of the scenario. From a report opened out of that same history,
+        back to it rather than one more on top."""
+        stack = self.screen_stack
+        if len(stack) > 1 and isinstance(self.screen, ReportScreen):
+            below = stack[-2]
+            if isinstance(below, HistoryScreen) and below.scenario == scenario:
+                self.pop_screen()
+                return
+        self.push_screen(HistoryScreen(scenario, self._default_params(scenario)))
+
+    def _default_params(self, scenario: str) -> dict:
+        """The scenario's parameters by default, which a history row compares against (none
+        for a scenario no longer listed, or one whose parameters have no defaults)."""
+        cls = self.catalog.scenarios.get(scenario)
+        try:
+            return cls.Params().model_dump() if cls is not None else {}
+        except ValueError:
+            return {}
+
+    def open_past_report(self, path: Path) -> None:
+        try:
+            result = open_result(path)
+        except (OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.notify(
+                f"cannot open {path.name}: {first}", title="unreadable result", severity="error"
+            )
+            return
+        self.push_screen(self.report_screen(result, path))
+
+    def action_export_report(self, kind: str) -> None:
+        report = self._report()
+        if report is not None:
+            report.action_export(kind)
+
+    def action_note(self) -> None:
+        """`n` during a run: a one-line note, stamped when entered, into the run's timeline
+        and result."""
+        if self.run_in_progress is None:
+            self.notify("no run in progress: a note belongs to a run", severity="warning")
+            return
+        if not isinstance(self.screen, NoteScreen):
+            self.push_screen(NoteScreen(), callback=self._note_typed)
+
+    def _note_typed(self, text: str | None) -> None:
+        run = self.run_in_progress
+        if not text or not text.strip():
+            return
+        if run is None:
+            self.notify("the run ended before the note: not added", severity="warning")
+            return
+        run.add_note(text)
+
+    def _report_commands(self, screen):
+        """The palette's commands for an open report."""
+        if not isinstance(screen, ReportScreen):
+            return
+        name = screen.result.scenario
+        for kind, label in EXPORT_KINDS.items():
+            yield SystemCommand(
+                f"Export report as {label}",
+                f"write it to {screen.export_dir}",
+                partial(self.action_export_report, kind),
+            )
+        yield SystemCommand(
+            f"Run {name} again", "with the same parameters, after the typed name", self.action_rerun
+        )
+        yield SystemCommand(f"Runbook of {name}", "what to do when it fails", self.action_runbook)
+        yield SystemCommand(f"History of {name}", "every saved run of it", self.action_history)
+
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
+        yield from self._report_commands(screen)
         for entry in self.catalog.entries:
             yield SystemCommand(
                 f"Run {entry.name}",

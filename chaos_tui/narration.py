@@ -31,7 +31,7 @@ from chaos_tui.core.events import (
 )
 from chaos_tui.core.report import invariant_measure
 
-NOTE_STYLES = {"warning": "yellow", "error": "red"}
+NOTE_STYLES = {"warning": "yellow", "error": "red", "operator": "bold magenta"}
 HOLD_AT_MOST_S = 5.0  # a slow inject does not silence a stream for longer than this
 
 
@@ -133,7 +133,8 @@ class Narrator:
             )
         if isinstance(event, Note):
             style = NOTE_STYLES.get(event.level, "cyan")
-            return event.t, f"[{style}]{escape(event.text)}[/{style}]"
+            said = f"NOTE {event.text}" if event.level == "operator" else event.text
+            return event.t, f"[{style}]{escape(said)}[/{style}]"
         return None
 
 

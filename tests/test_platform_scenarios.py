@@ -108,7 +108,7 @@ def test_opa_restart_catches_a_gateway_that_fails_open(fresh_state_dir, tmp_path
     assert window["applied_at"] <= closed["broke_at"] < window["healed_at"]
     assert not invariant(result, "never_allows_denied")["passed"]
     assert result["measurements"]["decisions while OPA down"]["allow"] > 0
-    assert result["runbook"] == "docs/runbooks/opa_restart.md"
+    assert result["runbook"] == "chaos_tui/runbooks/opa_restart.md"
 
 
 def test_openobserve_stall_catches_a_collector_that_does_not_retry(fresh_state_dir, tmp_path):
@@ -118,7 +118,7 @@ def test_openobserve_stall_catches_a_collector_that_does_not_retry(fresh_state_d
     assert result["delivery"]["lost"] > 0
     assert not invariant(result, "no_lost_markers")["passed"]
     assert not invariant(result, "stalled_markers_arrive")["passed"]
-    assert result["runbook"] == "docs/runbooks/openobserve_stall.md"
+    assert result["runbook"] == "chaos_tui/runbooks/openobserve_stall.md"
 
 
 def test_nats_partition_mesh_catches_an_origin_too_small_for_the_cut(fresh_state_dir, tmp_path):
@@ -129,7 +129,7 @@ def test_nats_partition_mesh_catches_an_origin_too_small_for_the_cut(fresh_state
     assert proc.returncode == ExitCode.FAIL, proc.stderr[-3000:]
     assert result["delivery"]["lost"] > 0
     assert not invariant(result, "no_lost_messages")["passed"]
-    assert result["runbook"] == "docs/runbooks/nats_partition_mesh.md"
+    assert result["runbook"] == "chaos_tui/runbooks/nats_partition_mesh.md"
 
 
 def test_one_node_cut_fails_over_and_a_kept_mesh_keeps_its_link(fresh_state_dir, tmp_path):

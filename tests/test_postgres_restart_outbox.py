@@ -77,7 +77,7 @@ def test_lossy_relay_fails_with_lost_events(fresh_state_dir):
     assert not lost["passed"] and lost["measured"] == result["delivery"]["lost"]
     assert result["heal"]["ok"]
     # the failure points to what to do about it, and that page exists
-    assert result["runbook"] == "docs/runbooks/postgres_restart_outbox.md"
+    assert result["runbook"] == "chaos_tui/runbooks/postgres_restart_outbox.md"
     assert (Path(__file__).parent.parent / result["runbook"]).is_file()
     assert f"runbook: {result['runbook']}" in proc.stderr
     # the run started this sandbox, so it stopped it again

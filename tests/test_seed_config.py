@@ -178,7 +178,7 @@ def test_a_fail_open_gateway_fails_the_seeds_deny_all(fresh_state_dir):
     assert not closed["passed"] and closed["measured"] > 0, closed
     assert not invariants["never_allows_denied"]["passed"]
     assert result["measurements"]["decisions while OPA down"]["allow"] > 0
-    assert result["runbook"] == "docs/runbooks/opa_restart.md"
+    assert result["runbook"] == "chaos_tui/runbooks/opa_restart.md"
     assert result["heal"]["ok"]
 
 

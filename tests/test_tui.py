@@ -171,7 +171,7 @@ async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_pat
         assert saved is not None and saved.run_id == result.run_id
         for label, value in result_facts(saved):  # the same numbers as the JSON result
             assert label in report and value in report, (label, value)
-        await pilot.press("m", "j")
+        await pilot.press("e", "m", "e", "j")  # e then a format: no single key writes
         exported = sorted(p.suffix for p in tmp_path.iterdir())
         assert exported == [".json", ".md"]
     assert postgres_pid(sandbox) != pid, "the fault never reached Postgres"

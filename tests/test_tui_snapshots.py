@@ -96,7 +96,8 @@ def test_run_screen_after_the_heal(snap_compare, app):
 
 
 def test_report(snap_compare, app):
-    report = showing(lambda: ReportScreen(tui_data.result(), STATE_DIR))
+    saved = STATE_DIR / "results" / "postgres_restart_outbox" / "1764100000-fixedrun0001.json"
+    report = showing(lambda: ReportScreen(tui_data.result(), STATE_DIR, saved_path=saved))
     assert snap_compare(app, run_before=report, terminal_size=SIZE)
 
 

@@ -103,6 +103,12 @@ def _word_after(words: list[str], item: str) -> str | None:
     "--invariant-budget", type=float, default=None, help="Seconds allowed for checking invariants."
 )
 @click.option(
+    "--export-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the console's report exports go (default: exports/ beside the saved results).",
+)
+@click.option(
     "--keep-sandbox", is_flag=True, help="Leave a sandbox this run started running afterwards."
 )
 @click.version_option(__version__, prog_name="chaos-tui")

@@ -25,6 +25,7 @@ def launch(
     rate_hz,
     invariant_budget,
     keep_sandbox,
+    export_dir=None,
 ) -> int:
     """The exit code of the console or of one headless run."""
     if headless and scenario_name:
@@ -64,6 +65,8 @@ def launch(
                     "--output goes with --headless (the console exports from its report)"
                 )
             check_output_path(output)
+        if export_dir is not None and (headless or dry_run):
+            raise UsageError("--export-dir goes with the console (headless writes --output)")
         if as_json and not headless:
             raise UsageError("--json goes with --headless (the console exports from its report)")
     except (UnknownScenario, OSError) as exc:
@@ -83,6 +86,7 @@ def launch(
             enable_chaos,
             keep_sandbox,
             file_scenarios,
+            export_dir,
         )
 
     from chaos_tui.core.plan import plan_run
@@ -215,6 +219,7 @@ def run_console(
     enable_chaos,
     keep_sandbox,
     file_scenarios=None,
+    export_dir=None,
 ) -> int:
     """The Textual console. It opens even where chaos is refused (production, a target not
     enabled): it then shows why, and nothing can be run from it."""
@@ -230,6 +235,7 @@ def run_console(
         enable_chaos=enable_chaos,
         open_scenario=scenario_name,
         file_scenarios=file_scenarios,
+        export_dir=export_dir,
     )
     session = console_session(app, keep_sandbox)
     session.install()

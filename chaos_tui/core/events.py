@@ -67,7 +67,7 @@ class LiveJudgement:
 class Note:
     text: str
     t: float
-    level: str = "info"  # info | warning | error
+    level: str = "info"  # info | warning | error | operator (typed by the operator: Run.add_note)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,13 @@ from pathlib import Path
 from chaos_tui.core.model import RunResult
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a result."""
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a result. Private
+    (0600) unless asked otherwise: an export to share is 0644."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()

@@ -167,6 +167,13 @@ Scalar = float | int | str | bool | None
 Measurement = Scalar | dict[str, Scalar]
 
 
+class OperatorNote(BaseModel):
+    """A line the operator typed during the run (a game day's "paged the DBA at 14:02")."""
+
+    t: float  # when it was typed, wall-clock seconds since the epoch
+    text: str
+
+
 class RunResult(BaseModel):
     run_id: str
     scenario: str
@@ -193,3 +200,4 @@ class RunResult(BaseModel):
     probes: dict[str, ProbeReport] = Field(default_factory=dict)
     heal: HealReport = Field(default_factory=HealReport)
     runbook: str | None = None  # set when an invariant broke: what to do about it
+    notes: list[OperatorNote] = Field(default_factory=list)  # the operator's, in typed order

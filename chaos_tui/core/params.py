@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from chaos_tui.core.contracts import HOLD_NAMES
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,8 @@ def explain_error(model: type[BaseModel], err: Any, scenario: str) -> tuple[str,
 
 
 def check_values(
-    model: type[BaseModel], values: dict[str, Any], scenario: str
-) -> tuple[BaseModel | None, dict[str, str]]:
+    model: type[ModelT], values: dict[str, Any], scenario: str
+) -> tuple[ModelT | None, dict[str, str]]:
     """The parameters these values make, or None with each bad one's plain-words error by
     parameter name (the first error of each)."""
     try:

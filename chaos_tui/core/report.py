@@ -238,6 +238,15 @@ def broke_text(r: InvariantResult, landed: float | None) -> str:
     return f"{r.name} broke{when}"
 
 
+def note_lines(result: RunResult) -> list[str]:
+    """The operator's notes, each with the clock time it was typed and how far into the run."""
+    return [
+        f"{dt.datetime.fromtimestamp(n.t).strftime('%H:%M:%S')} "
+        f"(+{duration_text(max(0.0, n.t - result.started_at))}) {n.text}"
+        for n in result.notes
+    ]
+
+
 def markdown_report(result: RunResult) -> str:
     """A report a person can paste into a game-day write-up or a ticket."""
     when = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -286,8 +295,18 @@ def markdown_report(result: RunResult) -> str:
         lines += [f"  - {part}" for part in w.parts]
     if not result.injection_windows:
         lines.append("- none injected")
+    if result.notes:
+        lines += ["", "## Notes", ""] + [f"- {line}" for line in note_lines(result)]
     if result.parameters:
         lines += ["", "## Parameters", ""]
         lines += [f"- {k} = {v}" for k, v in result.parameters.items()]
+    if result.runbook:
+        lines += [
+            "",
+            "## Runbook",
+            "",
+            f"`{result.runbook}` (shipped in the chaos-tui package; `b` on the console's "
+            "report shows it)",
+        ]
 
     return "\n".join(lines) + "\n"

@@ -37,6 +37,7 @@ from chaos_tui.core.model import (
     HealReport,
     InjectionWindow,
     InvariantResult,
+    OperatorNote,
     RunResult,
 )
 from chaos_tui.core.plan import RunPlan, plan_run
@@ -156,6 +157,7 @@ class Run:
         self._target_gone: str | None = None  # why the target went away under the run
         self._live_judge: asyncio.Task[None] | None = None  # judging while the fault is live
         self._broke_at: dict[str, float] = {}  # invariant -> when it was first seen broken
+        self._operator_notes: list[OperatorNote] = []
         self.ctx = RunContext(self.run_id, target, self.timeline, self._note, plan)
         self._record = (
             RunRecord(self.options.record_dir, self.run_id, plan.scenario_name, target.name)
@@ -492,6 +494,17 @@ class Run:
         self._note("halt: healing every live fault; nothing more will be injected", "warning")
         return await self.heal_now()
 
+    def add_note(self, text: str) -> OperatorNote | None:
+        """An operator's note, stamped now: in the event stream (level "operator") and in the
+        result. Blank text is no note. A note typed once the result is made is not in it."""
+        text = " ".join(text.split())
+        if not text:
+            return None
+        note = OperatorNote(t=time.time(), text=text)
+        self._operator_notes.append(note)
+        self._emit(Note(text, note.t, "operator"))
+        return note
+
     @property
     def live_faults(self) -> list[InjectionWindow]:
         return [live.window for live in self._live if not live.healed]
@@ -590,4 +603,5 @@ class Run:
             probes={p: self.timeline.report(p, started) for p in self.timeline.probes},
             heal=heal,
             runbook=plan.runbook if outcome == "fail" else None,
+            notes=list(self._operator_notes),
         )

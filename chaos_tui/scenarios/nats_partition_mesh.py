@@ -164,7 +164,7 @@ class NatsPartitionMesh(PlatformScenario):
     )
     profile = "mesh"
     invariant_budget_s = 180.0  # the catch-up limit (at most 150 s) and the read-back
-    runbook = "docs/runbooks/nats_partition_mesh.md"
+    runbook = "chaos_tui/runbooks/nats_partition_mesh.md"
     Params = NatsPartitionParams
     params: NatsPartitionParams
     recovery_probe = "link"

@@ -125,7 +125,7 @@ class OpaRestart(PlatformScenario):
     )
     profile = "chaos-opa"
     invariant_budget_s = 60.0
-    runbook = "docs/runbooks/opa_restart.md"
+    runbook = "chaos_tui/runbooks/opa_restart.md"
     Params = OpaRestartParams
     params: OpaRestartParams
     recovery_probe = "allow_path"

@@ -82,7 +82,7 @@ class OpenObserveStall(PlatformScenario):
     )
     profile = "chaos-observe"
     invariant_budget_s = 180.0
-    runbook = "docs/runbooks/openobserve_stall.md"
+    runbook = "chaos_tui/runbooks/openobserve_stall.md"
     Params = OpenObserveStallParams
     params: OpenObserveStallParams
     recovery_probe = "backend"

@@ -48,7 +48,7 @@ class PostgresRestartOutbox(PlatformScenario):
         "within 10 s of Postgres accepting connections again."
     )
     invariant_budget_s = 120.0
-    runbook = "docs/runbooks/postgres_restart_outbox.md"
+    runbook = "chaos_tui/runbooks/postgres_restart_outbox.md"
     Params = PostgresRestartParams
     params: PostgresRestartParams
     recovery_probe = "postgres"

@@ -61,7 +61,7 @@ class QueueBrokerFailover(QueueScenario):
         "again within 15 s, workers consume from the new primary within 10 s of that, and no "
         "acknowledged job is lost."
     )
-    runbook = "docs/runbooks/queue_broker_failover.md"
+    runbook = "chaos_tui/runbooks/queue_broker_failover.md"
     Params = QueueBrokerFailoverParams
     params: QueueBrokerFailoverParams
     recovery_probe = "queue_primary"

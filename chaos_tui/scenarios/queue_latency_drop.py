@@ -43,7 +43,7 @@ class QueueLatencyDrop(QueueScenario):
         "their jobs, retries absorb the failures, no job is lost, and the backlog drains "
         "within 30 s of the heal."
     )
-    runbook = "docs/runbooks/queue_latency_drop.md"
+    runbook = "chaos_tui/runbooks/queue_latency_drop.md"
     Params = QueueLatencyDropParams
     params: QueueLatencyDropParams
     faults_together = True  # the note's story: slow link, drops and failing workers at once

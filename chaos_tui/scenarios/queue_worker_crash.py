@@ -49,7 +49,7 @@ class QueueWorkerCrash(QueueScenario):
         "(duplicates are counted: at-least-once), and the backlog drains within 30 s of the "
         "heal."
     )
-    runbook = "docs/runbooks/queue_worker_crash.md"
+    runbook = "chaos_tui/runbooks/queue_worker_crash.md"
     Params = QueueWorkerCrashParams
     params: QueueWorkerCrashParams
 

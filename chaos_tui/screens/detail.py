@@ -131,6 +131,7 @@ class DetailScreen(Screen):
         Binding("r", "run", "Run…"),
         Binding("enter", "run", "Run…", show=False),
         Binding("p", "edit_params", "Parameters"),
+        Binding("H", "history", "History"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -271,6 +272,9 @@ class DetailScreen(Screen):
         if not self.apply_params():
             return
         self.chaos.request_run(self.scenario_name, fresh=False)
+
+    def action_history(self) -> None:
+        self.chaos.open_history(self.scenario_name)
 
     def action_back(self) -> None:
         # From a parameter's box, esc leaves the box (keeping what was typed, applied when

@@ -17,7 +17,11 @@ KEYS = [
     ("h", "run: halt - heal every live fault now, inject nothing more"),
     ("ctrl+c", "run: abort - heal, then stop the run; elsewhere: quit"),
     ("q, ctrl+q", "quit; during a run asks, then heals before quitting"),
-    ("j / m", "report: export the result as JSON / Markdown"),
+    ("n", "run: add a timestamped note to the run (timeline, report, exports)"),
+    ("e then j / m", "report: export the result as JSON / Markdown (beside the results)"),
+    ("r", "report: run the same scenario again with the same parameters (asks its name)"),
+    ("b", "report: the scenario's runbook"),
+    ("H", "picker, details, report: every saved run of the scenario; enter opens one"),
     ("ctrl+p", "command palette: run, heal, halt, abort"),
     ("?", "this help"),
 ]

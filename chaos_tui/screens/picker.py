@@ -64,6 +64,7 @@ class PickerScreen(Screen):
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("enter", "open", "Details", show=False),
+        Binding("H", "history", "History"),
     ]
 
     @property
@@ -139,6 +140,13 @@ class PickerScreen(Screen):
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
             if key is not None:  # every row is added with its scenario's name as key
                 self.chaos.open_detail(key)
+
+    def action_history(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            if key is not None:
+                self.chaos.open_history(key)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value

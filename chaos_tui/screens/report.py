@@ -1,10 +1,13 @@
-"""The verdict when a run ends: outcome, recovery metrics, invariants, heal; JSON and
-Markdown export."""
+"""The verdict when a run ends: outcome, recovery metrics, invariants, heal, the operator's
+notes, where the result was saved; and what next: `r` runs it again with the same parameters
+(after the typed confirmation), `b` shows the runbook, `H` the scenario's history, `e` then
+`j` or `m` exports it. No single key writes a file."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from rich.console import Group
 from rich.table import Table
@@ -12,7 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from chaos_tui.core.journal import result_json, write_atomic
@@ -22,10 +25,15 @@ from chaos_tui.core.report import (
     impact_facts,
     invariant_measure,
     markdown_report,
+    note_lines,
     parameters_text,
     result_facts,
 )
+from chaos_tui.screens.history import HistoryScreen
 from chaos_tui.widgets.title_bar import TitleBar
+
+if TYPE_CHECKING:  # for the type only: the app imports this screen
+    from chaos_tui.app import ChaosApp
 
 OUTCOME_STYLE = {
     "pass": "bold white on dark_green",
@@ -86,7 +94,52 @@ def report_body(result: RunResult) -> Group:
         live_for = duration_text(w.healed_at - w.injected_at) if w.healed_at else "never healed"
         parts.append(Text(f"fault {w.fault}: {w.description} (live {live_for})"))
         parts += [Text(f"    {part}", style="dim") for part in w.parts]
+    if result.notes:
+        parts += [Text(""), Text("notes", style="bold")]
+        parts += [Text(f"  {line}") for line in note_lines(result)]
     return Group(*parts)
+
+
+EXPORT_KINDS = {"json": "JSON", "md": "Markdown"}
+EXPORT_MODE = 0o644  # an export is meant to be shared (a ticket, a write-up), unlike state
+
+
+def files_text(saved: Path | None, exported: list[Path]) -> Text:
+    """Where this result lives on disk: the saved result, then each export made here."""
+    text = Text()
+    text.append("saved: ", style="dim")
+    text.append(str(saved) if saved else "not saved (see the notification)")
+    for path in exported:
+        text.append("\nexported: ", style="dim")
+        text.append(str(path))
+    return text
+
+
+class ExportPrompt(ModalScreen[str | None]):
+    """`e` on the report: which format. A second key, so no single letter writes a file."""
+
+    BINDINGS = [
+        Binding("j", "pick('json')", "JSON"),
+        Binding("m", "pick('md')", "Markdown"),
+        Binding("escape", "pick('')", "Cancel"),
+    ]
+
+    def __init__(self, where: Path) -> None:
+        super().__init__()
+        self.where = where
+
+    def compose(self) -> ComposeResult:
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold cyan", justify="right")
+        keys.add_column()
+        for key, does in (("j", "JSON"), ("m", "Markdown"), ("esc", "cancel")):
+            keys.add_row(key, does)
+        into = Text(f"into {self.where}", style="dim")
+        title = Text("Export the report as", style="bold")
+        yield Static(Group(title, keys, into), id="export-prompt")
+
+    def action_pick(self, kind: str) -> None:
+        self.dismiss(kind or None)
 
 
 def export_name(result: RunResult, suffix: str) -> str:
@@ -96,28 +149,53 @@ def export_name(result: RunResult, suffix: str) -> str:
 
 class ReportScreen(Screen):
     BINDINGS = [
-        Binding("j", "export('json')", "Export JSON"),
-        Binding("m", "export('md')", "Export Markdown"),
-        Binding("escape", "app.back_to_picker", "Scenarios"),
+        Binding("r", "app.rerun", "Run again…"),
+        Binding("b", "app.runbook", "Runbook"),
+        Binding("H", "app.history", "History"),
+        Binding("e", "export_menu", "Export…"),
+        Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, result: RunResult, export_dir: Path) -> None:
+    def __init__(
+        self, result: RunResult, export_dir: Path, *, saved_path: Path | None = None
+    ) -> None:
         super().__init__()
         self.result = result
         self.export_dir = export_dir
+        self.saved_path = saved_path
+        self.exported: list[Path] = []
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
         with VerticalScroll():
+            yield Static(files_text(self.saved_path, self.exported), id="report-files")
             yield Static(report_body(self.result), id="report")
         yield Footer()
 
-    def action_export(self, kind: str) -> None:
+    def action_back(self) -> None:
+        """Back to the history this past report was opened from, else to the scenarios."""
+        stack = self.app.screen_stack
+        if len(stack) > 1 and isinstance(stack[-2], HistoryScreen):
+            self.app.pop_screen()
+        else:
+            cast("ChaosApp", self.app).action_back_to_picker()
+
+    def action_export_menu(self) -> None:
+        self.app.push_screen(ExportPrompt(self.export_dir), callback=self._export_picked)
+
+    def _export_picked(self, kind: str | None) -> None:
+        if kind:
+            self.action_export(kind)
+
+    def action_export(self, kind: str) -> Path | None:
         path = self.export_dir / export_name(self.result, kind)
         text = result_json(self.result) if kind == "json" else markdown_report(self.result)
         try:
-            write_atomic(path, text)
+            write_atomic(path, text, mode=EXPORT_MODE)
         except OSError as exc:
             self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error")
-            return
-        self.notify(f"written {path}", title="exported")
+            return None
+        self.exported.append(path)
+        self.query_one("#report-files", Static).update(files_text(self.saved_path, self.exported))
+        self.notify(f"{EXPORT_KINDS.get(kind, kind)} written to {path}", title="exported")
+        return path

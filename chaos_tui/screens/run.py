@@ -162,6 +162,7 @@ def metrics_table(facts: tuple[tuple[str, str], ...]) -> Table:
 class RunScreen(Screen):
     BINDINGS = [
         Binding("h", "app.halt", "Halt faults"),
+        Binding("n", "app.note", "Note"),
         Binding("ctrl+c", "app.abort_run", "Abort + heal", priority=True),
     ]
 
