@@ -103,11 +103,6 @@ def summarize(path: Path) -> PastRun:
     )
 
 
-def changed_parameters(parameters: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """The parameters a run used that differ from the scenario's defaults now."""
-    return {k: v for k, v in parameters.items() if k not in defaults or defaults[k] != v}
-
-
 def open_result(path: Path) -> RunResult:
     """The whole result, for its report. Raises OSError or ValueError (pydantic's
     ValidationError is one) when the file is not a result this version can read."""

@@ -21,11 +21,11 @@ from textual.worker import get_current_worker
 
 from chaos_tui.core.history import (
     PastRun,
-    changed_parameters,
     result_files,
     started_from_name,
     summarize,
 )
+from chaos_tui.core.params import changed_parameters
 from chaos_tui.core.report import seconds
 from chaos_tui.widgets.title_bar import TitleBar
 
