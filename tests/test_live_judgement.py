@@ -164,7 +164,7 @@ def test_a_passing_run_never_shows_a_live_breach(tmp_path):
     assert result.outcome == "pass" and result.invariants[0].broke_at is None
     replayed = tui_data.replay(HoldingScenario(tmp_path, fault), [], events)
     assert replayed.broken == [] and "✘" not in rendered(invariant_table(replayed))
-    assert not any("BROKE" in line for line in replayed.log)
+    assert not any("BROKE" in line.text for line in replayed.log)
 
 
 def test_a_failing_live_judgement_is_a_note_not_an_error(tmp_path):

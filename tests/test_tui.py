@@ -325,7 +325,7 @@ async def test_a_fail_open_gateway_shows_fails_closed_broken_before_the_heal(
             assert "so far" in fails_closed_row()
             banner = run_screen.query_one("#banner").content.plain
             assert "fails_closed broke at +" in banner, banner
-            assert sum("BROKE" in line for line in app.live.log) == 1  # the event log, once
+            assert sum("BROKE" in line.text for line in app.live.log) == 1  # the event log, once
             await wait_until(pilot, lambda: report_shown(app), 120, "the report")
             result = app.screen.result
             closed = next(i for i in result.invariants if i.name == "fails_closed")

@@ -347,7 +347,7 @@ async def test_a_note_during_a_real_run_is_in_the_result_and_the_report(sandbox,
             await pilot.press("enter")
             assert isinstance(app.screen, RunScreen)
             await wait_until(
-                pilot, lambda: any(note in line for line in app.live.log), 5, "the note logged"
+                pilot, lambda: any(note in line.text for line in app.live.log), 5, "the note logged"
             )
             await wait_until(pilot, lambda: isinstance(app.screen, ReportScreen), 120, "report")
             await pilot.pause(0.2)
