@@ -15,12 +15,12 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from chaos_tui.catalog import PLAN_REFUSALS
 from chaos_tui.core.plan import RunPlan
+from chaos_tui.screens.keys import KeyedScroll
 from chaos_tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:  # for the type only: the app imports this screen
@@ -118,7 +118,7 @@ class DetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        with VerticalScroll():
+        with KeyedScroll(id="detail-scroll"):  # j/k, g/G, arrows and pages scroll the plan
             yield Static(id="detail")
         yield Footer()
 

@@ -11,7 +11,6 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -23,6 +22,7 @@ from chaos_tui.core.report import (
     markdown_report,
     result_facts,
 )
+from chaos_tui.screens.keys import KeyedScroll
 from chaos_tui.widgets.title_bar import TitleBar
 
 OUTCOME_STYLE = {
@@ -89,11 +89,11 @@ def export_name(result: RunResult, suffix: str) -> str:
 
 
 class ReportScreen(Screen):
+    # No single letter writes a file here: j/k scroll (keys.py); exports are action_export.
     BINDINGS = [
-        Binding("j", "export('json')", "Export JSON"),
-        Binding("m", "export('md')", "Export Markdown"),
         Binding("escape", "app.back_to_picker", "Scenarios"),
     ]
+    AUTO_FOCUS = "#report-scroll"  # the keys scroll the report from the start
 
     def __init__(self, result: RunResult, export_dir: Path) -> None:
         super().__init__()
@@ -102,7 +102,7 @@ class ReportScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        with VerticalScroll():
+        with KeyedScroll(id="report-scroll"):
             yield Static(report_body(self.result), id="report")
         yield Footer()
 

@@ -4,6 +4,14 @@ known, and the event log.
 
 Everything is redrawn from a LiveRun on a timer, a few times a second, whatever the probe
 rate; events only update the LiveRun.
+
+Two layouts, chosen by the terminal's size. Wide (at least WIDE_AT): the probes and the chart
+on the left, the live faults, invariants, recovery and events on the right. Compact (anything
+smaller, down to 80x24): the probes, the checks (live faults and invariants) and the recovery
+facts become tabs across the full width (keys 1-3), with the chart and the event log always
+shown side by side below them. Crossing the line recomposes the screen; nothing is lost, since
+every widget is drawn from the LiveRun. The screen also carries `-narrow` and `-short` classes
+for the CSS (app.tcss).
 """
 
 from __future__ import annotations
@@ -13,11 +21,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
+from textual.geometry import Size
 from textual.screen import Screen
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import Footer, RichLog, Static, TabbedContent, TabPane
 
 from chaos_tui.core.report import invariant_measure, recovery_facts
 from chaos_tui.live import LiveRun
+from chaos_tui.screens.keys import KeyedLog
 from chaos_tui.widgets.faults_panel import LiveFaultsPanel
 from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.probe_panel import ProbePanel
@@ -26,6 +36,14 @@ from chaos_tui.widgets.title_bar import TitleBar
 
 REDRAW_HZ = 4
 SLOW_EVERY = 4  # the chart (plotext) and the recovery metrics are redone once a second
+# The smallest terminal (columns, rows) for the wide layout: below it the right-hand column
+# would cut invariant names and the chart and the events would get a few rows each.
+WIDE_AT = Size(120, 34)
+PANES = {"probes": "1 probes", "checks": "2 checks", "recovery": "3 recovery"}
+
+
+def is_compact(size: Size) -> bool:
+    return size.width < WIDE_AT.width or size.height < WIDE_AT.height
 
 
 def banner_text(live: LiveRun) -> Text:
@@ -36,7 +54,8 @@ def banner_text(live: LiveRun) -> Text:
             f"{w.fault} live {max(0.0, (live.now or w.injected_at) - w.injected_at):.1f}s"
             for w in live.live_faults
         )
-    return Text(f"⚠  CHAOS MODE  ⚠   {what}   (h: halt and heal · ctrl+c: abort)", style="bold")
+    # The keys (h, ctrl+c) are in the footer: the banner is one line at any width (app.tcss).
+    return Text(f"⚠ CHAOS MODE ⚠  {what}", style="bold")
 
 
 def status_text(live: LiveRun) -> Text:
@@ -100,41 +119,93 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("h", "app.halt", "Halt faults"),
         Binding("ctrl+c", "app.abort_run", "Abort + heal", priority=True),
+        # The compact layout's tabs; check_action hides them in the wide one.
+        Binding("1", "pane('probes')", "Panels", key_display="1-3"),
+        Binding("2", "pane('checks')", "Checks", show=False),
+        Binding("3", "pane('recovery')", "Recovery", show=False),
     ]
+    AUTO_FOCUS = None  # nothing takes the keys until asked: tab focuses the event log
 
     def __init__(self, live: LiveRun) -> None:
         super().__init__()
         self.live = live
+        self.compact = False
         self._drawn_version = -1
         self._drawn_log = 0
         self._redraws = 0
         self._boxes: dict[str, object] = {}  # what each auto-sized box shows now
 
     def compose(self) -> ComposeResult:
+        self.compact = is_compact(self.app.size)
         yield TitleBar()
         yield Painted(id="banner")
         yield Painted(id="run-status")
-        with Horizontal(id="run-body"):
-            with Vertical(id="run-left"):
-                with Grid(id="probe-grid"):
-                    for probe in self.live.probes:
-                        yield ProbePanel(
-                            probe.name, probe.description, probe.unit, id=f"probe-{probe.name}"
-                        )
+        if self.compact:
+            with TabbedContent(id="panes", initial="pane-probes"):
+                with TabPane(PANES["probes"], id="pane-probes"):
+                    yield from self._probe_grid()
+                with TabPane(PANES["checks"], id="pane-checks"):
+                    yield LiveFaultsPanel(id="live-faults")
+                    yield self._titled("invariants")
+                with TabPane(PANES["recovery"], id="pane-recovery"):
+                    yield self._titled("metrics", "recovery")
+            with Horizontal(id="run-bottom"):
                 yield RecoveryChart(id="chart")
-            with Vertical(id="run-right"):
-                yield LiveFaultsPanel(id="live-faults")
-                yield Static(id="invariants", classes="box")
-                yield Static(id="metrics", classes="box")
-                yield RichLog(id="events", max_lines=500, markup=False, wrap=True, min_width=20)
+                yield self._event_log()
+        else:
+            with Horizontal(id="run-body"):
+                with Vertical(id="run-left"):
+                    yield from self._probe_grid()
+                    yield RecoveryChart(id="chart")
+                with Vertical(id="run-right"):
+                    yield LiveFaultsPanel(id="live-faults")
+                    yield self._titled("invariants")
+                    yield self._titled("metrics", "recovery")
+                    yield self._event_log()
         yield Footer()
 
+    def _probe_grid(self) -> ComposeResult:
+        with Grid(id="probe-grid"):
+            for probe in self.live.probes:
+                yield ProbePanel(probe.name, probe.description, probe.unit, id=f"probe-{probe.name}")
+
+    @staticmethod
+    def _titled(name: str, title: str | None = None) -> Static:
+        box = Static(id=name, classes="box")
+        box.border_title = title or name
+        return box
+
+    @staticmethod
+    def _event_log() -> RichLog:
+        log = KeyedLog(id="events", max_lines=500, markup=False, wrap=True, min_width=20)
+        log.border_title = "events"
+        return log
+
     def on_mount(self) -> None:
-        self.query_one("#invariants").border_title = "invariants"
-        self.query_one("#metrics").border_title = "recovery"
-        self.query_one("#events").border_title = "events"
+        self._size_classes()
         self.redraw()
         self.set_interval(1 / REDRAW_HZ, self.redraw)
+
+    def _size_classes(self) -> None:
+        size = self.app.size
+        self.set_class(size.width < WIDE_AT.width, "-narrow")
+        self.set_class(size.height < WIDE_AT.height, "-short")
+
+    async def on_resize(self) -> None:
+        self._size_classes()
+        if is_compact(self.app.size) != self.compact:
+            await self.recompose()
+            self._drawn_log = 0  # a new event log: written again from the LiveRun's lines
+            self._boxes.clear()
+        self.call_after_refresh(self.redraw, True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pane":
+            return self.compact  # no tabs in the wide layout: every panel is on screen
+        return True
+
+    def action_pane(self, name: str) -> None:
+        self.query_one(TabbedContent).active = f"pane-{name}"
 
     def redraw(self, force: bool = False) -> None:
         live = self.live
@@ -168,5 +239,3 @@ class RunScreen(Screen):
             self._boxes[selector] = state
             self.query_one(selector, Static).update(render())
 
-    def on_resize(self) -> None:
-        self.call_after_refresh(self.redraw, True)
