@@ -62,11 +62,11 @@ def status_text(live: LiveRun) -> Text:
     elapsed = (live.now or 0) - (live.started_at or live.now or 0)
     text = Text()
     text.append(f" {live.scenario} ", style="bold reverse")
-    text.append(f"  on {live.target}   phase: ")
+    # The detail last: on a narrow terminal it is what the line cuts (app.tcss).
+    text.append(f"  {elapsed:.1f}s  on {live.target}  phase: ")
     text.append(live.phase, style="bold cyan")
     if live.phase_detail:
         text.append(f" ({live.phase_detail})", style="dim")
-    text.append(f"   {elapsed:.1f}s")
     return text
 
 
