@@ -7,20 +7,22 @@ a table or a scrolling text are listed with the j/k and g/G this console adds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.table import Table
+from textual.actions import parse
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from chaos_tui.screens.keys import KeyedScroll
 
-# Widgets whose keys are not worth listing: typing in a box is typing.
-SILENT = (Input,)
+# Widgets whose keys are not worth listing: typing in a box is typing; the footer never has
+# the focus.
+SILENT = (Input, Footer)
 # Textual's horizontal scrolling keys: nothing in this console scrolls sideways on purpose.
 SIDEWAYS = frozenset({"scroll_left", "scroll_right", "page_left", "page_right"})
 
@@ -42,6 +44,17 @@ def where_of(node: DOMNode) -> str:
     return str(title) if title else (node.id or type(node).__name__).replace("-", " ")
 
 
+def key_name(screen: Screen, binding: Binding) -> str:
+    """The key as the footer writes it, but the key itself: a footer's "1-3" is "1" here."""
+    return screen.app.get_key_display(replace(binding, key_display=None))
+
+
+def in_force(node: DOMNode, binding: Binding) -> bool:
+    """False for a binding its node turns off now (the run screen's tabs in its wide layout)."""
+    _, name, parameters = parse(binding.action)
+    return node.check_action(name, parameters) is not False
+
+
 def binding_rows(screen: Screen) -> list[KeyRow]:
     """Every binding in force on `screen`: its own, each widget's, then the app's; one row per
     action, its keys joined. A key bound twice shows where it is answered first (the widget)."""
@@ -50,25 +63,28 @@ def binding_rows(screen: Screen) -> list[KeyRow]:
     ]
     nodes += [screen, screen.app]
     rows: list[KeyRow] = []
-    app = screen.app
+    claimed: set[str] = set()
     for node in nodes:
         actions: dict[str, tuple[list[str], Binding]] = {}
         for key, bindings in node._bindings.key_to_bindings.items():
+            if key in claimed:
+                continue
             for binding in bindings:
-                if binding.system or binding.action in SIDEWAYS:
+                if binding.system or binding.action in SIDEWAYS or not in_force(node, binding):
                     continue
                 keys, _ = actions.setdefault(binding.action, ([], binding))
-                shown = app.get_key_display(binding)
+                shown = key_name(screen, binding)
                 if shown not in keys:
                     keys.append(shown)
+        claimed.update(node._bindings.key_to_bindings)
         for action, (keys, binding) in actions.items():
             does = binding.description or action.replace("_", " ")
             rows.append(KeyRow(where_of(node), ", ".join(keys), does))
     return rows
 
 
-def help_table(rows: list[KeyRow]) -> Table:
-    table = Table(title="keys on this screen", expand=True, show_edge=False)
+def help_table(rows: list[KeyRow], screen_name: str) -> Table:
+    table = Table(title=f"keys on the {screen_name} screen", expand=True, show_edge=False)
     table.add_column("key", style="bold cyan", no_wrap=True)
     table.add_column("does")
     table.add_column("where", style="dim")
@@ -88,11 +104,12 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, shown_on: Screen) -> None:
         super().__init__()
         self.rows = binding_rows(shown_on)
+        self.screen_name = type(shown_on).__name__.removesuffix("Screen").lower() or "this"
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
             with KeyedScroll(id="help-scroll"):
-                yield Static(help_table(self.rows), id="help-keys")
+                yield Static(help_table(self.rows, self.screen_name), id="help-keys")
             yield Static("esc, ? or q closes; ctrl+p opens the command palette", classes="dim")
 
     def action_close(self) -> None:

@@ -7,18 +7,18 @@ that moves somewhere never writes a file anywhere (tests/test_tui_keys.py checks
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, RichLog
 
-SCROLL_KEYS = [
+SCROLL_KEYS: list[BindingType] = [
     Binding("j", "scroll_down", "Scroll down", show=False),
     Binding("k", "scroll_up", "Scroll up", show=False),
     Binding("g", "scroll_home", "Top", show=False),
     Binding("G", "scroll_end", "Bottom", show=False),
 ]
 
-LIST_KEYS = [
+LIST_KEYS: list[BindingType] = [
     Binding("j", "cursor_down", "Cursor down", show=False),
     Binding("k", "cursor_up", "Cursor up", show=False),
     Binding("g", "scroll_top", "First row", show=False),
@@ -29,7 +29,9 @@ LIST_KEYS = [
 ]
 
 # The single letters that move: a key that writes something must not be one of them.
-MOVING_LETTERS = frozenset(b.key for b in SCROLL_KEYS + LIST_KEYS if len(b.key) == 1)
+MOVING_LETTERS = frozenset(
+    b.key for b in SCROLL_KEYS + LIST_KEYS if isinstance(b, Binding) and len(b.key) == 1
+)
 
 
 class KeyedScroll(VerticalScroll):

@@ -167,7 +167,9 @@ class RunScreen(Screen):
     def _probe_grid(self) -> ComposeResult:
         with Grid(id="probe-grid"):
             for probe in self.live.probes:
-                yield ProbePanel(probe.name, probe.description, probe.unit, id=f"probe-{probe.name}")
+                yield ProbePanel(
+                    probe.name, probe.description, probe.unit, id=f"probe-{probe.name}"
+                )
 
     @staticmethod
     def _titled(name: str, title: str | None = None) -> Static:
@@ -238,4 +240,3 @@ class RunScreen(Screen):
         if self._boxes.get(selector) != state:
             self._boxes[selector] = state
             self.query_one(selector, Static).update(render())
-
