@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from textual.geometry import Region
-from textual.widgets import RichLog, TabbedContent
+from textual.widgets import DataTable, RichLog, TabbedContent
 
 import tui_data
 from chaos_tui.app import ChaosApp
@@ -43,7 +43,10 @@ async def assert_readable(screen: RunScreen, pilot) -> None:
     for selector in ("#chart", "#events"):
         rows = screen.query_one(selector).content_region.height
         assert rows >= 5, f"{selector} has {rows} rows at {screen.app.size}"
-    if screen.compact:  # the invariants are on the checks tab
+    if screen.compact:  # the invariants are on the checks tab, which counts the broken one
+        tabs = screen.query_one(TabbedContent)
+        assert str(tabs.get_tab("pane-checks").label) == "2 checks ✘1"
+        assert str(tabs.get_tab("pane-probes").label) == "1 probes ✘2"
         await pilot.press("2")
         await pilot.pause()
         assert screen.query_one(TabbedContent).active == "pane-checks"
@@ -85,3 +88,18 @@ async def test_a_resize_across_the_line_changes_the_layout_and_keeps_the_log(tmp
         await pilot.pause(0.3)
         assert not screen.compact
         await assert_readable(screen, pilot)
+
+
+@pytest.mark.parametrize("width", [80, 140])
+async def test_the_picker_keeps_its_verdict_and_duration_columns(tmp_path, width):
+    """Every column shown whole, without scrolling sideways: at 80 columns the hypothesis
+    gives way (the preview below has it whole), never the duration or the last result."""
+    app = ChaosApp(Settings(state_dir=tmp_path / "state"), export_dir=tmp_path)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        labels = [str(column.label) for column in table.columns.values()]
+        assert labels[:3] == ["scenario", "last result", "duration"]
+        assert ("hypothesis" in labels) == (width > 80)
+        assert table.virtual_size.width <= table.content_size.width, "scrolls sideways"
+        assert table.max_scroll_x == 0

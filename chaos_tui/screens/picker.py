@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # for the type only: the app imports this screen
 # the source (longest values plus the table's cell padding). The hypothesis gets what is left,
 # at most HYPOTHESIS_CHARS: the whole text is in the preview below and on the detail screen.
 HYPOTHESIS_CHARS = 60
+MIN_HYPOTHESIS_CHARS = 12
 ROW_BEFORE_HYPOTHESIS = 80
 COLUMNS = ("scenario", "last result", "duration", "profile", "source", "hypothesis")
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "interrupted": "yellow"}
@@ -89,8 +90,6 @@ class PickerScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        # The columns a choice needs first, so a narrow terminal cuts the least useful ones.
-        table.add_columns(*COLUMNS)
         self.query_one("#filter", Input).display = False
         note = self.query_one("#picker-note", Static)
         note.update(Text(self.chaos.picker_note or ""))  # a file's path is not markup
@@ -107,8 +106,12 @@ class PickerScreen(Screen):
         table = self.query_one(DataTable)
         query = self.query_one("#filter", Input).value.strip().lower()
         current = table.cursor_row if table.row_count else 0  # a resize keeps the row chosen
-        table.clear()
         room = min(HYPOTHESIS_CHARS, self.size.width - ROW_BEFORE_HYPOTHESIS)
+        # The columns a choice needs first; the hypothesis only where it has room (80 columns
+        # hold the rest, and the preview below shows it whole).
+        columns = COLUMNS if room >= MIN_HYPOTHESIS_CHARS else COLUMNS[:-1]
+        table.clear(columns=True)
+        table.add_columns(*columns)
         for entry in self.chaos.catalog.entries:
             if query and query not in entry.name.lower() and query not in entry.hypothesis.lower():
                 continue
@@ -118,7 +121,11 @@ class PickerScreen(Screen):
                 f"~{about(entry.duration_s)}",
                 entry.profile,
                 source_label(entry.source),
-                Text(shortened(entry.hypothesis, room)),
+                *(
+                    [Text(shortened(entry.hypothesis, room))]
+                    if len(columns) == len(COLUMNS)
+                    else []
+                ),
                 key=entry.name,
             )
         if table.row_count:
@@ -163,11 +170,9 @@ class PickerScreen(Screen):
 
 
 def shortened(text: str, room: int) -> str:
-    """The text cut at a word to fit `room` columns, with an ellipsis; empty when too narrow."""
+    """The text cut at a word to fit `room` columns, with an ellipsis."""
     if len(text) <= room:
         return text
-    if room < 12:
-        return ""
     cut = text[: room - 1].rsplit(" ", 1)[0]
     return cut.rstrip(",;:") + "…"
 

@@ -134,6 +134,7 @@ class RunScreen(Screen):
         self._drawn_log = 0
         self._redraws = 0
         self._boxes: dict[str, object] = {}  # what each auto-sized box shows now
+        self._tab_labels: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         self.compact = is_compact(self.app.size)
@@ -199,6 +200,7 @@ class RunScreen(Screen):
             await self.recompose()
             self._drawn_log = 0  # a new event log: written again from the LiveRun's lines
             self._boxes.clear()
+            self._tab_labels = {}
         self.call_after_refresh(self.redraw, True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -229,11 +231,29 @@ class RunScreen(Screen):
                 facts = metric_facts(live)
                 self._box("#metrics", facts, lambda: metrics_table(facts))
             self._box("#invariants", invariant_state(live), lambda: invariant_table(live))
+            self._mark_tabs(live)
             log = self.query_one(RichLog)
             new = min(live.log_total - self._drawn_log, len(live.log))
             for line in list(live.log)[len(live.log) - new :] if new > 0 else []:
                 log.write(Text.from_markup(line))
             self._drawn_log = live.log_total
+
+    def _mark_tabs(self, live: LiveRun) -> None:
+        """Compact layout: a failing probe or a broken invariant counts on its tab's label,
+        so what breaks behind another tab still shows."""
+        if not self.compact:
+            return
+        failing = sum(live.probe_status(p.name) == "failing" for p in live.probes)
+        broken = sum(not r.passed for r in live.invariant_results.values())
+        labels = {
+            "probes": PANES["probes"] + (f" ✘{failing}" if failing else ""),
+            "checks": PANES["checks"] + (f" ✘{broken}" if broken else ""),
+        }
+        if labels != self._tab_labels:
+            self._tab_labels = labels
+            tabs = self.query_one(TabbedContent)
+            for name, label in labels.items():
+                tabs.get_tab(f"pane-{name}").label = label
 
     def _box(self, selector: str, state: object, render) -> None:
         """Auto-sized boxes are updated (a layout pass) only when what they show changed."""
