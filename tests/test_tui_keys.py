@@ -225,3 +225,25 @@ async def test_palette_offers_runs_when_idle_and_operator_commands_only_during_a
         finally:
             pending.cancel()
         assert not OPERATOR & palette_titles(app), "the run ended: nothing to heal"
+
+
+@pytest.mark.parametrize("size", [SMALL, (140, 42)], ids=["compact", "wide"])
+async def test_the_event_log_takes_the_pager_keys(app, size):
+    async with app.run_test(size=size) as pilot:
+        await app.push_screen(RunScreen(tui_data.live_run_with_verdicts()))
+        await pilot.pause()
+        log = app.screen.query_one("#events", ScrollableContainer)
+        assert app.focused is log, "the keys do not go to the event log"
+        assert log.max_scroll_y > 1
+        await pilot.press("g")
+        await pilot.pause(0.3)
+        assert log.scroll_y == 0
+        await pilot.press("j")
+        await pilot.pause(0.3)
+        assert log.scroll_y == 1
+        await pilot.press("G")
+        await pilot.pause(0.3)
+        assert log.scroll_y == log.max_scroll_y
+        await pilot.press("k")
+        await pilot.pause(0.3)
+        assert log.scroll_y == log.max_scroll_y - 1

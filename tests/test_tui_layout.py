@@ -80,6 +80,7 @@ async def test_a_resize_across_the_line_changes_the_layout_and_keeps_the_log(tmp
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.3)
         assert screen.compact and screen.query(TabbedContent)
+        assert app.focused is screen.query_one(RichLog), "the keys went nowhere"
         # The new event log was written again from the LiveRun: nothing lost, nothing twice.
         assert logged(screen).count("INJECTED") == 1
         assert "steady_state" in logged(screen)

@@ -124,7 +124,7 @@ class RunScreen(Screen):
         Binding("2", "pane('checks')", "Checks", show=False),
         Binding("3", "pane('recovery')", "Recovery", show=False),
     ]
-    AUTO_FOCUS = None  # nothing takes the keys until asked: tab focuses the event log
+    AUTO_FOCUS = "#events"  # the pager keys scroll the log from the start (1-3 switch tabs)
 
     def __init__(self, live: LiveRun) -> None:
         super().__init__()
@@ -201,6 +201,7 @@ class RunScreen(Screen):
             self._drawn_log = 0  # a new event log: written again from the LiveRun's lines
             self._boxes.clear()
             self._tab_labels = {}
+            self.set_focus(self.query_one("#events"))  # where AUTO_FOCUS put the keys
         self.call_after_refresh(self.redraw, True)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
