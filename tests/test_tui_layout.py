@@ -17,7 +17,7 @@ from chaos_tui.app import ChaosApp
 from chaos_tui.screens.run import RunScreen
 from chaos_tui.settings import Settings
 
-SIZES = [(80, 24), (100, 30), (119, 40), (140, 42), (200, 50)]
+SIZES = [(80, 24), (100, 30), (119, 40), (120, 34), (140, 42), (200, 50)]
 
 
 def on_screen(widget) -> str:

@@ -27,7 +27,7 @@ from textual.widgets import Footer, RichLog, Static, TabbedContent, TabPane
 
 from chaos_tui.core.report import invariant_measure, recovery_facts
 from chaos_tui.live import LiveRun
-from chaos_tui.screens.keys import KeyedLog
+from chaos_tui.screens.keys import KeyedLog, KeyedScroll
 from chaos_tui.widgets.faults_panel import LiveFaultsPanel
 from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.probe_panel import ProbePanel
@@ -142,13 +142,15 @@ class RunScreen(Screen):
         yield Painted(id="banner")
         yield Painted(id="run-status")
         if self.compact:
+            # Each tab scrolls (tab focuses it, then the pager keys): six probes or three
+            # live faults are taller than a tab at 80x24.
             with TabbedContent(id="panes", initial="pane-probes"):
-                with TabPane(PANES["probes"], id="pane-probes"):
+                with TabPane(PANES["probes"], id="pane-probes"), KeyedScroll():
                     yield from self._probe_grid()
-                with TabPane(PANES["checks"], id="pane-checks"):
+                with TabPane(PANES["checks"], id="pane-checks"), KeyedScroll():
                     yield LiveFaultsPanel(id="live-faults")
                     yield self._titled("invariants")
-                with TabPane(PANES["recovery"], id="pane-recovery"):
+                with TabPane(PANES["recovery"], id="pane-recovery"), KeyedScroll():
                     yield self._titled("metrics", "recovery")
             with Horizontal(id="run-bottom"):
                 yield RecoveryChart(id="chart")
