@@ -247,3 +247,20 @@ async def test_the_event_log_takes_the_pager_keys(app, size):
         await pilot.press("k")
         await pilot.pause(0.3)
         assert log.scroll_y == log.max_scroll_y - 1
+
+
+async def test_the_confirmation_pages_its_list_while_letters_go_to_the_box(app):
+    radius = [f"sandbox process worker-{i} (pid {1000 + i})" for i in range(40)]
+    async with app.run_test(size=SMALL) as pilot:
+        await app.push_screen(ConfirmRunScreen(NAME, "sandbox", ["hard_restart:postgres"], radius))
+        await pilot.pause()
+        scroll = app.screen.query_one("#confirm-scroll", ScrollableContainer)
+        await pilot.press("pagedown")
+        await pilot.pause(0.5)
+        assert scroll.scroll_y > 0
+        await pilot.press("pageup")
+        await pilot.pause(0.5)
+        assert scroll.scroll_y == 0
+        await pilot.press("j", "k", "g")
+        assert app.screen.query_one("#confirm-input").value == "jkg"
+        assert scroll.scroll_y == 0

@@ -135,6 +135,7 @@ class RunScreen(Screen):
         self._redraws = 0
         self._boxes: dict[str, object] = {}  # what each auto-sized box shows now
         self._tab_labels: dict[str, str] = {}
+        self._recomposing = False
 
     def compose(self) -> ComposeResult:
         self.compact = is_compact(self.app.size)
@@ -199,7 +200,11 @@ class RunScreen(Screen):
     async def on_resize(self) -> None:
         self._size_classes()
         if is_compact(self.app.size) != self.compact:
-            await self.recompose()
+            self._recomposing = True  # the timer's redraws wait: the widgets come and go
+            try:
+                await self.recompose()
+            finally:
+                self._recomposing = False
             self._drawn_log = 0  # a new event log: written again from the LiveRun's lines
             self._boxes.clear()
             self._tab_labels = {}
@@ -216,7 +221,7 @@ class RunScreen(Screen):
 
     def redraw(self, force: bool = False) -> None:
         live = self.live
-        if live.version == self._drawn_version and not force:
+        if self._recomposing or (live.version == self._drawn_version and not force):
             return
         self._drawn_version = live.version
         self._redraws += 1
