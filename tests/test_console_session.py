@@ -127,7 +127,7 @@ def test_the_real_console_exits_1_after_a_fail(sandbox):
         console.type("r")
         console.wait_for("the scenario name, exactly")
         console.type(f"{NAME}\r")
-        console.wait_for("Export JSON", timeout=90)  # the report's footer: the run is over
+        console.wait_for("Scenarios", timeout=90)  # the report's footer: the run is over
         console.type("q")
         code = console.wait(30)
     finally:
