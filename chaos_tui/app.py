@@ -134,7 +134,7 @@ class ChaosApp(App):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.screen))  # it lists this screen's keys
 
     def action_back_to_picker(self) -> None:
         while len(self.screen_stack) > 2 and not isinstance(self.screen, PickerScreen):
@@ -481,14 +481,20 @@ class ChaosApp(App):
         yield SystemCommand(f"History of {name}", "every saved run of it", self.action_history)
 
     def get_system_commands(self, screen):
+        """Textual's own commands, then only those that apply now: a scenario starts only
+        while nothing runs; heal, halt and abort only on the screen of a run in progress."""
         yield from super().get_system_commands(screen)
         yield from self._report_commands(screen)
-        for entry in self.catalog.entries:
-            yield SystemCommand(
-                f"Run {entry.name}",
-                f"asks for the name, then runs it on {self.target.name}",
-                partial(self.request_run, entry.name),
-            )
+        if self.run_in_progress is None:
+            for entry in self.catalog.entries:
+                yield SystemCommand(
+                    f"Run {entry.name}",
+                    f"asks for the name, then runs it on {self.target.name}",
+                    partial(self.request_run, entry.name),
+                )
+            return
+        if not isinstance(screen, RunScreen):
+            return
         yield SystemCommand(
             "Heal live faults", "heal every live fault now; the run goes on", self.action_heal
         )

@@ -133,8 +133,12 @@ def shown(widget) -> str:
 
 
 def rows(app) -> list[list[str]]:
+    """Each row's scenario, source and profile, found by the columns' labels (the picker puts
+    the verdict and the duration right after the name)."""
     table = app.screen.query_one(DataTable)
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+    labels = [str(column.label) for column in table.columns.values()]
+    picked = [labels.index(label) for label in ("scenario", "source", "profile")]
+    return [[str(table.get_row_at(i)[j]) for j in picked] for i in range(table.row_count)]
 
 
 def agent_running(state_dir: Path) -> bool:
@@ -324,7 +328,8 @@ def test_the_console_takes_the_file_from_chaos_file_or_file(tmp_path, fresh_stat
         env = env_for(fresh_state_dir, CHAOS_ENABLED="true")
         console = PtyConsole(["--file", str(path)], env)
     try:
-        console.wait_for(f" {NAME}  own.yaml  local ")  # a row of the list
+        console.wait_for(f" {NAME} ")  # a row of the list, with its source
+        console.wait_for(" own.yaml ")
         console.wait_for("target local: chaos explicitly enabled")
         console.type("q")
         assert console.wait(15) == 0

@@ -246,12 +246,22 @@ async def test_an_app_that_dies_mid_run_still_heals(sandbox, tmp_path, make_app)
     assert sandbox.sandbox.healthy("postgres")
 
 
-async def test_command_palette_offers_run_heal_and_halt(tmp_path):
-    app = ChaosApp(Settings(state_dir=tmp_path / "state"))
-    async with app.run_test(size=SIZE):
-        titles = [c.title for c in app.get_system_commands(app.screen)]
-    for wanted in (f"Run {NAME}", "Heal live faults", "Halt", "Abort run"):
-        assert wanted in titles, titles
+@pytest.mark.slow
+async def test_command_palette_offers_run_heal_and_halt(sandbox, tmp_path, make_app):
+    """Idle: the scenarios to run. During a real run, on its screen: heal, halt and abort
+    (tests/test_tui_keys.py checks the states without a sandbox)."""
+    app = make_app(sandbox.state_dir, down_s=30)
+    async with app.run_test(size=SIZE) as pilot:
+        idle = [c.title for c in app.get_system_commands(app.screen)]
+        assert f"Run {NAME}" in idle and "Halt" not in idle, idle
+        await start_run_until_fault(pilot)
+        running = [c.title for c in app.get_system_commands(app.screen)]
+        for wanted in ("Heal live faults", "Halt", "Abort run"):
+            assert wanted in running, running
+        assert f"Run {NAME}" not in running
+        await pilot.press("h")
+        await wait_until(pilot, lambda: report_shown(app), 90, "the report")
+    assert sandbox.sandbox.healthy("postgres")
 
 
 @pytest.mark.slow

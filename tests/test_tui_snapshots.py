@@ -22,6 +22,9 @@ from chaos_tui.screens.run import RunScreen
 from chaos_tui.settings import Settings
 
 SIZE = (130, 42)
+# The sizes every layout is pinned at: the smallest supported, a laptop, a large monitor.
+SIZES = [(80, 24), (140, 42), (200, 50)]
+SIZE_IDS = ["80x24", "140x42", "200x50"]
 # A fixed path: the detail screen behind the confirmation shows the state directory.
 STATE_DIR = Path("/tmp/chaos-tui-snapshot-state")
 
@@ -85,9 +88,12 @@ def showing(make_screen):
     return show
 
 
-def test_run_screen_while_the_fault_is_live(snap_compare, app):
-    live = tui_data.live_run(until_s=10.5, healed=False)
-    assert snap_compare(app, run_before=showing(lambda: RunScreen(live)), terminal_size=SIZE)
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+def test_run_screen_mid_fault_with_verdicts(snap_compare, app, size):
+    """Postgres down, one invariant held and one broken: below 120x34 the compact layout (tabs
+    for the probes, checks and recovery; the chart and the events below), above it the wide."""
+    live = tui_data.live_run_with_verdicts()
+    assert snap_compare(app, run_before=showing(lambda: RunScreen(live)), terminal_size=size)
 
 
 def test_run_screen_after_the_heal(snap_compare, app):
@@ -95,10 +101,23 @@ def test_run_screen_after_the_heal(snap_compare, app):
     assert snap_compare(app, run_before=showing(lambda: RunScreen(live)), terminal_size=SIZE)
 
 
-def test_report(snap_compare, app):
-    saved = STATE_DIR / "results" / "postgres_restart_outbox" / "1764100000-fixedrun0001.json"
-    report = showing(lambda: ReportScreen(tui_data.result(), STATE_DIR, saved_path=saved))
-    assert snap_compare(app, run_before=report, terminal_size=SIZE)
+SAVED = STATE_DIR / "results" / "postgres_restart_outbox" / "1764100000-fixedrun0001.json"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
+@pytest.mark.parametrize("outcome", ["pass", "fail"])
+def test_report(snap_compare, app, outcome, size):
+    result = tui_data.result() if outcome == "pass" else tui_data.failed_result()
+    report = showing(lambda: ReportScreen(result, STATE_DIR, saved_path=SAVED))
+    assert snap_compare(app, run_before=report, terminal_size=size)
+
+
+def test_report_after_a_failed_heal(snap_compare, app):
+    """Interrupted, and the heal failed: the open window and the heal's error are shown."""
+    report = showing(
+        lambda: ReportScreen(tui_data.heal_failed_result(), STATE_DIR, saved_path=SAVED)
+    )
+    assert snap_compare(app, run_before=report, terminal_size=SIZES[1])
 
 
 @pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["130x42", "80x24"])

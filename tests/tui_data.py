@@ -172,3 +172,74 @@ def result() -> RunResult:
 
 def invariant_events() -> list[RunEvent]:
     return [InvariantChecked(i) for i in result().invariants]
+
+
+def judged(name: str, measured: float | None, detail: str = ""):
+    spec = {i.name: i for i in PostgresRestartOutbox().invariants()}
+    return spec[name].judge(measured, detail)
+
+
+def live_run_with_verdicts() -> LiveRun:
+    """Mid-fault, with two invariants already judged: one held, one broke. What live
+    judgement shows while Postgres is down (the layout must fit every name beside its value)."""
+    run = events(until_s=10.5, healed=False)
+    run += [
+        InvariantChecked(judged("no_duplicate_events", 0)),
+        InvariantChecked(judged("no_unexpected_events", 3, "3 rows not written by this run")),
+    ]
+    return replay(PostgresRestartOutbox(), PROBES, run)
+
+
+def failed_result() -> RunResult:
+    """A run whose relay came back late and lost rows: FAIL, with the reason the runner gives."""
+    base = result()
+    invariants = [
+        judged("no_lost_events", 7, "7 of 301 acknowledged rows never reached SEA_EVENTS"),
+        judged("no_duplicate_events", 0),
+        judged("no_unexpected_events", 0),
+        judged("relay_resumes", 14.2),
+        judged("backlog_drains", 0, "waited up to 60s"),
+    ]
+    broken = [i.name for i in invariants if not i.passed]
+    assert base.delivery is not None
+    return base.model_copy(
+        update={
+            "run_id": "fixedrun0002",
+            "outcome": "fail",
+            "reason": f"invariant(s) broken: {', '.join(broken)}",
+            "invariants": invariants,
+            "delivery": base.delivery.model_copy(
+                update={"received": 294, "published": 294, "lost": 7}
+            ),
+        }
+    )
+
+
+def heal_failed_result() -> RunResult:
+    """Aborted during the fault, and Postgres never came back: the window stays open, the heal
+    report says FAILED with the error, as the runner writes it."""
+    base = result()
+    open_window = window(healed=False)
+    return base.model_copy(
+        update={
+            "run_id": "fixedrun0003",
+            "outcome": "interrupted",
+            "reason": "interrupted (signal or abort); heal FAILED",
+            "finished_at": T0 + 75.0,
+            "duration_s": 75.0,
+            "injection_windows": [open_window],
+            "invariants": [],
+            "heal": HealReport(
+                ok=False,
+                verified=False,
+                faults=[
+                    FaultHealReport(
+                        fault="hard_restart:postgres",
+                        lease_id="lease0000001",
+                        ok=False,
+                        error="postgres did not accept connections within 60s of its restart",
+                    )
+                ],
+            ),
+        }
+    )

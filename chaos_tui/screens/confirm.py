@@ -22,7 +22,12 @@ from chaos_tui.core.report import duration_text
 class ConfirmRunScreen(ModalScreen[bool]):
     """Dismisses with True only when the exact scenario name was typed; esc is False."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    # Letters go to the box to type in; the list above it still scrolls by the page.
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("pageup", "scroll_list(-1)", "Scroll the list up", show=False),
+        Binding("pagedown", "scroll_list(1)", "Scroll the list down", show=False),
+    ]
     AUTO_FOCUS = "#confirm-input"  # typing goes to the box, not to the scrollable list
 
     def __init__(
@@ -103,6 +108,13 @@ class ConfirmRunScreen(ModalScreen[bool]):
 
     def action_cancel(self) -> None:
         self.dismiss(False)
+
+    def action_scroll_list(self, pages: int) -> None:
+        scroll = self.query_one("#confirm-scroll", VerticalScroll)
+        if pages < 0:
+            scroll.scroll_page_up()
+        else:
+            scroll.scroll_page_down()
 
 
 class AskScreen(ModalScreen[bool]):

@@ -30,6 +30,7 @@ from chaos_tui.core.contracts import ScenarioParams
 from chaos_tui.core.params import ParamInfo, changed_text, check_values, param_infos, value_text
 from chaos_tui.core.plan import RunPlan
 from chaos_tui.core.report import duration_text
+from chaos_tui.screens.keys import KeyedScroll
 from chaos_tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:  # for the type only: the app imports this screen
@@ -163,7 +164,7 @@ class DetailScreen(Screen):
         cls = self.chaos.catalog.scenarios[self.scenario_name]
         self.param_infos = param_infos(cls.Params)
         current = self.chaos.catalog.params_of(self.scenario_name).model_dump()
-        with VerticalScroll():
+        with KeyedScroll(id="detail-scroll"):  # j/k, g/G, arrows and pages scroll the plan
             yield Static(id="detail")
             with Vertical(id="params"):
                 yield Label(

@@ -18,20 +18,29 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from chaos_tui.catalog import ScenarioEntry, source_label
 from chaos_tui.core.report import duration_text, result_facts
+from chaos_tui.screens.keys import KeyedTable
 from chaos_tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:  # for the type only: the app imports this screen
     from chaos_tui.app import ChaosApp
 
-HYPOTHESIS_CHARS = 42  # the whole text is on the detail screen
+# What a row needs before its hypothesis: the name, the verdict, the duration, the profile and
+# the source (longest values plus the table's cell padding). The hypothesis gets what is left,
+# at most HYPOTHESIS_CHARS: the whole text is in the preview below and on the detail screen.
+HYPOTHESIS_CHARS = 60
+MIN_HYPOTHESIS_CHARS = 12
+ROW_BEFORE_HYPOTHESIS = 80
+COLUMNS = ("scenario", "last result", "duration", "profile", "source", "hypothesis")
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "interrupted": "yellow"}
 
 
-def last_result_cell(entry: ScenarioEntry) -> Text:
+def last_result_cell(entry: ScenarioEntry, *, short: bool = False) -> Text:
     last = entry.last_result
     if last is None:
         return Text("never run", style="dim")
-    when = dt.datetime.fromtimestamp(last.started_at).strftime("%Y-%m-%d %H:%M")
+    when = dt.datetime.fromtimestamp(last.started_at).strftime(
+        "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M"
+    )
     text = Text(f"{when} ")
     text.append(last.outcome.upper(), style=VERDICT_STYLE.get(last.outcome, "bold red"))
     return text
@@ -75,15 +84,13 @@ class PickerScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Input(placeholder="filter scenarios by name or hypothesis", id="filter")
-        yield DataTable(id="scenarios", cursor_type="row", zebra_stripes=True)
+        yield KeyedTable(id="scenarios", cursor_type="row", zebra_stripes=True)
         yield Static(id="picker-note")
         yield Static(id="preview")
-        yield Static("enter: details and run   /: filter   ?: help   q: quit", id="picker-hint")
-        yield Footer()
+        yield Footer()  # the one list of keys: no hint line repeating it
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("scenario", "source", "profile", "hypothesis", "duration", "last result")
         self.query_one("#filter", Input).display = False
         note = self.query_one("#picker-note", Static)
         note.update(Text(self.chaos.picker_note or ""))  # a file's path is not markup
@@ -99,23 +106,34 @@ class PickerScreen(Screen):
     def refill(self) -> None:
         table = self.query_one(DataTable)
         query = self.query_one("#filter", Input).value.strip().lower()
-        table.clear()
+        current = table.cursor_row if table.row_count else 0  # a resize keeps the row chosen
+        room = min(HYPOTHESIS_CHARS, self.size.width - ROW_BEFORE_HYPOTHESIS)
+        # The columns a choice needs first; the hypothesis only where it has room (80 columns
+        # hold the rest, and the preview below shows it whole).
+        columns = COLUMNS if room >= MIN_HYPOTHESIS_CHARS else COLUMNS[:-1]
+        table.clear(columns=True)
+        table.add_columns(*columns)
         for entry in self.chaos.catalog.entries:
             if query and query not in entry.name.lower() and query not in entry.hypothesis.lower():
                 continue
             table.add_row(
                 entry.name,
-                source_label(entry.source),
-                entry.profile,
-                Text(
-                    entry.hypothesis[: HYPOTHESIS_CHARS - 1] + "…"
-                    if len(entry.hypothesis) > HYPOTHESIS_CHARS
-                    else entry.hypothesis
-                ),
+                last_result_cell(entry, short=True),
                 f"~{about(entry.duration_s)}",
-                last_result_cell(entry),
+                entry.profile,
+                source_label(entry.source),
+                *(
+                    [Text(shortened(entry.hypothesis, room))]
+                    if len(columns) == len(COLUMNS)
+                    else []
+                ),
                 key=entry.name,
             )
+        if table.row_count:
+            table.move_cursor(row=min(current, table.row_count - 1))
+
+    def on_resize(self) -> None:
+        self.refill()  # the hypothesis column takes the width that is left
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -157,6 +175,14 @@ class PickerScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
             self.chaos.open_detail(event.row_key.value)
+
+
+def shortened(text: str, room: int) -> str:
+    """The text cut at a word to fit `room` columns, with an ellipsis."""
+    if len(text) <= room:
+        return text
+    cut = text[: room - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
 
 
 def about(seconds: float) -> str:

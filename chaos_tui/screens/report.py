@@ -14,7 +14,6 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
@@ -30,6 +29,7 @@ from chaos_tui.core.report import (
     result_facts,
 )
 from chaos_tui.screens.history import HistoryScreen
+from chaos_tui.screens.keys import KeyedScroll
 from chaos_tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:  # for the type only: the app imports this screen
@@ -148,6 +148,7 @@ def export_name(result: RunResult, suffix: str) -> str:
 
 
 class ReportScreen(Screen):
+    # No single letter writes a file here: j/k scroll (keys.py); exports are action_export.
     BINDINGS = [
         Binding("r", "app.rerun", "Run again…"),
         Binding("b", "app.runbook", "Runbook"),
@@ -155,6 +156,7 @@ class ReportScreen(Screen):
         Binding("e", "export_menu", "Export…"),
         Binding("escape", "back", "Back"),
     ]
+    AUTO_FOCUS = "#report-scroll"  # the keys scroll the report from the start
 
     def __init__(
         self, result: RunResult, export_dir: Path, *, saved_path: Path | None = None
@@ -167,7 +169,7 @@ class ReportScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield TitleBar()
-        with VerticalScroll():
+        with KeyedScroll(id="report-scroll"):
             yield Static(files_text(self.saved_path, self.exported), id="report-files")
             yield Static(report_body(self.result), id="report")
         yield Footer()

@@ -4,6 +4,14 @@ known, and the event log.
 
 Everything is redrawn from a LiveRun on a timer, a few times a second, whatever the probe
 rate; events only update the LiveRun.
+
+Two layouts, chosen by the terminal's size. Wide (at least WIDE_AT): the probes and the chart
+on the left, the live faults, invariants, recovery and events on the right. Compact (anything
+smaller, down to 80x24): the probes, the checks (live faults and invariants) and the recovery
+facts become tabs across the full width (keys 1-3), with the chart and the event log always
+shown side by side below them. Crossing the line recomposes the screen; nothing is lost, since
+every widget is drawn from the LiveRun. The screen also carries `-narrow` and `-short` classes
+for the CSS (app.tcss).
 """
 
 from __future__ import annotations
@@ -13,8 +21,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
+from textual.geometry import Size
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from chaos_tui.core.model import InvariantResult
 from chaos_tui.core.report import (
@@ -25,6 +34,7 @@ from chaos_tui.core.report import (
     recovery_facts,
 )
 from chaos_tui.live import LiveRun
+from chaos_tui.screens.keys import KeyedScroll
 from chaos_tui.widgets.event_log import EventLog
 from chaos_tui.widgets.faults_panel import LiveFaultsPanel
 from chaos_tui.widgets.painted import Painted
@@ -34,6 +44,14 @@ from chaos_tui.widgets.title_bar import TitleBar
 
 REDRAW_HZ = 4
 SLOW_EVERY = 4  # the chart (plotext) and the recovery metrics are redone once a second
+# The smallest terminal (columns, rows) for the wide layout: below it the right-hand column
+# would cut invariant names and the chart and the events would get a few rows each.
+WIDE_AT = Size(120, 34)
+PANES = {"probes": "1 probes", "checks": "2 checks", "recovery": "3 recovery"}
+
+
+def is_compact(size: Size) -> bool:
+    return size.width < WIDE_AT.width or size.height < WIDE_AT.height
 
 
 def broke_words(live: LiveRun) -> str:
@@ -51,12 +69,12 @@ def banner_text(live: LiveRun) -> Text:
             f"{w.fault} live {max(0.0, (live.now or w.injected_at) - w.injected_at):.1f}s"
             for w in live.live_faults
         )
-    text = Text(f"⚠  CHAOS MODE  ⚠   {what}", style="bold")
+    # The keys (h, ctrl+c) are in the footer: the banner is one line at any width (app.tcss).
+    text = Text(f"⚠ CHAOS MODE ⚠  {what}", style="bold")
     broke = broke_words(live)
     if broke:  # the moment an invariant breaks, not after the run (reversed: red on red hides)
-        text.append("   ")
+        text.append("  ")
         text.append(f" ✘ {broke} ", style="bold reverse")
-    text.append("   (h: halt and heal · ctrl+c: abort)")
     return text
 
 
@@ -64,7 +82,8 @@ def status_text(live: LiveRun) -> Text:
     elapsed = (live.now or 0) - (live.started_at or live.now or 0)
     text = Text()
     text.append(f" {live.scenario} ", style="bold reverse")
-    text.append(f"  on {live.target}   phase: ")
+    # The detail last: on a narrow terminal it is what the line cuts (app.tcss).
+    text.append(f"  {elapsed:.1f}s  on {live.target}  phase: ")
     text.append(live.phase, style="bold cyan")
     if live.phase_detail:
         text.append(f" ({live.phase_detail})", style="dim")
@@ -164,44 +183,107 @@ class RunScreen(Screen):
         Binding("h", "app.halt", "Halt faults"),
         Binding("n", "app.note", "Note"),
         Binding("ctrl+c", "app.abort_run", "Abort + heal", priority=True),
+        # The compact layout's tabs; check_action hides them in the wide one.
+        Binding("1", "pane('probes')", "Panels", key_display="1-3"),
+        Binding("2", "pane('checks')", "Checks", show=False),
+        Binding("3", "pane('recovery')", "Recovery", show=False),
     ]
+    AUTO_FOCUS = "#event-lines"  # j/k move in the log from the start (1-3 switch tabs)
 
     def __init__(self, live: LiveRun) -> None:
         super().__init__()
         self.live = live
+        self.compact = False
         self._drawn_version = -1
         self._redraws = 0
         self._boxes: dict[str, object] = {}  # what each auto-sized box shows now
+        self._tab_labels: dict[str, str] = {}
+        self._recomposing = False
 
     def compose(self) -> ComposeResult:
+        self.compact = is_compact(self.app.size)
         yield TitleBar()
         yield Painted(id="banner")
         yield Painted(id="run-status")
-        with Horizontal(id="run-body"):
-            with Vertical(id="run-left"):
-                with Grid(id="probe-grid"):
-                    for probe in self.live.probes:
-                        yield ProbePanel(
-                            probe.name, probe.description, probe.unit, id=f"probe-{probe.name}"
-                        )
+        if self.compact:
+            # Each tab scrolls (tab focuses it, then the pager keys): six probes or three
+            # live faults are taller than a tab at 80x24.
+            with TabbedContent(id="panes", initial="pane-probes"):
+                with TabPane(PANES["probes"], id="pane-probes"), KeyedScroll():
+                    yield from self._probe_grid()
+                with TabPane(PANES["checks"], id="pane-checks"), KeyedScroll():
+                    yield LiveFaultsPanel(id="live-faults")
+                    yield self._titled("invariants")
+                with TabPane(PANES["recovery"], id="pane-recovery"), KeyedScroll():
+                    yield self._titled("metrics", "recovery")
+            with Horizontal(id="run-bottom"):
                 yield RecoveryChart(id="chart")
-            with Vertical(id="run-right"):
-                yield LiveFaultsPanel(id="live-faults")
-                yield Static(id="invariants", classes="box")
-                yield Static(id="metrics", classes="box")
-                yield EventLog(id="events")
+                yield self._event_log()
+        else:
+            with Horizontal(id="run-body"):
+                with Vertical(id="run-left"):
+                    yield from self._probe_grid()
+                    yield RecoveryChart(id="chart")
+                with Vertical(id="run-right"):
+                    yield LiveFaultsPanel(id="live-faults")
+                    yield self._titled("invariants")
+                    yield self._titled("metrics", "recovery")
+                    yield self._event_log()
         yield Footer()
 
+    def _probe_grid(self) -> ComposeResult:
+        with Grid(id="probe-grid"):
+            for probe in self.live.probes:
+                yield ProbePanel(
+                    probe.name, probe.description, probe.unit, id=f"probe-{probe.name}"
+                )
+
+    @staticmethod
+    def _titled(name: str, title: str | None = None) -> Static:
+        box = Static(id=name, classes="box")
+        box.border_title = title or name
+        return box
+
+    @staticmethod
+    def _event_log() -> EventLog:
+        log = EventLog(id="events")
+        log.border_title = "events"
+        return log
+
     def on_mount(self) -> None:
-        self.query_one("#invariants").border_title = "invariants"
-        self.query_one("#metrics").border_title = "recovery"
-        self.query_one("#events").border_title = "events"
+        self._size_classes()
         self.redraw()
         self.set_interval(1 / REDRAW_HZ, self.redraw)
 
+    def _size_classes(self) -> None:
+        size = self.app.size
+        self.set_class(size.width < WIDE_AT.width, "-narrow")
+        self.set_class(size.height < WIDE_AT.height, "-short")
+
+    async def on_resize(self) -> None:
+        self._size_classes()
+        if is_compact(self.app.size) != self.compact:
+            self._recomposing = True  # the timer's redraws wait: the widgets come and go
+            try:
+                await self.recompose()
+            finally:
+                self._recomposing = False
+            self._boxes.clear()
+            self._tab_labels = {}
+            self.set_focus(self.query_one("#event-lines"))  # where AUTO_FOCUS put the keys
+        self.call_after_refresh(self.redraw, True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pane":
+            return self.compact  # no tabs in the wide layout: every panel is on screen
+        return True
+
+    def action_pane(self, name: str) -> None:
+        self.query_one(TabbedContent).active = f"pane-{name}"
+
     def redraw(self, force: bool = False) -> None:
         live = self.live
-        if live.version == self._drawn_version and not force:
+        if self._recomposing or (live.version == self._drawn_version and not force):
             return
         self._drawn_version = live.version
         self._redraws += 1
@@ -219,13 +301,28 @@ class RunScreen(Screen):
                 facts = metric_facts(live)
                 self._box("#metrics", facts, lambda: metrics_table(facts))
             self._box("#invariants", invariant_state(live), lambda: invariant_table(live))
+            self._mark_tabs(live)
             self.query_one(EventLog).show(live.log)
+
+    def _mark_tabs(self, live: LiveRun) -> None:
+        """Compact layout: a failing probe or a broken invariant counts on its tab's label,
+        so what breaks behind another tab still shows."""
+        if not self.compact:
+            return
+        failing = sum(live.probe_status(p.name) == "failing" for p in live.probes)
+        broken = sum(not r.passed for r in live.invariant_results.values())
+        labels = {
+            "probes": PANES["probes"] + (f" ✘{failing}" if failing else ""),
+            "checks": PANES["checks"] + (f" ✘{broken}" if broken else ""),
+        }
+        if labels != self._tab_labels:
+            self._tab_labels = labels
+            tabs = self.query_one(TabbedContent)
+            for name, label in labels.items():
+                tabs.get_tab(f"pane-{name}").label = label
 
     def _box(self, selector: str, state: object, render) -> None:
         """Auto-sized boxes are updated (a layout pass) only when what they show changed."""
         if self._boxes.get(selector) != state:
             self._boxes[selector] = state
             self.query_one(selector, Static).update(render())
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self.redraw, True)
