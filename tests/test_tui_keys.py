@@ -12,7 +12,7 @@ import re
 import pytest
 from textual.containers import ScrollableContainer
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widgets import DataTable, OptionList
 
 import tui_data
 from chaos_tui.app import ChaosApp
@@ -27,7 +27,9 @@ from chaos_tui.settings import Settings
 NAME = "postgres_restart_outbox"
 SMALL = (80, 24)
 MOVES = re.compile(r"^(scroll_|cursor_|page_)")
-WRITES = re.compile(r"^(export|save|write)")
+# `export_menu` (the report's `e`) only asks which format: the file is written by the second
+# key of `e` then j/m, in a prompt of its own (checked in test_tui_next.py).
+WRITES = re.compile(r"^(export|save|write)(?!_menu)")
 
 
 @pytest.fixture
@@ -232,21 +234,22 @@ async def test_the_event_log_takes_the_pager_keys(app, size):
     async with app.run_test(size=size) as pilot:
         await app.push_screen(RunScreen(tui_data.live_run_with_verdicts()))
         await pilot.pause()
-        log = app.screen.query_one("#events", ScrollableContainer)
-        assert app.focused is log, "the keys do not go to the event log"
-        assert log.max_scroll_y > 1
+        lines = app.screen.query_one("#event-lines", OptionList)
+        assert app.focused is lines, "the keys do not go to the event log"
+        last = lines.option_count - 1
+        assert last > 1
         await pilot.press("g")
         await pilot.pause(0.3)
-        assert log.scroll_y == 0
+        assert lines.highlighted == 0
         await pilot.press("j")
         await pilot.pause(0.3)
-        assert log.scroll_y == 1
+        assert lines.highlighted == 1
         await pilot.press("G")
         await pilot.pause(0.3)
-        assert log.scroll_y == log.max_scroll_y
+        assert lines.highlighted == last
         await pilot.press("k")
         await pilot.pause(0.3)
-        assert log.scroll_y == log.max_scroll_y - 1
+        assert lines.highlighted == last - 1
 
 
 async def test_the_confirmation_pages_its_list_while_letters_go_to_the_box(app):

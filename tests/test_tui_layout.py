@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import pytest
 from textual.geometry import Region
-from textual.widgets import DataTable, RichLog, TabbedContent
+from textual.widgets import DataTable, TabbedContent
 
 import tui_data
 from chaos_tui.app import ChaosApp
 from chaos_tui.screens.run import RunScreen
 from chaos_tui.settings import Settings
+from chaos_tui.widgets.event_log import EventLog
 
 SIZES = [(80, 24), (100, 30), (119, 40), (120, 34), (140, 42), (200, 50)]
 
@@ -27,7 +28,7 @@ def on_screen(widget) -> str:
 
 
 def logged(screen: RunScreen) -> str:
-    return " ".join(strip.text for strip in screen.query_one(RichLog).lines)
+    return " ".join(line.text for line in screen.query_one(EventLog).lines)
 
 
 async def show_run(app: ChaosApp, pilot) -> RunScreen:
@@ -80,7 +81,7 @@ async def test_a_resize_across_the_line_changes_the_layout_and_keeps_the_log(tmp
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.3)
         assert screen.compact and screen.query(TabbedContent)
-        assert app.focused is screen.query_one(RichLog), "the keys went nowhere"
+        assert app.focused is screen.query_one("#event-lines"), "the keys went nowhere"
         # The new event log was written again from the LiveRun: nothing lost, nothing twice.
         assert logged(screen).count("INJECTED") == 1
         assert "steady_state" in logged(screen)
