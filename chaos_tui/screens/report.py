@@ -170,8 +170,10 @@ class ReportScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         with KeyedScroll(id="report-scroll"):
-            yield Static(files_text(self.saved_path, self.exported), id="report-files")
+            # The verdict first, where the eye lands; then where the files are, beside the
+            # keys that act on them (r, b, e) in the footer.
             yield Static(report_body(self.result), id="report")
+            yield Static(files_text(self.saved_path, self.exported), id="report-files")
         yield Footer()
 
     def action_back(self) -> None:

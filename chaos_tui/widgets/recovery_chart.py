@@ -168,7 +168,9 @@ def chart_data(live: LiveRun, width: int, choice: SeriesChoice | None = None) ->
     column_s = (data.x1 - data.x0) / max(1, width - Y_LABELS_WIDTH)
     plots: dict[str, Plot] = {}
     for probe in live.probes:
-        samples = live.timeline.since(probe.name, start)
+        # Nothing past the right edge: a sample newer than the last event would be drawn
+        # beyond the plot's frame.
+        samples = [s for s in live.timeline.since(probe.name, start) if s.t <= now]
         measure = choice.measure(probe.name, probe.unit, probe.description, samples)
         key = plot_key(measure, probe.unit, probe.name)
         plot = plots.setdefault(key, Plot(key))
@@ -219,7 +221,8 @@ def by_column(
 def robust_top(plot: Plot, windows: list[tuple[float, float]]) -> float:
     """The 99th percentile of the plot's readings (a floor index: with a handful of points
     the single highest is still left out), or the highest reading in a fault window or just
-    after it, whichever is higher; with some headroom."""
+    after it, or the latest reading of a series (what it reads now is never off the chart:
+    a counter's newest value is its highest), whichever is higher; with some headroom."""
     readings = sorted(y for s in plot.series for seg in s.segments for _, y in seg)
     if not readings:
         return 1.0
@@ -229,6 +232,9 @@ def robust_top(plot: Plot, windows: list[tuple[float, float]]) -> float:
             for x, y in seg:
                 if y > top and any(a - 1.0 <= x <= b + AFTER_HEAL_S for a, b in windows):
                     top = y
+        latest = [seg[-1] for seg in s.segments if seg]
+        if latest:
+            top = max(top, max(latest)[1])
     return max(top * HEADROOM, 1e-9 if top > 0 else 1.0)
 
 
@@ -279,6 +285,8 @@ def legend(plot: Plot, width: int, hint: str) -> Text:
 def draw_plot(plot: Plot, data: ChartData, width: int, rows: int) -> list[Text]:
     rows = max(3, rows)
     plt.clf()
+    # The box gives the size, not the terminal plotext sees (none, under a test or a pipe).
+    plt.limitsize(False, False)
     plt.plotsize(width, rows)
     plt.theme("clear")
     canvas_rows = max(2, rows - 3)  # the frame's top and bottom, and the tick labels
