@@ -18,6 +18,7 @@ from chaos_tui.core.events import (
     SampleTaken,
 )
 from chaos_tui.core.model import ProbeSample
+from chaos_tui.core.report import short_number
 from chaos_tui.live import LiveRun, ProbeInfo
 from chaos_tui.narration import InOrder, Narrator, OrderedLog
 from chaos_tui.scenarios.postgres_restart_outbox import PostgresRestartOutbox
@@ -31,7 +32,6 @@ from chaos_tui.widgets.recovery_chart import (
     by_column,
     chart_data,
     render,
-    tick_label,
 )
 from chaos_tui.widgets.series import SeriesChoice
 from chaos_tui.widgets.sparkline import WINDOW_BAND, render_sparkline
@@ -326,4 +326,5 @@ def test_chart_merges_overlapping_faults_into_one_band():
     data = chart_data(live, width=100)
     assert len(data.windows) == 1 and data.healed == [False]
     assert data.windows[0][1] == pytest.approx(9.0)
-    assert tick_label(6380) == "6.38k" and tick_label(0.5) == "0.5"
+    assert short_number(6380) == "6.38k" and short_number(0.5) == "0.5"
+    assert short_number(73.392) == "73.4"

@@ -45,6 +45,15 @@ def duration_text(value: float | None) -> str:
     return f"{_three_digits(rounded)} s"
 
 
+def short_number(value: float) -> str:
+    """A reading in 3 significant digits, short enough for an axis or a caption: 6380 is
+    `6.38k` (not `6.38e+03`), 73.392 is `73.4`."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def seconds(value: float | None) -> str:
     """A duration in seconds as words (`duration_text`)."""
     return duration_text(value)

@@ -25,7 +25,7 @@ from chaos_tui.core.history import (
     started_from_name,
     summarize,
 )
-from chaos_tui.core.params import changed_parameters
+from chaos_tui.core.params import changed_parameters, value_text
 from chaos_tui.core.report import seconds
 from chaos_tui.widgets.title_bar import TitleBar
 
@@ -55,7 +55,7 @@ def row_cells(run: PastRun, defaults: dict[str, Any]) -> tuple[Text | str, ...]:
         seconds(run.time_to_detect_s),
         seconds(run.time_to_recover_s),
         seconds(run.outage_s),
-        Text(", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"),
+        Text(", ".join(f"{k}={value_text(v)}" for k, v in changed.items()) or "defaults"),
         str(run.notes) if run.notes else "",
     )
 

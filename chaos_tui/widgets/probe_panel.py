@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.text import Text
 
 from chaos_tui.core.model import ProbeSample
+from chaos_tui.core.report import short_number
 from chaos_tui.live import LiveRun
 from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.series import SeriesChoice, measure_label
@@ -99,8 +100,10 @@ class ProbePanel(Painted):
             colour=STATUS_STYLE["ok"],
         )
         shown = [m for s in recent if s.ok and (m := sample_metric(s, use_value)) is not None]
-        low, high = (min(shown), max(shown)) if shown else (None, None)
-        scale = "" if low is None else f" {low:g}" + (f"-{high:g}" if high != low else "")
+        scale = ""
+        if shown:
+            low, high = short_number(min(shown)), short_number(max(shown))
+            scale = f" {low}" + (f"-{high}" if high != low else "")
         legend = Text(
             f"{measure_label(measure, self.unit)}{scale}, last {span:.0f}s  ",
             style="dim",

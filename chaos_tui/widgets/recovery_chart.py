@@ -33,6 +33,7 @@ from textual.binding import Binding
 from textual.events import Click
 
 from chaos_tui.core.model import ProbeSample
+from chaos_tui.core.report import short_number
 from chaos_tui.live import LiveRun
 from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.series import Measure, SeriesChoice, metric
@@ -314,15 +315,7 @@ def draw_plot(plot: Plot, data: ChartData, width: int, rows: int) -> list[Text]:
 def _ticks(top: float, canvas_rows: int) -> tuple[list[float], list[str]]:
     count = max(2, min(5, canvas_rows // 2 + 1))
     values = [top / HEADROOM * i / (count - 1) for i in range(count)]
-    return values, [tick_label(v) for v in values]
-
-
-def tick_label(value: float) -> str:
-    """Short enough for the axis: 6380 is `6.38k`, not `6.38e+03`."""
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= size:
-            return f"{value / size:.3g}{suffix}"
-    return f"{value:.3g}"
+    return values, [short_number(v) for v in values]
 
 
 def shade_windows(lines: list[Text], data: ChartData) -> list[Text]:
