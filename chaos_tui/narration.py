@@ -29,7 +29,7 @@ from chaos_tui.core.events import (
     RunEvent,
     SampleTaken,
 )
-from chaos_tui.core.report import invariant_measure
+from chaos_tui.core.report import duration_text, invariant_measure
 
 NOTE_STYLES = {"warning": "yellow", "error": "red", "operator": "bold magenta"}
 HOLD_AT_MOST_S = 5.0  # a slow inject does not silence a stream for longer than this
@@ -103,9 +103,10 @@ class Narrator:
                 by = f" (by {w.healed_by})" if w.healed_by != "the run" else ""
                 if w.applied_at is None:  # refused, or cut short: it may never have landed
                     by += " (its inject never completed)"
+                after = duration_text(took)
                 return (
                     w.healed_at,
-                    f"[bold green]HEALED[/bold green] {escape(w.fault)} after {took:.1f}s{by}",
+                    f"[bold green]HEALED[/bold green] {escape(w.fault)} after {after}{by}",
                 )
             when = w.heal_started_at or w.injected_at  # a failed heal leaves the window open
             failed = f"{escape(w.fault)}: {escape(event.error or '')}"

@@ -81,7 +81,7 @@ async def test_a_panel_all_failures_says_for_how_long_and_why(app):
         screen.redraw()
         await pilot.pause()
         head = panel.content.renderables[0].plain  # type: ignore[union-attr]
-        assert head.startswith("FAILING") and "down 2.0s" in head and "timed out" in head, head
+        assert head.startswith("FAILING") and "down 2.00 s" in head and "timed out" in head, head
 
 
 async def test_u_on_the_chart_brings_up_the_plot_that_did_not_fit(app):

@@ -66,7 +66,10 @@ def test_time_to_detect_counts_from_the_moment_the_fault_was_applied(tmp_path):
     assert first_fail - window.injected_at >= 0.2
     assert result.recovery.detect_from == "applied"
     assert result.recovery.time_to_detect_s is not None
-    assert result.recovery.time_to_detect_s < 0.15, result.recovery
+    # Counted from the lease request it would be 200 ms longer (no wall-clock bound here: a
+    # loaded machine samples late, and that is not what this test is about).
+    from_request = first_fail - window.injected_at
+    assert result.recovery.time_to_detect_s <= from_request - 0.2 + 0.002, result.recovery
     assert abs(result.recovery.time_to_detect_s - (first_fail - window.applied_at)) < 0.002
 
 

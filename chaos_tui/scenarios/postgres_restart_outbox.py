@@ -12,6 +12,7 @@ from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, h
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
+from chaos_tui.core.report import duration_text
 from chaos_tui.platform.outbox import UNPUBLISHED_OF_SUBJECT
 from chaos_tui.platform.streams import EVENTS_STREAM
 from chaos_tui.probes.db_probe import OutboxBacklogProbe, PostgresProbe
@@ -120,7 +121,9 @@ class PostgresRestartOutbox(PlatformScenario):
                 if resume is None
                 else "from Postgres taking connections to the relay's next publish",
             ),
-            self.judge("backlog_drains", backlog, f"waited up to {p.drain_timeout_s:g}s"),
+            self.judge(
+                "backlog_drains", backlog, f"waited up to {duration_text(p.drain_timeout_s)}"
+            ),
         ]
 
     def invariants(self) -> list[InvariantSpec]:

@@ -28,6 +28,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from chaos_tui.core.model import InvariantResult
 from chaos_tui.core.report import (
     broke_text,
+    duration_text,
     invariant_measure,
     landed_at,
     measurement_facts,
@@ -66,7 +67,7 @@ def banner_text(live: LiveRun) -> Text:
         what = f"injecting {live.injecting}"
     else:
         what = ", ".join(
-            f"{w.fault} live {max(0.0, (live.now or w.injected_at) - w.injected_at):.1f}s"
+            f"{w.fault} live {duration_text(max(0.0, (live.now or w.injected_at) - w.injected_at))}"
             for w in live.live_faults
         )
     # The keys (h, ctrl+c) are in the footer: the banner is one line at any width (app.tcss).
@@ -82,21 +83,22 @@ def status_text(live: LiveRun) -> Text:
     elapsed = (live.now or 0) - (live.started_at or live.now or 0)
     text = Text()
     text.append(f" {live.scenario} ", style="bold reverse")
-    # The detail last: on a narrow terminal it is what the line cuts (app.tcss).
-    text.append(f"  {elapsed:.1f}s  on {live.target}  phase: ")
-    text.append(live.phase, style="bold cyan")
-    if live.phase_detail:
-        text.append(f" ({live.phase_detail})", style="dim")
-    text.append(f"   {elapsed:.1f}s")
+    text.append(f"  {duration_text(elapsed)}")
+    # What broke before the phase: on a narrow terminal the line is cut from the end, and
+    # the phase's detail is what may go (app.tcss).
     broke = broke_words(live)
     if live.result is not None:
         outcome = live.result.outcome
         colour = {"pass": "green", "fail": "red", "interrupted": "yellow"}.get(outcome, "red")
-        text.append(f"   {outcome.upper()}", style=f"bold {colour}")
+        text.append(f"  {outcome.upper()}", style=f"bold {colour}")
         if broke:
             text.append(f": {broke}", style=colour)
     elif broke:
-        text.append(f"   ✘ {broke}", style="bold red")
+        text.append(f"  ✘ {broke}", style="bold red")
+    text.append(f"  on {live.target}  phase: ")
+    text.append(live.phase, style="bold cyan")
+    if live.phase_detail:
+        text.append(f" ({live.phase_detail})", style="dim")
     return text
 
 

@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.text import Text
 
 from chaos_tui.core.model import ProbeSample
-from chaos_tui.core.report import short_number
+from chaos_tui.core.report import duration_text, short_number
 from chaos_tui.live import LiveRun
 from chaos_tui.widgets.painted import Painted
 from chaos_tui.widgets.series import SeriesChoice, measure_label
@@ -133,7 +133,7 @@ def outage_words(last: ProbeSample, down_since: float | None, now: float) -> Tex
     """A failing probe's line: for how long it has been down and why, in short."""
     text = Text()
     if down_since is not None:
-        text.append(f"down {max(0.0, now - down_since):.1f}s", style="bold red")
+        text.append(f"down {duration_text(max(0.0, now - down_since))}", style="bold red")
         text.append(" · ", style="dim")
     text.append(short_error(last.error), style="red")
     return text
