@@ -9,6 +9,7 @@ all heal first.
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from chaos_tui.core.contracts import Scenario, ScenarioParams
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
 from chaos_tui.core.history import open_result
-from chaos_tui.core.model import RunResult
+from chaos_tui.core.model import OperatorNote, RunResult
 from chaos_tui.core.params import check_values
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.live import LiveRun, ProbeInfo
@@ -220,6 +221,7 @@ class ChaosApp(App):
         cancel it half-way), saves the result and shows the report."""
         result = await asyncio.shield(task)
         self.last_result = result
+        self._keep_note_being_typed(result)
         saved: Path | None = None
         try:
             saved = await asyncio.to_thread(self.saver.save, result)
@@ -242,6 +244,15 @@ class ChaosApp(App):
                 severity="error",
                 timeout=15,
             )
+
+    def _keep_note_being_typed(self, result: RunResult) -> None:
+        """The run ended while a note was being typed: the report is about to close its box
+        (without its callback), so the text goes into the result here rather than nowhere."""
+        boxes = [s for s in self.screen_stack if isinstance(s, NoteScreen)]
+        typed = boxes[-1].typed if boxes else ""
+        if typed:
+            result.notes.append(OperatorNote(t=time.time(), text=typed))
+            self.notify("the run ended while you typed: your note is in its result")
 
     async def settle(self) -> None:
         """After the app has stopped, however it stopped: a run still going is aborted and its

@@ -156,3 +156,23 @@ def test_list_shows_meaning_allowed_values_default_and_duration():
     assert "mode=stop" in out and "stop or freeze the backend (stop|pause)" in out
     assert "hold_s=3" in out and "how long Postgres stays dead (0-60 s)" in out
     assert "full|one-node" in out
+
+
+def test_a_recovery_probe_that_never_failed_reads_never_failed_not_zero():
+    """A gateway failing open: its allow path passes all through the fault. The timeline
+    keeps 0 s as its time to recover; the report must not show that as an instant recovery."""
+    from chaos_tui.core.model import RecoveryMetrics
+    from chaos_tui.core.report import recovery_facts
+
+    quiet = RecoveryMetrics(probe="allow_path", time_to_recover_s=0.0, error_rate_during_fault=0.0)
+    facts = dict(recovery_facts(quiet, True))
+    assert facts["time to recover (allow_path), from the heal's start"] == "never failed"
+    assert facts["time to detect (allow_path), from the fault"] == "never failed"
+    assert "0 ms" not in facts.values()
+    failed = RecoveryMetrics(
+        probe="allow_path", time_to_detect_s=0.05, outage_s=1.2, time_to_recover_s=0.0
+    )
+    assert (
+        dict(recovery_facts(failed, True))["time to recover (allow_path), from the heal's start"]
+        == "0 ms"
+    )  # it failed and was back as the heal began: a real 0

@@ -195,6 +195,9 @@ async def test_help_lists_every_binding_of_the_screen_it_was_opened_from(app, sc
             wanted |= {"1", "2", "3", "h", "^c"}
         assert wanted <= keys_listed, wanted - keys_listed
         assert any(does == "Help" for _, does in listed)
+        # ctrl+c is the app's priority binding (abort, or quit): never the "copy" under it.
+        ctrl_c = [does for keys, does in listed if "^c" in keys.split(", ")]
+        assert ctrl_c and not any("opy" in does for does in ctrl_c), ctrl_c
         assert help_screen.rows == binding_rows(shown_on), "the help is not the bindings"
         await pilot.press("escape")
         assert app.screen is shown_on

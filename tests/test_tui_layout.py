@@ -41,9 +41,11 @@ async def show_run(app: ChaosApp, pilot) -> RunScreen:
 
 
 async def assert_readable(screen: RunScreen, pilot) -> None:
+    footer_top = screen.app.size.height - 1
     for selector in ("#chart", "#events"):
-        rows = screen.query_one(selector).content_region.height
-        assert rows >= 5, f"{selector} has {rows} rows at {screen.app.size}"
+        region = screen.query_one(selector).content_region  # on screen, not below the footer
+        rows = min(region.bottom, footer_top) - region.y
+        assert rows >= 5, f"{selector} shows {rows} rows at {screen.app.size}"
     if screen.compact:  # the invariants are on the checks tab, which counts the broken one
         tabs = screen.query_one(TabbedContent)
         assert str(tabs.get_tab("pane-checks").label) == "2 checks ✘1"
@@ -105,3 +107,29 @@ async def test_the_picker_keeps_its_verdict_and_duration_columns(tmp_path, width
         assert ("hypothesis" in labels) == (width > 80)
         assert table.virtual_size.width <= table.content_size.width, "scrolls sideways"
         assert table.max_scroll_x == 0
+
+
+@pytest.mark.parametrize("size", [(120, 34), (140, 42)], ids=["120x34", "140x42"])
+async def test_a_recovery_panel_full_of_numbers_leaves_the_event_log_its_rows(tmp_path, size):
+    """A live fault whose scenario reports many numbers so far (the OPA decisions by phase,
+    say) grew the recovery panel until the event log had no row left in the wide layout."""
+    app = ChaosApp(Settings(state_dir=tmp_path / "state"), export_dir=tmp_path)
+    async with app.run_test(size=size) as pilot:
+        live = tui_data.live_run_with_verdicts()
+        live.live_measurements = {
+            f"decisions in phase {i}": {"allow": 12, "deny": 10, "error": 0} for i in range(12)
+        }
+        screen = RunScreen(live)
+        await app.push_screen(screen)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        screen.redraw(True)
+        await pilot.pause()
+        assert not screen.compact
+        assert "decisions in phase 11" in on_screen(screen.query_one("#metrics"))
+        footer_top = app.size.height - 1
+        for selector in ("#chart", "#events"):
+            # Its rows on screen: a widget pushed below the footer still has a size of its own.
+            region = screen.query_one(selector).content_region
+            rows = min(region.bottom, footer_top) - region.y
+            assert rows >= 5, f"{selector} shows {rows} rows at {size} ({region})"

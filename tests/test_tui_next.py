@@ -245,7 +245,7 @@ async def test_history_lists_runs_newest_first_and_opens_one(tmp_path):
         keys = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(5)]
         assert keys == [str(paths[k]) for k in ("new", "broken", "mid", "old_format", "old")]
         first = [str(c) for c in table.get_row_at(0)]
-        assert first[1] == "PASS" and first[6] == "hold_s=2.0", first
+        assert first[1] == "PASS" and first[6] == "hold_s=2", first
         assert str(table.get_row_at(2)[6]) == "defaults"
         assert str(table.get_row_at(1)[1]) == "?"
         assert "unreadable" in str(table.get_row_at(1)[6])
@@ -421,3 +421,27 @@ def test_export_dir_is_the_consoles_and_headless_refuses_it(tmp_path):
         "chaos-tui: --export-dir goes with the console (headless writes --output)"
     ]
     assert not (tmp_path / "out").exists()
+
+
+async def test_a_note_still_being_typed_when_the_run_ends_is_kept(tmp_path):
+    """The report replaces the run screen and closes whatever sits on it: a note box with
+    text in it was closed without its callback, and the note was lost without a word."""
+    import asyncio
+
+    app = ChaosApp(Settings(state_dir=tmp_path / "state"), export_dir=tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        result = tui_data.result()
+        assert result.notes == []
+        run_screen = RunScreen(tui_data.live_run_with_verdicts())
+        await app.push_screen(run_screen)
+        await app.push_screen(NoteScreen())
+        await pilot.pause()
+        await pilot.press(*"late note")
+        ended: asyncio.Future = asyncio.get_running_loop().create_future()
+        ended.set_result(result)  # the run is over: its result is made
+        await app._drive(ended, run_screen)
+        await pilot.pause()
+        assert isinstance(app.screen, ReportScreen)
+        assert [n.text for n in app.screen.result.notes] == ["late note"]
+        saved = latest_result(tmp_path / "state" / "results", result.scenario)
+        assert saved is not None and [n.text for n in saved.notes] == ["late note"]

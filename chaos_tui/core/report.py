@@ -80,6 +80,12 @@ def parameters_text(result: RunResult) -> str | None:
     return changed_text(result.parameters, result.parameter_defaults)
 
 
+def never_failed(r: RecoveryMetrics) -> bool:
+    """The recovery probe passed all through the fault: nothing was detected or recovered
+    (the timeline records its recovery as 0 s, which is not a number to show)."""
+    return r.time_to_detect_s is None and r.outage_s is None and r.time_to_recover_s == 0.0
+
+
 def recovery_facts(
     r: RecoveryMetrics, fault_seen: bool, delivery: DeliveryCounts | None = None
 ) -> list[tuple[str, str]]:
@@ -90,10 +96,16 @@ def recovery_facts(
         where = f" ({r.probe})" if r.probe else ""
         # Each says what it is counted from: an invariant's own timing (relay_resumes, say)
         # counts from its own moment (Postgres accepting connections), not the heal.
+        # A probe that never failed (a gateway failing open) recovered from nothing: "0 ms"
+        # there would read as a healthy, instant recovery.
+        never = "never failed" if never_failed(r) else None
         facts += [
-            (f"time to detect{where}, from the fault", seconds(r.time_to_detect_s)),
-            (f"time to recover{where}, from the heal", seconds(r.time_to_recover_s)),
-            (f"outage{where}, first failure to back", seconds(r.outage_s)),
+            (f"time to detect{where}, from the fault", never or seconds(r.time_to_detect_s)),
+            (
+                f"time to recover{where}, from the heal's start",
+                never or seconds(r.time_to_recover_s),
+            ),
+            (f"outage{where}, first failure to back", never or seconds(r.outage_s)),
             (f"error rate during fault{where}", percent(r.error_rate_during_fault)),
         ]
         # The other probes that failed meanwhile, in the same words: a recovery probe that
@@ -186,7 +198,15 @@ def impact_facts(result: RunResult) -> list[tuple[str, str]]:
 def measurement_facts(measurements: dict[str, Measurement]) -> list[tuple[str, str]]:
     """A scenario's own numbers as (label, value) rows; the console shows them while a run
     is live (as far as they are known) in the words the report uses afterwards."""
-    return [(label, measurement_text(v, is_rate(label, v))) for label, v in measurements.items()]
+    return [_measurement_fact(label, v) for label, v in measurements.items()]
+
+
+def _measurement_fact(label: str, value: Measurement) -> tuple[str, str]:
+    """A measurement in seconds (its key ends in " (s)", kept so the JSON says its unit) reads
+    as every other duration: "OPA down 2.49 s", not "OPA down (s) 2.486"."""
+    if label.endswith(" (s)") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return label.removesuffix(" (s)"), duration_text(value)
+    return label, measurement_text(value, is_rate(label, value))
 
 
 def result_facts(result: RunResult) -> list[tuple[str, str]]:
@@ -256,6 +276,14 @@ def note_lines(result: RunResult) -> list[str]:
     ]
 
 
+def invariant_detail(inv: InvariantResult, windows: list[InjectionWindow]) -> str:
+    """Its detail, led by when it broke where that was seen while the fault was live."""
+    if inv.passed or inv.broke_at is None:
+        return inv.detail
+    when = broke_text(inv, landed_at(windows)).removeprefix(inv.name).strip()
+    return "; ".join(filter(None, [when, inv.detail]))
+
+
 def markdown_report(result: RunResult) -> str:
     """A report a person can paste into a game-day write-up or a ticket."""
     when = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -285,10 +313,7 @@ def markdown_report(result: RunResult) -> str:
     lines += ["", "## Invariants", "", "| | Invariant | Measured | Detail |", "|---|---|---|---|"]
     for inv in result.invariants:
         mark = "pass" if inv.passed else "FAIL"
-        detail = inv.detail
-        if not inv.passed and inv.broke_at is not None:  # seen breaking while the fault was live
-            when = broke_text(inv, landed_at(result.injection_windows)).removeprefix(inv.name)
-            detail = "; ".join(filter(None, [when.strip(), detail]))
+        detail = invariant_detail(inv, result.injection_windows)
         lines.append(
             f"| {mark} | {inv.name}: {inv.description} | {invariant_measure(inv)} | {detail} |"
         )

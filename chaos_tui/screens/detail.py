@@ -90,7 +90,7 @@ def describe(plan: RunPlan) -> Group:
     parts.append(Text(""))
 
     checks = Table(
-        title="invariants (checked after the heal)",
+        title="invariants (judged live where they can be, and after the heal)",
         title_justify="left",
         expand=True,
         show_edge=False,

@@ -57,26 +57,34 @@ def in_force(node: DOMNode, binding: Binding) -> bool:
 
 def binding_rows(screen: Screen) -> list[KeyRow]:
     """Every binding in force on `screen`: its own, each widget's, then the app's; one row per
-    action, its keys joined. A key bound twice shows where it is answered first (the widget)."""
-    nodes: list[DOMNode] = [
+    action, its keys joined. A key bound twice shows where it is answered first: the app's
+    priority bindings before anything (ctrl+c aborts or quits; a screen's "copy" under it
+    never runs), then the widget, the screen, the app."""
+    app = screen.app
+    widgets = [
         node for node in screen.walk_children(with_self=False) if not isinstance(node, SILENT)
     ]
-    nodes += [screen, screen.app]
+    passes: list[tuple[DOMNode, bool]] = [(app, True)]
+    passes += [(node, False) for node in [*widgets, screen, app]]
     rows: list[KeyRow] = []
     claimed: set[str] = set()
-    for node in nodes:
+    for node, priority_only in passes:
         actions: dict[str, tuple[list[str], Binding]] = {}
+        answered: set[str] = set()
         for key, bindings in node._bindings.key_to_bindings.items():
             if key in claimed:
                 continue
             for binding in bindings:
+                if priority_only and not binding.priority:
+                    continue
+                answered.add(key)
                 if binding.system or binding.action in SIDEWAYS or not in_force(node, binding):
                     continue
                 keys, _ = actions.setdefault(binding.action, ([], binding))
                 shown = key_name(screen, binding)
                 if shown not in keys:
                     keys.append(shown)
-        claimed.update(node._bindings.key_to_bindings)
+        claimed |= answered if priority_only else set(node._bindings.key_to_bindings)
         for action, (keys, binding) in actions.items():
             does = binding.description or action.replace("_", " ")
             rows.append(KeyRow(where_of(node), ", ".join(keys), does))

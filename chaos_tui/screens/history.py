@@ -53,7 +53,10 @@ def row_cells(run: PastRun, defaults: dict[str, Any]) -> tuple[Text | str, ...]:
         Text(outcome.upper(), style=VERDICT_STYLE.get(outcome, "bold red")),
         seconds(run.duration_s),
         seconds(run.time_to_detect_s),
-        seconds(run.time_to_recover_s),
+        # Nothing failed, so nothing recovered: not an instant "0 ms" (report.never_failed).
+        "none"
+        if run.time_to_detect_s is None and run.outage_s is None and run.time_to_recover_s == 0
+        else seconds(run.time_to_recover_s),
         seconds(run.outage_s),
         Text(", ".join(f"{k}={value_text(v)}" for k, v in changed.items()) or "defaults"),
         str(run.notes) if run.notes else "",

@@ -25,6 +25,11 @@ class NoteScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
+    @property
+    def typed(self) -> str:
+        """What is in the box now, spaces tidied (empty: no note)."""
+        return " ".join(self.query_one(Input).value.split())
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.dismiss(event.value)

@@ -22,6 +22,7 @@ from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import (
     duration_text,
     impact_facts,
+    invariant_detail,
     invariant_measure,
     markdown_report,
     note_lines,
@@ -85,7 +86,8 @@ def report_body(result: RunResult) -> Group:
     checks.add_column("detail", style="dim")
     for inv in result.invariants:
         mark = Text("✔", style="bold green") if inv.passed else Text("✘", style="bold red")
-        checks.add_row(mark, Text(inv.name), invariant_measure(inv), Text(inv.detail))
+        detail = invariant_detail(inv, result.injection_windows)  # "broke at +72.2 ms; ..."
+        checks.add_row(mark, Text(inv.name), invariant_measure(inv), Text(detail))
     if not result.invariants:
         checks.add_row("", "none checked", "", "")
     parts += [checks, Text("")]
@@ -199,7 +201,12 @@ class ReportScreen(Screen):
         except OSError as exc:
             self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error")
             return None
-        self.exported.append(path)
+        # The same result to the same name: written again (it holds the same run), said so,
+        # and listed once.
+        again = path in self.exported
+        if not again:
+            self.exported.append(path)
         self.query_one("#report-files", Static).update(files_text(self.saved_path, self.exported))
-        self.notify(f"{EXPORT_KINDS.get(kind, kind)} written to {path}", title="exported")
+        what = EXPORT_KINDS.get(kind, kind)
+        self.notify(f"{what} written {'again ' if again else ''}to {path}", title="exported")
         return path

@@ -184,6 +184,7 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("h", "app.halt", "Halt faults"),
         Binding("n", "app.note", "Note"),
+        Binding("u", "next_plot", "Next chart unit", show=False),
         Binding("ctrl+c", "app.abort_run", "Abort + heal", priority=True),
         # The compact layout's tabs; check_action hides them in the wide one.
         Binding("1", "pane('probes')", "Panels", key_display="1-3"),
@@ -227,9 +228,12 @@ class RunScreen(Screen):
                     yield from self._probe_grid()
                     yield RecoveryChart(id="chart")
                 with Vertical(id="run-right"):
-                    yield LiveFaultsPanel(id="live-faults")
-                    yield self._titled("invariants")
-                    yield self._titled("metrics", "recovery")
+                    # The checks scroll above the event log, which keeps its rows however
+                    # many numbers the recovery panel grows to while the fault is live.
+                    with KeyedScroll(id="run-checks"):
+                        yield LiveFaultsPanel(id="live-faults")
+                        yield self._titled("invariants")
+                        yield self._titled("metrics", "recovery")
                     yield self._event_log()
         yield Footer()
 
@@ -280,6 +284,10 @@ class RunScreen(Screen):
             return self.compact  # no tabs in the wide layout: every panel is on screen
         return True
 
+    def action_next_plot(self) -> None:
+        """`u` from anywhere on the run screen, not only with the chart focused."""
+        self.query_one(RecoveryChart).action_next_plot()
+
     def action_pane(self, name: str) -> None:
         self.query_one(TabbedContent).active = f"pane-{name}"
 
@@ -312,7 +320,7 @@ class RunScreen(Screen):
         if not self.compact:
             return
         failing = sum(live.probe_status(p.name) == "failing" for p in live.probes)
-        broken = sum(not r.passed for r in live.invariant_results.values())
+        broken = len(live.broken)  # broken so far while the fault is live, then the verdict
         labels = {
             "probes": PANES["probes"] + (f" ✘{failing}" if failing else ""),
             "checks": PANES["checks"] + (f" ✘{broken}" if broken else ""),

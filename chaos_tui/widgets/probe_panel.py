@@ -105,15 +105,21 @@ class ProbePanel(Painted):
             low, high = short_number(min(shown)), short_number(max(shown))
             scale = f" {low}" + (f"-{high}" if high != low else "")
         legend = Text(
-            f"{measure_label(measure, self.unit)}{scale}, last {span:.0f}s  ",
+            f"{measure_label(measure, self.unit)}{scale}, last {span:.0f} s",
             style="dim",
             no_wrap=True,
-            overflow="crop",
+            overflow="ellipsis",
         )
-        legend.append("  ", style=WINDOW_BAND)
-        legend.append(" fault  ", style="dim")
-        legend.append("✕", style="bold red")
-        legend.append(" failed", style="dim")
+        # The key to the band and the cross, only where it fits whole (the chart's legend
+        # says the same): a caption cut to "last 1" or "faul" misleads.
+        key = Text()
+        key.append("  ")
+        key.append("  ", style=WINDOW_BAND)
+        key.append(" fault  ", style="dim")
+        key.append("✕", style="bold red")
+        key.append(" failed", style="dim")
+        if legend.cell_len + key.cell_len <= width:
+            legend.append_text(key)
         self.paint(Group(head, spark, legend))
 
     def _follow_outage(self, live: LiveRun) -> None:
