@@ -17,7 +17,9 @@ from chaos_tui.scenarios.queue_base import JobAccount, PatternName, QueueParams,
 
 class QueueLatencyDropParams(QueueParams):
     pattern: PatternName = Field("sine", description="how the job rate moves over the run")
-    hold_s: float = hold_s_field(300.0, 600, "how long the faults last, all at once (also --set duration_s)")
+    hold_s: float = hold_s_field(
+        300.0, 600, "how long the faults last, all at once (also --set duration_s)"
+    )
     latency_ms: float = Field(100.0, ge=0, le=10_000, description="added on the broker link")
     jitter_ms: float = Field(50.0, ge=0, le=10_000, description="spread of that latency")
     drop_share: float = Field(
