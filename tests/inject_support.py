@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,6 +63,7 @@ def valkey():
     finally:
         proc.kill()
         proc.wait(5)
+        shutil.rmtree(folder, ignore_errors=True)  # its --dir: nothing left in /tmp
 
 
 async def until(check, timeout_s: float, what: str, every: float = 0.02) -> float:
