@@ -27,6 +27,7 @@ from chaos_tui.core.history import (
 )
 from chaos_tui.core.params import changed_parameters, value_text
 from chaos_tui.core.report import seconds
+from chaos_tui.screens.keys import KeyedTable
 from chaos_tui.widgets.title_bar import TitleBar
 
 if TYPE_CHECKING:  # for the type only: the app imports this screen
@@ -66,10 +67,6 @@ def row_cells(run: PastRun, defaults: dict[str, Any]) -> tuple[Text | str, ...]:
 class HistoryScreen(Screen):
     BINDINGS = [
         Binding("enter", "open", "Open report"),
-        Binding("j", "move('down')", "Down", show=False),
-        Binding("k", "move('up')", "Up", show=False),
-        Binding("g", "move('top')", "Top", show=False),
-        Binding("G", "move('bottom')", "Bottom", show=False),
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
@@ -86,7 +83,7 @@ class HistoryScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TitleBar()
         yield Static(id="history-title")
-        yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield KeyedTable(id="history", cursor_type="row", zebra_stripes=True)  # j/k, g/G
         yield Footer()
 
     def on_mount(self) -> None:
@@ -123,17 +120,6 @@ class HistoryScreen(Screen):
             self.runs[key] = run
             for column, cell in zip(COLUMNS, row_cells(run, self.defaults), strict=True):
                 table.update_cell(key, column, cell, update_width=True)
-
-    def action_move(self, where: str) -> None:
-        table = self.query_one(DataTable)
-        if where == "down":
-            table.action_cursor_down()
-        elif where == "up":
-            table.action_cursor_up()
-        elif where == "top":
-            table.move_cursor(row=0)
-        else:
-            table.move_cursor(row=max(0, table.row_count - 1))
 
     def action_open(self) -> None:
         table = self.query_one(DataTable)
