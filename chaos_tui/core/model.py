@@ -174,6 +174,61 @@ class OperatorNote(BaseModel):
     text: str
 
 
+class MetricComparison(BaseModel):
+    """One recovery metric of a run against its baseline (core/baseline.py computes it)."""
+
+    name: str  # the key in key_metrics(): "outage_s", "time_to_recover_s", "job_latency_p95_s"...
+    label: str  # how a report says it: "outage (postgres)"
+    unit: str = ""  # "s", "%", "/s", "" (a count)
+    better: Literal["lower", "higher"] = "lower"
+    value: float | None = None  # this run's
+    baseline_median: float | None = None
+    baseline_p95: float | None = None
+    baseline_runs: int = 0  # how many past runs the figures come from
+    # The rule that flags it: worse than the baseline by more than threshold_pct percent AND
+    # by more than the absolute floor (so 0.09 s -> 0.12 s is not a regression).
+    threshold_pct: float | None = None
+    floor: float | None = None
+    limit: float | None = None  # the value past which it is a regression, from the rule
+    regressed: bool = False
+
+
+class BaselineComparison(BaseModel):
+    """A run compared with the last passing runs of its scenario, target and parameter set (or
+    a pinned baseline). Empty metrics when there was nothing to compare with; `note` says so."""
+
+    scenario: str
+    target: str
+    source: Literal["recent", "pinned", "none"] = "recent"
+    parameters: dict[str, float | int | str | bool] = Field(default_factory=dict)  # baseline's
+    # This run's parameters that differ from the baseline's (name -> [baseline's, this run's]):
+    # a run whose own parameter set has no baseline yet is compared with the default one.
+    parameters_differ: dict[str, list[float | int | str | bool | None]] = Field(
+        default_factory=dict
+    )
+    runs: list[str] = Field(default_factory=list)  # run ids the baseline is made of
+    metrics: list[MetricComparison] = Field(default_factory=list)
+    note: str = ""
+
+    @property
+    def regressions(self) -> list[MetricComparison]:
+        return [m for m in self.metrics if m.regressed]
+
+
+class SloResult(BaseModel):
+    """An objective of a scenario file (`slo:`) judged on one phase of one probe or load."""
+
+    subject: str  # the probe's or the load's name
+    phase: Phase
+    objective: str  # "p95_latency_ms", "p99_latency_ms", "max_error_rate", "min_throughput_rps"
+    measured: float | None  # None: no sample in that phase, which does not count as met
+    limit: float
+    comparison: Literal["<=", ">="] = "<="
+    unit: str = ""
+    passed: bool
+    counts: bool = True  # whether a miss fails the run (a scenario file says which phases do)
+
+
 class RunResult(BaseModel):
     run_id: str
     scenario: str
@@ -201,3 +256,7 @@ class RunResult(BaseModel):
     heal: HealReport = Field(default_factory=HealReport)
     runbook: str | None = None  # set when an invariant broke: what to do about it
     notes: list[OperatorNote] = Field(default_factory=list)  # the operator's, in typed order
+    # Against the baseline when the result was saved (None in results saved before baselines
+    # existed, or when comparing was not possible); SLOs of a scenario file, per phase.
+    comparison: BaselineComparison | None = None
+    slos: list[SloResult] = Field(default_factory=list)
