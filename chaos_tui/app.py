@@ -230,10 +230,6 @@ class ChaosApp(App):
             saved = await asyncio.to_thread(self.saver.save, result)
         except OSError as exc:
             self.notify(f"could not save the result: {exc}", severity="warning")
-        if self.exporter is not None:
-            problem = await asyncio.to_thread(self.exporter.export, result)
-            if problem:
-                self.notify(problem, severity="warning", timeout=10)
         if self._quit_when_done:
             self.exit(result)
             return
@@ -251,6 +247,12 @@ class ChaosApp(App):
                 severity="error",
                 timeout=15,
             )
+        # After the report is up, so a slow endpoint never holds it back (quitting instead:
+        # the run session sends it on the way out).
+        if self.exporter is not None:
+            problem = await asyncio.to_thread(self.exporter.export, result)
+            if problem:
+                self.notify(problem, severity="warning", timeout=10)
 
     def _keep_note_being_typed(self, result: RunResult) -> None:
         """The run ended while a note was being typed: the report is about to close its box
