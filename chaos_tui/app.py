@@ -27,6 +27,7 @@ from chaos_tui.core.params import check_values
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.live import LiveRun, ProbeInfo
 from chaos_tui.messages import RunEventMessage
+from chaos_tui.otlp_export import run_exporter
 from chaos_tui.runbooks import RunbookMissing, runbook_text
 from chaos_tui.sandbox.usage import RunBusy, RunLock
 from chaos_tui.screens.confirm import AskScreen, ConfirmRunScreen
@@ -74,6 +75,8 @@ class ChaosApp(App):
         # Each run's result is saved once, when it ends; `chaos-tui`'s run session saves the
         # last one through this same saver on the way out, which then writes nothing again.
         self.saver = ResultSaver(self.results_dir)
+        # Each saved result also goes to the user's telemetry (CHAOS_OTLP_ENDPOINT), once.
+        self.exporter = run_exporter(settings)
         listed = scenarios_for(self.target.name, file_scenarios or {})
         self.catalog = Catalog(self.target, self.results_dir, params, listed)
         # Why the list is empty, or which of the file's scenarios run elsewhere (the picker).
@@ -244,6 +247,12 @@ class ChaosApp(App):
                 severity="error",
                 timeout=15,
             )
+        # After the report is up, so a slow endpoint never holds it back (quitting instead:
+        # the run session sends it on the way out).
+        if self.exporter is not None:
+            problem = await asyncio.to_thread(self.exporter.export, result)
+            if problem:
+                self.notify(problem, severity="warning", timeout=10)
 
     def _keep_note_being_typed(self, result: RunResult) -> None:
         """The run ended while a note was being typed: the report is about to close its box

@@ -19,6 +19,7 @@ from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import impact_facts, parameters_text, result_facts, verdict_line
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.narration import InOrder
+from chaos_tui.otlp_export import RunExporter
 from chaos_tui.session import RunSession
 from chaos_tui.signals import say
 
@@ -63,19 +64,19 @@ def print_summary(console: Console, result: RunResult) -> None:
         console.print(f"{label}: {value}", highlight=False, markup=False, soft_wrap=True)
 
 
-def check_output_path(path: Path) -> None:
+def check_output_path(path: Path, flag: str = "--output") -> None:
     """Fail before the run, not after it: the result must have somewhere to go."""
     if path.is_dir():
-        raise OSError(f"--output {path} is a directory")
+        raise OSError(f"{flag} {path} is a directory")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise OSError(f"--output {path}: directory {parent} does not exist")
+        raise OSError(f"{flag} {path}: directory {parent} does not exist")
     existed = path.exists()
     try:
         with open(path, "a"):
             pass
     except OSError as exc:
-        raise OSError(f"--output {path} is not writable: {exc.strerror}") from None
+        raise OSError(f"{flag} {path} is not writable: {exc.strerror}") from None
     if not existed:
         path.unlink(missing_ok=True)
 
@@ -89,6 +90,8 @@ def run_headless(
     output: Path | None,
     stop_sandbox_after: bool,
     json_to_stdout: bool | None = None,
+    junit: Path | None = None,
+    exporter: RunExporter | None = None,
 ) -> int:
     """One run: progress on stderr; at the end the summary, and the JSON result on stdout
     (`json_to_stdout`; by default when stdout is not a terminal) or in `output`. A terminal
@@ -113,6 +116,7 @@ def run_headless(
         abort=abort,
         keep_sandbox=not stop_sandbox_after,
         tell=lambda line: console.print(line, highlight=False, markup=False),
+        exporter=exporter,
     )
     session.install()
     guard = session.guard
@@ -140,6 +144,8 @@ def run_headless(
         narrate.flush()  # a run cut short in the middle of an inject
         if result is not None:
             _deliver(result, session.saved_path, output, json_to_stdout, console)
+            if junit is not None:
+                _write_junit(result, junit, console)
 
     return session.run(body, after)
 
@@ -186,3 +192,17 @@ def _deliver(
     if json_to_stdout or (saved is None and output is None):  # else it would be nowhere
         sys.stdout.write(result_json(result))
         sys.stdout.flush()
+
+
+def _write_junit(result: RunResult, path: Path, console: Console) -> None:
+    """The verdict as JUnit XML for CI; the exit code stays the run's whatever happens here."""
+    import socket
+
+    from chaos_tui.core.junit import junit_xml
+
+    try:
+        write_atomic(path, junit_xml(result, hostname=socket.gethostname()), mode=0o644)
+    except OSError as exc:  # checked before the run, yet gone now
+        console.print(f"[yellow]could not write the JUnit report {path}: {exc}[/yellow]")
+        return
+    console.print(f"JUnit report written to {path}", highlight=False, markup=False, soft_wrap=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from chaos_tui.core.exit_codes import OUTCOME_EXIT_CODES, ExitCode
 from chaos_tui.core.journal import save_result
 from chaos_tui.core.model import RunResult
+from chaos_tui.otlp_export import RunExporter
 from chaos_tui.signals import CleanupSignals, say
 
 
@@ -82,6 +83,7 @@ class RunSession:
         tell: Callable[[str], None] = say,
         signal_is_interrupt: bool = False,
         saver: ResultSaver | None = None,
+        exporter: RunExporter | None = None,
     ) -> None:
         self.target = target
         self.who = who  # "this run", "the console"
@@ -96,6 +98,8 @@ class RunSession:
         self.result: RunResult | None = None
         self.saved_path: Path | None = None
         self.stopped: list[str] = []
+        # Sends each saved result to the user's telemetry (CHAOS_OTLP_ENDPOINT), or None.
+        self.exporter: RunExporter | None = exporter
 
     def install(self) -> None:
         """Signal handlers, kept until the process exits: install before anything starts."""
@@ -154,6 +158,16 @@ class RunSession:
 
     def _save_last(self, result: RunResult) -> None:
         self.saved_path = self.save(result)
+        self.export(result)
+
+    def export(self, result: RunResult) -> None:
+        """Send the result to the user's telemetry once it is saved; bounded, and a failure is
+        one line that changes nothing else (the exit code least of all)."""
+        if self.exporter is None:
+            return
+        problem = self.exporter.export(result)
+        if problem:
+            self.tell(problem)
 
     def _stop(self) -> None:
         try:

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     invariant_budget_s: float | None = Field(None, gt=0)
     # CHAOS_FILE: a scenario file whose scenarios the console and --headless offer (--file).
     file: Path | None = None
+    # CHAOS_OTLP_ENDPOINT: each finished run is sent here as OTLP/HTTP JSON (otlp_export.py),
+    # a base URL to which /v1/traces and /v1/logs are appended.
+    otlp_endpoint: str | None = None
     sandbox: SandboxSettings = SandboxSettings()
     agent: AgentSettings = AgentSettings()
     platform: PlatformSettings = PlatformSettings()
@@ -142,6 +145,15 @@ class Settings(BaseSettings):
         if not isinstance(markers, list) or not all(isinstance(m, str) for m in markers):
             raise ValueError("must be a list of strings")
         return markers
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint_is_a_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # set but empty: no export, as when unset
+        from chaos_tui.otlp_export import check_endpoint
+
+        return check_endpoint(value)
 
     def model_post_init(self, _context) -> None:
         for name in ("nats_a_url", "nats_b_url", "domain_a", "domain_b"):

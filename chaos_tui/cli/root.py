@@ -60,6 +60,12 @@ def _word_after(words: list[str], item: str) -> str | None:
     help="Write the JSON result here instead of stdout.",
 )
 @click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the verdict as JUnit XML here (for CI): a testcase per invariant.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="The JSON result on stdout even when it is a terminal."
 )
 @click.option(

@@ -26,6 +26,7 @@ def launch(
     invariant_budget,
     keep_sandbox,
     export_dir=None,
+    junit=None,
 ) -> int:
     """The exit code of the console or of one headless run."""
     if headless and scenario_name:
@@ -65,6 +66,10 @@ def launch(
                     "--output goes with --headless (the console exports from its report)"
                 )
             check_output_path(output)
+        if junit is not None:
+            if not headless:
+                raise UsageError("--junit goes with --headless (CI runs headless)")
+            check_output_path(junit, flag="--junit")
         if export_dir is not None and (headless or dry_run):
             raise UsageError("--export-dir goes with the console (headless writes --output)")
         if as_json and not headless:
@@ -91,6 +96,7 @@ def launch(
 
     from chaos_tui.core.plan import plan_run
     from chaos_tui.headless import run_headless
+    from chaos_tui.otlp_export import run_exporter
     from chaos_tui.sandbox.usage import RunLock
     from chaos_tui.targets import make_target
 
@@ -120,6 +126,8 @@ def launch(
         output=output,
         stop_sandbox_after=not keep_sandbox,
         json_to_stdout=True if as_json else None,
+        junit=junit,
+        exporter=run_exporter(settings),
     )
 
 
@@ -238,6 +246,7 @@ def run_console(
         export_dir=export_dir,
     )
     session = console_session(app, keep_sandbox)
+    session.exporter = app.exporter
     session.install()
     return session.run(lambda: console_body(app, session), after=_tell_heal_failed)
 

@@ -6,7 +6,9 @@ span, and remembers the `chaos.marker` attribute of each, so a scenario can ask 
 markers it sent reached the backend. It answers the one query the scenario sends through
 OpenObserve's own search API (`POST /api/{org}/_search`; OpenObserve flattens `chaos.marker`
 to the column `chaos_marker`), so the same client works against a real OpenObserve; and, for a
-person with curl, `GET /api/{org}/markers?prefix=P`.
+person with curl, `GET /api/{org}/markers?prefix=P`. The spans and log records of a chaos-tui
+run (those with a `chaos.run_id` attribute: otlp_export.py) are kept in memory, for the last
+runs only, and read back whole with `GET /api/{org}/runs/{run_id}`.
 
 With `--store FILE` every record is appended to FILE before the 200 goes out, and the file is
 read back at start: a 200 means the record survives a SIGKILL of the sink, as it would in a
@@ -27,7 +29,7 @@ import json
 import logging
 import re
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -59,6 +61,8 @@ from chaos_tui.sandbox.asgi import (
 log = logging.getLogger("otlp_sink")
 
 MARKER_ATTRIBUTE = "chaos.marker"
+RUN_ATTRIBUTE = "chaos.run_id"
+RUNS_KEPT = 100  # chaos-tui runs whose spans and logs are kept (in memory) for reading back
 MAX_BODY = 16 * 1024 * 1024  # far above any batch rotel sends; refuses a runaway client
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 # uvicorn closes a connection idle for 5 s by default. With that, every 5 s pause of the sink
@@ -179,6 +183,62 @@ def collect(kind: str, request) -> tuple[list[str], int]:
     return markers, records
 
 
+class RunRecords:
+    """The spans and log records of the last chaos-tui runs, by organisation and run id, as
+    plain JSON (ids in hex, times in unix nanoseconds, attributes as a flat object)."""
+
+    def __init__(self, kept: int = RUNS_KEPT) -> None:
+        self.kept = kept
+        self.runs: OrderedDict[tuple[str, str], dict[str, list[dict]]] = OrderedDict()
+
+    def add(self, org: str, kind: str, request) -> None:
+        for record in _records(kind, request):
+            attrs = {kv.key: _plain(kv.value) for kv in record.attributes}
+            run_id = attrs.get(RUN_ATTRIBUTE)
+            if not isinstance(run_id, str):
+                continue
+            key = (org, run_id)
+            entry = self.runs.setdefault(key, {"spans": [], "logs": []})
+            self.runs.move_to_end(key)
+            if kind == "traces":
+                entry["spans"].append(
+                    {
+                        "name": record.name,
+                        "trace_id": record.trace_id.hex(),
+                        "span_id": record.span_id.hex(),
+                        "parent_span_id": record.parent_span_id.hex(),
+                        "start_ns": record.start_time_unix_nano,
+                        "end_ns": record.end_time_unix_nano,
+                        "attributes": attrs,
+                    }
+                )
+            else:
+                entry["logs"].append(
+                    {
+                        "time_ns": record.time_unix_nano,
+                        "severity_number": record.severity_number,
+                        "body": _plain(record.body),
+                        "trace_id": record.trace_id.hex(),
+                        "attributes": attrs,
+                    }
+                )
+            while len(self.runs) > self.kept:
+                self.runs.popitem(last=False)
+
+    def get(self, org: str, run_id: str) -> dict[str, list[dict]]:
+        return self.runs.get((org, run_id), {"spans": [], "logs": []})
+
+
+def _plain(value):
+    """An OTLP AnyValue as the JSON value it holds (arrays and maps as their text)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind in ("array_value", "kvlist_value", "bytes_value"):
+        return str(getattr(value, kind))
+    return getattr(value, kind)
+
+
 # -- decoding -----------------------------------------------------------------------------
 
 
@@ -238,6 +298,7 @@ def _hex_ids_to_base64(node) -> None:
 class Sink:
     def __init__(self, store: MarkerStore) -> None:
         self.store = store
+        self.run_records = RunRecords()
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -258,6 +319,9 @@ class Sink:
                 query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
                 prefix = query.get("prefix", [""])[0]
                 await send_json(send, 200, self.store.query(parts[1], prefix))
+            elif len(parts) == 4 and parts[0] == "api" and parts[2] == "runs":
+                _allow(method, "GET")
+                await send_json(send, 200, self.run_records.get(parts[1], parts[3]))
             else:
                 raise BadRequest(404, f"no route for {scope['path']}")
         except BadRequest as exc:
@@ -298,6 +362,7 @@ class Sink:
         request = decode(kind, body, content_type, headers.get("content-encoding", ""))
         markers, records = collect(kind, request)
         self.store.add(org, markers, records)
+        self.run_records.add(org, kind, request)
         response = SIGNALS[kind][1]()
         if content_type == "application/json":
             await send_bytes(

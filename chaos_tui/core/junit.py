@@ -1,0 +1,144 @@
+"""A run's result as JUnit XML, the format CI systems read: one <testsuite> for the run, one
+<testcase> per invariant (a <failure> with measured vs limit when it broke), one for the heal,
+one per SLO and per baseline metric when the result has them, and an <error> for a run that
+never reached a verdict (steady state not reached, a run error, an interrupt).
+
+Pure: a RunResult in, text out. The wording is the terminal's (core/report.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+
+from chaos_tui.core.model import MetricComparison, RunResult, SloResult
+from chaos_tui.core.report import (
+    heal_text,
+    invariant_detail,
+    invariant_measure,
+    quantity_text,
+)
+
+# Outcomes that are no verdict on the system: CI must show them as errors, not failures.
+NO_VERDICT = ("error", "aborted", "interrupted")
+
+
+def junit_xml(result: RunResult, hostname: str = "localhost") -> str:
+    """The JUnit XML document of one run."""
+    suite = ET.Element("testsuite")
+    classname = f"chaos.{result.scenario}"
+    cases = _run_cases(result, classname)
+    suite.attrib.update(
+        name=result.scenario,
+        tests=str(len(cases)),
+        failures=str(sum(case.find("failure") is not None for case in cases)),
+        errors=str(sum(case.find("error") is not None for case in cases)),
+        skipped="0",
+        time=_seconds(result.duration_s),
+        timestamp=dt.datetime.fromtimestamp(result.started_at, dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        ),
+        hostname=hostname,
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in _properties(result):
+        ET.SubElement(properties, "property", name=name, value=value)
+    suite.extend(cases)
+    ET.SubElement(suite, "system-out").text = _summary(result)
+    ET.SubElement(suite, "system-err")
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, "unicode") + "\n"
+
+
+def _properties(result: RunResult) -> list[tuple[str, str]]:
+    props = [
+        ("run_id", result.run_id),
+        ("scenario", result.scenario),
+        ("target", result.target),
+        ("outcome", result.outcome),
+    ]
+    if result.reason:
+        props.append(("reason", result.reason))
+    props += [(f"parameter.{k}", str(v)) for k, v in sorted(result.parameters.items())]
+    return props
+
+
+def _run_cases(result: RunResult, classname: str) -> list[ET.Element]:
+    cases = []
+    if result.outcome in NO_VERDICT:
+        run = _case(classname, "run", result.duration_s)
+        reason = result.reason or f"the run ended {result.outcome}"
+        ET.SubElement(run, "error", message=reason, type=result.outcome).text = reason
+        cases.append(run)
+    for inv in result.invariants:
+        case = _case(classname, inv.name, 0.0)  # judged at once: no time of its own
+        measure = invariant_measure(inv)
+        if not inv.passed:
+            detail = invariant_detail(inv, result.injection_windows)
+            text = "; ".join(filter(None, [inv.description, measure, detail]))
+            ET.SubElement(case, "failure", message=measure, type="invariant").text = text
+        else:
+            ET.SubElement(case, "system-out").text = f"{inv.description}: {measure}"
+        cases.append(case)
+    cases.append(_heal_case(result, classname))
+    cases += [_slo_case(slo, classname) for slo in result.slos]
+    if result.comparison is not None:
+        cases += [_metric_case(m, classname) for m in result.comparison.metrics]
+    return cases
+
+
+def _heal_case(result: RunResult, classname: str) -> ET.Element:
+    healing = [
+        w.healed_at - w.heal_started_at
+        for w in result.injection_windows
+        if w.healed_at is not None and w.heal_started_at is not None
+    ]
+    case = _case(classname, "heal", sum(healing))
+    text = heal_text(result)
+    if not result.heal.ok:  # what also makes the exit code HEAL_FAILED
+        ET.SubElement(case, "failure", message=text, type="heal").text = text
+    else:
+        ET.SubElement(case, "system-out").text = text
+    return case
+
+
+def _slo_case(slo: SloResult, classname: str) -> ET.Element:
+    case = _case(classname, f"slo {slo.subject} {slo.phase} {slo.objective}", 0.0)
+    measured = "unmeasured" if slo.measured is None else quantity_text(slo.measured, slo.unit)
+    measure = f"{measured} (limit {slo.comparison} {quantity_text(slo.limit, slo.unit)})"
+    if slo.passed:
+        ET.SubElement(case, "system-out").text = measure
+    elif slo.counts:
+        ET.SubElement(case, "failure", message=measure, type="slo").text = measure
+    else:  # missed in a phase the scenario says does not count: reported, not failed
+        ET.SubElement(case, "system-out").text = f"missed (does not count): {measure}"
+    return case
+
+
+def _metric_case(metric: MetricComparison, classname: str) -> ET.Element:
+    case = _case(classname, f"regression {metric.label}", 0.0)
+    value = "unmeasured" if metric.value is None else quantity_text(metric.value, metric.unit)
+    text = f"{value}, baseline median " + (
+        "none"
+        if metric.baseline_median is None
+        else quantity_text(metric.baseline_median, metric.unit)
+    )
+    if metric.limit is not None:
+        text += f", limit {quantity_text(metric.limit, metric.unit)}"
+    if metric.regressed:
+        ET.SubElement(case, "failure", message=text, type="regression").text = text
+    else:
+        ET.SubElement(case, "system-out").text = text
+    return case
+
+
+def _case(classname: str, name: str, seconds: float) -> ET.Element:
+    return ET.Element("testcase", classname=classname, name=name, time=_seconds(seconds))
+
+
+def _seconds(value: float) -> str:
+    return f"{max(0.0, value):.3f}"
+
+
+def _summary(result: RunResult) -> str:
+    verdict = result.outcome.upper() + (f": {result.reason}" if result.reason else "")
+    return f"{result.scenario} on {result.target}, run {result.run_id}: {verdict}"
