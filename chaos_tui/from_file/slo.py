@@ -117,13 +117,16 @@ def judge(
     # The invariant's measured value is the first counted miss (or the worst counted phase),
     # so "measured vs limit" in every report shows what failed it.
     shown = missed[0] if missed else _worst(counted)
-    detail = "; ".join(f"{r.phase} {_value(r)}" + ("" if r.passed else " MISSED") for r in results)
-    uncounted = [r.phase for r in results if not r.counts]
-    if uncounted:
-        detail += f" ({', '.join(uncounted)} not counted)"
+    detail = "; ".join(f"{r.phase} {_value(r)}{_verdict(r)}" for r in results)
     invariant = objective.spec().judge(shown.measured, detail)
     # A None in a counted phase is a miss even when the worst of the rest met the limit.
     return results, invariant.model_copy(update={"passed": not missed})
+
+
+def _verdict(r: SloResult) -> str:
+    if r.passed:
+        return "" if r.counts else " (not counted)"
+    return " MISSED" if r.counts else " missed (not counted)"
 
 
 def _worst(results: list[SloResult]) -> SloResult:
