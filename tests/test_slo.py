@@ -113,12 +113,12 @@ def test_validate_says_it_and_exits_2(tmp_path):
     )
 
 
-def run(path, port: int, state_dir) -> RunResult:
+def run(path, port: int, state_dir) -> tuple[RunResult, str]:
     args = ["--headless", "--file", str(path), "--scenario", "slowed", "--json",
             "--set", f"port={port}", "--set", f"proxy_port={free_port()}"]  # fmt: skip
     done = run_cli(args, env_for(state_dir, CHAOS_ENABLED="true"), timeout=120)
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    return RunResult.model_validate(json.loads(done.stdout))
+    return RunResult.model_validate(json.loads(done.stdout)), done.stderr
 
 
 def by_phase(result: RunResult, objective: str) -> dict[str, tuple[float | None, bool, bool]]:
@@ -139,7 +139,7 @@ def test_a_miss_only_during_the_fault_passes_and_a_counted_miss_fails(
 
     # The toxic's 300 ms breaks the 150 ms p95 only while it is on: reported, not counted.
     path.write_text(scenario_text())
-    result = run(path, port, fresh_state_dir)
+    result, summary = run(path, port, fresh_state_dir)
     p95 = by_phase(result, "p95_latency_ms")
     print(f"p95 per phase: {p95}")
     assert result.outcome == "pass", (result.reason, result.slos)
@@ -155,6 +155,9 @@ def test_a_miss_only_during_the_fault_passes_and_a_counted_miss_fails(
     facts = slo_facts(result)
     assert any("during" in value and "missed (not counted)" in value for _, value in facts), facts
     assert "## SLOs" in markdown_report(result)
+    # The headless summary: a line per objective, its three phases side by side.
+    (line,) = [x for x in summary.splitlines() if x.startswith("SLO callers p95 latency")]
+    assert "during" in line and "missed (not counted)" in line and "after" in line, line
 
     # Counted during too, and an absurd throughput: both missed, the run fails naming them.
     path.write_text(
@@ -167,7 +170,7 @@ def test_a_miss_only_during_the_fault_passes_and_a_counted_miss_fails(
             "        max_error_rate: 0.05\n        min_throughput_rps: 500\n",
         )
     )
-    result = run(path, port, fresh_state_dir)
+    result, _ = run(path, port, fresh_state_dir)
     assert result.outcome == "fail"
     assert "slo.p95_latency_ms(callers)" in result.reason
     assert "slo.min_throughput_rps(callers)" in result.reason

@@ -59,8 +59,15 @@ class Objective:
         return f"slo.{self.name}({self.subject})"
 
     def spec(self) -> InvariantSpec:
-        phases = " and ".join(self.counted)
-        limit = f"{self.limit:g}{' ' + self.unit if self.unit == 'ms' else self.unit}"
+        phases = " and ".join(
+            [", ".join(self.counted[:-1]), self.counted[-1]]
+            if len(self.counted) > 1
+            else self.counted
+        )
+        if self.name == "max_error_rate":
+            limit = f"{self.limit * 100:g}%"
+        else:
+            limit = f"{self.limit:g}{' ' + self.unit if self.unit == 'ms' else self.unit}"
         return InvariantSpec(
             name=self.invariant_name,
             description=(
