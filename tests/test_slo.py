@@ -182,3 +182,42 @@ def test_a_miss_only_during_the_fault_passes_and_a_counted_miss_fails(
         # 20 a second are sent: about 20 answered a second in every phase, never 500.
         assert measured is not None and 5 < measured < 40 and not passed and counts
     assert by_phase(result, "p95_latency_ms")["during"][1:] == (False, True)
+
+
+SANDBOX_FILE = """\
+version: 1
+scenarios:
+  opa_blip:
+    hypothesis: "Decisions keep answering before and after an OPA restart"
+    warmup_seconds: 1
+    recover_seconds: 2
+    steady_state:
+      - opa_health: true
+    actions:
+      - type: restart_container
+        target: opa
+        duration_seconds: 1
+    slo:
+      opa_health:
+        max_error_rate: 0.25
+"""
+
+
+def test_on_the_sandbox_a_platform_probes_slo_is_judged_per_phase(fresh_state_dir, tmp_path):
+    """The seed's named probe (`opa_health`, the built-in's `opa` probe) on the sandbox: OPA is
+    down for the hold, so its error rate misses the SLO during the fault only, which is not
+    counted: the run passes and the result says so."""
+    path = tmp_path / "opa.yaml"
+    path.write_text(SANDBOX_FILE)
+    args = ["--headless", "--file", str(path), "--scenario", "opa_blip", "--json"]
+    done = run_cli(args, env_for(fresh_state_dir), timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = RunResult.model_validate(json.loads(done.stdout))
+    rates = {r.phase: r for r in result.slos if r.objective == "max_error_rate"}
+    print({phase: (r.measured, r.passed, r.counts) for phase, r in rates.items()})
+    assert result.outcome == "pass", result.reason
+    assert rates["during"].measured is not None and rates["during"].measured > 0.25
+    assert not rates["during"].passed and not rates["during"].counts
+    assert rates["before"].passed and rates["after"].passed
+    (slo,) = [i for i in result.invariants if i.name.startswith("slo.")]
+    assert slo.name == "slo.max_error_rate(opa_health)" and slo.passed
