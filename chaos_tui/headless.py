@@ -16,7 +16,13 @@ from chaos_tui import status_line
 from chaos_tui.core.events import RunEvent, RunFinished
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
-from chaos_tui.core.report import impact_facts, parameters_text, result_facts, verdict_line
+from chaos_tui.core.report import (
+    impact_facts,
+    parameters_text,
+    result_facts,
+    slo_facts,
+    verdict_line,
+)
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.narration import InOrder
 from chaos_tui.otlp_export import RunExporter
@@ -61,6 +67,9 @@ def print_summary(console: Console, result: RunResult) -> None:
     # A job queue's impact first (DLQ growth, drain, what became of the jobs), as the console
     # and the Markdown report put it; then every fact.
     for label, value in impact_facts(result) + result_facts(result):
+        console.print(f"{label}: {value}", highlight=False, markup=False, soft_wrap=True)
+    # The scenario file's SLOs, an objective a line with its three phases side by side.
+    for label, value in slo_facts(result):
         console.print(f"{label}: {value}", highlight=False, markup=False, soft_wrap=True)
 
 

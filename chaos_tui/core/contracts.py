@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from chaos_tui.core.model import DeliveryCounts, InvariantResult, InvariantSpec, ProbeSample
+from chaos_tui.core.model import (
+    DeliveryCounts,
+    InvariantResult,
+    InvariantSpec,
+    ProbeSample,
+    SloResult,
+)
 from chaos_tui.core.timeline import Timeline
 
 if TYPE_CHECKING:  # the plan module imports this one
@@ -236,6 +242,8 @@ class Scenario(ABC, Generic[TargetT]):
         self.delivery: DeliveryCounts | None = None
         # The scenario's own numbers for the result (e.g. decisions by phase, catch-up time).
         self.measurements: dict[str, Any] = {}
+        # Service-level objectives judged per phase (a scenario file's `slo:`), for the result.
+        self.slos: list[SloResult] = []
 
     @abstractmethod
     def probes(self, target: TargetT) -> list[Probe]: ...

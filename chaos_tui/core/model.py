@@ -98,6 +98,7 @@ class PhaseSummary(BaseModel):
     error_rate: float | None = None
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
+    latency_ms_p99: float | None = None  # None in results saved before SLOs read it
     latency_ms_max: float | None = None
     value_min: float | None = None
     value_max: float | None = None
@@ -220,13 +221,15 @@ class SloResult(BaseModel):
 
     subject: str  # the probe's or the load's name
     phase: Phase
-    objective: str  # "p95_latency_ms", "p99_latency_ms", "max_error_rate", "min_throughput_rps"
+    # "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "max_error_rate", "min_throughput_rps"
+    objective: str
     measured: float | None  # None: no sample in that phase, which does not count as met
     limit: float
     comparison: Literal["<=", ">="] = "<="
     unit: str = ""
     passed: bool
     counts: bool = True  # whether a miss fails the run (a scenario file says which phases do)
+    detail: str = ""  # what it was read from ("118 samples", "3 of 40 failed")
 
 
 class RunResult(BaseModel):

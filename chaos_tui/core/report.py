@@ -16,6 +16,7 @@ from chaos_tui.core.model import (
     Measurement,
     RecoveryMetrics,
     RunResult,
+    SloResult,
 )
 from chaos_tui.core.params import changed_parameters, changed_text
 
@@ -220,6 +221,62 @@ def result_facts(result: RunResult) -> list[tuple[str, str]]:
     return facts
 
 
+SLO_WORDS = {
+    "p50_latency_ms": "p50 latency",
+    "p95_latency_ms": "p95 latency",
+    "p99_latency_ms": "p99 latency",
+    "max_error_rate": "error rate",
+    "min_throughput_rps": "throughput",
+}
+SLO_PHASES = ("before", "during", "after")
+
+
+def slo_value(r: SloResult) -> str:
+    """A measured SLO value or its limit: latencies as durations, error rates as percentages."""
+    return _slo_quantity(r.measured, r)
+
+
+def _slo_quantity(value: float | None, r: SloResult) -> str:
+    if value is None:
+        return "n/a"
+    if r.objective == "max_error_rate":
+        return percent(value)
+    if r.unit == "/s":
+        return f"{value:.3g}/s"
+    return quantity_text(value, r.unit)
+
+
+def slo_cell(r: SloResult) -> str:
+    """One phase of one SLO: `12.3 ms met`, `310 ms MISSED`, `310 ms missed (not counted)`."""
+    verdict = "met" if r.passed else "MISSED" if r.counts else "missed (not counted)"
+    return f"{slo_value(r)} {verdict}"
+
+
+def slo_table(result: RunResult) -> list[tuple[str, dict[str, SloResult]]]:
+    """The result's SLOs as rows, one per objective of a probe or load ("callers p95 latency
+    <= 150 ms"), each with its result per phase, in the order they were judged."""
+    rows: dict[str, dict[str, SloResult]] = {}
+    for r in result.slos:
+        label = (
+            f"{r.subject} {SLO_WORDS.get(r.objective, r.objective)} "
+            f"{r.comparison} {_slo_quantity(r.limit, r)}"
+        )
+        rows.setdefault(label, {})[r.phase] = r
+    return list(rows.items())
+
+
+def slo_facts(result: RunResult) -> list[tuple[str, str]]:
+    """(label, value) rows for the SLOs of a scenario file: one per objective, its phases side
+    by side (`before 12.3 ms met; during 310 ms missed (not counted); after 11.2 ms met`)."""
+    return [
+        (
+            f"SLO {label}",
+            "; ".join(f"{p} {slo_cell(phases[p])}" for p in SLO_PHASES if p in phases),
+        )
+        for label, phases in slo_table(result)
+    ]
+
+
 def heal_text(result: RunResult) -> str:
     faults = result.heal.faults
     undone = sum(f.ok for f in faults)
@@ -319,6 +376,12 @@ def markdown_report(result: RunResult) -> str:
         )
     if not result.invariants:
         lines.append("| | (none checked) | | |")
+    if result.slos:
+        lines += ["", "## SLOs", "", "| SLO | Before | During | After |", "|---|---|---|---|"]
+        for label, phases in slo_table(result):
+            cells = [slo_cell(phases[p]) if p in phases else "" for p in SLO_PHASES]
+            lines.append(f"| {label} | {' | '.join(cells)} |")
+        lines += ["", "A miss marked *not counted* is reported only: it fails no run."]
     lines += ["", "## Faults", ""]
     for w in result.injection_windows:
         live = duration_text(w.healed_at - w.injected_at) if w.healed_at else ""

@@ -604,4 +604,5 @@ class Run:
             heal=heal,
             runbook=plan.runbook if outcome == "fail" else None,
             notes=list(self._operator_notes),
+            slos=list(scenario.slos),
         )

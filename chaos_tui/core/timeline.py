@@ -200,6 +200,7 @@ def summarise(samples: Iterable[ProbeSample]) -> PhaseSummary:
     if latencies:
         summary.latency_ms_p50 = round(percentile(latencies, 50), 3)
         summary.latency_ms_p95 = round(percentile(latencies, 95), 3)
+        summary.latency_ms_p99 = round(percentile(latencies, 99), 3)
         summary.latency_ms_max = round(latencies[-1], 3)
     if values:
         summary.value_min = min(values)

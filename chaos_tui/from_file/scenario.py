@@ -4,6 +4,7 @@ hypothesis, profile and parameters are class attributes like a built-in's."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,8 @@ from chaos_tui.from_file.platform import (
     recovery_probe,
 )
 from chaos_tui.from_file.probes import build_probe
+from chaos_tui.from_file.slo import Objective, objectives, phase_spans
+from chaos_tui.from_file.slo import judge as judge_slo
 from chaos_tui.load.patterns import TooManyArrivals, check_bounded
 from chaos_tui.probes.http_load import HttpRequestLoad
 from chaos_tui.scenario_file import model as m
@@ -62,6 +65,8 @@ class FileScenarioBase(Scenario[Target]):
         self.checks: list[FileCheck] = build_checks(
             self.spec, recovery_probe(self.spec, own_recovery), first_http
         )
+        self.objectives: list[Objective] = objectives(self.spec)
+        self.loads_stopped_at: float | None = None  # a load's "after" ends there (throughput)
 
     # -- names ------------------------------------------------------------------------------
 
@@ -162,6 +167,8 @@ class FileScenarioBase(Scenario[Target]):
             await self.companion.scenario.start_workload(ctx)
 
     async def stop_workload(self, ctx: RunContext) -> None:
+        if self.loads and self.loads_stopped_at is None:
+            self.loads_stopped_at = time.time()
         for load in self.loads.values():
             await load.stop()
         if self.companion is not None:
@@ -172,7 +179,10 @@ class FileScenarioBase(Scenario[Target]):
         if self.companion is not None:
             wanted = self.companion.invariants
             specs += [i for i in self.companion.scenario.invariants() if i.name in wanted]
-        return specs + [check.spec for check in self.checks]
+        return specs + [check.spec for check in self.checks] + self._slo_specs()
+
+    def _slo_specs(self) -> list[InvariantSpec]:
+        return [objective.spec() for objective in self.objectives if objective.counted]
 
     def expected_duration_s(self) -> float:
         return self.params.warmup_s + self.spec.held(self.params.hold_s) + self.params.recover_s
@@ -215,7 +225,25 @@ class FileScenarioBase(Scenario[Target]):
         judging = self._judging(ctx)
         for check in self.checks:
             results.append(await check.judge(judging))
-        return results
+        return results + self._judge_slos(ctx, judging)
+
+    def _judge_slos(self, ctx: RunContext, judging: Judging) -> list[InvariantResult]:
+        """Every SLO in every phase into `self.slos` (the result's); the counted phases of
+        each objective as an invariant, so a counted miss fails the run naming it."""
+        invariants: list[InvariantResult] = []
+        self.slos = []
+        for objective in self.objectives:
+            load = self.loads.get(objective.subject)
+            spans = (
+                phase_spans(ctx.timeline.windows, load.driver.started_wall, self.loads_stopped_at)
+                if load is not None
+                else {}
+            )
+            per_phase, invariant = judge_slo(objective, judging, spans)
+            self.slos += per_phase
+            if invariant is not None:
+                invariants.append(invariant)
+        return invariants
 
 
 def _load(entry: m.HttpRequestsLoad) -> HttpRequestLoad:

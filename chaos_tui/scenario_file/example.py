@@ -46,6 +46,14 @@ scenarios:
     validation:
       - http_recovery_time_max_seconds: 10
       - error_rate_max: {probe: checkout, max: 0.5}   # "checkout": the load above
+    # Service-level objectives per probe or load (by its name), each judged before, during
+    # and after the fault and reported per phase. A miss fails the run only in `phases`
+    # (default [before, after]: a fault is expected to hurt while it is live). Objectives:
+    # p50/p95/p99_latency_ms, max_error_rate, min_throughput_rps (a load's).
+    slo:
+      checkout:
+        p95_latency_ms: 300
+        max_error_rate: 0.01
     # The heal of every action always runs first, whatever is written here.
     cleanup:
       - verify_steady_state

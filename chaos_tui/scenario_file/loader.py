@@ -519,4 +519,34 @@ def _cross_check(data: dict[str, Any], read: _Read) -> list[tuple[Loc, tuple[int
                         f"{listed})",
                     )
                 )
+        problems += _check_slo_names(scenario, base, probes, loads, read)
+    return problems
+
+
+def _check_slo_names(
+    scenario: dict[str, Any],
+    base: Loc,
+    probes: dict[str, Loc],
+    loads: dict[str, Loc],
+    read: _Read,
+) -> list[tuple[Loc, tuple[int, int], str]]:
+    """Each `slo:` key names a probe or a load of the scenario; a throughput is a load's
+    (a probe samples at the run's own rate, so its "throughput" says nothing)."""
+    problems: list[tuple[Loc, tuple[int, int], str]] = []
+    slos = scenario.get("slo")
+    for name, objectives in (slos if isinstance(slos, dict) else {}).items():
+        loc = (*base, "slo", name)
+        if name not in probes and name not in loads:
+            listed = ", ".join([*probes, *loads]) or "none"
+            message = (
+                f"no probe or load named {name!r} in this scenario (probes and loads: {listed})"
+            )
+            problems.append((loc, read.keys.get(loc, read.at(loc)[1]), message))
+        elif name in probes and isinstance(objectives, dict) and "min_throughput_rps" in objectives:
+            at = (*loc, "min_throughput_rps")
+            message = (
+                f"{name} is a probe: a throughput is a load's (a probe samples at the run's "
+                "own rate); put min_throughput_rps on a load"
+            )
+            problems.append((at, read.keys.get(at, read.at(at)[1]), message))
     return problems

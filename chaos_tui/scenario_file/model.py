@@ -917,6 +917,57 @@ else:
     Check = Annotated[_tagged(CHECK_MODELS, "validation check"), _bare_name(NAMED_CHECKS)]
 
 
+# --- slo ------------------------------------------------------------------------------------
+
+SloPhase = Literal["before", "during", "after"]
+# A miss in these phases fails the run; "during" is reported but not counted unless a `phases:`
+# list names it, since a fault is expected to hurt while it is live.
+DEFAULT_SLO_PHASES: tuple[SloPhase, ...] = ("before", "after")
+LatencyLimit = Annotated[float, Field(gt=0, le=MAX_DURATION_S * 1000)]
+
+
+class Slo(Strict):
+    """Objectives for one probe or load (`slo: {NAME: {...}}`), judged in every phase of the
+    run; a miss fails the run only in the phases `phases` lists."""
+
+    p50_latency_ms: LatencyLimit | None = None
+    p95_latency_ms: LatencyLimit | None = None
+    p99_latency_ms: LatencyLimit | None = None
+    max_error_rate: Fraction | None = None
+    min_throughput_rps: Annotated[float, Field(gt=0, le=MAX_RATE_PER_S)] | None = None
+    phases: Annotated[list[SloPhase], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: list(DEFAULT_SLO_PHASES)
+    )
+
+    OBJECTIVES: ClassVar[tuple[str, ...]] = (
+        "p50_latency_ms",
+        "p95_latency_ms",
+        "p99_latency_ms",
+        "max_error_rate",
+        "min_throughput_rps",
+    )
+
+    @field_validator("phases")
+    @classmethod
+    def _phases_once(cls, phases: list[str]) -> list[str]:
+        twice = [p for i, p in enumerate(phases) if p in phases[:i]]
+        if twice:
+            raise ValueError(f"phase {twice[0]!r} is listed twice")
+        return phases
+
+    @model_validator(mode="after")
+    def _some_objective(self) -> Slo:
+        if not self.objectives:
+            raise ValueError(f"an slo needs at least one of: {', '.join(self.OBJECTIVES)}")
+        return self
+
+    @property
+    def objectives(self) -> dict[str, float]:
+        """The objectives given, by name, in the order above."""
+        given = {name: getattr(self, name) for name in self.OBJECTIVES}
+        return {name: limit for name, limit in given.items() if limit is not None}
+
+
 # --- cleanup --------------------------------------------------------------------------------
 
 
@@ -990,6 +1041,8 @@ class FileScenario(Strict):
     actions: Annotated[list[Action], Field(min_length=1)]
     validation: list[Check] = Field(default_factory=list)
     cleanup: list[Cleanup] = Field(default_factory=list)
+    # Objectives per probe or load (by its name), judged per phase: see `Slo`.
+    slo: dict[Name, Slo] = Field(default_factory=dict)
     # The run's own phases; None: the built-ins' defaults (and --set warmup_s=... later).
     warmup_seconds: Seconds | None = None
     recover_seconds: Seconds | None = None

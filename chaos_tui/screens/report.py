@@ -28,6 +28,8 @@ from chaos_tui.core.report import (
     note_lines,
     parameters_text,
     result_facts,
+    slo_cell,
+    slo_table,
 )
 from chaos_tui.screens.history import HistoryScreen
 from chaos_tui.screens.keys import KeyedScroll
@@ -91,6 +93,20 @@ def report_body(result: RunResult) -> Group:
     if not result.invariants:
         checks.add_row("", "none checked", "", "")
     parts += [checks, Text("")]
+    if result.slos:  # a scenario file's objectives, per phase (a miss not counted is dim)
+        slos = Table(title="SLOs", title_justify="left", expand=True, show_edge=False)
+        slos.add_column("objective")
+        for phase in ("before", "during", "after"):
+            slos.add_column(phase)
+        for label, phases in slo_table(result):
+            cells = [
+                Text(slo_cell(r), style="" if r.passed else "bold red" if r.counts else "yellow")
+                if (r := phases.get(phase)) is not None
+                else Text("")
+                for phase in ("before", "during", "after")
+            ]
+            slos.add_row(Text(label), *cells)
+        parts += [slos, Text("")]
 
     for w in result.injection_windows:
         live_for = duration_text(w.healed_at - w.injected_at) if w.healed_at else "never healed"
