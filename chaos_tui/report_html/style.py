@@ -68,7 +68,7 @@ th, td {
 }
 th { color: var(--muted); font-weight: 600; font-size: 12px; }
 tr:last-child td { border-bottom: none; }
-td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr { break-inside: avoid; }
 .facts td:first-child { color: var(--muted); width: 45%; }
 .mark { font-weight: 700; white-space: nowrap; }
