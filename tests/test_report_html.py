@@ -258,3 +258,19 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_failed_run_shows_its_runbook_and_no_baseline(real_run):
+    """The page of a run that failed (the real result, its outcome and runbook set as a failed
+    run's would be): the runbook's opening sections as HTML, and "no baseline" said."""
+    from chaos_tui.report_html import result_html
+
+    _, saved = real_run
+    failed = load_result(saved).model_copy(
+        update={"outcome": "fail", "runbook": "chaos_tui/runbooks/opa_restart.md"}
+    )
+    page = result_html(failed)
+    runbook = page[page.index('<div class="runbook">') :]
+    assert "<h4>Symptoms</h4>" in runbook and "<table>" in runbook and "<pre>" in runbook
+    assert "Verification" not in runbook  # an excerpt: the first sections only
+    assert "no baseline" in page and '<div class="verdict fail">FAIL' in page

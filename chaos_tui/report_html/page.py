@@ -32,6 +32,7 @@ from chaos_tui.core.report import (
     recovery_facts,
     short_number,
 )
+from chaos_tui.report_html.markdown import to_html
 from chaos_tui.report_html.style import CSS
 from chaos_tui.report_html.svg import Point, Window, series_chart
 from chaos_tui.runbooks import RunbookMissing, runbook_text
@@ -318,7 +319,7 @@ def slos_html(slos: list[SloResult]) -> str:
                 f"{escape(quantity_text(s.limit, s.unit))}</span>",
             ]
         )
-    return card("SLOs", table(["", "of", "phase", "objective", "measured", "objective"], rows))
+    return card("SLOs", table(["", "of", "phase", "objective", "measured", "limit"], rows))
 
 
 def _faults(result: RunResult) -> str:
@@ -360,7 +361,7 @@ def runbook_excerpt(ref: str, sections: int = 2) -> str:
         if line.startswith("## "):
             seen += 1
             if seen > sections:
-                kept.append(f"… (the whole runbook: {ref})")
+                kept.append(f"… (the whole runbook: `{ref}`)")
                 break
         kept.append(line)
     return "\n".join(kept).strip()
@@ -375,7 +376,7 @@ def _notes_and_runbook(result: RunResult) -> str:
         out += card(
             "Runbook",
             f'<p class="muted">{escape(result.runbook)}</p>'
-            f'<pre class="runbook">{escape(runbook_excerpt(result.runbook))}</pre>',
+            f'<div class="runbook">{to_html(runbook_excerpt(result.runbook))}</div>',
         )
     return out
 

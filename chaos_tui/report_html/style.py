@@ -118,10 +118,16 @@ svg circle.fail { fill: var(--fail); }
 svg circle.run.pass { fill: var(--pass); }
 svg circle.run.fail { fill: var(--card); stroke: var(--fail); stroke-width: 2; }
 svg circle.regressed { fill: none; stroke: var(--warn); stroke-width: 2; }
-pre.runbook {
-  white-space: pre-wrap; background: var(--code-bg); border-radius: 8px; padding: 12px 14px;
-  font-size: 12.5px; line-height: 1.45; margin: 8px 0 0; overflow-wrap: anywhere;
+.runbook { font-size: 14px; }
+.runbook h3 { font-size: 16px; margin: 6px 0; }
+.runbook h4 { font-size: 14px; margin: 14px 0 4px; }
+.runbook pre {
+  white-space: pre-wrap; background: var(--code-bg); border-radius: 8px; padding: 10px 12px;
+  font-size: 12.5px; line-height: 1.45; margin: 8px 0; overflow-wrap: anywhere;
 }
+.runbook code { background: var(--code-bg); padding: 0 3px; border-radius: 3px; }
+.runbook table { margin: 8px 0; font-size: 13px; }
+.runbook li { margin: 3px 0; }
 footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 24px; }
 @media print {
   :root {
@@ -134,7 +140,7 @@ footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 2
   html, body { background: #ffffff; }
   body { max-width: none; padding: 0; font-size: 12px; }
   .card { box-shadow: none; border-color: #dddddd; margin: 10px 0; break-inside: auto; }
-  header.card, .chart-card, .keep { break-inside: avoid; }
+  header.card, .chart-card, .runbook pre { break-inside: avoid; }
   h2 { break-after: avoid; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
