@@ -151,14 +151,11 @@ def chart_of(probe: ProbeReport, result: RunResult, windows: list[Window], span_
     caption = f"{what}{' (ms)' if unit else ''} · {len(points)} samples · " + (
         f'<span class="bad">{failed} failed</span>' if failed else "none failed"
     )
-    title = f"{probe.name}: {probe.description}"
     svg = series_chart(points, windows, span_s, unit, f"{probe.name} {what}")
     return (
         f'<div class="chart-card" data-probe="{escape(probe.name, quote=True)}">'
         f"<h3>{escape(probe.name)}</h3>"
         f'<div class="caption">{escape(probe.description)} · {caption}</div>{svg}</div>'
-        if title
-        else ""
     )
 
 
