@@ -179,6 +179,7 @@ OTHER_VARIABLES = (
     "CHAOS_WORKER_ID",
     "CHAOS_INJECTORS_MIRROR",
     "CHAOS_QUEUE_WORKER_THREADS",  # the compose stack's job worker threads
+    "CHAOS_CHROMIUM",  # the browser `report --pdf` prints with (report_html/chromium.py)
 )
 OTHER_SUFFIXES = ("_IMAGE",)
 

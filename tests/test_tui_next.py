@@ -27,6 +27,7 @@ from chaos_tui.app import ChaosApp
 from chaos_tui.core.history import result_files, summarize
 from chaos_tui.core.journal import latest_result, load_result, save_result
 from chaos_tui.core.report import markdown_report
+from chaos_tui.report_html import result_html
 from chaos_tui.runbooks import runbook_text
 from chaos_tui.scenarios.postgres_restart_outbox import Params
 from chaos_tui.screens.confirm import ConfirmRunScreen
@@ -139,6 +140,27 @@ async def test_export_dir_given_by_the_user_is_used(tmp_path):
         await pilot.pause()
         [written] = list((tmp_path / "out").glob("*.md"))
         assert stat.S_IMODE(written.stat().st_mode) == 0o644
+
+
+async def test_e_then_h_exports_the_html_report_with_its_charts(tmp_path):
+    state = tmp_path / "state"
+    saved = save_result(state / "results", a_result())
+    app = ChaosApp(Settings(state_dir=state))
+    async with app.run_test(size=SIZE) as pilot:
+        report = await open_report(pilot, app, saved)
+        await pilot.press("e")
+        assert isinstance(app.screen, ExportPrompt)
+        await pilot.press("h")
+        await wait_until(pilot, lambda: app.screen is report, what="the prompt to close")
+        [written] = list((state / "results" / NAME / "exports").glob("*.html"))
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644
+        page = written.read_text()
+        assert page == result_html(report.result)
+        # One chart per probe, each with the fault's window shaded.
+        assert page.count('<rect class="window"') == len(report.result.probes) > 0
+        assert f"exported: {written}" in shown(report.query_one("#report-files", Static))
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Export report as HTML" in titles
 
 
 async def test_b_shows_the_runbook_and_scrolls(tmp_path):

@@ -1,7 +1,7 @@
 """The verdict when a run ends: outcome, recovery metrics, invariants, heal, the operator's
 notes, where the result was saved; and what next: `r` runs it again with the same parameters
 (after the typed confirmation), `b` shows the runbook, `H` the scenario's history, `e` then
-`j` or `m` exports it. No single key writes a file."""
+`j`, `m` or `h` exports it (JSON, Markdown, HTML). No single key writes a file."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from chaos_tui.core.report import (
     slo_cell,
     slo_table,
 )
+from chaos_tui.report_html import result_html
 from chaos_tui.screens.history import HistoryScreen
 from chaos_tui.screens.keys import KeyedScroll
 from chaos_tui.widgets.title_bar import TitleBar
@@ -118,7 +119,7 @@ def report_body(result: RunResult) -> Group:
     return Group(*parts)
 
 
-EXPORT_KINDS = {"json": "JSON", "md": "Markdown"}
+EXPORT_KINDS = {"json": "JSON", "md": "Markdown", "html": "HTML"}
 EXPORT_MODE = 0o644  # an export is meant to be shared (a ticket, a write-up), unlike state
 
 
@@ -139,6 +140,7 @@ class ExportPrompt(ModalScreen[str | None]):
     BINDINGS = [
         Binding("j", "pick('json')", "JSON"),
         Binding("m", "pick('md')", "Markdown"),
+        Binding("h", "pick('html')", "HTML"),
         Binding("escape", "pick('')", "Cancel"),
     ]
 
@@ -150,7 +152,12 @@ class ExportPrompt(ModalScreen[str | None]):
         keys = Table.grid(padding=(0, 2))
         keys.add_column(style="bold cyan", justify="right")
         keys.add_column()
-        for key, does in (("j", "JSON"), ("m", "Markdown"), ("esc", "cancel")):
+        for key, does in (
+            ("j", "JSON"),
+            ("m", "Markdown"),
+            ("h", "HTML, with charts"),
+            ("esc", "cancel"),
+        ):
             keys.add_row(key, does)
         into = Text(f"into {self.where}", style="dim")
         title = Text("Export the report as", style="bold")
@@ -158,6 +165,9 @@ class ExportPrompt(ModalScreen[str | None]):
 
     def action_pick(self, kind: str) -> None:
         self.dismiss(kind or None)
+
+
+EXPORTERS = {"json": result_json, "md": markdown_report, "html": result_html}
 
 
 def export_name(result: RunResult, suffix: str) -> str:
@@ -211,7 +221,7 @@ class ReportScreen(Screen):
 
     def action_export(self, kind: str) -> Path | None:
         path = self.export_dir / export_name(self.result, kind)
-        text = result_json(self.result) if kind == "json" else markdown_report(self.result)
+        text = EXPORTERS[kind](self.result)
         try:
             write_atomic(path, text, mode=EXPORT_MODE)
         except OSError as exc:
