@@ -16,10 +16,17 @@ from chaos_tui import status_line
 from chaos_tui.core.events import RunEvent, RunFinished
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
-from chaos_tui.core.report import impact_facts, parameters_text, result_facts, verdict_line
+from chaos_tui.core.regression import RegressionPolicy
+from chaos_tui.core.report import (
+    comparison_facts,
+    impact_facts,
+    parameters_text,
+    result_facts,
+    verdict_line,
+)
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.narration import InOrder
-from chaos_tui.session import RunSession
+from chaos_tui.session import RunSession, regressed
 from chaos_tui.signals import say
 
 
@@ -46,7 +53,7 @@ class Progress:
             self.console.print(line, highlight=False, soft_wrap=True)
 
 
-def print_summary(console: Console, result: RunResult) -> None:
+def print_summary(console: Console, result: RunResult, fail_on_regression: bool = False) -> None:
     colour = {"pass": "green", "fail": "red", "interrupted": "yellow"}.get(result.outcome, "red")
     verdict, _, rest = verdict_line(result).partition(" ")
     console.print(
@@ -59,8 +66,15 @@ def print_summary(console: Console, result: RunResult) -> None:
         console.print(f"parameters: {changed}", highlight=False, markup=False, soft_wrap=True)
     # A job queue's impact first (DLQ growth, drain, what became of the jobs), as the console
     # and the Markdown report put it; then every fact.
-    for label, value in impact_facts(result) + result_facts(result):
+    for label, value in impact_facts(result) + result_facts(result) + comparison_facts(result):
         console.print(f"{label}: {value}", highlight=False, markup=False, soft_wrap=True)
+    if fail_on_regression and regressed(result) and result.outcome == "pass":
+        names = ", ".join(m.label for m in result.comparison.regressions)  # type: ignore[union-attr]
+        console.print(
+            f"[bold red]exit 1: --fail-on-regression, and {names} regressed[/bold red]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def check_output_path(path: Path) -> None:
@@ -89,6 +103,8 @@ def run_headless(
     output: Path | None,
     stop_sandbox_after: bool,
     json_to_stdout: bool | None = None,
+    policy: RegressionPolicy | None = None,
+    fail_on_regression: bool = False,
 ) -> int:
     """One run: progress on stderr; at the end the summary, and the JSON result on stdout
     (`json_to_stdout`; by default when stdout is not a terminal) or in `output`. A terminal
@@ -113,6 +129,8 @@ def run_headless(
         abort=abort,
         keep_sandbox=not stop_sandbox_after,
         tell=lambda line: console.print(line, highlight=False, markup=False),
+        policy=policy,
+        fail_on_regression=fail_on_regression,
     )
     session.install()
     guard = session.guard
@@ -139,7 +157,9 @@ def run_headless(
     def after(result: RunResult | None) -> None:
         narrate.flush()  # a run cut short in the middle of an inject
         if result is not None:
-            _deliver(result, session.saved_path, output, json_to_stdout, console)
+            _deliver(
+                result, session.saved_path, output, json_to_stdout, console, fail_on_regression
+            )
 
     return session.run(body, after)
 
@@ -168,9 +188,10 @@ def _deliver(
     output: Path | None,
     json_to_stdout: bool,
     console: Console,
+    fail_on_regression: bool = False,
 ) -> None:
     """The summary last on stderr, the result's path under it; the JSON where it was asked."""
-    print_summary(console, result)
+    print_summary(console, result, fail_on_regression)
     if output is not None:
         try:
             write_atomic(output, result_json(result))
