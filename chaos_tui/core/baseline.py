@@ -28,7 +28,7 @@ from chaos_tui.core.regression import Better, RegressionPolicy
 from chaos_tui.core.timeline import percentile
 
 ParamValue = float | int | str | bool
-SCAN_LIMIT = 2000  # result files read at most while looking for a baseline: bounded however old
+SCAN_LIMIT = 500  # result files read at most while looking for a baseline: bounded however many
 
 
 @dataclass(frozen=True)
@@ -380,7 +380,7 @@ def find_baseline(
     )
     if default_count >= policy.min_runs:
         return baseline, f"baseline: {default_count} runs with the default parameters"
-    return None, why + f" (and {default_count} with the default parameters)"
+    return None, why + (f" (and {default_count} with the default parameters)" * bool(default_count))
 
 
 def limit_for(

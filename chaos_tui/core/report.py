@@ -314,6 +314,9 @@ def baseline_text(c: BaselineComparison) -> str:
     return where
 
 
+FIRST_RUN = "no baseline yet: 0 passing runs"  # core/baseline.py's note with no past run
+
+
 def comparison_facts(result: RunResult) -> list[tuple[str, str]]:
     """The run against its baseline: one row when nothing regressed, else a row per regressed
     metric with its value, the baseline's median and the limit (and the rule behind it).
@@ -321,6 +324,8 @@ def comparison_facts(result: RunResult) -> list[tuple[str, str]]:
     c = result.comparison
     if c is None:
         return []
+    if c.source == "none" and c.note.startswith(FIRST_RUN) and "(and " not in c.note:
+        return []  # a scenario's first run on a target: nothing to compare, nothing to say
     if c.source == "none" or not c.metrics:
         return [("baseline", c.note or "nothing to compare with")]
     regressions = c.regressions
