@@ -39,7 +39,7 @@ from chaos_tui.screens.picker import PickerScreen
 from chaos_tui.screens.report import EXPORT_KINDS, ReportScreen
 from chaos_tui.screens.run import RunScreen
 from chaos_tui.screens.runbook import RunbookScreen
-from chaos_tui.session import ResultSaver
+from chaos_tui.session import ResultSaver, regression_policy
 from chaos_tui.settings import Settings
 from chaos_tui.targets import make_target
 from chaos_tui.widgets.hangup_driver import HangupSafeDriver
@@ -74,9 +74,12 @@ class ChaosApp(App):
         self.results_dir = Path(settings.state_dir) / "results"
         # Each run's result is saved once, when it ends; `chaos-tui`'s run session saves the
         # last one through this same saver on the way out, which then writes nothing again.
-        self.saver = ResultSaver(self.results_dir)
         # Each saved result also goes to the user's telemetry (CHAOS_OTLP_ENDPOINT), once.
         self.exporter = run_exporter(settings)
+        own = file_scenarios or {}  # a file scenario's `regression:` block, else the default
+        self.saver = ResultSaver(
+            self.results_dir, lambda name: regression_policy(settings, own.get(name))
+        )
         listed = scenarios_for(self.target.name, file_scenarios or {})
         self.catalog = Catalog(self.target, self.results_dir, params, listed)
         # Why the list is empty, or which of the file's scenarios run elsewhere (the picker).

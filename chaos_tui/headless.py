@@ -16,7 +16,9 @@ from chaos_tui import status_line
 from chaos_tui.core.events import RunEvent, RunFinished
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
+from chaos_tui.core.regression import RegressionPolicy
 from chaos_tui.core.report import (
+    comparison_facts,
     impact_facts,
     parameters_text,
     result_facts,
@@ -26,7 +28,7 @@ from chaos_tui.core.report import (
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.narration import InOrder
 from chaos_tui.otlp_export import RunExporter
-from chaos_tui.session import RunSession
+from chaos_tui.session import RunSession, regressed
 from chaos_tui.signals import say
 
 
@@ -53,7 +55,7 @@ class Progress:
             self.console.print(line, highlight=False, soft_wrap=True)
 
 
-def print_summary(console: Console, result: RunResult) -> None:
+def print_summary(console: Console, result: RunResult, fail_on_regression: bool = False) -> None:
     colour = {"pass": "green", "fail": "red", "interrupted": "yellow"}.get(result.outcome, "red")
     verdict, _, rest = verdict_line(result).partition(" ")
     console.print(
@@ -66,11 +68,18 @@ def print_summary(console: Console, result: RunResult) -> None:
         console.print(f"parameters: {changed}", highlight=False, markup=False, soft_wrap=True)
     # A job queue's impact first (DLQ growth, drain, what became of the jobs), as the console
     # and the Markdown report put it; then every fact.
-    for label, value in impact_facts(result) + result_facts(result):
+    for label, value in impact_facts(result) + result_facts(result) + comparison_facts(result):
         console.print(f"{label}: {value}", highlight=False, markup=False, soft_wrap=True)
     # The scenario file's SLOs, an objective a line with its three phases side by side.
     for label, value in slo_facts(result):
         console.print(f"{label}: {value}", highlight=False, markup=False, soft_wrap=True)
+    if fail_on_regression and regressed(result) and result.outcome == "pass":
+        names = ", ".join(m.label for m in result.comparison.regressions)  # type: ignore[union-attr]
+        console.print(
+            f"[bold red]exit 1: --fail-on-regression, and {names} regressed[/bold red]",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def check_output_path(path: Path, flag: str = "--output") -> None:
@@ -101,6 +110,8 @@ def run_headless(
     json_to_stdout: bool | None = None,
     junit: Path | None = None,
     exporter: RunExporter | None = None,
+    policy: RegressionPolicy | None = None,
+    fail_on_regression: bool = False,
 ) -> int:
     """One run: progress on stderr; at the end the summary, and the JSON result on stdout
     (`json_to_stdout`; by default when stdout is not a terminal) or in `output`. A terminal
@@ -126,6 +137,8 @@ def run_headless(
         keep_sandbox=not stop_sandbox_after,
         tell=lambda line: console.print(line, highlight=False, markup=False),
         exporter=exporter,
+        policy=policy,
+        fail_on_regression=fail_on_regression,
     )
     session.install()
     guard = session.guard
@@ -152,7 +165,9 @@ def run_headless(
     def after(result: RunResult | None) -> None:
         narrate.flush()  # a run cut short in the middle of an inject
         if result is not None:
-            _deliver(result, session.saved_path, output, json_to_stdout, console)
+            _deliver(
+                result, session.saved_path, output, json_to_stdout, console, fail_on_regression
+            )
             if junit is not None:
                 _write_junit(result, junit, console)
 
@@ -183,9 +198,10 @@ def _deliver(
     output: Path | None,
     json_to_stdout: bool,
     console: Console,
+    fail_on_regression: bool = False,
 ) -> None:
     """The summary last on stderr, the result's path under it; the JSON where it was asked."""
-    print_summary(console, result)
+    print_summary(console, result, fail_on_regression)
     if output is not None:
         try:
             write_atomic(output, result_json(result))

@@ -6,7 +6,8 @@ What is the same for both lives here:
 - signals: `CleanupSignals` installed for the whole session, handed to the loop while it runs;
 - the always-heal on the way out: the face's body returns only once its runs are healed
   (the runner heals before it returns; the console's `settle` awaits a run still going);
-- saving: each result once (`ResultSaver`, keyed by run id), whoever asks first;
+- saving: each result once (`ResultSaver`, keyed by run id), whoever asks first, with its
+  comparison with the baseline (core/baseline.py) attached just before it is written;
 - stopping what the runs started (`target.stop_what_we_started`), unless forced by signals;
 - the exit code, from the last result's outcome (core/exit_codes.OUTCOME_EXIT_CODES).
 
@@ -25,24 +26,58 @@ from pathlib import Path
 from chaos_tui.core.exit_codes import OUTCOME_EXIT_CODES, ExitCode
 from chaos_tui.core.journal import save_result
 from chaos_tui.core.model import RunResult
+from chaos_tui.core.regression import RegressionPolicy
 from chaos_tui.otlp_export import RunExporter
 from chaos_tui.signals import CleanupSignals, say
+
+PolicyFor = Callable[[str], RegressionPolicy]  # scenario name -> its regression rule
+
+
+def regression_policy(settings, scenario_cls=None) -> RegressionPolicy:
+    """The rule a scenario's runs are judged by: the global default (settings), with a
+    scenario file's `regression:` block over it."""
+    base = getattr(settings, "regression", None) or RegressionPolicy()
+    block = getattr(getattr(scenario_cls, "spec", None), "regression", None)
+    return block.over(base) if block is not None else base
 
 
 class ResultSaver:
     """Saves each run's result under `results_dir` once: a second call for the same run
-    returns the first call's path (or its error again) without writing."""
+    returns the first call's path (or its error again) without writing. Before the first
+    write the result gets its comparison with the baseline (`policy_for` gives the rule)."""
 
-    def __init__(self, results_dir: Path) -> None:
+    def __init__(
+        self,
+        results_dir: Path,
+        policy_for: PolicyFor | None = None,
+        tell: Callable[[str], None] = say,
+    ) -> None:
         self.results_dir = results_dir
+        self.baselines_dir = results_dir.parent / "baselines"  # pinned baselines
+        self.policy_for = policy_for
+        self.tell = tell
         self.saves = 0  # files written: one per run
         self._saved: dict[str, Path | OSError] = {}
         self._lock = threading.Lock()  # the console saves from a worker thread
+
+    def compare(self, result: RunResult) -> None:
+        """Attach the comparison; a failure to compare never fails the save (a line, and the
+        comparison stays None)."""
+        try:
+            from chaos_tui.core.baseline import compare, load_pins
+
+            policy = self.policy_for(result.scenario) if self.policy_for else RegressionPolicy()
+            pins = load_pins(self.baselines_dir, result.scenario, result.target)
+            result.comparison = compare(result, self.results_dir, pins, policy)
+        except Exception as exc:  # a comparison is a courtesy: the result must be saved
+            result.comparison = None
+            self.tell(f"could not compare with the baseline: {exc}")
 
     def save(self, result: RunResult) -> Path:
         with self._lock:
             known = self._saved.get(result.run_id)
             if known is None:
+                self.compare(result)
                 try:
                     known = save_result(self.results_dir, result)
                     self.saves += 1
@@ -66,6 +101,11 @@ def exit_code_for(result: RunResult | None, *, signalled: bool = False) -> ExitC
     return OUTCOME_EXIT_CODES[result.outcome]
 
 
+def regressed(result: RunResult | None) -> bool:
+    """Whether a saved result's comparison flagged a regression."""
+    return bool(result is not None and result.comparison and result.comparison.regressions)
+
+
 class RunSession:
     """The session of one face. `run(body)` runs the face's body on a loop of its own (the
     body returns the last result, healed, or None), then stops what was started and saves
@@ -84,6 +124,8 @@ class RunSession:
         signal_is_interrupt: bool = False,
         saver: ResultSaver | None = None,
         exporter: RunExporter | None = None,
+        policy: RegressionPolicy | None = None,
+        fail_on_regression: bool = False,
     ) -> None:
         self.target = target
         self.who = who  # "this run", "the console"
@@ -93,7 +135,11 @@ class RunSession:
         # Headless: a signal during the run already makes its outcome "interrupted", and one
         # during the cleanup after a verdict does not change that verdict.
         self.signal_is_interrupt = signal_is_interrupt
-        self.saver = saver or ResultSaver(results_dir)  # the console's app saves through it too
+        self.saver = saver or ResultSaver(  # the console's app saves through it too
+            results_dir, (lambda _name: policy) if policy is not None else None, tell
+        )
+        # --fail-on-regression: a passing run with a flagged regression exits 1 (CI).
+        self.fail_on_regression = fail_on_regression
         self.guard = CleanupSignals(abort, who=who, repeat=repeat)
         self.result: RunResult | None = None
         self.saved_path: Path | None = None
@@ -128,9 +174,12 @@ class RunSession:
         return code
 
     def exit_code(self) -> ExitCode:
-        return exit_code_for(
+        code = exit_code_for(
             self.result, signalled=self.signal_is_interrupt and self.guard.signalled
         )
+        if code == ExitCode.PASS and self.fail_on_regression and regressed(self.result):
+            return ExitCode.FAIL
+        return code
 
     async def _main(self, body, after) -> None:
         self.guard.relay.loop = asyncio.get_running_loop()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chaos_tui.core.limits import PROBE_RATE_DEFAULT_HZ, PROBE_RATE_MAX_HZ
+from chaos_tui.core.regression import RegressionPolicy
 
 
 def default_state_dir() -> Path:
@@ -122,6 +123,9 @@ class Settings(BaseSettings):
     agent: AgentSettings = AgentSettings()
     platform: PlatformSettings = PlatformSettings()
     docker: DockerSettings = DockerSettings()
+    # The global regression rule (a scenario file's `regression:` overrides it per scenario):
+    # CHAOS_REGRESSION__TIME_PCT=30, CHAOS_REGRESSION__FLOOR_S=2, CHAOS_REGRESSION__RUNS=20.
+    regression: RegressionPolicy = RegressionPolicy()
 
     # The spec's flat names for the mesh, kept so CHAOS_NATS_A_URL etc. work as documented.
     nats_a_url: str | None = None

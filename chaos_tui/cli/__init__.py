@@ -15,7 +15,7 @@ import click
 from chaos_tui import status_line
 
 # Each module registers its commands on the group as it is imported.
-from chaos_tui.cli import agent, listing, report, sandbox, scenario_file  # noqa: F401
+from chaos_tui.cli import agent, baseline, listing, report, sandbox, scenario_file  # noqa: F401
 from chaos_tui.cli.errors import explain
 from chaos_tui.cli.root import cli
 from chaos_tui.core.exit_codes import ExitCode

@@ -117,6 +117,11 @@ def _word_after(words: list[str], item: str) -> str | None:
 @click.option(
     "--keep-sandbox", is_flag=True, help="Leave a sandbox this run started running afterwards."
 )
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when a passing run regressed against its baseline (see `chaos-tui baseline`).",
+)
 @click.version_option(__version__, prog_name="chaos-tui")
 @click.pass_context
 def cli(ctx, /, headless, scenario_name, **_options):

@@ -27,6 +27,7 @@ def launch(
     keep_sandbox,
     export_dir=None,
     junit=None,
+    fail_on_regression=False,
 ) -> int:
     """The exit code of the console or of one headless run."""
     if headless and scenario_name:
@@ -74,6 +75,8 @@ def launch(
             raise UsageError("--export-dir goes with the console (headless writes --output)")
         if as_json and not headless:
             raise UsageError("--json goes with --headless (the console exports from its report)")
+        if fail_on_regression and not headless:
+            raise UsageError("--fail-on-regression goes with --headless (an exit code for CI)")
     except (UnknownScenario, OSError) as exc:
         raise UsageError(str(exc)) from None
     options = RunOptions(
@@ -98,6 +101,7 @@ def launch(
     from chaos_tui.headless import run_headless
     from chaos_tui.otlp_export import run_exporter
     from chaos_tui.sandbox.usage import RunLock
+    from chaos_tui.session import regression_policy
     from chaos_tui.targets import make_target
 
     assert scenario_cls is not None  # --headless without --scenario was refused above
@@ -128,6 +132,8 @@ def launch(
         json_to_stdout=True if as_json else None,
         junit=junit,
         exporter=run_exporter(settings),
+        policy=regression_policy(settings, scenario_cls),
+        fail_on_regression=fail_on_regression,
     )
 
 

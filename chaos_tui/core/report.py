@@ -10,10 +10,12 @@ import datetime as dt
 import math
 
 from chaos_tui.core.model import (
+    BaselineComparison,
     DeliveryCounts,
     InjectionWindow,
     InvariantResult,
     Measurement,
+    MetricComparison,
     RecoveryMetrics,
     RunResult,
     SloResult,
@@ -341,6 +343,65 @@ def invariant_detail(inv: InvariantResult, windows: list[InjectionWindow]) -> st
     return "; ".join(filter(None, [when, inv.detail]))
 
 
+def metric_text(value: float | None, unit: str) -> str:
+    """A key metric's value (core/baseline.py) in its unit: a duration, points, a rate."""
+    if value is None:
+        return "n/a"
+    if unit == "s":
+        return duration_text(value)
+    if unit == "%":
+        return f"{value:.3g}%"
+    return short_number(value) + (unit if unit == "/s" else "")
+
+
+def rule_text(m: MetricComparison) -> str:
+    """The rule that set the limit: "+20 % and at least 1.00 s worse", "+5 points"."""
+    if m.threshold_pct is None:
+        return f"+{m.floor or 0:g} points"
+    sign = "+" if m.better == "lower" else "-"
+    floor = metric_text(m.floor, m.unit) if m.unit != "%" else f"{m.floor or 0:g} points"
+    return f"{sign}{m.threshold_pct:g} % and at least {floor} worse"
+
+
+def baseline_text(c: BaselineComparison) -> str:
+    where = f"pinned run {c.runs[0]}" if c.source == "pinned" and c.runs else f"{len(c.runs)} runs"
+    if c.parameters_differ:
+        changes = ", ".join(f"{k} {a} \u2192 {b}" for k, (a, b) in c.parameters_differ.items())
+        where += f" with the default parameters (this run: {changes})"
+    return where
+
+
+FIRST_RUN = "no baseline yet: 0 passing runs"  # core/baseline.py's note with no past run
+
+
+def comparison_facts(result: RunResult) -> list[tuple[str, str]]:
+    """The run against its baseline: one row when nothing regressed, else a row per regressed
+    metric with its value, the baseline's median and the limit (and the rule behind it).
+    Nothing for a result saved before baselines existed."""
+    c = result.comparison
+    if c is None:
+        return []
+    if c.source == "none" and c.note.startswith(FIRST_RUN) and "(and " not in c.note:
+        return []  # a scenario's first run on a target: nothing to compare, nothing to say
+    if c.source == "none" or not c.metrics:
+        return [("baseline", c.note or "nothing to compare with")]
+    regressions = c.regressions
+    if not regressions:
+        return [("baseline", f"{baseline_text(c)}, nothing regressed")]
+    facts = [("baseline", f"{baseline_text(c)}, {len(regressions)} regressed")]
+    for m in regressions:
+        facts.append(
+            (
+                f"REGRESSION {m.label}",
+                f"{metric_text(m.value, m.unit)} vs baseline median "
+                f"{metric_text(m.baseline_median, m.unit)} (p95 "
+                f"{metric_text(m.baseline_p95, m.unit)}); limit {metric_text(m.limit, m.unit)}"
+                f" ({rule_text(m)})",
+            )
+        )
+    return facts
+
+
 def markdown_report(result: RunResult) -> str:
     """A report a person can paste into a game-day write-up or a ticket."""
     when = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -367,6 +428,9 @@ def markdown_report(result: RunResult) -> str:
         "|---|---|",
     ]
     lines += [f"| {label} | {value} |" for label, value in result_facts(result)]
+    compared = comparison_facts(result)
+    if compared:
+        lines += ["", "## Baseline", ""] + [f"- **{label}**: {value}" for label, value in compared]
     lines += ["", "## Invariants", "", "| | Invariant | Measured | Detail |", "|---|---|---|---|"]
     for inv in result.invariants:
         mark = "pass" if inv.passed else "FAIL"

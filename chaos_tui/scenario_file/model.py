@@ -36,6 +36,7 @@ from pydantic import (
 
 from chaos_tui import plugins
 from chaos_tui.core.injector_spec import InjectorScope, InjectorSpec
+from chaos_tui.core.regression import RegressionPolicy
 from chaos_tui.load.patterns import MAX_RATE_PER_S, Constant, LoadPattern, PatternBase
 
 MAX_DURATION_S = 3600.0  # an hour: anything longer in a chaos run is a typo, not a plan
@@ -1030,6 +1031,36 @@ else:
     Cleanup = Annotated[_tagged(CLEANUP_MODELS, "cleanup step"), _bare_name(NAMED_STEPS)]
 
 
+# --- regression thresholds -----------------------------------------------------------------
+
+
+class RegressionBlock(Strict):
+    """A scenario's `regression:` block: the global rule (settings' CHAOS_REGRESSION__*) with
+    these fields replaced. See core/regression.py for what each one means."""
+
+    runs: int | None = Field(None, ge=3, le=1000)
+    min_runs: int | None = Field(None, ge=3, le=1000)
+    time_pct: float | None = Field(None, gt=0, le=1000)
+    throughput_pct: float | None = Field(None, gt=0, le=100)
+    count_pct: float | None = Field(None, gt=0, le=1000)
+    error_rate_points: float | None = Field(None, gt=0, le=100)
+    floor_s: float | None = Field(None, ge=0, le=MAX_DURATION_S)
+    floor_count: float | None = Field(None, ge=0)
+    floor_per_s: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _enough_runs(self) -> RegressionBlock:
+        if self.runs is not None and self.min_runs is not None and self.min_runs > self.runs:
+            raise ValueError(f"min_runs ({self.min_runs}) is more than runs ({self.runs})")
+        return self
+
+    def over(self, base: RegressionPolicy) -> RegressionPolicy:
+        """The global rule with this block's fields in place of its own."""
+        merged = base.model_dump() | self.model_dump(exclude_none=True)
+        merged["min_runs"] = min(merged["min_runs"], merged["runs"])
+        return RegressionPolicy(**merged)
+
+
 # --- the file -------------------------------------------------------------------------------
 
 
@@ -1049,6 +1080,8 @@ class FileScenario(Strict):
     # true: every action is held at once (injected in order, healed in reverse order);
     # false: one after another.
     together: bool = False
+    # How much worse than its baseline a run may be (None: the global default).
+    regression: RegressionBlock | None = None
 
     @property
     def probe_names(self) -> list[str]:

@@ -1,0 +1,226 @@
+"""Baselines and regressions (issue 17): a run against the last passing runs of its scenario,
+target and parameter set, or a pinned one.
+
+The floors are checked on a recorded series (tests/data/postgres_restart_outbox_series.json:
+ten real sandbox runs with the default parameters and one with --set down_s=8): no normal run
+is flagged against the nine others, the down_s=8 run is (outage). Real CLI runs then check
+--fail-on-regression against baselines made of result files written here."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from chaos_tui.core.baseline import compare, load_pins, pin_run
+from chaos_tui.core.exit_codes import ExitCode
+from chaos_tui.core.journal import save_result
+from chaos_tui.core.model import RecoveryMetrics, RunResult
+from chaos_tui.core.regression import RegressionPolicy
+from chaos_tui.core.report import comparison_facts, markdown_report
+from chaos_tui.scenario_file.loader import ScenarioFileError, load_text
+from chaos_tui.session import regression_policy
+from chaos_tui.settings import Settings
+from tests.conftest import run_cli
+from tests.test_scenario_file import GOOD
+
+SCENARIO = "postgres_restart_outbox"
+SERIES = json.loads((Path(__file__).parent / "data" / f"{SCENARIO}_series.json").read_text())
+
+
+def as_result(run: dict, **changes) -> RunResult:
+    """A result file's worth of a recorded run (its recovery figures, parameters, outcome)."""
+    fields = {
+        "run_id": run["run_id"],
+        "scenario": SCENARIO,
+        "hypothesis": "recorded",
+        "target": "sandbox",
+        "outcome": run["outcome"],
+        "started_at": run["started_at"],
+        "finished_at": run["started_at"] + run["duration_s"],
+        "duration_s": run["duration_s"],
+        "probe_rate_hz": 10.0,
+        "parameters": run["parameters"],
+        "parameter_defaults": run["parameter_defaults"],
+        "recovery": RecoveryMetrics(**run["recovery"]),
+    }
+    return RunResult(**(fields | changes))
+
+
+@pytest.fixture
+def results_dir(tmp_path) -> Path:
+    folder = tmp_path / "results"
+    for run in SERIES["normal"]:
+        save_result(folder, as_result(run))
+    return folder
+
+
+def test_no_normal_run_is_flagged_against_the_nine_others(results_dir):
+    for run in SERIES["normal"]:
+        c = compare(as_result(run), results_dir)  # the run itself is left out of its baseline
+        assert c.source == "recent" and len(c.runs) == 9 and run["run_id"] not in c.runs
+        assert c.metrics and not c.regressions, (run["recovery"], c.regressions)
+
+
+def test_the_down_s_8_run_is_flagged_for_its_outage_against_the_default_parameters(results_dir):
+    result = as_result(SERIES["down_s_8"])
+    assert result.parameters["hold_s"] == 8.0  # --set down_s=8 is stored under its new name
+    c = compare(result, results_dir)
+    # No run of its own parameter set: the scenario's default set is the baseline.
+    assert c.source == "recent" and len(c.runs) == 10
+    assert c.parameters_differ == {"hold_s": [3.0, 8.0]}
+    assert [m.name for m in c.regressions] == ["outage_s"]
+    outage = c.regressions[0]
+    assert outage.threshold_pct == 20 and outage.floor == 3.0
+    assert outage.baseline_median is not None and outage.limit is not None
+    assert outage.limit == pytest.approx(outage.baseline_median + 3.0)  # the floor decides
+    assert outage.value is not None and outage.value > outage.limit
+    result.comparison = c
+    facts = dict(comparison_facts(result))
+    line = facts["REGRESSION outage (postgres)"]
+    assert "vs baseline median" in line and "limit" in line and "+20 % and at least 3.00 s" in line
+    assert "hold_s 3.0 \u2192 8.0" in facts["baseline"]
+    assert "REGRESSION outage (postgres)" in markdown_report(result)
+    # The same outage, measured by its own parameter set's runs, is no regression.
+    for i, run in enumerate(SERIES["normal"][:3]):
+        again = as_result(SERIES["down_s_8"], run_id=f"eight{i}", started_at=run["started_at"])
+        save_result(results_dir, again)
+    c = compare(result, results_dir)
+    assert len(c.runs) == 3 and not c.parameters_differ and not c.regressions
+
+
+def test_too_few_runs_is_no_baseline_and_says_so(tmp_path):
+    folder = tmp_path / "results"
+    runs = SERIES["normal"]
+    for run in runs[:2]:
+        save_result(folder, as_result(run))
+    save_result(folder, as_result(runs[2], outcome="fail"))  # a failed run never counts
+    c = compare(as_result(runs[3]), folder)
+    assert c.source == "none" and not c.metrics
+    assert c.note == "no baseline yet: 2 passing runs of this parameter set, 3 needed"
+    assert comparison_facts(as_result(runs[3], comparison=c)) == [("baseline", c.note)]
+    assert comparison_facts(as_result(runs[3])) == []  # a result from before baselines
+
+
+def test_a_pinned_baseline_comes_first_and_a_failed_run_cannot_be_pinned(results_dir, tmp_path):
+    pins_dir = tmp_path / "baselines"
+    fastest = min(SERIES["normal"], key=lambda r: r["recovery"]["outage_s"])
+    pin_run(pins_dir, as_result(fastest))
+    pins = load_pins(pins_dir, SCENARIO, "sandbox")
+    slowest = max(SERIES["normal"], key=lambda r: r["recovery"]["outage_s"])
+    c = compare(as_result(slowest), results_dir, pins, RegressionPolicy(floor_s=1.0))
+    assert c.source == "pinned" and c.runs == [fastest["run_id"]]
+    assert "outage_s" in [m.name for m in c.regressions]  # 5.60 s against 3.20 s
+    with pytest.raises(ValueError, match="did not pass"):
+        pin_run(pins_dir, as_result(fastest, outcome="fail"))
+
+
+def test_policy_from_settings_and_a_scenario_files_regression_block(monkeypatch):
+    monkeypatch.setenv("CHAOS_REGRESSION__FLOOR_S", "0.5")
+    settings = Settings()
+    assert regression_policy(settings).floor_s == 0.5
+    text = GOOD.replace("    cleanup:\n", "    regression:\n      time_pct: 50\n    cleanup:\n")
+    spec = load_text(text, "chaos.yaml").scenarios["checkout_crash"]
+
+    class FromFile:  # what from_file.scenario_class keeps of the file: its spec
+        pass
+
+    FromFile.spec = spec  # type: ignore[attr-defined]
+    policy = regression_policy(settings, FromFile)
+    assert (policy.time_pct, policy.floor_s, policy.throughput_pct) == (50, 0.5, 15)
+
+
+@pytest.mark.parametrize(
+    ("block", "error"),
+    [
+        ("      time_pct: -5\n", "22:17: scenarios.checkout_crash.regression.time_pct: Input "),
+        ("      floor_s: '2'\n", "22:16: scenarios.checkout_crash.regression.floor_s: Input "),
+        ("      tim_pct: 5\n", "22:7: scenarios.checkout_crash.regression.tim_pct: unknown key"),
+        ("      runs: 3\n      min_runs: 5\n", "min_runs (5) is more than runs (3)"),
+    ],
+)
+def test_bad_regression_values_are_refused_with_file_and_line(block, error):
+    text = GOOD.replace("    cleanup:\n", "    regression:\n" + block + "    cleanup:\n")
+    with pytest.raises(ScenarioFileError) as caught:
+        load_text(text, "chaos.yaml")
+    assert len(caught.value.lines) == 1
+    assert caught.value.lines[0].startswith("chaos.yaml:2") and error in caught.value.lines[0]
+
+
+# --- the CLI, with real runs ------------------------------------------------------------------
+
+SHORT = {"warmup_s": 1.0, "hold_s": 1.0, "recover_s": 1.0, "resume_limit_s": 10.0}
+DEFAULTS = {
+    "warmup_s": 3.0,
+    "hold_s": 3.0,
+    "recover_s": 5.0,
+    "write_rate": 20.0,
+    "resume_limit_s": 10.0,
+    "drain_timeout_s": 60.0,
+}
+
+
+def written(state_dir: Path, parameters: dict, outage_s: float, outcome: str = "pass") -> str:
+    """A result file of a past run (synthetic: only its figures matter here); its id."""
+    run_id = "synth" + uuid.uuid4().hex[:8]
+    run = {
+        "run_id": run_id,
+        "started_at": time.time() - 3600,
+        "duration_s": 10.0,
+        "outcome": outcome,
+        "parameters": parameters,
+        "parameter_defaults": DEFAULTS,
+        "recovery": {"probe": "postgres", "outage_s": outage_s, "time_to_recover_s": outage_s},
+    }
+    save_result(state_dir / "results", as_result(run))
+    return run_id
+
+
+def run_short(sandbox, parameters: dict, *extra: str):
+    sets = [arg for k, v in parameters.items() for arg in ("--set", f"{k}={v:g}")]
+    args = ["--headless", "--scenario", SCENARIO, "--keep-sandbox", *sets, *extra]
+    return run_cli(args, sandbox.env | {"CHAOS_REGRESSION__FLOOR_S": "0.2"}, timeout=120)
+
+
+def test_fail_on_regression_against_a_pinned_run_then_nothing_regressed(sandbox):
+    # Parameter sets of their own (write_rate): the shared sandbox's other runs stay out.
+    pinned_set = DEFAULTS | SHORT | {"write_rate": 17.0}
+    failed = written(sandbox.state_dir, pinned_set, 0.01, outcome="fail")
+    done = run_cli(["baseline", "set", failed], sandbox.env)
+    assert done.returncode == ExitCode.USAGE
+    assert f"run {failed} did not pass (fail)" in done.stderr
+    fast = written(sandbox.state_dir, pinned_set, 0.01)  # an outage no real restart has
+    done = run_cli(["baseline", "set", fast[:9]], sandbox.env)
+    assert done.returncode == 0, done.stderr
+    assert f"pinned run {fast} as the baseline of {SCENARIO} on sandbox" in done.stdout
+    try:
+        done = run_short(sandbox, pinned_set, "--fail-on-regression")
+        assert done.returncode == ExitCode.FAIL, done.stderr[-3000:]
+        assert "verdict: PASS" in done.stderr
+        assert "REGRESSION outage (postgres): " in done.stderr
+        assert "vs baseline median 10.0 ms" in done.stderr
+        why = next(line for line in done.stderr.splitlines() if line.startswith("exit 1: "))
+        assert why.startswith("exit 1: --fail-on-regression, and ") and "outage (postgres)" in why
+        saved = json.loads(done.stdout)
+        assert saved["comparison"]["source"] == "pinned" and saved["comparison"]["runs"] == [fast]
+
+        shown = run_cli(["baseline", "show", "--scenario", SCENARIO, "--json"], sandbox.env)
+        rows = [r for r in json.loads(shown.stdout) if r["parameters"]["write_rate"] == 17.0]
+        assert [r["source"] for r in rows] == ["pinned"]
+        assert rows[0]["metrics"]["outage_s"]["limit"] == pytest.approx(
+            3.01
+        )  # the default floor here
+    finally:
+        done = run_cli(["baseline", "reset", "--scenario", SCENARIO], sandbox.env)
+    assert done.returncode == 0 and "unpinned 1 baseline of" in done.stdout
+
+    # Three slow past runs: the real one is no worse, and the flag changes nothing.
+    slow_set = DEFAULTS | SHORT | {"write_rate": 19.0}
+    for _ in range(3):
+        written(sandbox.state_dir, slow_set, 30.0)
+    done = run_short(sandbox, slow_set, "--fail-on-regression")
+    assert done.returncode == ExitCode.PASS, done.stderr[-3000:]
+    assert "baseline: 3 runs, nothing regressed" in done.stderr
