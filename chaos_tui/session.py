@@ -25,6 +25,7 @@ from pathlib import Path
 from chaos_tui.core.exit_codes import OUTCOME_EXIT_CODES, ExitCode
 from chaos_tui.core.journal import save_result
 from chaos_tui.core.model import RunResult
+from chaos_tui.core.results_index import index_saved
 from chaos_tui.signals import CleanupSignals, say
 
 
@@ -45,6 +46,7 @@ class ResultSaver:
                 try:
                     known = save_result(self.results_dir, result)
                     self.saves += 1
+                    index_saved(self.results_dir, known)  # never raises: the index is a cache
                 except OSError as exc:
                     known = exc
                 self._saved[result.run_id] = known
