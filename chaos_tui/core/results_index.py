@@ -234,12 +234,17 @@ def _row_values(run: PastRun, results_dir: Path) -> tuple[object, ...]:
     )
 
 
+def _json(text: str) -> Any:
+    """JSON text of the index; most rows hold `{}` or `[]`, not worth a parse."""
+    return {} if text == "{}" else [] if text == "[]" else json.loads(text)
+
+
 def _from_row(row: tuple[Any, ...], results_dir: Path) -> PastRun:
     values = dict(zip(COLUMNS, row, strict=True))
     values["path"] = results_dir / values["path"]
-    values["parameters"] = json.loads(values["parameters"])
-    values["changed"] = json.loads(values["changed"])
-    values["regressions"] = tuple(json.loads(values["regressions"]))
+    values["parameters"] = _json(values["parameters"])
+    values["changed"] = _json(values["changed"])
+    values["regressions"] = tuple(_json(values["regressions"]))
     return PastRun(**values)
 
 
@@ -264,26 +269,28 @@ class Query:
         return all(v is None or getattr(run, c) == v for c, v in self.filters())
 
 
-def _on_disk(results_dir: Path) -> dict[str, tuple[Path, os.stat_result]]:
-    """Every result file under the scenario folders, by its path relative to `results_dir`."""
-    found: dict[str, tuple[Path, os.stat_result]] = {}
+def _on_disk(results_dir: Path) -> dict[str, tuple[str, os.stat_result]]:
+    """Every result file under the scenario folders, by its path relative to `results_dir`,
+    with its full path and its stat. Plain strings: ten thousand Path objects would cost more
+    than the listing itself."""
+    found: dict[str, tuple[str, os.stat_result]] = {}
     try:
         folders = [e for e in os.scandir(results_dir) if e.is_dir(follow_symlinks=False)]
     except OSError:
         return found
     for folder in folders:
         try:
-            entries = list(os.scandir(folder.path))
+            with os.scandir(folder.path) as entries:
+                for entry in entries:
+                    if not _is_result_name(entry.name):
+                        continue
+                    try:
+                        if entry.is_file(follow_symlinks=False):
+                            found[f"{folder.name}/{entry.name}"] = (entry.path, entry.stat())
+                    except OSError:
+                        continue  # gone while we looked
         except OSError:
             continue
-        for entry in entries:
-            if not _is_result_name(entry.name):
-                continue
-            try:
-                if entry.is_file(follow_symlinks=False):
-                    found[f"{folder.name}/{entry.name}"] = (Path(entry.path), entry.stat())
-            except OSError:
-                continue  # gone while we looked
     return found
 
 
@@ -340,7 +347,9 @@ class ResultsIndex:
             ]
             gone = [rel for rel in known if rel not in disk]
             if stale or gone:
-                fresh = [summarize(*disk[rel]) for rel in stale]  # parsed before the lock
+                fresh = [
+                    summarize(Path(disk[rel][0]), disk[rel][1]) for rel in stale
+                ]  # parsed before the lock
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.executemany("DELETE FROM runs WHERE path = ?", [(g,) for g in gone])
@@ -357,10 +366,10 @@ class ResultsIndex:
         return None
 
     def _fallback(
-        self, disk: dict[str, tuple[Path, os.stat_result]], exc: Exception
+        self, disk: dict[str, tuple[str, os.stat_result]], exc: Exception
     ) -> list[PastRun]:
         self.problem = f"the index {self.path} could not be used ({exc}); read the files"
-        return [summarize(path, st) for path, st in disk.values()]
+        return [summarize(Path(path), st) for path, st in disk.values()]
 
     def runs(self, query: Query | None = None) -> list[PastRun]:
         """The runs the query asks for, newest first, the index refreshed first."""
