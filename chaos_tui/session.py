@@ -28,6 +28,7 @@ from chaos_tui.core.journal import save_result
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.regression import RegressionPolicy
 from chaos_tui.otlp_export import RunExporter
+from chaos_tui.core.results_index import index_saved
 from chaos_tui.signals import CleanupSignals, say
 
 PolicyFor = Callable[[str], RegressionPolicy]  # scenario name -> its regression rule
@@ -81,6 +82,7 @@ class ResultSaver:
                 try:
                     known = save_result(self.results_dir, result)
                     self.saves += 1
+                    index_saved(self.results_dir, known)  # never raises: the index is a cache
                 except OSError as exc:
                     known = exc
                 self._saved[result.run_id] = known

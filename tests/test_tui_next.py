@@ -60,7 +60,9 @@ async def wait_until(pilot, condition, timeout: float = 10.0, what: str = "condi
 
 
 def files_under(folder: Path) -> set[Path]:
-    return {p for p in folder.rglob("*") if p.is_file()}
+    """The files a user would call written, without the results index: the history screen
+    builds that cache (results/index.sqlite3 and its WAL) when it opens."""
+    return {p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("index.sqlite")}
 
 
 def a_result(started_offset: float = 0.0, run_id: str = "fixedrun0001", **params):

@@ -1,10 +1,11 @@
 """The `chaos-tui` command. No flags: the console. --headless: one scenario for CI and scripts.
 
 One module per job: root.py (the group and its options), run.py (a run, headless or in the
-console), listing.py, sandbox.py, agent.py (the fault agent, heal, halt, leases); common.py
-holds what they share. Every user mistake ends as one line on stderr and a non-zero exit
-code; nothing is started before the input has been checked. Commands raise `ChaosError`
-(core/errors.py); `main` alone turns a failure into that line and an exit code (`explain`).
+console), listing.py, results.py (saved runs), sandbox.py, agent.py (the fault agent, heal,
+halt, leases); common.py holds what they share. Every user mistake ends as one line on
+stderr and a non-zero exit code; nothing is started before the input has been checked.
+Commands raise `ChaosError` (core/errors.py); `main` alone turns a failure into that line and
+an exit code (`explain`).
 Heavy imports stay inside the commands: `chaos-tui --help` loads none of them.
 """
 
@@ -15,7 +16,15 @@ import click
 from chaos_tui import status_line
 
 # Each module registers its commands on the group as it is imported.
-from chaos_tui.cli import agent, baseline, listing, report, sandbox, scenario_file  # noqa: F401
+from chaos_tui.cli import (  # noqa: F401
+    agent,
+    baseline,
+    listing,
+    report,
+    results,
+    sandbox,
+    scenario_file,
+)
 from chaos_tui.cli.errors import explain
 from chaos_tui.cli.root import cli
 from chaos_tui.core.exit_codes import ExitCode

@@ -1,107 +1,37 @@
-"""A scenario's past runs, from the results saved under results/<scenario>/: listed from their
-file names at once (newest first), and each one summarised when it is shown.
+"""A scenario's past runs, from the results saved under results/<scenario>/, and one of them
+found again by its run id.
 
-A few hundred files must list in a blink: the list reads names only; a summary parses one
-file, plain JSON, keeping only what a history row shows. A file that is not a result (broken,
-cut short, written by an older version) is a row that says so, never an error.
+The rows come from core/results_index.py (the one place a result file becomes a row, and the
+index that lists thousands at once); they are named here too for the console's history.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from chaos_tui.core.errors import UsageError
 from chaos_tui.core.journal import load_result
 from chaos_tui.core.model import RunResult
+from chaos_tui.core.results_index import (
+    PastRun,
+    Query,
+    list_runs,
+    result_files,
+    started_from_name,
+    summarize,
+)
 
-
-@dataclass(frozen=True)
-class PastRun:
-    """One saved result as a history row shows it; `problem` says why it could not be read."""
-
-    path: Path
-    started_at: float | None = None
-    outcome: str | None = None
-    duration_s: float | None = None
-    time_to_detect_s: float | None = None
-    time_to_recover_s: float | None = None
-    outage_s: float | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    notes: int = 0
-    problem: str | None = None
-
-    @property
-    def readable(self) -> bool:
-        return self.problem is None
-
-
-def started_from_name(path: Path) -> float:
-    """When the run started, from its file name (`<epoch>-<run id>.json`), else the file's
-    own time: sorting needs no file opened."""
-    head = path.name.partition("-")[0]
-    if head.isdigit():
-        return float(head)
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def result_files(results_dir: Path, scenario: str) -> list[Path]:
-    """Every saved result of the scenario, newest first (exports live in a folder below and
-    are not results)."""
-    folder = results_dir / scenario
-    try:
-        names = [e.name for e in os.scandir(folder) if e.is_file() and e.name.endswith(".json")]
-    except OSError:
-        return []
-    paths = [folder / name for name in names if not name.startswith(".")]  # .tmp of a write
-    return sorted(paths, key=lambda p: (started_from_name(p), p.name), reverse=True)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
-
-
-def summarize(path: Path) -> PastRun:
-    """The row of one result file. Only the fields a row shows are taken, and each is checked:
-    a result written by another version may lack some; one without a start, an outcome and a
-    duration is no result."""
-
-    def unreadable(why: str) -> PastRun:
-        return PastRun(path, started_at=started_from_name(path), problem=f"unreadable: {why}")
-
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        return unreadable(str(exc.strerror) if isinstance(exc, OSError) else "not JSON")
-    if not isinstance(data, dict):
-        return unreadable("not a run result")
-    started, duration = _number(data.get("started_at")), _number(data.get("duration_s"))
-    outcome = data.get("outcome")
-    if started is None or duration is None or not isinstance(outcome, str):
-        return unreadable("old or unknown format")
-    recovery, params, notes = data.get("recovery"), data.get("parameters"), data.get("notes")
-    recovery = recovery if isinstance(recovery, dict) else {}
-    params = params if isinstance(params, dict) else {}
-    notes = notes if isinstance(notes, list) else []
-    return PastRun(
-        path,
-        started_at=started,
-        outcome=outcome,
-        duration_s=duration,
-        time_to_detect_s=_number(recovery.get("time_to_detect_s")),
-        time_to_recover_s=_number(recovery.get("time_to_recover_s")),
-        outage_s=_number(recovery.get("outage_s")),
-        parameters=params,
-        notes=len(notes),
-    )
+__all__ = [
+    "PastRun",
+    "Query",
+    "find_result",
+    "list_runs",
+    "open_result",
+    "result_files",
+    "started_from_name",
+    "summarize",
+]
 
 
 def open_result(path: Path) -> RunResult:

@@ -302,6 +302,43 @@ def quantity_text(value: float, unit: str) -> str:
 TIME_UNITS = {"s": 1.0, "ms": 0.001}  # units that are durations, in seconds
 
 
+def comparison_table(result: RunResult) -> list[tuple[str, str]]:
+    """The run against its baseline, one (label, value) row per metric: this run's value, the
+    baseline's median and p95, the rule's threshold, floor and limit, and REGRESSED where the
+    rule flagged it. Empty for a result saved without a comparison."""
+    c = result.comparison
+    if c is None:
+        return []
+    runs = f"{len(c.runs)} run{'s' * (len(c.runs) != 1)}"
+    head = "no baseline" if c.source == "none" else f"{c.source}, {runs}"
+    if c.parameters_differ:
+        differ = ", ".join(
+            f"{k}={'/'.join(str(v) for v in pair)}" for k, pair in c.parameters_differ.items()
+        )
+        head += f"; parameters differ (baseline/this run): {differ}"
+    facts = [("baseline", head + (f" ({c.note})" if c.note else ""))]
+    for m in c.metrics:
+
+        def amount(value: float | None, unit: str = m.unit) -> str:
+            return "n/a" if value is None else quantity_text(value, unit)
+
+        rule = []
+        if m.threshold_pct is not None:
+            worse = "+" if m.better == "lower" else "-"
+            rule.append(f"threshold {worse}{m.threshold_pct:g} %")
+        if m.floor is not None:
+            rule.append(f"floor {amount(m.floor)}")
+        if m.limit is not None:
+            rule.append(f"limit {amount(m.limit)}")
+        line = (
+            f"{amount(m.value)} vs baseline median {amount(m.baseline_median)}, "
+            f"p95 {amount(m.baseline_p95)} ({m.baseline_runs} runs)"
+        )
+        line += f"; {', '.join(rule)}" if rule else ""
+        facts.append((m.label or m.name, line + (" REGRESSED" if m.regressed else "")))
+    return facts
+
+
 def invariant_measure(r: InvariantResult) -> str:
     measured = "unmeasured" if r.measured is None else quantity_text(r.measured, r.unit)
     limit = "" if r.limit is None else f" (limit {r.comparison} {quantity_text(r.limit, r.unit)})"
