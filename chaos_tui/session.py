@@ -27,8 +27,8 @@ from chaos_tui.core.exit_codes import OUTCOME_EXIT_CODES, ExitCode
 from chaos_tui.core.journal import save_result
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.regression import RegressionPolicy
-from chaos_tui.otlp_export import RunExporter
 from chaos_tui.core.results_index import index_saved
+from chaos_tui.otlp_export import RunExporter
 from chaos_tui.signals import CleanupSignals, say
 
 PolicyFor = Callable[[str], RegressionPolicy]  # scenario name -> its regression rule
