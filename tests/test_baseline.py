@@ -92,6 +92,17 @@ def test_the_down_s_8_run_is_flagged_for_its_outage_against_the_default_paramete
     assert len(c.runs) == 3 and not c.parameters_differ and not c.regressions
 
 
+@pytest.mark.parametrize("outcome", ["error", "aborted", "interrupted"])
+def test_a_run_with_no_verdict_is_not_compared(results_dir, outcome):
+    """Its figures (none, or cut short) say nothing of recovery: never "nothing regressed"."""
+    result = as_result(SERIES["normal"][0], run_id="broken", outcome=outcome)
+    c = compare(result, results_dir)
+    assert c.source == "none" and not c.metrics and not c.runs
+    assert c.note == f"not compared: the run ended as {outcome}, with no verdict"
+    result.comparison = c
+    assert comparison_facts(result) == [("baseline", c.note)]
+
+
 def test_too_few_runs_is_no_baseline_and_says_so(tmp_path):
     folder = tmp_path / "results"
     runs = SERIES["normal"]

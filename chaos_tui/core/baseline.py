@@ -484,6 +484,14 @@ def compare(
 ) -> BaselineComparison:
     """The run against its baseline: each key metric both have, judged by the policy."""
     policy = policy or RegressionPolicy()
+    if result.outcome not in ("pass", "fail"):
+        # Aborted before the fault, broken or interrupted: its figures say nothing of recovery.
+        return BaselineComparison(
+            scenario=result.scenario,
+            target=result.target,
+            source="none",
+            note=f"not compared: the run ended as {result.outcome}, with no verdict",
+        )
     baseline, note = find_baseline(result, results_dir, pinned or [], policy)
     if baseline is None:
         return BaselineComparison(

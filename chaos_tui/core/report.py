@@ -420,8 +420,10 @@ def comparison_facts(result: RunResult) -> list[tuple[str, str]]:
         return []
     if c.source == "none" and c.note.startswith(FIRST_RUN) and "(and " not in c.note:
         return []  # a scenario's first run on a target: nothing to compare, nothing to say
-    if c.source == "none" or not c.metrics:
+    if c.source == "none":
         return [("baseline", c.note or "nothing to compare with")]
+    if not c.metrics:
+        return [("baseline", f"{baseline_text(c)}, no figure in common to compare")]
     regressions = c.regressions
     if not regressions:
         return [("baseline", f"{baseline_text(c)}, nothing regressed")]
