@@ -44,7 +44,9 @@ def test_a_real_run_is_indexed_as_saved_listed_and_shown_as_its_summary(fresh_st
     summary = run.stderr[run.stderr.index("verdict: ") :].splitlines()
     assert summary[-1].startswith("result saved to ")
     assert shown.stdout.splitlines()[2:] == summary[:-1]
-    assert "compared with the baseline" not in shown.stdout  # this result has no comparison
+    # The scenario's first run: nothing to compare with, and nothing said of it.
+    assert json.loads(run.stdout)["comparison"]["source"] == "none"
+    assert "compared with the baseline" not in shown.stdout
 
 
 def test_listing_filters_flags_and_json(tmp_path):
@@ -58,7 +60,7 @@ def test_listing_filters_flags_and_json(tmp_path):
     assert len(lines) == 1 + 8
     assert "6666ffff0006" in lines[1] and "queue_worker_crash" in lines[1]
     regressed = next(line for line in lines if "4444dddd0004" in line)
-    assert regressed.endswith("regressed: outage_s")
+    assert regressed.endswith("regressed: outage")
     assert not next(line for line in lines if "5555eeee0005" in line).endswith("outage_s")
     assert "unreadable: not JSON" in next(line for line in lines if "damagedrun01" in line)
     old = next(line for line in lines if "0ld0f0rmat01" in line)

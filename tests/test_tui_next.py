@@ -31,10 +31,11 @@ from chaos_tui.report_html import result_html
 from chaos_tui.runbooks import runbook_text
 from chaos_tui.scenarios.postgres_restart_outbox import Params
 from chaos_tui.screens.confirm import ConfirmRunScreen
-from chaos_tui.screens.history import HistoryScreen
+from chaos_tui.core.model import BaselineComparison, MetricComparison
+from chaos_tui.screens.history import COLUMNS, HistoryScreen, row_cells
 from chaos_tui.screens.note import NoteScreen
 from chaos_tui.screens.picker import PickerScreen
-from chaos_tui.screens.report import ExportPrompt, ReportScreen
+from chaos_tui.screens.report import ExportPrompt, ReportScreen, report_body
 from chaos_tui.screens.run import RunScreen
 from chaos_tui.screens.runbook import RunbookScreen
 from chaos_tui.settings import Settings
@@ -227,6 +228,46 @@ def write_history(results: Path) -> dict[str, Path]:
     old_format.write_text(json.dumps({"run_id": "oldformat001", "verdict": "ok"}))
     paths |= {"broken": broken, "old_format": old_format}
     return paths
+
+
+def test_the_report_and_the_history_say_what_regressed_against_the_baseline(tmp_path):
+    outage = MetricComparison(
+        name="outage_s",
+        label="outage (postgres)",
+        unit="s",
+        value=9.79,
+        baseline_median=4.15,
+        baseline_p95=5.45,
+        baseline_runs=10,
+        threshold_pct=20,
+        floor=3.0,
+        limit=7.15,
+        regressed=True,
+    )
+    steady = outage.model_copy(update={"name": "time_to_detect_s", "label": "time to detect"})
+    steady.value, steady.regressed = 0.01, False
+    comparison = BaselineComparison(
+        scenario=NAME,
+        target="sandbox",
+        runs=[f"r{i}" for i in range(10)],
+        metrics=[outage, steady],
+        note="baseline: 10 runs, regressed: outage_s",
+    )
+    result = a_result().model_copy(update={"comparison": comparison})
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(report_body(result))
+    text = console.export_text()
+    assert "10 runs, 1 regressed" in text
+    assert "REGRESSION outage (postgres)" in text and "limit 7.15 s" in text
+    assert "time to detect" not in text.split("1 regressed")[-1]  # only what regressed
+
+    cells = dict(zip(COLUMNS, row_cells(summarize(save_result(tmp_path, result)), {})))
+    assert str(cells["regressed"]) == "outage"
+    steady.regressed = False
+    outage.regressed = False
+    calm = result.model_copy(update={"run_id": "calm00000001"})
+    cells = dict(zip(COLUMNS, row_cells(summarize(save_result(tmp_path, calm)), {})))
+    assert str(cells["regressed"]) == ""
 
 
 def test_history_summaries_tolerate_broken_files(tmp_path):

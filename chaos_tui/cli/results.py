@@ -89,7 +89,10 @@ def show(ref, as_json):
     when = dt.datetime.fromtimestamp(result.started_at).strftime("%Y-%m-%d %H:%M:%S")
     click.echo(f"run {result.run_id}, started {when}: {path}")
     print_summary(console, result)
-    facts = comparison_table(result)
+    # Every metric against its baseline, where there was one (the summary above already
+    # says why not, or nothing at all for a scenario's first run).
+    compared = result.comparison is not None and bool(result.comparison.metrics)
+    facts = comparison_table(result) if compared else []
     if facts:
         click.echo("\ncompared with the baseline:")
         for label, value in facts:
@@ -163,7 +166,7 @@ def _figures(run) -> str:
 
 def _row(run) -> list[str]:
     from chaos_tui.core.params import value_text
-    from chaos_tui.core.report import duration_text
+    from chaos_tui.core.report import duration_text, metric_name_text
 
     when = (
         dt.datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M")
@@ -173,7 +176,8 @@ def _row(run) -> list[str]:
     if not run.readable:
         return [when, run.run_id[:ID_WIDTH], run.scenario, "", "?", "", run.problem or "", "", ""]
     changed = ", ".join(f"{k}={value_text(v)}" for k, v in run.changed.items()) or "-"
-    flag = f"regressed: {', '.join(run.regressions)}" if run.regressions else ""
+    names = ", ".join(metric_name_text(m) for m in run.regressions)
+    flag = f"regressed: {names}" if names else ""
     return [
         when,
         run.run_id[:ID_WIDTH],

@@ -408,6 +408,12 @@ def baseline_text(c: BaselineComparison) -> str:
     return where
 
 
+def metric_name_text(name: str) -> str:
+    """A key metric's name (core/baseline.py) as words, for a narrow column: "outage_s" ->
+    "outage", "time_to_recover_s" -> "time to recover"."""
+    return name.removesuffix("_s").replace("_", " ")
+
+
 FIRST_RUN = "no baseline yet: 0 passing runs"  # core/baseline.py's note with no past run
 
 

@@ -1,5 +1,6 @@
 """Every saved run of one scenario, newest first: when, verdict, duration, time to detect and
-to recover, outage, the parameters that differed from the defaults, and notes. Enter opens
+to recover, outage, the parameters that differed from the defaults, what regressed against
+the baseline, and notes. Enter opens
 that run's report.
 
 The rows come from the file names at once; their numbers follow from a thread, read from the
@@ -29,7 +30,7 @@ from chaos_tui.core.history import (
     summarize,
 )
 from chaos_tui.core.params import changed_parameters, value_text
-from chaos_tui.core.report import seconds
+from chaos_tui.core.report import metric_name_text, seconds
 from chaos_tui.screens.keys import KeyedTable
 from chaos_tui.widgets.title_bar import TitleBar
 
@@ -38,7 +39,17 @@ if TYPE_CHECKING:  # for the type only: the app imports this screen
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "interrupted": "yellow"}
 BATCH = 25  # rows summarised per hop back to the screen
-COLUMNS = ("when", "verdict", "duration", "detect", "recover", "outage", "parameters", "notes")
+COLUMNS = (
+    "when",
+    "verdict",
+    "duration",
+    "detect",
+    "recover",
+    "outage",
+    "parameters",
+    "regressed",
+    "notes",
+)
 
 
 def row_cells(run: PastRun, defaults: dict[str, Any]) -> tuple[Text | str, ...]:
@@ -49,7 +60,7 @@ def row_cells(run: PastRun, defaults: dict[str, Any]) -> tuple[Text | str, ...]:
     )
     if not run.readable:  # the reason where there is room for it: the parameters' column
         reason = Text(run.problem or "unreadable", style="red")
-        return (when, Text("?", style="bold red"), "", "", "", "", reason, "")
+        return (when, Text("?", style="bold red"), "", "", "", "", reason, "", "")
     outcome = run.outcome or "?"
     changed = changed_parameters(run.parameters, defaults)
     return (
@@ -63,6 +74,8 @@ def row_cells(run: PastRun, defaults: dict[str, Any]) -> tuple[Text | str, ...]:
         else seconds(run.time_to_recover_s),
         seconds(run.outage_s),
         Text(", ".join(f"{k}={value_text(v)}" for k, v in changed.items()) or "defaults"),
+        # Against its baseline when saved: the metrics that regressed (core/baseline.py).
+        Text(", ".join(metric_name_text(m) for m in run.regressions), style="bold red"),
         str(run.notes) if run.notes else "",
     )
 
@@ -99,7 +112,8 @@ class HistoryScreen(Screen):
         for path in files:  # at once, from the names; the numbers follow
             started = started_from_name(path)
             when = dt.datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
-            table.add_row(when, Text("…", style="dim"), "", "", "", "", "", "", key=str(path))
+            blanks = [""] * (len(COLUMNS) - 2)
+            table.add_row(when, Text("…", style="dim"), *blanks, key=str(path))
         table.focus()
         if files:
             self.run_worker(

@@ -20,6 +20,7 @@ from textual.widgets import Footer, Static
 from chaos_tui.core.journal import result_json, write_atomic
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.report import (
+    comparison_facts,
     duration_text,
     impact_facts,
     invariant_detail,
@@ -81,6 +82,17 @@ def report_body(result: RunResult) -> Group:
     for label, value in result_facts(result):
         facts.add_row(label, Text(value))
     parts += [facts, Text("")]
+    compared = comparison_facts(result)
+    if compared:  # against the last passing runs (or a pinned one): a regression in red
+        baseline = Table(
+            title="baseline", title_justify="left", show_header=False, expand=True, show_edge=False
+        )
+        baseline.add_column(style="dim")
+        baseline.add_column()
+        for label, value in compared:
+            bad = label.startswith("REGRESSION")
+            baseline.add_row(Text(label, style="bold red" if bad else "dim"), Text(value))
+        parts += [baseline, Text("")]
 
     checks = Table(title="invariants", title_justify="left", expand=True, show_edge=False)
     checks.add_column("", width=2)
