@@ -26,12 +26,12 @@ import tui_data
 from chaos_tui.app import ChaosApp
 from chaos_tui.core.history import result_files, summarize
 from chaos_tui.core.journal import latest_result, load_result, save_result
+from chaos_tui.core.model import BaselineComparison, MetricComparison
 from chaos_tui.core.report import markdown_report
 from chaos_tui.report_html import result_html
 from chaos_tui.runbooks import runbook_text
 from chaos_tui.scenarios.postgres_restart_outbox import Params
 from chaos_tui.screens.confirm import ConfirmRunScreen
-from chaos_tui.core.model import BaselineComparison, MetricComparison
 from chaos_tui.screens.history import COLUMNS, HistoryScreen, row_cells
 from chaos_tui.screens.note import NoteScreen
 from chaos_tui.screens.picker import PickerScreen
