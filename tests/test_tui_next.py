@@ -261,12 +261,14 @@ def test_the_report_and_the_history_say_what_regressed_against_the_baseline(tmp_
     assert "REGRESSION outage (postgres)" in text and "limit 7.15 s" in text
     assert "time to detect" not in text.split("1 regressed")[-1]  # only what regressed
 
-    cells = dict(zip(COLUMNS, row_cells(summarize(save_result(tmp_path, result)), {})))
+    row = row_cells(summarize(save_result(tmp_path, result)), {})
+    cells = dict(zip(COLUMNS, row, strict=True))
     assert str(cells["regressed"]) == "outage"
     steady.regressed = False
     outage.regressed = False
     calm = result.model_copy(update={"run_id": "calm00000001"})
-    cells = dict(zip(COLUMNS, row_cells(summarize(save_result(tmp_path, calm)), {})))
+    row = row_cells(summarize(save_result(tmp_path, calm)), {})
+    cells = dict(zip(COLUMNS, row, strict=True))
     assert str(cells["regressed"]) == ""
 
 
