@@ -74,14 +74,21 @@ def test_the_down_s_8_run_is_flagged_for_its_outage_against_the_default_paramete
     assert c.parameters_differ == {"hold_s": [3.0, 8.0]}
     assert [m.name for m in c.regressions] == ["outage_s"]
     outage = c.regressions[0]
-    assert outage.threshold_pct == 20 and outage.floor == 3.0
-    assert outage.baseline_median is not None and outage.limit is not None
-    assert outage.limit == pytest.approx(outage.baseline_median + 3.0)  # the floor decides
+    assert outage.threshold_pct == 20 and outage.noise == 2 and outage.floor == 0.25
+    median, p95 = outage.baseline_median, outage.baseline_p95
+    assert median is not None and p95 is not None and outage.limit is not None
+    # The outage varies from run to run: twice its spread decides, not +20 % nor the floor.
+    assert outage.limit == pytest.approx(median + 2 * (p95 - median), abs=1e-3)
+    assert outage.limit > median * 1.2 and outage.limit > median + 0.25
     assert outage.value is not None and outage.value > outage.limit
     result.comparison = c
     facts = dict(comparison_facts(result))
     line = facts["REGRESSION outage (postgres)"]
-    assert "vs baseline median" in line and "limit" in line and "+20 % and at least 3.00 s" in line
+    assert (
+        "vs baseline median" in line
+        and "limit" in line
+        and "+20 %, 2x the spread, at least 250 ms worse" in line
+    )
     assert "hold_s 3.0 \u2192 8.0" in facts["baseline"]
     assert "REGRESSION outage (postgres)" in markdown_report(result)
     # The same outage, measured by its own parameter set's runs, is no regression.
@@ -101,6 +108,24 @@ def test_a_run_with_no_verdict_is_not_compared(results_dir, outcome):
     assert c.note == f"not compared: the run ended as {outcome}, with no verdict"
     result.comparison = c
     assert comparison_facts(result) == [("baseline", c.note)]
+
+
+def test_a_steady_metric_is_caught_when_it_moves_however_noisy_the_others(results_dir):
+    """Time to detect was 0-24 ms in all ten runs: a 2 s detect is a regression, though the
+    outage's spread is seconds; 0.09 s -> 0.12 s is not (the floor)."""
+    run = SERIES["normal"][0]
+    slow = as_result(
+        run,
+        run_id="slowdetect",
+        recovery=RecoveryMetrics(**(run["recovery"] | {"time_to_detect_s": 2.0})),
+    )
+    assert [m.name for m in compare(slow, results_dir).regressions] == ["time_to_detect_s"]
+    fine = as_result(
+        run,
+        run_id="finedetect",
+        recovery=RecoveryMetrics(**(run["recovery"] | {"time_to_detect_s": 0.12})),
+    )
+    assert compare(fine, results_dir).regressions == []
 
 
 def test_too_few_runs_is_no_baseline_and_says_so(tmp_path):
@@ -221,9 +246,11 @@ def test_fail_on_regression_against_a_pinned_run_then_nothing_regressed(sandbox)
         shown = run_cli(["baseline", "show", "--scenario", SCENARIO, "--json"], sandbox.env)
         rows = [r for r in json.loads(shown.stdout) if r["parameters"]["write_rate"] == 17.0]
         assert [r["source"] for r in rows] == ["pinned"]
-        assert rows[0]["metrics"]["outage_s"]["limit"] == pytest.approx(
-            3.01
-        )  # the default floor here
+        outage = rows[0]["metrics"]["outage_s"]
+        # One pinned run has no spread: the default floor decides (`baseline show` runs
+        # without the run's CHAOS_REGRESSION__FLOOR_S).
+        assert outage["limit"] == pytest.approx(0.26)
+        assert outage["rule"] == "+20 %, 2x the spread, at least 250 ms worse"
     finally:
         done = run_cli(["baseline", "reset", "--scenario", SCENARIO], sandbox.env)
     assert done.returncode == 0 and "unpinned 1 baseline of" in done.stdout

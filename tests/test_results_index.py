@@ -189,7 +189,7 @@ def test_comparison_table_say_each_metric_against_its_baseline():
     assert facts["baseline"] == "recent, 3 runs"
     outage = facts["outage (allow_path)"]
     assert outage.startswith("8.00 s vs baseline median 2.00 s, p95 2.40 s (3 runs)")
-    assert "threshold +20 %" in outage and "limit 2.90 s" in outage
+    assert "limit 2.90 s (+20 %, at least 500 ms worse)" in outage
     assert outage.endswith("REGRESSED")
     assert not facts["time to recover (allow_path)"].endswith("REGRESSED")
     assert comparison_table(a_result(0, "y")) == []

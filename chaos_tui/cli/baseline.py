@@ -79,8 +79,8 @@ def baseline_reset(scenario, target):
 def baseline_show(scenario, target, as_json):
     """What each run would be compared with: a pinned run or the recent passing runs, the
     median and p95 of each metric, and the limit past which it has regressed."""
-    from chaos_tui.core.baseline import all_baselines, limit_for
-    from chaos_tui.core.report import metric_text
+    from chaos_tui.core.baseline import all_baselines, rule_for
+    from chaos_tui.core.report import metric_text, rule_text
     from chaos_tui.session import regression_policy
 
     settings, results_dir, baselines_dir = _dirs()
@@ -91,7 +91,7 @@ def baseline_show(scenario, target, as_json):
         for baseline, count in all_baselines(results_dir, baselines_dir, name, target, policy):
             metrics: dict[str, dict[str, Any]] = {}
             for metric, f in baseline.figures.items():
-                pct, floor, limit = limit_for(f.unit, f.better, f.median, policy)
+                rule = rule_for(metric, f, policy)
                 metrics[metric] = {
                     "label": f.label,
                     "unit": f.unit,
@@ -99,9 +99,11 @@ def baseline_show(scenario, target, as_json):
                     "median": f.median,
                     "p95": f.p95,
                     "runs": f.count,
-                    "threshold_pct": pct,
-                    "floor": floor,
-                    "limit": limit,
+                    "threshold_pct": rule.threshold_pct,
+                    "noise": rule.noise,
+                    "floor": rule.floor,
+                    "limit": rule.limit,
+                    "rule": rule_text(rule),
                 }
             ready = baseline.source == "pinned" or count >= policy.min_runs
             rows.append(
@@ -135,16 +137,10 @@ def baseline_show(scenario, target, as_json):
         click.echo(f"{row['scenario']} on {row['target']} ({params}): {source}")
         for m in row["metrics"].values():
             unit = m["unit"]
-            rule = (
-                f"+{m['floor']:g} points"
-                if m["threshold_pct"] is None
-                else f"{'+' if m['better'] == 'lower' else '-'}{m['threshold_pct']:g} % and "
-                f"at least {metric_text(m['floor'], unit)}"
-            )
             click.echo(
                 f"    {m['label']}: median {metric_text(m['median'], unit)}, "
                 f"p95 {metric_text(m['p95'], unit)}; regressed past "
-                f"{metric_text(m['limit'], unit)} ({rule})"
+                f"{metric_text(m['limit'], unit)} ({m['rule']})"
             )
 
 

@@ -1,10 +1,13 @@
 """Baselines and regressions: a run's recovery metrics against the last passing runs of its
 scenario, target and parameter set (or a pinned baseline).
 
-The rule (RegressionPolicy): a metric regressed when it is worse than the baseline's median
-by more than a percentage AND by more than an absolute floor of its unit. The floor is what
-keeps 0.09 s -> 0.12 s (+33 %) from being a "regression" nobody cares about; an error rate is
-judged by points alone (its median is often 0, where a percentage means nothing).
+The rule (RegressionPolicy, rule_for): a metric regressed when it is worse than the
+baseline's median by more than a percentage, AND by more than twice the baseline's own spread
+(p95 - median), AND by more than an absolute floor of its unit. The spread keeps a metric that
+varies a lot from run to run (an outage of 3.2-5.6 s on the sandbox) from crying wolf, while
+one that is steady (a time to detect of 0-24 ms) is still caught when it moves; the floor
+keeps 0.09 s -> 0.12 s (+33 %) from being a "regression" nobody cares about. An error rate is
+judged by points, not a percentage (its median is often 0, where a percentage means nothing).
 
 Past results are read from their JSON files (the source of truth), newest first, stopping as
 soon as enough matching passing runs are found; a file that cannot be read is skipped.
@@ -383,37 +386,43 @@ def find_baseline(
     return None, why + (f" (and {default_count} with the default parameters)" * bool(default_count))
 
 
-def limit_for(
-    unit: str, better: Better, median: float, policy: RegressionPolicy
-) -> tuple[float | None, float, float]:
-    """(threshold_pct, floor, limit): past the limit a value has regressed. It must be worse
-    than the median by the percentage AND by the floor, so the limit is the farther one."""
-    pct, floor = policy.rule(unit, better)
-    sign = 1.0 if better == "lower" else -1.0
+def rule_for(name: str, figures: Figures, policy: RegressionPolicy) -> MetricComparison:
+    """The limit past which a value of this metric has regressed, with the rule that set it.
+    A value must be worse than the baseline's median by the percentage, AND by `noise` times
+    the baseline's own spread (p95 - median: a metric that varies a lot run to run needs a
+    bigger change to mean something), AND by the absolute floor (0.09 s -> 0.12 s is not a
+    regression). So the limit is the farthest of the three."""
+    pct, floor = policy.rule(figures.unit, figures.better)
+    median = figures.median
+    sign = 1.0 if figures.better == "lower" else -1.0
     by_pct = median * (1 + sign * pct / 100.0) if pct is not None else median
+    by_noise = median + sign * policy.noise * abs(figures.p95 - median)
     by_floor = median + sign * floor
-    limit = max(by_pct, by_floor) if sign > 0 else min(by_pct, by_floor)
-    return pct, floor, round(limit, 4)
+    bounds = (by_pct, by_noise, by_floor)
+    limit = max(bounds) if sign > 0 else min(bounds)
+    return MetricComparison(
+        name=name,
+        label=figures.label,
+        unit=figures.unit,
+        better=figures.better,
+        baseline_median=median,
+        baseline_p95=figures.p95,
+        baseline_runs=figures.count,
+        threshold_pct=pct,
+        noise=policy.noise,
+        floor=floor,
+        limit=round(limit, 4),
+    )
 
 
 def judge(
     name: str, metric: KeyMetric, figures: Figures, policy: RegressionPolicy
 ) -> MetricComparison:
-    pct, floor, limit = limit_for(metric.unit, metric.better, figures.median, policy)
+    rule = rule_for(name, figures, policy)
+    limit = rule.limit if rule.limit is not None else metric.value
     regressed = metric.value > limit if metric.better == "lower" else metric.value < limit
-    return MetricComparison(
-        name=name,
-        label=metric.label,
-        unit=metric.unit,
-        better=metric.better,
-        value=metric.value,
-        baseline_median=figures.median,
-        baseline_p95=figures.p95,
-        baseline_runs=figures.count,
-        threshold_pct=pct,
-        floor=floor,
-        limit=limit,
-        regressed=regressed,
+    return rule.model_copy(
+        update={"label": metric.label, "value": metric.value, "regressed": regressed}
     )
 
 

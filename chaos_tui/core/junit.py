@@ -15,7 +15,9 @@ from chaos_tui.core.report import (
     heal_text,
     invariant_detail,
     invariant_measure,
+    metric_text,
     quantity_text,
+    rule_text,
 )
 
 # Outcomes that are no verdict on the system: CI must show them as errors, not failures.
@@ -116,14 +118,13 @@ def _slo_case(slo: SloResult, classname: str) -> ET.Element:
 
 def _metric_case(metric: MetricComparison, classname: str) -> ET.Element:
     case = _case(classname, f"regression {metric.label}", 0.0)
-    value = "unmeasured" if metric.value is None else quantity_text(metric.value, metric.unit)
-    text = f"{value}, baseline median " + (
-        "none"
-        if metric.baseline_median is None
-        else quantity_text(metric.baseline_median, metric.unit)
+    # Worded as the terminal's summary words it (report.metric_text, rule_text).
+    text = (
+        f"{metric_text(metric.value, metric.unit)}, baseline median "
+        f"{metric_text(metric.baseline_median, metric.unit)}"
     )
     if metric.limit is not None:
-        text += f", limit {quantity_text(metric.limit, metric.unit)}"
+        text += f", limit {metric_text(metric.limit, metric.unit)} ({rule_text(metric)})"
     if metric.regressed:
         ET.SubElement(case, "failure", message=text, type="regression").text = text
     else:

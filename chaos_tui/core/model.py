@@ -186,9 +186,11 @@ class MetricComparison(BaseModel):
     baseline_median: float | None = None
     baseline_p95: float | None = None
     baseline_runs: int = 0  # how many past runs the figures come from
-    # The rule that flags it: worse than the baseline by more than threshold_pct percent AND
-    # by more than the absolute floor (so 0.09 s -> 0.12 s is not a regression).
+    # The rule that flags it: worse than the baseline's median by more than threshold_pct
+    # percent, AND by `noise` times the baseline's spread (p95 - median), AND by the absolute
+    # floor (so 0.09 s -> 0.12 s is not a regression). None where the rule has no such part.
     threshold_pct: float | None = None
+    noise: float | None = None
     floor: float | None = None
     limit: float | None = None  # the value past which it is a regression, from the rule
     regressed: bool = False

@@ -24,9 +24,13 @@ class RegressionPolicy(BaseModel):
     throughput_pct: float = Field(15.0, gt=0, le=100)  # rates: -15 %
     count_pct: float = Field(20.0, gt=0, le=1000)  # backlog peak, DLQ growth: +20 %
     error_rate_points: float = Field(5.0, gt=0, le=100)  # error rates: +5 points
-    # Absolute floors, from the spread of ten runs of postgres_restart_outbox on the sandbox
-    # (README "Baselines and regressions"): below them a change is noise.
-    floor_s: float = Field(3.0, ge=0)
+    # A value must also be worse than the median by this many times the baseline's spread
+    # (p95 - median): chosen on ten runs of postgres_restart_outbox on the sandbox, where 2
+    # flags none of them against the nine others and does flag an outage of 10 s (README
+    # "Baselines and regressions").
+    noise: float = Field(2.0, ge=0, le=100)
+    # Absolute floors: below them a change is too small to matter, however steady the past.
+    floor_s: float = Field(0.25, ge=0)
     floor_count: float = Field(50.0, ge=0)
     floor_per_s: float = Field(1.0, ge=0)
 

@@ -318,23 +318,11 @@ def comparison_table(result: RunResult) -> list[tuple[str, str]]:
         head += f"; parameters differ (baseline/this run): {differ}"
     facts = [("baseline", head + (f" ({c.note})" if c.note else ""))]
     for m in c.metrics:
-
-        def amount(value: float | None, unit: str = m.unit) -> str:
-            return "n/a" if value is None else quantity_text(value, unit)
-
-        rule = []
-        if m.threshold_pct is not None:
-            worse = "+" if m.better == "lower" else "-"
-            rule.append(f"threshold {worse}{m.threshold_pct:g} %")
-        if m.floor is not None:
-            rule.append(f"floor {amount(m.floor)}")
-        if m.limit is not None:
-            rule.append(f"limit {amount(m.limit)}")
         line = (
-            f"{amount(m.value)} vs baseline median {amount(m.baseline_median)}, "
-            f"p95 {amount(m.baseline_p95)} ({m.baseline_runs} runs)"
+            f"{metric_text(m.value, m.unit)} vs baseline median "
+            f"{metric_text(m.baseline_median, m.unit)}, p95 {metric_text(m.baseline_p95, m.unit)}"
+            f" ({m.baseline_runs} runs); limit {metric_text(m.limit, m.unit)} ({rule_text(m)})"
         )
-        line += f"; {', '.join(rule)}" if rule else ""
         facts.append((m.label or m.name, line + (" REGRESSED" if m.regressed else "")))
     return facts
 
@@ -392,12 +380,14 @@ def metric_text(value: float | None, unit: str) -> str:
 
 
 def rule_text(m: MetricComparison) -> str:
-    """The rule that set the limit: "+20 % and at least 1.00 s worse", "+5 points"."""
-    if m.threshold_pct is None:
-        return f"+{m.floor or 0:g} points"
-    sign = "+" if m.better == "lower" else "-"
+    """The rule that set the limit: "+20 %, 2x the spread and at least 250 ms worse"."""
     floor = metric_text(m.floor, m.unit) if m.unit != "%" else f"{m.floor or 0:g} points"
-    return f"{sign}{m.threshold_pct:g} % and at least {floor} worse"
+    parts = []
+    if m.threshold_pct is not None:
+        parts.append(f"{'+' if m.better == 'lower' else '-'}{m.threshold_pct:g} %")
+    if m.noise:
+        parts.append(f"{m.noise:g}x the spread")
+    return ", ".join(parts + [f"at least {floor} worse"])
 
 
 def baseline_text(c: BaselineComparison) -> str:

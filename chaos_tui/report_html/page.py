@@ -26,11 +26,11 @@ from chaos_tui.core.report import (
     impact_facts,
     invariant_detail,
     measurement_facts,
+    metric_text,
     note_lines,
-    percent,
     quantity_text,
     recovery_facts,
-    short_number,
+    rule_text,
 )
 from chaos_tui.report_html.markdown import to_html
 from chaos_tui.report_html.style import CSS
@@ -236,15 +236,8 @@ def _recovery(result: RunResult) -> str:
 
 
 def metric_value(m: MetricComparison, value: float | None) -> str:
-    """A baseline figure in its metric's unit: durations as the terminal words them, a rate
-    (kept as a share, like the recovery metrics' error rate) as a percentage."""
-    if value is None:
-        return "n/a"
-    if m.unit == "s":
-        return duration_text(value)
-    if m.unit == "%":
-        return percent(value)
-    return f"{short_number(value)}{m.unit}" if m.unit.startswith("/") else short_number(value)
+    """A baseline figure in its metric's unit, as the terminal words it."""
+    return metric_text(value, m.unit)
 
 
 def comparison_html(c: BaselineComparison | None) -> str:
@@ -271,11 +264,7 @@ def comparison_html(c: BaselineComparison | None) -> str:
     if c.metrics:
         rows = []
         for m in c.metrics:
-            rule = []
-            if m.threshold_pct is not None:
-                rule.append(f"{m.threshold_pct:g} %")
-            if m.floor is not None:
-                rule.append(f"floor {metric_value(m, m.floor)}")
+            rule = [rule_text(m)] if m.limit is not None else []
             flag = (
                 '<span class="pill fail">regression</span>'
                 if m.regressed
