@@ -400,6 +400,8 @@ def rule_for(name: str, figures: Figures, policy: RegressionPolicy) -> MetricCom
     by_floor = median + sign * floor
     bounds = (by_pct, by_noise, by_floor)
     limit = max(bounds) if sign > 0 else min(bounds)
+    if figures.unit == "%":  # no rate is worse than 100 %: past that nothing can regress
+        limit = min(limit, 100.0)
     return MetricComparison(
         name=name,
         label=figures.label,
@@ -517,7 +519,7 @@ def compare(
         for name, metric in key_metrics(result).items()
         if name in baseline.figures
     ]
-    regressed = [m.name for m in metrics if m.regressed]
+    regressed = [m.label for m in metrics if m.regressed]
     note += f", {'regressed: ' + ', '.join(regressed) if regressed else 'nothing regressed'}"
     return BaselineComparison(
         scenario=result.scenario,

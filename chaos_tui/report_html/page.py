@@ -96,6 +96,10 @@ def _header(result: RunResult) -> str:
         ("probe rate", f"{result.probe_rate_hz:g} Hz"),
     ]
     reason = f'<p class="reason">{escape(result.reason)}</p>' if result.reason else ""
+    regressions = result.comparison.regressions if result.comparison else []
+    if regressions:  # a pass can still be slower than usual: said beside the verdict
+        names = ", ".join(m.label for m in regressions)
+        reason += f'<p class="reason">regressed against the baseline: {escape(names)}</p>'
     cells = "".join(f"<div><span>{escape(k)}</span>{escape(v)}</div>" for k, v in meta)
     return (
         f'<header class="card"><div class="verdict {cls}">{escape(result.outcome.upper())}'
@@ -243,8 +247,9 @@ def metric_value(m: MetricComparison, value: float | None) -> str:
 def comparison_html(c: BaselineComparison | None) -> str:
     if c is None:
         return card("Against the baseline", '<p class="muted">no baseline</p>')
+    own = "the default parameters" if c.parameters_differ else "parameters"
     intro = {
-        "recent": f"the last {len(c.runs)} passing run(s) of this scenario, target and parameters",
+        "recent": f"the last {len(c.runs)} passing run(s) of this scenario, target and {own}",
         "pinned": f"a pinned baseline of {len(c.runs)} run(s)",
         "none": "nothing to compare with",
     }[c.source]
