@@ -129,3 +129,5 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path):
     )
     assert "--outcome" in one_line_error(run_cli(["results", "--outcome", "maybe"], env))
     assert "--limit" in one_line_error(run_cli(["results", "--limit", "0"], env))
+    huge = run_cli(["results", "--limit", str(10**20)], env)  # every run, not a traceback
+    assert huge.returncode == 0 and "Traceback" not in huge.stderr, huge.stderr

@@ -20,6 +20,8 @@ from chaos_tui.core.errors import UsageError
 OUTCOMES = ("pass", "fail", "error", "aborted", "interrupted")  # model.Outcome (a test checks)
 DEFAULT_LIMIT = 20
 ID_WIDTH = 12  # a run id is 12 characters: shown whole
+# More than this is every run (and more than SQLite's 64-bit LIMIT takes: 10**20 crashed).
+ALL = 2**62
 
 
 @cli.group("results", invoke_without_command=True)
@@ -43,7 +45,12 @@ def results(ctx, scenario, target, outcome, limit, every, as_json):
     from chaos_tui.core.results_index import Query, ResultsIndex
 
     index = ResultsIndex(_results_dir())
-    query = Query(scenario=scenario, target=target, outcome=outcome, limit=None if every else limit)
+    query = Query(
+        scenario=scenario,
+        target=target,
+        outcome=outcome,
+        limit=None if every or limit >= ALL else limit,
+    )
     runs = index.runs(query)
     if index.problem:
         click.echo(f"chaos-tui: warning: {index.problem}", err=True)
