@@ -274,3 +274,28 @@ def test_a_failed_run_shows_its_runbook_and_no_baseline(real_run):
     assert "<h4>Symptoms</h4>" in runbook and "<table>" in runbook and "<pre>" in runbook
     assert "Verification" not in runbook  # an excerpt: the first sections only
     assert "no baseline" in page and '<div class="verdict fail">FAIL' in page
+
+
+def test_baseline_error_rate_is_in_points_as_the_terminal_says_it():
+    """A comparison keeps an error rate in points (88.24, not 0.8824): the page must not
+    multiply it by 100 again (it read "8824%", "floor 500%")."""
+    from chaos_tui.report_html.page import comparison_html
+
+    rate = MetricComparison(
+        name="error_rate_during_fault",
+        label="error rate during fault (allow_path)",
+        unit="%",
+        value=93.33,
+        baseline_median=88.24,
+        baseline_p95=93.75,
+        baseline_runs=6,
+        floor=5.0,
+        limit=93.24,
+        regressed=True,
+    )
+    page = comparison_html(
+        BaselineComparison(scenario=SCENARIO, target="sandbox", runs=["a"] * 6, metrics=[rate])
+    )
+    cells = [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td>(.*?)</td>", page)]
+    assert [c[0] for c in cells[1:5]] == ["93.3%", "88.2%", "93.8%", "93.2%"], cells
+    assert "at least 5 points worse" in page and "8824" not in page and "500%" not in page
