@@ -169,7 +169,7 @@ def run_headless(
                 result, session.saved_path, output, json_to_stdout, console, fail_on_regression
             )
             if junit is not None:
-                _write_junit(result, junit, console)
+                _write_junit(result, junit, console, fail_on_regression)
 
     return session.run(body, after)
 
@@ -219,14 +219,15 @@ def _deliver(
         sys.stdout.flush()
 
 
-def _write_junit(result: RunResult, path: Path, console: Console) -> None:
+def _write_junit(result: RunResult, path: Path, console: Console, fail_on_regression: bool) -> None:
     """The verdict as JUnit XML for CI; the exit code stays the run's whatever happens here."""
     import socket
 
     from chaos_tui.core.junit import junit_xml
 
     try:
-        write_atomic(path, junit_xml(result, hostname=socket.gethostname()), mode=0o644)
+        xml = junit_xml(result, socket.gethostname(), fail_on_regression)
+        write_atomic(path, xml, mode=0o644)
     except OSError as exc:  # checked before the run, yet gone now
         console.print(f"[yellow]could not write the JUnit report {path}: {exc}[/yellow]")
         return
