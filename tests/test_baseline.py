@@ -18,7 +18,7 @@ import pytest
 from chaos_tui.core.baseline import compare, load_pins, pin_run
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.core.journal import save_result
-from chaos_tui.core.model import RecoveryMetrics, RunResult
+from chaos_tui.core.model import FIRST_PASS, RecoveryMetrics, RunResult
 from chaos_tui.core.regression import RegressionPolicy
 from chaos_tui.core.report import comparison_facts, markdown_report
 from chaos_tui.scenario_file.loader import ScenarioFileError, load_text
@@ -139,6 +139,21 @@ def test_too_few_runs_is_no_baseline_and_says_so(tmp_path):
     assert c.note == "no baseline yet: 2 passing runs of this parameter set, 3 needed"
     assert comparison_facts(as_result(runs[3], comparison=c)) == [("baseline", c.note)]
     assert comparison_facts(as_result(runs[3])) == []  # a result from before baselines
+
+
+def test_only_the_very_first_passing_run_says_nothing_of_its_baseline(tmp_path):
+    """Other parameters than any past run's still say why there is no baseline: a user who
+    asked for --fail-on-regression must see that nothing could be compared."""
+    folder = tmp_path / "results"
+    first = as_result(SERIES["normal"][0])
+    c = compare(first, folder)
+    assert c.source == "none" and c.note == FIRST_PASS
+    assert comparison_facts(first.model_copy(update={"comparison": c})) == []
+    save_result(folder, first)
+    other = as_result(SERIES["down_s_8"])  # hold_s=8: no run of its own, 1 of the defaults
+    c = compare(other, folder)
+    assert c.note.startswith("no baseline yet: 0 passing runs of this parameter set")
+    assert comparison_facts(other.model_copy(update={"comparison": c})) == [("baseline", c.note)]
 
 
 def test_a_pinned_baseline_comes_first_and_a_failed_run_cannot_be_pinned(results_dir, tmp_path):

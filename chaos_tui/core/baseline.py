@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from chaos_tui.core.contracts import HOLD_NAMES
 from chaos_tui.core.history import result_files
 from chaos_tui.core.journal import write_atomic
-from chaos_tui.core.model import BaselineComparison, MetricComparison, RunResult
+from chaos_tui.core.model import FIRST_PASS, BaselineComparison, MetricComparison, RunResult
 from chaos_tui.core.regression import Better, RegressionPolicy
 from chaos_tui.core.timeline import percentile
 
@@ -373,6 +373,10 @@ def find_baseline(
         f"set, {policy.min_runs} needed"
     )
     defaults = parameter_set(result.parameter_defaults)
+    if count == 0 and not passing_runs(
+        results_dir, result.scenario, result.target, None, 1, exclude=result.run_id
+    ):
+        return None, FIRST_PASS  # with any parameters: nothing at all to compare with
     if not defaults or _same(defaults, own):
         return None, why
     pin = _pin_for(pins, defaults)

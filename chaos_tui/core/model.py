@@ -196,6 +196,11 @@ class MetricComparison(BaseModel):
     regressed: bool = False
 
 
+# The note of a scenario's first passing run on a target (core/baseline.py writes it): the
+# summary says nothing of it, there being nothing to compare with.
+FIRST_PASS = "nothing to compare with yet: the first passing run of this scenario on this target"
+
+
 class BaselineComparison(BaseModel):
     """A run compared with the last passing runs of its scenario, target and parameter set (or
     a pinned baseline). Empty metrics when there was nothing to compare with; `note` says so."""

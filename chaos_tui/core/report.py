@@ -10,6 +10,7 @@ import datetime as dt
 import math
 
 from chaos_tui.core.model import (
+    FIRST_PASS,
     BaselineComparison,
     DeliveryCounts,
     InjectionWindow,
@@ -404,9 +405,6 @@ def metric_name_text(name: str) -> str:
     return name.removesuffix("_s").replace("_", " ")
 
 
-FIRST_RUN = "no baseline yet: 0 passing runs"  # core/baseline.py's note with no past run
-
-
 def comparison_facts(result: RunResult) -> list[tuple[str, str]]:
     """The run against its baseline: one row when nothing regressed, else a row per regressed
     metric with its value, the baseline's median and the limit (and the rule behind it).
@@ -414,7 +412,7 @@ def comparison_facts(result: RunResult) -> list[tuple[str, str]]:
     c = result.comparison
     if c is None:
         return []
-    if c.source == "none" and c.note.startswith(FIRST_RUN) and "(and " not in c.note:
+    if c.source == "none" and c.note == FIRST_PASS:
         return []  # a scenario's first run on a target: nothing to compare, nothing to say
     if c.source == "none":
         return [("baseline", c.note or "nothing to compare with")]
