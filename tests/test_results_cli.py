@@ -120,7 +120,8 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path):
         paths["first"].read_bytes()
     )
     assert "names 2 saved results" in one_line_error(run_cli(["results", "show", "1111"], env))
-    assert "not a run id" in one_line_error(run_cli(["results", "show", "../etc"], env))
+    assert "no such file" in one_line_error(run_cli(["results", "show", "../etc"], env))
+    assert "not a run id" in one_line_error(run_cli(["results", "show", "a;b"], env))
     assert "unknown scenario 'opa_restrat'" in one_line_error(
         run_cli(["results", "--scenario", "opa_restrat"], env)
     )

@@ -11,7 +11,10 @@ import sys
 import typing
 from pathlib import Path
 
+import pytest
+
 from chaos_tui.cli.results import OUTCOMES
+from chaos_tui.core.errors import UsageError
 from chaos_tui.core.history import find_result, open_result
 from chaos_tui.core.journal import save_result
 from chaos_tui.core.model import Outcome
@@ -114,13 +117,20 @@ def test_a_damaged_or_unusable_index_falls_back_to_the_files(tmp_path):
     for leftover in tmp_path.glob(f"{INDEX_NAME}-*"):
         leftover.unlink()
     index = ResultsIndex(tmp_path)
+    # Written over: no database at all. Only a cache: built again from the files, and said.
+    assert ids(index.runs()) == before
+    assert index.problem is None and index.rebuilt and "was damaged" in index.rebuilt
+    with sqlite3.connect(tmp_path / INDEX_NAME) as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == len(before)
+    again = ResultsIndex(tmp_path)
+    assert ids(again.runs(Query(outcome="fail", limit=1))) == ["3333cccc0003"]
+    assert again.total == 2 and again.rebuilt is None
+    (tmp_path / INDEX_NAME).unlink()
+    (tmp_path / INDEX_NAME).mkdir()  # cannot even be opened, and not ours to remove
+    index = ResultsIndex(tmp_path)
     assert ids(index.runs()) == before
     assert index.problem and "could not be used" in index.problem
-    assert ids(index.runs(Query(outcome="fail", limit=1))) == ["3333cccc0003"]
-    assert index.total == 2
-    (tmp_path / INDEX_NAME).unlink()
-    (tmp_path / INDEX_NAME).mkdir()  # cannot even be opened
-    assert ids(list_runs(tmp_path)) == before
+    assert (tmp_path / INDEX_NAME).is_dir()
 
 
 def test_an_index_of_another_schema_is_rebuilt(tmp_path):
@@ -182,6 +192,21 @@ def test_find_result_by_id_prefix_or_path(tmp_path):
     assert find_result(tmp_path, "4444") == paths["regressed"]
     assert find_result(tmp_path, "0ld0f0rmat01") == paths["old"]
     assert find_result(tmp_path, str(paths["first"])) == paths["first"]
+
+
+def test_find_result_follows_no_link_and_says_what_a_path_is(tmp_path):
+    a_history(tmp_path)
+    secret = tmp_path / "elsewhere.json"
+    secret.write_text("{}")
+    link = tmp_path / "opa_restart" / "1796000000-linklinklink.json"
+    link.symlink_to(secret)
+    with pytest.raises(UsageError, match="no saved result has the run id 'link'"):
+        find_result(tmp_path, "link")
+    assert "linklinklink" not in ids(list_runs(tmp_path))
+    with pytest.raises(UsageError, match="a folder, not a result file"):
+        find_result(tmp_path, str(tmp_path))
+    with pytest.raises(UsageError, match="no such file"):
+        find_result(tmp_path, str(tmp_path / "gone.json"))
 
 
 def test_comparison_table_say_each_metric_against_its_baseline():

@@ -52,8 +52,8 @@ def results(ctx, scenario, target, outcome, limit, every, as_json):
         limit=None if every or limit >= ALL else limit,
     )
     runs = index.runs(query)
-    if index.problem:
-        click.echo(f"chaos-tui: warning: {index.problem}", err=True)
+    for problem in filter(None, (index.rebuilt, index.problem)):
+        click.echo(f"chaos-tui: warning: {problem}", err=True)
     if not runs and scenario is not None:
         _check_scenario(scenario, index.scenarios())
     if as_json:

@@ -7,7 +7,6 @@ index that lists thousands at once); they are named here too for the console's h
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from chaos_tui.core.errors import UsageError
@@ -16,8 +15,10 @@ from chaos_tui.core.model import RunResult
 from chaos_tui.core.results_index import (
     PastRun,
     Query,
+    files_on_disk,
     list_runs,
     result_files,
+    run_id_from_name,
     started_from_name,
     summarize,
 )
@@ -42,30 +43,25 @@ def open_result(path: Path) -> RunResult:
 
 def find_result(results_dir: Path, ref: str) -> Path:
     """The saved result a user names: a path to a result file, a run id, or the start of one
-    (as `chaos-tui results` prints it). Raises UsageError naming what matched, or nothing."""
-    given = Path(ref)
-    if ref.endswith(".json") and given.is_file():
-        return given
+    (as `chaos-tui results` prints it). Raises UsageError naming what matched, or nothing.
+    A link in the state dir is never followed (it is not listed either)."""
+    if "/" in ref or ref.endswith(".json"):
+        given = Path(ref)
+        if given.is_file():
+            return given
+        what = "a folder, not a result file" if given.is_dir() else "no such file"
+        raise UsageError(f"{ref}: {what} (give a run id or a result file)")
     wanted = ref.strip().lower()
     if not wanted or not all(c.isalnum() or c in "-_" for c in wanted):
         raise UsageError(f"{ref!r} is not a run id (see `chaos-tui results`)")
-    found: list[Path] = []
-    try:
-        folders = [e.path for e in os.scandir(results_dir) if e.is_dir()]
-    except OSError:
-        folders = []
-    for folder in folders:
-        try:
-            names = [e.name for e in os.scandir(folder) if e.name.endswith(".json")]
-        except OSError:
-            continue
-        for name in names:
-            run_id = name[:-5].partition("-")[2]
-            if run_id.startswith(wanted) and not name.startswith("."):
-                found.append(Path(folder) / name)
+    found = [
+        Path(path)
+        for path, _stat in files_on_disk(results_dir).values()
+        if run_id_from_name(Path(path).name).startswith(wanted)
+    ]
     if not found:
         raise UsageError(f"no saved result has the run id {ref!r} (see `chaos-tui results`)")
     if len(found) > 1:
-        ids = ", ".join(sorted(p.name[:-5].partition("-")[2] for p in found)[:5])
+        ids = ", ".join(sorted(run_id_from_name(p.name) for p in found)[:5])
         raise UsageError(f"{ref!r} names {len(found)} saved results ({ids}...): give more of it")
     return found[0]

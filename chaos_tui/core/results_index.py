@@ -88,7 +88,11 @@ def result_files(results_dir: Path, scenario: str) -> list[Path]:
     are not results)."""
     folder = results_dir / scenario
     try:
-        names = [e.name for e in os.scandir(folder) if e.is_file() and _is_result_name(e.name)]
+        names = [
+            e.name
+            for e in os.scandir(folder)
+            if _is_result_name(e.name) and e.is_file(follow_symlinks=False)
+        ]
     except OSError:
         return []
     paths = [folder / name for name in names]
@@ -269,7 +273,7 @@ class Query:
         return all(v is None or getattr(run, c) == v for c, v in self.filters())
 
 
-def _on_disk(results_dir: Path) -> dict[str, tuple[str, os.stat_result]]:
+def files_on_disk(results_dir: Path) -> dict[str, tuple[str, os.stat_result]]:
     """Every result file under the scenario folders, by its path relative to `results_dir`,
     with its full path and its stat. Plain strings: ten thousand Path objects would cost more
     than the listing itself."""
@@ -303,6 +307,7 @@ class ResultsIndex:
         self.path = self.results_dir / INDEX_NAME
         self.problem: str | None = None  # why the index was not used, the last time
         self.total: int | None = None  # how many runs the last query matched, before its limit
+        self.rebuilt: str | None = None  # said once when a damaged index was built again
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -330,11 +335,16 @@ class ResultsIndex:
         row read from the files (the index could not be used: `problem` says why)."""
         if not self.results_dir.is_dir():
             return []
-        disk = _on_disk(self.results_dir)
+        disk = files_on_disk(self.results_dir)
         try:
             db = self._connect()
         except sqlite3.Error as exc:
-            return self._fallback(disk, exc)
+            if not self._set_aside(exc):
+                return self._fallback(disk, exc)
+            try:  # a damaged cache is thrown away and built again from the files
+                db = self._connect()
+            except sqlite3.Error as again:
+                return self._fallback(disk, again)
         try:
             known = {
                 path: (size, mtime)
@@ -365,6 +375,22 @@ class ResultsIndex:
         self.problem = None
         return None
 
+    def _set_aside(self, exc: sqlite3.Error) -> bool:
+        """Remove an index that is no database at all (damaged, or written over): it is only
+        a cache of the files. A busy or locked one (OperationalError) is left alone, and so is
+        anything but a plain file of ours (a link, a folder)."""
+        if type(exc) is not sqlite3.DatabaseError:
+            return False
+        try:
+            if not self.path.is_file() or self.path.is_symlink():
+                return False
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        except OSError:
+            return False
+        self.rebuilt = f"the index {self.path} was damaged ({exc}): built it again from the files"
+        return True
+
     def _fallback(
         self, disk: dict[str, tuple[str, os.stat_result]], exc: Exception
     ) -> list[PastRun]:
@@ -379,7 +405,7 @@ class ResultsIndex:
             try:
                 return self._select(query)
             except sqlite3.Error as exc:  # lost between the refresh and now
-                rows = self._fallback(_on_disk(self.results_dir), exc)
+                rows = self._fallback(files_on_disk(self.results_dir), exc)
         wanted = sorted(
             (r for r in rows if query.matches(r)),
             key=lambda r: (r.started_at or 0.0, r.path.name),
