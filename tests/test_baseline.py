@@ -184,6 +184,34 @@ def test_policy_from_settings_and_a_scenario_files_regression_block(monkeypatch)
     assert (policy.time_pct, policy.floor_s, policy.throughput_pct) == (50, 0.5, 15)
 
 
+def test_baseline_show_takes_the_files_rule_and_refuses_an_unknown_scenario(tmp_path):
+    state = tmp_path / "state"
+    file = tmp_path / "chaos.yaml"
+    file.write_text(
+        GOOD.replace("    cleanup:\n", "    regression:\n      floor_s: 7\n    cleanup:\n")
+    )
+    env = {"CHAOS_STATE_DIR": str(state)}
+    # Three passing runs of the file's scenario on its target make a baseline to show.
+    for i, run in enumerate(SERIES["normal"][:3]):
+        save_result(
+            state / "results",
+            as_result(run, scenario="checkout_crash", target="local", run_id=f"file{i}"),
+        )
+    shown = run_cli(["baseline", "show", "--scenario", "checkout_crash", "--file", str(file)], env)
+    assert shown.returncode == 0, shown.stderr
+    assert "at least 7.00 s worse" in shown.stdout  # the file's floor, not the default
+    plain = run_cli(["baseline", "show", "--scenario", "checkout_crash"], env)
+    assert "at least 250 ms worse" in plain.stdout
+    for words in (["show", "--scenario", "nope"], ["reset", "--scenario", "nope"]):
+        done = run_cli(["baseline", *words], env)
+        assert done.returncode == ExitCode.USAGE
+        assert done.stderr.strip() == (
+            "chaos-tui: unknown scenario 'nope': not built in, and no run or pin of it here"
+        )
+    done = run_cli(["baseline", "show", "--file", str(tmp_path / "none.yaml")], env)
+    assert done.returncode == ExitCode.USAGE and "no such file" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("block", "error"),
     [

@@ -63,7 +63,8 @@ def baseline_reset(scenario, target):
     """Unpin a scenario's baselines: its runs are compared with their recent runs again."""
     from chaos_tui.core.baseline import unpin
 
-    _settings, _results_dir, baselines_dir = _dirs()
+    _settings, results_dir, baselines_dir = _dirs()
+    _check_scenario(scenario, results_dir, baselines_dir)
     removed = unpin(baselines_dir, scenario, target)
     where = f"{scenario}" + (f" on {target}" if target else "")
     if removed:
@@ -75,8 +76,15 @@ def baseline_reset(scenario, target):
 @baseline_group.command("show")
 @click.option("--scenario", "scenario", default=None, metavar="NAME", help="Only this scenario.")
 @click.option("--target", "target", default=None, help="Only this target.")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The scenario file whose `regression:` blocks apply (also CHAOS_FILE).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def baseline_show(scenario, target, as_json):
+def baseline_show(scenario, target, file, as_json):
     """What each run would be compared with: a pinned run or the recent passing runs, the
     median and p95 of each metric, and the limit past which it has regressed."""
     from chaos_tui.core.baseline import all_baselines, rule_for
@@ -84,10 +92,15 @@ def baseline_show(scenario, target, as_json):
     from chaos_tui.session import regression_policy
 
     settings, results_dir, baselines_dir = _dirs()
+    file = file if file is not None else settings.file
+    if file is not None and not Path(file).is_file():
+        raise UsageError(f"--file {file}: no such file")
+    if scenario:
+        _check_scenario(scenario, results_dir, baselines_dir, file)
     names = [scenario] if scenario else _scenarios(results_dir, baselines_dir)
     rows: list[dict[str, Any]] = []
     for name in names:
-        policy = regression_policy(settings, _file_scenario(settings, name))
+        policy = regression_policy(settings, _file_scenario(file, name))
         for baseline, count in all_baselines(results_dir, baselines_dir, name, target, policy):
             metrics: dict[str, dict[str, Any]] = {}
             for metric, f in baseline.figures.items():
@@ -155,16 +168,31 @@ def _scenarios(results_dir: Path, baselines_dir: Path) -> list[str]:
     return sorted(names)
 
 
-def _file_scenario(settings, name: str):
-    """The scenario file's class of that name (CHAOS_FILE), for its `regression:` block."""
-    if settings.file is None:
+def _file_scenario(file: Path | None, name: str):
+    """The scenario file's class of that name (--file or CHAOS_FILE), for its `regression:`
+    block."""
+    if file is None:
         return None
     from chaos_tui.from_file.load import load_scenarios
 
     try:
-        return load_scenarios(settings.file).get(name)
+        return load_scenarios(file).get(name)
     except Exception:  # a broken file is `validate`'s to explain; the default rule applies
         return None
+
+
+def _check_scenario(
+    name: str, results_dir: Path, baselines_dir: Path, file: Path | None = None
+) -> None:
+    """A --scenario that names nothing known (not built in, never run, never pinned, not in
+    the file) is a typo: said, rather than "no baseline"."""
+    from chaos_tui.scenarios import SCENARIOS
+
+    if name in SCENARIOS or name in _scenarios(results_dir, baselines_dir):
+        return
+    if _file_scenario(file, name) is not None:
+        return
+    raise UsageError(f"unknown scenario {name!r}: not built in, and no run or pin of it here")
 
 
 def _runs(count: int) -> str:
