@@ -38,6 +38,8 @@ def check_endpoint(url: str) -> str:
         raise ValueError(f"{url!r} is not an http(s) URL like http://127.0.0.1:4318")
     if parts.query or parts.fragment:
         raise ValueError(f"{url!r}: give a base URL, without ?query or #fragment")
+    if any(c.isspace() for c in url.strip()):
+        raise ValueError(f"{url!r}: a URL has no spaces")
     try:
         parts.port  # noqa: B018 -- raises on a port that is not a number in range
     except ValueError:

@@ -9,6 +9,7 @@ in rotel's retry when the limit is up).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 import xml.etree.ElementTree as ET
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from chaos_tui.core.exit_codes import ExitCode
-from chaos_tui.otlp_export import span_id, trace_id
+from chaos_tui.otlp_export import check_endpoint, span_id, trace_id
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
 from tests.conftest import clean_state_dir, env_for, run_cli
@@ -144,3 +145,18 @@ def test_a_bad_endpoint_is_refused_before_anything_starts(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "CHAOS_OTLP_ENDPOINT" in lines[0], proc.stderr
     assert not (state_dir / "sandbox.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("127.0.0.1:4318", "is not an http(s) URL"),
+        ("http://exa mple:4318", "a URL has no spaces"),
+        ("http://127.0.0.1:99999", "the port is not a number"),
+        ("http://127.0.0.1:4318/?x=1", "without ?query"),
+    ],
+)
+def test_check_endpoint_names_what_is_wrong(url, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        check_endpoint(url)
+    assert check_endpoint(" http://127.0.0.1:4318/ ") == "http://127.0.0.1:4318"

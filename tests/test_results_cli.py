@@ -121,6 +121,9 @@ def test_mistakes_are_one_line_and_exit_2(tmp_path):
     )
     assert "names 2 saved results" in one_line_error(run_cli(["results", "show", "1111"], env))
     assert "no such file" in one_line_error(run_cli(["results", "show", "../etc"], env))
+    assert "--all and --limit say two things" in one_line_error(
+        run_cli(["results", "--all", "--limit", "3"], env)
+    )
     assert "not a run id" in one_line_error(run_cli(["results", "show", "a;b"], env))
     assert "unknown scenario 'opa_restrat'" in one_line_error(
         run_cli(["results", "--scenario", "opa_restrat"], env)

@@ -42,6 +42,9 @@ def results(ctx, scenario, target, outcome, limit, every, as_json):
     """List the saved runs, newest first (`results show ID` prints one)."""
     if ctx.invoked_subcommand is not None:
         return
+    limit_given = ctx.get_parameter_source("limit") is not click.core.ParameterSource.DEFAULT
+    if every and limit_given:
+        raise UsageError("--all and --limit say two things: give one")
     from chaos_tui.core.results_index import Query, ResultsIndex
 
     index = ResultsIndex(_results_dir())
