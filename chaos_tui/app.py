@@ -390,7 +390,9 @@ class ChaosApp(App):
                 severity="error",
             )
             return
-        params, errors = check_values(cls.Params, result.parameters, result.scenario)
+        # Its parameters; a scenario file's variables recorded beside them are the file's now.
+        own = {k: v for k, v in result.parameters.items() if k in cls.Params.model_fields}
+        params, errors = check_values(cls.Params, own, result.scenario)
         if params is None:  # a result of an older version, whose parameters changed
             self.notify(
                 f"its parameters do not fit {result.scenario} any more: "

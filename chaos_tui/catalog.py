@@ -138,7 +138,7 @@ def expected_duration(
     showed beyond their own load and holds, or `RUN_OVERHEAD_S` when none was saved."""
     scenario = cls(params)
     nominal = scenario.expected_duration_s()
-    values = scenario.params.model_dump()
+    values = {**cls.extra_parameters, **scenario.params.model_dump()}  # as a run records them
     runs = [
         r
         for r in recent_results(results_dir, cls.name, limit=RECENT_RUNS * 4)
@@ -150,7 +150,8 @@ def expected_duration(
     overheads = []
     for r in runs:
         try:
-            theirs = cls(cls.Params.model_validate(r.parameters)).expected_duration_s()
+            own = {k: v for k, v in r.parameters.items() if k in cls.Params.model_fields}
+            theirs = cls(cls.Params.model_validate(own)).expected_duration_s()
         except (ValidationError, TypeError):  # saved before a parameter changed
             continue
         overheads.append(max(0.0, r.duration_s - theirs))

@@ -305,3 +305,18 @@ def test_fail_on_regression_against_a_pinned_run_then_nothing_regressed(sandbox)
     done = run_short(sandbox, slow_set, "--fail-on-regression")
     assert done.returncode == ExitCode.PASS, done.stderr[-3000:]
     assert "baseline: 3 runs, nothing regressed" in done.stderr
+
+
+def test_a_files_variables_are_recorded_with_the_parameters(tmp_path):
+    """`--set toxic_latency_ms=1500` (a scenario file's variable) is part of what a run
+    changed: the result's parameters carry it, so its runs are a baseline of their own."""
+    from chaos_tui.from_file.load import load_scenarios
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "own-service.yaml"
+    cls = load_scenarios(example, {"toxic_latency_ms": "1500"})["slow_network"]
+    assert cls.extra_parameters["toxic_latency_ms"] == 1500
+    assert cls.extra_parameter_defaults["toxic_latency_ms"] == 300
+    args = ["--dry-run", "--file", str(example), "--scenario", "slow_network"]
+    done = run_cli([*args, "--set", "toxic_latency_ms=1500"], {"CHAOS_STATE_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "parameters: toxic_latency_ms=1500 (default 300)" in done.stdout

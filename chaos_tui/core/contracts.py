@@ -228,6 +228,11 @@ class Scenario(ABC, Generic[TargetT]):
     runbook: ClassVar[str | None] = None  # what to do when an invariant breaks (repo path)
     profile: ClassVar[str] = "chaos-outbox"  # the part of the stack it needs (compose profile)
     Params: ClassVar[type[ScenarioParams]] = ScenarioParams
+    # Values that shape a run beyond its Params (a scenario file's `variables:`, as --set
+    # gave them) and their declared defaults: recorded beside the parameters, so a result
+    # says what a run changed and a baseline is of runs alike. Params win a name clash.
+    extra_parameters: ClassVar[dict[str, float | int | str | bool]] = {}
+    extra_parameter_defaults: ClassVar[dict[str, float | int | str | bool]] = {}
     order: ClassVar[int] = 100  # listing order (then the name); the main job comes first
     # Several faults: one after another (each held, then healed), or all at once (injected in
     # order, held together for the longest hold, healed in reverse order).

@@ -120,7 +120,7 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
         profile=scenario.profile,
         runbook=scenario.runbook,
         target=target.name,
-        params=scenario.params.model_dump(),
+        params={**scenario.extra_parameters, **scenario.params.model_dump()},
         endpoints=endpoints,
         probes=probes,
         steady_state=steady,
@@ -135,5 +135,5 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
         recover_s=scenario.recover_s,
         recovery_probe=scenario.recovery_probe,
         backlog_probe=scenario.backlog_probe,
-        param_defaults=defaults_of(type(scenario.params)),
+        param_defaults={**scenario.extra_parameter_defaults, **defaults_of(type(scenario.params))},
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chaos_tui.from_file.scenario import FileScenarioBase, scenario_class
-from chaos_tui.scenario_file.loader import load_file
+from chaos_tui.scenario_file.loader import load_file, typed_override
 
 
 def load_scenarios(
@@ -14,7 +14,15 @@ def load_scenarios(
 ) -> dict[str, type[FileScenarioBase]]:
     """Every scenario of the file, by name (ScenarioFileError: the file's problems, all)."""
     parsed = load_file(path, variables)
-    return {name: scenario_class(name, spec, path) for name, spec in parsed.scenarios.items()}
+    declared = {k: v for k, v in parsed.variables.items() if isinstance(v, float | int | str)}
+    given = {
+        k: typed_override(declared[k], v) for k, v in (variables or {}).items() if k in declared
+    }
+    classes = {name: scenario_class(name, spec, path) for name, spec in parsed.scenarios.items()}
+    for cls in classes.values():  # the file's variables are recorded with the parameters
+        cls.extra_parameters = declared | given
+        cls.extra_parameter_defaults = declared
+    return classes
 
 
 def declared_variables(path: Path | str) -> set[str]:

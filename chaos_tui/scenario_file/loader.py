@@ -213,23 +213,29 @@ def _substitute(data: dict[str, Any], read: _Read, overrides: dict[str, str]) ->
     return data
 
 
-def _typed_like(default: Any, name: str, text: str, read: _Read) -> Any:
-    """An override (`--set name=text`) in the type of the variable's default."""
+def typed_override(default: Any, text: str) -> Any:
+    """An override (`--set name=text`) in the type of the variable's default; ValueError
+    when it cannot be."""
     if isinstance(default, bool):
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
-        what = "true or false"
-    elif isinstance(default, int | float):
+        raise ValueError("true or false")
+    if isinstance(default, int | float):
         try:
             return type(default)(text)
         except ValueError:
-            what = "a number"
-    else:
-        return text
-    read.errors.append(
-        ((), (0, 0), f"--set {name}={text}: {name} is {what} (its default is {default!r})")
-    )
-    return default
+            raise ValueError("a number") from None
+    return text
+
+
+def _typed_like(default: Any, name: str, text: str, read: _Read) -> Any:
+    try:
+        return typed_override(default, text)
+    except ValueError as exc:
+        read.errors.append(
+            ((), (0, 0), f"--set {name}={text}: {name} is {exc} (its default is {default!r})")
+        )
+        return default
 
 
 # --- pydantic errors to lines ---------------------------------------------------------------
