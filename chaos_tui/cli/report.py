@@ -25,13 +25,13 @@ SHARED = 0o644
     "--history", "scenario", metavar="SCENARIO", help="A scenario's past runs instead of one run."
 )
 @click.option("--target", metavar="T", help="With --history: only the runs on this target.")
-@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Write the page.")
+@click.option("--html", type=click.Path(path_type=Path), help="Write the page.")
 @click.option(
-    "--pdf", type=click.Path(dir_okay=False, path_type=Path), help="Print it to a PDF (Chromium)."
+    "--pdf", type=click.Path(path_type=Path), help="Print it to a PDF (Chromium)."
 )
 @click.option(
     "--markdown",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Write the Markdown report (one run).",
 )
 def report(ref, scenario, target, html, pdf, markdown):
