@@ -26,9 +26,7 @@ SHARED = 0o644
 )
 @click.option("--target", metavar="T", help="With --history: only the runs on this target.")
 @click.option("--html", type=click.Path(path_type=Path), help="Write the page.")
-@click.option(
-    "--pdf", type=click.Path(path_type=Path), help="Print it to a PDF (Chromium)."
-)
+@click.option("--pdf", type=click.Path(path_type=Path), help="Print it to a PDF (Chromium).")
 @click.option(
     "--markdown",
     type=click.Path(path_type=Path),
