@@ -265,9 +265,9 @@ def comparison_intro(c: BaselineComparison) -> str:
     own = "the default parameters" if c.parameters_differ else "the same parameters"
     if c.source == "pinned":
         which = f"run {c.runs[0]}" if len(c.runs) == 1 else runs_text(len(c.runs))
-        return f"compared with a pinned baseline ({which}) with {own}"
+        return f"Compared with a pinned baseline ({which}) with {own}."
     last = "the last passing run" if len(c.runs) == 1 else f"the last {len(c.runs)} passing runs"
-    return f"compared with {last} of this scenario on this target, with {own}"
+    return f"Compared with {last} of this scenario on this target, with {own}."
 
 
 def comparison_html(c: BaselineComparison | None, never_failed_run: bool = False) -> str:

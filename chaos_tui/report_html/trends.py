@@ -206,7 +206,8 @@ def history_html(scenario: str, rows: list[RunRow], target: str | None = None) -
         else "no readable run"
     )
     summary = (
-        f"<p><b>{len(readable)}</b> run(s){escape(where)}, <b class='ok'>{passed}</b> passed, "
+        f"<p><b>{len(readable)}</b> run{'s' * (len(readable) != 1)}{escape(where)}, "
+        f"<b class='ok'>{passed}</b> passed, "
         f"<b class='{'bad' if len(readable) - passed else ''}'>{len(readable) - passed}</b> "
         f"did not, <b>{flagged}</b> flagged as a regression; {escape(span)}"
         + (f" (the last {MAX_RUNS})" if len(rows) >= MAX_RUNS else "")
