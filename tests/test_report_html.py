@@ -5,6 +5,7 @@ injection window's x range; the PDF printed; the history page's trend charts; ba
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -193,9 +194,10 @@ def test_history_page_has_trend_charts_and_marks_the_regression(real_run, tmp_pa
     assert len(trends) >= 4  # detect, recover, outage, error rate, duration
     outage = svgs(page[page.index('data-trend="outage_s"') :])[0]
     runs = [e for e in outage.iter() if (e.get("class") or "").startswith("run ")]
-    assert [e.get("class") for e in runs] == ["run pass"] * 4 + ["run fail"]
+    # hold_s=1 is not the default: every run is drawn as one of other parameters.
+    assert [e.get("class") for e in runs] == ["run pass other"] * 4 + ["run fail other"]
     [ring] = [e for e in outage.iter() if e.get("class") == "regressed"]
-    assert (ring.get("cx"), ring.get("cy")) == (runs[-1].get("cx"), runs[-1].get("cy"))
+    assert (ring.get("cx"), ring.get("cy")) == (runs[-1].get("data-x"), runs[-1].get("data-y"))
     assert page.count("<tr><td>") == 5  # the table: one row a run
     assert pdf.read_bytes().startswith(b"%PDF-")
     # Only this target's runs: none on another.
@@ -214,7 +216,12 @@ def test_bad_input_is_one_line_and_exit_2(real_run, tmp_path):
         "no saved result has the run id": ["report", "zzzz", "--html", str(out)],
         "needs somewhere to write": ["report", str(saved)],
         "a run id or --history": ["report", str(saved), "--history", SCENARIO, "--html", str(out)],
-        "cannot write /proc/": ["report", str(saved), "--html", "/proc/no/r.html"],
+        "--html /proc/no/r.html: directory /proc/no does not exist": [
+            "report",
+            str(saved),
+            "--html",
+            "/proc/no/r.html",
+        ],
         "no saved run of nope": ["report", "--history", "nope", "--html", str(out)],
     }
     for words, args in cases.items():
@@ -299,3 +306,187 @@ def test_baseline_error_rate_is_in_points_as_the_terminal_says_it():
     cells = [re.sub(r"<[^>]+>", " ", c).split() for c in re.findall(r"<td>(.*?)</td>", page)]
     assert [c[0] for c in cells[1:5]] == ["93.3%", "88.2%", "93.8%", "93.2%"], cells
     assert "at least 5 points worse" in page and "8824" not in page and "500%" not in page
+
+
+def test_every_output_path_is_checked_before_anything_is_written(real_run, tmp_path):
+    """A missing directory is not made, an unwritable one refused, a directory is no file: one
+    line, exit 2, in check_output_path's words, and nothing written, not even the files whose
+    own path was good (--markdown is written first)."""
+    state, saved = real_run
+    env = env_for(state)
+    md = tmp_path / "h.md"
+    nodir = tmp_path / "nodir"
+    cases = {
+        f"--html {nodir}/x.html: directory {nodir} does not exist": ["--html", f"{nodir}/x.html"],
+        # /sys refuses a new file even to root, as a read-only directory would.
+        "--html /sys/h.html is not writable: Permission denied": ["--html", "/sys/h.html"],
+        f"--pdf {tmp_path} is a directory": ["--pdf", str(tmp_path)],
+    }
+    for words, args in cases.items():
+        done = run_cli(["report", str(saved), "--markdown", str(md), *args], env)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr == f"{words}\n" or (
+            done.stderr.count("\n") == 1 and words in done.stderr
+        ), done.stderr
+        assert list(tmp_path.iterdir()) == [], args
+
+
+def test_chromium_failing_to_print_says_what_was_written_and_exits_5(real_run, tmp_path):
+    """/bin/false plays a Chromium that fails to print (it exits 1 and writes nothing): the
+    Markdown and the page are written, the PDF is not, and the error line says both."""
+    state, saved = real_run
+    md, html, pdf = tmp_path / "g.md", tmp_path / "g.html", tmp_path / "g.pdf"
+    args = ["report", str(saved), "--html", str(html), "--markdown", str(md), "--pdf", str(pdf)]
+    done = run_cli(args, env_for(state, CHAOS_CHROMIUM="/bin/false"))
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"the PDF was not written; wrote {md}, {html}" in done.stderr, done.stderr
+    assert md.is_file() and html.is_file() and not pdf.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.html", "g.md"]  # no temp left
+
+
+def test_history_marks_runs_of_other_parameters(real_run, tmp_path):
+    """Runs held 1 s, 6 s and 3 s (the default) are not one trend: each parameter set has its
+    own line, a run of other parameters is a diamond, said in the legend, its tooltip and the
+    table; a run whose probe never failed reads "never failed", not a 0 ms recovery."""
+    from chaos_tui.report_html import history_html, history_rows
+
+    _, saved = real_run
+    real = load_result(saved)
+    default_hold = real.parameter_defaults["hold_s"]
+    holds = [default_hold, 6, default_hold, 1, default_hold]
+    for i, hold in enumerate(holds):
+        run = real.model_copy(deep=True)
+        run.run_id, run.started_at = f"par{i}{real.run_id[4:]}", real.started_at + i * 60.0
+        run.parameters = {**run.parameters, "hold_s": hold}
+        run.recovery.outage_s = 1.0 + hold
+        if i == 4:  # the newest: its probe passed all through the fault
+            run.recovery.time_to_detect_s = run.recovery.outage_s = None
+            run.recovery.time_to_recover_s = 0.0
+        save_result(tmp_path / "results", run)
+    page = history_html(SCENARIO, history_rows(tmp_path / "results", SCENARIO))
+    outage = svgs(page[page.index('data-trend="outage_s"') :])[0]
+    marks = [e for e in outage.iter() if (e.get("class") or "").startswith("run ")]
+    assert [e.tag.split("}")[-1] for e in marks] == ["circle", "path", "circle", "path"]
+    assert [e.get("class") for e in marks] == ["run pass", "run pass other"] * 2
+    six = f"hold_s=6 (default {default_hold:g})"
+    titles = [e.find("{*}title").text for e in marks]
+    assert six in titles[1] and "(default" not in titles[0], titles
+    lines = [e for e in outage.iter() if (e.get("class") or "").startswith("line")]
+    assert sorted(e.get("class") for e in lines) == ["line", "line other", "line other"]
+    assert "other parameters" in page[: page.index('data-trend="')]  # the legend
+    table = page[page.index("Runs, newest first") :]
+    assert six in table and f"hold_s=1 (default {default_hold:g})" in table
+    newest = table[table.index("par4") : table.index("par3")]
+    assert newest.count("never failed") == 3 and ">0 ms<" not in newest
+    recover = svgs(page[page.index('data-trend="time_to_recover_s"') :])[0]
+    assert len([e for e in recover.iter() if (e.get("class") or "").startswith("run ")]) == 4
+
+
+def test_slos_are_worded_as_the_terminal_words_them(real_run):
+    from chaos_tui.core.model import SloResult
+    from chaos_tui.core.report import slo_facts
+    from chaos_tui.report_html.page import slos_html
+
+    _, saved = real_run
+    slos = [
+        SloResult(
+            subject="callers",
+            phase="during",
+            objective="max_error_rate",
+            measured=0.0,
+            limit=0.01,
+            passed=True,
+        ),
+        SloResult(
+            subject="callers",
+            phase="during",
+            objective="min_throughput_rps",
+            measured=9.937,
+            limit=5.0,
+            comparison=">=",
+            unit="/s",
+            passed=True,
+        ),
+        SloResult(
+            subject="callers",
+            phase="before",
+            objective="p95_latency_ms",
+            measured=310.0,
+            limit=150.0,
+            unit="ms",
+            passed=False,
+            counts=False,
+        ),
+    ]
+    result = load_result(saved).model_copy(update={"slos": slos})
+    page = slos_html(result)
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", page))
+    for label, value in slo_facts(result):
+        assert label.removeprefix("SLO ") in text, (label, text)
+        for cell in value.split("; "):
+            assert cell.split(" ", 1)[1] in text, (cell, text)
+    assert "error rate <= 1%" in text and "0% met" in text
+    assert "throughput >= 5/s" in text and "9.94/s met" in text
+    assert "310 ms missed (not counted)" in text
+    assert "0.01" not in text and "9.937" not in text
+
+
+def test_baseline_card_says_why_nothing_was_compared():
+    from chaos_tui.core.model import BaselineComparison
+    from chaos_tui.report_html.page import comparison_html
+
+    for note in (
+        "not compared: the run ended as interrupted, with no verdict",
+        "no baseline yet: 1 passing run of this parameter set, 3 needed",
+    ):
+        page = comparison_html(
+            BaselineComparison(scenario=SCENARIO, target="sandbox", source="none", note=note)
+        )
+        assert f"<p>{note}</p>" in page and "nothing to compare" not in page, page
+        assert page.count(note) == 1
+    recent = comparison_html(
+        BaselineComparison(scenario=SCENARIO, target="sandbox", runs=["a"], note="baseline: 1 runs")
+    )
+    assert "the last passing run of this scenario on this target" in recent
+    assert "run(s)" not in recent
+
+
+def test_a_run_that_never_failed_reads_never_failed_against_its_baseline(real_run):
+    """A failed run whose recovery probe never failed: its comparison holds a 0 s recovery,
+    which the page says as the terminal does, not as "0 ms"."""
+    from chaos_tui.report_html import result_html
+
+    _, saved = real_run
+    real = load_result(saved)
+    recovery = real.recovery.model_copy(
+        update={"time_to_detect_s": None, "outage_s": None, "time_to_recover_s": 0.0}
+    )
+    comparison = BaselineComparison(
+        scenario=SCENARIO,
+        target=real.target,
+        runs=["a", "b", "c"],
+        metrics=[
+            MetricComparison(
+                name="time_to_recover_s",
+                label="time to recover (allow_path)",
+                unit="s",
+                value=0.0,
+                baseline_median=0.4,
+                baseline_p95=0.5,
+                baseline_runs=3,
+                floor=0.25,
+                limit=0.65,
+            )
+        ],
+        note="baseline: 3 runs, nothing regressed",
+    )
+    failed = real.model_copy(
+        update={"outcome": "fail", "recovery": recovery, "comparison": comparison}
+    )
+    page = result_html(failed)
+    against = page[page.index("Against the baseline") :]
+    against = against[: against.index("</section>")]
+    assert "<b>never failed</b>" in against and ">0 ms<" not in against
+    recovered = page[page.index("<h3>Recovery</h3>") : page.index("<h3>Measurements</h3>")]
+    assert recovered.count("never failed") == 3 and ">0 ms<" not in recovered

@@ -1,8 +1,10 @@
 """`chaos-tui report ID --html FILE [--pdf FILE] [--markdown FILE]`: one saved result as a page
 to share (report_html/), a PDF of it printed by headless Chromium, or the Markdown report;
 `chaos-tui report --history SCENARIO [--target T] --html FILE [--pdf FILE]`: the scenario's
-past runs with trend charts. Every input is checked (the result, the browser) before a file
-is written; each file is written whole or not at all, 0644 (it is meant to be shared)."""
+past runs with trend charts. Every input is checked (each output path, the result, the
+browser) before a file is written, and no directory is made; each file is written whole or not
+at all, 0644 (it is meant to be shared). Only Chromium failing to print can stop the command
+half-way: it then says which files were written and that the PDF was not (exit 5)."""
 
 from __future__ import annotations
 
@@ -23,13 +25,11 @@ SHARED = 0o644
     "--history", "scenario", metavar="SCENARIO", help="A scenario's past runs instead of one run."
 )
 @click.option("--target", metavar="T", help="With --history: only the runs on this target.")
-@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Write the page.")
-@click.option(
-    "--pdf", type=click.Path(dir_okay=False, path_type=Path), help="Print it to a PDF (Chromium)."
-)
+@click.option("--html", type=click.Path(path_type=Path), help="Write the page.")
+@click.option("--pdf", type=click.Path(path_type=Path), help="Print it to a PDF (Chromium).")
 @click.option(
     "--markdown",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Write the Markdown report (one run).",
 )
 def report(ref, scenario, target, html, pdf, markdown):
@@ -47,6 +47,8 @@ def report(ref, scenario, target, html, pdf, markdown):
         )
     from chaos_tui.cli.common import command_settings
 
+    outputs = [(markdown, "--markdown"), (html, "--html"), (pdf, "--pdf")]
+    _check_outputs([(path, flag) for path, flag in outputs if path is not None])
     results_dir = Path(command_settings().state_dir) / "results"
     if pdf is not None:  # no browser: said before anything is written
         _browser()
@@ -54,12 +56,27 @@ def report(ref, scenario, target, html, pdf, markdown):
         page, text = _history_page(results_dir, scenario, target), None
     else:
         page, text = _result_pages(results_dir, ref, markdown is not None)
+    written: list[Path] = []
     if markdown is not None and text is not None:
         _write(markdown, text)
+        written.append(markdown)
     if html is not None:
         _write(html, page)
+        written.append(html)
     if pdf is not None:
-        _print(page, html, pdf)
+        _print(page, html, pdf, written)
+
+
+def _check_outputs(outputs: list[tuple[Path, str]]) -> None:
+    """Every output path as `--output` is checked (headless.check_output_path: its directory
+    exists and is writable, it is not a directory), all before the first file is written."""
+    from chaos_tui.headless import check_output_path
+
+    for path, flag in outputs:
+        try:
+            check_output_path(path, flag)
+        except OSError as exc:
+            raise UsageError(str(exc)) from None
 
 
 def _browser() -> str:
@@ -105,8 +122,9 @@ def _write(path: Path, text: str) -> None:
     click.echo(f"wrote {path}")
 
 
-def _print(page: str, html: Path | None, pdf: Path) -> None:
-    """The PDF from the page just written, or from a temporary copy when no --html was asked."""
+def _print(page: str, html: Path | None, pdf: Path, written: list[Path]) -> None:
+    """The PDF from the page just written, or from a temporary copy when no --html was asked.
+    Should Chromium fail, the files already written stay, and the error says which they are."""
     from chaos_tui.report_html.chromium import ChromiumFailed, print_pdf
 
     try:
@@ -120,5 +138,6 @@ def _print(page: str, html: Path | None, pdf: Path) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write {pdf}: {exc.strerror or exc}") from None
     except ChromiumFailed as exc:
-        raise ChaosError(str(exc)) from None
+        kept = f"; wrote {', '.join(map(str, written))}" if written else "; nothing was written"
+        raise ChaosError(f"{exc}; the PDF was not written{kept}") from None
     click.echo(f"wrote {pdf}")

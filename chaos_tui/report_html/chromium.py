@@ -83,8 +83,8 @@ def run_headless(
 
 def print_pdf(page: Path, pdf: Path, mode: int = 0o644, timeout_s: float = TIMEOUT_S) -> None:
     """The page printed to `pdf` as Chromium prints it (its print CSS, no header or footer),
-    through a temporary file beside it and a rename: a reader never sees half a PDF."""
-    pdf.parent.mkdir(parents=True, exist_ok=True)
+    through a temporary file beside it and a rename: a reader never sees half a PDF. Its
+    directory must exist (no directory is made for it)."""
     fd, name = tempfile.mkstemp(prefix=f".{pdf.name}.", suffix=".pdf", dir=pdf.parent)
     os.close(fd)
     tmp = Path(name)

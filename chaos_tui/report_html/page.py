@@ -21,16 +21,20 @@ from chaos_tui.core.model import (
 )
 from chaos_tui.core.params import value_text
 from chaos_tui.core.report import (
+    SLO_PHASES,
     duration_text,
     heal_text,
     impact_facts,
     invariant_detail,
     measurement_facts,
     metric_text,
+    never_failed,
     note_lines,
     quantity_text,
     recovery_facts,
     rule_text,
+    slo_cell,
+    slo_table,
 )
 from chaos_tui.report_html.markdown import to_html
 from chaos_tui.report_html.style import CSS
@@ -244,17 +248,33 @@ def metric_value(m: MetricComparison, value: float | None) -> str:
     return metric_text(value, m.unit)
 
 
-def comparison_html(c: BaselineComparison | None) -> str:
+# The figures a run whose recovery probe never failed records as 0 s: "never failed" there,
+# as the terminal says it (core/report.py's never_failed), not a healthy-looking "0 ms".
+NEVER_FAILED_METRICS = ("time_to_detect_s", "time_to_recover_s", "outage_s")
+
+
+def runs_text(count: int) -> str:
+    return f"{count} run{'s' * (count != 1)}"
+
+
+def comparison_intro(c: BaselineComparison) -> str:
+    """The card's first sentence: what the run was compared with, or the comparison's own note
+    on why it was not ("not compared: the run ended as interrupted, with no verdict")."""
+    if c.source == "none":
+        return c.note or "no baseline to compare with"
+    own = "the default parameters" if c.parameters_differ else "the same parameters"
+    if c.source == "pinned":
+        which = f"run {c.runs[0]}" if len(c.runs) == 1 else runs_text(len(c.runs))
+        return f"Compared with a pinned baseline ({which}) with {own}."
+    last = "the last passing run" if len(c.runs) == 1 else f"the last {len(c.runs)} passing runs"
+    return f"Compared with {last} of this scenario on this target, with {own}."
+
+
+def comparison_html(c: BaselineComparison | None, never_failed_run: bool = False) -> str:
     if c is None:
         return card("Against the baseline", '<p class="muted">no baseline</p>')
-    own = "the default parameters" if c.parameters_differ else "parameters"
-    intro = {
-        "recent": f"the last {len(c.runs)} passing run(s) of this scenario, target and {own}",
-        "pinned": f"a pinned baseline of {len(c.runs)} run(s)",
-        "none": "nothing to compare with",
-    }[c.source]
-    parts = [f"<p>Compared with {escape(intro)}.</p>"]
-    if c.note:
+    parts = [f"<p>{escape(comparison_intro(c))}</p>"]
+    if c.note and c.source != "none":
         parts.append(f'<p class="muted">{escape(c.note)}</p>')
     if c.parameters_differ:
         differ = ", ".join(
@@ -275,10 +295,12 @@ def comparison_html(c: BaselineComparison | None) -> str:
                 if m.regressed
                 else '<span class="ok">ok</span>'
             )
+            never = never_failed_run and m.name in NEVER_FAILED_METRICS
+            value = "never failed" if never else metric_value(m, m.value)
             rows.append(
                 [
                     escape(m.label),
-                    f'<span class="num"><b>{escape(metric_value(m, m.value))}</b></span>',
+                    f'<span class="num"><b>{escape(value)}</b></span>',
                     f'<span class="num">{escape(metric_value(m, m.baseline_median))}</span>',
                     f'<span class="num">{escape(metric_value(m, m.baseline_p95))}</span>',
                     f'<span class="num">{escape(metric_value(m, m.limit))}</span>'
@@ -293,24 +315,29 @@ def comparison_html(c: BaselineComparison | None) -> str:
     return card(title, "".join(parts))
 
 
-def slos_html(slos: list[SloResult]) -> str:
-    if not slos:
+def slo_mark(r: SloResult) -> str:
+    """One phase of an SLO in the terminal's words (`310 ms missed (not counted)`), coloured
+    by what it means for the run."""
+    cls = "ok" if r.passed else "bad" if r.counts else "muted"
+    return f'<span class="num {cls}">{escape(slo_cell(r))}</span>'
+
+
+def slos_html(result: RunResult) -> str:
+    """The SLOs as the terminal shows them: one row per objective ("callers error rate <= 1%"),
+    its phases side by side."""
+    if not result.slos:
         return ""
-    rows = []
-    for s in slos:
-        measured = "no sample" if s.measured is None else quantity_text(s.measured, s.unit)
-        rows.append(
-            [
-                mark(s.passed) + ("" if s.counts else ' <span class="muted">(not counted)</span>'),
-                escape(s.subject),
-                escape(s.phase),
-                escape(s.objective.replace("_", " ")),
-                f'<span class="num">{escape(measured)}</span>',
-                f'<span class="num">{escape(s.comparison)} '
-                f"{escape(quantity_text(s.limit, s.unit))}</span>",
-            ]
-        )
-    return card("SLOs", table(["", "of", "phase", "objective", "measured", "limit"], rows))
+    rows = [
+        [escape(label)] + [slo_mark(phases[p]) if p in phases else "" for p in SLO_PHASES]
+        for label, phases in slo_table(result)
+    ]
+    missed_uncounted = any(not s.passed and not s.counts for s in result.slos)
+    note = (
+        '<p class="muted">A miss marked "not counted" is reported only: it fails no run.</p>'
+        if missed_uncounted
+        else ""
+    )
+    return card("SLOs", table(["SLO", *SLO_PHASES], rows) + note)
 
 
 def _faults(result: RunResult) -> str:
@@ -387,8 +414,8 @@ def result_html(result: RunResult) -> str:
             _invariants(result),
             _recovery(result),
             _faults(result),
-            comparison_html(result.comparison),
-            slos_html(result.slos),
+            comparison_html(result.comparison, never_failed(result.recovery)),
+            slos_html(result),
             _notes_and_runbook(result),
             _versions(result),
         ]

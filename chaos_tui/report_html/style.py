@@ -101,6 +101,10 @@ tr { break-inside: avoid; }
 .legend i.pass-dot { background: var(--pass); }
 .legend i.fail-dot { border: 2px solid var(--fail); }
 .legend i.ring { border: 2px solid var(--warn); }
+.legend i.other {
+  width: 8px; height: 8px; margin-left: 14px; transform: rotate(45deg); border-radius: 0;
+  background: var(--pass);
+}
 svg.chart { display: block; width: 100%; height: auto; overflow: visible; color: var(--fg); }
 svg .grid { stroke: var(--line-soft); stroke-width: 1; }
 svg .axis { stroke: var(--muted); stroke-width: 1; }
@@ -115,8 +119,9 @@ svg .edge-label.inject { fill: var(--inject); }
 svg .edge-label.heal { fill: var(--heal); }
 svg rect.fail { fill: var(--fail); }
 svg circle.fail { fill: var(--fail); }
-svg circle.run.pass { fill: var(--pass); }
-svg circle.run.fail { fill: var(--card); stroke: var(--fail); stroke-width: 2; }
+svg .run.pass { fill: var(--pass); }
+svg .run.fail { fill: var(--card); stroke: var(--fail); stroke-width: 2; }
+svg .line.other { stroke-dasharray: 5 3; opacity: 0.75; }
 svg circle.regressed { fill: none; stroke: var(--warn); stroke-width: 2; }
 .runbook { font-size: 14px; }
 .runbook h3 { font-size: 16px; margin: 6px 0; }

@@ -185,6 +185,21 @@ class TrendPoint:
     value: float | None
     passed: bool
     regressed: bool = False
+    params: str = ""  # the parameters it changed from the defaults ("" = all at the defaults)
+
+
+def _run_mark(cx: float, cy: float, p: TrendPoint, tip: str) -> str:
+    """A run's dot: a circle at the default parameters, a diamond with other parameters (the
+    reader must not take hold_s=6's outage for a regression of hold_s=3's); filled for a
+    pass, hollow for anything else. Its centre is in data-x/data-y whatever its shape."""
+    cls = ("run pass" if p.passed else "run fail") + (" other" if p.params else "")
+    at = f'data-x="{_n(cx)}" data-y="{_n(cy)}"'
+    title = f"<title>{escape(tip)}</title>"
+    if not p.params:
+        return f'<circle class="{cls}" cx="{_n(cx)}" cy="{_n(cy)}" r="3.6" {at}>{title}</circle>'
+    r = 5.0
+    d = f"M{_n(cx)} {_n(cy - r)}L{_n(cx + r)} {_n(cy)}L{_n(cx)} {_n(cy + r)}L{_n(cx - r)} {_n(cy)}Z"
+    return f'<path class="{cls}" d="{d}" {at}>{title}</path>'
 
 
 def trend_chart(
@@ -194,9 +209,10 @@ def trend_chart(
     width: int = 470,
     height: int = 170,
 ) -> str:
-    """A metric over past runs, oldest on the left, one run per step: a line through the runs
-    that have the figure, a filled dot for a pass and a hollow red one for anything else, a
-    ring around a run its comparison flagged as a regression."""
+    """A metric over past runs, oldest on the left, one run per step: a line per parameter set
+    through its runs that have the figure (dashed for a set other than the defaults), a dot
+    per run (a diamond with other parameters; hollow red for anything but a pass), a ring
+    around a run its comparison flagged as a regression."""
     count = len(points)
     x = Scale(0.0, max(1, count - 1), PLOT_LEFT + 8, width - PLOT_RIGHT - 8)
     plot_bottom = height - PLOT_BOTTOM
@@ -218,31 +234,25 @@ def trend_chart(
     for i in nice_ticks(0, max(1, count - 1), min(6, max(1, count - 1))):
         if i == int(i) and i < count:
             parts.append(_text(x(i), height - 10, f"#{int(i) + 1}", "tick"))
-    path = [
-        f"{'M' if not path_started else 'L'}{_n(x(i))} {_n(y(p.value))}"
-        for path_started, (i, p) in _flagged_first(
-            [(i, p) for i, p in enumerate(points) if p.value is not None]
-        )
-    ]
-    if path:
-        parts.append(f'<path class="line" d="{" ".join(path)}"/>')
+    # One line per parameter set: runs held 1 s and 6 s are not one trend.
+    sets: dict[str, list[str]] = {}
+    for i, p in enumerate(points):
+        if p.value is not None:
+            path = sets.setdefault(p.params, [])
+            path.append(f"{'L' if path else 'M'}{_n(x(i))} {_n(y(p.value))}")
+    for params, path in sets.items():
+        cls = "line other" if params else "line"
+        data = f' data-params="{escape(params, quote=True)}"' if params else ""
+        parts.append(f'<path class="{cls}"{data} d="{"".join(path)}"/>')
     for i, p in enumerate(points):
         if p.value is None:
             continue
-        cx, cy = _n(x(i)), _n(y(p.value))
+        cx, cy = x(i), y(p.value)
         if p.regressed:
-            parts.append(f'<circle class="regressed" cx="{cx}" cy="{cy}" r="7"/>')
-        cls = "run pass" if p.passed else "run fail"
-        parts.append(
-            f'<circle class="{cls}" cx="{cx}" cy="{cy}" r="3.6">'
-            f"<title>{escape(p.label)}: {escape(fmt(p.value))}</title></circle>"
-        )
+            parts.append(f'<circle class="regressed" cx="{_n(cx)}" cy="{_n(cy)}" r="7"/>')
+        tip = f"{p.label}: {fmt(p.value)}" + (f" ({p.params})" if p.params else "")
+        parts.append(_run_mark(cx, cy, p, tip))
     if not values:
         parts.append(_text(width / 2, height / 2, "no run has this figure", "empty"))
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _flagged_first(items: list) -> list:
-    """(is it not the first, item) for each item: the first point of a path is a move."""
-    return [(i > 0, item) for i, item in enumerate(items)]

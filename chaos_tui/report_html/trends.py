@@ -39,6 +39,7 @@ class RunRow:
     changed: str = ""  # the parameters it changed from the defaults
     regressions: list[str] = field(default_factory=list)  # metric names its comparison flagged
     regression_labels: list[str] = field(default_factory=list)
+    never_failed: bool = False  # its recovery probe passed all through the fault
     problem: str | None = None
 
 
@@ -66,6 +67,15 @@ def read_row(path: Path) -> RunRow:
     recovery = _dict(data.get("recovery"))
     figures = {key: _number(recovery.get(key)) for key in RECOVERY_KEYS}
     figures["duration_s"] = _number(data.get("duration_s"))
+    # As core/report.py's never_failed: nothing detected, no outage, "recovered" in 0 s. Not
+    # a 0 ms recovery to plot: the table says "never failed", the chart leaves it out.
+    never = (
+        figures["time_to_detect_s"] is None
+        and figures["outage_s"] is None
+        and figures["time_to_recover_s"] == 0.0
+    )
+    if never:
+        figures["time_to_recover_s"] = None
     metrics = [m for m in _dict(data.get("comparison")).get("metrics", []) if isinstance(m, dict)]
     flagged = [m for m in metrics if m.get("regressed") is True]
     params, defaults = _dict(data.get("parameters")), _dict(data.get("parameter_defaults"))
@@ -81,6 +91,7 @@ def read_row(path: Path) -> RunRow:
         changed="" if changed == "all at their defaults" else changed,
         regressions=[str(m.get("name", "")) for m in flagged],
         regression_labels=[str(m.get("label") or m.get("name", "")) for m in flagged],
+        never_failed=never,
     )
 
 
@@ -141,6 +152,16 @@ def _table(rows: list[RunRow]) -> str:
             f'<span class="pill fail">{escape(label)}</span>' for label in r.regression_labels
         )
         f = r.figures
+
+        def took(key: str, f=f, never=r.never_failed) -> str:
+            text = "never failed" if never else duration_text(f.get(key))
+            return f'<span class="num">{escape(text)}</span>'
+
+        changed = (
+            f'<span class="changed">{escape(r.changed)}</span>'
+            if r.changed
+            else '<span class="muted">defaults</span>'
+        )
         body.append(
             [
                 f'<span class="num">{escape(when_text(r.started_at))}</span>',
@@ -148,21 +169,28 @@ def _table(rows: list[RunRow]) -> str:
                 escape(r.target),
                 verdict + flags,
                 f'<span class="num">{escape(duration_text(r.duration_s))}</span>',
-                f'<span class="num">{escape(duration_text(f.get("time_to_detect_s")))}</span>',
-                f'<span class="num">{escape(duration_text(f.get("time_to_recover_s")))}</span>',
-                f'<span class="num">{escape(duration_text(f.get("outage_s")))}</span>',
+                took("time_to_detect_s"),
+                took("time_to_recover_s"),
+                took("outage_s"),
                 f'<span class="num">{escape(percent(f.get("error_rate_during_fault")))}</span>',
-                f'<span class="muted">{escape(r.changed)}</span>',
+                changed,
             ]
         )
     head = ["started", "run", "target", "verdict", "duration", "detect", "recover", "outage"]
-    return table(head + ["error rate", "parameters changed"], body)
+    return table(head + ["error rate", "parameters"], body)
 
 
-TREND_LEGEND = (
-    '<p class="legend"><i class="pass-dot"></i>pass<i class="fail-dot"></i>not a pass'
-    '<i class="ring"></i>flagged as a regression<i class="line"></i>trend, oldest on the left</p>'
-)
+def trend_legend(other_parameters: bool) -> str:
+    other = (
+        '<i class="other"></i>other parameters (a dashed line of their own)'
+        if other_parameters
+        else ""
+    )
+    return (
+        '<p class="legend"><i class="pass-dot"></i>pass<i class="fail-dot"></i>not a pass'
+        f'{other}<i class="ring"></i>flagged as a regression'
+        '<i class="line"></i>trend, oldest on the left</p>'
+    )
 
 
 def history_html(scenario: str, rows: list[RunRow], target: str | None = None) -> str:
@@ -178,7 +206,8 @@ def history_html(scenario: str, rows: list[RunRow], target: str | None = None) -
         else "no readable run"
     )
     summary = (
-        f"<p><b>{len(readable)}</b> run(s){escape(where)}, <b class='ok'>{passed}</b> passed, "
+        f"<p><b>{len(readable)}</b> run{'s' * (len(readable) != 1)}{escape(where)}, "
+        f"<b class='ok'>{passed}</b> passed, "
         f"<b class='{'bad' if len(readable) - passed else ''}'>{len(readable) - passed}</b> "
         f"did not, <b>{flagged}</b> flagged as a regression; {escape(span)}"
         + (f" (the last {MAX_RUNS})" if len(rows) >= MAX_RUNS else "")
@@ -196,6 +225,7 @@ def history_html(scenario: str, rows: list[RunRow], target: str | None = None) -
                 value=r.figures.get(trend.key),
                 passed=r.outcome == "pass",
                 regressed=flagged_for(r, trend.key),
+                params=r.changed,
             )
             for r in oldest_first
         ]
@@ -206,6 +236,7 @@ def history_html(scenario: str, rows: list[RunRow], target: str | None = None) -
             f'<div class="chart-card" data-trend="{trend.key}"><h3>{trend.title}</h3>{svg}</div>'
         )
     grid = f'<div class="grid2">{"".join(charts)}</div>'
-    trends = card("Trends", TREND_LEGEND + grid) if charts else ""
+    legend = trend_legend(any(r.changed for r in readable))
+    trends = card("Trends", legend + grid) if charts else ""
     runs = card("Runs, newest first", _table(rows) if rows else '<p class="muted">none</p>')
     return document(f"chaos-tui: {scenario} history{where}", head + trends + runs)
