@@ -211,7 +211,7 @@ def test_find_result_follows_no_link_and_says_what_a_path_is(tmp_path):
 
 def test_comparison_table_say_each_metric_against_its_baseline():
     facts = dict(comparison_table(a_result(0, "x", regressed=True)))
-    assert facts["baseline"] == "recent, 3 runs"
+    assert facts["baseline"] == "3 runs, 1 regressed"
     outage = facts["outage (allow_path)"]
     assert outage.startswith("8.00 s vs baseline median 2.00 s, p95 2.40 s (3 runs)")
     assert "limit 2.90 s (+20 %, at least 500 ms worse)" in outage

@@ -310,14 +310,9 @@ def comparison_table(result: RunResult) -> list[tuple[str, str]]:
     c = result.comparison
     if c is None:
         return []
-    runs = f"{len(c.runs)} run{'s' * (len(c.runs) != 1)}"
-    head = "no baseline" if c.source == "none" else f"{c.source}, {runs}"
-    if c.parameters_differ:
-        differ = ", ".join(
-            f"{k}={'/'.join(str(v) for v in pair)}" for k, pair in c.parameters_differ.items()
-        )
-        head += f"; parameters differ (baseline/this run): {differ}"
-    facts = [("baseline", head + (f" ({c.note})" if c.note else ""))]
+    if c.source == "none":
+        return [("baseline", c.note or "nothing to compare with")]
+    facts = [("baseline", baseline_head(c))]
     for m in c.metrics:
         line = (
             f"{metric_text(m.value, m.unit)} vs baseline median "
@@ -399,6 +394,12 @@ def baseline_text(c: BaselineComparison) -> str:
     return where
 
 
+def baseline_head(c: BaselineComparison) -> str:
+    """ "10 runs with the default parameters (this run: hold_s 3.0 -> 8.0), 2 regressed"."""
+    count = len(c.regressions)
+    return f"{baseline_text(c)}, {f'{count} regressed' if count else 'nothing regressed'}"
+
+
 def metric_name_text(name: str) -> str:
     """A key metric's name (core/baseline.py) as words, for a narrow column: "outage_s" ->
     "outage", "time_to_recover_s" -> "time to recover"."""
@@ -418,11 +419,8 @@ def comparison_facts(result: RunResult) -> list[tuple[str, str]]:
         return [("baseline", c.note or "nothing to compare with")]
     if not c.metrics:
         return [("baseline", f"{baseline_text(c)}, no figure in common to compare")]
-    regressions = c.regressions
-    if not regressions:
-        return [("baseline", f"{baseline_text(c)}, nothing regressed")]
-    facts = [("baseline", f"{baseline_text(c)}, {len(regressions)} regressed")]
-    for m in regressions:
+    facts = [("baseline", baseline_head(c))]
+    for m in c.regressions:
         facts.append(
             (
                 f"REGRESSION {m.label}",
