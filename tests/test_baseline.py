@@ -320,3 +320,18 @@ def test_a_files_variables_are_recorded_with_the_parameters(tmp_path):
     done = run_cli([*args, "--set", "toxic_latency_ms=1500"], {"CHAOS_STATE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert "parameters: toxic_latency_ms=1500 (default 300)" in done.stdout
+
+
+def test_pinning_a_run_that_had_regressed_says_so(tmp_path):
+    state = tmp_path / "state"
+    result = as_result(SERIES["down_s_8"])
+    for run in SERIES["normal"]:
+        save_result(state / "results", as_result(run))
+    result.comparison = compare(result, state / "results")
+    save_result(state / "results", result)
+    done = run_cli(["baseline", "set", result.run_id], {"CHAOS_STATE_DIR": str(state)})
+    assert done.returncode == 0, done.stderr
+    note = done.stderr.strip()
+    assert note.startswith(f"note: run {result.run_id} had regressed against its own baseline (")
+    assert "outage (postgres)" in note and note.endswith("; it is the yardstick now")
+    assert f"pinned run {result.run_id}" in done.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 from chaos_tui.core.results_index import INDEX_NAME
 from tests.conftest import env_for, run_cli
@@ -33,7 +34,7 @@ def test_a_real_run_is_indexed_as_saved_listed_and_shown_as_its_summary(fresh_st
     listed = run_cli(["results"], env)
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()
-    assert header.split()[:4] == ["when", "run", "id", "scenario"]
+    assert header.split()[:5] == ["when", f"({time.strftime('%Z')})", "run", "id", "scenario"]
     assert result["run_id"] in row and "opa_restart" in row and "PASS" in row
     assert "hold_s=1" in row and "outage " in row
 

@@ -48,6 +48,14 @@ def baseline_set(run_id):
             f"run {result.run_id} did not pass ({result.outcome}): only a passing run can be "
             "a baseline"
         )
+    flagged = result.comparison.regressions if result.comparison else []
+    if flagged:  # allowed (it may be the new normal), but never without a word
+        names = ", ".join(m.label for m in flagged)
+        click.echo(
+            f"note: run {result.run_id} had regressed against its own baseline ({names}); "
+            "it is the yardstick now",
+            err=True,
+        )
     pin = pin_run(baselines_dir, result)
     click.echo(
         f"pinned run {pin.run_id} as the baseline of {pin.scenario} on {pin.target} "

@@ -205,8 +205,12 @@ HEADER = ["when", "run id", "scenario", "target", "verdict", "took", "figures", 
 
 
 def _table(runs) -> list[str]:
-    """The rows in aligned columns (the last one, the flag, left ragged)."""
-    rows = [HEADER] + [_row(run) for run in runs]
+    """The rows in aligned columns (the last one, the flag, left ragged). The times are the
+    machine's local time, and the header says which zone."""
+    import time
+
+    header = [f"when ({time.strftime('%Z')})", *HEADER[1:]]
+    rows = [header] + [_row(run) for run in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
