@@ -360,14 +360,24 @@ def find_baseline(
     """The baseline a run is compared with, and the note saying which (or why none). Its own
     parameter set first (pinned, else recent runs), then the scenario's default set."""
     own = parameter_set(result.parameters)
-    pin = _pin_for(pins, own)
-    if pin is not None:
-        return pin.baseline(), f"pinned baseline: run {pin.run_id}"
-    baseline, count = recent_baseline(
-        results_dir, result.scenario, result.target, own, policy, exclude=result.run_id
-    )
-    if count >= policy.min_runs:
-        return baseline, f"baseline: {count} runs"
+
+    def of_set(
+        params: dict[str, ParamValue], pinned: str, recent: str
+    ) -> tuple[Baseline | None, int, str]:
+        """A parameter set's pin, else its recent runs if there are enough: (baseline or
+        None, how many recent runs, the note)."""
+        pin = _pin_for(pins, params)
+        if pin is not None:
+            return pin.baseline(), 0, f"{pinned}: run {pin.run_id}"
+        baseline, count = recent_baseline(
+            results_dir, result.scenario, result.target, params, policy, exclude=result.run_id
+        )
+        enough = count >= policy.min_runs
+        return (baseline if enough else None), count, recent.format(count=count)
+
+    baseline, count, note = of_set(own, "pinned baseline", "baseline: {count} runs")
+    if baseline is not None:
+        return baseline, note
     why = (
         f"no baseline yet: {count} passing run{'s' if count != 1 else ''} of this parameter "
         f"set, {policy.min_runs} needed"
@@ -379,14 +389,13 @@ def find_baseline(
         return None, FIRST_PASS  # with any parameters: nothing at all to compare with
     if not defaults or _same(defaults, own):
         return None, why
-    pin = _pin_for(pins, defaults)
-    if pin is not None:
-        return pin.baseline(), f"pinned baseline of the default parameters: run {pin.run_id}"
-    baseline, default_count = recent_baseline(
-        results_dir, result.scenario, result.target, defaults, policy, exclude=result.run_id
+    baseline, default_count, note = of_set(
+        defaults,
+        "pinned baseline of the default parameters",
+        "baseline: {count} runs with the default parameters",
     )
-    if default_count >= policy.min_runs:
-        return baseline, f"baseline: {default_count} runs with the default parameters"
+    if baseline is not None:
+        return baseline, note
     return None, why + (f" (and {default_count} with the default parameters)" * bool(default_count))
 
 
