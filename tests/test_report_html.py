@@ -269,7 +269,7 @@ def alive(pid: int) -> bool:
 
 def test_a_failed_run_shows_its_runbook_and_no_baseline(real_run):
     """The page of a run that failed (the real result, its outcome and runbook set as a failed
-    run's would be): the runbook's opening sections as HTML, and "no baseline" said."""
+    run's would be): the runbook's opening sections as HTML, and why there is no baseline said."""
     from chaos_tui.report_html import result_html
 
     _, saved = real_run
@@ -280,7 +280,7 @@ def test_a_failed_run_shows_its_runbook_and_no_baseline(real_run):
     runbook = page[page.index('<div class="runbook">') :]
     assert "<h4>Symptoms</h4>" in runbook and "<table>" in runbook and "<pre>" in runbook
     assert "Verification" not in runbook  # an excerpt: the first sections only
-    assert "no baseline" in page and '<div class="verdict fail">FAIL' in page
+    assert "nothing to compare with yet" in page and '<div class="verdict fail">FAIL' in page
 
 
 def test_baseline_error_rate_is_in_points_as_the_terminal_says_it():

@@ -80,7 +80,7 @@ def key_metrics(result: RunResult) -> dict[str, KeyMetric]:
         elif key.startswith("job latency ms (") and isinstance(value, dict):
             phase = key.removeprefix("job latency ms (").rstrip(")")
             p95 = _num(value.get("p95"))
-            put(f"job_latency_p95_s_{_slug(phase)}", f"job latency p95 ({phase})", "s", _ms(p95))
+            put(f"job_latency_p95_ms_{_slug(phase)}", f"job latency p95 ({phase})", "ms", p95)
         elif key == "dead letters" and isinstance(value, dict):
             growth = [_num(value.get(k)) for k in ("growth during", "growth after")]
             if any(g is not None for g in growth):
@@ -89,8 +89,8 @@ def key_metrics(result: RunResult) -> dict[str, KeyMetric]:
             put(f"{_slug(key)}_during", f"{key} (during)", "%", _pct(_num(value.get("during"))))
         elif key.startswith("load.") and key.endswith(".during") and isinstance(value, dict):
             load = key.removeprefix("load.").removesuffix(".during")
-            p95 = _ms(_num(value.get("latency_ms_p95")))
-            put(f"load_{_slug(load)}_latency_p95_s", f"{load} latency p95 (during)", "s", p95)
+            p95 = _num(value.get("latency_ms_p95"))
+            put(f"load_{_slug(load)}_latency_p95_ms", f"{load} latency p95 (during)", "ms", p95)
             errors = _pct(_num(value.get("error_rate")))
             put(f"load_{_slug(load)}_error_rate", f"{load} error rate (during)", "%", errors)
             ok, span = _num(value.get("ok")), _during_s(result)
@@ -112,10 +112,6 @@ def _during_s(result: RunResult) -> float | None:
 
 def _pct(fraction: float | None) -> float | None:
     return None if fraction is None else round(fraction * 100.0, 3)
-
-
-def _ms(ms: float | None) -> float | None:
-    return None if ms is None else round(ms / 1000.0, 4)
 
 
 def parameter_set(parameters: dict[str, ParamValue]) -> dict[str, ParamValue]:

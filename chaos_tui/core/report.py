@@ -368,8 +368,8 @@ def metric_text(value: float | None, unit: str) -> str:
     """A key metric's value (core/baseline.py) in its unit: a duration, points, a rate."""
     if value is None:
         return "n/a"
-    if unit == "s":
-        return duration_text(value)
+    if unit in TIME_UNITS:
+        return duration_text(value * TIME_UNITS[unit])
     if unit == "%":
         return f"{value:.3g}%"
     return short_number(value) + (unit if unit == "/s" else "")

@@ -1046,6 +1046,7 @@ class RegressionBlock(Strict):
     error_rate_points: float | None = Field(None, gt=0, le=100)
     noise: float | None = Field(None, ge=0, le=100)
     floor_s: float | None = Field(None, ge=0, le=MAX_DURATION_S)
+    floor_ms: float | None = Field(None, ge=0)
     floor_count: float | None = Field(None, ge=0)
     floor_per_s: float | None = Field(None, ge=0)
 
