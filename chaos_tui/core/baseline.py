@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -186,6 +187,18 @@ def figures_of(results: list[RunResult]) -> dict[str, Figures]:
     }
 
 
+def _passed(results_dir: Path, scenario: str) -> Iterator[dict[str, Any]]:
+    """The plain JSON of the scenario's passing results, newest first, among its newest
+    SCAN_LIMIT files (unreadable ones skipped): not parsed into models until one is wanted."""
+    for path in result_files(results_dir, scenario)[:SCAN_LIMIT]:
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("outcome") == "pass":
+            yield data
+
+
 def passing_runs(
     results_dir: Path,
     scenario: str,
@@ -197,13 +210,7 @@ def passing_runs(
     """The newest `limit` passing runs of the scenario on the target with these parameters
     (any parameters: None), newest first. Unreadable files are skipped."""
     found: list[RunResult] = []
-    for path in result_files(results_dir, scenario)[:SCAN_LIMIT]:
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict) or data.get("outcome") != "pass":
-            continue
+    for data in _passed(results_dir, scenario):
         if data.get("target") != target or data.get("run_id") == exclude:
             continue
         params = data.get("parameters")
@@ -448,13 +455,7 @@ def all_baselines(
     pin if there is one, else its recent passing runs, with how many there are (fewer than
     policy.min_runs is not yet a baseline). For `chaos-tui baseline show`."""
     groups: dict[tuple[str, str], list[RunResult]] = {}
-    for path in result_files(results_dir, scenario)[:SCAN_LIMIT]:
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict) or data.get("outcome") != "pass":
-            continue
+    for data in _passed(results_dir, scenario):
         if target is not None and data.get("target") != target:
             continue
         params = data.get("parameters")
