@@ -133,6 +133,7 @@ def cli(ctx, /, headless, scenario_name, **_options):
     chaos-tui init; chaos-tui validate chaos-scenarios.yaml
     chaos-tui --headless --file chaos-scenarios.yaml --scenario NAME --enable-chaos
     chaos-tui sandbox up|down|status
+    chaos-tui results; chaos-tui report RUN_ID --html run.html
     """
     if ctx.invoked_subcommand is not None:
         if headless or scenario_name:
