@@ -82,6 +82,16 @@ def print_summary(console: Console, result: RunResult, fail_on_regression: bool 
         )
 
 
+def check_distinct(outputs: list[tuple[Path, str]]) -> None:
+    """Two flags naming one file would leave only the last one written there: refused."""
+    seen: dict[Path, str] = {}
+    for path, flag in outputs:
+        where = path.resolve()
+        if where in seen:
+            raise OSError(f"{flag} {path} is also {seen[where]}'s file: give each its own")
+        seen[where] = flag
+
+
 def check_output_path(path: Path, flag: str = "--output") -> None:
     """Fail before the run, not after it: the result must have somewhere to go."""
     if path.is_dir():

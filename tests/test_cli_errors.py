@@ -453,3 +453,20 @@ def test_heal_says_failed_when_a_lease_file_stays_unhealed(state_dir):
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == ExitCode.HEAL_FAILED, done.stdout + done.stderr
     assert "lease torn: heal FAILED" in done.stdout + done.stderr
+
+
+def test_a_runs_options_before_a_command_and_one_file_for_two_outputs_are_refused(state_dir):
+    """`chaos-tui --junit j.xml results` would write nothing and say nothing; `--junit` and
+    `--output` on one file would keep only the JUnit XML there: both refused, nothing run."""
+    env = env_for(state_dir)
+    done = run_cli(["--junit", "j.xml", "--fail-on-regression", "results"], env)
+    assert done.returncode == ExitCode.USAGE
+    assert done.stderr == (
+        "chaos-tui: --junit and --fail-on-regression go with a run, not with `results`\n"
+    )
+    same = str(state_dir.parent / "same.xml")
+    args = ["--headless", "--scenario", "opa_restart", "--junit", same, "--output", same]
+    done = run_cli(args, env)
+    assert done.returncode == ExitCode.USAGE
+    assert done.stderr == f"chaos-tui: --junit {same} is also --output's file: give each its own\n"
+    assert not (state_dir / "sandbox.json").exists()

@@ -321,6 +321,8 @@ def test_every_output_path_is_checked_before_anything_is_written(real_run, tmp_p
         # /sys refuses a new file even to root, as a read-only directory would.
         "--html /sys/h.html is not writable: Permission denied": ["--html", "/sys/h.html"],
         f"--pdf {tmp_path} is a directory": ["--pdf", str(tmp_path)],
+        # One file named twice would keep only the last written (a PDF where the page was).
+        f"--html {md} is also --markdown's file: give each its own": ["--html", str(md)],
     }
     for words, args in cases.items():
         done = run_cli(["report", str(saved), "--markdown", str(md), *args], env)

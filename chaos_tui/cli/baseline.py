@@ -144,7 +144,7 @@ def baseline_show(scenario, target, file, as_json):
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        what = " ".join(filter(None, [scenario, target and f"on {target}"])) or "any scenario"
+        what = (scenario or "any scenario") + (f" on {target}" if target else "")
         click.echo(f"no baseline for {what} yet: runs that pass make one")
         return
     for row in rows:

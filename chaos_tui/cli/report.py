@@ -70,13 +70,14 @@ def report(ref, scenario, target, html, pdf, markdown):
 def _check_outputs(outputs: list[tuple[Path, str]]) -> None:
     """Every output path as `--output` is checked (headless.check_output_path: its directory
     exists and is writable, it is not a directory), all before the first file is written."""
-    from chaos_tui.headless import check_output_path
+    from chaos_tui.headless import check_distinct, check_output_path
 
-    for path, flag in outputs:
-        try:
+    try:
+        check_distinct(outputs)
+        for path, flag in outputs:
             check_output_path(path, flag)
-        except OSError as exc:
-            raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _browser() -> str:

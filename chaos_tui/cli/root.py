@@ -138,6 +138,17 @@ def cli(ctx, /, headless, scenario_name, **_options):
     if ctx.invoked_subcommand is not None:
         if headless or scenario_name:
             raise UsageError("--headless/--scenario go without a subcommand")
+        # A run's options before a command are a mistake, not something to ignore.
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("junit", "output", "fail_on_regression", "dry_run", "export_dir")
+            if ctx.params.get(name)
+        ]
+        if given:
+            verb = "goes" if len(given) == 1 else "go"
+            raise UsageError(
+                f"{' and '.join(given)} {verb} with a run, not with `{ctx.invoked_subcommand}`"
+            )
         return
     from chaos_tui.cli.run import launch
 

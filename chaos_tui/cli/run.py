@@ -36,7 +36,7 @@ def launch(
         status_line.show(f"preparing {scenario_name}\u2026")  # before the slow imports
     from chaos_tui.core.guard import check_enabled, check_not_production
     from chaos_tui.core.runner import RunOptions
-    from chaos_tui.headless import check_output_path
+    from chaos_tui.headless import check_distinct, check_output_path
     from chaos_tui.scenarios import UnknownScenario
 
     settings = command_settings()
@@ -71,6 +71,8 @@ def launch(
             if not headless:
                 raise UsageError("--junit goes with --headless (CI runs headless)")
             check_output_path(junit, flag="--junit")
+            if output is not None:
+                check_distinct([(output, "--output"), (junit, "--junit")])
         if export_dir is not None and (headless or dry_run):
             raise UsageError("--export-dir goes with the console (headless writes --output)")
         if as_json and not headless:

@@ -317,7 +317,8 @@ def comparison_table(result: RunResult) -> list[tuple[str, str]]:
         line = (
             f"{metric_text(m.value, m.unit)} vs baseline median "
             f"{metric_text(m.baseline_median, m.unit)}, p95 {metric_text(m.baseline_p95, m.unit)}"
-            f" ({m.baseline_runs} runs); limit {metric_text(m.limit, m.unit)} ({rule_text(m)})"
+            f" ({m.baseline_runs} run{'s' * (m.baseline_runs != 1)}); limit "
+            f"{metric_text(m.limit, m.unit)} ({rule_text(m)})"
         )
         facts.append((m.label or m.name, line + (" REGRESSED" if m.regressed else "")))
     return facts
