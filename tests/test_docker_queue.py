@@ -161,6 +161,8 @@ def test_a_queue_scenario_passes_on_the_containers(queue_stack, scenario, tmp_pa
         moved_to = result["measurements"]["primary"]  # the sentinels name the other node now
         assert moved_to["before"] != moved_to["after"], moved_to
     if scenario == "queue_latency_drop":
-        assert result["measurements"]["retries"]["most"] >= 2  # the fail injector acted
+        # The fail injector acted: some job was retried. (At 20 % a second retry of one job
+        # is a few-percent event in a 5 s hold: `>= 2` failed one CI run in four.)
+        assert result["measurements"]["retries"]["most"] >= 1
     if scenario == "queue_worker_crash":
         assert "crash injector of lease" in _worker_log()  # read from the mirror, acted on
