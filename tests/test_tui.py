@@ -154,14 +154,23 @@ async def test_any_deploy_variable_locks_the_console(tmp_path, monkeypatch):
 @pytest.mark.slow
 async def test_right_name_runs_shows_the_fault_and_reports_pass(sandbox, tmp_path, make_app):
     pid = postgres_pid(sandbox)
-    app = make_app(sandbox.state_dir)
+    app = make_app(sandbox.state_dir, down_s=4)
     async with app.run_test(size=SIZE) as pilot:
         await start_run(pilot)
         screen = app.screen
-        await wait_until(pilot, lambda: app.live.chaos_live and app.live.windows, 30, "the fault")
-        await pilot.pause(0.3)  # one redraw
-        assert screen.query_one("#banner").display, "CHAOS MODE banner hidden while a fault is live"
-        assert "CHAOS MODE" in shown(screen.query_one("#banner"))
+        banner = screen.query_one("#banner")
+        seen: list[str] = []
+
+        def banner_up_while_the_fault_is_live() -> bool:
+            # Sampled together: on a slow machine a fixed pause could outlast the fault, and a
+            # banner hidden after the heal is right, not a failure.
+            if app.live.chaos_live and app.live.windows and banner.display:
+                seen.append(shown(banner))
+            return bool(seen) or app.live.finished
+
+        await wait_until(pilot, banner_up_while_the_fault_is_live, 30, "the fault")
+        assert seen, "CHAOS MODE banner hidden all the while a fault was live"
+        assert "CHAOS MODE" in seen[0]
         await wait_until(pilot, lambda: report_shown(app), 120, "the report")
         result = app.screen.result
         assert result.outcome == "pass", result.reason
