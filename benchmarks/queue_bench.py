@@ -21,7 +21,7 @@ the rounds, with the spread (min-max).
 
 Goal: under 20 µs per message added (no injector live), judged on the median over the rounds
 of message_path's per-round difference (with minus without, the pair measured under the same
-load). The defaults are what run_all runs: about 1.5 min on the 2-core machine.
+load). The defaults are what run_all runs: 96 s on the 2-core machine (load 1-2).
 """
 
 from __future__ import annotations

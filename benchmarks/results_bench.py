@@ -15,8 +15,8 @@ and, in process, the index query alone (refresh with nothing new, then the selec
 
 Goal (issue 17): 10,000 runs list in well under 1 s warm: `results` and `results --scenario X`
 are judged against 1 s on their medians (`--all --json` prints every run: reported, not judged).
-The defaults are what run_all runs: about 1 min on the 2-core machine (10,000 files written in
-~2 s, then 5 rounds).
+The defaults are what run_all runs: 27 s on the 2-core machine under a load of 2.5-3 (10,000
+files written in 2.5 s, then 5 rounds).
 """
 
 from __future__ import annotations
