@@ -23,6 +23,9 @@ from typing import Any, Literal
 
 Better = Literal["lower", "higher"]
 RESULTS = Path(__file__).resolve().parent / "results"
+# Read when a benchmark imports this module, i.e. before it measures anything: the load at
+# the end says little about the load the figures were taken under.
+LOAD_AT_START = os.getloadavg()[0]
 
 
 def figure(
@@ -34,8 +37,10 @@ def figure(
     note: str = "",
 ) -> dict[str, Any]:
     """One measured figure: median, spread (min, max, relative), the goal and whether the
-    median meets it. `better` says which side of the goal passes."""
-    values = sorted(float(v) for v in samples)
+    median meets it. `better` says which side of the goal passes. The samples are kept in
+    the order given (the order they were taken in, for a benchmark that interleaves)."""
+    taken = [float(v) for v in samples]
+    values = sorted(taken)
     if not values:
         raise ValueError(f"figure {name!r} has no samples")
     median = statistics.median(values)
@@ -54,7 +59,7 @@ def figure(
         "better": better,
         "meets": meets,
         "note": note,
-        "samples": [round(v, 4) for v in values],
+        "samples": [round(v, 4) for v in taken],
     }
 
 
@@ -101,7 +106,8 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": model or platform.processor(),
         "cores": os.cpu_count(),
-        "load_1m_at_start": round(os.getloadavg()[0], 2),
+        "load_1m_at_start": round(LOAD_AT_START, 2),
+        "load_1m_at_end": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "kernel": platform.release(),
     }
