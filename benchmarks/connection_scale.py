@@ -71,9 +71,53 @@ async def serve_forever() -> None:
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until stdin closes
 
 
-def start_server() -> tuple[int, subprocess.Popen]:
+class Relayed(asyncio.Protocol):
+    """The least a relay in Python can do: each read written to the other socket."""
+
+    peer: asyncio.Transport | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.early: list[bytes] = []  # read before upstream answered
+
+    def data_received(self, data):
+        if self.peer is not None:
+            self.peer.write(data)
+        else:
+            self.early.append(data)
+
+    def connection_lost(self, exc):
+        if self.peer is not None:
+            self.peer.close()
+
+
+async def serve_minimal_relay(upstream_port: int) -> None:
+    """The reference for the proxy's cost: a bare relay (no toxics, no API, no agent) in a
+    process of its own, on the agent's loop (uvloop), one protocol pair per connection."""
+    loop = asyncio.get_running_loop()
+
+    class Client(Relayed):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self.dialling = loop.create_task(self.dial())
+
+        async def dial(self):
+            _, server = await loop.create_connection(Relayed, "127.0.0.1", upstream_port)
+            server.peer, self.peer = self.transport, server.transport
+            for data in self.early:
+                self.peer.write(data)
+
+    relay = await loop.create_server(Client, "127.0.0.1", 0, backlog=2048)
+    print(json.dumps(relay.sockets[0].getsockname()[1]), flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)  # until stdin closes
+
+
+def start_server(*serve: str) -> tuple[int, subprocess.Popen]:
+    """The echo server (or with "--relay PORT" the minimal relay) in a process of its own."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [sys.executable, __file__, *(serve or ["--serve"])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
     return int(json.loads(proc.stdout.readline())), proc
@@ -155,8 +199,9 @@ def round_trips(log: list[tuple[int, float, float]]) -> list[float]:
     return [(end - start) * 1000 for _, start, end in log]
 
 
-async def toxic_effect(client: AgentClient, proxy: str, pingers: Pingers) -> float:
-    """ms from the API call's start until no reply on any connection got through unslowed."""
+async def toxic_effect(client: AgentClient, proxy: str, pingers: Pingers) -> tuple[float, float]:
+    """(ms from the API call's start until no ping on any connection got through unslowed,
+    ms the API call took)."""
     pingers.log = []
     pingers.active = True
     await asyncio.sleep(1.0)
@@ -170,6 +215,7 @@ async def toxic_effect(client: AgentClient, proxy: str, pingers: Pingers) -> flo
             "attributes": {"latency": TOXIC_LATENCY_S * 1000},
         },
     )
+    returned = time.perf_counter()
     await asyncio.sleep(2 * TOXIC_LATENCY_S + 1.0)
     pingers.active = False
     await asyncio.sleep(TOXIC_LATENCY_S + 0.3)
@@ -187,7 +233,7 @@ async def toxic_effect(client: AgentClient, proxy: str, pingers: Pingers) -> flo
     if not slowed:
         raise RuntimeError("no round trip was slowed by the toxic")
     last_unslowed = max((start for start in unslowed if start >= called), default=called)
-    return (max(min(slowed), last_unslowed) - called) * 1000
+    return (max(min(slowed), last_unslowed) - called) * 1000, (returned - called) * 1000
 
 
 async def wait_closed(client: AgentClient, proxy: str, timeout_s: float = 10) -> None:
@@ -203,30 +249,38 @@ async def main_async(args) -> dict:
     state = Path(tempfile.mkdtemp(prefix="chaos-tui-connscale-", dir="/tmp"))
     client = AgentClient(Settings(state_dir=state))
     echo_port, server = start_server()
+    minimal_port, minimal = start_server("--relay", str(echo_port))
     try:
         await client.ensure()
         info = client.info()
         assert info is not None
         agent_pid = int(info["pid"])
         via = await make_proxy(client, "scale", echo_port)
-        added, effects, leaks, p99s = [], [], [], {"direct": [], "proxy": []}
+        added, effects, calls, leaks = [], [], [], []
+        p99s: dict[str, list[float]] = {"direct": [], "proxy": [], "minimal": []}
+        added_minimal: list[float] = []
         for round_no in range(args.rounds):
             await asyncio.sleep(0.5)  # the API connections of the last round are gone
             fds_before = open_fds(agent_pid)
             pingers = {
                 "direct": Pingers(echo_port, args.connections, args.rate),
                 "proxy": Pingers(via, args.connections, args.rate),
+                "minimal": Pingers(minimal_port, args.connections, args.rate),
             }
             for each in pingers.values():
                 await each.open()
             await asyncio.sleep(1.0)  # steady state: not the burst of dials that opened them
-            order = ["direct", "proxy"] if round_no % 2 == 0 else ["proxy", "direct"]
+            order = ["direct", "proxy", "minimal"]
+            order = order[round_no % 3 :] + order[: round_no % 3]
             for case in order:
                 p99s[case].append(
                     percentile(round_trips(await pingers[case].phase(args.phase_s)), 99)
                 )
             added.append(p99s["proxy"][-1] - p99s["direct"][-1])
-            effects.append(await toxic_effect(client, "scale", pingers["proxy"]))
+            added_minimal.append(p99s["minimal"][-1] - p99s["direct"][-1])
+            effect, call = await toxic_effect(client, "scale", pingers["proxy"])
+            effects.append(effect)
+            calls.append(call)
             for each in pingers.values():
                 await each.close()
             await wait_closed(client, "scale")
@@ -251,6 +305,14 @@ async def main_async(args) -> dict:
                     note=f"{load}: API call start until no reply got through unslowed",
                 ),
                 figure(
+                    "minimal relay added round trip p99 at scale",
+                    added_minimal,
+                    "ms",
+                    note=f"{load}: a bare uvloop relay in a process of its own (the limit), "
+                    "no goal",
+                ),
+                figure("proxy toxic API call at scale", calls, "ms", note=f"{load}, no goal"),
+                figure(
                     "proxy fds leaked after closing",
                     leaks,
                     "fds",
@@ -264,6 +326,9 @@ async def main_async(args) -> dict:
             round_trip_p99_ms={k: [round(v, 3) for v in vs] for k, vs in p99s.items()},
         )
     finally:
+        assert minimal.stdin is not None
+        minimal.stdin.close()
+        minimal.wait(10)
         stop_everything(server, client, state)
 
 
@@ -275,9 +340,13 @@ def main() -> int:
     parser.add_argument("--phase-s", type=float, default=4.0)
     parser.add_argument("--output", type=Path, help="write the JSON here as well")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--relay", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         fast_loop_run(serve_forever())
+        return 0
+    if args.relay:
+        fast_loop_run(serve_minimal_relay(args.relay))
         return 0
     emit(fast_loop_run(main_async(args)), args.output)  # type: ignore[arg-type]
     return 0

@@ -158,6 +158,16 @@ async def toxic_effect(client: AgentClient, proxy: str, port: int) -> tuple[floa
     return (min(slowed) - called) * 1000, (returned - called) * 1000
 
 
+async def health_call(client: AgentClient) -> float:
+    """ms of the cheapest API call through AgentClient (a new connection each, as always)."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        await client.call("GET", "/health")
+        times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)[2]
+
+
 async def main_async(args) -> dict:
     state = Path(tempfile.mkdtemp(prefix="chaos-tui-proxybench-", dir="/tmp"))
     client = AgentClient(Settings(state_dir=state))
@@ -175,7 +185,7 @@ async def main_async(args) -> dict:
         rates: dict[str, list[float]] = {"direct": [], "proxy": []}
         trips: dict[str, list[list[float]]] = {"direct": [], "proxy": []}
         ports = {"direct": (sink_port, echo_port), "proxy": (sink_via, echo_via)}
-        effects, calls = [], []
+        effects, calls, healths = [], [], []
         for round_no in range(args.rounds):
             order = ["direct", "proxy"] if round_no % 2 == 0 else ["proxy", "direct"]
             for case in order:
@@ -185,6 +195,7 @@ async def main_async(args) -> dict:
             effect, call = await toxic_effect(client, "echo", echo_via)
             effects.append(effect)
             calls.append(call)
+            healths.append(await health_call(client))
 
         ratios = [p / d for p, d in zip(rates["proxy"], rates["direct"], strict=True)]
         added = {
@@ -220,6 +231,13 @@ async def main_async(args) -> dict:
                 "latency toxic, busy connection",
             ),
             figure("proxy toxic API call", calls, "ms", note="create_lease round trip, no goal"),
+            figure(
+                "agent API floor (GET /health)",
+                healths,
+                "ms",
+                note="AgentClient round trip that does nothing (median of 5): what any toxic "
+                "waits for at least, no goal",
+            ),
         ]
         return document(
             "proxy",

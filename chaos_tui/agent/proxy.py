@@ -232,7 +232,7 @@ class Proxy:
         for conn in list(self.connections):
             self._arm(conn, toxic)
             for direction in conn.directions:
-                direction.retune(self)  # held from its next byte on, if it acts on data
+                direction.retune()  # held from its next byte on, if it acts on data
 
     def remove_toxic(self, name: str) -> bool:
         toxic = self.toxics.pop(name, None)
@@ -247,7 +247,7 @@ class Proxy:
                 self._drop(conn, False)  # bytes went missing: a whole stream must not resume
             else:
                 for direction in conn.directions:
-                    direction.retune(self)  # fast again once what it holds has gone on
+                    direction.retune()  # fast again once what it holds has gone on
         return True
 
     async def set_enabled(self, enabled: bool) -> None:

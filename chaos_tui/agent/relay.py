@@ -52,11 +52,11 @@ class Direction:
         self.source: Side | None = None
         self.sink: Side | None = None
         self.passed = 0  # bytes written on (limit_data counts them)
-        self.began = False  # both sockets are open (before that, what is read is queued)
         self.fast = False
         self.queue: deque[tuple[bytes, float]] = deque()  # held: (data, arrival); b"" = end
         self.queued = 0
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # held and with something to pass on
+        self.toxics: Toxics | None = None  # set once both sockets are open (till then: queue)
         self.changed = asyncio.Event()  # held: queued, sink writable again, toxics changed
         self.sink_full = False
         self.ended = False  # the end was passed on, or the sink is gone
@@ -74,6 +74,7 @@ class Direction:
         self.queue.append((bytes(data), self.conn.loop.time()))
         self.queued += len(data)
         self.changed.set()
+        self._work()
         if self.queued >= READ_AHEAD:
             self.update_reading()
 
@@ -85,6 +86,7 @@ class Direction:
         else:
             self.queue.append((b"", self.conn.loop.time()))
             self.changed.set()
+            self._work()
 
     # -- to the sink socket -------------------------------------------------------------------
 
@@ -145,25 +147,35 @@ class Direction:
 
     def begin(self, toxics: Toxics) -> None:
         """Both sockets are open: relay, fast unless something is queued or a toxic acts."""
-        self.began = True
+        self.toxics = toxics
         if self.ended:
             return
         if self.queue or toxics.holds(self):
-            self.task = self.conn.loop.create_task(self._held(toxics))
+            self._work()
         else:
             self.fast = True
         self.update_reading()
 
-    def retune(self, toxics: Toxics) -> None:
+    def retune(self) -> None:
         """The toxics changed: a fast direction that a toxic now acts on is held from its
-        next byte on; a held one wakes to look again (and goes fast once drained)."""
-        if self.ended or not self.began:
+        next byte on (its task starts with that byte: a toxic added to a thousand idle
+        connections costs a flag each); a held one looks again, and goes fast once drained."""
+        if self.ended or self.toxics is None:
             return
-        if self.fast and toxics.holds(self):
-            self.fast = False
-            self.task = self.conn.loop.create_task(self._held(toxics))
+        if self.fast:
+            self.fast = not self.toxics.holds(self)
+        elif self.task is None and not self.queue and not self.toxics.holds(self):
+            self.fast = True  # held, but nothing came since: fast again at once
+            self.update_reading()
+        elif self.task is None:
+            self._work()
         else:
             self.changed.set()
+
+    def _work(self) -> None:
+        """A held direction has something to pass on (or to decide): its task, if none runs."""
+        if self.task is None and self.toxics is not None and not self.ended:
+            self.task = self.conn.loop.create_task(self._held(self.toxics))
 
     async def _held(self, toxics: Toxics) -> None:
         try:
