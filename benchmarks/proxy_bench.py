@@ -1,16 +1,20 @@
-"""The agent's TCP fault proxy against a direct loopback connection, in one run.
+"""The agent's TCP fault proxy against a direct loopback connection, repeated and interleaved.
 
-    python benchmarks/proxy_bench.py [--megabytes 200] [--pings 3000] [--output FILE]
+    python benchmarks/proxy_bench.py [--rounds 7] [--megabytes 200] [--pings 3000]
+                                     [--output FILE]
 
-Measures (JSON on stdout):
-- throughput: a bulk transfer to a sink, through the proxy with no toxics vs direct
-  (goal: proxy >= 0.5x direct);
-- added latency: 1-byte echo round trips, p50/p99 through the proxy minus direct
-  (goal: p50 <= 100 µs);
-- toxic effect time: from the start of the API call that adds a 20 ms latency toxic to the
-  first round trip it slows, on a connection that is busy the whole time (goal <= 5 ms).
+Each round measures direct, then proxied (or the other way round, alternately), so a burst
+of load from elsewhere hits both; the figures are medians over rounds:
+- throughput ratio: a bulk transfer to a sink, proxied with no toxic / direct (goal >= 0.5);
+- added round trip: 1-byte echo round trips, p50 (goal <= 100 µs) and p99 (no goal) of the
+  proxied run minus the direct run of the same round;
+- toxic effect: from the start of the API call (AgentClient.create_lease) that adds a 50 ms
+  latency toxic to the arrival at the proxy of the first reply it slows (that round trip's
+  end less 50 ms), on a connection that is busy the whole time (goal <= 5 ms); the API
+  call's own duration is reported beside it.
 
-It starts its own agent in a temporary state directory and stops it afterwards.
+It starts its own agent in a temporary state directory and stops it afterwards; the sink and
+echo servers run in a process of their own.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import asyncio
 import json
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,10 +31,13 @@ import threading
 import time
 from pathlib import Path
 
+from figures import document, emit, figure, percentile
+
 from chaos_tui.agent.client import AgentClient
 from chaos_tui.settings import Settings
 
 CHUNK = 64 * 1024
+TOXIC_LATENCY_MS = 50
 
 
 async def serve_forever() -> None:
@@ -71,11 +77,13 @@ def start_servers() -> tuple[int, int, subprocess.Popen]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None
     sink_port, echo_port = json.loads(proc.stdout.readline())
     return sink_port, echo_port, proc
 
 
 async def throughput(port: int, megabytes: int) -> float:
+    """MB/s of a bulk transfer to the sink, until it has counted every byte."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     block = b"\x5a" * CHUNK
     total = megabytes * 1024 * 1024
@@ -88,11 +96,13 @@ async def throughput(port: int, megabytes: int) -> float:
     took = time.perf_counter() - started
     writer.close()
     assert received == total, (received, total)
-    return total / took / 1e6  # MB/s
+    return total / took / 1e6
 
 
 async def pings(port: int, count: int) -> list[float]:
+    """Round-trip times (µs) of `count` 1-byte echoes on one connection."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     times = []
     for _ in range(count):
         started = time.perf_counter()
@@ -102,10 +112,6 @@ async def pings(port: int, count: int) -> list[float]:
         times.append((time.perf_counter() - started) * 1e6)
     writer.close()
     return times
-
-
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def busy_pinger(port: int, stop: threading.Event, log: list) -> None:
@@ -120,37 +126,46 @@ def busy_pinger(port: int, stop: threading.Event, log: list) -> None:
             log.append((started, time.perf_counter() - started))
 
 
-async def toxic_effect(client: AgentClient, proxy: str, port: int, tries: int) -> list[dict]:
-    """From the start of the API call to the first round trip slowed by the new toxic."""
-    results = []
-    for _ in range(tries):
-        log: list[tuple[float, float]] = []
-        stop = threading.Event()
-        pinger = threading.Thread(target=busy_pinger, args=(port, stop, log))
-        pinger.start()
+async def toxic_effect(client: AgentClient, proxy: str, port: int) -> tuple[float, float]:
+    """(effect ms, API call ms): from the start of the API call to the first round trip
+    slowed by the new toxic, on a connection busy the whole time."""
+    log: list[tuple[float, float]] = []
+    stop = threading.Event()
+    pinger = threading.Thread(target=busy_pinger, args=(port, stop, log))
+    pinger.start()
+    try:
         await asyncio.sleep(0.2)
         called = time.perf_counter()
         lease = await client.create_lease(
             kind="proxy.toxic",
             ttl_s=30,
-            params={"proxy": proxy, "type": "latency", "attributes": {"latency": 50}},
+            params={"proxy": proxy, "type": "latency", "attributes": {"latency": TOXIC_LATENCY_MS}},
         )
         returned = time.perf_counter()
         await asyncio.sleep(0.3)
+    finally:
         stop.set()
         await asyncio.to_thread(pinger.join)
-        await client.heal_lease(lease.id)
-        # A round trip slowed by the toxic took >= 50 ms; the toxic acted when the proxy read
-        # its byte, about when it was sent: the effect time is that send minus the call start.
-        slowed = [start for start, took in log if took >= 0.049]
-        first = min(slowed) if slowed else None
-        results.append(
-            {
-                "api_call_ms": round((returned - called) * 1000, 3),
-                "effect_ms": None if first is None else round((first - called) * 1000, 3),
-            }
-        )
-    return results
+    await client.heal_lease(lease.id)
+    # A round trip slowed by the toxic took >= the latency; the proxy held its reply from
+    # the reply's arrival, which is its end less the latency: the effect time is the first
+    # such arrival minus the call's start. (Its send may predate the call: a reply that
+    # reaches the proxy after the toxic landed is slowed all the same.)
+    latency = TOXIC_LATENCY_MS / 1000
+    slowed = [start + took - latency for start, took in log if took >= latency * 0.98]
+    if not slowed:
+        raise RuntimeError("no round trip was slowed by the toxic")
+    return (min(slowed) - called) * 1000, (returned - called) * 1000
+
+
+async def health_call(client: AgentClient) -> float:
+    """ms of the cheapest API call through AgentClient (a new connection each, as always)."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        await client.call("GET", "/health")
+        times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)[2]
 
 
 async def main_async(args) -> dict:
@@ -159,75 +174,116 @@ async def main_async(args) -> dict:
     sink_port, echo_port, servers = start_servers()
     try:
         await client.ensure()
-        sink_proxy = await client._ok(
-            "POST", "/proxies", {"name": "sink", "upstream": f"127.0.0.1:{sink_port}"}
-        )
-        echo_proxy = await client._ok(
-            "POST", "/proxies", {"name": "echo", "upstream": f"127.0.0.1:{echo_port}"}
-        )
-        sink_via = int(sink_proxy["listen"].rsplit(":", 1)[1])
-        echo_via = int(echo_proxy["listen"].rsplit(":", 1)[1])
+        sink_via = await make_proxy(client, "sink", sink_port)
+        echo_via = await make_proxy(client, "echo", echo_port)
 
         await throughput(sink_port, 20)  # warm both paths up
         await throughput(sink_via, 20)
-        direct_mbs = await throughput(sink_port, args.megabytes)
-        proxy_mbs = await throughput(sink_via, args.megabytes)
         await pings(echo_port, 200)
         await pings(echo_via, 200)
-        direct = await pings(echo_port, args.pings)
-        via = await pings(echo_via, args.pings)
-        effects = await toxic_effect(client, "echo", echo_via, args.toxic_tries)
-        measured = [e["effect_ms"] for e in effects if e["effect_ms"] is not None]
-        return {
-            "benchmark": "proxy_bench",
-            "throughput_mb_per_s": {
-                "direct": round(direct_mbs, 1),
-                "proxy": round(proxy_mbs, 1),
-                "ratio": round(proxy_mbs / direct_mbs, 3),
-                "goal_ratio": 0.5,
-            },
-            "round_trip_us": {
-                "direct": {"p50": round(pct(direct, 50), 1), "p99": round(pct(direct, 99), 1)},
-                "proxy": {"p50": round(pct(via, 50), 1), "p99": round(pct(via, 99), 1)},
-                "added_p50": round(pct(via, 50) - pct(direct, 50), 1),
-                "added_p99": round(pct(via, 99) - pct(direct, 99), 1),
-                "goal_added_p50": 100,
-            },
-            "toxic_effect_ms": {
-                "tries": effects,
-                "worst": max(measured) if measured else None,
-                "median": statistics.median(measured) if measured else None,
-                "goal": 5,
-            },
-            "meets_goals": {
-                "throughput": proxy_mbs / direct_mbs >= 0.5,
-                "added_p50": pct(via, 50) - pct(direct, 50) <= 100,
-                "toxic_effect": bool(measured) and max(measured) <= 5,
-            },
+
+        rates: dict[str, list[float]] = {"direct": [], "proxy": []}
+        trips: dict[str, list[list[float]]] = {"direct": [], "proxy": []}
+        ports = {"direct": (sink_port, echo_port), "proxy": (sink_via, echo_via)}
+        effects, calls, healths = [], [], []
+        for round_no in range(args.rounds):
+            order = ["direct", "proxy"] if round_no % 2 == 0 else ["proxy", "direct"]
+            for case in order:
+                rates[case].append(await throughput(ports[case][0], args.megabytes))
+            for case in order:
+                trips[case].append(await pings(ports[case][1], args.pings))
+            effect, call = await toxic_effect(client, "echo", echo_via)
+            effects.append(effect)
+            calls.append(call)
+            healths.append(await health_call(client))
+
+        ratios = [p / d for p, d in zip(rates["proxy"], rates["direct"], strict=True)]
+        added = {
+            q: [
+                percentile(p, q) - percentile(d, q)
+                for p, d in zip(trips["proxy"], trips["direct"], strict=True)
+            ]
+            for q in (50, 99)
         }
+        figures = [
+            figure(
+                "proxy throughput ratio (proxy / direct)",
+                ratios,
+                "x",
+                goal=0.5,
+                better="higher",
+                note=f"{args.megabytes} MB to a sink, no toxic",
+            ),
+            figure(
+                "proxy added round trip p50",
+                added[50],
+                "µs",
+                goal=100,
+                note=f"{args.pings} 1-byte echoes, proxied p50 minus direct p50 of the same round",
+            ),
+            figure("proxy added round trip p99", added[99], "µs", note="no goal"),
+            figure(
+                "proxy toxic effect time",
+                effects,
+                "ms",
+                goal=5,
+                note=f"API call start to first round trip slowed by a {TOXIC_LATENCY_MS} ms "
+                "latency toxic, busy connection",
+            ),
+            figure("proxy toxic API call", calls, "ms", note="create_lease round trip, no goal"),
+            figure(
+                "agent API floor (GET /health)",
+                healths,
+                "ms",
+                note="AgentClient round trip that does nothing (median of 5): what any toxic "
+                "waits for at least, no goal",
+            ),
+        ]
+        return document(
+            "proxy",
+            figures,
+            rounds=args.rounds,
+            throughput_mb_per_s={k: [round(v, 1) for v in vs] for k, vs in rates.items()},
+            round_trip_us={
+                case: {
+                    "p50": [round(percentile(r, 50), 1) for r in runs],
+                    "p99": [round(percentile(r, 99), 1) for r in runs],
+                }
+                for case, runs in trips.items()
+            },
+        )
     finally:
-        servers.stdin.close()  # our own child: it exits when its stdin closes
-        servers.wait(10)
-        client.stop_spawned()
-        shutil.rmtree(state, ignore_errors=True)
+        stop_everything(servers, client, state)
+
+
+def stop_everything(servers: subprocess.Popen, client: AgentClient, state: Path) -> None:
+    """Our own server process (it exits when its stdin closes), agent and state dir."""
+    assert servers.stdin is not None
+    servers.stdin.close()
+    servers.wait(10)
+    client.stop_spawned()
+    shutil.rmtree(state, ignore_errors=True)
+
+
+async def make_proxy(client: AgentClient, name: str, upstream_port: int) -> int:
+    made = await client._ok(
+        "POST", "/proxies", {"name": name, "upstream": f"127.0.0.1:{upstream_port}"}
+    )
+    return int(made["listen"].rsplit(":", 1)[1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--pings", type=int, default=3000)
-    parser.add_argument("--toxic-tries", type=int, default=5)
-    parser.add_argument("--output", type=Path)
+    parser.add_argument("--output", type=Path, help="write the JSON here as well")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve_forever())
         return 0
-    report = asyncio.run(main_async(args))
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        args.output.write_text(text + "\n")
+    emit(asyncio.run(main_async(args)), args.output)
     return 0
 
 

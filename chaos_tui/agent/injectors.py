@@ -117,6 +117,8 @@ class ProxyToxic:
         "toxicity, attributes} with Toxiproxy's types " + ", ".join(TOXIC_TYPES)
     )
 
+    in_process = True  # lives in the agent's memory: journalled once it has landed
+
     def __init__(self, proxies: ProxyManager) -> None:
         self.proxies = proxies
 

@@ -204,8 +204,16 @@ class LeaseBook:
     async def _apply(
         self, injector: Injector, request: LeaseRequest, lease_id: str, owner_ticks: int | None
     ) -> Lease:
-        # In a thread: a check may ask the Docker Engine, and the reaper's heals must not wait.
-        problem = await asyncio.to_thread(injector.check, request.target, request.params)
+        # A fault that lives in the agent's own memory (a proxy toxic) dies with the agent:
+        # there is nothing for a next agent to heal, so it is journalled after it lands, not
+        # before, and its check (of that memory only) runs here. Both would otherwise add
+        # a thread hop and a fsync (~1 ms, more on a busy disk) before the fault acts.
+        in_process = getattr(injector, "in_process", False)
+        if in_process:
+            problem = injector.check(request.target, request.params)
+        else:
+            # In a thread: a check may ask the Docker Engine; the reaper's heals must not wait.
+            problem = await asyncio.to_thread(injector.check, request.target, request.params)
         if problem:
             raise LeaseRefused(400, problem)
         now = time.time()
@@ -221,12 +229,13 @@ class LeaseBook:
             # the leases it could see, and promised that nothing new lands after it.
             if self.halted:
                 raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
-            # On disk before the fault exists (and before we count it: a failed write
-            # means nothing was applied and nothing is tracked). Written on the loop: the
-            # fsyncs take about a millisecond, and a thread hop would add more than that to
-            # the time before the fault lands.
+            # On disk before the fault exists, unless in_process (and before we count it: a
+            # failed write means nothing was applied and nothing is tracked). Written on the
+            # loop: the fsyncs take about a millisecond, and a thread hop would add more than
+            # that to the time before the fault lands.
             try:
-                self.journal.write(lease)
+                if not in_process:
+                    self.journal.write(lease)
             except OSError as exc:
                 raise LeaseRefused(
                     507,

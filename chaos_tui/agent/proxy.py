@@ -2,10 +2,12 @@
 
 A proxy listens on loopback and relays to an upstream. Toxics sit on one direction
 ("upstream": client to server, "downstream": server to client) and apply to each connection
-with probability `toxicity`. The relay reads the toxic list for every chunk, so adding or
-removing a toxic takes effect on live connections at once; removing never waits on a lock or
-on the traffic it slowed. A latency delays each chunk from the time it arrived (ReadAhead), so
-a reply written in several pieces is late by the latency once, not once per piece.
+with probability `toxicity`. A direction no toxic acts on relays in the read callback itself
+(relay.py); adding a toxic holds it from its next byte on, and a held direction reads the
+toxic list for every chunk, so adding or removing a toxic takes effect on live connections at
+once; removing never waits on a lock or on the traffic it slowed. A latency delays each chunk
+from the time it arrived (each held chunk is stamped), so a reply written in several pieces is
+late by the latency once, not once per piece.
 """
 
 from __future__ import annotations
@@ -17,18 +19,16 @@ import random
 import re
 import resource
 import socket
-import struct
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaos_tui.agent import relay
 from chaos_tui.core.errors import AgentError
 from chaos_tui.core.exit_codes import ExitCode
 
-CHUNK = 64 * 1024
-READ_AHEAD = 2 * CHUNK  # bytes one direction may read ahead of a latency toxic, stamped
 STREAMS = ("upstream", "downstream")
+BACKLOG = 1024  # connects queued before accept: a burst of a thousand must not wait on SYN retries
 
 # type -> {attribute: default}; an attribute not listed here is refused.
 TOXIC_TYPES: dict[str, dict[str, float]] = {
@@ -40,6 +40,9 @@ TOXIC_TYPES: dict[str, dict[str, float]] = {
     "slicer": {"average_size": 0, "size_variation": 0, "delay": 0},  # bytes, bytes, µs
     "limit_data": {"bytes": 0},  # close once this many bytes went through
 }
+# Toxics that act on a direction's bytes (or its end): while one does, the direction is held
+# (relay.py). reset_peer acts on a clock only and leaves the data path fast.
+DATA_TOXICS = frozenset(TOXIC_TYPES) - {"reset_peer"}
 
 
 MAX_ATTRIBUTE = 1e12  # no attribute beyond this (an hour is 3.6e6 ms; a TB is 1e12 bytes)
@@ -130,15 +133,15 @@ class Toxic:
         }
 
 
-@dataclass(eq=False)
-class Connection:
-    client: asyncio.StreamWriter
-    server: asyncio.StreamWriter
-    task: asyncio.Task | None = None  # the handler relaying both ways
-    passed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
-    rolls: dict[int, bool] = field(default_factory=dict)  # id(toxic) -> applies here
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
-    lost_data: bool = False  # a timeout toxic dropped bytes: the stream is no longer whole
+class Connection(relay.Connection):
+    """A relayed connection and what its toxics decided about it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_closed: Callable[[], None]) -> None:
+        super().__init__(loop, on_closed)
+        self.rolls: dict[int, bool] = {}  # id(toxic) -> applies here
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.lost_data = False  # a timeout toxic dropped bytes: the stream is no longer whole
+        self.dial: asyncio.Task[None] | None = None
 
     def affected(self, toxic: Toxic) -> bool:
         """Rolled once per connection and toxic (a toxic added again rolls again)."""
@@ -150,69 +153,9 @@ class Connection:
     def close(self, reset: bool = False) -> None:
         for timer in self.timers.values():
             timer.cancel()
-        if self.task is not None and self.task is not asyncio.current_task():
-            self.task.cancel()  # a relay asleep in a toxic must not outlive its connection
-        for writer in (self.client, self.server):
-            if reset:  # SO_LINGER 0: the peer gets a RST instead of a FIN
-                sock = writer.get_extra_info("socket")
-                if sock is not None:
-                    try:
-                        sock.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                    except OSError:
-                        pass
-            writer.close()
-
-
-class ReadAhead:
-    """One direction read ahead of its toxics, each chunk stamped with the time it arrived,
-    up to READ_AHEAD bytes held. A relay starts one at its first chunk under a latency toxic:
-    while that chunk waits, what follows keeps arriving, and each piece is due at its own
-    arrival plus the latency, as on a slow link (and as with Toxiproxy), not at the end of
-    the previous piece's wait. From then on the relay takes its chunks from here only."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self.reader = reader
-        self.chunks: deque[tuple[bytes, float]] = deque()  # (data, arrival); b"" is the end
-        self.held = 0
-        self.error: BaseException | None = None
-        self.ready = asyncio.Event()  # a chunk, the end or an error to take
-        self.room = asyncio.Event()  # below READ_AHEAD: read on
-        self.room.set()
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                await self.room.wait()
-                data = await self.reader.read(min(CHUNK, READ_AHEAD - self.held))
-                self.chunks.append((data, loop.time()))
-                self.held += len(data)
-                if self.held >= READ_AHEAD:
-                    self.room.clear()
-                self.ready.set()
-                if not data:
-                    return
-        except (ConnectionError, OSError) as exc:
-            self.error = exc
-            self.ready.set()
-
-    async def next(self) -> tuple[bytes, float]:
-        """The next chunk and its arrival (loop time); raises the reader's error at its turn."""
-        while not self.chunks:
-            if self.error is not None:
-                raise self.error
-            self.ready.clear()
-            await self.ready.wait()
-        data, arrived = self.chunks.popleft()
-        self.held -= len(data)
-        self.room.set()
-        return data, arrived
-
-    def stop(self) -> None:
-        self.task.cancel()
+        if self.dial is not None and self.dial is not asyncio.current_task():
+            self.dial.cancel()
+        super().close(reset)
 
 
 class Budget:
@@ -247,10 +190,13 @@ class Proxy:
         self.refused = 0  # turned away at a cap
         self.forbidden: set[int] = set()  # local ports it must never dial (itself, the agent)
         self._server: asyncio.base_events.Server | None = None
+        self.stopped = False
 
     async def start(self) -> None:
         try:
-            self._server = await asyncio.start_server(self._accept, *self.listen)
+            self._server = await asyncio.get_running_loop().create_server(
+                self._accept, *self.listen, backlog=BACKLOG
+            )
         except OSError as exc:
             raise ProxyProblem(
                 f"cannot listen on {self.listen[0]}:{self.listen[1]}: {exc.strerror}"
@@ -258,6 +204,7 @@ class Proxy:
         self.listen = self._server.sockets[0].getsockname()[:2]
 
     async def stop(self) -> None:
+        self.stopped = True  # a connection still dialling upstream is closed when it gets there
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
@@ -284,6 +231,8 @@ class Proxy:
         self.toxics[toxic.name] = toxic
         for conn in list(self.connections):
             self._arm(conn, toxic)
+            for direction in conn.directions:
+                direction.retune()  # held from its next byte on, if it acts on data
 
     def remove_toxic(self, name: str) -> bool:
         toxic = self.toxics.pop(name, None)
@@ -296,6 +245,9 @@ class Proxy:
                 timer.cancel()
             if toxic.type == "timeout" and conn.lost_data:
                 self._drop(conn, False)  # bytes went missing: a whole stream must not resume
+            else:
+                for direction in conn.directions:
+                    direction.retune()  # fast again once what it holds has gone on
         return True
 
     async def set_enabled(self, enabled: bool) -> None:
@@ -332,92 +284,75 @@ class Proxy:
 
     # -- relaying -----------------------------------------------------------------------------
 
-    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+    def _accept(self) -> relay.Side:
+        """A client connects: its protocol (admitted once its socket is made)."""
+        conn = Connection(asyncio.get_running_loop(), lambda: None)
+        conn.client.on_made = lambda: self._admit(conn)
+        return conn.client
+
+    def _admit(self, conn: Connection) -> None:
         if not self.enabled:
-            client_w.close()
+            conn.close()
             return
         if self.open >= self.max_connections or self.budget.taken >= self.budget.limit:
             self.refused += 1  # a flood or a loop: turned away before it costs another fd
-            client_w.close()
+            conn.close()
             return
         self.open += 1
         self.budget.taken += 1
-        try:
-            await self._relay_both(client_r, client_w)
-        finally:
-            self.open -= 1
-            self.budget.taken -= 1
+        conn.on_closed = lambda: self._closed(conn)
+        conn.client.transport.pause_reading()  # nothing is read before upstream answers
+        conn.dial = asyncio.get_running_loop().create_task(self._dial(conn))
 
-    async def _relay_both(
-        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
-    ) -> None:
+    def _closed(self, conn: Connection) -> None:
+        self.open -= 1
+        self.budget.taken -= 1
+        self.connections.discard(conn)
+
+    async def _dial(self, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            server_r, server_w = await asyncio.wait_for(asyncio.open_connection(*self.upstream), 5)
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(conn.upstream_side, *self.upstream), 5
+            )
         except (TimeoutError, OSError, ValueError):  # ValueError: a name IDNA refuses
-            client_w.close()
+            conn.server = None
+            conn.close()
             return
-        peer = server_w.get_extra_info("peername")
+        finally:
+            conn.dial = None
+        peer = transport.get_extra_info("peername")
         if peer is not None and peer[1] in self.forbidden and _is_local(peer[0]):
             # The name resolved to ourselves after all (it changed since the proxy was made).
             self.refused += 1
-            server_w.close()
-            client_w.close()
+            conn.close()
             return
-        for writer in (client_w, server_w):
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if not self.enabled:  # went down while we were connecting upstream
-            client_w.close()
-            server_w.close()
+        if not self.enabled or self.stopped or conn.closing:  # went down while we dialled
+            conn.close()
             return
-        conn = Connection(client_w, server_w, task=asyncio.current_task())
         self.connections.add(conn)
         for toxic in list(self.toxics.values()):
             self._arm(conn, toxic)
-        try:
-            await asyncio.gather(
-                self._relay(client_r, server_w, "upstream", conn),
-                self._relay(server_r, client_w, "downstream", conn),
-            )
-        except asyncio.CancelledError:
-            pass  # dropped by a toxic, a down or a stop
-        finally:
-            self.connections.discard(conn)
-            conn.close()
+        conn.start(self)
 
-    async def _relay(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        stream: str,
-        conn: Connection,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        ahead: ReadAhead | None = None
-        try:
-            while True:
-                if ahead is None:
-                    data, arrived = await reader.read(CHUNK), loop.time()
-                else:
-                    data, arrived = await ahead.next()
-                if not data:
-                    await self._slow_close(stream, conn)
-                    break
-                if ahead is None and self._active(stream, conn, "latency"):
-                    ahead = ReadAhead(reader)  # stamps what arrives while this chunk waits
-                if not await self._through(data, writer, stream, conn, arrived):
-                    break
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            if ahead is not None:
-                ahead.stop()
-            try:
-                if writer.can_write_eof():
-                    writer.write_eof()
-            except (OSError, RuntimeError):
-                pass
+    # What relay.Direction asks: does a toxic act on this direction's data, pass a chunk
+    # (False ends the connection), pass its end.
+
+    def holds(self, direction: relay.Direction) -> bool:
+        conn = direction.conn
+        assert isinstance(conn, Connection)
+        return any(
+            t.stream == direction.stream and t.type in DATA_TOXICS and conn.affected(t)
+            for t in self.toxics.values()
+        )
+
+    async def through(self, direction: relay.Direction, data: bytes, arrived: float) -> bool:
+        assert isinstance(direction.conn, Connection)
+        return await self._through(data, direction, direction.stream, direction.conn, arrived)
+
+    async def closing(self, direction: relay.Direction) -> None:
+        assert isinstance(direction.conn, Connection)
+        await self._slow_close(direction.stream, direction.conn)
 
     def _active(self, stream: str, conn: Connection, kind: str) -> list[Toxic]:
         return [
@@ -429,7 +364,7 @@ class Proxy:
     async def _through(
         self,
         data: bytes,
-        writer: asyncio.StreamWriter,
+        writer: relay.Direction,
         stream: str,
         conn: Connection,
         arrived: float,
@@ -448,11 +383,10 @@ class Proxy:
             if toxic.removed.is_set():
                 due -= delay  # removed while holding it: its share is no longer owed
         for toxic in self._active(stream, conn, "limit_data"):
-            room = int(toxic.attributes["bytes"]) - conn.passed[stream]
+            room = int(toxic.attributes["bytes"]) - writer.passed
             if room <= len(data):
                 writer.write(data[: max(0, room)])
                 await writer.drain()
-                conn.passed[stream] += max(0, room)
                 self._drop(conn, False)
                 return False
         at = 0
@@ -465,7 +399,6 @@ class Proxy:
                 toxic, why, seconds = pause
                 if why == "rate" or at < len(data):  # a slicer waits only between pieces
                     await toxic.sleep(seconds)
-        conn.passed[stream] += len(data)
         return True
 
     def _next_piece(self, data: bytes, at: int, stream: str, conn: Connection):
