@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +35,27 @@ ENDINGS = (
 class LeaseHistory:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
 
     def append(self, entry: dict[str, Any]) -> None:
         """Raises OSError when the record cannot be written (the caller reports it)."""
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        # Heals append from several threads. The rotation and the write are one at a time
+        # (no two threads rotate, no line lands in a file being moved); the fsync is not:
+        # concurrent ones share the disk's flush. Each returns once its own line is durable.
+        with self._lock:
+            try:
+                if self.path.stat().st_size + len(line) > MAX_BYTES:
+                    os.replace(self.path, self.path.with_name("history.1.jsonl"))
+            except FileNotFoundError:
+                pass
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, line)
+            except BaseException:
+                os.close(fd)
+                raise
         try:
-            if self.path.stat().st_size + len(line) > MAX_BYTES:
-                os.replace(self.path, self.path.with_name("history.1.jsonl"))
-        except FileNotFoundError:
-            pass
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)
