@@ -9,8 +9,9 @@ starts stopped at its end) and writes its JSON to benchmarks/results/NAME.json; 
 as such, so the table is always whole. The soak takes over 20 minutes: `--skip soak` for a
 quick pass. Benchmarks run with Python's bytecode cache written (PYTHONDONTWRITEBYTECODE is
 dropped from their environment): a real install has its .pyc files, and without them every
-process the benchmarks start compiles the package again, 0.2 s or more of start-up. Exit 0 when every figure with a goal meets it, 1 when one does not, 2 when a
-benchmark failed to run.
+process the benchmarks start compiles the package again, 0.2 s or more of start-up.
+Exit 0 when every figure with a goal meets it, 1 when one does not, 2 when a benchmark failed
+to run.
 """
 
 from __future__ import annotations
