@@ -18,9 +18,18 @@ from chaos_tui.probes.tcp_probe import TcpProbe
 def test_probes_sample_at_phases_spread_evenly_over_one_interval() -> None:
     phases = sampling_phases(4, 0.1)
     assert phases == pytest.approx([0.0, 0.025, 0.05, 0.075])
+
+
+def test_many_probes_share_slots_at_least_ten_ms_apart() -> None:
     many = sampling_phases(200, 0.1)
-    assert len(many) == 200 and many == sorted(many)
-    assert many[0] == 0.0 and many[-1] < 0.1
+    assert len(many) == 200
+    slots = sorted(set(many))
+    assert slots == pytest.approx([i / 100 for i in range(10)])
+    assert all(many.count(slot) == 20 for slot in slots)  # taken in turn: even groups
+
+
+def test_at_a_rate_too_high_for_two_slots_all_sample_together() -> None:
+    assert sampling_phases(5, 0.01) == [0.0] * 5
 
 
 def test_a_single_probe_samples_at_once() -> None:

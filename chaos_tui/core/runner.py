@@ -120,11 +120,17 @@ def _unplaced(value: object) -> bool:
     return False
 
 
-def sampling_phases(count: int, interval: float) -> list[float]:
-    """When in each interval each of `count` probes samples: spread evenly over it. A hundred
-    probes woken at the same instant would queue behind each other, and the last one's sample
-    would start late by the others' work, by a different amount each time (jitter)."""
-    return [interval * i / count for i in range(count)]
+SAMPLING_SLOT_S = 0.01  # probes that sample together, in slots at least this far apart
+
+
+def sampling_phases(count: int, interval: float, slot_s: float = SAMPLING_SLOT_S) -> list[float]:
+    """When in each interval each of `count` probes samples: in turn, in slots spread evenly
+    over it. A hundred probes woken at the same instant would queue behind each other, and the
+    last one's sample would start late by the others' work, by a different amount each time
+    (jitter); each woken alone would cost the loop a wake-up of its own per sample (at 100
+    probes, 0.17 of a core more). A slot of 10 ms groups them: ten slots at 10 Hz."""
+    slots = max(1, min(count, int(interval / slot_s)))
+    return [interval * (i % slots) / slots for i in range(count)]
 
 
 class Run:
