@@ -48,7 +48,10 @@ class Probe(ABC):
         started = time.time()
         clock = time.perf_counter()
         try:
-            value = await asyncio.wait_for(self.measure(), self.timeout_s)
+            # A timeout scope, not wait_for: no extra task per sample (at 100 probes and
+            # 10 Hz, a thousand tasks a second).
+            async with asyncio.timeout(self.timeout_s):
+                value = await self.measure()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a failing probe is data, not an error

@@ -120,6 +120,19 @@ def _unplaced(value: object) -> bool:
     return False
 
 
+SAMPLING_SLOT_S = 0.01  # probes that sample together, in slots at least this far apart
+
+
+def sampling_phases(count: int, interval: float, slot_s: float = SAMPLING_SLOT_S) -> list[float]:
+    """When in each interval each of `count` probes samples: in turn, in slots spread evenly
+    over it. A hundred probes woken at the same instant would queue behind each other, and the
+    last one's sample would start late by the others' work, by a different amount each time
+    (jitter); each woken alone would cost the loop a wake-up of its own per sample (at 100
+    probes, 0.17 of a core more). A slot of 10 ms groups them: ten slots at 10 Hz."""
+    slots = max(1, min(count, int(interval / slot_s)))
+    return [interval * (i % slots) / slots for i in range(count)]
+
+
 class Run:
     """One execution of one scenario against one target. Use `await Run(...).execute()`.
 
@@ -311,16 +324,24 @@ class Run:
             self.timeline.register(probe.name, probe.description)
             await probe.open()
         interval = 1.0 / self.options.rate_hz
+        start = asyncio.get_running_loop().time()
+        phases = sampling_phases(len(self._probes), interval)
         self._samplers = [
-            asyncio.create_task(self._sample_forever(p, interval), name=f"probe:{p.name}")
-            for p in self._probes
+            asyncio.create_task(
+                self._sample_forever(p, interval, start + phase), name=f"probe:{p.name}"
+            )
+            for p, phase in zip(self._probes, phases, strict=True)
         ]
 
-    async def _sample_forever(self, probe: Probe, interval: float) -> None:
+    async def _sample_forever(self, probe: Probe, interval: float, first: float) -> None:
+        """Samples at `first`, then every `interval` on a fixed schedule (a deadline each,
+        so the time a sample takes does not add up into drift)."""
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        due = first
+        await asyncio.sleep(max(0.0, due - loop.time()))
         # The flag as well as the cancel: on Python 3.11 a cancel that lands just as a
-        # wait_for inside a probe finishes can be swallowed, and the loop would go on.
+        # wait_for or a timeout inside a probe finishes can be swallowed, and the loop would
+        # go on.
         while not self._sampling_stopped:
             sample = await probe.sample()
             self.timeline.add(sample)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from chaos_tui.core.contracts import Probe
+from chaos_tui.probes.http_client import shared_tls
 
 # What a scenario file's `http:` probe expects when it names no status.
 EXPECT_2XX = range(200, 300)
@@ -18,14 +19,15 @@ EXPECT_2XX = range(200, 300)
 
 class HttpClientProbe(Probe):
     """A probe that speaks HTTP: its client is made on first use (so `open` cannot fail) and
-    kept, since a new client per sample costs about 20 ms of CPU."""
+    kept, since a new client per sample costs about 20 ms of CPU; every probe's client shares
+    one TLS context (http_client.py)."""
 
     _client: httpx.AsyncClient | None = None
 
     @property
     def http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+            self._client = httpx.AsyncClient(timeout=self.timeout_s, verify=shared_tls())
         return self._client
 
     async def get_ok(self, url: str, **params: str) -> httpx.Response:
