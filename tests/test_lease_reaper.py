@@ -122,3 +122,14 @@ def test_history_records_from_many_threads_all_land_whole(tmp_path):
     assert {json.loads(line)["id"] for line in lines} == {
         f"t{i}-{n}" for i in range(8) for n in range(50)
     }
+
+
+async def test_a_wall_clock_stepped_back_does_not_pause_the_dead_owner_switch(book, monkeypatch):
+    """NTP or a VM resume can step the wall clock back; the sweep that notices dead owners ran
+    on it, and stopped for as long as the step (an hour here)."""
+    owner = subprocess.Popen(["sleep", "0.5"])
+    owned = await lease(book, 3600, owner_pid=owner.pid)
+    real_time = leases_module.time.time
+    monkeypatch.setattr(leases_module.time, "time", lambda: real_time() - 3600)
+    await asyncio.to_thread(owner.wait)
+    await gone(book, {owned}, timeout_s=3)  # a sweep every 0.25 s: well within 3 s

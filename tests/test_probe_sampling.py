@@ -28,6 +28,14 @@ def test_many_probes_share_slots_at_least_ten_ms_apart() -> None:
     assert all(many.count(slot) == 20 for slot in slots)  # taken in turn: even groups
 
 
+def test_at_a_slow_rate_every_probe_starts_within_the_first_100_ms() -> None:
+    """At 0.15 Hz a phase spread over the whole 6.7 s interval left a probe short of the three
+    samples the steady state asks for within 15 s: the run aborted, nothing injected."""
+    phases = sampling_phases(20, 1 / 0.15)
+    assert max(phases) < 0.1
+    assert len(set(phases)) == 10  # still spread: ten slots, not one herd
+
+
 def test_at_a_rate_too_high_for_two_slots_all_sample_together() -> None:
     assert sampling_phases(5, 0.01) == [0.0] * 5
 

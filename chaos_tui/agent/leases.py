@@ -348,16 +348,20 @@ class LeaseBook:
         own, so one slow heal holds up no other; a failed or timed-out heal is tried again
         every second. Sleeps until the next expiry on the agenda or the next sweep,
         whichever comes first; a lease falling due earlier wakes it."""
+        # The sweep (owner checks, the backstop for anything overdue) runs on the monotonic
+        # clock: a wall clock stepped back an hour must not pause it for an hour. Expiries
+        # are wall-clock times (they outlive the agent in the journal), and no sleep is
+        # longer than one sweep, so a step either way is noticed within SWEEP_S.
         next_sweep = 0.0
         try:
             while True:
                 now = time.time()
-                if now >= next_sweep:
+                if time.monotonic() >= next_sweep:
                     self._end_orphans(now)
                     for lease in list(self.leases.values()):
                         if lease.expires_at <= now:
                             self._start_reap(lease.id)
-                    next_sweep = now + SWEEP_S
+                    next_sweep = time.monotonic() + SWEEP_S
                 while self._due and self._due[0][0] <= now:
                     _, lease_id = heapq.heappop(self._due)
                     due = self.leases.get(lease_id)
@@ -365,12 +369,13 @@ class LeaseBook:
                         self._start_reap(lease_id)
                 if len(self._due) > 2 * len(self.leases) + 64:
                     self._compact_agenda()
-                self._next_wake = min(next_sweep, self._due[0][0] if self._due else math.inf)
+                sleep = max(0.0, next_sweep - time.monotonic())
+                if self._due:
+                    sleep = min(sleep, max(0.0, self._due[0][0] - time.time()))
+                self._next_wake = time.time() + sleep
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(
-                        self._wake.wait(), max(0.0, self._next_wake - time.time())
-                    )
+                    await asyncio.wait_for(self._wake.wait(), sleep)
                 except TimeoutError:
                     pass
         except asyncio.CancelledError:

@@ -121,6 +121,9 @@ def _unplaced(value: object) -> bool:
 
 
 SAMPLING_SLOT_S = 0.01  # probes that sample together, in slots at least this far apart
+# The slots fill at most this much of an interval: a probe's first sample must not wait for
+# most of a slow interval (at 0.15 Hz, 6 s) when the steady state asks for samples in 15 s.
+SAMPLING_SPREAD_S = 0.1
 
 
 def sampling_phases(count: int, interval: float, slot_s: float = SAMPLING_SLOT_S) -> list[float]:
@@ -128,9 +131,11 @@ def sampling_phases(count: int, interval: float, slot_s: float = SAMPLING_SLOT_S
     over it. A hundred probes woken at the same instant would queue behind each other, and the
     last one's sample would start late by the others' work, by a different amount each time
     (jitter); each woken alone would cost the loop a wake-up of its own per sample (at 100
-    probes, 0.17 of a core more). A slot of 10 ms groups them: ten slots at 10 Hz."""
-    slots = max(1, min(count, int(interval / slot_s)))
-    return [interval * (i % slots) / slots for i in range(count)]
+    probes, 0.17 of a core more). A slot of 10 ms groups them: ten slots at 10 Hz, and at a
+    slower rate ten in the interval's first 100 ms, so no probe starts later than that."""
+    span = min(interval, SAMPLING_SPREAD_S)
+    slots = max(1, min(count, int(span / slot_s)))
+    return [span * (i % slots) / slots for i in range(count)]
 
 
 class Run:
