@@ -6,6 +6,7 @@ and from a toxic; closes pass both ways; no fd is left behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -254,3 +255,47 @@ def test_a_reset_peer_toxic_leaves_the_data_path_fast(loop_name):
         assert proxy.open == 0
 
     run(loop_name, main)
+
+
+@pytest.mark.parametrize("loop_name", RUNNERS)
+def test_a_stopped_proxy_closes_connections_still_dialling_at_once(loop_name):
+    """An upstream whose accept backlog is full leaves the proxy's dial hanging (for up to its
+    5 s timeout); deleting the proxy must close those client connections now, not then."""
+
+    async def main():
+        full = socket.socket()
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        fillers = []
+        for _ in range(4):  # fill the backlog: further SYNs are dropped, connects hang
+            filler = socket.socket()
+            filler.setblocking(False)
+            try:
+                filler.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(filler)
+        manager = ProxyManager()
+        proxy = await manager.create(f"d{time.monotonic_ns()}", "127.0.0.1:0", f"127.0.0.1:{port}")
+        clients = [await asyncio.open_connection(*proxy.listen) for _ in range(3)]
+        try:
+            async with asyncio.timeout(2):
+                while proxy.open < 3 or len(proxy.dialling) < 3:
+                    await asyncio.sleep(0.01)
+            await manager.stop_all()
+            async with asyncio.timeout(1):  # well under the dial's 5 s
+                for reader, _ in clients:
+                    with contextlib.suppress(ConnectionError):
+                        assert await reader.read() == b""
+            assert proxy.open == 0 and not proxy.dialling
+        finally:
+            for _, writer in clients:
+                writer.close()
+            for sock in [full, *fillers]:
+                sock.close()
+
+    if loop_name == "uvloop":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -184,6 +184,9 @@ class Proxy:
         self.downs = 0  # live proxy.down leases
         self.toxics: dict[str, Toxic] = {}
         self.connections: set[Connection] = set()
+        # Admitted, still dialling upstream: a stop or a down closes these too, at once,
+        # rather than when their dial ends (up to its 5 s timeout).
+        self.dialling: set[Connection] = set()
         self.max_connections = max_connections
         self.budget = budget or Budget(fd_budget())
         self.open = 0  # accepted and not yet closed, including those still dialling upstream
@@ -207,9 +210,10 @@ class Proxy:
         self.stopped = True  # a connection still dialling upstream is closed when it gets there
         if self._server is not None:
             self._server.close()
-        for conn in list(self.connections):
+        for conn in [*self.connections, *self.dialling]:
             conn.close()
         self.connections.clear()
+        self.dialling.clear()
 
     def to_json(self) -> dict:
         return {
@@ -263,6 +267,8 @@ class Proxy:
         if self._server is not None:
             self._server.close()
             self._server = None
+        for conn in list(self.dialling):
+            conn.close()
         for conn in list(self.connections):
             self._drop(conn, False)
 
@@ -302,6 +308,7 @@ class Proxy:
         self.budget.taken += 1
         conn.on_closed = lambda: self._closed(conn)
         conn.client.transport.pause_reading()  # nothing is read before upstream answers
+        self.dialling.add(conn)
         conn.dial = asyncio.get_running_loop().create_task(self._dial(conn))
 
     def _closed(self, conn: Connection) -> None:
@@ -321,6 +328,7 @@ class Proxy:
             return
         finally:
             conn.dial = None
+            self.dialling.discard(conn)
         peer = transport.get_extra_info("peername")
         if peer is not None and peer[1] in self.forbidden and _is_local(peer[0]):
             # The name resolved to ourselves after all (it changed since the proxy was made).
