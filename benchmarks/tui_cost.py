@@ -269,7 +269,7 @@ def main() -> int:
         run_seconds=args.run_seconds,
         terminal="130x42",
         code={label or "this": str(path) for label, path in codes.items()},
-        runs=runs,
+        runs={label or "this": got for label, got in runs.items()},
     )
     emit(doc, args.output)
     return 0
