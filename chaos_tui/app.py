@@ -9,9 +9,13 @@ all heal first.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import App, SystemCommand
@@ -33,16 +37,30 @@ from chaos_tui.sandbox.usage import RunBusy, RunLock
 from chaos_tui.screens.confirm import AskScreen, ConfirmRunScreen
 from chaos_tui.screens.detail import DetailScreen
 from chaos_tui.screens.help import HelpScreen
-from chaos_tui.screens.history import HistoryScreen
 from chaos_tui.screens.note import NoteScreen
 from chaos_tui.screens.picker import PickerScreen
-from chaos_tui.screens.report import EXPORT_KINDS, ReportScreen
-from chaos_tui.screens.run import RunScreen
-from chaos_tui.screens.runbook import RunbookScreen
 from chaos_tui.session import ResultSaver, regression_policy
 from chaos_tui.settings import Settings
 from chaos_tui.targets import make_target
 from chaos_tui.widgets.hangup_driver import HangupSafeDriver
+
+# The picker comes up without these (plotext, markdown-it, the report's exports): each is
+# imported where it is first shown. A screen of a module never imported cannot be on screen.
+if TYPE_CHECKING:
+    from chaos_tui.screens.report import ReportScreen
+    from chaos_tui.screens.run import RunScreen
+
+
+def _showing(screen: object, module: str, name: str) -> bool:
+    """isinstance(screen, module.name), without importing the module for the answer."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(screen, getattr(loaded, name))
+
+
+# CHAOS_CONSOLE_STATS=FILE: every STATS_EVERY_S the console appends one JSON line of its
+# queue and buffer sizes (`ChaosApp.stats`) to FILE; benchmarks/soak.py reads it.
+STATS_ENV = "CHAOS_CONSOLE_STATS"
+STATS_EVERY_S = 10.0
 
 
 class ChaosApp(App):
@@ -135,6 +153,39 @@ class ChaosApp(App):
         self.push_screen(PickerScreen())
         if self.open_scenario:
             self.open_detail(self.open_scenario)
+        stats = os.environ.get(STATS_ENV)
+        if stats:
+            self.set_interval(STATS_EVERY_S, partial(self._write_stats, Path(stats)))
+
+    def stats(self) -> dict[str, float]:
+        """What could grow over a long run: the messages waiting (the app's, the screen's),
+        the workers, the samples held (the run's, for its result; the LiveRun's, for the
+        screen), the log's lines and the event list's. Every one of them has a cap or drains."""
+        screen_queue = getattr(self.screen, "_message_queue", None)
+        found: dict[str, float] = {
+            "t": round(time.time(), 3),
+            "app_queue": self._message_queue.qsize(),
+            "screen_queue": screen_queue.qsize() if screen_queue is not None else 0,
+            "workers": len(self.workers),
+            "screens": len(self.screen_stack),
+        }
+        if self._run is not None:
+            found["run_samples"] = self._run.timeline.kept
+        if self.live is not None:
+            found["live_samples"] = self.live.timeline.kept
+            found["live_log_lines"] = len(self.live.log)
+        for screen in self.screen_stack:
+            log = getattr(screen, "event_lines", None)
+            if log is not None:
+                found["event_list_lines"] = log()
+        return found
+
+    def _write_stats(self, path: Path) -> None:
+        try:
+            with path.open("a") as out:
+                out.write(json.dumps(self.stats()) + "\n")
+        except OSError:
+            pass  # a benchmark's aid: never a reason to disturb the console
 
     def open_detail(self, name: str) -> None:
         self.push_screen(DetailScreen(name))
@@ -194,6 +245,9 @@ class ChaosApp(App):
             self.notify(str(exc), title="refused: nothing injected", severity="error", timeout=15)
             return
         plan = self.catalog.take_plan(name)  # this run's own: the next showing plans afresh
+        from chaos_tui.screens.run import RunScreen
+
+        self._run = Run(plan, self.target, self._emit, self.options)
         self.live = LiveRun(
             name,
             self.target.name,
@@ -201,8 +255,8 @@ class ChaosApp(App):
             list(plan.invariants),
             plan.recovery_probe,
             plan.backlog_probe,
+            recovery_from=self._run.timeline,
         )
-        self._run = Run(plan, self.target, self._emit, self.options)
         self._aborting = False
         screen = RunScreen(self.live)
         self.push_screen(screen)
@@ -365,12 +419,14 @@ class ChaosApp(App):
         return self.export_dir or self.results_dir / result.scenario / "exports"
 
     def report_screen(self, result: RunResult, saved: Path | None) -> ReportScreen:
+        from chaos_tui.screens.report import ReportScreen
+
         return ReportScreen(result, self.export_dir_for(result), saved_path=saved)
 
     def _report(self) -> ReportScreen | None:
         screen = self.screen
-        if isinstance(screen, ReportScreen):
-            return screen
+        if _showing(screen, "chaos_tui.screens.report", "ReportScreen"):
+            return cast("ReportScreen", screen)
         self.notify("no report is open", severity="warning")
         return None
 
@@ -427,6 +483,8 @@ class ChaosApp(App):
         except (RunbookMissing, OSError) as exc:
             self.notify(str(exc), title="no runbook", severity="error")
             return
+        from chaos_tui.screens.runbook import RunbookScreen
+
         self.push_screen(RunbookScreen(ref, text))
 
     def action_history(self) -> None:
@@ -437,8 +495,10 @@ class ChaosApp(App):
     def open_history(self, scenario: str) -> None:
         """Every saved run of the scenario. From a report opened out of that same history,
         back to it rather than one more on top."""
+        from chaos_tui.screens.history import HistoryScreen
+
         stack = self.screen_stack
-        if len(stack) > 1 and isinstance(self.screen, ReportScreen):
+        if len(stack) > 1 and _showing(self.screen, "chaos_tui.screens.report", "ReportScreen"):
             below = stack[-2]
             if isinstance(below, HistoryScreen) and below.scenario == scenario:
                 self.pop_screen()
@@ -490,8 +550,10 @@ class ChaosApp(App):
 
     def _report_commands(self, screen):
         """The palette's commands for an open report."""
-        if not isinstance(screen, ReportScreen):
+        if not _showing(screen, "chaos_tui.screens.report", "ReportScreen"):
             return
+        from chaos_tui.screens.report import EXPORT_KINDS
+
         name = screen.result.scenario
         for kind, label in EXPORT_KINDS.items():
             yield SystemCommand(
@@ -518,7 +580,7 @@ class ChaosApp(App):
                     partial(self.request_run, entry.name),
                 )
             return
-        if not isinstance(screen, RunScreen):
+        if not _showing(screen, "chaos_tui.screens.run", "RunScreen"):
             return
         yield SystemCommand(
             "Heal live faults", "heal every live fault now; the run goes on", self.action_heal

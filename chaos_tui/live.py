@@ -1,7 +1,8 @@
 """What the console shows of a run, rebuilt from the run's events alone.
 
 Textual-free: the run screen redraws from this a few times a second, whatever the probe rate,
-and the tests and snapshots feed it events directly. Every buffer is bounded.
+and the tests and snapshots feed it events directly. Every buffer is bounded: the samples to
+the last KEEP_S seconds, the log to LOG_LINES_KEPT lines.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from chaos_tui.core.model import (
 from chaos_tui.core.timeline import Timeline
 from chaos_tui.narration import Narrator, OrderedLog
 
-SAMPLES_KEPT = 36_000  # an hour per probe at 10 Hz; the saved result has the full series
+# The screen draws the last minutes only (the chart 3, a sparkline 1): samples older than
+# KEEP_S are dropped as the run goes (every FORGET_EVERY samples), and no probe holds more
+# than SAMPLES_KEPT whatever its rate. The saved result has the full series: the run's own
+# timeline keeps it, and the recovery metrics are read from there when the app passes it.
+KEEP_S = 300.0
+FORGET_EVERY = 500
+SAMPLES_KEPT = 36_000
 LOG_LINES_KEPT = 500
 RECENT = 10  # samples that decide "degraded": any failure among them
 SLOW_FACTOR = 3.0  # latency this many times the pre-fault median counts as degraded
@@ -63,6 +70,7 @@ class LiveRun:
         invariants: list[InvariantSpec],
         recovery_probe: str | None = None,
         backlog_probe: str | None = None,
+        recovery_from: Timeline | None = None,
     ) -> None:
         self.scenario = scenario
         self.target = target
@@ -71,6 +79,10 @@ class LiveRun:
         self.recovery_probe = recovery_probe
         self.backlog_probe = backlog_probe
         self.timeline = Timeline(max_samples=SAMPLES_KEPT)
+        # The run's whole timeline, for metrics that look back past KEEP_S (a long fault);
+        # without it (tests, snapshots) this LiveRun's own, which is the same for a short run.
+        self._recovery_from = recovery_from
+        self._added = 0
         for p in probes:
             self.timeline.register(p.name, p.description)
         self.phase = "prepare"
@@ -100,6 +112,9 @@ class LiveRun:
         if isinstance(event, SampleTaken):
             self.timeline.add(event.sample)
             self._tick(event.sample.t)
+            self._added += 1
+            if self._added % FORGET_EVERY == 0 and self.now is not None:
+                self.timeline.forget_before(self.now - KEEP_S)
         elif isinstance(event, PhaseChanged):
             self.phase, self.phase_detail = event.phase, event.detail
             if self.started_at is None:
@@ -192,7 +207,8 @@ class LiveRun:
     def recovery(self) -> RecoveryMetrics:
         if self.result is not None:
             return self.result.recovery
-        return self.timeline.recovery(self.recovery_probe, self.backlog_probe)
+        timeline = self._recovery_from or self.timeline
+        return timeline.recovery(self.recovery_probe, self.backlog_probe)
 
     def probe_status(self, probe: str) -> str:
         """waiting, ok, degraded (recent failures or slow) or failing (the last sample failed)."""

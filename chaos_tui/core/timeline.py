@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
-from itertools import islice
 from statistics import median, quantiles
 
 from chaos_tui.core.model import (
@@ -14,41 +12,53 @@ from chaos_tui.core.model import (
     ProbeSample,
     RecoveryMetrics,
 )
+from chaos_tui.core.series import SampleSeries
 
 # 10 Hz for three hours per probe; older samples fall off rather than grow without bound.
+# Held compactly (core/series.py): about 25 bytes a sample, 2.6 MB for a probe's three hours.
 MAX_SAMPLES_PER_PROBE = 108_000
 
 
 class Timeline:
     def __init__(self, max_samples: int = MAX_SAMPLES_PER_PROBE) -> None:
-        self._samples: dict[str, deque[ProbeSample]] = {}
+        self._samples: dict[str, SampleSeries] = {}
         self._descriptions: dict[str, str] = {}
         self._max = max_samples
         self.windows: list[InjectionWindow] = []
 
     def register(self, probe: str, description: str) -> None:
-        self._samples.setdefault(probe, deque(maxlen=self._max))
+        self._samples.setdefault(probe, SampleSeries(probe, self._max))
         self._descriptions[probe] = description
 
     def add(self, sample: ProbeSample) -> None:
-        self._samples.setdefault(sample.probe, deque(maxlen=self._max)).append(sample)
+        series = self._samples.get(sample.probe)
+        if series is None:
+            series = self._samples[sample.probe] = SampleSeries(sample.probe, self._max)
+        series.append(sample)
+
+    def forget_before(self, t: float) -> None:
+        """Drop every probe's samples taken before `t` (a view that draws only the last
+        minutes; a run's own timeline keeps everything for its result)."""
+        for series in self._samples.values():
+            series.drop_before(t)
+
+    @property
+    def kept(self) -> int:
+        """Samples held now, every probe together (each probe's series is capped)."""
+        return sum(len(series) for series in self._samples.values())
 
     def samples(self, probe: str) -> list[ProbeSample]:
         return list(self._samples.get(probe, ()))
 
     def recent(self, probe: str, count: int) -> list[ProbeSample]:
         """The last `count` samples, oldest first, without copying the whole series."""
-        series = self._samples.get(probe, ())
-        return list(islice(reversed(series), count))[::-1]
+        series = self._samples.get(probe)
+        return series.recent(count) if series is not None else []
 
     def since(self, probe: str, t: float) -> list[ProbeSample]:
         """Samples taken at or after `t`, oldest first, reading back from the newest."""
-        picked = []
-        for s in reversed(self._samples.get(probe, ())):
-            if s.t < t:
-                break
-            picked.append(s)
-        return picked[::-1]
+        series = self._samples.get(probe)
+        return series.since(t) if series is not None else []
 
     @property
     def probes(self) -> list[str]:
@@ -161,7 +171,8 @@ class Timeline:
     def _values_before(self, probe: str, t: float, count: int) -> list[float]:
         """The last `count` passing values taken before `t`, reading back from the newest."""
         values: list[float] = []
-        for s in reversed(self._samples.get(probe, ())):
+        series = self._samples.get(probe)
+        for s in reversed(series) if series is not None else ():
             if s.t < t and s.ok and s.value is not None:
                 values.append(s.value)
                 if len(values) == count:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from chaos_tui.core.contracts import Probe
+from chaos_tui.core.lazy import lazy
+
+if TYPE_CHECKING:
+    import psycopg
+else:
+    psycopg = lazy("psycopg")  # loaded at its first use: the picker lists this without it
 
 CONNECT_TIMEOUT_S = 1
 

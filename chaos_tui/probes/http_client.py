@@ -18,8 +18,14 @@ import functools
 import importlib.util
 import ssl
 import sys
+from typing import TYPE_CHECKING
 
-import httpx
+from chaos_tui.core.lazy import lazy
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy("httpx")  # loaded at the first shared_tls(): the picker needs none of it
 
 
 def remember_missing(module: str) -> bool:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import httpx
-
 from chaos_tui.core.contracts import Probe
+from chaos_tui.core.lazy import lazy
 from chaos_tui.probes.http_client import shared_tls
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy("httpx")  # loaded at its first use: the picker lists this without it
 
 # What a scenario file's `http:` probe expects when it names no status.
 EXPECT_2XX = range(200, 300)

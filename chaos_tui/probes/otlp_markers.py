@@ -17,9 +17,16 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from chaos_tui.core.lazy import lazy
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy("httpx")  # loaded at its first use: the picker lists this without it
 
 MARKER_ATTRIBUTE = "chaos.marker"
 POST_TIMEOUT_S = 2.0

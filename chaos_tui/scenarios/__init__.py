@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from types import ModuleType
 from typing import Any
 
 from chaos_tui.core.contracts import Scenario
@@ -18,7 +19,11 @@ def _discover() -> dict[str, type[Scenario]]:
     found: dict[str, type[Scenario]] = {}
     for info in pkgutil.iter_modules(__path__, __name__ + "."):
         module = importlib.import_module(info.name)
-        for _, cls in inspect.getmembers(module, inspect.isclass):
+        for cls in list(vars(module).values()):
+            # A module (a driver imported lazily, core/lazy.py) is passed over unread: even
+            # isinstance(m, type) would load it.
+            if isinstance(cls, ModuleType) or not inspect.isclass(cls):
+                continue
             if (
                 issubclass(cls, Scenario)
                 and cls.__module__ == module.__name__

@@ -7,17 +7,23 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import Field
 
 from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
+from chaos_tui.core.lazy import lazy
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
 from chaos_tui.platform.policy import POLICY_PATH, policy_answers
 from chaos_tui.probes.http_probe import HttpClientProbe, HttpProbe
 from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.load import SteadyLoad
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy("httpx")  # loaded at its first use: the picker lists this without it
 
 
 def _request(role: str, action: str, resource_tenant: str) -> dict:

@@ -12,11 +12,16 @@ import json
 import time
 import uuid
 from collections import deque
+from typing import TYPE_CHECKING
 
-import psycopg
-
+from chaos_tui.core.lazy import lazy
 from chaos_tui.probes.db_probe import close_quietly
 from chaos_tui.scenarios.load import SteadyLoad
+
+if TYPE_CHECKING:
+    import psycopg
+else:
+    psycopg = lazy("psycopg")  # loaded at its first use: the picker lists this without it
 
 INSERT = (
     "INSERT INTO outbox_events (id, subject, payload) VALUES (%s, %s, %s) "

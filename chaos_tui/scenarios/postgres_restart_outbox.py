@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 
-import psycopg
 from pydantic import Field
 
 from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
+from chaos_tui.core.lazy import lazy
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
 from chaos_tui.core.report import duration_text
@@ -20,6 +21,11 @@ from chaos_tui.probes.jetstream_probe import StreamProbe, read_subject
 from chaos_tui.probes.nats_probe import NatsProbe
 from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.outbox_writer import OutboxWriter
+
+if TYPE_CHECKING:
+    import psycopg
+else:
+    psycopg = lazy("psycopg")  # loaded at its first use: the picker lists this without it
 
 SUBJECT_PREFIX = "sea.event.outbox_probe"
 

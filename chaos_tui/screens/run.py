@@ -43,8 +43,15 @@ from chaos_tui.widgets.probe_panel import ProbePanel
 from chaos_tui.widgets.recovery_chart import RecoveryChart
 from chaos_tui.widgets.title_bar import TitleBar
 
-REDRAW_HZ = 4
-SLOW_EVERY = 4  # the chart (plotext) and the recovery metrics are redone once a second
+# At the rate a person reads, not the probe rate. The screen looks twice a second; it
+# redraws at once what a person must see at once (a phase, a probe's state, a fault coming or
+# going, an invariant breaking, the end), and otherwise once a second: the clocks, readings
+# and sparklines. The chart (plotext, its x axis spanning minutes) and the recovery metrics
+# every CHART_EVERY seconds, and at once when a fault comes, lands or heals. A widget whose
+# content did not change is not repainted at all (widgets/painted.py): each repaint makes
+# Textual re-render every widget on the rows it spans.
+REDRAW_HZ = 2
+CHART_EVERY = 2
 # The smallest terminal (columns, rows) for the wide layout: below it the right-hand column
 # would cut invariant names and the chart and the events would get a few rows each.
 WIDE_AT = Size(120, 34)
@@ -156,6 +163,25 @@ def invariant_state(live: LiveRun) -> tuple:
     return live.phase == "verify", tuple(sorted(live.invariant_results)), so_far
 
 
+def urgent_state(live: LiveRun) -> tuple:
+    """What a person must see within the tick it changes in; the rest waits for the second."""
+    return (
+        live.phase,
+        live.chaos_live,
+        live.finished,
+        windows_state(live),
+        tuple(live.probe_status(p.name) for p in live.probes),
+        tuple(r.name for r in live.broken),
+        tuple(sorted(live.invariant_results)),
+        live.log.total,  # a line in the event log: something happened
+    )
+
+
+def windows_state(live: LiveRun) -> tuple:
+    """What the chart's bands are drawn from: a fault coming, landing or healing."""
+    return tuple((w.lease_id, w.applied_at, w.healed_at) for w in live.windows)
+
+
 def metric_facts(live: LiveRun) -> tuple[tuple[str, str], ...]:
     """What is known so far, in the report's words: the recovery timings, the error rate of
     every probe that failed during the fault, and the scenario's own numbers as far as they
@@ -198,7 +224,10 @@ class RunScreen(Screen):
         self.live = live
         self.compact = False
         self._drawn_version = -1
+        self._drawn_windows: tuple = ()  # the fault windows as the chart last drew them
         self._redraws = 0
+        self._ticks = 0  # timer ticks that found something new
+        self._urgent: tuple = ()  # urgent_state() as last drawn
         self._boxes: dict[str, object] = {}  # what each auto-sized box shows now
         self._tab_labels: dict[str, str] = {}
         self._recomposing = False
@@ -295,24 +324,41 @@ class RunScreen(Screen):
         live = self.live
         if self._recomposing or (live.version == self._drawn_version and not force):
             return
+        self._ticks += 1
+        urgent = urgent_state(live)
+        if not (force or urgent != self._urgent or self._ticks % REDRAW_HZ == 1):
+            return  # the version moved, but only the clocks and readings: next second
+        self._urgent = urgent
         self._drawn_version = live.version
         self._redraws += 1
         with self.app.batch_update():
             banner = self.query_one("#banner", Painted)
-            banner.display = live.chaos_live
+            if banner.display != live.chaos_live:
+                banner.display = live.chaos_live
             if live.chaos_live:
                 banner.paint(banner_text(live))
             self.query_one("#run-status", Painted).paint(status_text(live))
             self.query_one(LiveFaultsPanel).show(live)
             for panel in self.query(ProbePanel):
                 panel.show(live)
-            if force or self._redraws % SLOW_EVERY == 1 or live.finished:
+            windows = windows_state(live)
+            if (
+                force
+                or self._redraws % CHART_EVERY == 1
+                or live.finished
+                or windows != self._drawn_windows
+            ):
+                self._drawn_windows = windows
                 self.query_one(RecoveryChart).show(live)
                 facts = metric_facts(live)
                 self._box("#metrics", facts, lambda: metrics_table(facts))
             self._box("#invariants", invariant_state(live), lambda: invariant_table(live))
             self._mark_tabs(live)
             self.query_one(EventLog).show(live.log)
+
+    def event_lines(self) -> int:
+        """Lines in the event list now (ChaosApp.stats): it mirrors the capped log."""
+        return len(self.query_one(EventLog).lines)
 
     def _mark_tabs(self, live: LiveRun) -> None:
         """Compact layout: a failing probe or a broken invariant counts on its tab's label,

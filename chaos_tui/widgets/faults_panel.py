@@ -57,7 +57,8 @@ class LiveFaultsPanel(Painted):
 
     def show(self, live: LiveRun) -> None:
         rows = fault_rows(live) if live.chaos_live else []
-        self.display = bool(rows)
+        if self.display != bool(rows):
+            self.display = bool(rows)
         if not rows:
             return
         if self.styles.height is None or self.styles.height.value != len(rows) + 2:
@@ -68,4 +69,5 @@ class LiveFaultsPanel(Painted):
         table.add_column(justify="right", no_wrap=True)
         for row in rows:
             table.add_row(*row)
-        self.paint(table)
+        # The clocks tick in whole seconds: most redraws change nothing, and paint nothing.
+        self.paint(table, key=tuple(rows))

@@ -71,6 +71,11 @@ class ProbePanel(Painted):
         self._seen_until: float | None = None  # the newest sample read into _down_since
         self._down_since: float | None = None  # the first failure of the current outage
 
+    @property
+    def status(self) -> str:
+        """The state it shows: waiting, ok, degraded or failing ("" before its first show)."""
+        return self._status
+
     def show(self, live: LiveRun) -> None:
         status = live.probe_status(self.probe)
         if status != self._status:
@@ -120,7 +125,7 @@ class ProbePanel(Painted):
         key.append(" failed", style="dim")
         if legend.cell_len + key.cell_len <= width:
             legend.append_text(key)
-        self.paint(Group(head, spark, legend))
+        self.paint(Group(head, spark, legend), key=(head, spark, legend))
 
     def _follow_outage(self, live: LiveRun) -> None:
         """Reads only the samples that arrived since the last redraw."""

@@ -1,0 +1,61 @@
+"""SampleSeries: a probe's samples in columns read back exactly as they went in, capped, and
+trimmed by time; LiveRun keeps only the minutes its screen draws."""
+
+from __future__ import annotations
+
+from chaos_tui.core.events import SampleTaken
+from chaos_tui.core.model import ProbeSample
+from chaos_tui.core.series import SampleSeries
+from chaos_tui.core.timeline import Timeline
+from chaos_tui.live import FORGET_EVERY, KEEP_S, LiveRun, ProbeInfo
+
+
+def sample(t: float, ok: bool = True, **kw) -> ProbeSample:
+    return ProbeSample("p", t, ok, kw.get("latency_ms", 1.5), kw.get("value"), kw.get("error"))
+
+
+def test_samples_read_back_as_they_went_in() -> None:
+    given = [
+        sample(1.0, latency_ms=2.25, value=7.0),
+        sample(2.0, ok=False, latency_ms=None, error="connection refused"),
+        sample(3.0, latency_ms=0.0, value=None),
+        sample(4.0, value=float("nan")),
+    ]
+    series = SampleSeries("p", maxlen=100)
+    for s in given:
+        series.append(s)
+    back = list(series)
+    assert back[:3] == given[:3]
+    assert back[3].value != back[3].value  # NaN stays NaN, not None
+    assert next(reversed(series)).t == 4.0
+    assert [s.t for s in series.since(2.5)] == [3.0, 4.0]
+    assert series.recent(2)[0] == given[2]
+
+
+def test_cap_drops_the_oldest_and_keeps_errors_in_line() -> None:
+    series = SampleSeries("p", maxlen=10)
+    for i in range(25):
+        series.append(sample(float(i), ok=i % 2 == 0, error=None if i % 2 == 0 else f"e{i}"))
+    assert len(series) <= 10
+    kept = list(series)
+    assert kept[-1].t == 24.0
+    assert all(s.error == (None if s.ok else f"e{int(s.t)}") for s in kept)
+
+
+def test_drop_before_forgets_by_time() -> None:
+    timeline = Timeline()
+    for i in range(100):
+        timeline.add(sample(float(i)))
+    timeline.forget_before(60.0)
+    assert timeline.samples("p")[0].t == 60.0
+    assert timeline.kept == 40
+
+
+def test_live_run_holds_only_the_minutes_it_draws() -> None:
+    live = LiveRun("s", "sandbox", [ProbeInfo("p", "")], [])
+    rate = 10
+    for i in range(int(3 * KEEP_S * rate)):
+        live.apply(SampleTaken(sample(1000.0 + i / rate)))
+    kept = live.timeline.kept
+    assert kept <= KEEP_S * rate + FORGET_EVERY
+    assert live.samples("p")[-1].t == 1000.0 + (3 * KEEP_S * rate - 1) / rate
