@@ -132,16 +132,23 @@ def emit(doc: dict[str, Any], output: Path | None) -> None:
         output.write_text(text + "\n")
 
 
+def number(value: float) -> str:
+    """Three significant digits, never an exponent: 1.99, 32.5, 0.691, 1610."""
+    if value == 0 or abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
 def table(figures: list[dict[str, Any]]) -> str:
     """Figure, median, spread, goal, meets: one line each, for a terminal."""
     rows = [("figure", "median", "spread", "goal", "meets")]
     for f in figures:
         goal = ""
         if f.get("goal") is not None:
-            goal = f"{'<=' if f.get('better') == 'lower' else '>='} {f['goal']:g} {f['unit']}"
+            goal = f"{'<=' if f.get('better') == 'lower' else '>='} {number(f['goal'])} {f['unit']}"
         meets = {True: "yes", False: "NO", None: "-"}[f.get("meets")]
-        spread = f"{f['min']:g}..{f['max']:g}" if f.get("runs", 1) > 1 else "1 run"
-        rows.append((f["figure"], f"{f['median']:g} {f['unit']}", spread, goal, meets))
+        spread = f"{number(f['min'])}..{number(f['max'])}" if f.get("runs", 1) > 1 else "1 run"
+        rows.append((f["figure"], f"{number(f['median'])} {f['unit']}", spread, goal, meets))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
