@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -114,27 +113,33 @@ async def pings(port: int, count: int) -> list[float]:
     return times
 
 
-def busy_pinger(port: int, stop: threading.Event, log: list) -> None:
-    """Round trips on a blocking socket in its own thread, so the timings are not bent by
-    what the benchmark's event loop does meanwhile (the API call)."""
+def busy_pinger(port: int, hold_s: float) -> None:
+    """Round trips on a blocking socket for `hold_s` after saying "ready", then the log as
+    JSON, in a process of its own (`--ping PORT`): a pinger thread in the benchmark's own
+    process took the GIL and a core from the API call it was timing. perf_counter is the
+    system's monotonic clock, the same in both processes."""
+    log: list[tuple[float, float]] = []
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while not stop.is_set():
-            started = time.perf_counter()
+        print("ready", flush=True)
+        until = time.perf_counter() + hold_s
+        while (started := time.perf_counter()) < until:
             sock.sendall(b"!")
             sock.recv(1)
             log.append((started, time.perf_counter() - started))
+    print(json.dumps(log), flush=True)
 
 
 async def toxic_effect(client: AgentClient, proxy: str, port: int) -> tuple[float, float]:
     """(effect ms, API call ms): from the start of the API call to the first round trip
     slowed by the new toxic, on a connection busy the whole time."""
-    log: list[tuple[float, float]] = []
-    stop = threading.Event()
-    pinger = threading.Thread(target=busy_pinger, args=(port, stop, log))
-    pinger.start()
+    pinger = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--ping", str(port), stdout=asyncio.subprocess.PIPE, limit=1 << 26
+    )
+    assert pinger.stdout is not None
     try:
-        await asyncio.sleep(0.2)
+        await pinger.stdout.readline()  # "ready"
+        await asyncio.sleep(0.1)
         called = time.perf_counter()
         lease = await client.create_lease(
             kind="proxy.toxic",
@@ -142,10 +147,10 @@ async def toxic_effect(client: AgentClient, proxy: str, port: int) -> tuple[floa
             params={"proxy": proxy, "type": "latency", "attributes": {"latency": TOXIC_LATENCY_MS}},
         )
         returned = time.perf_counter()
-        await asyncio.sleep(0.3)
+        log = json.loads(await pinger.stdout.readline())
     finally:
-        stop.set()
-        await asyncio.to_thread(pinger.join)
+        if pinger.returncode is None:
+            await pinger.wait()
     await client.heal_lease(lease.id)
     # A round trip slowed by the toxic took >= the latency; the proxy held its reply from
     # the reply's arrival, which is its end less the latency: the effect time is the first
@@ -279,9 +284,13 @@ def main() -> int:
     parser.add_argument("--pings", type=int, default=3000)
     parser.add_argument("--output", type=Path, help="write the JSON here as well")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ping", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         asyncio.run(serve_forever())
+        return 0
+    if args.ping:
+        busy_pinger(args.ping, hold_s=0.4)
         return 0
     emit(asyncio.run(main_async(args)), args.output)
     return 0
