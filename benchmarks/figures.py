@@ -158,6 +158,24 @@ def table(figures: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # a quick look at a saved result: python benchmarks/figures.py FILE
-    for path in sys.argv[1:]:
-        print(table(json.loads(Path(path).read_text())["figures"]))
+def markdown(figures: list[dict[str, Any]]) -> str:
+    """The same table in Markdown (the README's Performance section is made with it)."""
+    lines = ["| figure | median | spread | goal | meets |", "|---|---|---|---|---|"]
+    for f in figures:
+        goal = ""
+        if f.get("goal") is not None:
+            goal = f"{'≤' if f.get('better') == 'lower' else '≥'} {number(f['goal'])} {f['unit']}"
+        meets = {True: "yes", False: "**no**", None: ""}[f.get("meets")]
+        spread = f"{number(f['min'])}..{number(f['max'])}" if f.get("runs", 1) > 1 else "1 run"
+        lines.append(
+            f"| {f['figure']} | {number(f['median'])} {f['unit']} | {spread} | {goal} | {meets} |"
+        )
+    return "\n".join(lines)
+
+
+# A saved result as a table: python benchmarks/figures.py [--markdown] FILE...
+if __name__ == "__main__":
+    as_markdown = "--markdown" in sys.argv[1:]
+    for path in (a for a in sys.argv[1:] if a != "--markdown"):
+        shown = json.loads(Path(path).read_text())["figures"]
+        print(markdown(shown) if as_markdown else table(shown))
