@@ -1,6 +1,6 @@
-"""Listing the scenarios (the console's picker, `chaos-tui list`) loads no queue or NATS
-driver: redis-py, Dramatiq and nats-py take some 150 ms to import together, and only a run
-that talks to them needs them."""
+"""Listing the scenarios (the console's picker, `chaos-tui list`) loads no queue, NATS or
+OTLP driver: redis-py, Dramatiq, nats-py and protobuf take some 175 ms to import together,
+and only a run that talks to them needs them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import chaos_tui.app
 from chaos_tui.cli import main
 assert main(["list"]) == 0
-heavy = ("redis", "dramatiq", "nats")
+heavy = ("redis", "dramatiq", "nats", "google")  # google: protobuf, for OTLP
 # A lazy module (core/lazy.py) sits in sys.modules unloaded until its first attribute read.
 loaded = sorted(
     m for m, module in sys.modules.items()
