@@ -81,7 +81,9 @@ class LiveRun:
         self.timeline = Timeline(max_samples=SAMPLES_KEPT)
         # The run's whole timeline, for metrics that look back past KEEP_S (a long fault);
         # without it (tests, snapshots) this LiveRun's own, which is the same for a short run.
-        self._recovery_from = recovery_from
+        # Read as the samples come (a watch reads only what came since it last looked), so
+        # a redraw costs the same twenty minutes into a fault as two seconds in.
+        self._recovery = (recovery_from or self.timeline).watch()
         self._added = 0
         for p in probes:
             self.timeline.register(p.name, p.description)
@@ -207,8 +209,7 @@ class LiveRun:
     def recovery(self) -> RecoveryMetrics:
         if self.result is not None:
             return self.result.recovery
-        timeline = self._recovery_from or self.timeline
-        return timeline.recovery(self.recovery_probe, self.backlog_probe)
+        return self._recovery.read(self.recovery_probe, self.backlog_probe)
 
     def probe_status(self, probe: str) -> str:
         """waiting, ok, degraded (recent failures or slow) or failing (the last sample failed)."""

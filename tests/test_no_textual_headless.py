@@ -22,15 +22,21 @@ assert not loaded, loaded
 """
 
 
-def test_headless_never_imports_textual(fresh_state_dir):
+def run_probe(code: str, state_dir) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter: what it imports is what a process would import."""
     run = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env=env_for(fresh_state_dir),
+        [sys.executable, "-c", code],
+        env=env_for(state_dir),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    return run
+
+
+def test_headless_never_imports_textual(fresh_state_dir):
+    run = run_probe(PROBE, fresh_state_dir)
     assert "unknown parameter nope for postgres_restart_outbox" in run.stderr
 
 

@@ -99,3 +99,34 @@ def test_drain_baseline_is_the_level_just_before_the_fault():
     m = tl.recovery(None, "backlog")
     assert m.backlog_peak == 60
     assert m.backlog_drain_s == 1.5
+
+
+def test_a_watch_reading_as_the_samples_come_tells_what_a_full_read_tells():
+    """The console's watch reads only the samples added since it last looked; at every step
+    it must agree with a read of the whole series (what the saved result holds), through
+    the fault landing, a pass in mid-fault, the heal, and a failure after it."""
+    import random
+
+    rng = random.Random(7)
+    tl = Timeline()
+    for name in ("db", "backlog", "other"):
+        tl.register(name, name)
+    watch = tl.watch()
+    down = lambda t: 3.2 <= t < 5.4 or 7.0 <= t < 7.3  # noqa: E731
+    for i in range(120):
+        t = i / 10
+        tl.add(sample("db", t, not down(t) or 4.0 <= t < 4.2))
+        tl.add(sample("backlog", t, True, rng.randint(0, 5) + (40 if 3 <= t < 6 else 0)))
+        tl.add(sample("other", t, rng.random() > (0.5 if down(t) else 0.0)))
+        if i == 30:
+            tl.windows.append(
+                InjectionWindow(fault="f", lease_id="l", description="", injected_at=3.0)
+            )
+        if i == 52:
+            tl.windows[0] = tl.windows[0].model_copy(
+                update={"heal_started_at": 5.0, "healed_at": 5.2}
+            )
+        assert watch.read("db", "backlog") == tl.recovery("db", "backlog"), t
+    final = watch.read("db", "backlog")
+    assert final.time_to_detect_s == 0.2 and final.outage_s is not None
+    assert final.backlog_peak is not None and final.other_error_rates

@@ -72,6 +72,31 @@ class SampleSeries:
     def __reversed__(self) -> Iterator[ProbeSample]:
         return (self._sample(i) for i in range(len(self._flags) - 1, -1, -1))
 
+    # Absolute indexes (counted from the series' first sample ever, dropped ones included), so a
+    # reader can come back for what was added since (core/recovery_watch.py).
+
+    @property
+    def first_index(self) -> int:
+        return self._dropped
+
+    @property
+    def end_index(self) -> int:
+        return self._dropped + len(self._flags)
+
+    def index_at(self, t: float) -> int:
+        """The absolute index of the first sample taken at or after `t`."""
+        return self._dropped + bisect_left(self._t, t)
+
+    def read_from(self, index: int) -> Iterator[ProbeSample]:
+        """The samples from absolute `index` (at least the oldest kept) to the newest."""
+        start = max(0, index - self._dropped)
+        return (self._sample(i) for i in range(start, len(self._flags)))
+
+    def read_back_from(self, index: int) -> Iterator[ProbeSample]:
+        """The samples from absolute `index` back to the oldest kept, newest first."""
+        start = min(index - self._dropped, len(self._flags) - 1)
+        return (self._sample(i) for i in range(start, -1, -1))
+
     def since(self, t: float) -> list[ProbeSample]:
         """Samples taken at or after `t`, oldest first, reading back from the newest (a
         sample older than `t` ends the tail)."""

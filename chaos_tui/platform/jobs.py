@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import redis
-from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from chaos_tui.core.lazy import lazy
+
+# redis-py and Dramatiq (some 100 ms to import together) load when a run first talks to
+# the queue, not when the scenario list imports this module.
+if TYPE_CHECKING:
+    import redis
+    from dramatiq import Message
+    from dramatiq.brokers.redis import RedisBroker
+    from redis.retry import Retry
+else:
+    redis = lazy("redis")
 
 NAMESPACE = "dramatiq"
 QUEUE = "chaos_jobs"
@@ -79,6 +85,9 @@ CLIENT_TIMEOUT_S = 2.0
 def no_retry() -> Retry:
     """For clients that ask once (probes, the sandbox's checks): redis-py's default retries
     a refused connection three times with backoff, seconds per question."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return Retry(NoBackoff(), 0)
 
 
@@ -169,6 +178,8 @@ def job_message(
     run_id: str, job_id: str, work_ms: int, actor: str = JOB_ACTOR, enqueued_at: float = 0.0
 ) -> Message[Any]:
     """A job as the reference worker's actors take it (enqueued_at: now, unless given)."""
+    from dramatiq import Message
+
     return Message(
         queue_name=QUEUE,
         actor_name=actor,
@@ -181,6 +192,8 @@ def job_message(
 def producer(client: redis.Redis) -> RedisBroker:
     """A broker to enqueue jobs with (`.enqueue(job_message(...))`) on this client's node:
     no middleware, no actors (the worker has those)."""
+    from dramatiq.brokers.redis import RedisBroker
+
     return RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
         client=client, namespace=NAMESPACE, middleware=[]
     )

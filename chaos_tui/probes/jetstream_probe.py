@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from typing import TYPE_CHECKING
 
 from chaos_tui.core.contracts import Probe
-from chaos_tui.nats_client import QuietClient
 from chaos_tui.probes.nats_probe import connect
+
+if TYPE_CHECKING:
+    from chaos_tui.nats_client import QuietClient
 
 
 class StreamProbe(Probe):
@@ -55,6 +56,8 @@ async def read_subject(
     """Every message on `subject` in `stream` (from `start_seq` on, if given), oldest first,
     through an ephemeral consumer. A slow fetch does not end the read early: it ends when the
     consumer has nothing pending, or after `timeout_s`."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy  # at a read, not a listing
+
     nc = await connect(url, "chaos-tui-reader")
     try:
         js = nc.jetstream(domain=domain, timeout=5)

@@ -4,14 +4,19 @@ the connection is down instead of queueing behind the reconnect."""
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
-from chaos_tui import nats_client
 from chaos_tui.core.contracts import Probe
-from chaos_tui.nats_client import QuietClient
+
+if TYPE_CHECKING:
+    from chaos_tui.nats_client import QuietClient
 
 
 async def connect(url: str, name: str) -> QuietClient:
     """A probe's connection: reconnects for ever, quietly (see chaos_tui.nats_client)."""
+    # nats-py (some 25 ms to import) loads with the first connection, not with the picker.
+    from chaos_tui import nats_client
+
     return await nats_client.connect(
         url,
         name=name,

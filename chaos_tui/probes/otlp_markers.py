@@ -19,8 +19,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-
 from chaos_tui.core.lazy import lazy
 
 if TYPE_CHECKING:
@@ -47,6 +45,10 @@ class MarkerSend:
 
 def export_request(marker: str, body: str, now_ns: int) -> bytes:
     """One OTLP log export with one record carrying the marker."""
+    # protobuf and the OTLP messages (some 25 ms to import) load with the first marker sent,
+    # not with the scenario list.
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
     attr = resource_logs.resource.attributes.add()

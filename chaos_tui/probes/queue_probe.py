@@ -10,12 +10,14 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-
-from redis.asyncio import Redis
-from redis.asyncio.sentinel import Sentinel
+from typing import TYPE_CHECKING
 
 from chaos_tui.core.contracts import Probe
 from chaos_tui.platform import jobs
+
+if TYPE_CHECKING:  # redis-py loads with the first client, not with the scenario list
+    from redis.asyncio import Redis
+    from redis.asyncio.sentinel import Sentinel
 
 SOCKET_TIMEOUT_S = 0.5
 
@@ -26,6 +28,8 @@ def sentinel_of(sentinels: tuple[str, ...]) -> Sentinel:
     for address in sentinels:
         host, _, port = address.rpartition(":")
         hosts.append((host, int(port)))
+    from redis.asyncio.sentinel import Sentinel
+
     short = {"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": SOCKET_TIMEOUT_S}
     return Sentinel(hosts, sentinel_kwargs=short, **short)
 
@@ -135,6 +139,8 @@ class LedgerProbe(Probe):
         if run_id is None:  # the workload has not started: nothing to read yet
             return []
         if self._client is None:
+            from redis.asyncio import Redis
+
             self._client = Redis.from_url(
                 self.ledger_url,
                 socket_timeout=SOCKET_TIMEOUT_S,

@@ -14,10 +14,15 @@ import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from redis import Redis, RedisError
-
+from chaos_tui.core.lazy import lazy
 from chaos_tui.platform import jobs
+
+if TYPE_CHECKING:
+    import redis
+else:
+    redis = lazy("redis")  # loaded at its first use: the picker lists scenarios without it
 
 WAIT_FOR_REPLICA_MS = 100  # how long an enqueue waits for a replica to have it
 SOCKET_TIMEOUT_S = 1.0
@@ -42,7 +47,7 @@ class _Enqueuer:
 
     def __init__(self, sentinels: tuple[str, ...], master: str) -> None:
         host, _, port = jobs.primary_address(sentinels, master).rpartition(":")
-        self.client = Redis(
+        self.client = redis.Redis(
             host=host,
             port=int(port),
             socket_timeout=SOCKET_TIMEOUT_S,
@@ -108,7 +113,7 @@ class JobProducer:
             enqueuer.broker.enqueue(message)
             record.accepted = True
             record.replicated = enqueuer.replicated()
-        except (RedisError, OSError) as exc:
+        except (redis.RedisError, OSError) as exc:
             if not record.accepted:  # (taken but the WAIT broke: not known to be replicated)
                 record.error = " ".join((str(exc) or type(exc).__name__).split())[:200]
             if enqueuer is not None:  # its node may be gone: the next one asks the sentinels

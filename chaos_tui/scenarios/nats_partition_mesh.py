@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from nats.aio.client import Client
 from pydantic import Field
 
 from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
@@ -21,6 +20,9 @@ from chaos_tui.probes.jetstream_probe import read_subject
 from chaos_tui.probes.nats_probe import connect
 from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.load import SteadyLoad
+
+if TYPE_CHECKING:  # nats-py loads with the first connection, not with the scenario list
+    from nats.aio.client import Client
 
 
 class NatsPartitionParams(ScenarioParams):

@@ -14,13 +14,13 @@ import asyncio
 import json
 import time
 from collections import Counter
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from pydantic import Field
-from redis import RedisError
 
 from chaos_tui.core.contracts import Probe, RunContext, ScenarioParams
 from chaos_tui.core.delivery import check_delivery, examples
+from chaos_tui.core.lazy import lazy
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import Endpoints, PlatformTarget
 from chaos_tui.core.timeline import percentile
@@ -37,6 +37,11 @@ from chaos_tui.probes.queue_probe import (
 )
 from chaos_tui.scenarios.base import PlatformScenario
 from chaos_tui.scenarios.job_producer import JobProducer
+
+if TYPE_CHECKING:
+    import redis
+else:
+    redis = lazy("redis")  # loaded at its first use: the picker lists scenarios without it
 
 PHASES = ("before", "during", "after")
 CONTRACT = (
@@ -220,7 +225,7 @@ def read_restarts(at: Endpoints) -> int | None:
     ledger = jobs.ledger_client(at.queue_ledger_url)
     try:
         return jobs.worker_restarts(ledger)
-    except RedisError:
+    except redis.RedisError:
         return None
     finally:
         ledger.close()
@@ -244,7 +249,7 @@ def read_deliveries(at: Endpoints, run_id: str) -> dict[str, int]:
     ledger = jobs.ledger_client(at.queue_ledger_url)
     try:
         raw = cast("dict[str, str]", ledger.hgetall(jobs.deliveries_key(run_id)))
-    except RedisError:
+    except redis.RedisError:
         return {}
     finally:
         ledger.close()
@@ -256,12 +261,12 @@ def read_queue(at: Endpoints, run_id: str) -> tuple[list[str], int | None]:
     retry (None when no primary answered)."""
     try:
         primary = jobs.primary_client(at.queue_sentinels, at.queue_master)
-    except RedisError:
+    except redis.RedisError:
         return [], None
     try:
         depths = jobs.queue_depths(primary)
         bodies = primary.hvals(jobs.dead_key() + ".msgs")
-    except RedisError:  # a primary still switching: asked again on the next round
+    except redis.RedisError:  # a primary still switching: asked again on the next round
         return [], None
     finally:
         primary.close()

@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import Field
-from redis import RedisError
 
 from chaos_tui.core.contracts import Fault, RunContext, hold_s_field
+from chaos_tui.core.lazy import lazy
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import Endpoints, PlatformTarget, ServiceFaultParams
 from chaos_tui.platform import jobs
 from chaos_tui.scenarios.job_producer import JobProducer, JobRecord
 from chaos_tui.scenarios.queue_base import JobAccount, QueueParams, QueueScenario
+
+if TYPE_CHECKING:
+    import redis
+else:
+    redis = lazy("redis")  # loaded at its first use: the picker lists scenarios without it
 
 
 class QueueBrokerFailoverParams(QueueParams):
@@ -49,7 +54,7 @@ def primary_now(at: Endpoints) -> str | None:
     """The node the sentinels call primary now (host:port), None when none is named."""
     try:
         return jobs.primary_address(at.queue_sentinels, at.queue_master)
-    except RedisError:
+    except redis.RedisError:
         return None
 
 
