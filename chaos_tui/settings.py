@@ -184,6 +184,7 @@ OTHER_VARIABLES = (
     "CHAOS_INJECTORS_MIRROR",
     "CHAOS_QUEUE_WORKER_THREADS",  # the compose stack's job worker threads
     "CHAOS_CHROMIUM",  # the browser `report --pdf` prints with (report_html/chromium.py)
+    "CHAOS_CONSOLE_STATS",  # the console's queue and buffer sizes, for benchmarks/soak.py
 )
 OTHER_SUFFIXES = ("_IMAGE",)
 
