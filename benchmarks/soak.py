@@ -127,7 +127,7 @@ def main() -> int:
     last = stats[-1] if stats else {}
     figures = [
         figure(
-            "rss_growth_mb_per_hour",
+            "soak: console RSS growth per hour",
             [slope_per_hour(settled)],
             "MB/h",
             GOAL_GROWTH_MB_PER_HOUR,
@@ -135,21 +135,21 @@ def main() -> int:
             f"{SETTLE_S:g} s of a {run_s / 60:.1f} min run, 8 probes at {args.rate:g} Hz",
         ),
         figure(
-            "cpu_flatness",
+            "soak: CPU last quarter / second quarter",
             [last_q / second_q],
             "x",
             GOAL_FLATNESS,
             note=f"CPU share last quarter {last_q:.3f} / second quarter {second_q:.3f}",
         ),
         figure(
-            "message_backlog_max",
+            "soak: largest message backlog",
             [max(backlog, default=0)],
             "messages",
             GOAL_BACKLOG,
             note=f"app + screen queues, {len(backlog)} readings",
         ),
-        figure("console_cpu_share", [cpu_total / run_s], "cores"),
-        figure("console_peak_rss_mb", [peak], "MB"),
+        figure("soak: console CPU", [cpu_total / run_s], "cores"),
+        figure("soak: console peak RSS", [peak], "MB"),
     ]
     doc = document(
         "soak",

@@ -226,14 +226,14 @@ def main() -> int:
         ratios = [c["cpu_s"] / h["cpu_s"] for c, h in zip(console, headless, strict=True)]
         figures += [
             figure(
-                "warm_startup_s" + suffix,
+                "console warm start-up (exec to picker drawn)" + suffix,
                 startup[label],
                 "s",
                 GOAL_STARTUP_S,
                 note="exec of chaos-tui to the picker drawn (its first scenario's name)",
             ),
             figure(
-                "import_app_cpu_s" + suffix,
+                "CPU to import chaos_tui.app" + suffix,
                 imports[label],
                 "s",
                 note="CPU seconds of import chaos_tui.app, less a bare python's",
@@ -243,22 +243,22 @@ def main() -> int:
             continue
         figures += [
             figure(
-                "cpu_ratio_console_to_headless" + suffix,
+                "console CPU / headless CPU, same run" + suffix,
                 ratios,
                 "x",
                 GOAL_RATIO,
                 note=f"{SCENARIO}: 8 probes at {args.rate:g} Hz, {args.run_seconds:g} s runs; "
                 "console CPU seconds / headless CPU seconds, same round",
             ),
-            figure("console_cpu_share" + suffix, [c["cpu_share"] for c in console], "cores"),
-            figure("headless_cpu_share" + suffix, [h["cpu_share"] for h in headless], "cores"),
+            figure("console CPU" + suffix, [c["cpu_share"] for c in console], "cores"),
+            figure("headless CPU" + suffix, [h["cpu_share"] for h in headless], "cores"),
             figure(
-                "console_overhead_cores" + suffix,
+                "console CPU beyond headless" + suffix,
                 [c["cpu_share"] - h["cpu_share"] for c, h in zip(console, headless, strict=True)],
                 "cores",
                 note="console CPU share less headless's, same round",
             ),
-            figure("console_peak_rss_mb" + suffix, [c["peak_rss_mb"] for c in console], "MB"),
+            figure("console peak RSS" + suffix, [c["peak_rss_mb"] for c in console], "MB"),
         ]
     doc = document(
         "tui_cost",
