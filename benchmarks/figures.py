@@ -139,16 +139,22 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def cells(f: dict[str, Any], markdown: bool = False) -> tuple[str, str, str, str, str]:
+    """One figure's row: figure, median, spread, goal, meets (in words a table shows)."""
+    goal = ""
+    if f.get("goal") is not None:
+        lower, higher = ("≤", "≥") if markdown else ("<=", ">=")
+        side = lower if f.get("better") == "lower" else higher
+        goal = f"{side} {number(f['goal'])} {f['unit']}"
+    meets = {True: "yes", False: "**no**" if markdown else "NO", None: "" if markdown else "-"}
+    spread = f"{number(f['min'])}..{number(f['max'])}" if f.get("runs", 1) > 1 else "1 run"
+    median = f"{number(f['median'])} {f['unit']}"
+    return f["figure"], median, spread, goal, meets[f.get("meets")]
+
+
 def table(figures: list[dict[str, Any]]) -> str:
     """Figure, median, spread, goal, meets: one line each, for a terminal."""
-    rows = [("figure", "median", "spread", "goal", "meets")]
-    for f in figures:
-        goal = ""
-        if f.get("goal") is not None:
-            goal = f"{'<=' if f.get('better') == 'lower' else '>='} {number(f['goal'])} {f['unit']}"
-        meets = {True: "yes", False: "NO", None: "-"}[f.get("meets")]
-        spread = f"{number(f['min'])}..{number(f['max'])}" if f.get("runs", 1) > 1 else "1 run"
-        rows.append((f["figure"], f"{number(f['median'])} {f['unit']}", spread, goal, meets))
+    rows = [("figure", "median", "spread", "goal", "meets")] + [cells(f) for f in figures]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -161,15 +167,7 @@ def table(figures: list[dict[str, Any]]) -> str:
 def markdown(figures: list[dict[str, Any]]) -> str:
     """The same table in Markdown (the README's Performance section is made with it)."""
     lines = ["| figure | median | spread | goal | meets |", "|---|---|---|---|---|"]
-    for f in figures:
-        goal = ""
-        if f.get("goal") is not None:
-            goal = f"{'≤' if f.get('better') == 'lower' else '≥'} {number(f['goal'])} {f['unit']}"
-        meets = {True: "yes", False: "**no**", None: ""}[f.get("meets")]
-        spread = f"{number(f['min'])}..{number(f['max'])}" if f.get("runs", 1) > 1 else "1 run"
-        lines.append(
-            f"| {f['figure']} | {number(f['median'])} {f['unit']} | {spread} | {goal} | {meets} |"
-        )
+    lines += ["| " + " | ".join(cells(f, markdown=True)) + " |" for f in figures]
     return "\n".join(lines)
 
 
