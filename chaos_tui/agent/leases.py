@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import heapq
 import math
 import os
@@ -263,6 +264,12 @@ class LeaseBook:
                     f"cannot journal the lease in {self.journal.root} "
                     f"({exc.strerror or exc}): nothing was applied",
                 ) from None
+            # And again after the write's await: a halt that came during it saw no such
+            # lease. From here to the count below nothing awaits, so a later halt sees it.
+            if self.halted:
+                with contextlib.suppress(OSError):  # left, it is a no-op leftover to heal
+                    await self._on_disk(self.journal.remove, lease.id)
+                raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
             self.leases[lease.id] = lease
             self._schedule(lease)
             try:
