@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from chaos_tui.core.runner import sampling_phases
-from chaos_tui.probes.http_client import remember_missing, shared_tls
+from chaos_tui.http_client import remember_missing, shared_tls
 from chaos_tui.probes.tcp_probe import TcpProbe
 
 

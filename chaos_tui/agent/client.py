@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
-import functools
 import json
 import os
 import signal
-import ssl
 import stat
 import sys
 import time
@@ -25,7 +23,6 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from chaos_tui.agent import protocol as p
@@ -44,6 +41,7 @@ from chaos_tui.agent.protocol import (
     read_token_file,
     token_problem,
 )
+from chaos_tui.agent.wire import AgentConnectionLost, Answer, exchange
 from chaos_tui.core.errors import AgentError, AgentUnavailable
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.sandbox.processes import (
@@ -111,14 +109,7 @@ def _run_apart(make: Callable[[], Coroutine[Any, Any, R]]) -> R:
         return pool.submit(asyncio.run, make()).result()
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """Built once: loading the CA store costs ~20 ms a client, and the agent speaks plain
-    HTTP on loopback anyway."""
-    return ssl.create_default_context()
-
-
-__all__ = ["AgentClient", "AgentError", "AgentRefused", "AgentUnavailable"]
+__all__ = ["AgentClient", "AgentConnectionLost", "AgentError", "AgentRefused", "AgentUnavailable"]
 
 
 class AgentRefused(AgentError):
@@ -249,7 +240,7 @@ class AgentClient:
 
         try:
             items = _run_apart(recovered)
-        except (AgentError, httpx.HTTPError) as exc:
+        except AgentError as exc:
             return [f"the replacement agent failed: {exc}"]
         lines = [
             f"leftover lease {item.id} ({item.kind} {json.dumps(item.params)}): "
@@ -270,21 +261,18 @@ class AgentClient:
     async def _healthy(self) -> bool:
         try:
             return (await self.health()).ok
-        except (AgentUnavailable, httpx.HTTPError):
+        except (AgentUnavailable, AgentConnectionLost):
             return False
 
     # -- the API -------------------------------------------------------------------------------
 
-    async def call(self, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    async def call(self, method: str, path: str, body: dict | None = None) -> Answer:
+        """One request to the agent serving this state dir, and its answer (any status)."""
         info = self.info()
         if info is None:
             raise AgentUnavailable(f"no agent runs for {self.settings.state_dir}")
         headers = {} if path == p.HEALTH else {"Authorization": f"Bearer {self.token()}"}
-        async with httpx.AsyncClient(
-            base_url=info["url"], timeout=REQUEST_TIMEOUT_S, verify=_tls_context()
-        ) as http:
-            response = await http.request(method, path, json=body, headers=headers)
-        return response
+        return await exchange(info["url"], method, path, body, headers, REQUEST_TIMEOUT_S)
 
     async def _ok(self, method: str, path: str, body: dict | None = None, allow=()) -> Any:
         """The answer's JSON (None if it has no body); a status of 400 or more that is not

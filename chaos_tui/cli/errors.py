@@ -29,7 +29,7 @@ def explain(exc: BaseException) -> tuple[int, str] | None:
     # (and a command that succeeds need not pay for the import).
     httpx = sys.modules.get("httpx")
     if httpx is not None and isinstance(exc, httpx.HTTPError):
-        return ExitCode.ERROR, f"cannot talk to the agent: {type(exc).__name__} {exc}".strip()
+        return ExitCode.ERROR, f"an HTTP request failed: {type(exc).__name__} {exc}".strip()
     if isinstance(exc, OSError):  # e.g. a read-only state dir: "path: reason", as Unix says it
         if not exc.filename:
             return ExitCode.ERROR, str(exc) or type(exc).__name__

@@ -8,10 +8,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from pydantic import ValidationError
 
-from chaos_tui.agent.client import AgentClient, AgentRefused, AgentUnavailable
+from chaos_tui.agent.client import (
+    AgentClient,
+    AgentConnectionLost,
+    AgentRefused,
+    AgentUnavailable,
+)
 from chaos_tui.agent.protocol import INJECTOR_POLL_S, WORKER_INJECT
 from chaos_tui.core.contracts import Fault, FaultLease, HealedElsewhere
 from chaos_tui.core.injector_spec import InjectorSpec
@@ -63,7 +67,7 @@ class LeasedFault(Fault):
                 owner_pid=os.getpid(),
                 run_id=lease.run_id,
             )
-        except (AgentUnavailable, httpx.ConnectError) as exc:
+        except AgentUnavailable as exc:
             lease.data["never_landed"] = str(exc)  # the request was never sent
             raise
         except AgentRefused as exc:
@@ -85,7 +89,7 @@ class LeasedFault(Fault):
     async def _heal(self, lease: FaultLease) -> None:
         try:
             healed = await self.agent.heal_lease(lease.lease_id)
-        except (AgentUnavailable, httpx.TransportError):
+        except (AgentUnavailable, AgentConnectionLost):
             # The agent died: a new one heals the journalled lease before it answers, and
             # then this lease is simply gone (404).
             await self.agent.ensure()

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from chaos_tui.core.contracts import Probe
 from chaos_tui.core.lazy import lazy
-from chaos_tui.probes.http_client import shared_tls
+from chaos_tui.http_client import shared_tls
 
 if TYPE_CHECKING:
     import httpx

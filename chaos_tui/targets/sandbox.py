@@ -9,10 +9,9 @@ import subprocess
 from collections.abc import Callable
 from contextlib import ExitStack
 
-import httpx
 import redis
 
-from chaos_tui.agent.client import AgentClient, AgentError, AgentRefused, AgentUnavailable
+from chaos_tui.agent.client import AgentClient, AgentError, AgentRefused
 from chaos_tui.agent.protocol import ProxyView
 from chaos_tui.core.contracts import Fault, FaultLease, Probe
 from chaos_tui.core.platform_target import (
@@ -528,7 +527,7 @@ class SandboxFault(LeasedFault):
             return await super().heal(lease)
         try:
             await self.agent.heal_lease(lease.lease_id)
-        except (AgentUnavailable, AgentError, httpx.HTTPError):
+        except AgentError:
             pass  # stopping or stopped: `sandbox down` stops the agent, which heals first
 
     async def verify_healed(self, lease: FaultLease) -> bool:
