@@ -130,3 +130,20 @@ async def test_an_ipv6_agent_gets_a_bracketed_host() -> None:
         answer = await exchange(f"http://[::1]:{port}", "GET", "/health")
     assert answer.status_code == 204 and answer.content == b""
     assert f"Host: [::1]:{port}".encode() in seen[0]
+
+
+async def test_a_latin1_header_value_is_read_not_raised() -> None:
+    """The agent's DELETE may answer X-Chaos-Warning with a journal path in it, and header
+    values go out as latin-1: a state dir under /home/josé sends b'\\xe9'."""
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 204 No Content\r\nX-Chaos-Warning: /home/jos\xe9/x\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server, url = await serve(handler)
+    async with server:
+        answer = await exchange(url, "DELETE", "/leases/x")
+    assert answer.status_code == 204
+    assert answer.headers["x-chaos-warning"] == "/home/jos\xe9/x"

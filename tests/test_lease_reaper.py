@@ -133,3 +133,22 @@ async def test_a_wall_clock_stepped_back_does_not_pause_the_dead_owner_switch(bo
     monkeypatch.setattr(leases_module.time, "time", lambda: real_time() - 3600)
     await asyncio.to_thread(owner.wait)
     await gone(book, {owned}, timeout_s=3)  # a sweep every 0.25 s: well within 3 s
+
+
+async def test_a_wall_clock_stepped_back_does_not_hold_a_fault_past_its_ttl(book, monkeypatch):
+    """The same step, for the TTL: expiries compared with the wall clock would keep every live
+    fault an hour past it. The reaper counts down on the monotonic clock."""
+    short = await lease(book, 0.5)
+    real_time = leases_module.time.time
+    monkeypatch.setattr(leases_module.time, "time", lambda: real_time() - 3600)
+    await gone(book, {short}, timeout_s=2)  # four times the TTL
+
+
+async def test_a_wall_clock_stepped_forward_does_not_end_a_fault_early(book, monkeypatch):
+    """And the other way: a step forward (a VM resumed late) leaves a live fault its TTL."""
+    long = await lease(book, 2)
+    real_time = leases_module.time.time
+    monkeypatch.setattr(leases_module.time, "time", lambda: real_time() + 3600)
+    await asyncio.sleep(0.6)  # two sweeps
+    assert long in book.leases
+    await gone(book, {long}, timeout_s=5)

@@ -111,10 +111,14 @@ class LeaseBook:
         self._counter = 0
         self._healing: set[str] = set()  # leases the reaper is healing now
         self._reaps: set[asyncio.Task[None]] = set()  # those heals, held until they end
-        # The reaper's agenda: (expires_at, lease id), a heap, so it sleeps until the next
+        # The reaper's agenda: (monotonic deadline, lease id), a heap, so it sleeps until the next
         # expiry instead of scanning every lease on a tick. An entry whose lease is gone or
         # whose expiry moved later is skipped when it comes up (the move pushed a new one).
         self._due: list[tuple[float, str]] = []
+        # Each live lease's expiry on the monotonic clock, as of its last scheduling: a wall
+        # clock stepped back an hour must not hold a fault an hour past its TTL. expires_at
+        # stays a wall time (the journal outlives this process, and callers read it).
+        self._deadlines: dict[str, float] = {}
         self._wake = asyncio.Event()  # set when a lease falls due before the reaper's wake-up
         self._next_wake = math.inf
         self._pending: set[str] = set()  # ids claimed by a request still being applied
@@ -246,9 +250,11 @@ class LeaseBook:
         )
         async with self._lock(lease.id):
             # Asked again after the check's await: a halt that came meanwhile healed only
-            # the leases it could see, and promised that nothing new lands after it.
-            if self.halted:
-                raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
+            # the leases it could see, and promised that nothing new lands after it; a DELETE
+            # of this id answered that no such lease is live.
+            refused = self._refusal(lease.id)
+            if refused is not None:
+                raise refused
             # On disk before the fault exists, unless in_process (and before we count it: a
             # failed write means nothing was applied and nothing is tracked). In a thread:
             # its two fsyncs take 1 to 10 ms as the disk is busy, and on the loop they would
@@ -264,12 +270,13 @@ class LeaseBook:
                     f"cannot journal the lease in {self.journal.root} "
                     f"({exc.strerror or exc}): nothing was applied",
                 ) from None
-            # And again after the write's await: a halt that came during it saw no such
-            # lease. From here to the count below nothing awaits, so a later halt sees it.
-            if self.halted:
+            # And again after the write's await, for the same reasons. From here to the count
+            # below nothing awaits, so a later halt or DELETE sees the lease and heals it.
+            refused = self._refusal(lease.id)
+            if refused is not None:
                 with contextlib.suppress(OSError):  # left, it is a no-op leftover to heal
                     await self._on_disk(self.journal.remove, lease.id)
-                raise LeaseRefused(409, "halted: no new lease until DELETE /halt")
+                raise refused
             self.leases[lease.id] = lease
             self._schedule(lease)
             try:
@@ -289,14 +296,18 @@ class LeaseBook:
         return lease
 
     async def heal(self, lease_id: str, by: str = "owner") -> Lease | None:
-        """Heal one lease; None if no such lease (already healed). Raises RuntimeError if the
-        heal fails (the lease stays, and the reaper keeps trying)."""
+        """Heal one lease; None if no such lease (already healed, by this call's caller or
+        another). Raises RuntimeError if the heal fails (the lease stays, and the reaper keeps
+        trying)."""
         lease = self.leases.get(lease_id)
         if lease is None:
+            # Not live, perhaps not landed yet (its create still checking or journalling):
+            # none of this id may land after this answer (see `_refusal`).
+            self._ended.setdefault(lease_id, time.time())
             return None
         async with self._lock(lease_id):
             if lease_id not in self.leases:
-                return lease  # healed while we waited for the lock
+                return None  # another heal ended it while we waited: `history` says whose
             started = time.time()
             lease.state = "healing"
             error = await self._undo(lease)
@@ -345,6 +356,14 @@ class LeaseBook:
             )
         return results
 
+    def _refusal(self, lease_id: str) -> LeaseRefused | None:
+        """Why a lease being created may no longer land, if it may not."""
+        if self.halted:
+            return LeaseRefused(409, "halted: no new lease until DELETE /halt")
+        if lease_id in self._ended:
+            return LeaseRefused(409, f"lease {lease_id} was ended (DELETE) before it landed")
+        return None
+
     def release_halt(self) -> None:
         self.halt_file.unlink(missing_ok=True)
 
@@ -355,31 +374,29 @@ class LeaseBook:
         own, so one slow heal holds up no other; a failed or timed-out heal is tried again
         every second. Sleeps until the next expiry on the agenda or the next sweep,
         whichever comes first; a lease falling due earlier wakes it."""
-        # The sweep (owner checks, the backstop for anything overdue) runs on the monotonic
-        # clock: a wall clock stepped back an hour must not pause it for an hour. Expiries
-        # are wall-clock times (they outlive the agent in the journal), and no sleep is
-        # longer than one sweep, so a step either way is noticed within SWEEP_S.
+        # Everything here runs on the monotonic clock (see `_deadlines`): the sweep (owner
+        # checks, the backstop for anything overdue) and the agenda alike.
         next_sweep = 0.0
         try:
             while True:
-                now = time.time()
-                if time.monotonic() >= next_sweep:
-                    self._end_orphans(now)
-                    for lease in list(self.leases.values()):
-                        if lease.expires_at <= now:
-                            self._start_reap(lease.id)
-                    next_sweep = time.monotonic() + SWEEP_S
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self._end_orphans(time.time())
+                    for lease_id in list(self.leases):
+                        if self._deadlines.get(lease_id, now) <= now:
+                            self._start_reap(lease_id)
+                    next_sweep = now + SWEEP_S
                 while self._due and self._due[0][0] <= now:
                     _, lease_id = heapq.heappop(self._due)
-                    due = self.leases.get(lease_id)
-                    if due is not None and due.expires_at <= now:
+                    if lease_id in self.leases and self._deadlines.get(lease_id, now) <= now:
                         self._start_reap(lease_id)
                 if len(self._due) > 2 * len(self.leases) + 64:
                     self._compact_agenda()
-                sleep = max(0.0, next_sweep - time.monotonic())
+                now = time.monotonic()
+                sleep = max(0.0, next_sweep - now)
                 if self._due:
-                    sleep = min(sleep, max(0.0, self._due[0][0] - time.time()))
-                self._next_wake = time.time() + sleep
+                    sleep = min(sleep, max(0.0, self._due[0][0] - now))
+                self._next_wake = now + sleep
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), sleep)
@@ -392,15 +409,18 @@ class LeaseBook:
             raise
 
     def _schedule(self, lease: Lease) -> None:
-        """Put a lease on the reaper's agenda at its expires_at (again, when that moved)."""
-        heapq.heappush(self._due, (lease.expires_at, lease.id))
-        if lease.expires_at < self._next_wake:
+        """Put a lease on the reaper's agenda at its expires_at (again, when that moved),
+        which is read once, now, as a time from now."""
+        deadline = time.monotonic() + (lease.expires_at - time.time())
+        self._deadlines[lease.id] = deadline
+        heapq.heappush(self._due, (deadline, lease.id))
+        if deadline < self._next_wake:
             self._wake.set()
 
     def _compact_agenda(self) -> None:
         """Drop the entries of leases that ended early (an owner's DELETE long before the
         TTL), so the agenda stays the size of the live leases."""
-        self._due = [(lease.expires_at, lease.id) for lease in self.leases.values()]
+        self._due = [(self._deadlines[i], i) for i in self.leases if i in self._deadlines]
         heapq.heapify(self._due)
 
     def _start_reap(self, lease_id: str) -> None:
@@ -532,6 +552,7 @@ class LeaseBook:
             self.leases.pop(lease.id, None)
             self._locks.pop(lease.id, None)
             self._ending.pop(lease.id, None)
+            self._deadlines.pop(lease.id, None)
             self._release(lease.id)
             self._ended[lease.id] = now
             # Oldest first (insertion order): stop at the first still kept, not scan them all.

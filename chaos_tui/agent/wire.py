@@ -116,7 +116,11 @@ async def _answer(conn: h11.Connection, reader: asyncio.StreamReader) -> Answer:
             chunks.append(bytes(event.data))
         elif isinstance(event, h11.EndOfMessage):
             assert head is not None
-            headers = {name.decode().lower(): value.decode() for name, value in head.headers}
+            # Header values are latin-1 on the wire (Starlette writes them so): a warning that
+            # names a path under /home/josé must read back, not raise.
+            headers = {
+                name.decode().lower(): value.decode("latin-1") for name, value in head.headers
+            }
             return Answer(head.status_code, b"".join(chunks), headers)
         elif isinstance(event, h11.ConnectionClosed):
             raise asyncio.IncompleteReadError(b"", None)
