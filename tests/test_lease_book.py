@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -228,6 +229,49 @@ async def test_delete_answers_204_when_the_heal_worked_but_the_disk_said_no(sand
         await client.ensure()
         client.stop_spawned()
     assert list(leases_dir.glob("*.json")) == []
+
+
+def test_a_warning_header_is_ascii_whatever_the_text():
+    """Header values go out as latin-1, without control characters: a path with CJK letters
+    (or a newline) in the warning once made the agent answer 500 for a heal that worked."""
+    from chaos_tui.agent.api import header_text
+
+    text = "its journal file /tmp/st-日本-é/agent/leases/a.json could not be removed\nat all"
+    value = header_text(text)
+    assert value.isascii() and value.isprintable(), value
+    assert value == (
+        "its journal file /tmp/st-\\u65e5\\u672c-\\xe9/agent/leases/a.json could not be "
+        "removed\\nat all"
+    )
+    assert header_text(" plain ascii stays as it is ") == "plain ascii stays as it is"
+
+
+@needs_chattr
+async def test_delete_answers_204_with_a_warning_in_a_state_dir_named_in_cjk():
+    state_dir = Path(tempfile.mkdtemp(prefix="chaos-tui-test-日本-", dir="/tmp"))
+    client = AgentClient(Settings(state_dir=state_dir))
+    leases_dir = client.folder / "leases"
+    try:
+        await client.ensure()
+        lease = await client.create_lease(
+            kind="worker.inject",
+            target="sandbox",
+            ttl_s=600,
+            params={"injectors": [{"kind": "fail", "rate": 0.5}]},
+        )
+        subprocess.run(["chattr", "+i", str(leases_dir)], check=True)
+        response = await client.call("DELETE", f"/leases/{lease.id}")
+        assert response.status_code == 204, response.text
+        warning = response.headers.get("x-chaos-warning", "")
+        assert "journal file" in warning and "\\u65e5\\u672c" in warning, warning
+        assert await client.leases() == []
+    finally:
+        subprocess.run(["chattr", "-i", str(leases_dir)], check=False)
+        client.stop_spawned()  # the next agent finds the stale file and heals it, harmlessly
+        await client.ensure()
+        left = leftovers(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    assert all(item.startswith("agent") for item in left), left
 
 
 @needs_chattr

@@ -15,8 +15,13 @@ import time
 
 import pytest
 
-from chaos_tui.agent.client import AgentRefused
+from chaos_tui.agent import protocol
+from chaos_tui.agent.client import AgentClient, AgentRefused
+from chaos_tui.agent.leases import LeaseJournal
+from chaos_tui.agent.process_faults import ProcessTerminate
+from chaos_tui.agent.protocol import Lease
 from chaos_tui.core.procinfo import listeners, proc_stat, start_ticks
+from chaos_tui.settings import Settings
 
 SERVER = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
 
@@ -162,3 +167,81 @@ async def test_a_process_not_exactly_named_is_never_touched(agent, who):
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def never_applied(kind: str, proc: subprocess.Popen, restart: str) -> Lease:
+    """A lease as the book journals it before the fault: state "applying", nothing recorded."""
+    now = time.time()
+    return Lease(
+        id="pending-1",
+        kind=kind,
+        target="local",
+        params={"pids": [[proc.pid, start_ticks(proc.pid)]], "restart": restart},
+        ttl_s=60,
+        orphan_ok=True,
+        created_at=now,
+        expires_at=now + 60,
+        state="applying",
+    )
+
+
+@pytest.mark.parametrize("kind", ["process.kill", "process.terminate"])
+async def test_a_leftover_never_applied_starts_no_second_copy(fresh_state_dir, tmp_path, kind):
+    """The journal holds a lease its agent never applied (it died before the signal, or a
+    halt refused it and the file stayed): the next agent heals it without running the
+    restart, since the service it names still runs, and says so in its log."""
+    victim = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    restarted = tmp_path / "restarted"
+    try:
+        folder = protocol.agent_dir(fresh_state_dir)
+        folder.mkdir(mode=0o700)
+        lease = never_applied(kind, victim, f"echo second-copy >> {restarted}")
+        LeaseJournal(folder / protocol.LEASES_DIR).write(lease)
+        client = AgentClient(Settings(state_dir=fresh_state_dir))
+        assert await client.ensure() is True
+        recovered = (await client.status()).recovered
+        client.stop_spawned()
+        assert [(r.id, r.healed) for r in recovered] == [("pending-1", True)]
+        assert victim.poll() is None, "the process named was never signalled"
+        assert not restarted.exists(), "the restart ran: a second copy of the service"
+        assert "restart not run" in (folder / protocol.LOG_FILE).read_text()
+    finally:
+        victim.kill()
+        victim.wait(5)
+
+
+async def test_an_apply_that_failed_half_way_is_undone_with_its_restart(tmp_path, monkeypatch):
+    """One of two processes signalled, then the apply failed: the heal that undoes it knows
+    a signal went out (the apply records each as it goes) and runs the restart, even though
+    both still run (the first ignores SIGTERM)."""
+    first = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; echo ready; exec sleep 60"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert first.stdout is not None and first.stdout.readline() == b"ready\n"
+    second = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    restarted = tmp_path / "restarted"
+    lease = never_applied("process.terminate", first, f"touch {restarted}")
+    lease.params["pids"].append([second.pid, start_ticks(second.pid)])
+    real_kill = os.kill
+
+    def signal_the_first_only(pid: int, sig: int) -> None:
+        if pid == second.pid:
+            raise PermissionError(1, "Operation not permitted")
+        real_kill(pid, sig)
+
+    try:
+        monkeypatch.setattr("chaos_tui.agent.process_faults.os.kill", signal_the_first_only)
+        with pytest.raises(PermissionError):
+            await ProcessTerminate().apply(lease)
+        assert first.poll() is None and second.poll() is None
+        await ProcessTerminate().heal(lease)
+        assert restarted.exists()
+    finally:
+        monkeypatch.undo()
+        for proc in (first, second):
+            proc.kill()
+            proc.wait(5)
+        if first.stdout:
+            first.stdout.close()

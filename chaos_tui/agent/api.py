@@ -34,6 +34,17 @@ from chaos_tui.agent.proxy import ProxyManager, ProxyProblem
 from chaos_tui.agent.worker_injectors import live_injectors
 
 
+def header_text(text: str) -> str:
+    """Text as a header value can carry it: printable ASCII, anything else (a path's CJK or
+    accented letters, a newline) escaped as Python writes it (\\u65e5, \\n). A header is
+    sent as latin-1 and may not hold control characters: raw, such text made the agent
+    answer 500 for a heal that had worked."""
+    return "".join(
+        c if c.isascii() and c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    ).strip()
+
+
 def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Gate:
     """The routes behind their Gate: what uvicorn serves."""
     started_at = time.time()
@@ -149,7 +160,7 @@ def make_api(book: LeaseBook, proxies: ProxyManager, token: str, pid: int) -> Ga
                 404, f"no live lease {lease_id!r} (already healed? see GET /history?lease_id=...)"
             )
         # Healed. A journal file the disk would not let go is a warning, not a failure.
-        headers = {"X-Chaos-Warning": healed.error[:300]} if healed.error else None
+        headers = {"X-Chaos-Warning": header_text(healed.error[:300])} if healed.error else None
         return Response(status_code=204, headers=headers)
 
     @api.get(p.HISTORY, response_model=list[EndedLease], dependencies=guarded)

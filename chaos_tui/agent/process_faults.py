@@ -10,7 +10,9 @@ file said), so a pid reused since by another process is never signalled.
 `restart` (a shell command) runs in the agent, so it also runs at the TTL or when the console
 that asked dies. It must start the service and return; one still running after
 RESTART_RETURN_S is taken to be the service itself, running in the foreground, and is left to
-run in its own session.
+run in its own session. A lease whose signal was never sent (journalled, then its agent died
+before the apply, or a halt refused it) does not run it: its service never stopped, and the
+heal says so (agent.log) instead of starting a second copy.
 """
 
 from __future__ import annotations
@@ -94,7 +96,10 @@ class ProcessFault:
         return [f"process {pid}" for pid, _ in _pids(params)]
 
     async def apply(self, lease: Lease) -> dict[str, Any]:
-        signalled = []
+        # Recorded in the lease as each signal goes: an apply that fails half-way is undone
+        # by a heal that knows a signal was sent (see `heal`).
+        signalled: list[list[int]] = []
+        lease.data["signalled"] = signalled
         for pid, ticks in _pids(lease.params):
             if alive(pid, ticks):  # checked again just before: a pid reused is never hit
                 os.kill(pid, self.signal_sent)
@@ -109,6 +114,17 @@ class ProcessFault:
         restart = lease.params.get("restart")
         if not restart or lease.data.get("restarted"):
             return  # their supervisor brings them back (or it already ran)
+        if never_signalled(lease):
+            # A lease journalled but never applied (its agent died before the signal, or a
+            # halt refused it and its file stayed): the service was never stopped, and a
+            # restart now would start a second copy of it.
+            note = (
+                f"restart not run: {self.kind} never sent its {self.signal_sent.name} "
+                f"(every named process still runs: {_pids(lease.params)})"
+            )
+            lease.data["restart_skipped"] = note
+            print(f"lease {lease.id}: {note}", file=sys.stderr, flush=True)
+            return
         await asyncio.to_thread(run_restart, restart)
         lease.data["restarted"] = True
 
@@ -132,6 +148,16 @@ class ProcessPause(ProcessFault):
         for pid, ticks in _pids(lease.params):
             if alive(pid, ticks):  # one that exited meanwhile has nothing left to resume
                 os.kill(pid, signal.SIGCONT)
+
+
+def never_signalled(lease: Lease) -> bool:
+    """The lease's apply sent no signal: it recorded none, and every process it names still
+    runs. (An agent that died between a signal and the journal's update recorded none: a
+    SIGKILL's processes are gone then; a SIGTERM's may still be shutting down, and are then
+    taken to be untouched.)"""
+    if lease.data.get("signalled"):
+        return False
+    return all(alive(pid, ticks) for pid, ticks in _pids(lease.params))
 
 
 def run_restart(command: str) -> None:
