@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import fcntl
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from chaos_tui.agent import guardian as guardian_module
 from chaos_tui.agent.client import AgentClient
-from chaos_tui.agent.protocol import Lease, LeaseRequest
+from chaos_tui.agent.protocol import LOCK_FILE, Lease, LeaseRequest
 from chaos_tui.sandbox.processes import ProcessRecord, is_running
 from chaos_tui.settings import Settings
-from tests.conftest import CHAOS_TUI, _wait_while_an_agent_starts, run_cli
+from tests.conftest import CHAOS_TUI, _wait_while_an_agent_starts, env_for, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -295,3 +298,134 @@ def test_an_agent_killed_by_stop_holding_nothing_stays_stopped(fresh_state_dir):
     assert client.stop_running(timeout_s=0) == (old["pid"], True)
     again = agent_running_within(client, 3.0)
     assert again is None, f"agent pid {again and again['pid']} started after a stop that killed"
+
+
+async def test_a_heal_while_the_guardians_replacement_heals_leftovers_waits_for_it(
+    fresh_state_dir,
+):
+    """The agent dies holding a lease; its guardian starts a replacement within a poll, which
+    heals the leftover (here a 3 s restart command) before it writes agent.json. The run's
+    heal calls ensure(): the agent it spawns loses the flock to that replacement and exits.
+    ensure() must then wait for the agent holding the lock to serve, not raise "the agent did
+    not start" for a lease being healed (found by review, h-review)."""
+    from chaos_tui.core.contracts import FaultLease
+    from chaos_tui.core.procinfo import start_ticks
+    from chaos_tui.faults.leased import LeasedFault
+
+    client = AgentClient(Settings(state_dir=fresh_state_dir))
+    await client.ensure()
+    victim = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        params = {"pids": [[victim.pid, start_ticks(victim.pid)]], "restart": "sleep 3"}
+        fault = LeasedFault(client, "process.kill", params, "kill", "kill a sleep", hold_s=30)
+        lease = FaultLease(fault="kill", target="sandbox", ttl_s=60)
+        await fault.inject(lease)
+        os.kill(client.info()["pid"], signal.SIGKILL)  # the agent we started, by its pid
+        await asyncio.sleep(0.8)  # the guardian polls every 0.2 s: its replacement is healing
+        await fault.heal(lease)  # raised AgentUnavailable before ensure() waited
+        assert lease.healed_elsewhere is not None
+        assert lease.healed_elsewhere.by == "the agent (guardian)"
+    finally:
+        victim.kill()
+        victim.wait()
+        client.stop_running()  # the guardian's replacement (this test owns it now)
+
+
+def _guardian_after_death(state_dir: Path, monkeypatch) -> tuple[guardian_module.Guardian, Path]:
+    """A guardian whose agent (named by agent.json) died holding one journalled lease,
+    replacing it with the real agent command, as `run_agent` would have built it."""
+    from chaos_tui.sandbox.processes import with_our_code
+
+    folder = state_dir / "agent"
+    (folder / "leases").mkdir(parents=True, mode=0o700)
+    dead = subprocess.Popen(["sleep", "0"])
+    dead.wait()
+    (folder / "agent.json").write_text(
+        json.dumps({"pid": dead.pid, "start_ticks": 1, "url": "http://127.0.0.1:9"}) + "\n"
+    )
+    (folder / "leases" / "l1.json").write_text("{}\n")  # never read: healed by "another agent"
+    for key, value in with_our_code({"CHAOS_STATE_DIR": str(state_dir)}).items():
+        monkeypatch.setenv(key, value)  # the replacement's environment, as the agent's
+    command = [*CHAOS_TUI[:1], "-P", "-m", "chaos_tui", "agent", "--started-by", "guardian"]
+    return guardian_module.Guardian(folder, dead.pid, 1, command), folder
+
+
+def replacements_started(folder: Path) -> int:
+    try:
+        return len(json.loads((folder / "guardian-replacements.json").read_text()))
+    except (OSError, ValueError):
+        return 0
+
+
+def test_a_guardian_waits_for_another_agent_healing_and_leaves_no_stray_one(
+    fresh_state_dir, monkeypatch
+):
+    """Review finding (t15): the agent dies holding a lease; a stopper's agent takes the lock
+    first and heals it. The guardian's replacement exited (lock held), and the guardian
+    tried again while the other agent still healed: a try that reached the flock after that
+    agent served and stopped took the lock and served for ever, owned by nobody. Now the
+    guardian waits while another agent holds the lock, and a replacement of the guardian's
+    that finds nothing left to heal (no journal, no agent.json) exits without serving."""
+    monkeypatch.setattr(guardian_module, "REPLACE_WAIT_S", 20.0)
+    guardian, folder = _guardian_after_death(fresh_state_dir, monkeypatch)
+    assert guardian_module.LOCK_FILE == LOCK_FILE  # the guardian is stdlib only: a copy
+    other_agent = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(other_agent, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "the stopper's agent", healing
+    outcome: list[int] = []
+    watch = threading.Thread(target=lambda: outcome.append(guardian.after_death()))
+    watch.start()
+    try:
+        # It heals for 4 s, or only until the guardian starts a second replacement (its old
+        # retry): then the heal ends at the worst moment, while that one is still starting.
+        deadline = time.monotonic() + 4.0
+        while replacements_started(folder) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        tries_while_held = replacements_started(folder)
+        (folder / "leases" / "l1.json").unlink()  # healed; then a clean stop:
+        (folder / "agent.json").unlink()
+    finally:
+        os.close(other_agent)  # releases the lock
+        watch.join(30)
+    assert outcome == [0], f"guardian ended with {outcome} (still running: {watch.is_alive()})"
+    assert tries_while_held < 2, f"{tries_while_held} replacements started while it healed"
+    stray = agent_running_within(AgentClient(Settings(state_dir=fresh_state_dir)), 3.0)
+    assert stray is None, f"agent pid {stray and stray['pid']} serves, owned by nobody"
+
+
+def test_a_guardians_replacement_with_nothing_left_to_heal_does_not_serve(fresh_state_dir):
+    """A replacement the guardian started that takes the lock after another agent healed the
+    journal and stopped cleanly (no lease file, no agent.json) exits 0 without serving: it
+    would serve for ever with nobody to stop it."""
+    proc = subprocess.run(
+        [*CHAOS_TUI, "agent", "--started-by", "guardian"],
+        env=env_for(fresh_state_dir),
+        capture_output=True,
+        text=True,
+        timeout=15,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "not serving" in proc.stderr, proc.stderr
+    assert not (fresh_state_dir / "agent" / "agent.json").exists()
+    assert guardian_record(AgentClient(Settings(state_dir=fresh_state_dir))) is None
+
+
+async def test_ensure_starts_an_agent_again_when_the_lock_holder_went_away_without_serving(
+    fresh_state_dir,
+):
+    """ensure()'s agent loses the lock to another (here a holder that never serves, as a
+    guardian's replacement with nothing left to heal) and exits. ensure() waits while the
+    lock is held, and once it is let go with no agent serving, starts its own again."""
+    client = AgentClient(Settings(state_dir=fresh_state_dir))
+    client.folder.mkdir(parents=True, mode=0o700)
+    holder = os.open(client.folder / "agent.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    starting = asyncio.create_task(client.ensure())
+    try:
+        # The agent spawned by ensure() starts (about 0.5 s), finds the lock held, exits.
+        await asyncio.sleep(2.5)
+        assert not starting.done(), "ensure() gave up while another process held the lock"
+    finally:
+        os.close(holder)
+    assert await asyncio.wait_for(starting, 30) is True
+    assert client.stop_spawned()

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from chaos_tui.agent import protocol as p
-from chaos_tui.agent.guardian import HEARTBEAT_FILE, stand_down
+from chaos_tui.agent.guardian import HEARTBEAT_FILE, lock_held, stand_down
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.protocol import (
     EndedLease,
@@ -63,6 +63,7 @@ STALLED_S = 10.0  # its loop beats every 0.5 s, heals included: silent this long
 # How often a starting agent is looked for: its start is on the critical path of `sandbox up`
 # (services are ready before it), and a look costs a file read and a /proc stat.
 START_POLL_S = 0.01
+OTHER_START_POLL_S = 0.05  # an agent we did not start, still healing leftovers
 
 
 def _stop_alone(record: ProcessRecord, timeout_s: float, folder: Path) -> str:
@@ -166,6 +167,7 @@ class AgentClient:
         record = spawn("agent", command, self.folder / p.LOG_FILE, env=env)
         # A new agent heals an old one's leftovers before it serves: that may take a while.
         deadline = time.monotonic() + self.settings.agent.start_timeout_s
+        waited_for_another = spawned_again = False
         try:
             while time.monotonic() < deadline:
                 info = self.info()
@@ -173,9 +175,24 @@ class AgentClient:
                     # Only the spawn that won is recorded, so stop_spawned finds the live one.
                     write_atomic(self.folder / p.SPAWNED_FILE, json.dumps(record.to_json()))
                     return True
-                if not is_running(record):
-                    break  # e.g. another agent won the lock: use that one if it answers
-                await asyncio.sleep(START_POLL_S)
+                if is_running(record):
+                    await asyncio.sleep(START_POLL_S)
+                    continue
+                # Ours exited. If it lost the lock to another agent (a guardian's replacement,
+                # another command's), that one heals leftovers before it writes agent.json:
+                # wait for it to serve. Only with the lock free is there no agent coming.
+                if info is not None and await self._healthy():
+                    return False
+                if lock_held(self.folder):
+                    waited_for_another = True
+                    await asyncio.sleep(OTHER_START_POLL_S)
+                    continue
+                if not waited_for_another or spawned_again:
+                    break
+                # The one we waited for let go without serving (a guardian's replacement
+                # that found nothing left to heal, an agent that stopped): start ours again.
+                record = spawn("agent", command, self.folder / p.LOG_FILE, env=env)
+                spawned_again = True
         except asyncio.CancelledError:
             # The caller gave up (a signal) while the agent came up: it holds no lease yet,
             # and nobody would stop it later.

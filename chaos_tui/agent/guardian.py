@@ -10,7 +10,11 @@ at its one agent, named by pid and kernel start ticks (a reused pid is never sig
 - agent gone uncleanly (it did not stand the guardian down, and it left `agent.json` or a
   journalled lease behind): start a replacement agent at once, with the same command and
   environment; a new agent heals leftovers before it serves. Then exit: the replacement has
-  a guardian of its own.
+  a guardian of its own. While another agent holds the agent lock (one a stopper or a
+  command started, healing the journal before it serves), wait for it instead and look
+  again once it serves or lets go. A replacement that takes the lock and finds neither
+  `agent.json` nor a journalled lease (another agent healed them and stopped) exits
+  without serving (`run_agent`), so none serves with nobody to stop it.
 - agent alive but stopped (state T) or hung (its heartbeat file stale) while a journalled
   lease is overdue: SIGCONT it; still frozen `KILL_GRACE_S` past that lease's TTL and past the
   SIGCONT: SIGKILL it and replace it as above.
@@ -24,6 +28,7 @@ cannot start is not restarted forever).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -36,6 +41,7 @@ from chaos_tui.core.procinfo import alive, proc_stat
 
 POLL_S = 0.2
 HEARTBEAT_FILE = "heartbeat"  # touched by the agent's event loop every HEARTBEAT_S
+LOCK_FILE = "agent.lock"  # protocol.LOCK_FILE: flock'd by an agent for its whole life
 HEARTBEAT_S = 0.5
 HUNG_S = 3.0  # a heartbeat this old means the agent's loop does not run
 KILL_GRACE_S = 0.5  # frozen this long past a lease's TTL and past our SIGCONT: killed
@@ -67,6 +73,26 @@ def _write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def lock_held(folder: Path) -> bool:
+    """Whether a process holds the agent lock now: an agent starting (it heals leftovers
+    before it writes agent.json), serving, or stopping. Asked with a non-blocking shared
+    flock, released at once: askers never block each other; an agent that tries its own
+    (exclusive) flock in those microseconds loses it as if another agent held it."""
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file: no agent ever ran here (or a link: none of ours)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # releases ours, if we got it
+    return False
 
 
 def _read_json(path: Path):
@@ -195,7 +221,9 @@ class Guardian:
             time.sleep(0.02)
 
     def after_death(self) -> int:
-        for attempt in range(1, TRIES_PER_DEATH + 1):
+        tries = 0
+        held_since: float | None = None
+        while True:
             # Asked again before each try: someone else (a stopper, a user's command) may have
             # started an agent meanwhile, which heals the leftovers before it serves; a
             # replacement started after that one stopped would serve for ever, owned by nobody.
@@ -204,7 +232,28 @@ class Guardian:
                 return 0  # gone cleanly, or healed since: nothing to do
             if self.folder.serving() is not None:
                 return 0  # another agent serves this state dir: it healed them first
-            if attempt == 1:
+            if lock_held(self.folder.path):
+                # Another agent holds the lock and has not written agent.json: it is healing
+                # the journal before it serves (and has a guardian of its own), or stopping.
+                # Wait for it rather than start one that loses the lock, and look again.
+                now = time.monotonic()
+                if held_since is None:
+                    held_since = now
+                    _log(f"agent {self.pid} is dead; another agent holds the lock: waiting")
+                elif now - held_since > REPLACE_WAIT_S:
+                    _log(
+                        f"another agent held the lock for {REPLACE_WAIT_S:.0f}s without "
+                        "serving; it has a guardian of its own"
+                    )
+                    return 0
+                time.sleep(POLL_S)
+                continue
+            held_since = None
+            if tries == TRIES_PER_DEATH:
+                _log(f"gave up after {TRIES_PER_DEATH} tries; run `chaos-tui heal`")
+                return 1
+            tries += 1
+            if tries == 1:
                 _log(f"agent {self.pid} died holding {len(left)} lease(s): starting a replacement")
             if not self.folder.budget_left(time.time()):
                 _log(
@@ -215,9 +264,8 @@ class Guardian:
             outcome = self.replace()
             if outcome is not None:
                 return outcome
-            time.sleep(attempt)
-        _log(f"gave up after {TRIES_PER_DEATH} tries; run `chaos-tui heal`")
-        return 1
+            if not lock_held(self.folder.path):
+                time.sleep(tries)  # it failed by itself (not for the lock): back off
 
     def replace(self) -> int | None:
         """Start one replacement and wait until an agent serves (0), or it died (None)."""

@@ -152,6 +152,17 @@ def run_agent(
         raise AgentError(
             f"an agent already runs for {settings.state_dir} (see {folder / INFO_FILE})"
         ) from None
+    if (
+        started_by == "guardian"
+        and not (folder / INFO_FILE).exists()
+        and not protocol.journalled_ids(folder / LEASES_DIR)
+    ):
+        # A guardian replaces an agent that died leaving agent.json or journalled leases. Both
+        # gone by the time this one holds the lock: another agent (a stopper's, a user's)
+        # healed the journal and stopped cleanly meanwhile. Serving now would leave an agent
+        # nobody stops. Exit 0: the guardian sees nothing left to do.
+        announce("started by the guardian, but another agent healed the journal: not serving")
+        return
     token = load_or_make_token(folder, announce)
     projects = (settings.docker.project, settings.docker.mesh_project)
     proxies = ProxyManager(gateways=lambda: compose_gateways(projects))
