@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -252,3 +252,20 @@ def iptables_rules(image: str, container: str) -> str:
     )
     assert listed.returncode == 0 and "-P INPUT" in listed.stdout, listed.stderr
     return listed.stdout
+
+
+@asynccontextmanager
+async def reaping_book(folder: Path, injectors: dict):
+    """A lease book in `folder` with its reaper running, in this process; every lease it
+    still holds is healed on the way out."""
+    from chaos_tui.agent.leases import LeaseBook, LeaseJournal
+
+    book = LeaseBook(
+        LeaseJournal(folder / "leases"), injectors, max_ttl_s=3600, halt_file=folder / "halt"
+    )
+    reaper = asyncio.create_task(book.reap_forever())
+    try:
+        yield book
+    finally:
+        reaper.cancel()
+        await book.heal_all("shutdown")

@@ -12,27 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from chaos_tui.agent.leases import LeaseBook, LeaseJournal, LeaseRefused
+from chaos_tui.agent.leases import LeaseRefused
 from chaos_tui.agent.protocol import LeaseRequest
 from chaos_tui.agent.worker_injectors import WorkerInject
+from tests.conftest import reaping_book
 
 PARAMS = {"injectors": [{"kind": "fail", "rate": 0.5}]}
 
 
 @pytest.fixture
 async def book(tmp_path: Path):
-    made = LeaseBook(
-        LeaseJournal(tmp_path / "leases"),
-        {"worker.inject": WorkerInject()},
-        max_ttl_s=3600,
-        halt_file=tmp_path / "halt",
-    )
-    reaper = asyncio.create_task(made.reap_forever())
-    try:
+    async with reaping_book(tmp_path, {"worker.inject": WorkerInject()}) as made:
         yield made
-    finally:
-        reaper.cancel()
-        await made.heal_all("shutdown")
 
 
 def request(lease_id: str, ttl_s: float = 600) -> LeaseRequest:

@@ -18,9 +18,10 @@ import pytest
 from chaos_tui.agent import leases as leases_module
 from chaos_tui.agent.history import LeaseHistory
 from chaos_tui.agent.injectors import ProxyToxic
-from chaos_tui.agent.leases import LeaseBook, LeaseJournal
+from chaos_tui.agent.leases import LeaseBook
 from chaos_tui.agent.protocol import LeaseRequest
 from chaos_tui.agent.proxy import ProxyManager
+from tests.conftest import reaping_book
 
 TOXIC = {"proxy": "p", "type": "latency", "attributes": {"latency": 1}}
 
@@ -29,18 +30,10 @@ TOXIC = {"proxy": "p", "type": "latency", "attributes": {"latency": 1}}
 async def book(tmp_path: Path):
     proxies = ProxyManager()
     await proxies.create("p", "127.0.0.1:0", "127.0.0.1:9")  # port 9: never dialled
-    made = LeaseBook(
-        LeaseJournal(tmp_path / "leases"),
-        {"proxy.toxic": ProxyToxic(proxies)},
-        max_ttl_s=3600,
-        halt_file=tmp_path / "halt",
-    )
-    reaper = asyncio.create_task(made.reap_forever())
     try:
-        yield made
+        async with reaping_book(tmp_path, {"proxy.toxic": ProxyToxic(proxies)}) as made:
+            yield made
     finally:
-        reaper.cancel()
-        await made.heal_all("shutdown")
         await proxies.stop_all()
 
 
