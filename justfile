@@ -99,6 +99,11 @@ sandbox-down:
 run scenario="postgres_restart_outbox":
     {{chaos_tui}} --headless --scenario {{scenario}}
 
+# Regenerate docs/scenarios.md and docs/runbooks/README.md from the scenarios' plans (a test
+# fails while they are stale; `--check` only says so).
+docs *args:
+    {{python}} -m chaos_tui.docs_gen {{args}}
+
 # The static checks CI runs before the tests: ruff (lint and format), mypy, import contracts.
 lint:
     {{python}} -m ruff check .

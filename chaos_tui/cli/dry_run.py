@@ -32,8 +32,7 @@ def print_plan(plan: RunPlan) -> None:
         echo(f"  load: {plan.workload}")
     echo("  invariants:")
     for inv in plan.invariants:
-        unit = f" {inv.unit}" if inv.unit else ""
-        limit = "" if inv.limit is None else f" ({inv.comparison} {inv.limit:g}{unit})"
+        limit = f" ({inv.limit_text})" if inv.limit_text else ""
         echo(f"    {inv.name}{limit}: {inv.description}")
     echo("  blast radius:")
     for line in plan.blast_radius or ("nothing beyond the faults above",):

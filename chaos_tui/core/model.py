@@ -71,6 +71,13 @@ class InvariantSpec(BaseModel):
     comparison: Literal["<=", ">=", "=="] = "<="
     unit: str = ""
 
+    @property
+    def limit_text(self) -> str:
+        """The limit as a plan shows it: `<= 10 s`, `>= 2 s`, `<= 0.01`; "" when it has none."""
+        if self.limit is None:
+            return ""
+        return f"{self.comparison} {self.limit:g} {self.unit}".strip()
+
     def judge(self, measured: float | None, detail: str = "") -> InvariantResult:
         if measured is None or self.limit is None:
             passed = False  # what could not be measured did not hold
