@@ -40,6 +40,7 @@ from console_pty import (
     results,
     rss_mb,
     start_console_run,
+    status_mb,
     write_scenario,
 )
 from figures import document, emit, figure
@@ -100,6 +101,10 @@ def main() -> int:
                         {
                             "t": round(now - t0, 2),
                             "rss_mb": round(rss_mb(term.pid), 2),
+                            # Anonymous memory (the heap, Python's arenas) apart from pages
+                            # of files mapped in (code first run late): only the first leaks.
+                            "rss_anon_mb": round(status_mb(term.pid, "RssAnon"), 2),
+                            "rss_file_mb": round(status_mb(term.pid, "RssFile"), 2),
                             "cpu_s": round(cpu_seconds(term.pid) - cpu0, 2),
                             "terminal_bytes": term.total,
                         }
