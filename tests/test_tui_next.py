@@ -472,7 +472,8 @@ async def test_history_closed_while_it_reads_leaves_the_console_running(tmp_path
         await pilot.press("H")  # and again, to the end: every row read
         history = app.screen
         assert isinstance(history, HistoryScreen)
-        await wait_until(pilot, lambda: len(history.runs) == 300, what="every row")
+        # A hang detector, not a speed goal: 300 results on a slow, busy CI machine took over 10 s.
+        await wait_until(pilot, lambda: len(history.runs) == 300, timeout=120, what="every row")
         assert history.query_one(DataTable).row_count == 300
 
 
