@@ -396,14 +396,7 @@ def test_a_guardians_replacement_with_nothing_left_to_heal_does_not_serve(fresh_
     """A replacement the guardian started that takes the lock after another agent healed the
     journal and stopped cleanly (no lease file, no agent.json) exits 0 without serving: it
     would serve for ever with nobody to stop it."""
-    proc = subprocess.run(
-        [*CHAOS_TUI, "agent", "--started-by", "guardian"],
-        env=env_for(fresh_state_dir),
-        capture_output=True,
-        text=True,
-        timeout=15,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_cli(["agent", "--started-by", "guardian"], env_for(fresh_state_dir), timeout=15)
     assert proc.returncode == 0, proc.stderr
     assert "not serving" in proc.stderr, proc.stderr
     assert not (fresh_state_dir / "agent" / "agent.json").exists()
