@@ -121,8 +121,9 @@ _BLOCK_START = re.compile(r"^(?:[-+*>#|]|\d+[.)])(?:\s|$)")
 
 
 def _para(text: str, indent: str = "") -> list[str]:
-    """A paragraph (or a list item: `indent` for its next lines) wrapped at WIDTH, then a
-    blank line; left on one line where a wrap would start a line with Markdown syntax."""
+    """A paragraph (or a list item: `indent` for its next lines) wrapped at WIDTH (the caller
+    adds the blank line after it); left on one line where a wrap would start a line with
+    Markdown syntax."""
     # A code span is kept whole: a space in it becomes NUL for the wrap, then a space again.
     kept = _CODE_SPAN.sub(lambda m: m.group().replace(" ", "\0"), text)
     kept = _QUANTITY.sub("\\1\0\\2", kept)  # nor is `15 s` split from its unit
@@ -331,11 +332,30 @@ def _parameters(p: Planned) -> list[str]:
         (f"`{i.name}`", f"`{value_text(i.default)}`", i.allowed, i.meaning)
         for i in param_infos(p.cls.Params)
     ]
-    return [
+    out = [
         *_para(f"Set with `--set KEY=VALUE`{_set_example(p)}; `chaos-tui list` shows them too."),
         "",
         *_table(("parameter", "default", "allowed", "meaning"), rows),
     ]
+    for name, values in p.cls.presets.items():
+        given = ", ".join(f"`{k}={value_text(v)}`" for k, v in values.items()) or "the defaults"
+        users = _suites_using(p.name, name)
+        used = f" (the built-in suite {users} runs it so)" if users else ""
+        out += [*_para(f"Preset `--preset {name}`{used}: {given}."), ""]
+    return out
+
+
+def _suites_using(scenario: str, preset: str) -> str:
+    """The built-in suites that run `scenario` with `preset`, as `a`, `b`."""
+    from chaos_tui.suite.load import BUILTIN_SUITES, load_suite
+
+    names = []
+    for name in BUILTIN_SUITES:
+        spec = load_suite(name).spec
+        steps = [s for s in spec.runs if s.scenario == scenario]
+        if any((s.preset or spec.preset) == preset for s in steps):
+            names.append(f"`{name}`")
+    return ", ".join(names)
 
 
 def _scenario_section(p: Planned) -> list[str]:

@@ -4,12 +4,10 @@ each other (issue 12, points 9 and 11). Real sandbox processes, real signals, sh
 from __future__ import annotations
 
 import json
-import queue
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -18,86 +16,12 @@ import pytest
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.sandbox.stack import Sandbox
 from chaos_tui.settings import Settings
-from tests.conftest import CHAOS_TUI, env_for, leftovers, run_cli
+from tests.cli_support import Watched
+from tests.conftest import env_for, leftovers, run_cli
 
 SCENARIO = "postgres_restart_outbox"
 OUTBOX = ("postgres", "nats", "relay")
 pytestmark = pytest.mark.slow
-
-
-class Watched:
-    """A chaos-tui process whose stderr is read line by line as it comes."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            CHAOS_TUI + args,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._queue: queue.Queue = queue.Queue()
-        self._stdout: list[str] = []
-        threading.Thread(
-            target=self._read, args=(self.proc.stderr, self._queue), daemon=True
-        ).start()
-        threading.Thread(
-            target=lambda: self._stdout.append(self.proc.stdout.read()), daemon=True
-        ).start()
-
-    @staticmethod
-    def _read(stream, into: queue.Queue) -> None:
-        for line in stream:
-            into.put(line)
-        into.put(None)
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.lines.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"no {text!r} within {timeout:g}s:\n{self.stderr}")
-
-    def finish(self, timeout: float) -> int:
-        try:
-            code = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.wait_for_eof(10)
-        return code
-
-    def wait_for_eof(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.lines.append(line)
-        deadline = time.monotonic() + timeout
-        while not self._stdout and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self._stdout)
 
 
 def running_services(state_dir: Path) -> list[str]:

@@ -42,6 +42,7 @@ def list_scenarios(as_json, file):
             "hypothesis": cls.hypothesis,
             "parameters": {k: f.default for k, f in cls.Params.model_fields.items()},
             "source": source_of(cls.name),  # built-in, or plugin DISTRIBUTION
+            "presets": dict(getattr(cls, "presets", {})),
         }
         | how_to_run(cls, results_dir)
         for cls in SCENARIOS.values()
@@ -69,6 +70,18 @@ def list_scenarios(as_json, file):
             allowed = f" ({p['allowed']})" if p["allowed"] else ""
             setting = f"{p['name']}={value_text(p['default'])}"
             click.echo(f"      {setting:<24} {p['meaning']}{allowed}")
+        if row.get("presets"):
+            click.echo("    presets (--preset NAME):")
+            for name, values in row["presets"].items():
+                given = ", ".join(f"{k}={value_text(v)}" for k, v in values.items())
+                click.echo(f"      {name:<24} {given or 'the defaults'}")
+    from chaos_tui.suite.load import BUILTIN_SUITES, load_suite
+
+    click.echo("\nsuites (--suite NAME, or a suite file):")
+    for name in BUILTIN_SUITES:
+        spec = load_suite(name).spec
+        click.echo(f"  {name}  ({', '.join(step.scenario for step in spec.runs)})")
+        click.echo(f"    {spec.description}")
 
 
 def how_to_run(cls, results_dir: Path) -> dict[str, Any]:

@@ -50,9 +50,39 @@ def _word_after(words: list[str], item: str) -> str | None:
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.option("--headless", is_flag=True, help="Run one scenario without the console (for CI).")
 @click.option(
-    "--scenario", "scenario_name", metavar="NAME", help="Scenario to run (see `chaos-tui list`)."
+    "--headless", is_flag=True, help="Run a scenario or a suite without the console (for CI)."
+)
+@click.option(
+    "--scenario",
+    "scenario_name",
+    metavar="NAME[,NAME...]",
+    help="Scenario to run (see `chaos-tui list`); several, comma-separated, run one after another.",
+)
+@click.option(
+    "--suite",
+    metavar="FILE|NAME",
+    default=None,
+    help="Run a suite: a suite file, or a built-in (platform, queue). One table, one JSON, the "
+    "worst run's exit code.",
+)
+@click.option(
+    "--preset",
+    metavar="NAME",
+    default=None,
+    help="A scenario's named parameter set, under --set (plan: the platform plan's hold times).",
+)
+@click.option(
+    "--repeat",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Run the scenario (or the suite's list) N times, and report the trend.",
+)
+@click.option(
+    "--stop-on-failure",
+    is_flag=True,
+    help="End a suite at its first run that does not pass (by default it goes on).",
 )
 @click.option(
     "--output",
@@ -129,6 +159,8 @@ def cli(ctx, /, headless, scenario_name, **_options):
 
     \b
     chaos-tui --headless --scenario postgres_restart_outbox
+    chaos-tui --headless --scenario opa_restart,postgres_restart_outbox
+    chaos-tui --headless --suite platform      (or --suite my-gameday.yaml)
     chaos-tui list
     chaos-tui init; chaos-tui validate chaos-scenarios.yaml
     chaos-tui --headless --file chaos-scenarios.yaml --scenario NAME --enable-chaos
@@ -136,12 +168,21 @@ def cli(ctx, /, headless, scenario_name, **_options):
     chaos-tui results; chaos-tui report RUN_ID --html run.html
     """
     if ctx.invoked_subcommand is not None:
-        if headless or scenario_name:
-            raise UsageError("--headless/--scenario go without a subcommand")
+        if headless or scenario_name or ctx.params.get("suite"):
+            raise UsageError("--headless/--scenario/--suite go without a subcommand")
         # A run's options before a command are a mistake, not something to ignore.
         given = [
             f"--{name.replace('_', '-')}"
-            for name in ("junit", "output", "fail_on_regression", "dry_run", "export_dir")
+            for name in (
+                "junit",
+                "output",
+                "fail_on_regression",
+                "dry_run",
+                "export_dir",
+                "preset",
+                "repeat",
+                "stop_on_failure",
+            )
             if ctx.params.get(name)
         ]
         if given:

@@ -28,57 +28,84 @@ def launch(
     export_dir=None,
     junit=None,
     fail_on_regression=False,
+    suite=None,
+    preset=None,
+    repeat=None,
+    stop_on_failure=False,
 ) -> int:
-    """The exit code of the console or of one headless run."""
-    if headless and scenario_name:
+    """The exit code of the console, of one headless run, or of a suite of them."""
+    if headless and (scenario_name or suite):
         from chaos_tui import status_line
 
-        status_line.show(f"preparing {scenario_name}\u2026")  # before the slow imports
+        status_line.show(f"preparing {suite or scenario_name}\u2026")  # before the slow imports
     from chaos_tui.core.guard import check_enabled, check_not_production
     from chaos_tui.core.runner import RunOptions
-    from chaos_tui.headless import check_distinct, check_output_path
     from chaos_tui.scenarios import UnknownScenario
 
     settings = command_settings()
     if headless or dry_run:
         check_not_production(settings)  # first, whatever else was asked
     file = file if file is not None else settings.file
+    names = scenario_names(scenario_name)
+    is_suite = suite is not None or len(names) > 1 or repeat is not None
     try:
-        if (headless or dry_run) and not scenario_name:
+        if suite is not None and scenario_name:
+            raise UsageError("give --suite or --scenario, not both (a suite names its scenarios)")
+        if (headless or dry_run) and not scenario_name and suite is None:
             flag = "--headless" if headless else "--dry-run"
-            raise UsageError(f"{flag} needs --scenario NAME (see `chaos-tui list`)")
-        if assignments and not scenario_name:
+            raise UsageError(f"{flag} needs --scenario NAME or --suite NAME (see `chaos-tui list`)")
+        if assignments and not scenario_name and suite is None:
             raise UsageError("--set needs --scenario NAME: parameters belong to a scenario")
+        if preset is not None and not scenario_name and suite is None:
+            raise UsageError("--preset needs --scenario NAME or --suite NAME")
+        if is_suite and not (headless or dry_run):
+            raise UsageError(
+                "a suite runs with --headless (or --dry-run); the console runs one scenario"
+            )
+        if repeat is not None and not 1 <= repeat <= 10_000:
+            raise UsageError(f"--repeat must be between 1 and 10000, got {repeat}")
+        if stop_on_failure and not is_suite:
+            raise UsageError("--stop-on-failure goes with a suite (--suite, or --scenario a,b)")
+        _check_run_flags(
+            headless, dry_run, rate_hz, invariant_budget, output, junit, export_dir, as_json,
+            fail_on_regression,
+        )  # fmt: skip
+        if is_suite:
+            from chaos_tui.cli.suite import launch_suite
+
+            return launch_suite(
+                settings,
+                names=names,
+                suite_name=suite,
+                file=file,
+                target_name=target_name,
+                assignments=assignments,
+                preset=preset,
+                repeat=repeat,
+                stop_on_failure=stop_on_failure,
+                dry_run=dry_run,
+                enable_chaos=enable_chaos,
+                options=RunOptions(
+                    rate_hz=rate_hz or settings.probe_rate_hz,
+                    invariant_budget_s=invariant_budget or settings.invariant_budget_s,
+                    record_dir=Path(settings.state_dir) / "runs",
+                ),
+                output=output,
+                as_json=as_json,
+                junit=junit,
+                keep_sandbox=keep_sandbox,
+                fail_on_regression=fail_on_regression,
+            )
         file_scenarios, assignments, variables = _file_scenarios(file, assignments)
         scenario_cls = (
             _scenario_class(scenario_name, file_scenarios, file) if scenario_name else None
         )
         target_name = _target_name(target_name, scenario_cls, file_scenarios)
-        params = parse_params(scenario_cls, assignments, variables) if scenario_cls else None
-        if rate_hz is not None and not 0 < rate_hz <= PROBE_RATE_MAX_HZ:
-            raise UsageError(
-                f"--rate must be between 0 and {PROBE_RATE_MAX_HZ:g} Hz, got {rate_hz:g}"
-            )
-        if invariant_budget is not None and invariant_budget <= 0:
-            raise UsageError(f"--invariant-budget must be positive, got {invariant_budget:g}")
-        if output is not None:
-            if not headless:
-                raise UsageError(
-                    "--output goes with --headless (the console exports from its report)"
-                )
-            check_output_path(output)
-        if junit is not None:
-            if not headless:
-                raise UsageError("--junit goes with --headless (CI runs headless)")
-            check_output_path(junit, flag="--junit")
-            if output is not None:
-                check_distinct([(output, "--output"), (junit, "--junit")])
-        if export_dir is not None and (headless or dry_run):
-            raise UsageError("--export-dir goes with the console (headless writes --output)")
-        if as_json and not headless:
-            raise UsageError("--json goes with --headless (the console exports from its report)")
-        if fail_on_regression and not headless:
-            raise UsageError("--fail-on-regression goes with --headless (an exit code for CI)")
+        params = (
+            parse_params(scenario_cls, assignments, variables, preset=preset)
+            if scenario_cls
+            else None
+        )
     except (UnknownScenario, OSError) as exc:
         raise UsageError(str(exc)) from None
     options = RunOptions(
@@ -137,6 +164,46 @@ def launch(
         policy=regression_policy(settings, scenario_cls),
         fail_on_regression=fail_on_regression,
     )
+
+
+def scenario_names(given: str | None) -> list[str]:
+    """`--scenario a,b,c`: the names in order (one for a plain --scenario NAME)."""
+    if not given:
+        return []
+    names = [name.strip() for name in given.split(",")]
+    if any(not name for name in names):
+        raise UsageError(f"--scenario {given}: an empty name in the list (a,b,c)")
+    return names
+
+
+def _check_run_flags(
+    headless, dry_run, rate_hz, invariant_budget, output, junit, export_dir, as_json,
+    fail_on_regression,
+) -> None:  # fmt: skip
+    """The run's flags that do not depend on the scenario: each in its range, each with the
+    face it goes with, and every output file writable before anything starts."""
+    from chaos_tui.headless import check_distinct, check_output_path
+
+    if rate_hz is not None and not 0 < rate_hz <= PROBE_RATE_MAX_HZ:
+        raise UsageError(f"--rate must be between 0 and {PROBE_RATE_MAX_HZ:g} Hz, got {rate_hz:g}")
+    if invariant_budget is not None and invariant_budget <= 0:
+        raise UsageError(f"--invariant-budget must be positive, got {invariant_budget:g}")
+    if output is not None:
+        if not headless:
+            raise UsageError("--output goes with --headless (the console exports from its report)")
+        check_output_path(output)
+    if junit is not None:
+        if not headless:
+            raise UsageError("--junit goes with --headless (CI runs headless)")
+        check_output_path(junit, flag="--junit")
+        if output is not None:
+            check_distinct([(output, "--output"), (junit, "--junit")])
+    if export_dir is not None and (headless or dry_run):
+        raise UsageError("--export-dir goes with the console (headless writes --output)")
+    if as_json and not headless:
+        raise UsageError("--json goes with --headless (the console exports from its report)")
+    if fail_on_regression and not headless:
+        raise UsageError("--fail-on-regression goes with --headless (an exit code for CI)")
 
 
 def _file_scenarios(file, assignments: tuple[str, ...]):
@@ -202,28 +269,64 @@ def _target_name(given: str | None, scenario_cls, file_scenarios: dict) -> str:
     return given
 
 
-def parse_params(scenario_cls, assignments: tuple[str, ...], variables: tuple[str, ...] = ()):
-    """`--set key=value` pairs, validated against the scenario's parameter model; a bad one is
-    said in plain words that name the key and what it accepts."""
-    values = {}
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set {item}: expected KEY=VALUE, e.g. --set hold_s=10")
-        values[key.strip()] = value.strip()
+def parse_params(
+    scenario_cls,
+    assignments: tuple[str, ...],
+    variables: tuple[str, ...] = (),
+    *,
+    preset: str | None = None,
+    given: dict | None = None,
+    where: str = "",
+):
+    """The scenario's parameters from, lowest first: its defaults, its `preset`, `given`
+    (a suite's `set:`), then the `--set key=value` pairs. A bad value is said in plain words
+    that name the key and what it accepts (after `where`, the suite step it came from)."""
+    layers = [
+        preset_values(scenario_cls, preset),
+        dict(given or {}),
+        assignment_values(assignments),
+    ]
     from chaos_tui.core.contracts import HOLD_NAMES
     from chaos_tui.core.params import check_values
 
-    holds = [name for name in HOLD_NAMES if name in values]
-    if len(holds) > 1:  # one parameter under its old names too: which one is meant?
-        raise UsageError(f"--set {' and '.join(holds)} name the same parameter (hold_s): give one")
+    values: dict = {}
+    for layer in layers:
+        holds = [name for name in HOLD_NAMES if name in layer]
+        if len(holds) > 1:  # one parameter under its old names too: which one is meant?
+            raise UsageError(
+                f"{where}--set {' and '.join(holds)} name the same parameter (hold_s): give one"
+            )
+        if holds:  # a later layer's hold replaces an earlier one's, whatever its name
+            values = {k: v for k, v in values.items() if k not in HOLD_NAMES}
+        values.update(layer)
     params, errors = check_values(scenario_cls.Params, values, scenario_cls.name)
     if params is not None:
         return params
     name, words = next(iter(errors.items()))
     if variables and name not in scenario_cls.Params.model_fields:
         words += f"; or one of the file's variables: {', '.join(variables)}"
-    raise UsageError(words)
+    raise UsageError(where + words)
+
+
+def assignment_values(assignments: tuple[str, ...]) -> dict[str, str]:
+    values = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item}: expected KEY=VALUE, e.g. --set hold_s=10")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def preset_values(scenario_cls, preset: str | None) -> dict:
+    """A scenario's named preset; one it does not have is refused, naming those it has."""
+    if preset is None:
+        return {}
+    presets = getattr(scenario_cls, "presets", {})
+    if preset not in presets:
+        has = ", ".join(sorted(presets)) or "none"
+        raise UsageError(f"{scenario_cls.name} has no preset {preset!r} (its presets: {has})")
+    return dict(presets[preset])
 
 
 def run_console(

@@ -189,6 +189,9 @@ class RunContext:
         self.plan = plan
 
 
+# A scenario's named parameter sets (`--preset NAME`): preset name -> parameter -> value.
+Presets = dict[str, dict[str, float | int | str | bool]]
+
 # `hold_s` and the names each scenario gave it before it had one, still accepted as input.
 HOLD_NAMES = ("hold_s", "down_s", "stall_s", "cut_s", "duration_s")
 
@@ -237,6 +240,10 @@ class Scenario(ABC, Generic[TargetT]):
     extra_parameters: ClassVar[dict[str, float | int | str | bool]] = {}
     extra_parameter_defaults: ClassVar[dict[str, float | int | str | bool]] = {}
     order: ClassVar[int] = 100  # listing order (then the name); the main job comes first
+    # Named sets of parameters (`--preset NAME`, a suite's `preset:`), under what --set and a
+    # suite's `set:` give: `plan` is the platform plan's hold times, where the defaults are
+    # shorter so that tests stay quick.
+    presets: ClassVar[Presets] = {}
     # Several faults: one after another (each held, then healed), or all at once (injected in
     # order, held together for the longest hold, healed in reverse order).
     faults_together: ClassVar[bool] = False

@@ -30,6 +30,28 @@ def junit_xml(
     """The JUnit XML document of one run. A regression against the baseline is a <failure>
     only when it fails the run (`--fail-on-regression`); else it is reported, not failed,
     as the exit code is: CI must not go red on a run that passed."""
+    return _document(testsuite(result, hostname, fail_on_regression))
+
+
+def junit_suites_xml(suites: list[ET.Element], name: str) -> str:
+    """The JUnit XML document of a suite of runs: one <testsuite> per run, in the order run."""
+    root = ET.Element("testsuites", name=name)
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(sum(int(s.get(key, "0")) for s in suites)))
+    root.set("time", _seconds(sum(float(s.get("time", "0")) for s in suites)))
+    root.extend(suites)
+    return _document(root)
+
+
+def _document(root: ET.Element) -> str:
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def testsuite(
+    result: RunResult, hostname: str = "localhost", fail_on_regression: bool = False
+) -> ET.Element:
+    """One run as a <testsuite>: a testcase per invariant (and SLO, and regression)."""
     suite = ET.Element("testsuite")
     classname = f"chaos.{result.scenario}"
     cases = _run_cases(result, classname, fail_on_regression)
@@ -51,8 +73,7 @@ def junit_xml(
     suite.extend(cases)
     ET.SubElement(suite, "system-out").text = _summary(result)
     ET.SubElement(suite, "system-err")
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, "unicode") + "\n"
+    return suite
 
 
 def _properties(result: RunResult) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from chaos_tui.load.patterns import PATTERN_KINDS
 from chaos_tui.scenario_file import model as m
 
 Loc = tuple[str | int, ...]
+Problem = tuple[Loc, tuple[int, int], str]  # where (key path, line and column), what
 _VAR = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -37,7 +38,7 @@ class ScenarioFileError(UsageError):
 
 
 @dataclass
-class _Read:
+class Read:
     """The file as Python data, with the position of every value and mapping key in it."""
 
     source: str
@@ -62,22 +63,26 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 def load_file(path: Path | str, overrides: dict[str, str] | None = None) -> m.ScenarioFile:
     """The validated file, or ScenarioFileError with every problem in it."""
     path = Path(path)
+    return load_text(read_text(path, "a scenario file", "no such file"), str(path), overrides)
+
+
+def read_text(path: Path, what: str, missing: str) -> str:
+    """The file's text, or ScenarioFileError saying in one line why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioFileError([f"{path}: no such file"]) from None
+        raise ScenarioFileError([f"{path}: {missing}"]) from None
     except IsADirectoryError:
-        raise ScenarioFileError([f"{path}: is a directory, not a scenario file"]) from None
+        raise ScenarioFileError([f"{path}: is a directory, not {what}"]) from None
     except UnicodeDecodeError as exc:
         raise ScenarioFileError([f"{path}: not UTF-8 text ({exc.reason})"]) from None
     except OSError as exc:
         raise ScenarioFileError([f"{path}: {exc.strerror or exc}"]) from None
-    return load_text(text, str(path), overrides)
 
 
 def load_text(text: str, source: str, overrides: dict[str, str] | None = None) -> m.ScenarioFile:
-    read = _Read(source)
-    data = _compose(text, read)
+    read = Read(source)
+    data = compose(text, read)
     if not isinstance(data, dict):
         what = "nothing" if data is None else type(data).__name__
         lines = [f"{source}:1:1: expected a mapping (version, safety, scenarios), found {what}"]
@@ -85,33 +90,44 @@ def load_text(text: str, source: str, overrides: dict[str, str] | None = None) -
             lines = [f"{source}: the file is empty; `chaos-tui init` writes an example"]
         raise ScenarioFileError(lines)
     data = _substitute(data, read, overrides or {})
+    parsed, problems = validated(m.ScenarioFile, data, read)
+    problems.extend(_cross_check(data, read))
+    raise_problems(problems, source)
+    assert parsed is not None
+    return parsed
+
+
+def validated(model: type[Any], data: Any, read: Read) -> tuple[Any, list[Problem]]:
+    """`data` as `model` (None if it is not), and every problem found so far: those met while
+    reading (an undefined ${var}, a duplicate key), then pydantic's, each at its place in the
+    file. What reading already said is not said again as what it caused."""
     problems = list(read.errors)
     try:
-        parsed = m.ScenarioFile.model_validate(data)
+        return model.model_validate(data), problems
     except ValidationError as exc:
-        parsed = None
-        # An undefined ${var} or a duplicate key is said once, not again as what it caused.
         skip = {loc for loc, _, _ in read.errors if loc}
         for err in exc.errors():
-            loc, message, on_key = _explain(err)
+            loc, message, on_key = _explain(err, model)
             if any(loc[: len(s)] == s for s in skip):
                 continue
             _, pos = read.at(loc, key=on_key)
             problems.append((loc, pos, message))
-    problems.extend(_cross_check(data, read))
-    if problems:
-        # In file order, each said once.
-        said = dict.fromkeys(
-            f"{source}: {msg}"  # not in the file: a --set
-            if line == 0
-            else f"{source}:{line}:{col}: {_path(loc)}: {msg}"
-            if loc
-            else f"{source}:{line}:{col}: {msg}"
-            for loc, (line, col), msg in sorted(problems, key=lambda p: p[1])
-        )
-        raise ScenarioFileError(list(said))
-    assert parsed is not None
-    return parsed
+        return None, problems
+
+
+def raise_problems(problems: list[Problem], source: str) -> None:
+    """ScenarioFileError with every problem, in file order, each said once; nothing if none."""
+    if not problems:
+        return
+    said = dict.fromkeys(
+        f"{source}: {msg}"  # not in the file: a --set
+        if line == 0
+        else f"{source}:{line}:{col}: {_path(loc)}: {msg}"
+        if loc
+        else f"{source}:{line}:{col}: {msg}"
+        for loc, (line, col), msg in sorted(problems, key=lambda p: p[1])
+    )
+    raise ScenarioFileError(list(said))
 
 
 def _path(loc: Loc) -> str:
@@ -124,7 +140,8 @@ def _path(loc: Loc) -> str:
 # --- YAML to data, with positions -----------------------------------------------------------
 
 
-def _compose(text: str, read: _Read) -> Any:
+def compose(text: str, read: Read) -> Any:
+    """The YAML as Python data, each value's and key's position noted in `read`."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -142,7 +159,7 @@ def _compose(text: str, read: _Read) -> Any:
         loader.dispose()
 
 
-def _node(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, read: _Read) -> Any:
+def _node(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, read: Read) -> Any:
     read.values[loc] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
@@ -167,7 +184,7 @@ def _node(loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, read: _Read) -> An
     return loader.construct_object(node, deep=True)
 
 
-def _substitute(data: dict[str, Any], read: _Read, overrides: dict[str, str]) -> dict[str, Any]:
+def _substitute(data: dict[str, Any], read: Read, overrides: dict[str, str]) -> dict[str, Any]:
     """`${name}` in every string under scenarios: a variable's default or its override. A
     string that is only `${name}` takes the variable's own type (a port stays a number)."""
     declared = data.get("variables")
@@ -228,7 +245,7 @@ def typed_override(default: Any, text: str) -> Any:
     return text
 
 
-def _typed_like(default: Any, name: str, text: str, read: _Read) -> Any:
+def _typed_like(default: Any, name: str, text: str, read: Read) -> Any:
     try:
         return typed_override(default, text)
     except ValueError as exc:
@@ -241,9 +258,9 @@ def _typed_like(default: Any, name: str, text: str, read: _Read) -> Any:
 # --- pydantic errors to lines ---------------------------------------------------------------
 
 
-def _explain(err: Any) -> tuple[Loc, str, bool]:
+def _explain(err: Any, root: Any = m.ScenarioFile) -> tuple[Loc, str, bool]:
     """(location in the file, message, whether it points at a key) for one pydantic error."""
-    loc, model = _clean(tuple(err["loc"]))
+    loc, model = _clean(tuple(err["loc"]), root)
     kind = err["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
@@ -366,10 +383,10 @@ def _fields(model: Any) -> list[str]:
     return [f for f in model.model_fields if f != flat] + _fields(params)
 
 
-def _clean(loc: Loc) -> tuple[Loc, Any]:
+def _clean(loc: Loc, root: Any = m.ScenarioFile) -> tuple[Loc, Any]:
     """Drop pydantic's union tags from `loc`, following the model types along it; also the
     model holding the last element (for suggestions)."""
-    tp: Any = m.ScenarioFile
+    tp: Any = root
     out: list[str | int] = []
     holder: Any = None
     flat_owner: Any = None  # the plugin action whose `params` were just passed through
@@ -459,7 +476,7 @@ def _is_jobs(scenario: dict[str, Any], loc: Loc) -> bool:
     return isinstance(entry, dict) and "jobs" in entry
 
 
-def _cross_check(data: dict[str, Any], read: _Read) -> list[tuple[Loc, tuple[int, int], str]]:
+def _cross_check(data: dict[str, Any], read: Read) -> list[tuple[Loc, tuple[int, int], str]]:
     """What one entry cannot know alone: names unique, validation naming probes that exist."""
     problems: list[tuple[Loc, tuple[int, int], str]] = []
     scenarios = data.get("scenarios")
@@ -534,7 +551,7 @@ def _check_slo_names(
     base: Loc,
     probes: dict[str, Loc],
     loads: dict[str, Loc],
-    read: _Read,
+    read: Read,
 ) -> list[tuple[Loc, tuple[int, int], str]]:
     """Each `slo:` key names a probe or a load of the scenario; a throughput is a load's
     (a probe samples at the run's own rate, so its "throughput" says nothing)."""

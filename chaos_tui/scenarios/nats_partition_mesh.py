@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
+from chaos_tui.core.contracts import Fault, Presets, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import LinkCutParams, PlatformTarget
@@ -165,6 +165,9 @@ class NatsPartitionMesh(PlatformScenario):
         "after the heal, and the mirror catches up within 30 s."
     )
     profile = "mesh"
+    presets: ClassVar[Presets] = {
+        "plan": {"hold_s": 15.0}
+    }  # the platform plan cuts the link for 15 s
     invariant_budget_s = 180.0  # the catch-up limit (at most 150 s) and the read-back
     runbook = "chaos_tui/runbooks/nats_partition_mesh.md"
     Params = NatsPartitionParams

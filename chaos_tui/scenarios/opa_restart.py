@@ -7,11 +7,11 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
+from chaos_tui.core.contracts import Fault, Presets, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.lazy import lazy
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
@@ -130,6 +130,7 @@ class OpaRestart(PlatformScenario):
         "10 s of OPA answering again."
     )
     profile = "chaos-opa"
+    presets: ClassVar[Presets] = {"plan": {"hold_s": 5.0}}  # the platform plan holds OPA down 5 s
     invariant_budget_s = 60.0
     runbook = "chaos_tui/runbooks/opa_restart.md"
     Params = OpaRestartParams

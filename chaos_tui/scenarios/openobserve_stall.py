@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
+from chaos_tui.core.contracts import Fault, Presets, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
@@ -81,6 +81,7 @@ class OpenObserveStall(PlatformScenario):
         "is back, each exactly once."
     )
     profile = "chaos-observe"
+    presets: ClassVar[Presets] = {"plan": {}}  # the plan gives no hold: its defaults are the plan's
     invariant_budget_s = 180.0
     runbook = "chaos_tui/runbooks/openobserve_stall.md"
     Params = OpenObserveStallParams

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from chaos_tui.core.contracts import Fault, Probe, RunContext, ScenarioParams, hold_s_field
+from chaos_tui.core.contracts import Fault, Presets, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
 from chaos_tui.core.lazy import lazy
 from chaos_tui.core.model import InvariantResult, InvariantSpec
@@ -48,6 +48,7 @@ Params = PostgresRestartParams  # the name tests and callers import
 
 class PostgresRestartOutbox(PlatformScenario):
     name = "postgres_restart_outbox"
+    presets: ClassVar[Presets] = {"plan": {}}  # the plan gives no hold: its defaults are the plan's
     order = 0  # the main job: listed first
     hypothesis = (
         "A hard Postgres restart loses no outbox event and doubles none: every row written "

@@ -1,0 +1,150 @@
+"""Launching a suite (`--suite FILE|NAME`, `--scenario a,b,c`, `--repeat N`): every step
+checked and planned before anything starts, one target and one lock per profile for the whole
+suite, then headless_suite.run_suite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos_tui.core.errors import UsageError
+
+
+@dataclass
+class SuiteStep:
+    """One scenario of the suite's list, its parameters checked."""
+
+    scenario_cls: Any  # a Scenario class
+    params: object
+    pause: object  # the step's own pause after it (suite.model.PauseRange), or None
+
+
+def launch_suite(
+    settings,
+    *,
+    names: list[str],
+    suite_name: str | None,
+    file,
+    target_name: str | None,
+    assignments: tuple[str, ...],
+    preset: str | None,
+    repeat: int | None,
+    stop_on_failure: bool,
+    dry_run: bool,
+    enable_chaos: bool,
+    options,
+    output: Path | None,
+    as_json: bool,
+    junit: Path | None,
+    keep_sandbox: bool,
+    fail_on_regression: bool,
+) -> int:
+    from chaos_tui.cli.run import _file_scenarios, _scenario_class, _target_name, parse_params
+    from chaos_tui.core.guard import check_enabled
+    from chaos_tui.scenarios import UnknownScenario
+    from chaos_tui.suite.load import listed_suite, load_suite
+
+    suite = load_suite(suite_name) if suite_name is not None else None
+    if suite is None:
+        suite = listed_suite(names, repeat, stop_on_failure)
+    else:
+        spec = suite.spec.model_copy(
+            update={
+                "repeat": repeat if repeat is not None else suite.spec.repeat,
+                "on_failure": "stop" if stop_on_failure else suite.spec.on_failure,
+            }
+        )
+        suite.spec = spec
+    file = file if file is not None else suite.file
+    try:
+        file_scenarios, assignments, variables = _file_scenarios(file, assignments)
+        steps: list[SuiteStep] = []
+        used: set[str] = set()
+        targets: dict[str, str] = {}
+        for i, entry in enumerate(suite.spec.runs):
+            where = f"{suite.source}: runs[{i}] ({entry.scenario}): " if suite_name else ""
+            where = where or f"{entry.scenario}: "
+            cls = _scenario_class(entry.scenario, file_scenarios, file)
+            mine = tuple(a for a in assignments if _declares(cls, a.partition("=")[0].strip()))
+            used.update(a for a in mine)
+            params = parse_params(
+                cls,
+                mine,
+                variables,
+                preset=entry.preset or preset or suite.spec.preset,
+                given=entry.set,
+                where=where,
+            )
+            steps.append(SuiteStep(cls, params, entry.pause))
+            targets.setdefault(_target_name(target_name, cls, file_scenarios), cls.name)
+        unused = [a for a in assignments if a not in used]
+        if unused:
+            listed = ", ".join(dict.fromkeys(step.scenario_cls.name for step in steps))
+            raise UsageError(f"--set {unused[0]}: no scenario of the suite has it ({listed})")
+        if len(targets) > 1:
+            said = ", ".join(f"{scenario} on {name}" for name, scenario in targets.items())
+            raise UsageError(f"a suite runs on one target: {said}; give each target its own suite")
+    except (UnknownScenario, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    (target_name,) = targets
+
+    from chaos_tui.core.plan import plan_run
+    from chaos_tui.targets import make_target
+
+    target = make_target(target_name, settings)
+    if dry_run:
+        target.read_only = True
+        from chaos_tui.cli.dry_run import print_plan
+
+        for step in steps:
+            print_plan(plan_run(step.scenario_cls(step.params), target))
+        return 0
+    check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
+    # Held until the suite ends: no other run of these profiles sneaks in between its runs.
+    locks = _lock_profiles(settings, steps, suite.name)
+    for step in steps:  # each planned once now: a name that resolves to nothing is refused
+        plan_run(step.scenario_cls(step.params), target)
+
+    from chaos_tui.headless_suite import run_suite
+    from chaos_tui.otlp_export import run_exporter
+    from chaos_tui.session import regression_policy
+
+    policies = {s.scenario_cls.name: regression_policy(settings, s.scenario_cls) for s in steps}
+    code = run_suite(
+        suite,
+        steps,
+        target,
+        options=options,
+        state_dir=Path(settings.state_dir),
+        output=output,
+        stop_sandbox_after=not keep_sandbox,
+        json_to_stdout=True if as_json else None,
+        junit=junit,
+        exporter=run_exporter(settings),
+        policies=policies,
+        fail_on_regression=fail_on_regression,
+    )
+    del locks
+    return code
+
+
+def _declares(scenario_cls, key: str) -> bool:
+    from chaos_tui.core.contracts import HOLD_NAMES
+
+    fields = scenario_cls.Params.model_fields
+    return key in fields or (key in HOLD_NAMES and "hold_s" in fields)
+
+
+def _lock_profiles(settings, steps: list[SuiteStep], name: str) -> list:
+    from chaos_tui.sandbox.usage import RunLock
+
+    locks = []
+    for profile in dict.fromkeys(step.scenario_cls.profile for step in steps):
+        lock = RunLock(Path(settings.state_dir), profile)
+        try:
+            lock.acquire(f"suite {name}")  # RunBusy is a UsageError: exit 2
+        except OSError as exc:
+            raise UsageError(f"cannot lock {settings.state_dir} for this suite: {exc}") from None
+        locks.append(lock)
+    return locks

@@ -1,0 +1,95 @@
+"""A suite by name or file: the built-ins, a YAML file read with every problem at its line, or
+the list given to `--scenario a,b,c`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chaos_tui.scenario_file.loader import (
+    Read,
+    ScenarioFileError,
+    compose,
+    raise_problems,
+    read_text,
+    validated,
+)
+from chaos_tui.suite.model import Step, SuiteFile
+
+# The built-in suites, written as a user would write theirs, and read the same way.
+BUILTIN_SUITES = {
+    "platform": """\
+name: platform
+description: >-
+  The platform's four promises, one after another, at the hold times of the platform
+  plan (the `plan` preset: partition 15 s, OPA 5 s).
+preset: plan
+runs:
+  - postgres_restart_outbox
+  - opa_restart
+  - openobserve_stall
+  - nats_partition_mesh
+""",
+    "queue": """\
+name: queue
+description: >-
+  The job queue under patterned load: broker latency and drops, workers that crash
+  mid-job, the broker's primary killed and failed over.
+runs:
+  - queue_latency_drop
+  - queue_worker_crash
+  - queue_broker_failover
+""",
+}
+
+
+class Suite:
+    """A suite as read, with where it came from: its scenario file (`file:`) is found beside it."""
+
+    def __init__(self, spec: SuiteFile, source: str, base: Path | None) -> None:
+        self.spec, self.source = spec, source
+        self.file = (base / spec.file) if base is not None and spec.file else None
+        if spec.file and base is None:  # a built-in names no file
+            self.file = Path(spec.file)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def load_suite(given: str) -> Suite:
+    """A suite file if `given` names one (or looks like a path), else a built-in by name."""
+    path = Path(given)
+    looks_like_path = "/" in given or path.suffix in (".yaml", ".yml") or path.exists()
+    if not looks_like_path:
+        if given in BUILTIN_SUITES:
+            return Suite(read_suite(BUILTIN_SUITES[given], f"built-in suite {given}"), given, None)
+        known = ", ".join(BUILTIN_SUITES)
+        raise ScenarioFileError(
+            [f"unknown suite {given!r}: no such file, and not built in ({known})"]
+        )
+    text = read_text(path, "a suite file", "no such suite file")
+    return Suite(read_suite(text, str(path)), str(path), path.parent)
+
+
+def read_suite(text: str, source: str) -> SuiteFile:
+    read = Read(source)
+    data = compose(text, read)
+    if not isinstance(data, dict):
+        found = "nothing" if data is None else type(data).__name__
+        raise ScenarioFileError([f"{source}:1:1: expected a suite (name, runs), found {found}"])
+    parsed, problems = validated(SuiteFile, data, read)
+    raise_problems(problems, source)
+    assert parsed is not None
+    return parsed
+
+
+def listed_suite(names: list[str], repeat: int | None, stop_on_failure: bool) -> Suite:
+    """`--scenario a,b,c` (with `--repeat N`): a suite of those, in that order."""
+    spec = SuiteFile(
+        name="scenarios",
+        description=", ".join(names),
+        repeat=repeat,
+        on_failure="stop" if stop_on_failure else "continue",
+        runs=[Step(scenario=name) for name in names],
+    )
+    return Suite(spec, "--scenario", None)
