@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "probe_scale": ("probe_scale.py", []),
     "tui_cost": ("tui_cost.py", []),
     "soak": ("soak.py", []),
+    "suite_soak": ("suite_soak.py", []),
     "run_overhead": ("run_overhead.py", []),
     "queue": ("queue_bench.py", []),
     "results": ("results_bench.py", []),

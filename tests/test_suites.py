@@ -269,3 +269,58 @@ def test_a_signal_in_a_run_heals_it_and_no_further_run_starts(fresh_state_dir):
     assert report["stopped"] == "SIGINT received" and report["exit_code"] == 130
     assert "run 3/3" not in watched.stderr
     assert all(r["heal_ok"] for r in report["runs"])
+
+
+def _schedule(text: str):
+    from chaos_tui.suite.load import read_suite
+    from chaos_tui.suite.schedule import Schedule
+
+    return Schedule(read_suite(text, "test.yaml"))
+
+
+def _drain(schedule, code=ExitCode.PASS) -> list[tuple[int, int, float]]:
+    order = []
+    while (following := schedule.next()) is not None and len(order) < 50:
+        schedule.starting(following)
+        order.append((following.step, following.repetition, following.wait_s))
+        schedule.ended(code, following.index)
+    return order
+
+
+def test_the_schedule_runs_the_list_repeat_times_with_its_pauses():
+    order = _drain(_schedule("name: s\nrepeat: 2\npause: 3s\nruns: [a, {scenario: b, pause: 9}]\n"))
+    # The pause before a run is the one after the run before it: the step's own, else the suite's.
+    assert order == [(0, 1, 0.0), (1, 1, 3.0), (0, 2, 9.0), (1, 2, 3.0)]
+
+
+def test_random_pauses_replay_from_their_seed_within_bounds():
+    text = "name: s\nrepeat: 5\npause: {between: [1m, 2m], seed: 11}\nruns: [a]\n"
+    first = [w for _, _, w in _drain(_schedule(text))][1:]
+    assert first == [w for _, _, w in _drain(_schedule(text))][1:]
+    assert len(set(first)) == 4 and all(60 <= w <= 120 for w in first)
+
+
+def test_a_failure_stops_only_when_the_suite_says_so_a_failed_heal_always():
+    assert len(_drain(_schedule("name: s\nruns: [a, b, c]\n"), ExitCode.FAIL)) == 3
+    stopping = _schedule("name: s\non_failure: stop\nruns: [a, b, c]\n")
+    assert len(_drain(stopping, ExitCode.FAIL)) == 1
+    assert stopping.stopped == "on_failure: stop, and run 1 did not pass"
+    healing = _schedule("name: s\nruns: [a, b, c]\n")
+    assert len(_drain(healing, ExitCode.HEAL_FAILED)) == 1
+    assert "a heal failed" in healing.stopped
+
+
+def test_for_bounds_the_suite_by_time_and_every_counts_start_to_start():
+    import time
+
+    timed = _schedule("name: s\nfor: 0.3s\nruns: [a]\n")
+    assert timed.total is None
+    first = timed.next()
+    timed.starting(first)
+    time.sleep(0.35)
+    assert timed.next() is None and timed.stopped == ""  # over, not stopped
+    every = _schedule("name: s\nevery: 10s\nrepeat: 2\nruns: [a]\n")
+    every.starting(every.next())
+    time.sleep(0.2)
+    wait = every.next().wait_s
+    assert 9.5 < wait < 9.85

@@ -123,6 +123,58 @@ def run_record(
     )
 
 
+def suite_report(
+    *,
+    name: str,
+    description: str,
+    source: str,
+    target: str,
+    started_at: float,
+    runs: list[SuiteRun],
+    stopped: str = "",
+    interrupted: bool = False,
+    policy: RegressionPolicy | None = None,
+) -> SuiteReport:
+    """The suite's verdict: the worst run's exit code, or interrupted when a signal (or the
+    operator) ended it, unless a heal failed, which says more."""
+    finished = time.time()
+    worst = worst_exit_code([r.exit_code for r in runs])
+    if interrupted and worst != ExitCode.HEAL_FAILED:
+        worst = ExitCode.INTERRUPTED
+    return SuiteReport(
+        suite_id=suite_id(name, started_at),
+        suite=name,
+        description=description,
+        source=source,
+        target=target,
+        started_at=started_at,
+        finished_at=finished,
+        duration_s=finished - started_at,
+        outcome=outcome_word(worst),
+        exit_code=int(worst),
+        stopped=stopped,
+        runs=runs,
+        drift=drift(runs, policy),
+    )
+
+
+def unplanned_record(
+    scenario: str, index: int, repetition: int, target: str, reason: str
+) -> SuiteRun:
+    """A run that could not even be planned (the target changed since the suite began)."""
+    return SuiteRun(
+        index=index,
+        repetition=repetition,
+        scenario=scenario,
+        outcome="error",
+        exit_code=int(ExitCode.ERROR),
+        reason=f"could not plan the run: {reason}",
+        target=target,
+        started_at=time.time(),
+        duration_s=0.0,
+    )
+
+
 def worst_exit_code(codes: list[int]) -> ExitCode:
     """The most severe of the runs' exit codes (PASS for none)."""
     rank = {code: i for i, code in enumerate(SEVERITY)}

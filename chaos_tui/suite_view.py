@@ -1,0 +1,73 @@
+"""A suite's report as Rich renderables: the table of its runs, each repeated scenario's trend,
+its verdict. The headless face prints them; the console shows them. No Textual here."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from chaos_tui.core.report import duration_text
+from chaos_tui.core.suite import SuiteReport
+
+HEADLINE_FIGURES = ("time_to_recover_s", "backlog_peak", "backlog_drain_s", "dlq_growth")
+COLOURS = {"pass": "green", "fail": "red", "interrupted": "yellow", "aborted": "yellow"}
+
+
+def suite_table(report: SuiteReport) -> Table:
+    """One row per run: verdict (a failed heal and regressions beside it), time to recover,
+    duration, run id."""
+    table = Table(title=f"suite {report.suite}", title_justify="left", show_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("verdict")
+    table.add_column("recovered in", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("run", no_wrap=True)
+    for run in report.runs:
+        colour = COLOURS.get(run.outcome, "red")
+        verdict = Text(run.outcome.upper(), style=colour)
+        if not run.heal_ok:
+            verdict.append(" heal FAILED", style="bold red")
+        if run.regressions:
+            verdict.append(f" (regressed: {', '.join(run.regressions)})")
+        recovered = run.metrics.get("time_to_recover_s")
+        table.add_row(
+            str(run.index),
+            run.scenario,
+            verdict,
+            duration_text(recovered.value) if recovered else "-",
+            duration_text(run.duration_s),
+            run.run_id or "-",
+        )
+    return table
+
+
+def drift_lines(report: SuiteReport) -> list[Text]:
+    """`trend opa_restart time to recover: 1.10, 1.32, 1.95 s (+0.43 s/run, worsening)`: the
+    headline figures always, the others only when they drift."""
+    out = []
+    for d in report.drift:
+        if d.name not in HEADLINE_FIGURES and not d.worsening:
+            continue
+        unit = f" {d.unit}" if d.unit and d.unit != "%" else d.unit
+        values = ", ".join(f"{v:.3g}" for v in d.values)
+        sign = "+" if d.slope_per_run >= 0 else ""
+        line = Text(f"trend {d.scenario} {d.label}: {values}{unit} ")
+        line.append(f"({sign}{d.slope_per_run:.3g}{unit}/run, ")
+        line.append("worsening", style="bold red") if d.worsening else line.append("steady")
+        line.append(")")
+        out.append(line)
+    return out
+
+
+def verdict_line(report: SuiteReport) -> Text:
+    colour = COLOURS.get(report.outcome, "red")
+    passed = sum(r.outcome == "pass" for r in report.runs)
+    line = Text(f"suite {report.suite}: {report.outcome.upper()}", style=f"bold {colour}")
+    line.append(
+        f" {passed} of {len(report.runs)} runs passed in {duration_text(report.duration_s)}"
+        f" (exit {report.exit_code})"
+    )
+    if report.stopped:
+        line.append(f"; ended early: {report.stopped}")
+    return line
