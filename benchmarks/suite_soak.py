@@ -123,8 +123,7 @@ def main() -> int:
         figure("suite soak: peak RSS", [max(r["rss_mb"] for r in readings)], "MB"),
     ]
     trends = [
-        {k: d[k] for k in ("name", "values", "slope_per_run", "worsening")}
-        for d in report["drift"]
+        {k: d[k] for k in ("name", "values", "slope_per_run", "worsening")} for d in report["drift"]
     ]
     doc = document(
         "suite_soak",
