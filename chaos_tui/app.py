@@ -15,19 +15,21 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from chaos_tui.catalog import PLAN_REFUSALS, Catalog, scenarios_for, unlisted_note
+from chaos_tui.console_suite import QUEUE_NAME, ConsoleSuite
 from chaos_tui.core.contracts import Scenario, ScenarioParams
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
 from chaos_tui.core.history import open_result
 from chaos_tui.core.model import OperatorNote, RunResult
 from chaos_tui.core.params import check_values
+from chaos_tui.core.plan import RunPlan
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.live import LiveRun, ProbeInfo
 from chaos_tui.messages import RunEventMessage
@@ -84,6 +86,7 @@ class ChaosApp(App):
         export_dir: Path | None = None,
         open_scenario: str | None = None,
         file_scenarios: dict[str, type[Scenario]] | None = None,
+        suite: tuple[Any, list] | None = None,
     ) -> None:
         # Textual's own driver freezes the loop once the terminal is gone (see terminal.py).
         super().__init__(driver_class=HangupSafeDriver)
@@ -120,6 +123,11 @@ class ChaosApp(App):
         self._run_task: asyncio.Task | None = None
         self._aborting = False
         self._quit_when_done = False
+        # A suite given on the command line (`--suite`, `--scenario a,b`), else the one the
+        # picker's queue makes (space adds a scenario): R asks for its name, then runs it.
+        self.queue: list[str] = []
+        self.suite: ConsoleSuite | None = ConsoleSuite(self, *suite) if suite else None
+        self._suite_from_command_line = suite is not None
 
     # -- safety --------------------------------------------------------------------------------
 
@@ -200,7 +208,7 @@ class ChaosApp(App):
 
     # -- running -------------------------------------------------------------------------------
 
-    def _may_run(self) -> bool:
+    def may_run(self) -> bool:
         if self.lockout:
             self.notify(
                 self.lockout, title="refused: nothing injected", severity="error", timeout=10
@@ -216,7 +224,7 @@ class ChaosApp(App):
         detail screen passes `fresh=False`: the plan it shows is the one confirmed and run.
         From elsewhere (the palette) the scenario is planned now, so a pid is never one
         named long ago; the confirmation shows that plan's blast radius either way."""
-        if isinstance(self.screen, ConfirmRunScreen) or not self._may_run():
+        if isinstance(self.screen, ConfirmRunScreen) or not self.may_run():
             return
         try:
             plan = self.catalog.plan(name, fresh=fresh)
@@ -231,22 +239,34 @@ class ChaosApp(App):
         self.push_screen(ConfirmRunScreen.for_plan(plan), callback=partial(self._confirmed, name))
 
     def _confirmed(self, name: str, ok: bool | None) -> None:
-        if ok and self._may_run():  # asked again: things may have changed while typing
+        if ok and self.may_run():  # asked again: things may have changed while typing
             self.start_run(name)
         else:
             self.notify("cancelled: nothing was injected")
 
     def start_run(self, name: str) -> None:
-        plan = self.catalog.plan(name)
-        run_lock = RunLock(self.settings.state_dir, plan.profile)
-        try:  # one run per profile and state dir, whoever starts it (sandbox/usage.py)
-            run_lock.acquire(name)
+        if self.suite is not None and self.suite.running:
+            self.notify(f"suite {self.suite.name} is running", severity="warning")
+            return
+        try:
+            run_lock = self.lock_profile(self.catalog.plan(name))
         except (RunBusy, OSError) as exc:
             self.notify(str(exc), title="refused: nothing injected", severity="error", timeout=15)
             return
-        plan = self.catalog.take_plan(name)  # this run's own: the next showing plans afresh
+        self.start_planned(self.catalog.take_plan(name), run_lock)  # the next showing plans afresh
+
+    def lock_profile(self, plan: RunPlan) -> RunLock:
+        """One run per profile and state dir, whoever starts it (sandbox/usage.py): RunBusy
+        (or an OSError) when another holds it."""
+        run_lock = RunLock(self.settings.state_dir, plan.profile)
+        run_lock.acquire(plan.scenario_name)
+        return run_lock
+
+    def start_planned(self, plan: RunPlan, run_lock: RunLock, progress: str | None = None) -> None:
+        """Run this plan now on the run screen; `progress` is a suite's (`platform run 2/4`)."""
         from chaos_tui.screens.run import RunScreen
 
+        name = plan.scenario_name
         self._run = Run(plan, self.target, self._emit, self.options)
         self.live = LiveRun(
             name,
@@ -257,6 +277,7 @@ class ChaosApp(App):
             plan.backlog_probe,
             recovery_from=self._run.timeline,
         )
+        self.live.suite = progress
         self._aborting = False
         screen = RunScreen(self.live)
         self.push_screen(screen)
@@ -268,6 +289,46 @@ class ChaosApp(App):
             group="run",
             exit_on_error=False,
         )
+
+    # -- suites: a queue of scenarios, confirmed once by the suite's name ---------------------
+
+    def toggle_queued(self, name: str) -> None:
+        """space on the picker: the scenario joins the queue (or leaves it)."""
+        if self._suite_from_command_line:
+            self.notify(
+                f"the queue is suite {self.suite.name} (from the command line)",  # type: ignore[union-attr]
+                severity="warning",
+            )
+            return
+        if self.suite is not None and self.suite.running:
+            self.notify("a suite is running: its list is fixed", severity="warning")
+            return
+        if name in self.queue:
+            self.queue.remove(name)
+        else:
+            self.queue.append(name)
+        self.suite = self._queue_suite() if self.queue else None
+
+    def _queue_suite(self) -> ConsoleSuite:
+        from chaos_tui.cli.suite import SuiteStep
+        from chaos_tui.suite.load import listed_suite
+
+        suite = listed_suite(self.queue, None, False)
+        suite.spec = suite.spec.model_copy(update={"name": QUEUE_NAME})
+        steps = [
+            SuiteStep(self.catalog.scenarios[n], self.catalog.params_of(n), None)
+            for n in self.queue
+        ]
+        return ConsoleSuite(self, suite, steps)
+
+    def action_run_suite(self) -> None:
+        """R: the queue (or the command line's suite), after its name is typed."""
+        if self.suite is None:
+            self.notify("the queue is empty: space adds the highlighted scenario", timeout=6)
+            return
+        if not self._suite_from_command_line:
+            self.suite = self._queue_suite()  # with the parameters chosen since
+        self.suite.request()
 
     def _emit(self, event: RunEvent) -> None:
         self.post_message(RunEventMessage(event))
@@ -287,6 +348,9 @@ class ChaosApp(App):
             saved = await asyncio.to_thread(self.saver.save, result)
         except OSError as exc:
             self.notify(f"could not save the result: {exc}", severity="warning")
+        suite = self.suite if self.suite is not None and self.suite.running else None
+        if suite is not None:
+            suite.run_ended(result, saved)
         if self._quit_when_done:
             self.exit(result)
             return
@@ -310,6 +374,8 @@ class ChaosApp(App):
             problem = await asyncio.to_thread(self.exporter.export, result)
             if problem:
                 self.notify(problem, severity="warning", timeout=10)
+        if suite is not None:
+            suite.next()  # the next run after its pause, or the suite's report
 
     def _keep_note_being_typed(self, result: RunResult) -> None:
         """The run ended while a note was being typed: the report is about to close its box
@@ -322,15 +388,24 @@ class ChaosApp(App):
 
     async def settle(self) -> None:
         """After the app has stopped, however it stopped: a run still going is aborted and its
-        heal awaited on this loop. `chaos-tui` calls this before it returns."""
+        heal awaited on this loop. `chaos-tui` calls this before it returns. A suite still
+        going ends here, with the run it cut short, and its report is saved."""
+        saved = await self._settle_run()
+        suite = self.suite
+        if suite is not None and suite.running:
+            if self.last_result is not None:
+                suite.run_ended(self.last_result, saved)
+            suite.settle()
+
+    async def _settle_run(self) -> Path | None:
         task = self._run_task
         if task is None:
-            return
+            return None
         if task.done():
             # Ended just as the app quit: the worker that saves it may have been cancelled
             # before it could. Saving again is harmless (the saver writes a run once).
             if task.cancelled() or task.exception() is not None:
-                return
+                return None
             self.last_result = task.result()
         else:
             task.cancel()
@@ -339,14 +414,20 @@ class ChaosApp(App):
             except asyncio.CancelledError:
                 self.last_result = await task  # a second signal: the runner still heals first
         if self.last_result is None:
-            return
+            return None
         try:
-            await asyncio.to_thread(self.saver.save, self.last_result)
+            return await asyncio.to_thread(self.saver.save, self.last_result)
         except OSError:
-            pass
+            return None
 
     def action_abort_run(self) -> None:
-        """ctrl+c: during a run, abort it (the runner heals first); otherwise quit."""
+        """ctrl+c: during a run, abort it (the runner heals first), and a suite ends after it;
+        in a suite's pause, end the suite; otherwise quit."""
+        suite = self.suite
+        if suite is not None and suite.running:
+            suite.stop("stopped by the operator")
+            if self.run_in_progress is None:
+                return  # its report is up
         if self.run_in_progress is None:
             self.exit()
             return
@@ -381,6 +462,8 @@ class ChaosApp(App):
     def on_signal(self, signame: str) -> None:
         """SIGTERM, SIGINT or SIGHUP (the terminal went away): heal, then exit."""
         self._quit_when_done = True
+        if self.suite is not None and self.suite.running:
+            self.suite.book.stop(f"{signame} received")  # type: ignore[union-attr]
         if self.run_in_progress is None:
             self.exit()
         elif not self._aborting:
@@ -458,7 +541,7 @@ class ChaosApp(App):
                 timeout=15,
             )
             return
-        if not self._may_run():
+        if not self.may_run():
             return
         # The catalog plans with these from now on, so what the confirmation shows is what
         # runs, and the detail screen shows the same.

@@ -28,12 +28,13 @@ from chaos_tui.core.plan import plan_run
 from chaos_tui.core.regression import RegressionPolicy
 from chaos_tui.core.report import duration_text
 from chaos_tui.core.runner import Run, RunOptions
-from chaos_tui.core.suite import SuiteReport, SuiteRun, run_record, suite_report, unplanned_record
+from chaos_tui.core.suite import SuiteReport
 from chaos_tui.headless import Progress, _is_terminal, print_summary
 from chaos_tui.otlp_export import RunExporter
-from chaos_tui.session import RunSession, exit_code_for, regressed
+from chaos_tui.session import RunSession
 from chaos_tui.signals import say
-from chaos_tui.suite.schedule import NextRun, Schedule
+from chaos_tui.suite.schedule import NextRun
+from chaos_tui.suite_book import SuiteBook, report_json, save_report
 from chaos_tui.suite_view import drift_lines, suite_table, verdict_line
 
 
@@ -47,37 +48,36 @@ class SuiteSession(RunSession):
 
 
 class SuiteRunner:
-    """Runs the steps as the schedule says (suite/schedule.py) and keeps a record of each."""
+    """Runs the steps as the book's schedule says (suite/schedule.py), one after another."""
 
-    def __init__(self, suite, steps, target, options: RunOptions, session: SuiteSession, console):
-        self.suite, self.spec, self.steps = suite, suite.spec, steps
+    def __init__(self, book: SuiteBook, target, options: RunOptions, session, console):
+        self.book, self.spec, self.steps = book, book.spec, book.steps
         self.target, self.options = target, options
         self.session, self.console = session, console
-        self.schedule = Schedule(suite.spec)
-        self.records: list[SuiteRun] = []
         self.junit_suites: list = []  # <testsuite> elements, when --junit asked for them
         self.keep_junit = False
-        self.fail_on_regression = False
-        self.interrupted = False
         self._current: asyncio.Future | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.book.interrupted
 
     def abort(self, name: str) -> None:
         """A signal: heal the run going on (the runner does), run nothing after it."""
-        self.interrupted = True
-        self.schedule.stop(f"{name} received")
+        self.book.stop(f"{name} received")
         say(f"\n{name} received: healing, then ending the suite (no further run starts)")
         if self._current is not None:
             self._current.cancel()
 
     async def run(self) -> None:
-        while (following := self.schedule.next()) is not None:
+        schedule = self.book.schedule
+        while (following := schedule.next()) is not None:
             if following.wait_s > 0 and not await self._pause(following.wait_s):
                 return
-            if self.interrupted or not self.schedule.time_left():
+            if self.interrupted or not schedule.time_left():
                 return
-            self.schedule.starting(following)
-            code = await self._run_step(following)
-            self.schedule.ended(code, following.index)
+            schedule.starting(following)
+            await self._run_step(following)
 
     async def _pause(self, seconds: float) -> bool:
         """Wait between runs; False if a signal ended the suite meanwhile."""
@@ -92,24 +92,18 @@ class SuiteRunner:
             self._current = None
         return not self.interrupted
 
-    async def _run_step(self, following: NextRun) -> ExitCode:
+    async def _run_step(self, following: NextRun) -> None:
         step = self.steps[following.step]
         name = step.scenario_cls.name
-        total = self.schedule.total
-        of = f"/{total}" if total else ""
-        rep = f", pass {following.repetition}" if self.spec.passes != 1 else ""
         self.console.rule(
-            f"[bold]{self.spec.name}[/bold]: run {following.index}{of}, {name}{rep}", style="dim"
+            f"[bold]{self.spec.name}[/bold]: {self.book.progress(following)}, {name}", style="dim"
         )
         try:  # planned fine at the start; planned again, as the target may have changed since
             plan = plan_run(step.scenario_cls(step.params), self.target)
         except Exception as exc:
-            record = unplanned_record(
-                name, following.index, following.repetition, self.target.name, str(exc)
-            )
-            self.records.append(record)
+            record = self.book.add_unplanned(following, str(exc))
             self.console.print(f"ERROR {name}: {record.reason}", highlight=False, markup=False)
-            return ExitCode.ERROR
+            return
         narrate = Progress(self.console)
         run = Run(plan, self.target, narrate, self.options)
         gc.collect()  # see headless.run_headless: start-up's objects out of the collector's way
@@ -123,15 +117,9 @@ class SuiteRunner:
         finally:
             gc.unfreeze()
         narrate.flush()
-        return self._record(result, following)
-
-    def _record(self, result: RunResult, following: NextRun) -> ExitCode:
         saved = self.session.save(result)
         self.session.export(result)
-        code = exit_code_for(result)
-        if code == ExitCode.PASS and self.fail_on_regression and regressed(result):
-            code = ExitCode.FAIL
-        print_summary(self.console, result, self.fail_on_regression)
+        print_summary(self.console, result, self.book.fail_on_regression)
         if saved is not None:
             self.console.print(f"result saved to {saved}", highlight=False, soft_wrap=True)
         if self.keep_junit:
@@ -140,30 +128,9 @@ class SuiteRunner:
             from chaos_tui.core.junit import testsuite
 
             self.junit_suites.append(
-                testsuite(result, socket.gethostname(), self.fail_on_regression)
+                testsuite(result, socket.gethostname(), self.book.fail_on_regression)
             )
-        self.records.append(
-            run_record(
-                result,
-                following.index,
-                following.repetition,
-                int(code),
-                str(saved) if saved else None,
-            )
-        )
-        return code
-
-    def report(self) -> SuiteReport:
-        return suite_report(
-            name=self.spec.name,
-            description=self.spec.description,
-            source=self.suite.source,
-            target=self.target.name,
-            started_at=self.schedule.started_at,
-            runs=self.records,
-            stopped=self.schedule.stopped,
-            interrupted=self.interrupted,
-        )
+        self.book.add(result, following, saved)
 
 
 def run_suite(
@@ -199,9 +166,9 @@ def run_suite(
         exporter=exporter,
     )
     session.saver.policy_for = lambda name: policies.get(name, RegressionPolicy())
-    runner = SuiteRunner(suite, steps, target, options, session, console)
+    book = SuiteBook(suite, steps, target.name, fail_on_regression)
+    runner = SuiteRunner(book, target, options, session, console)
     runner.keep_junit = junit is not None
-    runner.fail_on_regression = fail_on_regression
     session.install()
 
     async def body() -> None:
@@ -209,7 +176,7 @@ def run_suite(
         return None  # each result is saved as its run ends
 
     def after(_result) -> None:
-        report = runner.report()
+        report = book.report()
         session.code = ExitCode(report.exit_code)
         _deliver(report, state_dir, output, json_to_stdout, console)
         if junit is not None:
@@ -232,14 +199,12 @@ def _deliver(
     console: Console,
 ) -> None:
     print_table(console, report)
-    text = report.model_dump_json(indent=2) + "\n"
-    saved = state_dir / "suites" / f"{report.suite_id}.json"
+    text = report_json(report)
     try:
-        saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(saved, text)
+        saved = save_report(report, state_dir)
         console.print(f"suite result saved to {saved}", highlight=False, soft_wrap=True)
     except OSError as exc:
-        console.print(f"[yellow]could not save the suite result to {saved}: {exc}[/yellow]")
+        console.print(f"[yellow]could not save the suite result in {state_dir}: {exc}[/yellow]")
     if output is not None:
         try:
             write_atomic(output, text)

@@ -74,6 +74,7 @@ class LiveRun:
     ) -> None:
         self.scenario = scenario
         self.target = target
+        self.suite: str | None = None  # a suite's progress, `platform run 2/4`, when in one
         self.probes = probes
         self.invariant_specs = invariants
         self.recovery_probe = recovery_probe

@@ -7,38 +7,44 @@ from rich.table import Table
 from rich.text import Text
 
 from chaos_tui.core.report import duration_text
-from chaos_tui.core.suite import SuiteReport
+from chaos_tui.core.suite import SuiteReport, SuiteRun
 
 HEADLINE_FIGURES = ("time_to_recover_s", "backlog_peak", "backlog_drain_s", "dlq_growth")
 COLOURS = {"pass": "green", "fail": "red", "interrupted": "yellow", "aborted": "yellow"}
 
 
+COLUMNS = ("#", "scenario", "verdict", "recovered in", "duration", "run")
+
+
+def run_cells(run: SuiteRun) -> tuple[str, str, Text, str, str, str]:
+    """A run's row: verdict (a failed heal, regressions and a reason beside it), time to
+    recover, duration, run id."""
+    colour = COLOURS.get(run.outcome, "red")
+    verdict = Text(run.outcome.upper(), style=f"bold {colour}")
+    if not run.heal_ok:
+        verdict.append(" heal FAILED", style="bold red")
+    if run.regressions:
+        verdict.append(f" (regressed: {', '.join(run.regressions)})")
+    if run.reason and run.outcome != "pass":
+        verdict.append(f"  {run.reason}", style="dim")
+    recovered = run.metrics.get("time_to_recover_s")
+    return (
+        str(run.index),
+        run.scenario,
+        verdict,
+        duration_text(recovered.value) if recovered else "-",
+        duration_text(run.duration_s),
+        run.run_id or "-",
+    )
+
+
 def suite_table(report: SuiteReport) -> Table:
-    """One row per run: verdict (a failed heal and regressions beside it), time to recover,
-    duration, run id."""
     table = Table(title=f"suite {report.suite}", title_justify="left", show_edge=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("scenario", no_wrap=True)
-    table.add_column("verdict")
-    table.add_column("recovered in", justify="right", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("run", no_wrap=True)
+    for name in COLUMNS:
+        right = name in ("#", "recovered in", "duration")
+        table.add_column(name, justify="right" if right else "left", no_wrap=name != "verdict")
     for run in report.runs:
-        colour = COLOURS.get(run.outcome, "red")
-        verdict = Text(run.outcome.upper(), style=colour)
-        if not run.heal_ok:
-            verdict.append(" heal FAILED", style="bold red")
-        if run.regressions:
-            verdict.append(f" (regressed: {', '.join(run.regressions)})")
-        recovered = run.metrics.get("time_to_recover_s")
-        table.add_row(
-            str(run.index),
-            run.scenario,
-            verdict,
-            duration_text(recovered.value) if recovered else "-",
-            duration_text(run.duration_s),
-            run.run_id or "-",
-        )
+        table.add_row(*run_cells(run))
     return table
 
 

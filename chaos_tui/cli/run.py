@@ -39,7 +39,6 @@ def launch(
 
         status_line.show(f"preparing {suite or scenario_name}\u2026")  # before the slow imports
     from chaos_tui.core.guard import check_enabled, check_not_production
-    from chaos_tui.core.runner import RunOptions
     from chaos_tui.scenarios import UnknownScenario
 
     settings = command_settings()
@@ -58,10 +57,6 @@ def launch(
             raise UsageError("--set needs --scenario NAME: parameters belong to a scenario")
         if preset is not None and not scenario_name and suite is None:
             raise UsageError("--preset needs --scenario NAME or --suite NAME")
-        if is_suite and not (headless or dry_run):
-            raise UsageError(
-                "a suite runs with --headless (or --dry-run); the console runs one scenario"
-            )
         if repeat is not None and not 1 <= repeat <= 10_000:
             raise UsageError(f"--repeat must be between 1 and 10000, got {repeat}")
         if stop_on_failure and not is_suite:
@@ -70,6 +65,17 @@ def launch(
             headless, dry_run, rate_hz, invariant_budget, output, junit, export_dir, as_json,
             fail_on_regression,
         )  # fmt: skip
+        if is_suite and not (headless or dry_run):  # the console, with the suite queued
+            from chaos_tui.cli.suite import prepare_suite
+
+            suite, steps, target_name = prepare_suite(
+                names, suite, file, target_name, assignments, preset, repeat, stop_on_failure
+            )
+            options = _run_options(settings, rate_hz, invariant_budget)
+            return run_console(
+                settings, target_name, None, None, options, enable_chaos, keep_sandbox,
+                {}, export_dir, suite=(suite, steps),
+            )  # fmt: skip
         if is_suite:
             from chaos_tui.cli.suite import launch_suite
 
@@ -85,11 +91,7 @@ def launch(
                 stop_on_failure=stop_on_failure,
                 dry_run=dry_run,
                 enable_chaos=enable_chaos,
-                options=RunOptions(
-                    rate_hz=rate_hz or settings.probe_rate_hz,
-                    invariant_budget_s=invariant_budget or settings.invariant_budget_s,
-                    record_dir=Path(settings.state_dir) / "runs",
-                ),
+                options=_run_options(settings, rate_hz, invariant_budget),
                 output=output,
                 as_json=as_json,
                 junit=junit,
@@ -108,11 +110,7 @@ def launch(
         )
     except (UnknownScenario, OSError) as exc:
         raise UsageError(str(exc)) from None
-    options = RunOptions(
-        rate_hz=rate_hz or settings.probe_rate_hz,
-        invariant_budget_s=invariant_budget or settings.invariant_budget_s,
-        record_dir=Path(settings.state_dir) / "runs",
-    )
+    options = _run_options(settings, rate_hz, invariant_budget)
     if not headless and not dry_run:
         return run_console(
             settings,
@@ -163,6 +161,16 @@ def launch(
         exporter=run_exporter(settings),
         policy=regression_policy(settings, scenario_cls),
         fail_on_regression=fail_on_regression,
+    )
+
+
+def _run_options(settings, rate_hz, invariant_budget):
+    from chaos_tui.core.runner import RunOptions
+
+    return RunOptions(
+        rate_hz=rate_hz or settings.probe_rate_hz,
+        invariant_budget_s=invariant_budget or settings.invariant_budget_s,
+        record_dir=Path(settings.state_dir) / "runs",
     )
 
 
@@ -339,6 +347,7 @@ def run_console(
     keep_sandbox,
     file_scenarios=None,
     export_dir=None,
+    suite=None,
 ) -> int:
     """The Textual console. It opens even where chaos is refused (production, a target not
     enabled): it then shows why, and nothing can be run from it."""
@@ -355,6 +364,7 @@ def run_console(
         open_scenario=scenario_name,
         file_scenarios=file_scenarios,
         export_dir=export_dir,
+        suite=suite,
     )
     session = console_session(app, keep_sandbox)
     session.exporter = app.exporter

@@ -40,55 +40,11 @@ def launch_suite(
     keep_sandbox: bool,
     fail_on_regression: bool,
 ) -> int:
-    from chaos_tui.cli.run import _file_scenarios, _scenario_class, _target_name, parse_params
     from chaos_tui.core.guard import check_enabled
-    from chaos_tui.scenarios import UnknownScenario
-    from chaos_tui.suite.load import listed_suite, load_suite
 
-    suite = load_suite(suite_name) if suite_name is not None else None
-    if suite is None:
-        suite = listed_suite(names, repeat, stop_on_failure)
-    else:
-        spec = suite.spec.model_copy(
-            update={
-                "repeat": repeat if repeat is not None else suite.spec.repeat,
-                "on_failure": "stop" if stop_on_failure else suite.spec.on_failure,
-            }
-        )
-        suite.spec = spec
-    file = file if file is not None else suite.file
-    try:
-        file_scenarios, assignments, variables = _file_scenarios(file, assignments)
-        steps: list[SuiteStep] = []
-        used: set[str] = set()
-        targets: dict[str, str] = {}
-        for i, entry in enumerate(suite.spec.runs):
-            where = f"{suite.source}: runs[{i}] ({entry.scenario}): " if suite_name else ""
-            where = where or f"{entry.scenario}: "
-            cls = _scenario_class(entry.scenario, file_scenarios, file)
-            mine = tuple(a for a in assignments if _declares(cls, a.partition("=")[0].strip()))
-            used.update(a for a in mine)
-            params = parse_params(
-                cls,
-                mine,
-                variables,
-                preset=entry.preset or preset or suite.spec.preset,
-                given=entry.set,
-                where=where,
-            )
-            steps.append(SuiteStep(cls, params, entry.pause))
-            targets.setdefault(_target_name(target_name, cls, file_scenarios), cls.name)
-        unused = [a for a in assignments if a not in used]
-        if unused:
-            listed = ", ".join(dict.fromkeys(step.scenario_cls.name for step in steps))
-            raise UsageError(f"--set {unused[0]}: no scenario of the suite has it ({listed})")
-        if len(targets) > 1:
-            said = ", ".join(f"{scenario} on {name}" for name, scenario in targets.items())
-            raise UsageError(f"a suite runs on one target: {said}; give each target its own suite")
-    except (UnknownScenario, OSError) as exc:
-        raise UsageError(str(exc)) from None
-    (target_name,) = targets
-
+    suite, steps, target_name = prepare_suite(
+        names, suite_name, file, target_name, assignments, preset, repeat, stop_on_failure
+    )
     from chaos_tui.core.plan import plan_run
     from chaos_tui.targets import make_target
 
@@ -127,6 +83,68 @@ def launch_suite(
     )
     del locks
     return code
+
+
+def prepare_suite(
+    names: list[str],
+    suite_name: str | None,
+    file,
+    target_name: str | None,
+    assignments: tuple[str, ...],
+    preset: str | None,
+    repeat: int | None,
+    stop_on_failure: bool,
+):
+    """The suite (a file, a built-in, or the `--scenario a,b,c` list), each step's scenario
+    found and its parameters checked, and the one target they all run on: (suite, steps,
+    target name). Any problem is a UsageError; nothing is planned or started here."""
+    from chaos_tui.cli.run import _file_scenarios, _scenario_class, _target_name, parse_params
+    from chaos_tui.scenarios import UnknownScenario
+    from chaos_tui.suite.load import listed_suite, load_suite
+
+    suite = load_suite(suite_name) if suite_name is not None else None
+    if suite is None:
+        suite = listed_suite(names, repeat, stop_on_failure)
+    else:
+        suite.spec = suite.spec.model_copy(
+            update={
+                "repeat": repeat if repeat is not None else suite.spec.repeat,
+                "on_failure": "stop" if stop_on_failure else suite.spec.on_failure,
+            }
+        )
+    file = file if file is not None else suite.file
+    try:
+        file_scenarios, assignments, variables = _file_scenarios(file, assignments)
+        steps: list[SuiteStep] = []
+        used: set[str] = set()
+        targets: dict[str, str] = {}
+        for i, entry in enumerate(suite.spec.runs):
+            where = f"{suite.source}: runs[{i}] ({entry.scenario}): " if suite_name else ""
+            where = where or f"{entry.scenario}: "
+            cls = _scenario_class(entry.scenario, file_scenarios, file)
+            mine = tuple(a for a in assignments if _declares(cls, a.partition("=")[0].strip()))
+            used.update(mine)
+            params = parse_params(
+                cls,
+                mine,
+                variables,
+                preset=entry.preset or preset or suite.spec.preset,
+                given=entry.set,
+                where=where,
+            )
+            steps.append(SuiteStep(cls, params, entry.pause))
+            targets.setdefault(_target_name(target_name, cls, file_scenarios), cls.name)
+        unused = [a for a in assignments if a not in used]
+        if unused:
+            listed = ", ".join(dict.fromkeys(step.scenario_cls.name for step in steps))
+            raise UsageError(f"--set {unused[0]}: no scenario of the suite has it ({listed})")
+        if len(targets) > 1:
+            said = ", ".join(f"{scenario} on {name}" for name, scenario in targets.items())
+            raise UsageError(f"a suite runs on one target: {said}; give each target its own suite")
+    except (UnknownScenario, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    (target_name,) = targets
+    return suite, steps, target_name
 
 
 def _declares(scenario_cls, key: str) -> bool:

@@ -37,9 +37,11 @@ class ConfirmRunScreen(ModalScreen[bool]):
         faults: list[str],
         blast_radius: list[str],
         parameters: str = "defaults",
+        does: str = "run it",
     ) -> None:
         super().__init__()
-        self.scenario = scenario
+        self.scenario = scenario  # the name to type: a scenario's, or a suite's
+        self.does = does
         self.target = target
         self.faults = faults
         self.blast_radius = blast_radius
@@ -54,6 +56,24 @@ class ConfirmRunScreen(ModalScreen[bool]):
         radius = list(dict.fromkeys(plan.blast_radius))  # two faults through one proxy: once
         parameters = changed_text(plan.params, plan.param_defaults)
         return cls(plan.scenario_name, plan.target, faults, radius, parameters)
+
+    @classmethod
+    def for_suite(cls, name: str, plans: list[RunPlan], schedule: str) -> ConfirmRunScreen:
+        """One question for a whole suite: every run's faults and blast radius, each planned
+        now, and how the runs follow each other; the suite's name is what is typed."""
+        faults = [
+            f"{plan.scenario_name}: {f.name}: {f.description} (TTL {duration_text(f.ttl_s)})"
+            for plan in plans
+            for f in plan.faults
+        ]
+        radius = list(dict.fromkeys(r for plan in plans for r in plan.blast_radius))
+        parameters = "; ".join(
+            f"{plan.scenario_name} {changed_text(plan.params, plan.param_defaults)}"
+            for plan in plans
+        )
+        target = plans[0].target if plans else ""
+        screen = cls(name, target, faults, radius, f"{schedule}\n{parameters}", "run the suite")
+        return screen
 
     def what_it_does(self) -> Text:
         text = Text()
@@ -76,8 +96,9 @@ class ConfirmRunScreen(ModalScreen[bool]):
             yield Label(f"Inject faults into [b]{self.target}[/b]?", id="confirm-title")
             with VerticalScroll(id="confirm-scroll"):  # many pids: this part scrolls
                 yield Static(self.what_it_does(), id="confirm-radius")
-            yield Label(f"Type [b]{self.scenario}[/b] to run it, esc to cancel.")
-            box = Input(placeholder="the scenario name, exactly", id="confirm-input")
+            yield Label(f"Type [b]{self.scenario}[/b] to {self.does}, esc to cancel.")
+            what = "suite's" if self.does != "run it" else "scenario"
+            box = Input(placeholder=f"the {what} name, exactly", id="confirm-input")
             box.cursor_blink = False  # steady for screenshots and screen readers alike
             yield box
             yield Label("", id="confirm-error")

@@ -74,6 +74,8 @@ class PickerScreen(Screen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("enter", "open", "Details", show=False),
         Binding("H", "history", "History"),
+        Binding("space", "queue", "Queue"),
+        Binding("R", "app.run_suite", "Run queue…"),
     ]
 
     @property
@@ -86,6 +88,7 @@ class PickerScreen(Screen):
         yield Input(placeholder="filter scenarios by name or hypothesis", id="filter")
         yield KeyedTable(id="scenarios", cursor_type="row", zebra_stripes=True)
         yield Static(id="picker-note")
+        yield Static(id="picker-queue")
         yield Static(id="preview")
         yield Footer()  # the one list of keys: no hint line repeating it
 
@@ -95,6 +98,7 @@ class PickerScreen(Screen):
         note = self.query_one("#picker-note", Static)
         note.update(Text(self.chaos.picker_note or ""))  # a file's path is not markup
         note.display = self.chaos.picker_note is not None
+        self.show_queue()
         self.refill()
         table.focus()
 
@@ -117,7 +121,7 @@ class PickerScreen(Screen):
             if query and query not in entry.name.lower() and query not in entry.hypothesis.lower():
                 continue
             table.add_row(
-                entry.name,
+                self._name_cell(entry.name),
                 last_result_cell(entry, short=True),
                 f"~{about(entry.duration_s)}",
                 entry.profile,
@@ -131,6 +135,16 @@ class PickerScreen(Screen):
             )
         if table.row_count:
             table.move_cursor(row=min(current, table.row_count - 1))
+
+    def _name_cell(self, name: str) -> Text | str:
+        """The name, and its place in the queue (`opa_restart [2]`) when it is in it."""
+        queue = self.chaos.queue
+        if name not in queue:
+            return name
+        text = Text(name)
+        places = ",".join(str(i + 1) for i, n in enumerate(queue) if n == name)
+        text.append(f" [{places}]", style="bold cyan")
+        return text
 
     def on_resize(self) -> None:
         self.refill()  # the hypothesis column takes the width that is left
@@ -158,6 +172,27 @@ class PickerScreen(Screen):
             key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
             if key is not None:  # every row is added with its scenario's name as key
                 self.chaos.open_detail(key)
+
+    def action_queue(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            if key is not None:
+                self.chaos.toggle_queued(key)
+                self.show_queue()
+                self.refill()
+
+    def show_queue(self) -> None:
+        """The suite the queue makes (or the command line's), under the list: hidden when
+        there is none, so the picker looks as before until space is pressed."""
+        box = self.query_one("#picker-queue", Static)
+        suite = self.chaos.suite
+        box.display = suite is not None
+        if suite is not None:
+            text = Text(f" suite {suite.name}: ", style="bold")
+            text.append(suite.describe())
+            text.append("   R runs it after its name is typed", style="dim")
+            box.update(text)
 
     def action_history(self) -> None:
         table = self.query_one(DataTable)

@@ -89,6 +89,9 @@ def banner_text(live: LiveRun) -> Text:
 def status_text(live: LiveRun) -> Text:
     elapsed = (live.now or 0) - (live.started_at or live.now or 0)
     text = Text()
+    if live.suite:  # where the run stands in its suite: `platform run 2/4`
+        text.append(f" {live.suite} ", style="reverse")
+        text.append(" ")
     text.append(f" {live.scenario} ", style="bold reverse")
     text.append(f"  {duration_text(elapsed)}")
     # What broke before the phase: on a narrow terminal the line is cut from the end, and

@@ -1,0 +1,91 @@
+"""A suite as it runs, for either face: its schedule, a small record of each run, its report
+and where the combined JSON is saved. The faces do the waiting, the running and the showing.
+No Textual here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chaos_tui.core.exit_codes import ExitCode
+from chaos_tui.core.journal import write_atomic
+from chaos_tui.core.model import RunResult
+from chaos_tui.core.suite import SuiteReport, SuiteRun, run_record, suite_report, unplanned_record
+from chaos_tui.session import exit_code_for, regressed
+from chaos_tui.suite.schedule import NextRun, Schedule
+
+
+class SuiteBook:
+    def __init__(self, suite, steps, target_name: str, fail_on_regression: bool = False):
+        self.suite, self.spec, self.steps = suite, suite.spec, steps
+        self.target_name = target_name
+        self.fail_on_regression = fail_on_regression
+        self.schedule = Schedule(suite.spec)
+        self.records: list[SuiteRun] = []
+        self.interrupted = False  # a signal, or the operator, ended it
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def step_name(self, following: NextRun) -> str:
+        return self.steps[following.step].scenario_cls.name
+
+    def progress(self, following: NextRun) -> str:
+        """`run 2/4, pass 1` (`run 7` when `for:` bounds the suite by time)."""
+        total = self.schedule.total
+        of = f"/{total}" if total else ""
+        rep = f", pass {following.repetition}" if self.spec.passes != 1 else ""
+        return f"run {following.index}{of}{rep}"
+
+    def add(self, result: RunResult, following: NextRun, saved: Path | None) -> ExitCode:
+        """A run's record; its exit code (a regression fails a pass with
+        --fail-on-regression) goes to the schedule, which may stop the suite."""
+        code = exit_code_for(result)
+        if code == ExitCode.PASS and self.fail_on_regression and regressed(result):
+            code = ExitCode.FAIL
+        saved_text = str(saved) if saved else None
+        record = run_record(result, following.index, following.repetition, int(code), saved_text)
+        self.records.append(record)
+        self.schedule.ended(code, following.index)
+        return code
+
+    def add_unplanned(self, following: NextRun, reason: str) -> SuiteRun:
+        record = unplanned_record(
+            self.step_name(following),
+            following.index,
+            following.repetition,
+            self.target_name,
+            reason,
+        )
+        self.records.append(record)
+        self.schedule.ended(ExitCode.ERROR, following.index)
+        return record
+
+    def stop(self, why: str) -> None:
+        self.interrupted = True
+        self.schedule.stop(why)
+
+    def report(self) -> SuiteReport:
+        return suite_report(
+            name=self.spec.name,
+            description=self.spec.description,
+            source=self.suite.source,
+            target=self.target_name,
+            started_at=self.schedule.started_at,
+            runs=self.records,
+            stopped=self.schedule.stopped,
+            interrupted=self.interrupted,
+        )
+
+
+def report_json(report: SuiteReport) -> str:
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def save_report(report: SuiteReport, state_dir: Path) -> Path:
+    """The combined JSON under `suites/` in the state directory (an OSError if it cannot be
+    written)."""
+    saved = Path(state_dir) / "suites" / f"{report.suite_id}.json"
+    saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_atomic(saved, report_json(report))
+    return saved
