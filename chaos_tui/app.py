@@ -22,7 +22,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 
 from chaos_tui.catalog import PLAN_REFUSALS, Catalog, scenarios_for, unlisted_note
-from chaos_tui.console_suite import QUEUE_NAME, ConsoleSuite
+from chaos_tui.console_suite import ConsoleSuite
 from chaos_tui.core.contracts import Scenario, ScenarioParams
 from chaos_tui.core.events import RunEvent
 from chaos_tui.core.guard import Refusal, check_enabled, check_not_production
@@ -313,8 +313,7 @@ class ChaosApp(App):
         from chaos_tui.cli.suite import SuiteStep
         from chaos_tui.suite.load import listed_suite
 
-        suite = listed_suite(self.queue, None, False)
-        suite.spec = suite.spec.model_copy(update={"name": QUEUE_NAME})
+        suite = listed_suite(self.queue, None, False)  # named `gameday`
         steps = [
             SuiteStep(self.catalog.scenarios[n], self.catalog.params_of(n), None)
             for n in self.queue

@@ -24,9 +24,6 @@ from chaos_tui.suite_book import SuiteBook, save_report
 if TYPE_CHECKING:
     from chaos_tui.app import ChaosApp
 
-QUEUE_NAME = "gameday"  # the suite the picker's queue makes: the name typed to run it
-
-
 class ConsoleSuite:
     def __init__(self, app: ChaosApp, suite, steps: list) -> None:
         self.app, self.suite, self.steps = app, suite, steps

@@ -38,8 +38,15 @@ def run_cells(run: SuiteRun) -> tuple[str, str, Text, str, str, str]:
     )
 
 
+def suite_name(report: SuiteReport) -> str:
+    """`suite platform`; a `--scenario a,b` list says its scenarios, its only name."""
+    if report.source == "--scenario":
+        return f"suite of {report.description}"
+    return f"suite {report.suite}"
+
+
 def suite_table(report: SuiteReport) -> Table:
-    table = Table(title=f"suite {report.suite}", title_justify="left", show_edge=False)
+    table = Table(title=suite_name(report), title_justify="left", show_edge=False)
     for name in COLUMNS:
         right = name in ("#", "recovered in", "duration")
         table.add_column(name, justify="right" if right else "left", no_wrap=name != "verdict")
@@ -69,7 +76,7 @@ def drift_lines(report: SuiteReport) -> list[Text]:
 def verdict_line(report: SuiteReport) -> Text:
     colour = COLOURS.get(report.outcome, "red")
     passed = sum(r.outcome == "pass" for r in report.runs)
-    line = Text(f"suite {report.suite}: {report.outcome.upper()}", style=f"bold {colour}")
+    line = Text(f"{suite_name(report)}: {report.outcome.upper()}", style=f"bold {colour}")
     line.append(
         f" {passed} of {len(report.runs)} runs passed in {duration_text(report.duration_s)}"
         f" (exit {report.exit_code})"

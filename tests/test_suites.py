@@ -88,10 +88,10 @@ def test_bad_suite_input_is_one_line_and_starts_nothing(args, words, fresh_state
     assert not (fresh_state_dir / "sandbox").exists()
 
 
-def test_the_console_refuses_a_suite_without_headless(fresh_state_dir):
+def test_a_suite_in_the_console_without_a_terminal_says_to_run_it_headless(fresh_state_dir):
     proc = run_cli(["--suite", "platform"], env_for(fresh_state_dir))
     assert proc.returncode == ExitCode.USAGE
-    assert "a suite runs with --headless" in proc.stderr
+    assert "without one use --headless --suite NAME" in proc.stderr
 
 
 def test_the_platform_suite_dry_run_shows_the_plans_hold_times(fresh_state_dir):
@@ -175,7 +175,8 @@ def test_two_scenarios_one_table_then_a_failing_one_goes_on(fresh_state_dir, tmp
     for run in report["runs"]:  # each run saved as any run is
         saved = json.loads(Path(run["saved"]).read_text())
         assert saved["run_id"] == run["run_id"] and saved["parameters"]["hold_s"] == 2
-    assert proc.stderr.count("suite scenarios: PASS 2 of 2 runs passed") == 1
+    verdict = "suite of opa_restart, postgres_restart_outbox: PASS 2 of 2 runs passed"
+    assert proc.stderr.count(verdict) == 1
     assert proc.stderr.count("│ opa_restart") == 1  # one table, a row per run
     assert list((fresh_state_dir / "suites").glob("*.json"))
     suites = ET.parse(junit).getroot()

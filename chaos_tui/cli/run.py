@@ -352,7 +352,8 @@ def run_console(
     """The Textual console. It opens even where chaos is refused (production, a target not
     enabled): it then shows why, and nothing can be run from it."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise UsageError("the console needs a terminal; without one use --headless --scenario NAME")
+        run = "--suite NAME" if suite is not None else "--scenario NAME"
+        raise UsageError(f"the console needs a terminal; without one use --headless {run}")
     from chaos_tui.app import ChaosApp
 
     app = ChaosApp(

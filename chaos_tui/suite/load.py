@@ -83,10 +83,16 @@ def read_suite(text: str, source: str) -> SuiteFile:
     return parsed
 
 
+# The name of a suite made from a list (`--scenario a,b,c`, the console's queue): what the
+# console's confirmation asks to type.
+LISTED_NAME = "gameday"
+
+
 def listed_suite(names: list[str], repeat: int | None, stop_on_failure: bool) -> Suite:
-    """`--scenario a,b,c` (with `--repeat N`): a suite of those, in that order."""
+    """`--scenario a,b,c` (with `--repeat N`), or the console's queue: a suite of those, in
+    that order."""
     spec = SuiteFile(
-        name="scenarios",
+        name=LISTED_NAME,
         description=", ".join(names),
         repeat=repeat,
         on_failure="stop" if stop_on_failure else "continue",
