@@ -513,6 +513,68 @@ def test_just_chaos_scenario_runs_opa_restart_headless_with_docker_restart(stack
 
 
 @pytest.mark.slow
+def test_a_docker_restart_of_opa_catches_a_gateway_that_fails_open(stack, tmp_path):
+    """The restart's outage is short (OPA stops and boots): the decisions in it are still
+    judged, and a gateway that allows when OPA is unreachable fails the run."""
+    (port,) = _free_ports(1)
+    network = json.loads(
+        subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                "{{json .NetworkSettings.Networks}}",
+                _container_id(PROJECT, "policy-gateway"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    gateway = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            f"chaos-tui.test={PROJECT}",
+            "--network",
+            next(iter(network)),
+            "-p",
+            f"127.0.0.1:{port}:8080",
+            stack["CHAOS_TESTBED_IMAGE"],
+            *("python", "-m", "chaos_tui.sandbox.policy_gateway", "--host", "0.0.0.0"),
+            *("--port", "8080", "--opa-url", "http://opa:8181", "--test-fail-open"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        out = tmp_path / "r.json"
+        env = {**stack, "CHAOS_PLATFORM__POLICY_GATEWAY_PORT": str(port)}
+        proc = subprocess.run(
+            [*CHAOS_TUI, "--headless", "--scenario", "opa_restart", "--target", "docker"]
+            + ["--enable-chaos", "--set", "warmup_s=1", "--set", "recover_s=2"]
+            + ["--output", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == ExitCode.FAIL, proc.stderr[-3000:]
+        result = json.loads(out.read_text())
+        assert result["parameters"]["mode"] == "restart"
+        closed = next(i for i in result["invariants"] if i["name"] == "fails_closed")
+        assert not closed["passed"] and closed["measured"] > 0, closed
+        assert result["measurements"]["decisions while OPA down"]["allow"] > 0
+    finally:
+        subprocess.run(["docker", "rm", "-f", gateway], capture_output=True, timeout=60)
+
+
+@pytest.mark.slow
 def test_openobserve_stall_says_the_test_bed_collector_gives_no_evidence(stack):
     """The test bed's collector is rotel: nothing answers on the collector's health and
     metrics ports, and the result says so (and why) rather than failing or judging it."""
