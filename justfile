@@ -74,12 +74,29 @@ chaos-down:
     done
     {{compose}} -p {{mesh_project}} {{mesh_files}} down -v --remove-orphans
 
-# The console against the Docker stack.
-chaos:
+# The console against the Docker stack; given a scenario (`just chaos scenario=NAME`, `just chaos
+# NAME`, or CHAOS_SCENARIO=NAME in the environment), that scenario headless against it instead.
+chaos scenario="":
     #!/usr/bin/env bash
     set -euo pipefail
+    scenario={{quote(scenario)}}
+    scenario="${scenario#scenario=}"
+    scenario="${scenario:-${CHAOS_SCENARIO:-}}"
     {{testbed_env}}
+    if [ -n "$scenario" ]; then
+      exec {{chaos_tui}} --headless --target docker --enable-chaos --scenario "$scenario"
+    fi
     exec {{chaos_tui}} --target docker --enable-chaos
+
+# A suite of scenarios (a built-in suite's name or a suite file), headless, against the Docker
+# stack: `just chaos-suite platform`.
+chaos-suite suite:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    suite={{quote(suite)}}
+    suite="${suite#suite=}"
+    {{testbed_env}}
+    exec {{chaos_tui}} --headless --target docker --enable-chaos --suite "$suite"
 
 # One scenario, headless, against the Docker stack.
 run-chaos scenario:

@@ -144,7 +144,7 @@ def expected_duration(
         for r in recent_results(results_dir, cls.name, limit=RECENT_RUNS * 4)
         if r.outcome in COMPLETE_OUTCOMES
     ][:RECENT_RUNS]
-    same = [r.duration_s for r in runs if r.parameters == values]
+    same = [r.duration_s for r in runs if alike(r.parameters, values)]
     if same:
         return statistics.median(same)
     overheads = []
@@ -156,6 +156,14 @@ def expected_duration(
             continue
         overheads.append(max(0.0, r.duration_s - theirs))
     return nominal + (statistics.median(overheads) if overheads else RUN_OVERHEAD_S)
+
+
+def alike(recorded: dict, values: dict) -> bool:
+    """A saved run's parameters are these: equal, except that `auto` (a default that depends
+    on the target, `Scenario.target_defaults`) matches whatever the run recorded it as."""
+    return recorded.keys() == values.keys() and all(
+        v == "auto" or recorded[k] == v for k, v in values.items()
+    )
 
 
 def source_label(source: str) -> str:

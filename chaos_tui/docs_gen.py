@@ -59,6 +59,8 @@ class Planned:
     plans: dict[str, RunPlan]  # target name -> plan, for the targets it runs on
     refused: dict[str, str]  # target name -> why it cannot be planned there
     variants: dict[tuple[str, str], dict[str, RunPlan]]  # (parameter, value) -> plans
+    # (parameter, value) -> target name -> why that value cannot be planned there
+    variants_refused: dict[tuple[str, str], dict[str, str]]
 
     @property
     def name(self) -> str:
@@ -101,13 +103,14 @@ def plan_all() -> list[Planned]:
             plans, refused = _plans(cls, targets)
             if not plans:
                 raise RuntimeError(f"{cls.name} cannot be planned: {refused}")
-            variants = {}
+            variants, variants_refused = {}, {}
             for info in param_infos(cls.Params):
                 for value in info.choices:
                     if value != str(info.default):
                         params = cls.Params.model_validate({info.name: value})
-                        variants[info.name, value] = _plans(partial(cls, params), targets)[0]
-            planned.append(Planned(cls, plans, refused, variants))
+                        key = (info.name, value)
+                        variants[key], variants_refused[key] = _plans(partial(cls, params), targets)
+            planned.append(Planned(cls, plans, refused, variants, variants_refused))
         return planned
 
 
@@ -258,11 +261,20 @@ def _invariant_rows(specs: Iterable[InvariantSpec]) -> list[tuple[str, ...]]:
     return [(f"`{i.name}`", i.description, i.limit_text) for i in specs]
 
 
+def _invariant_table(plan: RunPlan) -> list[str]:
+    return _table(("invariant", "holds when", "limit"), _invariant_rows(plan.invariants))
+
+
 def _variants(p: Planned) -> list[str]:
     """What a choice parameter's other values change in the faults and the invariants."""
     out: list[str] = []
     base_names = [i.name for i in p.plan.invariants]
     for (param, value), plans in p.variants.items():
+        refused = [
+            f"Refused on {TARGET_WORDS.get(t, t)}: {why}"
+            for t, why in p.variants_refused.get((param, value), {}).items()
+            if t in p.plans  # where the defaults plan but this value does not
+        ]
         plan = next(iter(plans.values()), None)
         if plan is None:
             continue
@@ -275,9 +287,11 @@ def _variants(p: Planned) -> list[str]:
         names = [i.name for i in plan.invariants]
         added = [i for i in plan.invariants if i.name not in base_names]
         dropped = [n for n in base_names if n not in names]
-        if not (faults_differ or added or dropped):
+        if not (faults_differ or added or dropped or refused):
             continue  # e.g. another load pattern: the same faults and invariants
         out += [f"#### `--set {param}={value}`", ""]
+        for line in refused:
+            out += [*_para(line), ""]
         if faults_differ:
             out += _per_target(plans, _fault_lines)
         if added:
@@ -386,7 +400,7 @@ def _scenario_section(p: Planned) -> list[str]:
         *_faults(p),
         "### Invariants",
         "",
-        *_table(("invariant", "holds when", "limit"), _invariant_rows(plan.invariants)),
+        *_per_target(p.plans, _invariant_table),
         *_variants(p),
         "### Cleanup and heal",
         "",

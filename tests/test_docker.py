@@ -451,6 +451,8 @@ def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
             "warmup_s=1",
             "--set",
             "down_s=5",
+            "--set",
+            "mode=kill",  # restart (the default here) leaves no stopped container to wait for
         ],
         env=stack,
         stdout=subprocess.DEVNULL,
@@ -488,6 +490,128 @@ def test_a_sigkilled_run_leaves_the_container_to_the_agent_ttl(stack, tmp_path):
             proc.wait(10)
         # The killed run could not stop the agent it spawned: that is this test's to do.
         leftovers(Path(stack["CHAOS_STATE_DIR"]))
+
+
+@pytest.mark.slow
+def test_just_chaos_scenario_runs_opa_restart_headless_with_docker_restart(stack):
+    """The request's recipe: `just chaos scenario=NAME` runs it headless against the stack;
+    opa_restart's fault there is `docker restart` (no SIGKILL), and the result says so."""
+    opa = _container_id(PROJECT, "opa")
+    since = time.time()
+    proc = just("chaos", "scenario=opa_restart", env=stack, timeout=300)
+    assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)  # headless: the JSON result on stdout
+    assert result["scenario"] == "opa_restart" and result["target"] == "docker"
+    assert result["parameters"]["mode"] == "restart"
+    assert [w["fault"] for w in result["injection_windows"]] == ["restart:opa"]
+    assert result["measurements"]["OPA fault mode"].startswith("restart: docker restart")
+    down = result["measurements"]["decisions while OPA down"]
+    assert down["deny"] > 0 and down["allow"] == 0, result["measurements"]
+    events = _events(opa, since)
+    assert "restart" in events and "kill 9" not in events, events
+    assert _state("opa") == "running"
+
+
+@pytest.mark.slow
+def test_a_docker_restart_of_opa_catches_a_gateway_that_fails_open(stack, tmp_path):
+    """The restart's outage is short (OPA stops and boots): the decisions in it are still
+    judged, and a gateway that allows when OPA is unreachable fails the run."""
+    (port,) = _free_ports(1)
+    network = json.loads(
+        subprocess.run(
+            [
+                "docker",
+                "inspect",
+                "-f",
+                "{{json .NetworkSettings.Networks}}",
+                _container_id(PROJECT, "policy-gateway"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    gateway = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            f"chaos-tui.test={PROJECT}",
+            "--network",
+            next(iter(network)),
+            "-p",
+            f"127.0.0.1:{port}:8080",
+            stack["CHAOS_TESTBED_IMAGE"],
+            *("python", "-m", "chaos_tui.sandbox.policy_gateway", "--host", "0.0.0.0"),
+            *("--port", "8080", "--opa-url", "http://opa:8181", "--test-fail-open"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        out = tmp_path / "r.json"
+        env = {**stack, "CHAOS_PLATFORM__POLICY_GATEWAY_PORT": str(port)}
+        proc = subprocess.run(
+            [*CHAOS_TUI, "--headless", "--scenario", "opa_restart", "--target", "docker"]
+            + ["--enable-chaos", "--set", "warmup_s=1", "--set", "recover_s=2"]
+            + ["--output", str(out)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == ExitCode.FAIL, proc.stderr[-3000:]
+        result = json.loads(out.read_text())
+        assert result["parameters"]["mode"] == "restart"
+        closed = next(i for i in result["invariants"] if i["name"] == "fails_closed")
+        assert not closed["passed"] and closed["measured"] > 0, closed
+        assert result["measurements"]["decisions while OPA down"]["allow"] > 0
+    finally:
+        subprocess.run(["docker", "rm", "-f", gateway], capture_output=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_openobserve_stall_says_the_test_bed_collector_gives_no_evidence(stack):
+    """The test bed's collector is rotel: nothing answers on the collector's health and
+    metrics ports, and the result says so (and why) rather than failing or judging it."""
+    env = {**stack, "CHAOS_SCENARIO": "openobserve_stall"}  # the recipe's other spelling
+    proc = just("chaos", env=env, timeout=300)
+    assert proc.returncode == ExitCode.PASS, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["scenario"] == "openobserve_stall"
+    said = result["measurements"]["collector evidence"]
+    health = stack["CHAOS_PLATFORM__COLLECTOR_HEALTH_PORT"]
+    metrics = stack["CHAOS_PLATFORM__COLLECTOR_METRICS_PORT"]
+    assert said.startswith(f"not available: nothing answered at http://127.0.0.1:{health}/")
+    assert f"http://127.0.0.1:{metrics}/metrics" in said and "rotel" in said, said
+    assert "collector_evidence" not in {i["name"] for i in result["invariants"]}
+    assert "collector evidence not available" in proc.stderr
+
+
+def _events(container: str, since: float) -> str:
+    """The Engine's events on this container since then: `action signal` per line."""
+    out = subprocess.run(
+        [
+            "docker",
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            f"{time.time():.3f}",
+            "--filter",
+            f"container={container}",
+            "--format",
+            '{{.Action}} {{index .Actor.Attributes "signal"}}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return out.stdout
 
 
 @pytest.mark.slow

@@ -134,6 +134,19 @@ def test_expected_duration_from_the_plan_then_from_saved_runs(tmp_path):
     assert expected_duration(cls, None, tmp_path) == pytest.approx(14.5)
 
 
+def test_a_default_that_depends_on_the_target_matches_what_runs_recorded(tmp_path):
+    # opa_restart's mode=auto is recorded as the mode that ran (restart on Docker, kill on
+    # the sandbox): those runs are runs with these parameters.
+    cls = SCENARIOS["opa_restart"]
+    for took in (18.0, 18.2):  # 17 s of load and hold: overheads of 1 s and 1.2 s
+        save_result(tmp_path, a_result(cls.name, took, hold_s=9, mode="restart"))
+    for took in (15.0, 16.0, 30.0):
+        save_result(tmp_path, a_result(cls.name, took, mode="restart"))
+    assert expected_duration(cls, None, tmp_path) == pytest.approx(16.0)  # their median
+    # Asked for a kill, no run is alike: the nominal 11 s plus the median overhead (4 s).
+    assert expected_duration(cls, cls.Params(mode="kill"), tmp_path) == pytest.approx(15.0)
+
+
 def test_versions_only_of_the_parts_a_profile_runs():
     assert set(sandbox_versions("chaos-opa")) == {"policy engine"}
     assert set(sandbox_versions("chaos-outbox")) == {"postgres", "nats"}

@@ -244,3 +244,40 @@ def test_planning_another_profile_does_not_make_a_plan_stale(tmp_path):
     assert addresses_moved(outbox.endpoints, now) == []
     moved = now.model_copy(update={"postgres_url": "postgresql://chaos@127.0.0.1:1/postgres"})
     assert addresses_moved(outbox.endpoints, moved) == ["postgres_url"]
+
+
+def test_opa_restart_mode_follows_the_target_and_the_plan_records_which(tmp_path):
+    """mode=auto is docker restart on Docker and a kill on the sandbox; the plan (and so the
+    dry run and the result) records the mode that runs, at its default there."""
+    settings = Settings(state_dir=tmp_path / "state")
+    docker, sandbox = make_target("docker", settings), make_target("sandbox", settings)
+    sandbox.read_only = True
+    cls = get_scenario("opa_restart")
+    plan = plan_run(cls(), docker)
+    assert [f.name for f in plan.faults] == ["restart:opa"]
+    assert plan.faults[0].fault.kind == "docker.restart"
+    assert "docker restart" in plan.faults[0].description
+    assert plan.params["mode"] == "restart" and plan.params_changed == {}
+    plan = plan_run(cls(cls.Params(mode="kill")), docker)
+    assert [(f.name, f.fault.kind) for f in plan.faults] == [("kill:opa", "docker.kill")]
+    assert plan.params_changed == {"mode": "kill"}
+    plan = plan_run(cls(), sandbox)
+    assert [f.name for f in plan.faults] == ["hard_restart:opa"]
+    assert plan.params["mode"] == "kill" and plan.params_changed == {}
+    with pytest.raises(UsageError) as refused:
+        plan_run(cls(cls.Params(mode="restart")), sandbox)
+    assert "mode=restart" in str(refused.value) and "not a container" in str(refused.value)
+
+
+def test_mode_restart_on_the_sandbox_is_refused_with_one_line_and_nothing_started(tmp_path):
+    state = tmp_path / "state"
+    proc = run_cli(
+        ["--headless", "--scenario", "opa_restart", "--set", "mode=restart"], env_for(state)
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nothing to `docker restart`" in lines[0], proc.stderr
+    assert proc.stdout == ""
+    # Planned (its ports picked), nothing started: no process, no agent, no result.
+    assert json.loads((state / "sandbox.json").read_text())["processes"] == {}
+    assert not (state / "agent").exists() and not (state / "results").exists()

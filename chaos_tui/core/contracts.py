@@ -271,6 +271,13 @@ class Scenario(ABC, Generic[TargetT]):
     @abstractmethod
     def faults(self, target: TargetT) -> list[Fault]: ...
 
+    def target_defaults(self, target: TargetT) -> dict[str, Any]:
+        """Parameters whose default depends on the target: name -> its value on this one
+        (opa_restart's `mode`: restart on Docker, kill on the sandbox). A parameter left at
+        its declared default (`auto`) is planned and recorded as this value, and this value
+        is the default the plan compares with."""
+        return {}
+
     def workload(self) -> str | None:
         """The load a run puts on the stack, in words (None: no load)."""
         return None
@@ -293,6 +300,12 @@ class Scenario(ABC, Generic[TargetT]):
         """What must hold, with the limits from the current parameters (the detail view shows
         them before anything runs; `check_invariants` judges each one)."""
         return []
+
+    def invariants_on(self, target: TargetT) -> list[InvariantSpec]:
+        """The invariants a run on this target judges: `invariants()`, plus any that only
+        some targets give the evidence for (openobserve_stall's collector metrics). What a
+        plan shows and a run judges; pure, like `invariants()`."""
+        return self.invariants()
 
     def expected_duration_s(self) -> float:
         """Load before, the fault held, load after, from the parameters alone (the catalog

@@ -105,6 +105,11 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
     )
     if not faults:  # e.g. every fault of a scenario switched off by its parameters
         raise UsageError(f"{scenario.name} has nothing to inject with these parameters")
+    # A default that depends on the target (`auto`) is recorded as what it is on this one.
+    declared = defaults_of(type(scenario.params))
+    by_target = scenario.target_defaults(target)
+    values = scenario.params.model_dump()
+    values.update({k: v for k, v in by_target.items() if values.get(k) == declared.get(k)})
     probes = tuple(scenario.probes(target)) + tuple(target.probes())
     names = [p.name for p in probes]
     if len(set(names)) != len(names):
@@ -120,14 +125,14 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
         profile=scenario.profile,
         runbook=scenario.runbook,
         target=target.name,
-        params={**scenario.extra_parameters, **scenario.params.model_dump()},
+        params={**scenario.extra_parameters, **values},
         endpoints=endpoints,
         probes=probes,
         steady_state=steady,
         faults=faults,
         faults_together=scenario.faults_together,
         workload=scenario.workload(),
-        invariants=tuple(scenario.invariants()),
+        invariants=tuple(scenario.invariants_on(target)),
         invariant_budget_s=scenario.invariant_budget_s,
         blast_radius=tuple(target.blast_radius(scenario.profile))
         + tuple(line for f in faults for line in f.fault.touches),
@@ -135,5 +140,5 @@ def plan_run(scenario: Scenario[Any], target: Target) -> RunPlan:
         recover_s=scenario.recover_s,
         recovery_probe=scenario.recovery_probe,
         backlog_probe=scenario.backlog_probe,
-        param_defaults={**scenario.extra_parameter_defaults, **defaults_of(type(scenario.params))},
+        param_defaults={**scenario.extra_parameter_defaults, **declared, **by_target},
     )

@@ -8,11 +8,12 @@ cluster) is one module implementing `PlatformTarget`; a scenario asks nothing el
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chaos_tui.core.contracts import Fault, Target
+from chaos_tui.core.errors import UsageError
 from chaos_tui.core.injector_spec import InjectorSpec
 
 # The platform's parts a fault may name (each target maps them to its own processes,
@@ -58,6 +59,14 @@ class Endpoints(BaseModel):
     queue_ledger_url: str = Field(
         default="", description="redis:// URL of the ledger where workers record completions"
     )
+    # The collector's own evidence, where this target's collector serves it (the contrib
+    # collector does; rotel, the sandbox's, serves neither): "" = not served here.
+    collector_health_url: str = Field(
+        default="", description="the collector's health_check endpoint (contrib: :13133)"
+    )
+    collector_metrics_url: str = Field(
+        default="", description="the collector's own Prometheus metrics (contrib: :8888)"
+    )
 
 
 class FaultParams(BaseModel):
@@ -99,6 +108,9 @@ class WorkerInjectorParams(FaultParams):
 class PlatformTarget(Target):
     """Everything a built-in scenario may ask of a target."""
 
+    # Whether `restart` restarts a part in place (a container's `docker restart`).
+    restarts_in_place: ClassVar[bool] = False
+
     @abstractmethod
     def endpoints(self, profile: str | None = None) -> Endpoints:
         """Where the parts answer. For a profile, its addresses are fixed from now on (the
@@ -107,6 +119,11 @@ class PlatformTarget(Target):
     @abstractmethod
     def hard_restart(self, params: ServiceFaultParams) -> Fault:
         """Kill the part without shutdown (SIGKILL, like a power cut); start it at heal."""
+
+    def restart(self, params: ServiceFaultParams) -> Fault:
+        """Restart the part in place at once (SIGTERM, SIGKILL after a grace, start), as
+        `docker restart` does; the lease is held `hold_s`, its heal makes sure it runs."""
+        raise UsageError(f"target {self.name!r} cannot restart a part in place")
 
     @abstractmethod
     def stop(self, params: ServiceFaultParams) -> Fault:

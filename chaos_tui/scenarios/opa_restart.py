@@ -7,11 +7,12 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chaos_tui.core.contracts import Fault, Presets, Probe, RunContext, ScenarioParams, hold_s_field
+from chaos_tui.core.errors import UsageError
 from chaos_tui.core.lazy import lazy
 from chaos_tui.core.model import InvariantResult, InvariantSpec
 from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
@@ -50,7 +51,16 @@ REQUESTS: list[dict] = [
 
 class OpaRestartParams(ScenarioParams):
     decision_rate: float = Field(20.0, gt=0, le=500, description="gateway decisions per second")
-    hold_s: float = hold_s_field(3.0, 60, "how long OPA stays dead")
+    hold_s: float = hold_s_field(
+        3.0, 60, "how long OPA stays dead (mode=kill); how long the restart's lease is held"
+    )
+    # restart: `docker restart` (SIGTERM, SIGKILL after 10 s, started again at once: OPA is
+    # down for as long as it takes to stop and boot). kill: SIGKILL, started after hold_s.
+    mode: Literal["auto", "restart", "kill"] = Field(
+        "auto",
+        description="how OPA goes down: restart (docker restart) or kill (start it after "
+        "hold_s); auto: restart on the Docker target, kill on the sandbox",
+    )
     resume_limit_s: float = Field(
         10.0, gt=0, description="allow must come back within this long of OPA answering again"
     )
@@ -154,8 +164,23 @@ class OpaRestart(PlatformScenario):
     def steady_state(self) -> dict[str, float | None]:
         return {"opa": None, "gateway": None, "allow_path": None}
 
+    def target_defaults(self, target: PlatformTarget) -> dict[str, Any]:
+        """mode=auto: `docker restart` where the target restarts a part in place (the
+        request's fault), else a kill and a start (the sandbox's processes)."""
+        return {"mode": "restart" if target.restarts_in_place else "kill"}
+
+    def mode_on(self, target: PlatformTarget) -> str:
+        mode = self.params.mode
+        return self.target_defaults(target)["mode"] if mode == "auto" else mode
+
     def faults(self, target: PlatformTarget) -> list[Fault]:
-        return [target.hard_restart(ServiceFaultParams(service="opa", hold_s=self.params.hold_s))]
+        params = ServiceFaultParams(service="opa", hold_s=self.params.hold_s)
+        if self.mode_on(target) == "kill":
+            return [target.hard_restart(params)]
+        try:
+            return [target.restart(params)]
+        except UsageError as exc:
+            raise UsageError(f"{self.name}: mode=restart refused: {exc}") from None
 
     def workload(self) -> str:
         return (
@@ -164,6 +189,9 @@ class OpaRestart(PlatformScenario):
         )
 
     async def start_workload(self, ctx: RunContext) -> None:
+        mode = ctx.plan.params.get("mode", self.params.mode)
+        fault = ctx.plan.faults[0].description if ctx.plan.faults else ""
+        self.measurements["OPA fault mode"] = f"{mode}: {fault}" if fault else mode
         self.stream = DecisionStream(self.endpoints(ctx).gateway_url, self.params.decision_rate)
         self.stream.start()
         ctx.note(
@@ -207,7 +235,7 @@ class OpaRestart(PlatformScenario):
         decision counted "while OPA down" stays there, since OPA's last failed check only
         moves later and its first answer again, once seen, stays)."""
         decisions = list(self.stream.decisions) if self.stream else []
-        down_at, last_down, back_at = opa_down_span(ctx)
+        down_at, last_down, back_at = opa_down_span(ctx, self._restarted(ctx))
         phases: dict[str, list[Decision]] = {
             "before fault": [],
             "while OPA down": [],
@@ -222,6 +250,10 @@ class OpaRestart(PlatformScenario):
             round(back_at - down_at, 3) if down_at and back_at else None
         )
         return decisions, phases
+
+    @staticmethod
+    def _restarted(ctx: RunContext) -> bool:
+        return ctx.plan.params.get("mode") == "restart"
 
     def _fails_closed(self, during: list[Decision]) -> InvariantResult:
         not_denied = [d for d in during if d.answer != "deny"]
@@ -259,7 +291,7 @@ class OpaRestart(PlatformScenario):
     async def check_invariants(self, ctx: RunContext) -> list[InvariantResult]:
         decisions, phases = self._split(ctx)
         should_allow = self._policy()
-        _, _, back_at = opa_down_span(ctx)
+        _, _, back_at = opa_down_span(ctx, self._restarted(ctx))
         during = phases["while OPA down"]
         not_denied = [d for d in during if d.answer != "deny"]
         resume = await self._allow_resume_s(ctx, decisions, should_allow, back_at)
@@ -306,8 +338,10 @@ class OpaRestart(PlatformScenario):
             await asyncio.sleep(0.1)
 
 
-def opa_down_span(ctx: RunContext) -> tuple[float | None, float | None, float | None]:
-    """When OPA was surely down (its first and last failed health check after the kill) and
+def opa_down_span(
+    ctx: RunContext, restart: bool = False
+) -> tuple[float | None, float | None, float | None]:
+    """When OPA was surely down (its first and last failed health check after the fault) and
     when it was first seen back. Between the last failure and the first success it may
     already have answered: decisions there are not held to deny."""
     down_at, back_at = ctx.timeline.outage("opa")
@@ -318,6 +352,13 @@ def opa_down_span(ctx: RunContext) -> tuple[float | None, float | None, float | 
         for s in ctx.timeline.samples("opa")
         if not s.ok and down_at <= s.t and (back_at is None or s.t < back_at)
     ]
+    if restart:
+        # `docker restart` returns once the container runs again, while OPA may still be
+        # booting: its return says nothing about when OPA went down. The first failed check
+        # may have begun a moment before the SIGTERM landed, but it ended with OPA going
+        # down, and a restart lets OPA answer again only once it has booted: surely down
+        # from the start of the check after that one.
+        return failed[min(1, len(failed) - 1)], max(failed), back_at
     # A health check may have begun a moment before the kill landed: OPA is surely down
     # only once the inject returned too.
     applied = ctx.timeline.windows[0].applied_at

@@ -11,9 +11,11 @@ from pydantic import Field
 
 from chaos_tui.core.contracts import Fault, Presets, Probe, RunContext, ScenarioParams, hold_s_field
 from chaos_tui.core.delivery import check_delivery, examples
-from chaos_tui.core.model import InvariantResult, InvariantSpec
-from chaos_tui.core.platform_target import PlatformTarget, ServiceFaultParams
+from chaos_tui.core.model import InjectionWindow, InvariantResult, InvariantSpec
+from chaos_tui.core.platform_target import Endpoints, PlatformTarget, ServiceFaultParams
 from chaos_tui.platform.telemetry import ORG
+from chaos_tui.probes import collector_evidence
+from chaos_tui.probes.collector_evidence import CollectorMetricsProbe
 from chaos_tui.probes.http_probe import HttpClientProbe, HttpProbe
 from chaos_tui.probes.otlp_markers import MarkerSender, fetch_markers, received_ids
 from chaos_tui.probes.tcp_probe import TcpProbe
@@ -36,6 +38,23 @@ class OpenObserveStallParams(ScenarioParams):
 
 
 Params = OpenObserveStallParams  # the name tests and callers import
+
+
+COLLECTOR_EVIDENCE = InvariantSpec(
+    name="collector_evidence",
+    description="by the collector's own health endpoint and exporter metrics, where it "
+    "serves them: health up throughout, backlog held during the stall, no send failed, sent "
+    "caught up after",
+    limit=0,
+    unit="checks failed",
+)
+
+
+def evidence_urls(at: Endpoints) -> tuple[str, str] | None:
+    """The collector's health and metrics URLs, where the target names them."""
+    if at.collector_health_url and at.collector_metrics_url:
+        return at.collector_health_url, at.collector_metrics_url
+    return None
 
 
 class ArrivalProbe(HttpClientProbe):
@@ -95,11 +114,17 @@ class OpenObserveStall(PlatformScenario):
 
     def probes(self, target: PlatformTarget) -> list[Probe]:
         at = target.endpoints(self.profile)
-        return [
+        probes: list[Probe] = [
             HttpProbe("backend", at.sink_url + "/healthz"),
             TcpProbe("collector", at.collector_host, at.collector_port),
             ArrivalProbe("markers_pending", at.sink_url, self, at.sink_auth),
         ]
+        if evidence_urls(at):
+            probes += [
+                HttpProbe("collector_health", at.collector_health_url),
+                CollectorMetricsProbe("collector_exporter", at.collector_metrics_url),
+            ]
+        return probes
 
     def steady_state(self) -> dict[str, float | None]:
         return {"backend": None, "collector": None}
@@ -155,6 +180,12 @@ class OpenObserveStall(PlatformScenario):
                 unit="markers",
             ),
         ]
+
+    def invariants_on(self, target: PlatformTarget) -> list[InvariantSpec]:
+        """Where the target names the collector's health and metrics endpoints (Docker),
+        the collector is judged by them as well."""
+        evidence = [COLLECTOR_EVIDENCE] if evidence_urls(target.endpoints(self.profile)) else []
+        return [*self.invariants(), *evidence]
 
     async def judge_live(self, ctx: RunContext) -> list[InvariantResult]:
         """What cannot be undone: a marker the collector refused stays refused, and one the
@@ -218,6 +249,7 @@ class OpenObserveStall(PlatformScenario):
             f"{d.published} received, {d.lost} lost, {len(stalled)} during the stall"
         )
         pushback = ", ".join(f"{n} {why}" for why, n in rejected.items())
+        evidence = await self._collector_evidence(ctx, sender, window)
         return [
             self.judge("collector_keeps_accepting", sum(rejected.values()), pushback),
             self.judge(
@@ -232,7 +264,47 @@ class OpenObserveStall(PlatformScenario):
             ),
             self.judge("no_lost_markers", d.lost, examples(d.lost_sample)),
             self.judge("no_duplicate_markers", d.duplicated, examples(d.duplicated_sample)),
+            *evidence,
         ]
+
+    async def _collector_evidence(
+        self, ctx: RunContext, sender: MarkerSender, window: InjectionWindow | None
+    ) -> list[InvariantResult]:
+        """The collector judged by its own endpoints where the target says it serves them,
+        and, either way, a line in the result saying which evidence judged it."""
+        backend_only = (
+            "judged instead by its OTLP answers (the TCP check on its OTLP/HTTP port, the "
+            "pushback) and the marker counts at the backend"
+        )
+        urls = evidence_urls(self.endpoints(ctx))
+        if urls is None:
+            self.measurements["collector evidence"] = (
+                f"not available on target {ctx.target.name}, which names no health or metrics "
+                f"endpoint of its collector: {collector_evidence.NOT_SERVED}; {backend_only}"
+            )
+            return []
+        metrics = ctx.plan.probe("collector_exporter")
+        assert isinstance(metrics, CollectorMetricsProbe)
+        try:
+            final = await metrics.read()
+        except Exception:
+            final = None
+        accepted = set(sender.accepted)
+        evidence = collector_evidence.judge(
+            ctx.timeline.samples("collector_health"),
+            metrics.readings,
+            final,
+            (window.injected_at, window.healed_at or time.time()) if window else None,
+            [s.sent_at for s in sender.sends if s.marker in accepted],
+            urls,
+        )
+        self.measurements.update(evidence.figures)
+        if evidence.failed is None:
+            self.measurements["collector evidence"] = f"{evidence.used}; {backend_only}"
+            ctx.note(f"collector evidence {evidence.used}")
+            return []  # nothing to judge it by: said so, neither failed nor passed
+        self.measurements["collector evidence"] = f"used: {evidence.used}"
+        return [COLLECTOR_EVIDENCE.judge(evidence.failed, evidence.used)]
 
     async def _wait_for_arrivals(
         self,

@@ -64,6 +64,7 @@ VALKEY_PORT = 6379
 class DockerTarget(PlatformTarget):
     name = "docker"
     is_sandbox = False
+    restarts_in_place = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -183,6 +184,10 @@ class DockerTarget(PlatformTarget):
             queue_sentinels=self.queue_sentinels,
             queue_master=jobs.SENTINEL_MASTER,
             queue_ledger_url=self.queue_ledger_url,
+            collector_health_url=f"http://127.0.0.1:{self.platform.collector_health_port}/",
+            collector_metrics_url=(
+                f"http://127.0.0.1:{self.platform.collector_metrics_port}/metrics"
+            ),
         )
 
     @property
@@ -296,6 +301,16 @@ class DockerTarget(PlatformTarget):
             params.service,
             params.hold_s,
             "docker kill {} (SIGKILL), start it again after {}",
+        )
+
+    def restart(self, params: ServiceFaultParams) -> Fault:
+        return self._container_fault(
+            "docker.restart",
+            "restart",
+            params.service,
+            params.hold_s,
+            "docker restart {} (SIGTERM, SIGKILL after 10 s, started again at once); "
+            "the lease is held {}, then its heal makes sure it runs",
         )
 
     def stop(self, params: ServiceFaultParams) -> Fault:

@@ -14,6 +14,7 @@ import redis
 from chaos_tui.agent.client import AgentClient, AgentError, AgentRefused
 from chaos_tui.agent.protocol import ProxyView
 from chaos_tui.core.contracts import Fault, FaultLease, Probe
+from chaos_tui.core.errors import UsageError
 from chaos_tui.core.platform_target import (
     BrokerLinkParams,
     Endpoints,
@@ -423,6 +424,14 @@ class SandboxTarget(PlatformTarget):
             service,
             hold_s,
             f"SIGKILL {self.describe(service)} and its children, down {hold_s:g}s, start again",
+        )
+
+    def restart(self, params: ServiceFaultParams) -> Fault:
+        """Refused: `restart` is a container's `docker restart`, and the sandbox runs its
+        parts as processes."""
+        raise UsageError(
+            f"the sandbox runs {params.service} as a process, not a container, so there is "
+            "nothing to `docker restart`: use mode=kill there (its default), or --target docker"
         )
 
     def stop(self, params: ServiceFaultParams) -> Fault:
