@@ -204,11 +204,11 @@ def _run_commands(p: Planned) -> list[str]:
         ]
     if "docker" in p.plans:
         lines += [
-            "# on the Docker Compose stack (CHAOS_TESTBED=1 before chaos-up and run-chaos: the"
+            "# on the Docker Compose stack (CHAOS_TESTBED=1 before chaos-up and chaos: the"
             " offline test bed)",
             f"just chaos-up {profile}",
-            f"just run-chaos {name}   # chaos-tui --headless --scenario {name} --target docker"
-            " --enable-chaos",
+            f"just chaos scenario={name}   # chaos-tui --headless --scenario {name} --target"
+            " docker --enable-chaos",
             "just chaos-down",
         ]
     lines += [

@@ -38,7 +38,7 @@ def test_every_built_in_scenario_has_its_section_and_its_runbook_line(pages):
         assert f"\n## `{name}`\n" in page
         assert f"[`{name}`](#{name})" in page  # the overview table links to it
         assert f"chaos-tui --headless --scenario {name}\n" in page
-        assert f"just run-chaos {name} " in page
+        assert f"just chaos scenario={name} " in page
         assert cls.hypothesis.split()[-1] in page
         assert f"[`{name}`](../../{cls.runbook})" in index
     # In listing order, as `chaos-tui list` shows them.
