@@ -262,8 +262,12 @@ class ChaosApp(App):
         run_lock.acquire(plan.scenario_name)
         return run_lock
 
-    def start_planned(self, plan: RunPlan, run_lock: RunLock, progress: str | None = None) -> None:
-        """Run this plan now on the run screen; `progress` is a suite's (`platform run 2/4`)."""
+    def start_planned(
+        self, plan: RunPlan, run_lock: RunLock | None, progress: str | None = None
+    ) -> None:
+        """Run this plan now on the run screen, releasing `run_lock` when it ends (a suite
+        holds its profiles' locks itself, and passes None); `progress` is a suite's
+        (`platform run 2/4`)."""
         from chaos_tui.screens.run import RunScreen
 
         name = plan.scenario_name
@@ -282,7 +286,8 @@ class ChaosApp(App):
         screen = RunScreen(self.live)
         self.push_screen(screen)
         self._run_task = asyncio.ensure_future(self._run.execute())
-        self._run_task.add_done_callback(lambda _: run_lock.release())
+        if run_lock is not None:
+            self._run_task.add_done_callback(lambda _: run_lock.release())
         self.run_worker(
             self._drive(self._run_task, screen),
             name=f"run:{name}",

@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaos_tui.catalog import PLAN_REFUSALS
+from chaos_tui.core.errors import UsageError
 from chaos_tui.core.model import RunResult
 from chaos_tui.core.plan import RunPlan, plan_run
 from chaos_tui.core.report import duration_text
 from chaos_tui.core.suite import SuiteReport
 from chaos_tui.suite.schedule import NextRun
 from chaos_tui.suite_book import SuiteBook, save_report
+from chaos_tui.suite_view import describe
 
 if TYPE_CHECKING:
     from chaos_tui.app import ChaosApp
+
 
 class ConsoleSuite:
     def __init__(self, app: ChaosApp, suite, steps: list) -> None:
@@ -30,6 +33,7 @@ class ConsoleSuite:
         self.book: SuiteBook | None = None  # while it runs
         self.following: NextRun | None = None  # the run going on, or the next one
         self._timer: Any = None  # the pause before the next run
+        self._locks: list = []  # its profiles' run locks, held from the confirmation to the end
 
     @property
     def name(self) -> str:
@@ -44,22 +48,7 @@ class ConsoleSuite:
         return self._timer is not None
 
     def describe(self) -> str:
-        """`opa_restart → postgres_restart_outbox, 3 passes, 30 s between runs`."""
-        spec = self.suite.spec
-        words = " → ".join(step.scenario_cls.name for step in self.steps)
-        if spec.repeat and spec.repeat > 1:
-            words += f", {spec.repeat} passes"
-        if spec.for_s:
-            words += f", for {duration_text(spec.for_s)}"
-        if spec.every:
-            words += f", one every {duration_text(spec.every)}"
-        elif spec.pause.between[1] > 0:
-            low, high = spec.pause.between
-            gap = (
-                duration_text(low) if low == high else f"{duration_text(low)}-{duration_text(high)}"
-            )
-            words += f", {gap} between runs"
-        return words
+        return describe(self.suite.spec)
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -89,11 +78,35 @@ class ConsoleSuite:
         return plan_run(step.scenario_cls(step.params), self.app.target)
 
     def _confirmed(self, ok: bool | None) -> None:
-        if ok and self.app.may_run():  # asked again: things may have changed while typing
-            self.book = SuiteBook(self.suite, self.steps, self.app.target.name)
-            self.next()
-        else:
+        if not (ok and self.app.may_run()):  # asked again: things may have changed meanwhile
             self.app.notify("cancelled: nothing was injected")
+            return
+        try:  # as headless: no other run of these profiles between the suite's runs
+            self._lock_profiles()
+        except (OSError, UsageError) as exc:  # RunBusy (a UsageError) names the holder
+            self.app.notify(str(exc), title="refused: nothing injected", severity="error")
+            return
+        self.book = SuiteBook(
+            self.suite, self.steps, self.app.target.name, policy_for=self.app.saver.policy_for
+        )
+        self.next()
+
+    def _lock_profiles(self) -> None:
+        from chaos_tui.sandbox.usage import RunLock
+
+        try:
+            for profile in dict.fromkeys(step.scenario_cls.profile for step in self.steps):
+                lock = RunLock(self.app.settings.state_dir, profile)
+                lock.acquire(f"suite {self.name}")
+                self._locks.append(lock)
+        except (OSError, UsageError):
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        for lock in self._locks:
+            lock.release()
+        self._locks = []
 
     def next(self) -> None:
         """The next run now, or after its pause; the suite's report when it is over."""
@@ -130,7 +143,6 @@ class ConsoleSuite:
         step = self.steps[following.step]
         try:  # planned again: the target may have changed since the confirmation
             plan = self._plan(step)
-            run_lock = self.app.lock_profile(plan)
         except Exception as exc:
             book.schedule.starting(following)
             book.add_unplanned(following, str(exc))
@@ -139,7 +151,7 @@ class ConsoleSuite:
             return
         book.schedule.starting(following)
         self.app.action_back_to_picker()  # the last report goes: a soak must not pile them up
-        self.app.start_planned(plan, run_lock, progress=f"{self.name} {book.progress(following)}")
+        self.app.start_planned(plan, None, progress=f"{self.name} {book.progress(following)}")
 
     # -- ending --------------------------------------------------------------------------------
 
@@ -172,6 +184,7 @@ class ConsoleSuite:
             return
         report, where = self._save(self.book)
         self.book = None
+        self._release()
         self.app.action_back_to_picker()
         self.app.push_screen(SuiteReportScreen(report, where))
 
@@ -185,6 +198,7 @@ class ConsoleSuite:
             self.book.stop("the console stopped")
             self._save(self.book)
             self.book = None
+        self._release()
 
     def _save(self, book: SuiteBook) -> tuple[SuiteReport, Path | None]:
         report = book.report()

@@ -103,6 +103,11 @@ class SuiteRunner:
         except Exception as exc:
             record = self.book.add_unplanned(following, str(exc))
             self.console.print(f"ERROR {name}: {record.reason}", highlight=False, markup=False)
+            if self.keep_junit:
+                from chaos_tui.core.junit import unplanned_testsuite
+
+                suite = unplanned_testsuite(name, record.reason, record.started_at, _host())
+                self._keep_junit(suite, following)
             return
         narrate = Progress(self.console)
         run = Run(plan, self.target, narrate, self.options)
@@ -123,14 +128,22 @@ class SuiteRunner:
         if saved is not None:
             self.console.print(f"result saved to {saved}", highlight=False, soft_wrap=True)
         if self.keep_junit:
-            import socket
-
             from chaos_tui.core.junit import testsuite
 
-            self.junit_suites.append(
-                testsuite(result, socket.gethostname(), self.book.fail_on_regression)
-            )
+            self._keep_junit(testsuite(result, _host(), self.book.fail_on_regression), following)
         self.book.add(result, following, saved)
+
+    def _keep_junit(self, element, following: NextRun) -> None:
+        """A run's <testsuite>, named by its place in the suite: a scenario repeated gives
+        each run its own name in CI's test report."""
+        element.set("name", f"{element.get('name')} (run {following.index})")
+        self.junit_suites.append(element)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def run_suite(
@@ -166,7 +179,7 @@ def run_suite(
         exporter=exporter,
     )
     session.saver.policy_for = lambda name: policies.get(name, RegressionPolicy())
-    book = SuiteBook(suite, steps, target.name, fail_on_regression)
+    book = SuiteBook(suite, steps, target.name, fail_on_regression, session.saver.policy_for)
     runner = SuiteRunner(book, target, options, session, console)
     runner.keep_junit = junit is not None
     session.install()

@@ -9,17 +9,34 @@ from pathlib import Path
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.core.model import RunResult
-from chaos_tui.core.suite import SuiteReport, SuiteRun, run_record, suite_report, unplanned_record
+from chaos_tui.core.suite import (
+    PolicyFor,
+    SuiteReport,
+    SuiteRun,
+    new_suite_id,
+    run_record,
+    suite_report,
+    unplanned_record,
+)
 from chaos_tui.session import exit_code_for, regressed
 from chaos_tui.suite.schedule import NextRun, Schedule
 
 
 class SuiteBook:
-    def __init__(self, suite, steps, target_name: str, fail_on_regression: bool = False):
+    def __init__(
+        self,
+        suite,
+        steps,
+        target_name: str,
+        fail_on_regression: bool = False,
+        policy_for: PolicyFor | None = None,
+    ):
         self.suite, self.spec, self.steps = suite, suite.spec, steps
         self.target_name = target_name
         self.fail_on_regression = fail_on_regression
+        self.policy_for = policy_for  # each scenario's regression rule, which trends use too
         self.schedule = Schedule(suite.spec)
+        self.suite_id = new_suite_id(suite.spec.name, self.schedule.started_at)
         self.records: list[SuiteRun] = []
         self.interrupted = False  # a signal, or the operator, ended it
 
@@ -58,7 +75,10 @@ class SuiteBook:
             reason,
         )
         self.records.append(record)
+        # The target is no longer what the suite was planned (and confirmed) against: going
+        # on would fail the same way, run after run, as fast as the loop turns.
         self.schedule.ended(ExitCode.ERROR, following.index)
+        self.schedule.stop(f"run {following.index} could not be planned: {reason}")
         return record
 
     def stop(self, why: str) -> None:
@@ -67,6 +87,7 @@ class SuiteBook:
 
     def report(self) -> SuiteReport:
         return suite_report(
+            suite_id=self.suite_id,
             name=self.spec.name,
             description=self.spec.description,
             source=self.suite.source,
@@ -75,6 +96,7 @@ class SuiteBook:
             runs=self.records,
             stopped=self.schedule.stopped,
             interrupted=self.interrupted,
+            policy_for=self.policy_for,
         )
 
 

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from chaos_tui.core.report import duration_text
 from chaos_tui.core.suite import SuiteReport, SuiteRun
+from chaos_tui.suite.model import SuiteFile
 
 HEADLINE_FIGURES = ("time_to_recover_s", "backlog_peak", "backlog_drain_s", "dlq_growth")
 COLOURS = {"pass": "green", "fail": "red", "interrupted": "yellow", "aborted": "yellow"}
@@ -38,10 +39,28 @@ def run_cells(run: SuiteRun) -> tuple[str, str, Text, str, str, str]:
     )
 
 
+def describe(spec: SuiteFile) -> str:
+    """`opa_restart → postgres_restart_outbox, 3 passes, 30 s between runs`."""
+    words = " → ".join(step.scenario for step in spec.runs)
+    if spec.repeat and spec.repeat > 1:
+        words += f", {spec.repeat} passes"
+    if spec.for_s:
+        words += f", for {duration_text(spec.for_s)}"
+    if spec.every:
+        words += f", one every {duration_text(spec.every)}"
+    elif spec.pause.between[1] > 0:
+        low, high = spec.pause.between
+        gap = duration_text(low) if low == high else f"{duration_text(low)}-{duration_text(high)}"
+        words += f", {gap} between runs"
+    if spec.on_failure == "stop":
+        words += ", stops at the first run that does not pass"
+    return words
+
+
 def suite_name(report: SuiteReport) -> str:
-    """`suite platform`; a `--scenario a,b` list says its scenarios, its only name."""
+    """`suite platform`; a list (`--scenario a,b`, the console's queue) says its scenarios."""
     if report.source == "--scenario":
-        return f"suite of {report.description}"
+        return f"suite {report.suite} ({report.description})"
     return f"suite {report.suite}"
 
 
@@ -65,7 +84,8 @@ def drift_lines(report: SuiteReport) -> list[Text]:
         unit = f" {d.unit}" if d.unit and d.unit != "%" else d.unit
         values = ", ".join(f"{v:.3g}" for v in d.values)
         sign = "+" if d.slope_per_run >= 0 else ""
-        line = Text(f"trend {d.scenario} {d.label}: {values}{unit} ")
+        which = d.scenario + _set_apart(d, report)
+        line = Text(f"trend {which} {d.label}: {values}{unit} ")
         line.append(f"({sign}{d.slope_per_run:.3g}{unit}/run, ")
         line.append("worsening", style="bold red") if d.worsening else line.append("steady")
         line.append(")")
@@ -75,7 +95,7 @@ def drift_lines(report: SuiteReport) -> list[Text]:
 
 def verdict_line(report: SuiteReport) -> Text:
     colour = COLOURS.get(report.outcome, "red")
-    passed = sum(r.outcome == "pass" for r in report.runs)
+    passed = sum(r.exit_code == 0 for r in report.runs)  # a regression failed with the flag
     line = Text(f"{suite_name(report)}: {report.outcome.upper()}", style=f"bold {colour}")
     line.append(
         f" {passed} of {len(report.runs)} runs passed in {duration_text(report.duration_s)}"
@@ -84,3 +104,19 @@ def verdict_line(report: SuiteReport) -> Text:
     if report.stopped:
         line.append(f"; ended early: {report.stopped}")
     return line
+
+
+def _set_apart(trend, report: SuiteReport) -> str:
+    """` (hold_s=3)`: what sets this trend's runs apart from the same scenario's other runs
+    with other parameters (a trend is per parameter set), or nothing when it has one set."""
+    others = [
+        d.parameters
+        for d in report.drift
+        if d.scenario == trend.scenario and d.parameters != trend.parameters
+    ]
+    if not others:
+        return ""
+    differ = sorted(
+        key for key, value in trend.parameters.items() if any(o.get(key) != value for o in others)
+    )
+    return " (" + ", ".join(f"{key}={trend.parameters[key]}" for key in differ) + ")"

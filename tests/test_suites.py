@@ -81,10 +81,14 @@ def test_a_bad_suite_file_names_every_problem_at_its_line(tmp_path, fresh_state_
     ],
 )
 def test_bad_suite_input_is_one_line_and_starts_nothing(args, words, fresh_state_dir):
+    """One line per problem: a step's own problem is said for each step that has it."""
     proc = run_cli(["--headless", *args], env_for(fresh_state_dir))
     assert proc.returncode == ExitCode.USAGE, proc.stderr
     assert words in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    steps = {"queue": 3, "opa_restart,postgres_restart_outbox": 2}
+    each = "preset" in words or "hold_s" in words
+    expected = next((n for k, n in steps.items() if k in args), 1) if each else 1
+    assert len(proc.stderr.strip().splitlines()) == expected, proc.stderr
     assert not (fresh_state_dir / "sandbox").exists()
 
 
@@ -97,7 +101,9 @@ def test_a_suite_in_the_console_without_a_terminal_says_to_run_it_headless(fresh
 def test_the_platform_suite_dry_run_shows_the_plans_hold_times(fresh_state_dir):
     proc = run_cli(["--dry-run", "--suite", "platform"], env_for(fresh_state_dir))
     assert proc.returncode == 0, proc.stderr
-    plans = proc.stdout.split(" (dry run: nothing injected)")
+    head, _, rest = proc.stdout.partition("\n")
+    assert head.startswith("suite platform: postgres_restart_outbox → opa_restart")
+    plans = rest.split(" (dry run: nothing injected)")
     assert [p.splitlines()[-1].split(" on target")[0] for p in plans[:-1]] == [
         "postgres_restart_outbox",
         "opa_restart",
@@ -175,14 +181,14 @@ def test_two_scenarios_one_table_then_a_failing_one_goes_on(fresh_state_dir, tmp
     for run in report["runs"]:  # each run saved as any run is
         saved = json.loads(Path(run["saved"]).read_text())
         assert saved["run_id"] == run["run_id"] and saved["parameters"]["hold_s"] == 2
-    verdict = "suite of opa_restart, postgres_restart_outbox: PASS 2 of 2 runs passed"
+    verdict = "suite gameday (opa_restart, postgres_restart_outbox): PASS 2 of 2 runs passed"
     assert proc.stderr.count(verdict) == 1
     assert proc.stderr.count("│ opa_restart") == 1  # one table, a row per run
     assert list((fresh_state_dir / "suites").glob("*.json"))
     suites = ET.parse(junit).getroot()
     assert suites.tag == "testsuites" and [s.get("name") for s in suites] == [
-        "opa_restart",
-        "postgres_restart_outbox",
+        "opa_restart (run 1)",
+        "postgres_restart_outbox (run 2)",
     ]
 
     fail_open = env_for(fresh_state_dir, CHAOS_SANDBOX__GATEWAY_TEST_FAIL_OPEN="true")

@@ -74,7 +74,7 @@ async def test_a_queue_runs_as_a_suite_after_its_name_is_typed(fresh_state_dir, 
             assert json.loads(app.screen.saved.read_text())["suite"] == "gameday"
             assert app.screen.query_one(DataTable).row_count == 2
             summary = shown(app.screen.query_one("#suite-summary", Static))
-            assert "suite gameday: PASS 2 of 2 runs passed" in summary
+            assert "suite gameday (opa_restart, postgres_restart_outbox): PASS 2 of 2" in summary
             await pilot.press("enter")  # the first run's own report
             await wait_until(pilot, lambda: type(app.screen).__name__ == "ReportScreen", 10)
             assert app.screen.result.run_id == report.runs[0].run_id

@@ -44,10 +44,13 @@ def launch(
     settings = command_settings()
     if headless or dry_run:
         check_not_production(settings)  # first, whatever else was asked
+    given_file = file  # --file; a suite's own `file:` comes before CHAOS_FILE
     file = file if file is not None else settings.file
     names = scenario_names(scenario_name)
     is_suite = suite is not None or len(names) > 1 or repeat is not None
     try:
+        if suite is not None and not suite.strip():
+            raise UsageError("--suite needs a suite file or a built-in's name (platform, queue)")
         if suite is not None and scenario_name:
             raise UsageError("give --suite or --scenario, not both (a suite names its scenarios)")
         if (headless or dry_run) and not scenario_name and suite is None:
@@ -69,8 +72,9 @@ def launch(
             from chaos_tui.cli.suite import prepare_suite
 
             suite, steps, target_name = prepare_suite(
-                names, suite, file, target_name, assignments, preset, repeat, stop_on_failure
-            )
+                names, suite, given_file, target_name, assignments, preset, repeat,
+                stop_on_failure, settings.file,
+            )  # fmt: skip
             options = _run_options(settings, rate_hz, invariant_budget)
             return run_console(
                 settings, target_name, None, None, options, enable_chaos, keep_sandbox,
@@ -83,7 +87,7 @@ def launch(
                 settings,
                 names=names,
                 suite_name=suite,
-                file=file,
+                file=given_file,
                 target_name=target_name,
                 assignments=assignments,
                 preset=preset,

@@ -43,16 +43,22 @@ def launch_suite(
     from chaos_tui.core.guard import check_enabled
 
     suite, steps, target_name = prepare_suite(
-        names, suite_name, file, target_name, assignments, preset, repeat, stop_on_failure
-    )
+        names, suite_name, file, target_name, assignments, preset, repeat, stop_on_failure,
+        settings.file,
+    )  # fmt: skip
+    _check_outputs(suite, output, junit)
     from chaos_tui.core.plan import plan_run
     from chaos_tui.targets import make_target
 
     target = make_target(target_name, settings)
     if dry_run:
         target.read_only = True
-        from chaos_tui.cli.dry_run import print_plan
+        import click
 
+        from chaos_tui.cli.dry_run import print_plan
+        from chaos_tui.suite_view import describe
+
+        click.echo(f"suite {suite.name}: {describe(suite.spec)} (dry run: nothing injected)\n")
         for step in steps:
             print_plan(plan_run(step.scenario_cls(step.params), target))
         return 0
@@ -94,11 +100,15 @@ def prepare_suite(
     preset: str | None,
     repeat: int | None,
     stop_on_failure: bool,
+    default_file=None,
 ):
     """The suite (a file, a built-in, or the `--scenario a,b,c` list), each step's scenario
     found and its parameters checked, and the one target they all run on: (suite, steps,
-    target name). Any problem is a UsageError; nothing is planned or started here."""
+    target name). The scenario file is `--file`, else the suite's `file:`, else
+    `default_file` (CHAOS_FILE). Every step's problem is said at once (at its line, for a
+    suite file), as a UsageError; nothing is planned or started here."""
     from chaos_tui.cli.run import _file_scenarios, _scenario_class, _target_name, parse_params
+    from chaos_tui.scenario_file.loader import ScenarioFileError
     from chaos_tui.scenarios import UnknownScenario
     from chaos_tui.suite.load import listed_suite, load_suite
 
@@ -112,15 +122,18 @@ def prepare_suite(
                 "on_failure": "stop" if stop_on_failure else suite.spec.on_failure,
             }
         )
-    file = file if file is not None else suite.file
+    file = next((f for f in (file, suite.file, default_file) if f is not None), None)
     try:
         file_scenarios, assignments, variables = _file_scenarios(file, assignments)
-        steps: list[SuiteStep] = []
-        used: set[str] = set()
-        targets: dict[str, str] = {}
-        for i, entry in enumerate(suite.spec.runs):
-            where = f"{suite.source}: runs[{i}] ({entry.scenario}): " if suite_name else ""
-            where = where or f"{entry.scenario}: "
+    except OSError as exc:
+        raise UsageError(str(exc)) from None
+    steps: list[SuiteStep] = []
+    problems: list[str] = []
+    used: set[str] = set()
+    targets: dict[str, str] = {}
+    for i, entry in enumerate(suite.spec.runs):
+        where = suite.where(i)
+        try:
             cls = _scenario_class(entry.scenario, file_scenarios, file)
             mine = tuple(a for a in assignments if _declares(cls, a.partition("=")[0].strip()))
             used.update(mine)
@@ -129,22 +142,45 @@ def prepare_suite(
                 mine,
                 variables,
                 preset=entry.preset or preset or suite.spec.preset,
-                given=entry.set,
-                where=where,
+                # As --set gives them, text: YAML's `true` is no hold of 1 s.
+                given={
+                    k: str(v).lower() if isinstance(v, bool) else v for k, v in entry.set.items()
+                },
             )
-            steps.append(SuiteStep(cls, params, entry.pause))
             targets.setdefault(_target_name(target_name, cls, file_scenarios), cls.name)
-        unused = [a for a in assignments if a not in used]
-        if unused:
-            listed = ", ".join(dict.fromkeys(step.scenario_cls.name for step in steps))
-            raise UsageError(f"--set {unused[0]}: no scenario of the suite has it ({listed})")
-        if len(targets) > 1:
-            said = ", ".join(f"{scenario} on {name}" for name, scenario in targets.items())
-            raise UsageError(f"a suite runs on one target: {said}; give each target its own suite")
-    except (UnknownScenario, OSError) as exc:
-        raise UsageError(str(exc)) from None
+        except (UnknownScenario, UsageError, OSError) as exc:
+            problems.append(where + str(exc).removeprefix("chaos-tui: "))
+            continue
+        steps.append(SuiteStep(cls, params, entry.pause))
+    if problems:
+        raise ScenarioFileError(problems)
+    unused = [a for a in assignments if a not in used]
+    if unused:
+        listed = ", ".join(dict.fromkeys(step.scenario_cls.name for step in steps))
+        raise UsageError(f"--set {unused[0]}: no scenario of the suite has it ({listed})")
+    if len(targets) > 1:
+        said = ", ".join(f"{scenario} on {name}" for name, scenario in targets.items())
+        raise UsageError(f"a suite runs on one target: {said}; give each target its own suite")
     (target_name,) = targets
     return suite, steps, target_name
+
+
+def _check_outputs(suite, output: Path | None, junit: Path | None) -> None:
+    """--output and --junit must not land on the suite file (or its scenario file): the
+    suite would run, then its YAML be replaced by the report."""
+    inputs = [(Path(suite.source), "the suite file")] if suite.read is not None else []
+    if suite.file is not None:
+        inputs.append((Path(suite.file), "the suite's scenario file"))
+    for path, flag in ((output, "--output"), (junit, "--junit")):
+        for source, what in inputs:
+            if path is not None and path.resolve() == source.resolve():
+                raise UsageError(f"{flag} {path} is {what}: the report would replace it")
+
+
+def _as_typed(values: dict) -> dict:
+    """A step's `set:` as --set would give it: a YAML `true` becomes the text `true`, which
+    a boolean parameter takes and a number refuses (pydantic would read it as 1 s)."""
+    return {k: str(v).lower() if isinstance(v, bool) else v for k, v in values.items()}
 
 
 def _declares(scenario_cls, key: str) -> bool:

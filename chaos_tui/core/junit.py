@@ -76,6 +76,28 @@ def testsuite(
     return suite
 
 
+def unplanned_testsuite(
+    scenario: str, reason: str, started_at: float, hostname: str = "localhost"
+) -> ET.Element:
+    """A suite's run that could not even be planned: one testcase, `plan`, in error (CI must
+    not show a green suite that errored)."""
+    suite = ET.Element(
+        "testsuite",
+        name=scenario,
+        tests="1",
+        failures="0",
+        errors="1",
+        skipped="0",
+        time=_seconds(0.0),
+        timestamp=dt.datetime.fromtimestamp(started_at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        hostname=hostname,
+    )
+    case = _case(f"chaos.{scenario}", "plan", 0.0)
+    ET.SubElement(case, "error", message=reason, type="error").text = reason
+    suite.append(case)
+    return suite
+
+
 def _properties(result: RunResult) -> list[tuple[str, str]]:
     props = [
         ("run_id", result.run_id),

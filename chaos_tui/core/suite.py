@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +32,7 @@ SEVERITY = (
     ExitCode.INTERRUPTED,
     ExitCode.HEAL_FAILED,
 )
+PolicyFor = Callable[[str], RegressionPolicy]  # scenario name -> its regression rule
 MIN_DRIFT_RUNS = 3  # two points make a line through any noise
 
 
@@ -67,6 +70,9 @@ class MetricDrift(BaseModel):
     the last, and whether that is worse by more than the regression rule tolerates."""
 
     scenario: str
+    # The runs' parameters: a trend is drawn across runs alike only (an outage grows with the
+    # hold; a suite running one scenario at three holds is not drifting).
+    parameters: dict[str, ParamValue] = Field(default_factory=dict)
     name: str
     label: str
     unit: str
@@ -125,6 +131,7 @@ def run_record(
 
 def suite_report(
     *,
+    suite_id: str,
     name: str,
     description: str,
     source: str,
@@ -133,7 +140,7 @@ def suite_report(
     runs: list[SuiteRun],
     stopped: str = "",
     interrupted: bool = False,
-    policy: RegressionPolicy | None = None,
+    policy_for: PolicyFor | None = None,
 ) -> SuiteReport:
     """The suite's verdict: the worst run's exit code, or interrupted when a signal (or the
     operator) ended it, unless a heal failed, which says more."""
@@ -142,7 +149,7 @@ def suite_report(
     if interrupted and worst != ExitCode.HEAL_FAILED:
         worst = ExitCode.INTERRUPTED
     return SuiteReport(
-        suite_id=suite_id(name, started_at),
+        suite_id=suite_id,
         suite=name,
         description=description,
         source=source,
@@ -154,7 +161,7 @@ def suite_report(
         exit_code=int(worst),
         stopped=stopped,
         runs=runs,
-        drift=drift(runs, policy),
+        drift=drift(runs, policy_for),
     )
 
 
@@ -192,18 +199,19 @@ def outcome_word(code: ExitCode) -> str:
     return next((word for word, c in OUTCOME_EXIT_CODES.items() if c == code), "error")
 
 
-def drift(runs: list[SuiteRun], policy: RegressionPolicy | None = None) -> list[MetricDrift]:
-    """Per scenario run at least twice, each key figure's trend across its passing runs (a
-    failed run's figures measure something else). Worsening: the fitted change over the runs
-    is worse by more than the regression rule's percentage of the median and by more than its
-    floor, over at least MIN_DRIFT_RUNS runs."""
-    policy = policy or RegressionPolicy()
+def drift(runs: list[SuiteRun], policy_for: PolicyFor | None = None) -> list[MetricDrift]:
+    """Per scenario and parameter set run at least twice, each key figure's trend across its
+    passing runs (a failed run's figures measure something else). Worsening: the fitted
+    change over the runs is worse by more than the regression rule's percentage of the median
+    and by more than its floor, over at least MIN_DRIFT_RUNS runs. The rule is the
+    scenario's (`policy_for`: settings, a scenario file's `regression:`), else the default."""
     out: list[MetricDrift] = []
-    by_scenario: dict[str, list[SuiteRun]] = {}
+    alike: dict[tuple[str, tuple[tuple[str, ParamValue], ...]], list[SuiteRun]] = {}
     for run in runs:
         if run.outcome == "pass":
-            by_scenario.setdefault(run.scenario, []).append(run)
-    for scenario, done in by_scenario.items():
+            key = (run.scenario, tuple(sorted(run.parameters.items())))
+            alike.setdefault(key, []).append(run)
+    for (scenario, _), done in alike.items():
         if len(done) < 2:
             continue
         names = list(dict.fromkeys(name for run in done for name in run.metrics))
@@ -216,6 +224,7 @@ def drift(runs: list[SuiteRun], policy: RegressionPolicy | None = None) -> list[
             slope = _slope(values)
             change = slope * (len(values) - 1)
             worse_by = change if better == "lower" else -change
+            policy = policy_for(scenario) if policy_for is not None else RegressionPolicy()
             pct, floor = policy.rule(unit, better)
             median = abs(statistics.median(values))
             beyond_pct = pct is None or worse_by > median * pct / 100
@@ -223,6 +232,7 @@ def drift(runs: list[SuiteRun], policy: RegressionPolicy | None = None) -> list[
             out.append(
                 MetricDrift(
                     scenario=scenario,
+                    parameters=done[0].parameters,
                     name=name,
                     label=label,
                     unit=unit,
@@ -244,6 +254,7 @@ def _slope(values: list[float]) -> float:
     return sum((i - mx) * (v - my) for i, v in enumerate(values)) / den if den else 0.0
 
 
-def suite_id(name: str, started_at: float) -> str:
+def new_suite_id(name: str, started_at: float) -> str:
+    """When and which, and a random part: two suites of one name may start in one second."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started_at))
-    return f"{stamp}-suite-{name}"
+    return f"{stamp}-suite-{name}-{uuid.uuid4().hex[:6]}"

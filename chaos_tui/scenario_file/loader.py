@@ -376,8 +376,8 @@ def _fields(model: Any) -> list[str]:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
     flat = getattr(model, "FLAT", None)
-    if flat is None:
-        return list(model.model_fields)
+    if flat is None:  # a field's alias is what a file writes (a suite's `for`)
+        return [f.alias or name for name, f in model.model_fields.items()]
     # A plugin action: its own keys and its params' keys are written side by side.
     params = model.model_fields[flat].annotation
     return [f for f in model.model_fields if f != flat] + _fields(params)

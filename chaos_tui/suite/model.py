@@ -31,7 +31,9 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 def parse_duration(value: Any) -> Any:
     """Seconds from a number or from text like `90s`, `10m`, `1h30m`, `500ms`; anything else is
     left for the model to refuse with its own words."""
-    if isinstance(value, bool) or not isinstance(value, str):
+    if isinstance(value, bool):  # YAML's `true` is no number of seconds
+        raise ValueError(f"expected a duration (seconds, or e.g. 90s, 10m), found {value}")
+    if not isinstance(value, str):
         return value
     text = value.strip().replace(" ", "")
     if text and all(c.isdigit() or c == "." for c in text):
@@ -114,6 +116,8 @@ class SuiteFile(Strict):
     def _one_schedule(self) -> SuiteFile:
         if self.every is not None and self.pause != NO_PAUSE:
             raise ValueError("give `pause` (between runs) or `every` (start to start), not both")
+        if self.every is not None and any(step.pause is not None for step in self.runs):
+            raise ValueError("a step's `pause` goes with the suite's `pause`, not with `every`")
         return self
 
     @property

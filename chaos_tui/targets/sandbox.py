@@ -88,7 +88,7 @@ class SandboxTarget(PlatformTarget):
         """Start the services of this profile (all when None) and the fault agent; the mesh
         also needs its link proxies, which live in the agent."""
         profiles = None if profile is None else [profile]
-        self._downs_seen = await asyncio.to_thread(self.sandbox.downs)
+        self._downs_seen = await asyncio.to_thread(self._downs)
         await asyncio.to_thread(self._join, profiles or list(PROFILES))
         # Profiles whose services dial the agent's proxies get them first: a mirror whose
         # origin is unreachable when sea-b starts backs off for a minute or more, and the job
@@ -215,19 +215,33 @@ class SandboxTarget(PlatformTarget):
 
     # -- `sandbox down` under a run ---------------------------------------------------------
 
+    def _downs(self) -> int | None:
+        """How many `chaos-tui sandbox down`s have begun in this state dir (None: unknown)."""
+        try:
+            return self.sandbox.downs()
+        except SandboxError:
+            return None
+
     def taken_down(self) -> bool:
-        """`chaos-tui sandbox down` began since this target ensured its services."""
+        """`chaos-tui sandbox down` began since this target last ensured its services (a
+        fault's heal asks: the agent that held its lease is gone)."""
         if self._downs_seen is None:
             return False
-        try:
-            return self.sandbox.downs() != self._downs_seen
-        except SandboxError:
-            return False
+        now = self._downs()
+        return now is not None and now != self._downs_seen
 
     async def wait_gone(self) -> str:
-        while not await asyncio.to_thread(self.taken_down):
+        """Returns once a `sandbox down` begins after this call: the runner calls it as its
+        run starts, so each run counts from its own start. (One target serves a console's or
+        a suite's many runs: a down under an earlier run is not this run's.)"""
+        seen = await asyncio.to_thread(self._downs)
+        while True:
+            now = await asyncio.to_thread(self._downs)
+            if seen is None:
+                seen = now
+            elif now is not None and now != seen:
+                return TAKEN_DOWN
             await asyncio.sleep(GONE_POLL_S)
-        return TAKEN_DOWN
 
     def versions(self, profile: str | None = None) -> dict[str, str]:
         return sandbox_versions(profile)
