@@ -35,7 +35,7 @@ from chaos_tui.session import RunSession
 from chaos_tui.signals import say
 from chaos_tui.suite.schedule import NextRun
 from chaos_tui.suite_book import SuiteBook, report_json, save_report
-from chaos_tui.suite_view import drift_lines, suite_table, verdict_line
+from chaos_tui.suite_view import drift_lines, suite_table, verdict_line, why_lines
 
 
 class SuiteSession(RunSession):
@@ -234,5 +234,5 @@ def print_table(console: Console, report: SuiteReport) -> None:
     """One row per run, then each repeated scenario's trend, then the suite's verdict."""
     console.print()
     console.print(suite_table(report))
-    for line in [*drift_lines(report), verdict_line(report)]:
+    for line in [*why_lines(report), *drift_lines(report), verdict_line(report)]:
         console.print(line, highlight=False, soft_wrap=True)

@@ -17,23 +17,22 @@ COLOURS = {"pass": "green", "fail": "red", "interrupted": "yellow", "aborted": "
 COLUMNS = ("#", "scenario", "verdict", "recovered in", "duration", "run")
 
 
-def run_cells(run: SuiteRun) -> tuple[str, str, Text, str, str, str]:
-    """A run's row: verdict (a failed heal, regressions and a reason beside it), time to
-    recover, duration, run id."""
+def run_cells(run: SuiteRun, reason: bool = True) -> tuple[str, str, Text, str, str, str]:
+    """A run's row: verdict (a failed heal, regressions and, with `reason`, why it did not
+    pass beside it), time to recover, duration, run id."""
     colour = COLOURS.get(run.outcome, "red")
     verdict = Text(run.outcome.upper(), style=f"bold {colour}")
     if not run.heal_ok:
         verdict.append(" heal FAILED", style="bold red")
     if run.regressions:
         verdict.append(f" (regressed: {', '.join(run.regressions)})")
-    if run.reason and run.outcome != "pass":
+    if reason and run.reason and run.outcome != "pass":
         verdict.append(f"  {run.reason}", style="dim")
-    recovered = run.metrics.get("time_to_recover_s")
     return (
         str(run.index),
         run.scenario,
         verdict,
-        duration_text(recovered.value) if recovered else "-",
+        recovered_text(run),
         duration_text(run.duration_s),
         run.run_id or "-",
     )
@@ -64,14 +63,35 @@ def suite_name(report: SuiteReport) -> str:
     return f"suite {report.suite}"
 
 
+def recovered_text(run: SuiteRun) -> str:
+    """Time to recover; `none` when the recovery probe never failed (the timeline's 0 s is
+    not a recovery, as report.never_failed says), `-` when it was not measured."""
+    recovered = run.metrics.get("time_to_recover_s")
+    if recovered is None:
+        return "-"
+    if recovered.value == 0 and not {"time_to_detect_s", "outage_s"} & run.metrics.keys():
+        return "none"
+    return duration_text(recovered.value)
+
+
 def suite_table(report: SuiteReport) -> Table:
     table = Table(title=suite_name(report), title_justify="left", show_edge=False)
     for name in COLUMNS:
         right = name in ("#", "recovered in", "duration")
         table.add_column(name, justify="right" if right else "left", no_wrap=name != "verdict")
     for run in report.runs:
-        table.add_row(*run_cells(run))
+        table.add_row(*run_cells(run, reason=False))  # said whole below it (why_lines)
     return table
+
+
+def why_lines(report: SuiteReport) -> list[Text]:
+    """`run 1 postgres_restart_outbox: TargetError: ...`: why each run that did not pass,
+    whole, one line each (a table cell would cut it or wrap it over many rows)."""
+    return [
+        Text(f"run {run.index} {run.scenario}: {run.reason}", style="dim")
+        for run in report.runs
+        if run.reason and run.outcome != "pass"
+    ]
 
 
 def drift_lines(report: SuiteReport) -> list[Text]:

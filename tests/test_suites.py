@@ -331,3 +331,20 @@ def test_for_bounds_the_suite_by_time_and_every_counts_start_to_start():
     time.sleep(0.2)
     wait = every.next().wait_s
     assert 9.5 < wait < 9.85
+
+
+def test_the_table_says_none_for_a_probe_that_never_failed_and_why_a_run_did_not_pass():
+    from chaos_tui.core.suite import suite_report
+    from chaos_tui.suite_view import recovered_text, why_lines
+
+    steady = _run("opa_restart", "pass", 0.0)  # recovered "in 0 s": it never failed
+    slow = _run("opa_restart", "pass", 1.5)
+    slow.metrics["outage_s"] = Figure(label="outage", unit="s", better="lower", value=2.0)
+    assert recovered_text(steady) == "none" and recovered_text(slow) == "1.50 s"
+    broken = _run("opa_restart", "error", 0.0, 5)
+    broken.reason = "TargetError: docker: opa of compose project 'x' not running"
+    report = suite_report(
+        suite_id="s", name="s", description="", source="s", target="docker",
+        started_at=0.0, runs=[steady, broken],
+    )  # fmt: skip
+    assert [line.plain for line in why_lines(report)] == [f"run 1 opa_restart: {broken.reason}"]
