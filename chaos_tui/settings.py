@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     invariant_budget_s: float | None = Field(None, gt=0)
     # CHAOS_FILE: a scenario file whose scenarios the console and --headless offer (--file).
     file: Path | None = None
+    # CHAOS_SCENARIO: the scenario (or a,b,c) run when --scenario is not given, as the request's
+    # `CHAOS_SCENARIO=NAME just chaos` has it: --headless runs it, the console opens on it.
+    scenario: str | None = None
     # CHAOS_OTLP_ENDPOINT: each finished run is sent here as OTLP/HTTP JSON (otlp_export.py),
     # a base URL to which /v1/traces and /v1/logs are appended.
     otlp_endpoint: str | None = None

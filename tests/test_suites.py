@@ -348,3 +348,15 @@ def test_the_table_says_none_for_a_probe_that_never_failed_and_why_a_run_did_not
         started_at=0.0, runs=[steady, broken],
     )  # fmt: skip
     assert [line.plain for line in why_lines(report)] == [f"run 1 opa_restart: {broken.reason}"]
+
+
+def test_chaos_scenario_names_the_run_when_no_flag_does(fresh_state_dir):
+    """As the request's `CHAOS_SCENARIO=NAME just chaos` has it; --scenario still wins."""
+    env = env_for(fresh_state_dir, CHAOS_SCENARIO="opa_restart")
+    proc = run_cli(["--dry-run"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("opa_restart on target sandbox")
+    proc = run_cli(["--dry-run", "--scenario", "postgres_restart_outbox"], env)
+    assert proc.stdout.startswith("postgres_restart_outbox on target sandbox")
+    listed = run_cli(["--dry-run"], env_for(fresh_state_dir, CHAOS_SCENARIO="opa_restart,nope"))
+    assert listed.returncode == ExitCode.USAGE and "unknown scenario 'nope'" in listed.stderr

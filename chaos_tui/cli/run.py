@@ -46,6 +46,8 @@ def launch(
         check_not_production(settings)  # first, whatever else was asked
     given_file = file  # --file; a suite's own `file:` comes before CHAOS_FILE
     file = file if file is not None else settings.file
+    if not scenario_name and suite is None and settings.scenario:
+        scenario_name = settings.scenario  # CHAOS_SCENARIO
     names = scenario_names(scenario_name)
     is_suite = suite is not None or len(names) > 1 or repeat is not None
     try:
@@ -55,7 +57,10 @@ def launch(
             raise UsageError("give --suite or --scenario, not both (a suite names its scenarios)")
         if (headless or dry_run) and not scenario_name and suite is None:
             flag = "--headless" if headless else "--dry-run"
-            raise UsageError(f"{flag} needs --scenario NAME or --suite NAME (see `chaos-tui list`)")
+            raise UsageError(
+                f"{flag} needs --scenario NAME (or CHAOS_SCENARIO) or --suite NAME "
+                "(see `chaos-tui list`)"
+            )
         if assignments and not scenario_name and suite is None:
             raise UsageError("--set needs --scenario NAME: parameters belong to a scenario")
         if preset is not None and not scenario_name and suite is None:
