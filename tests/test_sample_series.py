@@ -103,3 +103,26 @@ def test_absolute_indexes_and_values_across_blocks() -> None:
     assert [s.t for s in reversed(series)] == [s.t for s in reversed(kept)]
     assert [s.t for s in series.since(total - 2.5)] == [total - 2.0, total - 1.0]
     assert series.recent(3) == kept[-3:]
+
+
+def test_a_value_that_stays_one_number_needs_no_column() -> None:
+    """An HTTP probe's status code (200, 200, ...) is kept once a block; the first value that
+    differs gives the block its column, and every value still reads back exactly."""
+    series = SampleSeries("p", maxlen=10 * BLOCK)
+    for i in range(BLOCK + 10):
+        series.append(sample(float(i), value=200.0))
+    assert all(b.value is None for b in series._blocks)
+    assert series.nbytes == 2 * 17 * BLOCK
+    series.append(sample(2000.0, ok=False, latency_ms=None, value=None, error="refused"))
+    series.append(sample(2001.0, value=503.0))
+    series.append(sample(2002.0, value=-0.0))
+    series.append(sample(2003.0, value=0.0))
+    assert series._blocks[0].value is None and series._blocks[1].value is not None
+    tail = series.recent(14)
+    assert [s.value for s in tail] == [200.0] * 10 + [None, 503.0, 0.0, 0.0]
+    assert [str(s.value) for s in tail[-2:]] == ["-0.0", "0.0"]  # a zero keeps its sign
+    assert all(s.value == 200.0 for s in list(series)[: BLOCK + 10])
+    zeros = SampleSeries("p", maxlen=BLOCK)
+    zeros.append(sample(0.0, value=-0.0))
+    zeros.append(sample(1.0, value=0.0))
+    assert [str(s.value) for s in zeros] == ["-0.0", "0.0"]

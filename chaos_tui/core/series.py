@@ -2,15 +2,16 @@
 
 A ProbeSample object with its two floats takes about 130 bytes; eight probes at 10 Hz are
 288,000 samples an hour, some 37 MB. Here a sample is 17 bytes in typed columns (its time and
-latency as doubles, one byte of flags), 8 more for its value where the probe reads one, plus
-its error text when it failed; a ProbeSample is made again when it is read.
+latency as doubles, one byte of flags), 8 more for its value where a probe's values vary,
+plus its error text when it failed; a ProbeSample is made again when it is read.
 
 The columns are cut into blocks of BLOCK samples, each allocated once at its full size. One
 column that grows by reallocation leaves a trail of freed, ever smaller buffers behind it in
 the C heap; with a few dozen columns growing side by side, the process's memory grew about
 1.7 times what the samples take (benchmarks/soak.py: 12.5 MB an hour headless for 7.2 MB of
 samples). Blocks of one size, freed and taken again, leave no such trail. A block gets its
-value column only when one of its samples has a value (an HTTP or TCP probe never does).
+value column only when its samples' values differ: a TCP probe has none, and an HTTP
+probe's status or the agent's lease count is mostly one number a block long, kept once.
 
 Capped like a deque with `maxlen`: past the cap the oldest tenth is dropped at once; a block
 is freed once none of its samples is kept.
@@ -20,21 +21,24 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
+from math import copysign
 
 from chaos_tui.core.model import ProbeSample
 
 OK, HAS_LATENCY, HAS_VALUE = 1, 2, 4
-BLOCK = 1024  # samples a block: 100 s of a probe at 10 Hz, 17 KB (25 with values)
+BLOCK = 1024  # samples a block: 100 s of a probe at 10 Hz, 17 KB (25 with values that vary)
 _ZEROS = array("d", [0.0]) * BLOCK  # copied for each new column: one exact allocation
 
 
 class _Block:
-    __slots__ = ("flags", "latency", "t", "value")
+    __slots__ = ("flags", "latency", "same", "t", "value")
 
     def __init__(self) -> None:
         self.t = array("d", _ZEROS)
         self.latency = array("d", _ZEROS)
-        self.value: array[float] | None = None  # made with the block's first value
+        # Every value of the block while they are all one (`same`); a column once they differ.
+        self.same: float | None = None
+        self.value: array[float] | None = None
         self.flags = bytearray(BLOCK)
 
 
@@ -65,9 +69,14 @@ class SampleSeries:
             block.latency[at] = sample.latency_ms
         if sample.value is not None:
             flags |= HAS_VALUE
-            if block.value is None:
-                block.value = array("d", _ZEROS)
-            block.value[at] = sample.value
+            value = sample.value
+            if block.value is not None:
+                block.value[at] = value
+            elif block.same is None:
+                block.same = value
+            elif not _identical(block.same, value):
+                block.value = array("d", [block.same]) * BLOCK
+                block.value[at] = value
         block.flags[at] = flags
         if sample.error is not None:
             self._errors[i] = sample.error
@@ -96,13 +105,15 @@ class SampleSeries:
     def _sample(self, i: int) -> ProbeSample:
         block, at = self._blocks[(i - self._base) // BLOCK], i % BLOCK
         flags = block.flags[at]
-        value = block.value
+        value = None
+        if flags & HAS_VALUE:
+            value = block.same if block.value is None else block.value[at]
         return ProbeSample(
             self.probe,
             block.t[at],
             bool(flags & OK),
             block.latency[at] if flags & HAS_LATENCY else None,
-            value[at] if value is not None and flags & HAS_VALUE else None,
+            value,
             self._errors.get(i),
         )
 
@@ -157,3 +168,8 @@ class SampleSeries:
         columns = sum(len(b.t) + len(b.latency) for b in self._blocks)
         values = sum(len(b.value) for b in self._blocks if b.value is not None)
         return 8 * (columns + values) + sum(len(b.flags) for b in self._blocks)
+
+
+def _identical(a: float, b: float) -> bool:
+    """The same number, to the sign of a zero (a NaN is never the same: it gets its column)."""
+    return a == b and copysign(1.0, a) == copysign(1.0, b)
