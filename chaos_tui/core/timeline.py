@@ -16,7 +16,8 @@ from chaos_tui.core.recovery_watch import RecoveryWatch, first_heal_start
 from chaos_tui.core.series import SampleSeries
 
 # 10 Hz for three hours per probe; older samples fall off rather than grow without bound.
-# Held compactly (core/series.py): about 25 bytes a sample, 2.6 MB for a probe's three hours.
+# Held compactly (core/series.py): 17 bytes a sample (25 with a value), 1.8 MB for a probe's
+# three hours without values.
 MAX_SAMPLES_PER_PROBE = 108_000
 
 
