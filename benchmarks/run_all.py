@@ -6,10 +6,11 @@ Each benchmark runs as a process of its own (its own temporary state directory, 
 starts stopped at its end) and writes its JSON to benchmarks/results/NAME.json; the summary
 (default benchmarks/results/summary.json) gathers their "figures". A benchmark left out with
 --skip or --only still shows in the summary with the figures of its last saved result, marked
-as such, so the table is always whole. The soak takes over 20 minutes: `--skip soak` for a
-quick pass. Benchmarks run with Python's bytecode cache written (PYTHONDONTWRITEBYTECODE is
-dropped from their environment): a real install has its .pyc files, and without them every
-process the benchmarks start compiles the package again, 0.2 s or more of start-up.
+as such, so the table is always whole. The soaks take 20 and 10 minutes: `--skip
+soak,suite_soak` for a quick pass. Benchmarks run with Python's bytecode cache written
+(PYTHONDONTWRITEBYTECODE is dropped from their environment): a real install has its .pyc files,
+and without them every process the benchmarks start compiles the package again, 0.2 s or more
+of start-up.
 Exit 0 when every figure with a goal meets it, 1 when one does not, 2 when a benchmark failed
 to run.
 """
