@@ -20,7 +20,7 @@ from chaos_tui.core.plan import RunPlan, plan_run
 from chaos_tui.core.report import duration_text
 from chaos_tui.core.suite import SuiteReport
 from chaos_tui.suite.schedule import NextRun
-from chaos_tui.suite_book import SuiteBook, save_report
+from chaos_tui.suite_book import SuiteBook, lock_profiles, save_report
 from chaos_tui.suite_view import describe
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class ConsoleSuite:
             self.app.notify("cancelled: nothing was injected")
             return
         try:  # as headless: no other run of these profiles between the suite's runs
-            self._lock_profiles()
+            self._locks = lock_profiles(self.app.settings.state_dir, self.steps, self.name)
         except (OSError, UsageError) as exc:  # RunBusy (a UsageError) names the holder
             self.app.notify(str(exc), title="refused: nothing injected", severity="error")
             return
@@ -90,18 +90,6 @@ class ConsoleSuite:
             self.suite, self.steps, self.app.target.name, policy_for=self.app.saver.policy_for
         )
         self.next()
-
-    def _lock_profiles(self) -> None:
-        from chaos_tui.sandbox.usage import RunLock
-
-        try:
-            for profile in dict.fromkeys(step.scenario_cls.profile for step in self.steps):
-                lock = RunLock(self.app.settings.state_dir, profile)
-                lock.acquire(f"suite {self.name}")
-                self._locks.append(lock)
-        except (OSError, UsageError):
-            self._release()
-            raise
 
     def _release(self) -> None:
         for lock in self._locks:
@@ -140,16 +128,11 @@ class ConsoleSuite:
             book.stop("the console refused the next run")
             self.finish()
             return
-        step = self.steps[following.step]
-        try:  # planned again: the target may have changed since the confirmation
-            plan = self._plan(step)
-        except Exception as exc:
-            book.schedule.starting(following)
-            book.add_unplanned(following, str(exc))
-            self.app.notify(f"{step.scenario_cls.name}: {exc}", severity="error", timeout=10)
+        plan = book.start(following, self.app.target)
+        if plan is None:  # recorded, and the suite ends: its report says why
+            self.app.notify(book.records[-1].reason, severity="error", timeout=10)
             self.next()
             return
-        book.schedule.starting(following)
         self.app.action_back_to_picker()  # the last report goes: a soak must not pile them up
         self.app.start_planned(plan, None, progress=f"{self.name} {book.progress(following)}")
 

@@ -7,8 +7,10 @@ No Textual anywhere in here; CI imports only this and the core.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -182,14 +184,21 @@ def run_headless(
             if junit is not None:
                 _write_junit(result, junit, console, fail_on_regression)
 
-    # What start-up made (modules, settings, the scenario, its probes) lives as long as the
-    # run: out of the garbage collector's sight meanwhile. Its full passes would otherwise walk
-    # all of it every few seconds while probes sample, a 40-100 ms stall each time at 100
-    # probes. Given back afterwards, so a caller that runs again in this process loses nothing.
+    with start_up_frozen():
+        return session.run(body, after)
+
+
+@contextlib.contextmanager
+def start_up_frozen() -> Iterator[None]:
+    """What start-up made (modules, settings, the scenario, its probes) lives as long as the
+    run: out of the garbage collector's sight meanwhile. Its full passes would otherwise walk
+    all of it every few seconds while probes sample, a 40-100 ms stall each time at 100
+    probes. Given back afterwards, so a caller that runs again in this process (a suite's
+    next run) loses nothing."""
     gc.collect()
     gc.freeze()
     try:
-        return session.run(body, after)
+        yield
     finally:
         gc.unfreeze()
 

@@ -14,7 +14,6 @@ No Textual anywhere in here.
 from __future__ import annotations
 
 import asyncio
-import gc
 import sys
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from chaos_tui import status_line
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.core.model import RunResult
-from chaos_tui.core.plan import plan_run
 from chaos_tui.core.regression import RegressionPolicy
 from chaos_tui.core.report import duration_text
 from chaos_tui.core.runner import Run, RunOptions
 from chaos_tui.core.suite import SuiteReport
-from chaos_tui.headless import Progress, _is_terminal, print_summary
+from chaos_tui.headless import Progress, _is_terminal, print_summary, start_up_frozen
 from chaos_tui.otlp_export import RunExporter
 from chaos_tui.session import RunSession
 from chaos_tui.signals import say
@@ -51,7 +49,7 @@ class SuiteRunner:
     """Runs the steps as the book's schedule says (suite/schedule.py), one after another."""
 
     def __init__(self, book: SuiteBook, target, options: RunOptions, session, console):
-        self.book, self.spec, self.steps = book, book.spec, book.steps
+        self.book, self.spec = book, book.spec
         self.target, self.options = target, options
         self.session, self.console = session, console
         self.junit_suites: list = []  # <testsuite> elements, when --junit asked for them
@@ -76,7 +74,6 @@ class SuiteRunner:
                 return
             if self.interrupted or not schedule.time_left():
                 return
-            schedule.starting(following)
             await self._run_step(following)
 
     async def _pause(self, seconds: float) -> bool:
@@ -93,15 +90,13 @@ class SuiteRunner:
         return not self.interrupted
 
     async def _run_step(self, following: NextRun) -> None:
-        step = self.steps[following.step]
-        name = step.scenario_cls.name
+        name = self.book.step_name(following)
         self.console.rule(
             f"[bold]{self.spec.name}[/bold]: {self.book.progress(following)}, {name}", style="dim"
         )
-        try:  # planned fine at the start; planned again, as the target may have changed since
-            plan = plan_run(step.scenario_cls(step.params), self.target)
-        except Exception as exc:
-            record = self.book.add_unplanned(following, str(exc))
+        plan = self.book.start(following, self.target)
+        if plan is None:  # recorded, and the suite ends: the table says why
+            record = self.book.records[-1]
             self.console.print(f"ERROR {name}: {record.reason}", highlight=False, markup=False)
             if self.keep_junit:
                 from chaos_tui.core.junit import unplanned_testsuite
@@ -111,16 +106,12 @@ class SuiteRunner:
             return
         narrate = Progress(self.console)
         run = Run(plan, self.target, narrate, self.options)
-        gc.collect()  # see headless.run_headless: start-up's objects out of the collector's way
-        gc.freeze()
-        try:
+        with start_up_frozen():
             self._current = asyncio.ensure_future(run.execute())
             try:
                 result: RunResult = await self._current
             finally:
                 self._current = None
-        finally:
-            gc.unfreeze()
         narrate.flush()
         saved = self.session.save(result)
         self.session.export(result)
@@ -214,7 +205,7 @@ def _deliver(
     print_table(console, report)
     text = report_json(report)
     try:
-        saved = save_report(report, state_dir)
+        saved = save_report(report, state_dir, text)
         console.print(f"suite result saved to {saved}", highlight=False, soft_wrap=True)
     except OSError as exc:
         console.print(f"[yellow]could not save the suite result in {state_dir}: {exc}[/yellow]")

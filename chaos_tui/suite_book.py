@@ -9,6 +9,7 @@ from pathlib import Path
 from chaos_tui.core.exit_codes import ExitCode
 from chaos_tui.core.journal import write_atomic
 from chaos_tui.core.model import RunResult
+from chaos_tui.core.plan import RunPlan, plan_run
 from chaos_tui.core.suite import (
     PolicyFor,
     SuiteReport,
@@ -18,6 +19,7 @@ from chaos_tui.core.suite import (
     suite_report,
     unplanned_record,
 )
+from chaos_tui.sandbox.usage import RunLock
 from chaos_tui.session import exit_code_for, regressed
 from chaos_tui.suite.schedule import NextRun, Schedule
 
@@ -66,6 +68,18 @@ class SuiteBook:
         self.schedule.ended(code, following.index)
         return code
 
+    def start(self, following: NextRun, target) -> RunPlan | None:
+        """The next run begins: planned again (the target may have changed since the suite
+        was planned and confirmed), or, when it cannot be, recorded as such (which ends the
+        suite) and None."""
+        self.schedule.starting(following)
+        step = self.steps[following.step]
+        try:
+            return plan_run(step.scenario_cls(step.params), target)
+        except Exception as exc:
+            self.add_unplanned(following, str(exc))
+            return None
+
     def add_unplanned(self, following: NextRun, reason: str) -> SuiteRun:
         record = unplanned_record(
             self.step_name(following),
@@ -104,10 +118,27 @@ def report_json(report: SuiteReport) -> str:
     return report.model_dump_json(indent=2) + "\n"
 
 
-def save_report(report: SuiteReport, state_dir: Path) -> Path:
-    """The combined JSON under `suites/` in the state directory (an OSError if it cannot be
-    written)."""
+def save_report(report: SuiteReport, state_dir: Path, text: str | None = None) -> Path:
+    """The combined JSON (`text`, when the caller has it already) under `suites/` in the
+    state directory (an OSError if it cannot be written)."""
     saved = Path(state_dir) / "suites" / f"{report.suite_id}.json"
     saved.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    write_atomic(saved, report_json(report))
+    write_atomic(saved, text if text is not None else report_json(report))
     return saved
+
+
+def lock_profiles(state_dir: Path, steps, name: str) -> list[RunLock]:
+    """One run lock per profile of the suite's steps, held until each is released: no other
+    run of them sneaks in between the suite's runs. RunBusy (naming the holder) or an
+    OSError, and then none is held."""
+    locks: list[RunLock] = []
+    try:
+        for profile in dict.fromkeys(step.scenario_cls.profile for step in steps):
+            lock = RunLock(Path(state_dir), profile)
+            lock.acquire(f"suite {name}")
+            locks.append(lock)
+    except BaseException:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks

@@ -594,23 +594,19 @@ def test_openobserve_stall_says_the_test_bed_collector_gives_no_evidence(stack):
 
 def _events(container: str, since: float) -> str:
     """The Engine's events on this container since then: `action signal` per line."""
-    out = subprocess.run(
-        [
-            "docker",
-            "events",
-            "--since",
-            f"{since:.3f}",
-            "--until",
-            f"{time.time():.3f}",
-            "--filter",
-            f"container={container}",
-            "--format",
-            '{{.Action}} {{index .Actor.Attributes "signal"}}',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    return _engine_events(
+        since,
+        [f"container={container}"],
+        '{{.Action}} {{index .Actor.Attributes "signal"}}',
     )
+
+
+def _engine_events(since: float, filters: list[str], form: str) -> str:
+    """`docker events` from `since` to now, filtered, one line each in `form`."""
+    args = ["docker", "events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}"]
+    for f in filters:
+        args += ["--filter", f]
+    out = subprocess.run([*args, "--format", form], capture_output=True, text=True, timeout=30)
     return out.stdout
 
 
@@ -723,25 +719,6 @@ def _state(service: str) -> str:
 
 def _sidecars_created_since(since: float) -> list[dict]:
     """The labels of every sidecar created since then, from the Engine's event log."""
-    out = subprocess.run(
-        [
-            "docker",
-            "events",
-            "--since",
-            f"{since:.3f}",
-            "--until",
-            f"{time.time():.3f}",
-            "--filter",
-            "type=container",
-            "--filter",
-            "event=create",
-            "--filter",
-            "label=chaos-tui.sidecar",
-            "--format",
-            "{{json .Actor.Attributes}}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    filters = ["type=container", "event=create", "label=chaos-tui.sidecar"]
+    out = _engine_events(since, filters, "{{json .Actor.Attributes}}")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]

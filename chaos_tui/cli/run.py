@@ -73,34 +73,26 @@ def launch(
             headless, dry_run, rate_hz, invariant_budget, output, junit, export_dir, as_json,
             fail_on_regression,
         )  # fmt: skip
-        if is_suite and not (headless or dry_run):  # the console, with the suite queued
-            from chaos_tui.cli.suite import prepare_suite
+        if is_suite:
+            from chaos_tui.cli.suite import launch_suite, prepare_suite
 
-            suite, steps, target_name = prepare_suite(
+            prepared = prepare_suite(
                 names, suite, given_file, target_name, assignments, preset, repeat,
                 stop_on_failure, settings.file,
             )  # fmt: skip
             options = _run_options(settings, rate_hz, invariant_budget)
-            return run_console(
-                settings, target_name, None, None, options, enable_chaos, keep_sandbox,
-                {}, export_dir, suite=(suite, steps),
-            )  # fmt: skip
-        if is_suite:
-            from chaos_tui.cli.suite import launch_suite
-
+            if not (headless or dry_run):  # the console, with the suite queued
+                suite, steps, target_name = prepared
+                return run_console(
+                    settings, target_name, None, None, options, enable_chaos, keep_sandbox,
+                    {}, export_dir, suite=(suite, steps),
+                )  # fmt: skip
             return launch_suite(
                 settings,
-                names=names,
-                suite_name=suite,
-                file=given_file,
-                target_name=target_name,
-                assignments=assignments,
-                preset=preset,
-                repeat=repeat,
-                stop_on_failure=stop_on_failure,
+                *prepared,
                 dry_run=dry_run,
                 enable_chaos=enable_chaos,
-                options=_run_options(settings, rate_hz, invariant_budget),
+                options=options,
                 output=output,
                 as_json=as_json,
                 junit=junit,

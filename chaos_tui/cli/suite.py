@@ -22,15 +22,10 @@ class SuiteStep:
 
 def launch_suite(
     settings,
+    suite,
+    steps: list[SuiteStep],
+    target_name: str,
     *,
-    names: list[str],
-    suite_name: str | None,
-    file,
-    target_name: str | None,
-    assignments: tuple[str, ...],
-    preset: str | None,
-    repeat: int | None,
-    stop_on_failure: bool,
     dry_run: bool,
     enable_chaos: bool,
     options,
@@ -40,12 +35,9 @@ def launch_suite(
     keep_sandbox: bool,
     fail_on_regression: bool,
 ) -> int:
+    """A suite `prepare_suite` made: dry-run, or headless (every step planned first)."""
     from chaos_tui.core.guard import check_enabled
 
-    suite, steps, target_name = prepare_suite(
-        names, suite_name, file, target_name, assignments, preset, repeat, stop_on_failure,
-        settings.file,
-    )  # fmt: skip
     _check_outputs(suite, output, junit)
     from chaos_tui.core.plan import plan_run
     from chaos_tui.targets import make_target
@@ -64,7 +56,12 @@ def launch_suite(
         return 0
     check_enabled(target.name, target.is_sandbox, settings.enabled or enable_chaos)
     # Held until the suite ends: no other run of these profiles sneaks in between its runs.
-    locks = _lock_profiles(settings, steps, suite.name)
+    from chaos_tui.suite_book import lock_profiles
+
+    try:
+        locks = lock_profiles(settings.state_dir, steps, suite.name)  # RunBusy: exit 2
+    except OSError as exc:
+        raise UsageError(f"cannot lock {settings.state_dir} for this suite: {exc}") from None
     for step in steps:  # each planned once now: a name that resolves to nothing is refused
         plan_run(step.scenario_cls(step.params), target)
 
@@ -188,17 +185,3 @@ def _declares(scenario_cls, key: str) -> bool:
 
     fields = scenario_cls.Params.model_fields
     return key in fields or (key in HOLD_NAMES and "hold_s" in fields)
-
-
-def _lock_profiles(settings, steps: list[SuiteStep], name: str) -> list:
-    from chaos_tui.sandbox.usage import RunLock
-
-    locks = []
-    for profile in dict.fromkeys(step.scenario_cls.profile for step in steps):
-        lock = RunLock(Path(settings.state_dir), profile)
-        try:
-            lock.acquire(f"suite {name}")  # RunBusy is a UsageError: exit 2
-        except OSError as exc:
-            raise UsageError(f"cannot lock {settings.state_dir} for this suite: {exc}") from None
-        locks.append(lock)
-    return locks

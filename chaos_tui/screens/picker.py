@@ -166,21 +166,24 @@ class PickerScreen(Screen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one(DataTable).focus()
 
-    def action_open(self) -> None:
+    def highlighted(self) -> str | None:
+        """The scenario under the cursor (every row is added with its name as key)."""
         table = self.query_one(DataTable)
-        if table.row_count:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            if key is not None:  # every row is added with its scenario's name as key
-                self.chaos.open_detail(key)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def action_open(self) -> None:
+        name = self.highlighted()
+        if name is not None:
+            self.chaos.open_detail(name)
 
     def action_queue(self) -> None:
-        table = self.query_one(DataTable)
-        if table.row_count:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            if key is not None:
-                self.chaos.toggle_queued(key)
-                self.show_queue()
-                self.refill()
+        name = self.highlighted()
+        if name is not None:
+            self.chaos.toggle_queued(name)
+            self.show_queue()
+            self.refill()
 
     def show_queue(self) -> None:
         """The suite the queue makes (or the command line's), under the list: hidden when
@@ -195,11 +198,9 @@ class PickerScreen(Screen):
             box.update(text)
 
     def action_history(self) -> None:
-        table = self.query_one(DataTable)
-        if table.row_count:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            if key is not None:
-                self.chaos.open_history(key)
+        name = self.highlighted()
+        if name is not None:
+            self.chaos.open_history(name)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value
