@@ -65,7 +65,11 @@ class SuiteRunner:
         self.book.stop(f"{name} received")
         say(f"\n{name} received: healing, then ending the suite (no further run starts)")
         if self._current is not None:
-            self._current.cancel()
+            # After the task's first step, not before: a run cancelled before it began would
+            # skip the runner's own handling of the abort (and its result), and the cancel
+            # would escape the suite (as in headless.run_headless). A signal heard just as a
+            # run was created lands here before that run has taken a step.
+            asyncio.get_running_loop().call_soon(self._current.cancel)
 
     async def run(self) -> None:
         schedule = self.book.schedule
@@ -103,6 +107,9 @@ class SuiteRunner:
 
                 suite = unplanned_testsuite(name, record.reason, record.started_at, _host())
                 self._keep_junit(suite, following)
+            return
+        await asyncio.sleep(0)  # a signal heard while this one was planned: no run starts
+        if self.interrupted:
             return
         narrate = Progress(self.console)
         run = Run(plan, self.target, narrate, self.options)
